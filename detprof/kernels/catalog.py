@@ -1,0 +1,76 @@
+"""The kernel catalog: kernel-name patterns -> category and whether the algorithm is nondeterministic.
+
+The data lives in ``kernels_db/kernel_catalog.csv`` (shipped inside the package as well, so an
+installed detprof finds it); this module only reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+CATEGORIES = ("conv forward", "conv data-grad", "conv weight-grad", "conv backward", "gemm", "elementwise",
+              "reduction", "normalization", "pooling", "memory copy/set", "fill", "optimizer", "other")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    pattern: re.Pattern[str]
+    category: str
+    nondeterministic: bool | None
+    note: str
+
+
+class KernelCatalog:
+    """Classifies kernel names; first matching entry wins, unmatched names are ``other``."""
+
+    def __init__(self, entries: list[CatalogEntry]) -> None:
+        self.entries = entries
+        self._cache: dict[str, tuple[str, bool | None]] = {}
+
+    def classify(self, name: str) -> tuple[str, bool | None]:
+        """Return (category, nondeterministic) for a kernel or op name; None means unknown."""
+        hit = self._cache.get(name)
+        if hit is None:
+            hit = ("other", None)
+            for entry in self.entries:
+                if entry.pattern.search(name):
+                    hit = (entry.category, entry.nondeterministic)
+                    break
+            self._cache[name] = hit
+        return hit
+
+
+def parse_catalog(text: str) -> KernelCatalog:
+    """Parse catalog CSV text (``#`` lines are comments). Raises ValueError on a bad row."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    entries = []
+    for number, row in enumerate(csv.DictReader(io.StringIO("\n".join(lines))), start=2):
+        category = row["category"].strip()
+        if category not in CATEGORIES:
+            raise ValueError(f"catalog row {number}: category {category!r} is not one of {', '.join(CATEGORIES)}")
+        flag = (row.get("nondeterministic") or "").strip().lower()
+        if flag not in ("yes", "no", ""):
+            raise ValueError(f"catalog row {number}: nondeterministic must be yes, no or blank, got {flag!r}")
+        entries.append(CatalogEntry(re.compile(row["pattern"], re.IGNORECASE), category,
+                                    None if flag == "" else flag == "yes", (row.get("note") or "").strip()))
+    return KernelCatalog(entries)
+
+
+def catalog_path() -> Path:
+    """Path of the catalog CSV: the repository's ``kernels_db/`` or the copy packaged with detprof."""
+    repo_copy = Path(__file__).resolve().parents[2] / "kernels_db" / "kernel_catalog.csv"
+    if repo_copy.exists():
+        return repo_copy
+    return Path(str(resources.files("detprof") / "data" / "kernel_catalog.csv"))
+
+
+@lru_cache(maxsize=4)
+def load_catalog(path: str | None = None) -> KernelCatalog:
+    """Load (and cache) the kernel catalog from ``path`` or the default location."""
+    return parse_catalog(Path(path or catalog_path()).read_text())

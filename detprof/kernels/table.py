@@ -1,0 +1,103 @@
+"""Per-kernel tables: aggregate activities by name, Top-N with an "others" row, and diffs between modes.
+
+All times in these tables are microseconds (columns end in ``_us``); ``share`` is a fraction of
+the table's total (0..1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from detprof.kernels.catalog import KernelCatalog, load_catalog
+
+KERNEL_COLUMNS = ["name", "category", "nondeterministic", "calls", "total_us", "share", "mean_us",
+                  "median_us", "min_us", "max_us", "std_us"]
+OTHERS = "(others)"
+
+
+def kernel_table(events: pd.DataFrame, catalog: KernelCatalog | None = None) -> pd.DataFrame:
+    """One row per kernel name, sorted by total time (µs) descending.
+
+    ``events`` needs columns ``name`` and ``dur_us``. ``std_us`` is the population standard
+    deviation (0 for a kernel called once).
+    """
+    catalog = catalog or load_catalog()
+    if events.empty:
+        return pd.DataFrame(columns=KERNEL_COLUMNS)
+    grouped = events.groupby("name", sort=False)["dur_us"]
+    table = grouped.agg(calls="count", total_us="sum", mean_us="mean", median_us="median",
+                        min_us="min", max_us="max", std_us=lambda s: float(np.std(s.to_numpy())))
+    table = table.reset_index()
+    classes = [catalog.classify(name) for name in table["name"]]
+    table["category"] = [c for c, _ in classes]
+    table["nondeterministic"] = [n for _, n in classes]
+    total = float(table["total_us"].sum())
+    table["share"] = table["total_us"] / total if total > 0 else 0.0
+    table["calls"] = table["calls"].astype(int)
+    table = table.sort_values(["total_us", "name"], ascending=[False, True]).reset_index(drop=True)
+    return table[KERNEL_COLUMNS]
+
+
+def top_kernels(table: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The ``top`` rows by total time plus one ``(others)`` row for the rest (when there is a rest).
+
+    The others row sums calls, total and share; its mean is total/calls, its min/max span the
+    rest, and median/std are NaN (they do not combine).
+    """
+    if top <= 0 or len(table) <= top:
+        return table.reset_index(drop=True)
+    head, rest = table.iloc[:top], table.iloc[top:]
+    calls = int(rest["calls"].sum())
+    others = {
+        "name": OTHERS, "category": "", "nondeterministic": None, "calls": calls,
+        "total_us": float(rest["total_us"].sum()), "share": float(rest["share"].sum()),
+        "mean_us": float(rest["total_us"].sum()) / calls if calls else 0.0, "median_us": np.nan,
+        "min_us": float(rest["min_us"].min()), "max_us": float(rest["max_us"].max()), "std_us": np.nan,
+    }
+    return pd.concat([head, pd.DataFrame([others])], ignore_index=True)[KERNEL_COLUMNS]
+
+
+def category_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Total time (µs), calls and share per category, largest first."""
+    if table.empty:
+        return pd.DataFrame(columns=["category", "calls", "total_us", "share"])
+    grouped = table.groupby("category", as_index=False)[["calls", "total_us", "share"]].sum()
+    return grouped.sort_values("total_us", ascending=False).reset_index(drop=True)
+
+
+def diff_tables(baseline: pd.DataFrame, treatment: pd.DataFrame) -> pd.DataFrame:
+    """Compare two kernel tables: one row per kernel in either, sorted by |change in total µs|.
+
+    ``status`` is ``added`` (only in treatment), ``removed`` (only in baseline) or ``changed``.
+    ``delta_us`` = treatment total - baseline total; shares are fractions of each side's total.
+    """
+    left = baseline[["name", "category", "calls", "total_us", "share"]]
+    right = treatment[["name", "category", "calls", "total_us", "share"]]
+    merged = left.merge(right, on="name", how="outer", suffixes=("_a", "_b"), indicator=True)
+    merged["category"] = merged["category_b"].fillna(merged["category_a"])
+    merged["status"] = merged["_merge"].map({"left_only": "removed", "right_only": "added", "both": "changed"})
+    for column in ("calls_a", "calls_b"):
+        merged[column] = merged[column].fillna(0).astype(int)
+    for column in ("total_us_a", "total_us_b", "share_a", "share_b"):
+        merged[column] = merged[column].fillna(0.0).astype(float)
+    merged["delta_us"] = merged["total_us_b"] - merged["total_us_a"]
+    merged["status"] = merged["status"].astype(str)
+    merged = merged.assign(order=merged["delta_us"].abs()).sort_values(["order", "name"], ascending=[False, True])
+    return merged[["name", "category", "status", "calls_a", "calls_b", "total_us_a", "total_us_b", "delta_us",
+                   "share_a", "share_b"]].reset_index(drop=True)
+
+
+def short_name(name: str, width: int = 80) -> str:
+    """A readable form of a demangled kernel name: no ``void``, no argument list, cut to ``width``."""
+    text = name[5:] if name.startswith("void ") else name
+    depth = 0
+    for index, char in enumerate(text):  # drop the parameter list: the first '(' outside templates
+        if char == "<":
+            depth += 1
+        elif char == ">":
+            depth = max(depth - 1, 0)
+        elif char == "(" and depth == 0 and index > 0:
+            text = text[:index]
+            break
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,130 @@
+"""Determinism modes: named sets of toggles, each toggle separately addressable.
+
+A mode is applied in two places, because some switches must exist before CUDA starts:
+``environment_for`` gives the environment a fresh worker process is started with, and
+``apply_toggles`` sets the framework flags inside that process before any model touches the device.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+
+# cuBLAS needs a fixed workspace to pick reproducible reduction orders (PyTorch's reproducibility notes).
+DETERMINISTIC_CUBLAS_WORKSPACE = ":4096:8"
+
+
+class UnknownModeError(ValueError):
+    """Raised for a mode name that is not defined."""
+
+
+@dataclass(frozen=True)
+class Toggles:
+    """The individual switches that make PyTorch training (non-)deterministic."""
+
+    deterministic_algorithms: bool = False  # torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn_deterministic: bool = False  # torch.backends.cudnn.deterministic
+    cudnn_benchmark: bool = True  # torch.backends.cudnn.benchmark (autotuning)
+    cublas_workspace_config: str | None = None  # CUBLAS_WORKSPACE_CONFIG, set before CUDA starts
+
+    def as_dict(self) -> dict[str, bool | str | None]:
+        """The toggles as a plain dict (what is stored with every run)."""
+        return asdict(self)
+
+    @property
+    def fully_deterministic_request(self) -> bool:
+        """True when every toggle asks for determinism."""
+        return (self.deterministic_algorithms and self.cudnn_deterministic and not self.cudnn_benchmark
+                and self.cublas_workspace_config is not None)
+
+
+MODES: dict[str, Toggles] = {
+    # The framework's fast setting: autotuning on, nothing forced.
+    "default": Toggles(),
+    # Everything PyTorch offers for reproducibility.
+    "deterministic": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=False,
+                             cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
+    # One toggle at a time, for ablation.
+    "no-benchmark": Toggles(cudnn_benchmark=False),
+    "cudnn-deterministic": Toggles(cudnn_deterministic=True, cudnn_benchmark=False),
+    "torch-deterministic": Toggles(deterministic_algorithms=True,
+                                   cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
+}
+
+TOGGLE_NAMES = tuple(f.name for f in fields(Toggles))
+
+
+def toggles_for(mode: str) -> Toggles:
+    """Return the Toggles of a named mode; raises UnknownModeError naming the accepted modes."""
+    if mode not in MODES:
+        raise UnknownModeError(f"unknown mode {mode!r}; accepted: {', '.join(MODES)}")
+    return MODES[mode]
+
+
+def parse_modes(text: str) -> list[str]:
+    """Parse ``"A,B"`` into exactly two known mode names (``default,default`` is allowed: the A/A test)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if len(names) != 2:
+        raise UnknownModeError(f"--modes takes two modes as A,B (got {text!r}); accepted modes: {', '.join(MODES)}")
+    for name in names:
+        toggles_for(name)
+    return names
+
+
+def environment_for(toggles: Toggles, base: dict[str, str]) -> dict[str, str]:
+    """The environment for a worker process: ``base`` with CUBLAS_WORKSPACE_CONFIG set or removed.
+
+    Removing it matters as much as setting it: a user's shell setting must not leak into the
+    default mode and make it quietly deterministic.
+    """
+    env = dict(base)
+    env.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    if toggles.cublas_workspace_config is not None:
+        env["CUBLAS_WORKSPACE_CONFIG"] = toggles.cublas_workspace_config
+    # NVML and CUDA must number the GPUs the same way, or we would sample the wrong one.
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return env
+
+
+def apply_toggles(toggles: Toggles) -> dict[str, object]:
+    """Set the framework flags in this process; returns what torch now reports.
+
+    ``use_deterministic_algorithms`` is set with ``warn_only=True`` so that an op without a
+    deterministic implementation is reported (see ``capture_nondeterministic_ops``) instead of
+    crashing the measurement.
+    """
+    import torch
+
+    torch.use_deterministic_algorithms(toggles.deterministic_algorithms, warn_only=True)
+    torch.backends.cudnn.deterministic = toggles.cudnn_deterministic
+    torch.backends.cudnn.benchmark = toggles.cudnn_benchmark
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
+
+
+_NONDETERMINISTIC_WARNING = re.compile(r"^(\S+) does not have a deterministic implementation")
+
+
+@contextmanager
+def capture_nondeterministic_ops() -> Iterator[set[str]]:
+    """Collect the names of ops that warned they have no deterministic implementation.
+
+    Yields a set that is filled as the body runs; other warnings pass through untouched.
+    """
+    found: set[str] = set()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield found
+    for warning in caught:
+        match = _NONDETERMINISTIC_WARNING.match(str(warning.message))
+        if match:
+            found.add(match.group(1))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
