@@ -114,7 +114,7 @@ def _matches_alias(alias: str, gpu_name: str) -> bool:
     """
     words = [w for w in re.split(r"[\s_\-]+", gpu_name.lower()) if w]
     wanted = re.sub(r"[\s_\-]", "", alias.lower())
-    pairs = [a + b for a, b in zip(words, words[1:])]
+    pairs = [a + b for a, b in zip(words, words[1:], strict=False)]
     return wanted in words or wanted in pairs
 
 

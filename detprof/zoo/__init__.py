@@ -6,8 +6,8 @@ project (torchvision cannot be installed beside the CPU build of torch on the ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from torch import nn
 
@@ -128,4 +128,21 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ARCHS", "ArchSpec", "UnknownArchError", "arch_spec", "build_model", "canonical_arch",
-           "count_parameters"]
+           "count_parameters", "describe_zoo", "MEDIUM_CNN_KERNEL_SIZES"]
+
+
+def describe_zoo() -> list[dict[str, object]]:
+    """One dict per arch: arch, framework, family, params (at its default classes), input [C, H, W],
+    num_classes, options, notes. Models are built on the meta device, so nothing is allocated."""
+    import torch
+
+    rows = []
+    for spec in ARCHS.values():
+        with torch.device("meta"):
+            params = count_parameters(build_model(spec.name))
+        options = ["--kernel-size 1..7"] if spec.takes_kernel_size else []
+        options += ["--bn"] if spec.takes_batch_norm else []
+        rows.append({"arch": spec.name, "framework": spec.framework, "family": spec.family, "params": params,
+                     "input": list(spec.input_shape), "num_classes": spec.num_classes, "options": options,
+                     "notes": spec.notes})
+    return rows

@@ -69,7 +69,7 @@ class ResNet(nn.Module):
                                       nn.MaxPool2d(3, stride=2, padding=1))
         stages: list[nn.Module] = []
         in_ch = 64
-        for index, (width, count) in enumerate(zip([64, 128, 256, 512], counts)):
+        for index, (width, count) in enumerate(zip([64, 128, 256, 512], counts, strict=True)):
             blocks: list[nn.Module] = []
             for position in range(count):
                 stride = 2 if index > 0 and position == 0 else 1

@@ -1,0 +1,284 @@
+"""The ``detprof`` command line: parses, calls the Python API, prints. No measurement logic here.
+
+Every command takes ``--json`` (one JSON document on stdout, nothing else there); human output
+goes through rich. A user mistake exits 2 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from detprof.gpus import GpuSelectionError, list_gpus
+from detprof.kernels import TraceError
+from detprof.modes import MODES, UnknownModeError
+from detprof.store import StoreError
+from detprof.zoo import UnknownArchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Measure what deterministic training costs: step time, kernel time and memory, "
+                       "default vs deterministic mode, per network and GPU.")
+out = Console()
+err = Console(stderr=True)
+
+USER_ERRORS = (UnknownArchError, UnknownModeError, GpuSelectionError, StoreError, TraceError, ValueError)
+JSON_HELP = "Print one JSON document on stdout instead of tables."
+DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
+
+
+def fail(message: str) -> NoReturn:
+    """Report a user mistake in one line on stderr and exit 2."""
+    err.print(f"detprof: error: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except USER_ERRORS as error:
+        fail(str(error))
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(_clean(document), indent=2) + "\n")
+
+
+def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}{suffix}"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value / 2**20:,.0f} MiB"
+
+
+@app.command()
+def overhead(
+    arch: str = typer.Option("resnet18", help="Network from `detprof zoo` (e.g. vgg19, resnet50, medium-cnn)."),
+    gpu: str = typer.Option("auto", help="GPU alias (v100, a100, h100, ...), index, `cpu`, or `auto` "
+                                         "(first GPU, else CPU)."),
+    modes: str = typer.Option("default,deterministic",
+                              help=f"Two modes A,B; the ratio is B/A. Known: {', '.join(MODES)}. "
+                                   "`default,default` is the A/A test."),
+    kernel_size: int = typer.Option(3, help="Convolution kernel size for medium-cnn, 1 to 7."),
+    bn: bool = typer.Option(False, "--bn/--no-bn", help="BatchNorm in small-cnn."),
+    batch_size: int | None = typer.Option(None, help="Batch size (default: 64 on GPU, 16 on CPU)."),
+    image_size: int | None = typer.Option(None, help="Input side in pixels (default: the arch's on GPU, 64 on CPU)."),
+    warmup: int | None = typer.Option(None, help="Warm-up steps, excluded (default: 10 GPU, 3 CPU)."),
+    steps: int | None = typer.Option(None, help="Timed steps per job (default: 100 GPU, 15 CPU)."),
+    profile_steps: int | None = typer.Option(None, help="Profiled steps per mode, 0 to skip (default: 10 GPU, 2 CPU)."),
+    repeats: int | None = typer.Option(None, help="Fresh processes per mode, interleaved (default: 3)."),
+    threads: int | None = typer.Option(None, help="CPU intra-op threads per job (default: 1)."),
+    seed: int = typer.Option(0, help="Seed for weights and synthetic data (same for every job)."),
+    job_timeout: float = typer.Option(1800.0, help="Seconds before a job is killed and recorded as timed out."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Default vs deterministic: step time, kernel time, memory, and the ratio with a 95% CI."""
+    from detprof.gpus import select_device
+    from detprof.overhead import build_config, run_overhead
+
+    options = dict(modes=modes, kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size,
+                   image_size=image_size, warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps,
+                   repeats=repeats, threads=threads, seed=seed, job_timeout_s=job_timeout)
+    with user_errors():
+        device = select_device(gpu)
+        config = build_config(arch, device, **options)  # validate before any process starts
+    if not json_output:
+        _print_plan(config, device.kind)
+    total = config.protocol.repeats * 2
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task(f"{config.workload.arch}: jobs", total=total)
+
+        def advance(job: Any) -> None:
+            progress.update(task, advance=1, description=f"{config.workload.arch}: {job.spec.mode} "
+                                                         f"r{job.spec.repeat} {job.status}")
+
+        with user_errors():
+            document = run_overhead(arch, gpu=gpu, db=db, on_job_done=advance, **options)
+    if json_output:
+        print_json(document)
+    else:
+        print_overhead(document)
+
+
+def _print_plan(config: Any, device_kind: str) -> None:
+    w, p = config.workload, config.protocol
+    line = (f"{w.describe()}; {p.warmup_steps} warm-up + {p.timed_steps} timed steps x {p.repeats} repeats per mode, "
+            f"{p.profile_steps} profiled steps")
+    if device_kind == "cpu":
+        line += (f"; CPU, {p.cpu_threads or 'default'} thread(s). CPU defaults are smaller than the paper's GPU "
+                 "setting (224x224, batch 64, 100 steps)")
+    err.print(line, highlight=False)
+
+
+def print_overhead(doc: dict[str, Any]) -> None:
+    table = Table(title=f"run {doc['run_id']}: {doc['arch']} on {doc['device']['name']}")
+    for column in ("mode", "step ms (median)", "IQR ms", "kernel ms/step", "coverage", "peak memory",
+                   "repeats ok", "determinism"):
+        table.add_column(column, justify="left" if column in ("mode", "determinism") else "right")
+    for m in doc["modes"]:
+        noisy = " (noisy)" if m["noisy"] else ""
+        ops = m["nondeterministic_ops"]
+        determinism = m["determinism"] + (f": {', '.join(ops)}" if ops else "")
+        table.add_row(m["mode"], _fmt(m["step_ms"]) + noisy, _fmt(m["step_ms_iqr"]), _fmt(m["kernel_ms"]),
+                      _fmt(None if m["kernel_coverage"] is None else 100 * m["kernel_coverage"], 0, "%"),
+                      _bytes(m["peak_mem_bytes"]), f"{m['repeats_ok']}/{m['repeats_ok'] + m['repeats_failed']}",
+                      determinism)
+    out.print(table)
+    names = [m["mode"] for m in doc["modes"]]
+    if doc["ratio"] is not None:
+        low, high = doc["ratio_ci"]
+        out.print(f"{names[1]} / {names[0]}: step time x{doc['ratio']:.3f} (95% CI {low:.3f}-{high:.3f}), "
+                  f"kernel time x{_fmt(doc['kernel_ratio'], 3)}", highlight=False)
+    for failure in doc["failed_jobs"]:
+        out.print(f"[yellow]job {failure['mode']} r{failure['repeat']} {failure['status']}:[/] "
+                  f"{(failure['error'] or '')[:300]}", highlight=False)
+    if doc["noisy"]:
+        out.print("[yellow]noisy: IQR above 10% of the median in at least one mode; "
+                  "add --repeats or --steps[/]")
+
+
+@app.command()
+def kernels(
+    top: int = typer.Option(20, help="Kernels to list before the (others) row."),
+    run: int | None = typer.Option(None, help="Run id (default: the latest run)."),
+    mode: str | None = typer.Option(None, help="Mode to list (default: the run's second mode, e.g. deterministic)."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Where the time goes, per kernel, and what changed between the run's two modes."""
+    from detprof.views import kernel_report
+
+    if top < 1:
+        fail(f"--top {top} is not accepted; use an integer >= 1")
+    with user_errors():
+        report = kernel_report(db, run, mode, top)
+    if json_output:
+        print_json(report)
+        return
+    _print_kernel_report(report)
+
+
+def _print_kernel_report(report: dict[str, Any]) -> None:
+    from detprof.kernels import short_name
+
+    table = Table(title=f"run {report['run_id']}, mode {report['mode']}: top {report['top']} kernels "
+                        f"({report['kernel_ms_per_step']:.2f} ms of kernel time per step)")
+    for column in ("kernel", "category", "calls", "total ms", "share", "mean µs", "median µs", "min µs", "max µs",
+                   "std µs"):
+        table.add_column(column, justify="left" if column in ("kernel", "category") else "right")
+    for k in report["kernels"]:
+        mark = " [red]*[/]" if k["nondeterministic"] else ""
+        table.add_row(short_name(k["name"], 60) + mark, k["category"], str(k["calls"]), _fmt(k["total_us"] / 1000, 3),
+                      _fmt(100 * k["share"], 1, "%"), _fmt(k["mean_us"], 1), _fmt(k["median_us"], 1),
+                      _fmt(k["min_us"], 1), _fmt(k["max_us"], 1), _fmt(k["std_us"], 1))
+    out.print(table)
+    if any(k["nondeterministic"] for k in report["kernels"]):
+        out.print("[red]*[/] catalogued as nondeterministic (atomics)")
+    if report.get("diff"):
+        a, b = report["diff_modes"]
+        diff = Table(title=f"what changed: {b} vs {a} (largest absolute change in total time first)")
+        for column in ("kernel", "category", "status", f"calls {a}", f"calls {b}", f"ms {a}", f"ms {b}", "Δ ms"):
+            diff.add_column(column, justify="left" if column in ("kernel", "category", "status") else "right")
+        for d in report["diff"]:
+            diff.add_row(short_name(d["name"], 60), d["category"], d["status"], str(d["calls_a"]), str(d["calls_b"]),
+                         _fmt(d["total_us_a"] / 1000, 3), _fmt(d["total_us_b"] / 1000, 3),
+                         _fmt(d["delta_us"] / 1000, 3))
+        out.print(diff)
+
+
+@app.command()
+def runs(
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List stored runs, newest first."""
+    from detprof.store import ResultStore
+
+    with user_errors():
+        frame = ResultStore(db).list_runs()
+    if json_output:
+        print_json({"runs": frame.to_dict(orient="records")})
+        return
+    if frame.empty:
+        out.print("no runs yet")
+        return
+    table = Table(title="runs")
+    for column in ("id", "created (UTC)", "arch", "device", "modes", "ratio", "95% CI", "kernel ratio"):
+        table.add_column(column)
+    for r in frame.itertuples(index=False):
+        ci = "—" if not r.ratio_ci else f"{r.ratio_ci[0]:.3f}-{r.ratio_ci[1]:.3f}"
+        table.add_row(str(r.run_id), r.created_at, r.arch, r.device, r.modes, _fmt(r.ratio, 3), ci,
+                      _fmt(r.kernel_ratio, 3))
+    out.print(table)
+
+
+@app.command()
+def gpus(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List the GPUs NVML sees (name, driver, memory, clocks, temperature)."""
+    devices = list_gpus()
+    if json_output:
+        print_json({"gpus": [g.as_dict() for g in devices]})
+        return
+    if not devices:
+        out.print("no NVIDIA GPU found (NVML unavailable or no devices); measurements run on the CPU")
+        return
+    table = Table(title="GPUs")
+    for column in ("index", "name", "driver", "memory", "max SM clock", "temperature", "CUDA cores"):
+        table.add_column(column)
+    for g in devices:
+        table.add_row(str(g.index), g.name, g.driver, _bytes(g.memory_total_bytes), _fmt(g.sm_clock_max_mhz, 0, " MHz"),
+                      _fmt(g.temperature_c, 0, " °C"), str(g.cuda_cores or "—"))
+    out.print(table)
+
+
+@app.command()
+def zoo(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List every architecture with its framework, parameter count and default input shape."""
+    from detprof.zoo import describe_zoo
+
+    rows = describe_zoo()
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(title="model zoo")
+    for column in ("arch", "framework", "params", "input (C,H,W)", "classes", "options", "notes"):
+        table.add_column(column, justify="right" if column in ("params", "classes") else "left")
+    for r in rows:
+        table.add_row(str(r["arch"]), str(r["framework"]), f"{r['params']:,}", "x".join(map(str, r["input"])),  # type: ignore[call-overload]
+                      str(r["num_classes"]), " ".join(r["options"]), str(r["notes"]))  # type: ignore[arg-type]
+    out.print(table)
+
+
+def main() -> Callable[..., Any]:
+    return app()
+
+
+if __name__ == "__main__":
+    app()

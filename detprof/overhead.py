@@ -1,0 +1,134 @@
+"""The ``overhead`` capability as a Python API: configure, measure, store, and the JSON document.
+
+    from detprof.overhead import run_overhead
+    doc = run_overhead("vgg19", gpu="v100")      # dict, as `detprof overhead --json` prints
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from detprof.gpus import DeviceChoice, select_device
+from detprof.modes import parse_modes
+from detprof.runner.config import OverheadConfig, default_protocol, default_workload
+from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
+from detprof.store import ResultStore
+from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
+
+DEFAULT_ARCH = "resnet18"
+
+
+class OverheadArgumentError(ValueError):
+    """A user-supplied value that the overhead measurement cannot take."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise OverheadArgumentError(message)
+
+
+def build_config(arch: str, device: DeviceChoice, modes: str = "default,deterministic", kernel_size: int = 3,
+                 batch_norm: bool = False, batch_size: int | None = None, image_size: int | None = None,
+                 warmup_steps: int | None = None, timed_steps: int | None = None, profile_steps: int | None = None,
+                 repeats: int | None = None, threads: int | None = None, seed: int = 0,
+                 job_timeout_s: float = 1800.0) -> OverheadConfig:
+    """Validate the user's choices and fill device-dependent defaults; raises OverheadArgumentError
+    (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted."""
+    spec = arch_spec(arch)
+    mode_pair = parse_modes(modes)
+    _require(kernel_size in MEDIUM_CNN_KERNEL_SIZES, f"--kernel-size {kernel_size} is not accepted; use 1 to 7")
+    _require(batch_size is None or batch_size >= 1, f"--batch-size {batch_size} is not accepted; use an integer >= 1")
+    _require(image_size is None or image_size >= spec.min_image_size,
+             f"--image-size {image_size} is too small for {spec.name}; use >= {spec.min_image_size}")
+    _require(warmup_steps is None or warmup_steps >= 0, f"--warmup {warmup_steps} is not accepted; use >= 0")
+    _require(timed_steps is None or timed_steps >= 1, f"--steps {timed_steps} is not accepted; use >= 1")
+    _require(profile_steps is None or profile_steps >= 0,
+             f"--profile-steps {profile_steps} is not accepted; use >= 0 (0 skips kernel profiling)")
+    _require(repeats is None or repeats >= 1, f"--repeats {repeats} is not accepted; use >= 1")
+    _require(threads is None or threads >= 1, f"--threads {threads} is not accepted; use >= 1")
+    _require(job_timeout_s > 0, f"--job-timeout {job_timeout_s} is not accepted; use seconds > 0")
+    on_gpu = device.kind == "cuda"
+    workload = default_workload(spec.name, on_gpu, batch_size, image_size, kernel_size, batch_norm)
+    overrides: dict[str, int | None] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
+                                        "profile_steps": profile_steps, "repeats": repeats}
+    if threads is not None:
+        overrides["cpu_threads"] = threads
+    protocol = default_protocol(on_gpu, **overrides)
+    return OverheadConfig(workload=workload, protocol=protocol, modes=(mode_pair[0], mode_pair[1]),
+                          device=device.torch_device, gpu_index=device.gpu.index if device.gpu else None,
+                          seed=seed, job_timeout_s=job_timeout_s)
+
+
+def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[str, Any]:
+    """The JSON document of a measurement (what ``overhead --json`` prints). Times in ms, memory in bytes."""
+    config = result.config
+    ratio = result.ratio
+    env = next((j.environment for j in result.jobs if j.environment), {})
+    return {
+        "run_id": run_id,
+        "created_at": result.created_at,
+        "arch": config.workload.arch,
+        "framework": arch_spec(config.workload.arch).framework,
+        "device": {"kind": result.device_kind, "name": result.device_name},
+        "workload": asdict(config.workload),
+        "protocol": asdict(config.protocol),
+        "modes": [
+            {"mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
+             "kernel_ms": m.kernel_ms, "kernel_coverage": m.kernel_coverage, "peak_mem_bytes": m.peak_mem_bytes,
+             "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
+             "determinism": m.determinism, "nondeterministic_ops": m.nondeterministic_ops,
+             "nondeterministic_kernels": m.nondeterministic_kernels, "throttled": m.throttled, "toggles": m.toggles}
+            for m in result.modes
+        ],
+        "ratio": ratio.ratio if ratio else None,
+        "ratio_ci": [ratio.low, ratio.high] if ratio else None,
+        "ratio_ci_method": ratio.method if ratio else None,
+        "kernel_ratio": result.kernel_ratio,
+        "noisy": any(bool(m.noisy) for m in result.modes),
+        "failed_jobs": [{"mode": j.spec.mode, "repeat": j.spec.repeat, "status": j.status, "error": j.error}
+                        for j in result.jobs if not j.ok],
+        "environment": env,
+        "command": result.command,
+        "trace_dir": result.trace_dir,
+    }
+
+
+def _job_record(job: JobOutcome) -> dict[str, Any]:
+    return {"index": job.spec.index, "side": job.spec.index % 2, "mode": job.spec.mode, "repeat": job.spec.repeat,
+            "status": job.status, "error": job.error, "peak_mem_bytes": job.peak_mem_bytes,
+            "peak_mem_kind": job.peak_mem_kind, "toggles": job.spec.toggles, "applied_toggles": job.applied_toggles,
+            "nondeterministic_ops": job.nondeterministic_ops, "gpu_monitor": job.gpu_monitor,
+            "trace_path": job.trace_path, "wall_s": job.wall_s, "step_ms": job.step_ms}
+
+
+def store_result(store: ResultStore, result: OverheadResult) -> int:
+    """Save a measurement in one transaction; returns the new run id."""
+    document = summary_document(result)
+    run = {"created_at": result.created_at, "kind": "overhead", "arch": document["arch"],
+           "framework": document["framework"], "device_kind": result.device_kind, "device_name": result.device_name,
+           "modes": list(result.config.modes), "command": result.command, "config": result.config.as_dict(),
+           "environment": document["environment"], "summary": document}
+    return store.save_run(run, [_job_record(j) for j in result.jobs], result.kernel_tables)
+
+
+def run_overhead(arch: str = DEFAULT_ARCH, gpu: str | None = None, db: str | None = None,
+                 on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
+                 **options: Any) -> dict[str, Any]:
+    """Measure, store and return the summary document of one overhead comparison.
+
+    ``options`` are build_config's keyword arguments (modes, kernel_size, batch_size, ...).
+    """
+    device = select_device(gpu)
+    config = build_config(arch, device, **options)
+    store = ResultStore(db, create=True)
+    trace_dir = str(store.path.parent / "traces" / uuid.uuid4().hex[:12])
+    command = command or shlex.join(["detprof", *sys.argv[1:]])
+    result = measure_overhead(config, device.kind, device.name, trace_dir, command=command, on_job_done=on_job_done)
+    run_id = store_result(store, result)
+    store.close()
+    return summary_document(result, run_id)

@@ -1,0 +1,125 @@
+"""What one overhead measurement runs: the workload, the protocol, and the jobs it expands into.
+
+Defaults: on a GPU the paper's setting (224x224 or the arch's own size, batch 64, 100 timed
+steps); on a CPU a smaller stated one, so that nobody mistakes CPU numbers for the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from detprof.modes import toggles_for
+from detprof.zoo import arch_spec
+
+# Protocol defaults per device kind. Step counts are optimizer steps.
+GPU_DEFAULTS = {"batch_size": 64, "warmup_steps": 10, "timed_steps": 100, "profile_steps": 10, "repeats": 3}
+CPU_DEFAULTS = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 15, "profile_steps": 2, "repeats": 3}
+# On CPU one intra-op thread by default: with every core busy, background work lands on the measured
+# threads and process-to-process spread grows several-fold (see benchmarks/aa_test.py).
+CPU_THREADS = 1
+CPU_IMAGE_SIZE = 64  # pixels; ImageNet-shaped models run at this side on CPU unless told otherwise
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The network and its synthetic input. Image size in pixels (square)."""
+
+    arch: str
+    batch_size: int
+    image_size: int
+    num_classes: int
+    kernel_size: int = 3  # medium-cnn only
+    batch_norm: bool = False  # small-cnn only
+
+    def describe(self) -> str:
+        extra = f", kernel {self.kernel_size}" if arch_spec(self.arch).takes_kernel_size else ""
+        extra += ", BN" if self.batch_norm else ""
+        return f"{self.arch}{extra}, batch {self.batch_size}, {self.image_size}x{self.image_size}"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How many steps of each kind every job runs, and how many repeats per mode."""
+
+    warmup_steps: int
+    timed_steps: int
+    profile_steps: int
+    repeats: int
+    cpu_threads: int | None = None  # torch intra-op threads on CPU; None leaves torch's default
+
+
+@dataclass(frozen=True)
+class OverheadConfig:
+    """A whole ``detprof overhead`` measurement: modes[1] is compared with modes[0]."""
+
+    workload: Workload
+    protocol: Protocol
+    modes: tuple[str, str]
+    device: str  # "cpu" or "cuda:N"
+    gpu_index: int | None
+    seed: int = 0
+    job_timeout_s: float = 1800.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One fresh worker process: one mode, one repeat. Serialised to JSON for the worker."""
+
+    index: int
+    mode: str
+    repeat: int
+    toggles: dict[str, Any]
+    workload: Workload
+    protocol: Protocol
+    device: str
+    gpu_index: int | None
+    seed: int
+    profile: bool
+    trace_path: str | None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> JobSpec:
+        return cls(**{**data, "workload": Workload(**data["workload"]), "protocol": Protocol(**data["protocol"])})
+
+
+def default_workload(arch: str, on_gpu: bool, batch_size: int | None = None, image_size: int | None = None,
+                     kernel_size: int = 3, batch_norm: bool = False) -> Workload:
+    """The workload for ``arch`` with device-dependent defaults for what was not given."""
+    spec = arch_spec(arch)
+    if image_size is None:
+        image_size = spec.image_size if on_gpu else min(spec.image_size, max(CPU_IMAGE_SIZE, spec.min_image_size))
+    defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
+    return Workload(arch=spec.name, batch_size=batch_size or defaults["batch_size"], image_size=image_size,
+                    num_classes=spec.num_classes, kernel_size=kernel_size, batch_norm=batch_norm)
+
+
+def default_protocol(on_gpu: bool, **overrides: int | None) -> Protocol:
+    """Protocol defaults for the device kind, with any non-None override applied."""
+    base = Protocol(**{k: v for k, v in (GPU_DEFAULTS if on_gpu else CPU_DEFAULTS).items() if k != "batch_size"},
+                    cpu_threads=None if on_gpu else CPU_THREADS)
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def plan_jobs(config: OverheadConfig, trace_dir: str | None) -> list[JobSpec]:
+    """Expand a config into jobs, interleaving modes (A B A B ...) so drift hits both alike.
+
+    The first repeat of each mode also runs the profiled pass (after, never during, its timed steps).
+    """
+    jobs = []
+    for repeat in range(config.protocol.repeats):
+        for position, mode in enumerate(config.modes):
+            index = len(jobs)
+            profile = repeat == 0 and config.protocol.profile_steps > 0
+            trace = f"{trace_dir}/job{index}-{position}-{mode}.json.gz" if profile and trace_dir else None
+            jobs.append(JobSpec(index=index, mode=mode, repeat=repeat, toggles=toggles_for(mode).as_dict(),
+                                workload=config.workload, protocol=config.protocol, device=config.device,
+                                gpu_index=config.gpu_index, seed=config.seed, profile=profile, trace_path=trace))
+    return jobs

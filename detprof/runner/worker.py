@@ -1,0 +1,179 @@
+"""The measurement of one job, run in a fresh process: ``python -m detprof.runner.worker SPEC RESULT``.
+
+Order inside the process: toggles (the parent already set the environment), model, warm-up steps
+(cuDNN autotuning happens here and is excluded), timed steps (CUDA events on GPU, perf_counter on
+CPU, with NVML sampling clocks), then, for profiled jobs, a separate profiled pass whose Chrome
+trace is written gzipped. The result is one JSON file; the process never prints it to stdout.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
+from detprof.runner.config import JobSpec
+
+AUX_LOSS_WEIGHT = 0.4  # Inception-v3's auxiliary classifier, as in its paper
+LEARNING_RATE = 0.01
+MOMENTUM = 0.9
+
+
+def _environment(torch: Any, spec: JobSpec) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "threads": torch.get_num_threads(),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "cpu": _cpu_model(),
+    }
+    if spec.device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(torch.device(spec.device))
+        env.update(gpu_name=props.name, sm_count=props.multi_processor_count,
+                   compute_capability=f"{props.major}.{props.minor}", gpu_memory_bytes=props.total_memory)
+    return env
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _training_step(torch: Any, spec: JobSpec) -> tuple[Callable[[], None], Any]:
+    from detprof.zoo import build_model
+
+    w = spec.workload
+    device = torch.device(spec.device)
+    model = build_model(w.arch, w.num_classes, kernel_size=w.kernel_size, batch_norm=w.batch_norm,
+                        image_size=w.image_size).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+    inputs = torch.randn(w.batch_size, 3, w.image_size, w.image_size, device=device)
+    targets = torch.randint(0, w.num_classes, (w.batch_size,), device=device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(inputs)
+        loss = loss_fn(out[0], targets) + AUX_LOSS_WEIGHT * loss_fn(out[1], targets) \
+            if isinstance(out, tuple) else loss_fn(out, targets)
+        loss.backward()
+        optimizer.step()
+
+    return step, device
+
+
+def _timed_steps(torch: Any, step: Callable[[], None], count: int, on_gpu: bool) -> list[float]:
+    """Run ``count`` steps; return each one's time in milliseconds."""
+    if on_gpu:
+        pairs = []
+        for _ in range(count):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            pairs.append((start, end))
+        torch.cuda.synchronize()
+        return [float(s.elapsed_time(e)) for s, e in pairs]
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def _profiled_pass(torch: Any, step: Callable[[], None], count: int, on_gpu: bool, trace_path: str) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    with profile(activities=activities) as prof:
+        for _ in range(count):
+            step()
+        if on_gpu:
+            torch.cuda.synchronize()
+    Path(trace_path).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = os.path.join(scratch, "trace.json")
+        prof.export_chrome_trace(plain)
+        with open(plain, "rb") as source, gzip.open(trace_path, "wb") as target:
+            shutil.copyfileobj(source, target)
+
+
+def run_job(spec: JobSpec) -> dict[str, Any]:
+    """Measure one job in this process; returns the result document (times in ms, memory in bytes)."""
+    import torch
+
+    on_gpu = spec.device.startswith("cuda")
+    if spec.protocol.cpu_threads:
+        torch.set_num_threads(spec.protocol.cpu_threads)
+    applied = apply_toggles(Toggles(**spec.toggles))
+    torch.manual_seed(spec.seed)
+    result: dict[str, Any] = {"status": "ok", "applied_toggles": applied}
+    with capture_nondeterministic_ops() as nondeterministic_ops:
+        step, device = _training_step(torch, spec)
+        result["environment"] = _environment(torch, spec)
+        for _ in range(spec.protocol.warmup_steps):
+            step()
+        if on_gpu:
+            torch.cuda.synchronize(device)
+        if on_gpu and spec.gpu_index is not None:
+            from detprof.gpus import GpuMonitor
+
+            with GpuMonitor(spec.gpu_index) as monitor:
+                result["step_ms"] = _timed_steps(torch, step, spec.protocol.timed_steps, on_gpu)
+            result["gpu_monitor"] = monitor.summary()
+        else:
+            result["step_ms"] = _timed_steps(torch, step, spec.protocol.timed_steps, on_gpu)
+        if on_gpu:
+            result["peak_mem_bytes"] = int(torch.cuda.max_memory_allocated(device))
+            result["peak_mem_kind"] = "cuda_max_allocated"
+        else:
+            # Linux reports ru_maxrss in KiB; it is the whole process (interpreter and torch included).
+            result["peak_mem_bytes"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+            result["peak_mem_kind"] = "process_peak_rss"
+        if spec.profile and spec.trace_path:
+            _profiled_pass(torch, step, spec.protocol.profile_steps, on_gpu, spec.trace_path)
+            result["trace_path"] = spec.trace_path
+    result["nondeterministic_ops"] = sorted(nondeterministic_ops)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path = argv[1], argv[2]
+    spec = JobSpec.from_json_dict(json.loads(Path(spec_path).read_text()))
+    started = time.perf_counter()
+    try:
+        result = run_job(spec)
+        code = 0
+    except Exception as error:  # the parent records the failure; one job lost, not the run
+        out_of_memory = "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
+        result = {"status": "oom" if out_of_memory else "failed",
+                  "error": f"{type(error).__name__}: {error}".strip()[:2000],
+                  "traceback": traceback.format_exc()[-4000:]}
+        code = 1
+    result["wall_s"] = time.perf_counter() - started
+    Path(result_path).write_text(json.dumps(result))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,222 @@
+"""The results store: SQLite (stdlib), one transaction per run, schema versioned.
+
+Tables: ``runs`` (one overhead measurement: config, environment, summary), ``jobs`` (one worker
+process each), ``steps`` (every timed step, ms), ``kernels`` (per-kernel aggregates per mode, µs,
+over the profiled pass of ``profile_steps`` steps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = Path(".detprof") / "results.sqlite"
+DB_ENV_VAR = "DETPROF_DB"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    framework TEXT NOT NULL,
+    device_kind TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    modes TEXT NOT NULL,
+    command TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    environment_json TEXT NOT NULL,
+    summary_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    job_index INTEGER NOT NULL,
+    side INTEGER NOT NULL,
+    mode TEXT NOT NULL,
+    repeat INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    peak_mem_bytes INTEGER,
+    peak_mem_kind TEXT,
+    toggles_json TEXT NOT NULL,
+    applied_toggles_json TEXT NOT NULL,
+    nondeterministic_ops_json TEXT NOT NULL,
+    gpu_monitor_json TEXT,
+    trace_path TEXT,
+    wall_s REAL,
+    PRIMARY KEY (run_id, job_index)
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    job_index INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    time_ms REAL NOT NULL,
+    PRIMARY KEY (run_id, job_index, step)
+);
+CREATE TABLE IF NOT EXISTS kernels (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    mode TEXT NOT NULL,
+    name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    nondeterministic INTEGER,
+    calls INTEGER NOT NULL,
+    total_us REAL NOT NULL,
+    mean_us REAL NOT NULL,
+    median_us REAL NOT NULL,
+    min_us REAL NOT NULL,
+    max_us REAL NOT NULL,
+    std_us REAL NOT NULL,
+    PRIMARY KEY (run_id, mode, name)
+);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be used: unreadable, not a detprof database, newer schema, or no such run."""
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """``path`` if given, else $DETPROF_DB, else ./.detprof/results.sqlite."""
+    return Path(path or os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
+
+
+class ResultStore:
+    """Access to one results database. Opening for reading never creates the file."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = False) -> None:
+        self.path = resolve_db_path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"no results database at {str(self.path)!r} (no runs yet); "
+                             "run `detprof overhead` first or pass --db PATH")
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"--db {str(self.path)!r} is not a file; expected an SQLite database path")
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection = sqlite3.connect(self.path)
+            self.connection.execute("PRAGMA foreign_keys = ON")
+            self._check_schema(create)
+        except (sqlite3.DatabaseError, OSError) as error:
+            raise StoreError(f"cannot use {str(self.path)!r} as a detprof results database: {error}") from None
+
+    def _check_schema(self, create: bool) -> None:
+        tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            if tables:
+                raise StoreError(f"{str(self.path)!r} is an SQLite database but not a detprof one")
+            if not create:
+                raise StoreError(f"{str(self.path)!r} holds no detprof results yet (no runs yet)")
+            with self.connection:
+                self.connection.executescript(SCHEMA)
+                self.connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            return
+        row = self.connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{str(self.path)!r} has schema version {version}; this detprof reads up to "
+                             f"{SCHEMA_VERSION}: upgrade detprof")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing: an exception (or a kill) inside leaves the database as it was."""
+        with self.connection:
+            yield self.connection
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame]) -> int:
+        """Store one run, its jobs (each with ``step_ms``) and kernel tables in one transaction; returns its id."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (created_at, kind, arch, framework, device_kind, device_name, modes, command,"
+                " config_json, environment_json, summary_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],
+                 run["device_name"], ",".join(run["modes"]), run["command"], json.dumps(run["config"]),
+                 json.dumps(run["environment"]), json.dumps(run["summary"])))
+            run_id = int(cursor.lastrowid or 0)
+            for job in jobs:
+                db.execute(
+                    "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, job["index"], job["side"], job["mode"], job["repeat"], job["status"], job.get("error"),
+                     job.get("peak_mem_bytes"), job.get("peak_mem_kind"), json.dumps(job["toggles"]),
+                     json.dumps(job.get("applied_toggles", {})), json.dumps(job.get("nondeterministic_ops", [])),
+                     json.dumps(job.get("gpu_monitor")), job.get("trace_path"), job.get("wall_s")))
+                db.executemany("INSERT INTO steps VALUES (?,?,?,?)",
+                               [(run_id, job["index"], i, t) for i, t in enumerate(job.get("step_ms", []))])
+            for mode, table in kernels.items():
+                db.executemany(
+                    "INSERT INTO kernels VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(run_id, mode, r.name, r.category, None if r.nondeterministic is None else int(r.nondeterministic),
+                      int(r.calls), float(r.total_us), float(r.mean_us), float(r.median_us), float(r.min_us),
+                      float(r.max_us), float(r.std_us)) for r in table.itertuples(index=False)])
+        return run_id
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def list_runs(self) -> pd.DataFrame:
+        """All runs, newest first: id, created_at, arch, device, modes, ratio, ci, kernel_ratio."""
+        rows = self.connection.execute(
+            "SELECT id, created_at, kind, arch, device_kind, device_name, modes, summary_json"
+            " FROM runs ORDER BY id DESC"
+        ).fetchall()
+        records = []
+        for run_id, created, kind, arch, device_kind, device_name, modes, summary_json in rows:
+            summary = json.loads(summary_json)
+            records.append({"run_id": run_id, "created_at": created, "kind": kind, "arch": summary.get("arch", arch),
+                            "device": device_name if device_kind != "cpu" else "cpu", "modes": modes,
+                            "ratio": summary.get("ratio"), "ratio_ci": summary.get("ratio_ci"),
+                            "kernel_ratio": summary.get("kernel_ratio")})
+        return pd.DataFrame.from_records(records, columns=["run_id", "created_at", "kind", "arch", "device", "modes",
+                                                            "ratio", "ratio_ci", "kernel_ratio"])
+
+    def latest_run_id(self) -> int:
+        """Id of the newest run; StoreError when there are none."""
+        row = self.connection.execute("SELECT MAX(id) FROM runs").fetchone()
+        if row is None or row[0] is None:
+            raise StoreError(f"no runs yet in {str(self.path)!r}; run `detprof overhead` first")
+        return int(row[0])
+
+    def run_summary(self, run_id: int | None = None) -> dict[str, Any]:
+        """The stored summary document of a run (latest when ``run_id`` is None)."""
+        run_id = self.latest_run_id() if run_id is None else run_id
+        row = self.connection.execute("SELECT summary_json FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            known = [r[0] for r in self.connection.execute("SELECT id FROM runs ORDER BY id")]
+            raise StoreError(f"no run with id {run_id}; stored runs: {', '.join(map(str, known)) or 'none'}")
+        return {**json.loads(row[0]), "run_id": run_id}
+
+    def kernel_modes(self, run_id: int) -> list[str]:
+        """Modes of a run that have kernel rows, in the run's order."""
+        order = self.run_summary(run_id)["modes"]
+        present = {r[0] for r in self.connection.execute("SELECT DISTINCT mode FROM kernels WHERE run_id=?", (run_id,))}
+        return [m["mode"] for m in order if m["mode"] in present]
+
+    def kernels(self, run_id: int, mode: str) -> pd.DataFrame:
+        """Kernel rows of one mode of a run (µs over the profiled steps), largest total first, with share."""
+        frame = pd.read_sql_query(
+            "SELECT name, category, nondeterministic, calls, total_us, mean_us, median_us, min_us, max_us, std_us"
+            " FROM kernels WHERE run_id=? AND mode=? ORDER BY total_us DESC, name", self.connection,
+            params=(run_id, mode))
+        frame["nondeterministic"] = [None if pd.isna(v) else bool(v) for v in frame["nondeterministic"]]
+        total = float(frame["total_us"].sum())
+        frame.insert(5, "share", frame["total_us"] / total if total > 0 else 0.0)
+        return frame
+
+    def steps(self, run_id: int) -> pd.DataFrame:
+        """Every timed step of a run: job_index, side, mode, repeat, step, time_ms."""
+        return pd.read_sql_query(
+            "SELECT s.job_index, j.side, j.mode, j.repeat, s.step, s.time_ms FROM steps s JOIN jobs j"
+            " ON j.run_id = s.run_id AND j.job_index = s.job_index WHERE s.run_id=? ORDER BY s.job_index, s.step",
+            self.connection, params=(run_id,))
