@@ -125,6 +125,9 @@ def overhead(
         print_json(document)
     else:
         print_overhead(document)
+    if document["ratio"] is None:
+        err.print(f"detprof: run {document['run_id']} stored, but no ratio: every job of at least one mode failed")
+        raise typer.Exit(1)
 
 
 def _print_plan(config: Any, device_kind: str) -> None:

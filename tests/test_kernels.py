@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from detprof.kernels import (TraceError, category_table, diff_tables, kernel_table, load_catalog, load_trace,
+                             parse_catalog, short_name, top_kernels)
+
+
+def _exact_kernel_totals(path: Path) -> dict[str, tuple[int, float]]:
+    """Independent reference: sum of dur per name over GPU activity events, straight from the JSON."""
+    events = json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]
+    totals: dict[str, list[float]] = collections.defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X" and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"):
+            totals[e["name"]].append(float(e["dur"]))
+    return {name: (len(d), sum(d)) for name, d in totals.items()}
+
+
+@pytest.mark.parametrize("trace", ["a100_alexnet_train", "v100_diff_test", "a100_sampled_rank0"])
+def test_kernel_totals_equal_exact_sums_on_real_traces(shared_traces: Path, trace: str) -> None:
+    path = shared_traces / f"{trace}.json.gz"
+    activities = load_trace(path)
+    assert activities.kind == "gpu"
+    table = kernel_table(activities.events)
+    reference = _exact_kernel_totals(path)
+    assert len(table) == len(reference)
+    for row in table.itertuples(index=False):
+        calls, total = reference[row.name]
+        assert row.calls == calls
+        assert row.total_us == pytest.approx(total, rel=1e-12)
+    assert table["share"].sum() == pytest.approx(1.0)
+    assert table["total_us"].is_monotonic_decreasing
+
+
+def test_real_trace_device_name_and_categories(shared_traces: Path) -> None:
+    activities = load_trace(shared_traces / "a100_alexnet_train.json.gz")
+    assert activities.device_name == "NVIDIA A100-PG509-200"
+    table = kernel_table(activities.events)
+    by_name = dict(zip(table["name"], table["category"], strict=True))
+    assert by_name["Memcpy HtoD (Pageable -> Device)"] == "memory copy/set"
+    categories = set(table["category"])
+    assert {"conv forward", "gemm", "elementwise", "pooling"} <= categories
+
+
+def test_per_kernel_statistics_are_right() -> None:
+    events = pd.DataFrame({"name": ["a", "a", "a", "b"], "dur_us": [1.0, 2.0, 6.0, 3.0]})
+    table = kernel_table(events).set_index("name")
+    a = table.loc["a"]
+    assert (a.calls, a.total_us, a.mean_us, a.median_us, a.min_us, a.max_us) == (3, 9.0, 3.0, 2.0, 1.0, 6.0)
+    assert a.std_us == pytest.approx(((4 + 1 + 9) / 3) ** 0.5)  # population std
+    assert a.share == pytest.approx(0.75) and table.loc["b"].std_us == 0.0
+
+
+def test_top_n_adds_an_others_row_that_keeps_totals() -> None:
+    events = pd.DataFrame({"name": [f"k{i}" for i in range(5) for _ in range(i + 1)],
+                           "dur_us": [float(i + 1) for i in range(5) for _ in range(i + 1)]})
+    table = kernel_table(events)
+    top = top_kernels(table, 2)
+    assert list(top["name"]) == ["k4", "k3", "(others)"]
+    others = top.iloc[-1]
+    assert others.calls == 1 + 2 + 3 and others.total_us == pytest.approx(1 + 4 + 9)
+    assert top["total_us"].sum() == pytest.approx(table["total_us"].sum())
+    assert top["share"].sum() == pytest.approx(1.0)
+    assert len(top_kernels(table, 10)) == 5  # no others row when nothing is left over
+
+
+def test_diff_reports_added_removed_and_changed_sorted_by_change() -> None:
+    a = kernel_table(pd.DataFrame({"name": ["conv", "gone", "same"], "dur_us": [10.0, 5.0, 1.0]}))
+    b = kernel_table(pd.DataFrame({"name": ["conv", "new", "same"], "dur_us": [30.0, 2.0, 1.0]}))
+    diff = diff_tables(a, b)
+    assert list(diff["name"]) == ["conv", "gone", "new", "same"]
+    rows = diff.set_index("name")
+    assert rows.loc["conv"].status == "changed" and rows.loc["conv"].delta_us == 20.0
+    assert rows.loc["gone"].status == "removed" and rows.loc["gone"].calls_b == 0
+    assert rows.loc["new"].status == "added" and rows.loc["new"].total_us_a == 0.0
+
+
+@pytest.mark.parametrize(("name", "category", "nondeterministic"), [
+    ("void cudnn::detail::wgrad_alg0_engine<float, 128, 6, 7, 3, 3, 5, false, 512>(int, int)", "conv weight-grad", True),
+    ("sm80_xmma_dgrad_implicit_gemm_indexed_tf32f32_tf32f32_f32_nhwckrsc_nchw", "conv data-grad", None),
+    ("sm80_xmma_fprop_implicit_gemm_indexed_tf32f32_tf32f32_f32_nhwckrsc_nchw", "conv forward", False),
+    ("void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x64_16x6_nn_align4>(Params)", "gemm", False),
+    ("void at::native::(anonymous namespace)::atomic_adaptive_average_gradinput<float>(float*)", "pooling", True),
+    ("Memset (Device)", "memory copy/set", False),
+    ("aten::mkldnn_convolution", "conv forward", False),
+    ("aten::convolution_backward", "conv backward", False),
+    ("aten::native_batch_norm_backward", "normalization", False),
+    ("something_never_seen", "other", None),
+])
+def test_catalog_classifies_known_kernels(name: str, category: str, nondeterministic: bool | None) -> None:
+    assert load_catalog().classify(name) == (category, nondeterministic)
+
+
+def test_catalog_rejects_unknown_categories() -> None:
+    with pytest.raises(ValueError, match="row 2: category 'convolution' is not one of"):
+        parse_catalog("pattern,category,nondeterministic,note\nconv,convolution,no,\n")
+
+
+def _write_trace(path: Path, events: list[dict[str, object]]) -> Path:
+    path.write_text(json.dumps({"schemaVersion": 1, "traceEvents": events}))
+    return path
+
+
+def test_cpu_trace_uses_self_time_per_thread(tmp_path: Path) -> None:
+    def op(name: str, ts: float, dur: float, tid: int = 1) -> dict[str, object]:
+        return {"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": tid, "ts": ts, "dur": dur}
+
+    trace = _write_trace(tmp_path / "cpu.json", [
+        op("aten::conv2d", 0.0, 10.0), op("aten::convolution", 1.0, 8.0), op("aten::mkldnn_convolution", 2.0, 6.5),
+        op("aten::relu", 12.0, 2.0), op("aten::add_", 0.5, 4.0, tid=2),
+        {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0.0, "dur": 20.0},
+    ])
+    activities = load_trace(trace)
+    assert activities.kind == "cpu"
+    totals = dict(zip(activities.events["name"], activities.events["dur_us"], strict=True))
+    assert totals == {"aten::conv2d": 2.0, "aten::convolution": 1.5, "aten::mkldnn_convolution": 6.5,
+                      "aten::relu": 2.0, "aten::add_": 4.0}
+
+
+def test_a_real_cpu_profile_breaks_down_into_conv_gemm_and_optimizer_work(tmp_path: Path) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 14 * 14, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(2):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    prof.export_chrome_trace(str(tmp_path / "real.json"))
+    activities = load_trace(tmp_path / "real.json")
+    table = kernel_table(activities.events)
+    calls = dict(zip(table["name"], table["calls"], strict=True))
+    assert calls["aten::mkldnn_convolution"] == 2 and calls["aten::convolution_backward"] == 2
+    assert {"conv forward", "conv backward", "gemm"} <= set(category_table(table)["category"])
+    # self times never exceed the profiled wall span
+    span = activities.events["ts_us"].max() - activities.events["ts_us"].min()
+    assert 0 < table["total_us"].sum() <= span + activities.events["dur_us"].max()
+
+
+def test_bad_traces_give_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "junk.json").write_text("not json")
+    with pytest.raises(TraceError, match="is not a JSON Chrome trace"):
+        load_trace(tmp_path / "junk.json")
+    with pytest.raises(TraceError, match="cannot read trace"):
+        load_trace(tmp_path / "missing.json")
+    empty = _write_trace(tmp_path / "empty.json", [{"ph": "X", "cat": "user_annotation", "name": "x", "ts": 0,
+                                                    "dur": 1}])
+    with pytest.raises(TraceError, match="no GPU kernels, memory copies or CPU ops"):
+        load_trace(empty)
+
+
+def test_short_name_drops_void_and_arguments() -> None:
+    assert short_name("void at::native::reduce_kernel<512, 1>(at::native::ReduceOp<float>)") == \
+        "at::native::reduce_kernel<512, 1>"
+    assert short_name("x" * 100, width=10) == "x" * 9 + "…"

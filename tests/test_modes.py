@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from detprof.modes import (DETERMINISTIC_CUBLAS_WORKSPACE, MODES, Toggles, UnknownModeError, apply_toggles,
+                           capture_nondeterministic_ops, environment_for, parse_modes, toggles_for)
+
+
+def test_default_and_deterministic_toggles() -> None:
+    assert toggles_for("default") == Toggles(False, False, True, None)
+    deterministic = toggles_for("deterministic")
+    assert deterministic.deterministic_algorithms and deterministic.cudnn_deterministic
+    assert not deterministic.cudnn_benchmark
+    assert deterministic.cublas_workspace_config == ":4096:8"
+    assert deterministic.fully_deterministic_request
+    # every ablation mode differs from both ends in at least one toggle
+    for name in ("no-benchmark", "cudnn-deterministic", "torch-deterministic"):
+        assert MODES[name] not in (MODES["default"], MODES["deterministic"])
+
+
+def test_parse_modes_accepts_pairs_including_aa() -> None:
+    assert parse_modes("default,deterministic") == ["default", "deterministic"]
+    assert parse_modes(" default , default ") == ["default", "default"]
+    with pytest.raises(UnknownModeError, match="unknown mode 'fast'; accepted: default, deterministic"):
+        parse_modes("default,fast")
+    with pytest.raises(UnknownModeError, match="two modes"):
+        parse_modes("default")
+
+
+def test_environment_sets_and_clears_cublas_workspace() -> None:
+    user_env = {"PATH": "/bin", "CUBLAS_WORKSPACE_CONFIG": ":16:8"}
+    assert "CUBLAS_WORKSPACE_CONFIG" not in environment_for(toggles_for("default"), user_env)
+    env = environment_for(toggles_for("deterministic"), user_env)
+    assert env["CUBLAS_WORKSPACE_CONFIG"] == DETERMINISTIC_CUBLAS_WORKSPACE
+    assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID" and env["PATH"] == "/bin"
+    assert user_env["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"  # the caller's dict is not modified
+
+
+def test_apply_toggles_sets_torch_flags_and_capture_names_real_ops() -> None:
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    try:
+        applied = apply_toggles(toggles_for("deterministic"))
+        assert applied == {"deterministic_algorithms": True, "deterministic_warn_only": True,
+                           "cudnn_deterministic": True, "cudnn_benchmark": False}
+        # put_ with accumulate=False has no deterministic implementation: it must warn, not crash.
+        with capture_nondeterministic_ops() as ops:
+            tensor = torch.zeros(4)
+            tensor.put_(torch.tensor([0, 1]), torch.tensor([1.0, 2.0]))
+        assert ops == {"put_"}
+        assert tensor.tolist() == [1.0, 2.0, 0.0, 0.0]
+        applied = apply_toggles(toggles_for("default"))
+        assert applied["deterministic_algorithms"] is False and applied["cudnn_benchmark"] is True
+        with capture_nondeterministic_ops() as ops:
+            torch.zeros(4).put_(torch.tensor([0]), torch.tensor([1.0]))
+        assert ops == set()
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
+
+
+def test_capture_passes_other_warnings_through() -> None:
+    import warnings
+
+    with pytest.warns(UserWarning, match="unrelated"):
+        with capture_nondeterministic_ops() as ops:
+            warnings.warn("unrelated", UserWarning, stacklevel=1)
+    assert ops == set()

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from detprof.kernels import kernel_table
+from detprof.store import SCHEMA_VERSION, ResultStore, StoreError
+
+
+def _run(arch: str = "resnet18") -> dict[str, object]:
+    return {"created_at": "2026-11-25T12:00:00+00:00", "kind": "overhead", "arch": arch, "framework": "pytorch",
+            "device_kind": "cpu", "device_name": "cpu", "modes": ["default", "deterministic"],
+            "command": "detprof overhead", "config": {"seed": 0}, "environment": {"torch": "2.13.0"},
+            "summary": {"arch": arch, "ratio": 1.5, "ratio_ci": [1.4, 1.6], "kernel_ratio": 1.7,
+                        "protocol": {"profile_steps": 2},
+                        "modes": [{"mode": "default"}, {"mode": "deterministic"}]}}
+
+
+def _job(index: int, mode: str, steps: list[float]) -> dict[str, object]:
+    return {"index": index, "side": index % 2, "mode": mode, "repeat": index // 2, "status": "ok",
+            "toggles": {"cudnn_benchmark": mode == "default"}, "step_ms": steps, "peak_mem_bytes": 1024}
+
+
+def _kernels() -> dict[str, pd.DataFrame]:
+    return {"default": kernel_table(pd.DataFrame({"name": ["conv", "gemm"], "dur_us": [3.0, 1.0]})),
+            "deterministic": kernel_table(pd.DataFrame({"name": ["conv", "conv"], "dur_us": [4.0, 4.0]}))}
+
+
+def test_roundtrip_of_a_run(db_path: Path) -> None:
+    store = ResultStore(db_path, create=True)
+    run_id = store.save_run(_run(), [_job(0, "default", [1.0, 2.0]), _job(1, "deterministic", [3.0])], _kernels())
+    assert run_id == 1 and store.latest_run_id() == 1
+    assert store.run_summary()["ratio"] == 1.5 and store.run_summary(1)["run_id"] == 1
+    steps = store.steps(run_id)
+    assert list(steps["time_ms"]) == [1.0, 2.0, 3.0]
+    assert list(steps["mode"]) == ["default", "default", "deterministic"]
+    det = store.kernels(run_id, "deterministic")
+    assert det.iloc[0]["calls"] == 2 and det.iloc[0]["total_us"] == 8.0 and det.iloc[0]["share"] == 1.0
+    assert store.kernel_modes(run_id) == ["default", "deterministic"]
+    runs = store.list_runs()
+    assert runs.iloc[0]["run_id"] == 1 and runs.iloc[0]["ratio_ci"] == [1.4, 1.6]
+
+
+def test_a_failure_inside_the_transaction_leaves_nothing(db_path: Path) -> None:
+    store = ResultStore(db_path, create=True)
+    store.save_run(_run(), [_job(0, "default", [1.0])], {})
+    broken_job = {"index": 0, "mode": "default"}  # missing keys: fails after the run row was inserted
+    with pytest.raises(KeyError):
+        store.save_run(_run("vgg19"), [broken_job], _kernels())
+    assert list(store.list_runs()["arch"]) == ["resnet18"]
+    assert len(store.steps(1)) == 1
+    assert store.connection.execute("SELECT COUNT(*) FROM kernels").fetchone()[0] == 0
+
+
+def test_reading_never_creates_and_says_no_runs_yet(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no runs yet"):
+        ResultStore(tmp_path / "absent.sqlite")
+    assert not (tmp_path / "absent.sqlite").exists()
+    store = ResultStore(tmp_path / "new.sqlite", create=True)
+    with pytest.raises(StoreError, match="no runs yet"):
+        store.latest_run_id()
+    with pytest.raises(StoreError, match="no run with id 7"):
+        store.run_summary(7)
+
+
+def test_unusable_files_are_refused(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="cannot use .* as a detprof results database"):
+        ResultStore(garbage)
+    with pytest.raises(StoreError, match="is not a file"):
+        ResultStore(tmp_path, create=True)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE things (x)")
+    with pytest.raises(StoreError, match="not a detprof one"):
+        ResultStore(other)
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    ResultStore(db_path, create=True).close()
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match="upgrade detprof"):
+        ResultStore(db_path)
+
+
+def test_environment_variable_chooses_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DETPROF_DB", str(tmp_path / "env.sqlite"))
+    assert ResultStore(create=True).path == tmp_path / "env.sqlite"

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from detprof.zoo import ARCHS, UnknownArchError, build_model, canonical_arch, count_parameters, describe_zoo
+from detprof.zoo.paper_cnns import MediumCNN, SmallCNN
+
+# Reference implementations' parameter counts at 1000 classes (torchvision model docs).
+REFERENCE_PARAMS = {
+    "vgg16": 138_357_544, "vgg19": 143_667_240, "resnet18": 11_689_512, "resnet50": 25_557_032,
+    "resnet152": 60_192_808, "densenet121": 7_978_856, "densenet201": 20_013_928, "mobilenet-v2": 3_504_872,
+    "efficientnet-b0": 5_288_548, "inception-v3": 27_161_264,
+}
+
+
+@pytest.mark.parametrize("arch", sorted(REFERENCE_PARAMS))
+def test_parameter_counts_match_reference(arch: str) -> None:
+    with torch.device("meta"):
+        model = build_model(arch, num_classes=1000)
+    assert count_parameters(model) == REFERENCE_PARAMS[arch]
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_arch_trains_one_step_at_its_smallest_input(arch: str) -> None:
+    spec = ARCHS[arch]
+    side = spec.min_image_size
+    model = build_model(arch, image_size=side).train()
+    out = model(torch.randn(2, 3, side, side))
+    outputs = out if isinstance(out, tuple) else (out,)
+    assert all(o.shape == (2, spec.num_classes) for o in outputs)
+    sum(o.sum() for o in outputs).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_inception_returns_aux_logits_only_in_training() -> None:
+    model = build_model("inception-v3", num_classes=7)
+    with torch.no_grad():
+        main, aux = model.train()(torch.randn(2, 3, 299, 299))
+        assert main.shape == aux.shape == (2, 7)
+        assert model.eval()(torch.randn(2, 3, 299, 299)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("kernel_size", range(1, 8))
+def test_medium_cnn_stage_shapes_match_appendix_c(kernel_size: int) -> None:
+    model = MediumCNN(kernel_size).eval()
+    x = torch.randn(1, 3, 224, 224)
+    shapes = []
+    for layer in model.features:
+        x = layer(x)
+        if isinstance(layer, torch.nn.MaxPool2d):
+            shapes.append(tuple(x.shape[1:]))
+    # Appendix C: 112x112x16, 56x56x32, 28x28x64, 14x14x128, 7x7x256, 3x3x512 (channels first here).
+    assert shapes == [(16, 112, 112), (32, 56, 56), (64, 28, 28), (128, 14, 14), (256, 7, 7), (512, 3, 3)]
+    assert model.classifier(x.flatten(1)).shape == (1, 1000)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.kernel_size == (kernel_size, kernel_size) and c.stride == (1, 1) for c in convs)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 6
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_small_cnn_shapes_and_optional_batch_norm(batch_norm: bool) -> None:
+    model = SmallCNN(batch_norm=batch_norm).eval()
+    x = torch.randn(3, 3, 32, 32)
+    shapes = []
+    for layer in model.features:
+        x = layer(x)
+        if isinstance(layer, torch.nn.MaxPool2d):
+            shapes.append(tuple(x.shape[1:]))
+    assert shapes == [(16, 16, 16), (32, 8, 8), (32, 4, 4)]
+    assert model.classifier(x).shape == (3, 10)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == (3 if batch_norm else 0)
+    assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [32, 10]
+
+
+def test_names_accept_underscores_and_case() -> None:
+    assert canonical_arch("MobileNet_V2") == "mobilenet-v2"
+    assert canonical_arch("resnet18_cifar") == "resnet18-cifar"
+    with pytest.raises(UnknownArchError, match="unknown arch 'alexnet'; accepted: vgg16"):
+        canonical_arch("alexnet")
+
+
+@pytest.mark.parametrize("bad", [0, 8, 9, -1])
+def test_medium_cnn_rejects_kernel_sizes_outside_1_to_7(bad: int) -> None:
+    with pytest.raises(ValueError, match="1 to 7"):
+        build_model("medium-cnn", kernel_size=bad)
+
+
+def test_describe_zoo_lists_every_arch_with_params_and_input() -> None:
+    rows = {r["arch"]: r for r in describe_zoo()}
+    assert set(rows) == set(ARCHS)
+    assert rows["vgg19"]["params"] == REFERENCE_PARAMS["vgg19"]
+    assert rows["inception-v3"]["input"] == [3, 299, 299]
+    assert rows["small-cnn"]["input"] == [3, 32, 32]
+    assert all(r["framework"] == "pytorch" for r in rows.values())
