@@ -21,6 +21,7 @@ from rich.table import Table
 from detprof.gpus import GpuSelectionError, list_gpus
 from detprof.kernels import TraceError
 from detprof.modes import MODES, UnknownModeError
+from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
 from detprof.store import StoreError
 from detprof.zoo import UnknownArchError
 
@@ -33,6 +34,10 @@ err = Console(stderr=True)
 USER_ERRORS = (UnknownArchError, UnknownModeError, GpuSelectionError, StoreError, TraceError, ValueError)
 JSON_HELP = "Print one JSON document on stdout instead of tables."
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
+
+
+def _defaults(key: str) -> str:
+    return f"default: {GPU_DEFAULTS[key]} on GPU, {CPU_DEFAULTS[key]} on CPU"
 
 
 def fail(message: str) -> NoReturn:
@@ -86,13 +91,15 @@ def overhead(
                                    "`default,default` is the A/A test."),
     kernel_size: int = typer.Option(3, help="Convolution kernel size for medium-cnn, 1 to 7."),
     bn: bool = typer.Option(False, "--bn/--no-bn", help="BatchNorm in small-cnn."),
-    batch_size: int | None = typer.Option(None, help="Batch size (default: 64 on GPU, 16 on CPU)."),
-    image_size: int | None = typer.Option(None, help="Input side in pixels (default: the arch's on GPU, 64 on CPU)."),
-    warmup: int | None = typer.Option(None, help="Warm-up steps, excluded (default: 10 GPU, 3 CPU)."),
-    steps: int | None = typer.Option(None, help="Timed steps per job (default: 100 GPU, 15 CPU)."),
-    profile_steps: int | None = typer.Option(None, help="Profiled steps per mode, 0 to skip (default: 10 GPU, 2 CPU)."),
-    repeats: int | None = typer.Option(None, help="Fresh processes per mode, interleaved (default: 3)."),
-    threads: int | None = typer.Option(None, help="CPU intra-op threads per job (default: 1)."),
+    batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
+    image_size: int | None = typer.Option(None, help=f"Input side in pixels (default: the arch's own on GPU, "
+                                                     f"{CPU_IMAGE_SIZE} or the arch's minimum on CPU)."),
+    warmup: int | None = typer.Option(None, help=f"Warm-up steps, excluded ({_defaults('warmup_steps')})."),
+    steps: int | None = typer.Option(None, help=f"Timed steps per job ({_defaults('timed_steps')})."),
+    profile_steps: int | None = typer.Option(None, help=f"Profiled steps per mode, 0 to skip "
+                                                        f"({_defaults('profile_steps')})."),
+    repeats: int | None = typer.Option(None, help=f"Fresh processes per mode, interleaved ({_defaults('repeats')})."),
+    threads: int | None = typer.Option(None, help=f"CPU intra-op threads per job (default: {CPU_THREADS})."),
     seed: int = typer.Option(0, help="Seed for weights and synthetic data (same for every job)."),
     job_timeout: float = typer.Option(1800.0, help="Seconds before a job is killed and recorded as timed out."),
     db: str | None = typer.Option(None, help=DB_HELP),
@@ -100,7 +107,7 @@ def overhead(
 ) -> None:
     """Default vs deterministic: step time, kernel time, memory, and the ratio with a 95% CI."""
     from detprof.gpus import select_device
-    from detprof.overhead import build_config, run_overhead
+    from detprof.overhead import build_config, measure_and_store
 
     options = dict(modes=modes, kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size,
                    image_size=image_size, warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps,
@@ -120,7 +127,7 @@ def overhead(
                                                          f"r{job.spec.repeat} {job.status}")
 
         with user_errors():
-            document = run_overhead(arch, gpu=gpu, db=db, on_job_done=advance, **options)
+            document = measure_and_store(config, device, db=db, on_job_done=advance)
     if json_output:
         print_json(document)
     else:

@@ -29,6 +29,10 @@ class Toggles:
     cudnn_deterministic: bool = False  # torch.backends.cudnn.deterministic
     cudnn_benchmark: bool = True  # torch.backends.cudnn.benchmark (autotuning)
     cublas_workspace_config: str | None = None  # CUBLAS_WORKSPACE_CONFIG, set before CUDA starts
+    # torch.utils.deterministic.fill_uninitialized_memory: with deterministic algorithms on, PyTorch
+    # fills every torch.empty() with NaN (floats) or the max integer, so that results never depend on
+    # stale memory. It costs a fill kernel per allocation; it has no effect otherwise.
+    fill_uninitialized_memory: bool = True
 
     def as_dict(self) -> dict[str, bool | str | None]:
         """The toggles as a plain dict (what is stored with every run)."""
@@ -52,6 +56,10 @@ MODES: dict[str, Toggles] = {
     "cudnn-deterministic": Toggles(cudnn_deterministic=True, cudnn_benchmark=False),
     "torch-deterministic": Toggles(deterministic_algorithms=True,
                                    cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
+    # Fully deterministic kernels without the NaN fill of fresh allocations.
+    "deterministic-nofill": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=False,
+                                    cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE,
+                                    fill_uninitialized_memory=False),
 }
 
 TOGGLE_NAMES = tuple(f.name for f in fields(Toggles))
@@ -101,11 +109,13 @@ def apply_toggles(toggles: Toggles) -> dict[str, object]:
     torch.use_deterministic_algorithms(toggles.deterministic_algorithms, warn_only=True)
     torch.backends.cudnn.deterministic = toggles.cudnn_deterministic
     torch.backends.cudnn.benchmark = toggles.cudnn_benchmark
+    torch.utils.deterministic.fill_uninitialized_memory = toggles.fill_uninitialized_memory  # type: ignore[attr-defined]
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
     }
 
 

@@ -99,7 +99,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
 
 
 def _job_record(job: JobOutcome) -> dict[str, Any]:
-    return {"index": job.spec.index, "side": job.spec.index % 2, "mode": job.spec.mode, "repeat": job.spec.repeat,
+    return {"index": job.spec.index, "side": job.spec.side, "mode": job.spec.mode, "repeat": job.spec.repeat,
             "status": job.status, "error": job.error, "peak_mem_bytes": job.peak_mem_bytes,
             "peak_mem_kind": job.peak_mem_kind, "toggles": job.spec.toggles, "applied_toggles": job.applied_toggles,
             "nondeterministic_ops": job.nondeterministic_ops, "gpu_monitor": job.gpu_monitor,
@@ -116,6 +116,22 @@ def store_result(store: ResultStore, result: OverheadResult) -> int:
     return store.save_run(run, [_job_record(j) for j in result.jobs], result.kernel_tables)
 
 
+def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: str | None = None,
+                      on_job_done: Callable[[JobOutcome], None] | None = None,
+                      command: str | None = None) -> dict[str, Any]:
+    """Run a validated config, store it (traces beside the database) and return its summary document."""
+    store = ResultStore(db, create=True)
+    try:
+        trace_dir = str(store.path.parent / "traces" / uuid.uuid4().hex[:12])
+        command = command or shlex.join(["detprof", *sys.argv[1:]])
+        result = measure_overhead(config, device.kind, device.name, trace_dir, command=command,
+                                  on_job_done=on_job_done)
+        run_id = store_result(store, result)
+    finally:
+        store.close()
+    return summary_document(result, run_id)
+
+
 def run_overhead(arch: str = DEFAULT_ARCH, gpu: str | None = None, db: str | None = None,
                  on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
                  **options: Any) -> dict[str, Any]:
@@ -124,11 +140,4 @@ def run_overhead(arch: str = DEFAULT_ARCH, gpu: str | None = None, db: str | Non
     ``options`` are build_config's keyword arguments (modes, kernel_size, batch_size, ...).
     """
     device = select_device(gpu)
-    config = build_config(arch, device, **options)
-    store = ResultStore(db, create=True)
-    trace_dir = str(store.path.parent / "traces" / uuid.uuid4().hex[:12])
-    command = command or shlex.join(["detprof", *sys.argv[1:]])
-    result = measure_overhead(config, device.kind, device.name, trace_dir, command=command, on_job_done=on_job_done)
-    run_id = store_result(store, result)
-    store.close()
-    return summary_document(result, run_id)
+    return measure_and_store(build_config(arch, device, **options), device, db, on_job_done, command)

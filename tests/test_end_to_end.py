@@ -72,7 +72,8 @@ def test_aa_test_runs_and_keeps_the_sides_apart(tmp_path: Path) -> None:
 
 def test_killed_jobs_are_recorded_and_the_run_still_stored(tmp_path: Path) -> None:
     db = str(tmp_path / "t.sqlite")
-    result = runner.invoke(app, ["overhead", *SMALL, "--repeats", "1", "--job-timeout", "0.2", "--db", db, "--json"])
+    result = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--steps", "1000000", "--repeats", "1",
+                                 "--job-timeout", "1", "--db", db, "--json"])
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert doc["ratio"] is None
@@ -84,6 +85,7 @@ def test_a_failing_worker_becomes_a_failed_job_with_its_error() -> None:
     config = OverheadConfig(default_workload("small-cnn", False), default_protocol(False, repeats=1), ("default",
                             "deterministic"), "cpu", None)
     spec = replace(plan_jobs(config, None)[0], workload=replace(config.workload, image_size=4))
+    assert spec.side == 0
     outcome = _run_worker(spec, timeout_s=120)
     assert outcome.status == "failed"
     assert "RuntimeError" in (outcome.error or "") and outcome.step_ms == []

@@ -3,20 +3,30 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detprof.modes import (DETERMINISTIC_CUBLAS_WORKSPACE, MODES, Toggles, UnknownModeError, apply_toggles,
-                           capture_nondeterministic_ops, environment_for, parse_modes, toggles_for)
+from detprof.modes import (
+    DETERMINISTIC_CUBLAS_WORKSPACE,
+    MODES,
+    Toggles,
+    UnknownModeError,
+    apply_toggles,
+    capture_nondeterministic_ops,
+    environment_for,
+    parse_modes,
+    toggles_for,
+)
 
 
 def test_default_and_deterministic_toggles() -> None:
-    assert toggles_for("default") == Toggles(False, False, True, None)
+    assert toggles_for("default") == Toggles(False, False, True, None, True)
     deterministic = toggles_for("deterministic")
     assert deterministic.deterministic_algorithms and deterministic.cudnn_deterministic
     assert not deterministic.cudnn_benchmark
     assert deterministic.cublas_workspace_config == ":4096:8"
     assert deterministic.fully_deterministic_request
     # every ablation mode differs from both ends in at least one toggle
-    for name in ("no-benchmark", "cudnn-deterministic", "torch-deterministic"):
+    for name in ("no-benchmark", "cudnn-deterministic", "torch-deterministic", "deterministic-nofill"):
         assert MODES[name] not in (MODES["default"], MODES["deterministic"])
+    assert not MODES["deterministic-nofill"].fill_uninitialized_memory
 
 
 def test_parse_modes_accepts_pairs_including_aa() -> None:
@@ -43,7 +53,9 @@ def test_apply_toggles_sets_torch_flags_and_capture_names_real_ops() -> None:
     try:
         applied = apply_toggles(toggles_for("deterministic"))
         assert applied == {"deterministic_algorithms": True, "deterministic_warn_only": True,
-                           "cudnn_deterministic": True, "cudnn_benchmark": False}
+                           "cudnn_deterministic": True, "cudnn_benchmark": False, "fill_uninitialized_memory": True}
+        # with deterministic algorithms on, fresh allocations are filled with NaN
+        assert torch.isnan(torch.empty(8)).all()
         # put_ with accumulate=False has no deterministic implementation: it must warn, not crash.
         with capture_nondeterministic_ops() as ops:
             tensor = torch.zeros(4)
@@ -56,6 +68,7 @@ def test_apply_toggles_sets_torch_flags_and_capture_names_real_ops() -> None:
             torch.zeros(4).put_(torch.tensor([0]), torch.tensor([1.0]))
         assert ops == set()
     finally:
+        torch.utils.deterministic.fill_uninitialized_memory = True
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
 

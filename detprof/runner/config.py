@@ -14,7 +14,7 @@ from detprof.zoo import arch_spec
 
 # Protocol defaults per device kind. Step counts are optimizer steps.
 GPU_DEFAULTS = {"batch_size": 64, "warmup_steps": 10, "timed_steps": 100, "profile_steps": 10, "repeats": 3}
-CPU_DEFAULTS = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 15, "profile_steps": 2, "repeats": 3}
+CPU_DEFAULTS = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 10, "profile_steps": 2, "repeats": 5}
 # On CPU one intra-op thread by default: with every core busy, background work lands on the measured
 # threads and process-to-process spread grows several-fold (see benchmarks/aa_test.py).
 CPU_THREADS = 1
@@ -72,6 +72,7 @@ class JobSpec:
 
     index: int
     mode: str
+    side: int  # 0 for the baseline (modes[0]), 1 for the treatment (modes[1]); they may share a name
     repeat: int
     toggles: dict[str, Any]
     workload: Workload
@@ -119,7 +120,8 @@ def plan_jobs(config: OverheadConfig, trace_dir: str | None) -> list[JobSpec]:
             index = len(jobs)
             profile = repeat == 0 and config.protocol.profile_steps > 0
             trace = f"{trace_dir}/job{index}-{position}-{mode}.json.gz" if profile and trace_dir else None
-            jobs.append(JobSpec(index=index, mode=mode, repeat=repeat, toggles=toggles_for(mode).as_dict(),
+            jobs.append(JobSpec(index=index, mode=mode, side=position, repeat=repeat,
+                                toggles=toggles_for(mode).as_dict(),
                                 workload=config.workload, protocol=config.protocol, device=config.device,
                                 gpu_index=config.gpu_index, seed=config.seed, profile=profile, trace_path=trace))
     return jobs

@@ -1,4 +1,8 @@
-"""The measurement of one job, run in a fresh process: ``python -m detprof.runner.worker SPEC RESULT``.
+"""The measurement of one job, in a fresh process.
+
+The launcher forks each job from a fork server that has imported torch but never run an op, so
+no framework state exists to leak (``job_entry``); ``python -m detprof.runner.worker SPEC RESULT``
+runs one job from a spec file by hand.
 
 Order inside the process: toggles (the parent already set the environment), model, warm-up steps
 (cuDNN autotuning happens here and is excluded), timed steps (CUDA events on GPU, perf_counter on
@@ -102,14 +106,17 @@ def _timed_steps(torch: Any, step: Callable[[], None], count: int, on_gpu: bool)
 
 
 def _profiled_pass(torch: Any, step: Callable[[], None], count: int, on_gpu: bool, trace_path: str) -> None:
-    from torch.profiler import ProfilerActivity, profile
+    """Profile ``count`` steps after one profiler warm-up step, whose events are discarded (the
+    profiler's own start-up would otherwise be billed to the first step)."""
+    from torch.profiler import ProfilerActivity, profile, schedule
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
-    with profile(activities=activities) as prof:
-        for _ in range(count):
+    with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=count, repeat=1)) as prof:
+        for _ in range(1 + count):
             step()
-        if on_gpu:
-            torch.cuda.synchronize()
+            if on_gpu:
+                torch.cuda.synchronize()
+            prof.step()
     Path(trace_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         plain = os.path.join(scratch, "trace.json")
@@ -157,9 +164,20 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str]) -> int:
-    spec_path, result_path = argv[1], argv[2]
-    spec = JobSpec.from_json_dict(json.loads(Path(spec_path).read_text()))
+def job_entry(spec_dict: dict[str, Any], result_path: str, log_path: str, environment: dict[str, str]) -> None:
+    """Entry point of a forked job: take the mode's environment before anything can start CUDA (so
+    CUBLAS_WORKSPACE_CONFIG is in place when cuBLAS reads it), send stdout/stderr to ``log_path``
+    (the profiler prints there; the launcher keeps the tail for crash reports), then run the job."""
+    os.environ.clear()
+    os.environ.update(environment)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.exit(_run_and_record(JobSpec.from_json_dict(spec_dict), result_path))
+
+
+def _run_and_record(spec: JobSpec, result_path: str) -> int:
+    """Run one job and write its result document to ``result_path``; returns the exit code."""
     started = time.perf_counter()
     try:
         result = run_job(spec)
@@ -173,6 +191,11 @@ def main(argv: list[str]) -> int:
     result["wall_s"] = time.perf_counter() - started
     Path(result_path).write_text(json.dumps(result))
     return code
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path = argv[1], argv[2]
+    return _run_and_record(JobSpec.from_json_dict(json.loads(Path(spec_path).read_text())), result_path)
 
 
 if __name__ == "__main__":
