@@ -41,15 +41,20 @@ def test_inception_returns_aux_logits_only_in_training() -> None:
         assert model.eval()(torch.randn(2, 3, 299, 299)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("kernel_size", range(1, 8))
-def test_medium_cnn_stage_shapes_match_appendix_c(kernel_size: int) -> None:
-    model = MediumCNN(kernel_size).eval()
-    x = torch.randn(1, 3, 224, 224)
+def _shapes_after_pools(features: torch.nn.Sequential, x: torch.Tensor) -> tuple[list[tuple[int, ...]], torch.Tensor]:
+    """Run ``features`` on ``x``; return the (C, H, W) after each max pool, and the final output."""
     shapes = []
-    for layer in model.features:
+    for layer in features:
         x = layer(x)
         if isinstance(layer, torch.nn.MaxPool2d):
             shapes.append(tuple(x.shape[1:]))
+    return shapes, x
+
+
+@pytest.mark.parametrize("kernel_size", range(1, 8))
+def test_medium_cnn_stage_shapes_match_appendix_c(kernel_size: int) -> None:
+    model = MediumCNN(kernel_size).eval()
+    shapes, x = _shapes_after_pools(model.features, torch.randn(1, 3, 224, 224))
     # Appendix C: 112x112x16, 56x56x32, 28x28x64, 14x14x128, 7x7x256, 3x3x512 (channels first here).
     assert shapes == [(16, 112, 112), (32, 56, 56), (64, 28, 28), (128, 14, 14), (256, 7, 7), (512, 3, 3)]
     assert model.classifier(x.flatten(1)).shape == (1, 1000)
@@ -61,12 +66,7 @@ def test_medium_cnn_stage_shapes_match_appendix_c(kernel_size: int) -> None:
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_small_cnn_shapes_and_optional_batch_norm(batch_norm: bool) -> None:
     model = SmallCNN(batch_norm=batch_norm).eval()
-    x = torch.randn(3, 3, 32, 32)
-    shapes = []
-    for layer in model.features:
-        x = layer(x)
-        if isinstance(layer, torch.nn.MaxPool2d):
-            shapes.append(tuple(x.shape[1:]))
+    shapes, x = _shapes_after_pools(model.features, torch.randn(3, 3, 32, 32))
     assert shapes == [(16, 16, 16), (32, 8, 8), (32, 4, 4)]
     assert model.classifier(x).shape == (3, 10)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == (3 if batch_norm else 0)
