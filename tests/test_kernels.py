@@ -17,9 +17,12 @@ from detprof.kernels import (
     load_catalog,
     load_trace,
     parse_catalog,
+    read_trace_json,
     short_name,
     top_kernels,
 )
+from detprof.kernels.kineto_scan import scan_gpu_activities
+from detprof.kernels.trace import activities_from_document
 
 
 def _exact_kernel_totals(path: Path) -> dict[str, tuple[int, float]]:
@@ -32,18 +35,69 @@ def _exact_kernel_totals(path: Path) -> dict[str, tuple[int, float]]:
     return {name: (len(d), sum(d)) for name, d in totals.items()}
 
 
-@pytest.mark.parametrize("trace", ["a100_alexnet_train", "v100_diff_test", "a100_sampled_rank0"])
-def test_kernel_totals_equal_exact_sums_on_real_traces(shared_traces: Path, trace: str) -> None:
-    path = shared_traces / f"{trace}.json.gz"
-    activities = load_trace(path)
-    assert activities.kind == "gpu"
-    table = kernel_table(activities.events)
-    reference = _exact_kernel_totals(path)
+def _hta_rule_totals(path: Path) -> dict[str, tuple[int, float]]:
+    """Independent reference for the "steps" scope (Holistic Trace Analysis' rule): GPU events whose
+    launching CPU event (same args.correlation) starts no later than the end of the last ProfilerStep."""
+    events = [e for e in json.loads(gzip.decompress(path.read_bytes()))["traceEvents"] if e.get("ph") == "X"]
+    gpu_cats = ("kernel", "gpu_memcpy", "gpu_memset")
+    cpu = [e for e in events if e.get("cat") not in gpu_cats]
+    step_end = max(e["ts"] + e["dur"] for e in cpu if e["name"].startswith("ProfilerStep#"))
+    launched = {e["args"]["correlation"] for e in cpu
+                if "correlation" in e.get("args", {}) and e["ts"] <= step_end}
+    totals: dict[str, list[float]] = collections.defaultdict(list)
+    for e in events:
+        if e.get("cat") in gpu_cats and e["args"]["correlation"] in launched:
+            totals[e["name"]].append(float(e["dur"]))
+    return {name: (len(d), sum(d)) for name, d in totals.items()}
+
+
+def _assert_totals(table: pd.DataFrame, reference: dict[str, tuple[int, float]]) -> None:
     assert len(table) == len(reference)
     for row in table.itertuples(index=False):
         calls, total = reference[row.name]
         assert row.calls == calls
         assert row.total_us == pytest.approx(total, rel=1e-12)
+
+
+@pytest.mark.parametrize("trace", ["a100_diff_control", "v100_diff_test", "a100_sampled_rank0"])
+def test_steps_scope_follows_the_launch_rule_on_real_traces(shared_traces: Path, trace: str) -> None:
+    path = shared_traces / f"{trace}.json.gz"
+    _assert_totals(kernel_table(load_trace(path).events), _hta_rule_totals(path))
+
+
+def test_steps_scope_drops_work_launched_outside_the_traced_steps(shared_traces: Path) -> None:
+    path = shared_traces / "v100_diff_test.json.gz"
+    assert len(load_trace(path, "steps").events) == 15_018 < len(load_trace(path, "all").events) == 15_632
+
+
+@pytest.mark.parametrize("trace", ["a100_alexnet_train", "v100_diff_test", "a100_sampled_rank0",
+                                   "a100_diff_control"])
+@pytest.mark.parametrize("scope", ["steps", "all"])
+def test_fast_scan_and_full_parse_agree(shared_traces: Path, trace: str, scope: str) -> None:
+    path = shared_traces / f"{trace}.json.gz"
+    fast = load_trace(path, scope)
+    full = activities_from_document(read_trace_json(path), str(path), scope)
+    assert fast.events.equals(full.events)
+    assert fast.device_name == full.device_name
+
+
+def test_other_layouts_take_the_full_parse_with_the_same_result(shared_traces: Path, tmp_path: Path) -> None:
+    path = shared_traces / "a100_sampled_rank0.json.gz"
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(json.loads(gzip.decompress(path.read_bytes())), separators=(",", ":")))
+    raw = compact.read_bytes()
+    assert scan_gpu_activities(raw, "compact", "all") is None
+    assert load_trace(compact, "all").events.equals(load_trace(path, "all").events)
+    assert load_trace(compact).events.equals(load_trace(path).events)
+
+
+@pytest.mark.parametrize("trace", ["a100_alexnet_train", "v100_diff_test", "a100_sampled_rank0"])
+def test_kernel_totals_equal_exact_sums_on_real_traces(shared_traces: Path, trace: str) -> None:
+    path = shared_traces / f"{trace}.json.gz"
+    activities = load_trace(path, "all")
+    assert activities.kind == "gpu"
+    table = kernel_table(activities.events)
+    _assert_totals(table, _exact_kernel_totals(path))
     assert table["share"].sum() == pytest.approx(1.0)
     assert table["total_us"].is_monotonic_decreasing
 
@@ -171,4 +225,6 @@ def test_bad_traces_give_clear_errors(tmp_path: Path) -> None:
 def test_short_name_drops_void_and_arguments() -> None:
     assert short_name("void at::native::reduce_kernel<512, 1>(at::native::ReduceOp<float>)") == \
         "at::native::reduce_kernel<512, 1>"
+    assert short_name("void at::native::(anonymous namespace)::CatArrayBatchedCopy<float, 1>(float*, int)") == \
+        "at::native::(anonymous namespace)::CatArrayBatchedCopy<float, 1>"
     assert short_name("x" * 100, width=10) == "x" * 9 + "…"

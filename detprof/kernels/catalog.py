@@ -34,12 +34,18 @@ class KernelCatalog:
         self._cache: dict[str, tuple[str, bool | None]] = {}
 
     def classify(self, name: str) -> tuple[str, bool | None]:
-        """Return (category, nondeterministic) for a kernel or op name; None means unknown."""
+        """Return (category, nondeterministic) for a kernel or op name; None means unknown.
+
+        Patterns are matched against the signature (no ``void``, no parameter list), which keeps
+        parameter types from deciding the category and halves the text searched."""
+        from detprof.kernels.table import signature
+
         hit = self._cache.get(name)
         if hit is None:
             hit = ("other", None)
+            text = signature(name)
             for entry in self.entries:
-                if entry.pattern.search(name):
+                if entry.pattern.search(text):
                     hit = (entry.category, entry.nondeterministic)
                     break
             self._cache[name] = hit

@@ -26,8 +26,9 @@ def kernel_table(events: pd.DataFrame, catalog: KernelCatalog | None = None) -> 
     if events.empty:
         return pd.DataFrame(columns=KERNEL_COLUMNS)
     grouped = events.groupby("name", sort=False)["dur_us"]
-    table = grouped.agg(calls="count", total_us="sum", mean_us="mean", median_us="median",
-                        min_us="min", max_us="max", std_us=lambda s: float(np.std(s.to_numpy())))
+    table = grouped.agg(calls="count", total_us="sum", mean_us="mean", median_us="median", min_us="min",
+                        max_us="max")
+    table["std_us"] = grouped.std(ddof=0)
     table = table.reset_index()
     classes = [catalog.classify(name) for name in table["name"]]
     table["category"] = [c for c, _ in classes]
@@ -88,16 +89,28 @@ def diff_tables(baseline: pd.DataFrame, treatment: pd.DataFrame) -> pd.DataFrame
                    "share_a", "share_b"]].reset_index(drop=True)
 
 
-def short_name(name: str, width: int = 80) -> str:
-    """A readable form of a demangled kernel name: no ``void``, no argument list, cut to ``width``."""
+def signature(name: str) -> str:
+    """A demangled kernel name without ``void`` and without its parameter list (which repeats the
+    template types and is often half the name). ``(anonymous namespace)`` is part of the name."""
     text = name[5:] if name.startswith("void ") else name
     depth = 0
-    for index, char in enumerate(text):  # drop the parameter list: the first '(' outside templates
+    index = 0
+    while index < len(text):
+        char = text[index]
         if char == "<":
             depth += 1
         elif char == ">":
             depth = max(depth - 1, 0)
         elif char == "(" and depth == 0 and index > 0:
-            text = text[:index]
-            break
+            if text.startswith("(anonymous namespace)", index):
+                index += len("(anonymous namespace)")
+                continue
+            return text[:index]
+        index += 1
+    return text
+
+
+def short_name(name: str, width: int = 80) -> str:
+    """``signature(name)`` cut to ``width`` characters, for tables."""
+    text = signature(name)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,7 +1,16 @@
 """Read a PyTorch profiler (Kineto) Chrome trace into a flat table of timed activities.
 
-GPU traces: every event with ``cat`` ``kernel``, ``gpu_memcpy`` or ``gpu_memset``; durations are
-what the trace says (µs, float when the trace has nanosecond resolution; kept exact, never rounded).
+GPU traces: events with ``cat`` ``kernel``, ``gpu_memcpy`` or ``gpu_memset``; durations are what
+the trace says (µs; floats when it has nanosecond resolution, kept exact, never rounded).
+Which GPU events count is the *scope*:
+
+- ``steps`` (default): GPU work launched within the traced iterations, i.e. whose launching CPU
+  event (matched on ``args.correlation``) starts no later than the end of the last
+  ``ProfilerStep#N``; without step annotations, the end of the last CPU event; with no CPU events
+  at all, everything. This is the rule of Holistic Trace Analysis with
+  ``include_last_profiler_step=True``, so the per-kernel totals agree with it.
+- ``all``: every GPU event in the file.
+
 CPU-only traces (no GPU activity at all): ``cpu_op`` events with their *self* time, i.e. the
 duration minus that of the ops nested inside them on the same thread, so that totals add up to
 busy time instead of counting ``aten::conv2d`` and the ``aten::mkldnn_convolution`` inside it twice.
@@ -9,8 +18,12 @@ busy time instead of counting ``aten::conv2d`` and the ``aten::mkldnn_convolutio
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +32,9 @@ import numpy as np
 import pandas as pd
 
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+COLUMNS = ["name", "cat", "ts_us", "dur_us"]
+SCOPES = ("steps", "all")
+PROFILER_STEP = re.compile(r"^ProfilerStep#\d+$")
 
 
 class TraceError(ValueError):
@@ -35,24 +51,99 @@ class TraceActivities:
     source: str
 
 
-def read_trace_json(path: str | Path) -> dict[str, Any]:
-    """Parse a ``.json`` or ``.json.gz`` Chrome trace; raises TraceError when it is not one."""
+def _json_loader() -> Callable[[bytes], Any]:
+    """orjson when installed (faster on large traces), else the standard library."""
+    try:
+        import orjson
+
+        return orjson.loads  # type: ignore[no-any-return]
+    except ImportError:
+        return json.loads
+
+
+loads_json = _json_loader()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector. Parsing a trace allocates ~100k dicts and no cycles;
+    left on, the collector rescans them over and over and more than doubles the load time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def read_trace_bytes(path: str | Path) -> bytes:
+    """The trace's JSON text, gunzipped when the file is gzip; raises TraceError when unreadable."""
     file = Path(path)
     try:
         raw = file.read_bytes()
+        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except OSError as error:
         raise TraceError(f"cannot read trace {str(file)!r}: {error.strerror or error}") from None
+    except EOFError as error:
+        raise TraceError(f"{str(file)!r} is a truncated gzip file: {error}") from None
+
+
+def parse_trace_document(raw: bytes, source: str) -> dict[str, Any]:
+    """Parse trace JSON text into a document with a ``traceEvents`` list; raises TraceError."""
     try:
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        document = json.loads(raw)
-    except (OSError, ValueError, EOFError) as error:
-        raise TraceError(f"{str(file)!r} is not a JSON Chrome trace (.json or .json.gz): {error}") from None
+        document = loads_json(raw)
+    except ValueError as error:
+        raise TraceError(f"{source!r} is not a JSON Chrome trace (.json or .json.gz): {error}") from None
     if isinstance(document, list):
         document = {"traceEvents": document}
     if not isinstance(document, dict) or not isinstance(document.get("traceEvents"), list):
-        raise TraceError(f"{str(file)!r} has no traceEvents list; expected a PyTorch profiler Chrome trace")
+        raise TraceError(f"{source!r} has no traceEvents list; expected a PyTorch profiler Chrome trace")
     return document
+
+
+def read_trace_json(path: str | Path) -> dict[str, Any]:
+    """Parse a ``.json`` or ``.json.gz`` Chrome trace; raises TraceError when it is not one."""
+    return parse_trace_document(read_trace_bytes(path), str(path))
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _correlation(event: dict[str, Any]) -> int | None:
+    args = event.get("args")
+    value = args.get("correlation") if isinstance(args, dict) else None
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def launched_in_steps(gpu_correlations: list[int | None], launches: list[tuple[int, float]],
+                      step_end: float | None) -> list[bool] | None:
+    """Which GPU events fall in the ``steps`` scope.
+
+    ``launches`` are (correlation, start µs) of CPU events that carry a correlation; ``step_end``
+    is where the traced iterations end (µs). Returns None when everything is in scope.
+    """
+    if step_end is None:
+        return None
+    launched = {correlation for correlation, start in launches if start <= step_end}
+    return [c in launched for c in gpu_correlations]
+
+
+def _frame(events: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Columns straight from the event dicts (much faster than DataFrame.from_records on dicts)."""
+    data: dict[str, Any] = {
+        "name": [str(e.get("name", "")) for e in events],
+        "cat": [e["cat"] for e in events],
+        "ts_us": [_number(e.get("ts")) for e in events],
+        "dur_us": [_number(e.get("dur")) for e in events],
+    }
+    for key in extra:
+        data[key] = [e.get(key) for e in events]
+    return pd.DataFrame(data)
 
 
 def _self_times(cpu_ops: pd.DataFrame) -> np.ndarray:
@@ -77,28 +168,49 @@ def _self_times(cpu_ops: pd.DataFrame) -> np.ndarray:
     return np.maximum(self_us, 0.0)
 
 
-def activities_from_document(document: dict[str, Any], source: str = "<trace>") -> TraceActivities:
-    """Extract timed activities from a parsed trace document (see module docstring)."""
-    rows = [e for e in document["traceEvents"] if isinstance(e, dict) and e.get("ph") == "X"
-            and e.get("cat") in (*GPU_CATEGORIES, "cpu_op")]
-    frame = pd.DataFrame.from_records(rows, columns=["name", "cat", "ts", "dur", "pid", "tid"])
-    frame = frame.rename(columns={"ts": "ts_us", "dur": "dur_us"})
-    frame["dur_us"] = pd.to_numeric(frame["dur_us"], errors="coerce").fillna(0.0).astype(float)
-    frame["ts_us"] = pd.to_numeric(frame["ts_us"], errors="coerce").fillna(0.0).astype(float)
-    gpu = frame[frame["cat"].isin(GPU_CATEGORIES)]
+def _device_name(document: dict[str, Any]) -> str | None:
     properties = document.get("deviceProperties") or []
-    device_name = properties[0].get("name") if properties and isinstance(properties[0], dict) else None
-    if len(gpu):
-        return TraceActivities("gpu", gpu[["name", "cat", "ts_us", "dur_us"]].reset_index(drop=True),
-                               device_name, source)
-    cpu = frame[frame["cat"] == "cpu_op"].reset_index(drop=True)
-    if len(cpu) == 0:
+    return properties[0].get("name") if properties and isinstance(properties[0], dict) else None
+
+
+def activities_from_document(document: dict[str, Any], source: str = "<trace>",
+                             scope: str = "steps") -> TraceActivities:
+    """Extract timed activities from a parsed trace document (see the module docstring for ``scope``)."""
+    complete = [e for e in document["traceEvents"] if isinstance(e, dict) and e.get("ph") == "X"]
+    gpu = [e for e in complete if e.get("cat") in GPU_CATEGORIES]
+    if gpu:
+        if scope == "steps":
+            cpu = [e for e in complete if e.get("cat") not in GPU_CATEGORIES]
+            steps = [_number(e.get("ts")) + _number(e.get("dur")) for e in cpu
+                     if PROFILER_STEP.match(str(e.get("name", "")))]
+            ends = steps or [_number(e.get("ts")) + _number(e.get("dur")) for e in cpu]
+            launches = [(c, _number(e.get("ts"))) for e in cpu if (c := _correlation(e)) is not None]
+            keep = launched_in_steps([_correlation(e) for e in gpu], launches, max(ends) if ends else None)
+            if keep is not None:
+                gpu = [e for e, kept in zip(gpu, keep, strict=True) if kept]
+        return TraceActivities("gpu", _frame(gpu), _device_name(document), source)
+    cpu_ops = [e for e in complete if e.get("cat") == "cpu_op"]
+    if not cpu_ops:
         raise TraceError(f"{source}: no GPU kernels, memory copies or CPU ops in this trace; "
                          "nothing to break down (was the profiler started with any activity?)")
-    cpu = cpu.assign(dur_us=_self_times(cpu))
-    return TraceActivities("cpu", cpu[["name", "cat", "ts_us", "dur_us"]], None, source)
+    frame = _frame(cpu_ops, extra=("pid", "tid"))
+    frame["dur_us"] = _self_times(frame)
+    return TraceActivities("cpu", frame[COLUMNS], None, source)
 
 
-def load_trace(path: str | Path) -> TraceActivities:
-    """Read a Chrome trace file and return its timed activities (GPU kernels, else CPU op self times)."""
-    return activities_from_document(read_trace_json(path), source=str(path))
+def load_trace(path: str | Path, scope: str = "steps") -> TraceActivities:
+    """Read a Chrome trace file and return its timed activities (GPU work, else CPU op self times).
+
+    ``scope`` is ``steps`` or ``all`` (module docstring). Raises TraceError for unreadable files,
+    non-traces and traces with nothing to measure.
+    """
+    from detprof.kernels.kineto_scan import scan_gpu_activities
+
+    if scope not in SCOPES:
+        raise TraceError(f"scope {scope!r} is not accepted; use one of {', '.join(SCOPES)}")
+    raw = read_trace_bytes(path)
+    with collector_paused():
+        fast = scan_gpu_activities(raw, str(path), scope)
+        if fast is not None:
+            return fast
+        return activities_from_document(parse_trace_document(raw, str(path)), str(path), scope)
