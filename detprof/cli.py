@@ -174,19 +174,46 @@ def print_overhead(doc: dict[str, Any]) -> None:
                   "add --repeats or --steps[/]")
 
 
+SCOPE_HELP = ("Which GPU events of a trace count: `steps` (launched within the profiled steps, as Holistic "
+              "Trace Analysis counts them) or `all`.")
+
+
+def _check_top(top: int) -> None:
+    if top < 1:
+        fail(f"--top {top} is not accepted; use an integer >= 1")
+
+
+def _check_scope(scope: str) -> None:
+    from detprof.kernels import SCOPES
+
+    if scope not in SCOPES:
+        fail(f"--scope {scope!r} is not accepted; use one of {', '.join(SCOPES)}")
+
+
 @app.command()
 def kernels(
     top: int = typer.Option(20, help="Kernels to list before the (others) row."),
     run: int | None = typer.Option(None, help="Run id (default: the latest run)."),
     mode: str | None = typer.Option(None, help="Mode to list (default: the run's second mode, e.g. deterministic)."),
+    trace: str | None = typer.Option(None, help="Analyse this PyTorch profiler trace (.json or .json.gz) instead "
+                                                "of a stored run."),
+    scope: str = typer.Option("steps", help=SCOPE_HELP),
     db: str | None = typer.Option(None, help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Where the time goes, per kernel, and what changed between the run's two modes."""
-    from detprof.views import kernel_report
+    """Where the time goes, per kernel, and what changed between the run's two modes (or in any trace)."""
+    from detprof.views import kernel_report, trace_report
 
-    if top < 1:
-        fail(f"--top {top} is not accepted; use an integer >= 1")
+    _check_top(top)
+    _check_scope(scope)
+    if trace is not None:
+        with user_errors():
+            report = trace_report(trace, top, scope)
+        if json_output:
+            print_json(report)
+        else:
+            _print_trace_report(report)
+        return
     with user_errors():
         report = kernel_report(db, run, mode, top)
     if json_output:
@@ -195,32 +222,106 @@ def kernels(
     _print_kernel_report(report)
 
 
-def _print_kernel_report(report: dict[str, Any]) -> None:
+def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
     from detprof.kernels import short_name
 
-    table = Table(title=f"run {report['run_id']}, mode {report['mode']}: top {report['top']} kernels "
-                        f"({report['kernel_ms_per_step']:.2f} ms of kernel time per step)")
+    table = Table(title=title)
     for column in ("kernel", "category", "calls", "total ms", "share", "mean µs", "median µs", "min µs", "max µs",
                    "std µs"):
         table.add_column(column, justify="left" if column in ("kernel", "category") else "right")
-    for k in report["kernels"]:
+    for k in rows:
         mark = " [red]*[/]" if k["nondeterministic"] else ""
         table.add_row(short_name(k["name"], 60) + mark, k["category"], str(k["calls"]), _fmt(k["total_us"] / 1000, 3),
                       _fmt(100 * k["share"], 1, "%"), _fmt(k["mean_us"], 1), _fmt(k["median_us"], 1),
                       _fmt(k["min_us"], 1), _fmt(k["max_us"], 1), _fmt(k["std_us"], 1))
-    out.print(table)
+    return table
+
+
+def _print_trace_report(report: dict[str, Any]) -> None:
+    what = "GPU kernels and memory copies" if report["kind"] == "gpu" else "CPU ops (self time)"
+    title = (f"{report['trace']}: top {report['top']} of {what}, {report['total_us'] / 1000:,.2f} ms in all"
+             f" ({report['device'] or 'device not recorded'}, scope {report['scope']})")
+    out.print(_kernel_rows_table(title, report["kernels"]))
+    categories = Table(title="by category")
+    for column in ("category", "calls", "total ms", "share"):
+        categories.add_column(column, justify="left" if column == "category" else "right")
+    for c in report["categories"]:
+        categories.add_row(c["category"], str(c["calls"]), _fmt(c["total_us"] / 1000, 3),
+                           _fmt(100 * c["share"], 1, "%"))
+    out.print(categories)
+
+
+def _print_kernel_report(report: dict[str, Any]) -> None:
+    title = (f"run {report['run_id']}, mode {report['mode']}: top {report['top']} kernels "
+             f"({report['kernel_ms_per_step']:.2f} ms of kernel time per step)")
+    out.print(_kernel_rows_table(title, report["kernels"]))
     if any(k["nondeterministic"] for k in report["kernels"]):
         out.print("[red]*[/] catalogued as nondeterministic (atomics)")
     if report.get("diff"):
         a, b = report["diff_modes"]
-        diff = Table(title=f"what changed: {b} vs {a} (largest absolute change in total time first)")
-        for column in ("kernel", "category", "status", f"calls {a}", f"calls {b}", f"ms {a}", f"ms {b}", "Δ ms"):
-            diff.add_column(column, justify="left" if column in ("kernel", "category", "status") else "right")
-        for d in report["diff"]:
-            diff.add_row(short_name(d["name"], 60), d["category"], d["status"], str(d["calls_a"]), str(d["calls_b"]),
-                         _fmt(d["total_us_a"] / 1000, 3), _fmt(d["total_us_b"] / 1000, 3),
-                         _fmt(d["delta_us"] / 1000, 3))
-        out.print(diff)
+        out.print(_diff_table(f"what changed: {b} vs {a} (largest absolute change in total time first)",
+                              report["diff"], a, b))
+
+
+def _diff_table(title: str, rows: list[dict[str, Any]], a: str, b: str) -> Table:
+    from detprof.kernels import short_name
+
+    diff = Table(title=title)
+    for column in ("kernel", "category", "status", f"calls {a}", f"calls {b}", f"ms {a}", f"ms {b}", "Δ ms"):
+        diff.add_column(column, justify="left" if column in ("kernel", "category", "status") else "right")
+    for d in rows:
+        diff.add_row(short_name(d["name"], 60), d["category"], d["status"], str(d["calls_a"]), str(d["calls_b"]),
+                     _fmt(d["total_us_a"] / 1000, 3), _fmt(d["total_us_b"] / 1000, 3), _fmt(d["delta_us"] / 1000, 3))
+    return diff
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="Baseline: a run id (N, or N:MODE) or a trace file."),
+    b: str = typer.Argument(..., help="Treatment: a run id (N, or N:MODE) or a trace file."),
+    top: int = typer.Option(30, help="Rows to show, largest absolute change first."),
+    scope: str = typer.Option("steps", help=SCOPE_HELP),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Compare two runs or two traces: kernels added, removed and changed (calls, total, share)."""
+    from detprof.views import kernel_diff
+
+    _check_top(top)
+    _check_scope(scope)
+    with user_errors():
+        report = kernel_diff(a, b, db, top, scope)
+    if json_output:
+        print_json(report)
+        return
+    counts = report["counts"]
+    title = (f"{report['b']} vs {report['a']}: {counts['added']} added, {counts['removed']} removed, "
+             f"{counts['changed']} in both; total {report['total_us_a'] / 1000:,.2f} -> "
+             f"{report['total_us_b'] / 1000:,.2f} ms")
+    out.print(_diff_table(title, report["diff"], "A", "B"))
+
+
+@app.command(name="import")
+def import_(
+    trace: str = typer.Argument(..., help="PyTorch profiler trace (.json or .json.gz) to store as a run."),
+    label: str = typer.Option("trace", help="Mode label for the stored kernels."),
+    arch: str | None = typer.Option(None, help="Name to show for the network (default: the file name)."),
+    scope: str = typer.Option("steps", help=SCOPE_HELP),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Store any profiler trace as a run, for `kernels --run`, `diff` and the report."""
+    from detprof.trace_import import import_trace
+
+    _check_scope(scope)
+    with user_errors():
+        document = import_trace(trace, db, label, arch, scope)
+    if json_output:
+        print_json(document)
+        return
+    mode = document["modes"][0]
+    out.print(f"stored {trace} as run {document['run_id']}: {document['kernels']} kernels, "
+              f"{mode['kernel_ms']:,.2f} ms of GPU time on {document['device']['name']}", highlight=False)
 
 
 @app.command()

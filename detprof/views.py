@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from detprof.kernels import diff_tables, top_kernels
+import pandas as pd
+
+from detprof.kernels import TraceError, category_table, diff_tables, kernel_table, load_trace, top_kernels
 from detprof.store import ResultStore, StoreError
 
 DIFF_ROWS = 15
@@ -43,3 +46,52 @@ def kernel_report(db: str | None, run_id: int | None, mode: str | None, top: int
         return report
     finally:
         store.close()
+
+
+def trace_report(path: str, top: int, scope: str = "steps") -> dict[str, Any]:
+    """Top-``top`` kernels of any PyTorch profiler trace file (µs summed over the whole trace)."""
+    activities = load_trace(path, scope)
+    table = kernel_table(activities.events)
+    return {
+        "trace": str(path), "kind": activities.kind, "device": activities.device_name, "scope": scope, "top": top,
+        "total_us": float(table["total_us"].sum()), "events": int(len(activities.events)),
+        "kernels": top_kernels(table, top).to_dict(orient="records"),
+        "categories": category_table(table).to_dict(orient="records"),
+    }
+
+
+def _kernel_source(spec: str, db: str | None, scope: str) -> tuple[str, pd.DataFrame]:
+    """A kernel table from ``RUN``, ``RUN:MODE`` or a trace file path, with a label for it."""
+    run, _, mode = spec.partition(":")
+    if run.isdigit():
+        store = ResultStore(db)
+        try:
+            run_id = int(run)
+            modes = store.kernel_modes(run_id)
+            if not modes:
+                raise StoreError(f"run {run_id} has no kernel rows to compare")
+            chosen = mode or modes[-1]
+            if chosen not in modes:
+                raise StoreError(f"mode {chosen!r} has no kernel rows in run {run_id}; available: {', '.join(modes)}")
+            return f"run {run_id}:{chosen}", store.kernels(run_id, chosen)
+        finally:
+            store.close()
+    if not Path(spec).exists():
+        raise TraceError(f"{spec!r} is neither a run id (N or N:MODE) nor an existing trace file")
+    return Path(spec).name, kernel_table(load_trace(spec, scope).events)
+
+
+def kernel_diff(a: str, b: str, db: str | None, top: int, scope: str = "steps") -> dict[str, Any]:
+    """Kernels added, removed and changed from ``a`` to ``b`` (runs or trace files), largest |Δ| first.
+
+    Times are µs summed over each side's profiled steps (runs) or whole trace (files).
+    """
+    label_a, table_a = _kernel_source(a, db, scope)
+    label_b, table_b = _kernel_source(b, db, scope)
+    diff = diff_tables(table_a, table_b)
+    return {
+        "a": label_a, "b": label_b, "total_us_a": float(table_a["total_us"].sum()),
+        "total_us_b": float(table_b["total_us"].sum()),
+        "counts": {status: int((diff["status"] == status).sum()) for status in ("added", "removed", "changed")},
+        "diff": diff.head(top).to_dict(orient="records"),
+    }

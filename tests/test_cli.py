@@ -87,3 +87,63 @@ def test_unreadable_database_exits_2(tmp_path: Path) -> None:
 def test_kernels_rejects_top_zero(tmp_path: Path) -> None:
     result = runner.invoke(app, ["kernels", "--top", "0", "--db", str(tmp_path / "x.sqlite")])
     assert result.exit_code == 2 and "--top 0 is not accepted" in result.stderr
+
+
+def test_kernels_on_any_trace_file(shared_traces: Path) -> None:
+    result = runner.invoke(app, ["kernels", "--trace", str(shared_traces / "a100_alexnet_train.json.gz"),
+                                 "--top", "3", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["kind"] == "gpu" and report["device"] == "NVIDIA A100-PG509-200"
+    assert [k["name"] for k in report["kernels"]][-1] == "(others)" and len(report["kernels"]) == 4
+    assert sum(k["total_us"] for k in report["kernels"]) == pytest.approx(report["total_us"])
+    human = runner.invoke(app, ["kernels", "--trace", str(shared_traces / "a100_alexnet_train.json.gz")])
+    assert human.exit_code == 0 and "by category" in human.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["kernels", "--trace", "/no/such/trace.json"], "cannot read trace '/no/such/trace.json'"),
+    (["kernels", "--trace", "README.md"], "is not a JSON Chrome trace"),
+    (["kernels", "--trace", "README.md", "--scope", "some"], "--scope 'some' is not accepted; use one of steps, all"),
+    (["diff", "1", "/no/such.json"], "no results database"),
+    (["diff", "/no/a.json", "/no/b.json"], "'/no/a.json' is neither a run id"),
+    (["import", "/no/such.json"], "cannot read trace"),
+])
+def test_trace_commands_reject_bad_input(args: list[str], message: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, [*args, "--db", str(tmp_path / "none.sqlite")])
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_empty_trace_says_so_instead_of_an_empty_table(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"traceEvents": [{"ph": "X", "cat": "user_annotation", "name": "x", "ts": 0, "dur": 1}]}')
+    result = runner.invoke(app, ["kernels", "--trace", str(empty)])
+    assert result.exit_code == 2 and "no GPU kernels, memory copies or CPU ops" in result.stderr
+
+
+def test_import_then_kernels_runs_and_diff(shared_traces: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "imported.sqlite")
+    a100 = json.loads(runner.invoke(app, ["import", str(shared_traces / "a100_diff_control.json.gz"),
+                                          "--db", db, "--json"]).stdout)
+    v100 = json.loads(runner.invoke(app, ["import", str(shared_traces / "v100_diff_test.json.gz"),
+                                          "--label", "v100", "--db", db, "--json"]).stdout)
+    assert (a100["run_id"], v100["run_id"]) == (1, 2)
+    assert a100["device"] == {"kind": "cuda", "name": "NVIDIA A100-PG509-200"}
+    stored = json.loads(runner.invoke(app, ["kernels", "--run", "2", "--top", "5", "--db", db, "--json"]).stdout)
+    assert stored["mode"] == "v100" and stored["device"]["name"] == "Tesla V100-SXM2-16GB"
+    direct = json.loads(runner.invoke(app, ["kernels", "--trace", str(shared_traces / "v100_diff_test.json.gz"),
+                                            "--top", "5", "--json"]).stdout)
+    assert [k["total_us"] for k in stored["kernels"]] == pytest.approx([k["total_us"] for k in direct["kernels"]])
+    runs = json.loads(runner.invoke(app, ["runs", "--db", db, "--json"]).stdout)["runs"]
+    assert [r["kind"] for r in runs] == ["trace", "trace"]
+
+    by_run = json.loads(runner.invoke(app, ["diff", "1", "2:v100", "--db", db, "--json"]).stdout)
+    by_file = json.loads(runner.invoke(app, ["diff", str(shared_traces / "a100_diff_control.json.gz"),
+                                             str(shared_traces / "v100_diff_test.json.gz"), "--json"]).stdout)
+    assert by_run["counts"] == by_file["counts"] and by_run["counts"]["added"] > 0
+    assert [d["name"] for d in by_run["diff"]] == [d["name"] for d in by_file["diff"]]
+    deltas = [abs(d["delta_us"]) for d in by_run["diff"]]
+    assert deltas == sorted(deltas, reverse=True)
+    assert by_run["total_us_b"] - by_run["total_us_a"] == pytest.approx(v100["modes"][0]["kernel_ms"] * 1000
+                                                                         - a100["modes"][0]["kernel_ms"] * 1000)

@@ -228,3 +228,4 @@ def test_short_name_drops_void_and_arguments() -> None:
     assert short_name("void at::native::(anonymous namespace)::CatArrayBatchedCopy<float, 1>(float*, int)") == \
         "at::native::(anonymous namespace)::CatArrayBatchedCopy<float, 1>"
     assert short_name("x" * 100, width=10) == "x" * 9 + "…"
+    assert short_name("Memcpy HtoD (Pinned -> Device)") == "Memcpy HtoD (Pinned -> Device)"

@@ -91,7 +91,8 @@ def diff_tables(baseline: pd.DataFrame, treatment: pd.DataFrame) -> pd.DataFrame
 
 def signature(name: str) -> str:
     """A demangled kernel name without ``void`` and without its parameter list (which repeats the
-    template types and is often half the name). ``(anonymous namespace)`` is part of the name."""
+    template types and is often half the name). ``(anonymous namespace)`` is part of the name, and
+    so is a parenthesis after a space, as in ``Memcpy HtoD (Pinned -> Device)``."""
     text = name[5:] if name.startswith("void ") else name
     depth = 0
     index = 0
@@ -101,7 +102,7 @@ def signature(name: str) -> str:
             depth += 1
         elif char == ">":
             depth = max(depth - 1, 0)
-        elif char == "(" and depth == 0 and index > 0:
+        elif char == "(" and depth == 0 and index > 0 and text[index - 1] != " ":
             if text.startswith("(anonymous namespace)", index):
                 index += len("(anonymous namespace)")
                 continue

@@ -1,0 +1,45 @@
+"""``detprof import``: store any PyTorch profiler trace as a run, so that ``kernels --run``, ``diff``
+and the report can use it beside measured runs."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from detprof.kernels import kernel_table, load_trace
+from detprof.store import ResultStore
+
+
+def import_trace(path: str, db: str | None = None, label: str = "trace", arch: str | None = None,
+                 scope: str = "steps") -> dict[str, Any]:
+    """Store the trace's per-kernel table as a run (kind ``trace``); returns its summary document.
+
+    The run has one mode, ``label``; its kernel time is the whole trace (``profile_steps`` = 1).
+    """
+    activities = load_trace(path, scope)
+    table = kernel_table(activities.events)
+    device_kind = "cuda" if activities.kind == "gpu" else "cpu"
+    device_name = activities.device_name or ("unknown GPU" if device_kind == "cuda" else "cpu")
+    kernel_ms = float(table["total_us"].sum()) / 1000.0
+    summary: dict[str, Any] = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "arch": arch or Path(path).name.split(".")[0], "framework": "pytorch",
+        "device": {"kind": device_kind, "name": device_name}, "source_trace": str(Path(path).resolve()),
+        "scope": scope, "protocol": {"profile_steps": 1},
+        "modes": [{"mode": label, "step_ms": None, "step_ms_iqr": None, "kernel_ms": kernel_ms,
+                   "peak_mem_bytes": None, "determinism": "unknown"}],
+        "ratio": None, "ratio_ci": None, "kernel_ratio": None,
+        "command": shlex.join(["detprof", *sys.argv[1:]]),
+    }
+    run = {"created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"], "framework": "pytorch",
+           "device_kind": device_kind, "device_name": device_name, "modes": [label], "command": summary["command"],
+           "config": {"trace": str(path), "scope": scope}, "environment": {}, "summary": summary}
+    store = ResultStore(db, create=True)
+    try:
+        run_id = store.save_run(run, [], {label: table})
+    finally:
+        store.close()
+    return {**summary, "run_id": run_id, "kernels": int(len(table))}
