@@ -325,6 +325,26 @@ def import_(
 
 
 @app.command()
+def report(
+    out_path: str = typer.Option("reports/detprof-report.html", "--out", help="Where to write the HTML file."),
+    run: list[int] | None = typer.Option(None, help="Only these run ids (repeat the option); default: all runs."),  # noqa: B008
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Write one offline HTML file with the paper's figures from your runs."""
+    from detprof.report import build_report
+
+    with user_errors():
+        result = build_report(db, out_path, run or None)
+    if json_output:
+        print_json({"out": str(result.path), "bytes": result.bytes, "runs": result.runs, "sections": result.sections})
+        return
+    drawn = ", ".join(f"{k}: {v}" for k, v in result.sections.items())
+    out.print(f"wrote {result.path} ({result.bytes / 2**20:.1f} MiB, {len(result.runs)} runs; {drawn})",
+              highlight=False)
+
+
+@app.command()
 def runs(
     db: str | None = typer.Option(None, help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),

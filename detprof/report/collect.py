@@ -1,0 +1,110 @@
+"""What the report draws, read from the results store into plain data (no drawing here)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from detprof.kernels import diff_tables, load_catalog
+from detprof.kernels.catalog import catalog_path
+from detprof.store import ResultStore, StoreError
+
+TOP_KERNELS = 20
+DIFF_ROWS = 25
+
+
+@dataclass
+class KernelComparison:
+    """Two kernel tables to set side by side (Figure 8 and the diff table). Times in µs."""
+
+    run_label: str
+    labels: tuple[str, str]
+    tables: tuple[pd.DataFrame, pd.DataFrame]
+    diff: pd.DataFrame
+
+
+@dataclass
+class ReportData:
+    overhead: pd.DataFrame  # one row per overhead run: arch, kernel_size, device, ratio, ci, kernel_ratio, noisy
+    comparison: KernelComparison | None
+    environments: list[dict[str, Any]]
+    paper: dict[str, Any]
+    run_ids: list[int] = field(default_factory=list)
+
+
+def paper_reference() -> dict[str, Any]:
+    """The paper's published overhead figures (kernels_db/paper_reference.json)."""
+    path = catalog_path().parent / "paper_reference.json"
+    return dict(json.loads(Path(path).read_text()))
+
+
+def _overhead_row(run_id: int, summary: dict[str, Any]) -> dict[str, Any]:
+    modes = [m["mode"] for m in summary["modes"]]
+    workload = summary.get("workload") or {}
+    ci = summary.get("ratio_ci") or [None, None]
+    return {"run_id": run_id, "arch": summary["arch"], "kernel_size": workload.get("kernel_size"),
+            "device": summary["device"]["name"], "device_kind": summary["device"]["kind"],
+            "comparison": f"{modes[1]} / {modes[0]}", "ratio": summary.get("ratio"), "ci_low": ci[0],
+            "ci_high": ci[1], "kernel_ratio": summary.get("kernel_ratio"), "noisy": bool(summary.get("noisy")),
+            "aa_test": modes[0].split("#")[0] == modes[1].split("#")[0]}
+
+
+def _environment(run_id: int, kind: str, summary: dict[str, Any]) -> dict[str, Any]:
+    env = summary.get("environment") or {}
+    return {
+        "run_id": run_id, "kind": kind, "arch": summary["arch"], "device": summary["device"]["name"],
+        "created_at": summary.get("created_at"), "torch": env.get("torch"), "cuda": env.get("cuda"),
+        "cudnn": env.get("cudnn"), "threads": env.get("threads"), "cpu": env.get("cpu"),
+        "toggles": {m["mode"]: m.get("toggles") for m in summary["modes"]},
+        "throttled": {m["mode"]: m.get("throttled") for m in summary["modes"]},
+        "determinism": {m["mode"]: m.get("determinism") for m in summary["modes"]},
+        "command": summary.get("command", ""), "source_trace": summary.get("source_trace"),
+    }
+
+
+def _comparison(store: ResultStore, runs: list[tuple[int, str, dict[str, Any]]]) -> KernelComparison | None:
+    """The newest run with kernels in two modes; else the two newest single-mode (imported) runs."""
+    for run_id, _, summary in reversed(runs):
+        modes = store.kernel_modes(run_id)
+        if len(modes) == 2:
+            a, b = (store.kernels(run_id, m) for m in modes)
+            return KernelComparison(f"run {run_id} ({summary['arch']}, {summary['device']['name']})",
+                                    (modes[0], modes[1]), (a, b), diff_tables(a, b))
+    singles = [(run_id, store.kernel_modes(run_id)) for run_id, _, _ in runs]
+    singles = [(run_id, modes[0]) for run_id, modes in singles if len(modes) == 1]
+    if len(singles) >= 2:
+        (id_a, mode_a), (id_b, mode_b) = singles[-2], singles[-1]
+        a, b = store.kernels(id_a, mode_a), store.kernels(id_b, mode_b)
+        return KernelComparison(f"runs {id_a} and {id_b}", (f"{id_a}:{mode_a}", f"{id_b}:{mode_b}"), (a, b),
+                                diff_tables(a, b))
+    return None
+
+
+def collect(db: str | None = None, run_ids: list[int] | None = None) -> ReportData:
+    """Everything the report shows, from the store (all runs, or only ``run_ids``)."""
+    load_catalog()  # fail early on a broken catalog, before any drawing
+    store = ResultStore(db)
+    try:
+        wanted = run_ids or list(reversed(store.list_runs()["run_id"].tolist()))
+        runs = []
+        for run_id in wanted:
+            summary = store.run_summary(int(run_id))
+            kind = store.connection.execute("SELECT kind FROM runs WHERE id=?", (int(run_id),)).fetchone()[0]
+            runs.append((int(run_id), kind, summary))
+        if not runs:
+            raise StoreError(f"no runs yet in {str(store.path)!r}; run `detprof overhead` or `detprof import` first")
+        rows = [_overhead_row(run_id, s) for run_id, kind, s in runs if kind == "overhead"]
+        overhead = pd.DataFrame(rows, columns=list(_overhead_row(0, _EMPTY_SUMMARY)))
+        return ReportData(overhead=overhead, comparison=_comparison(store, runs),
+                          environments=[_environment(run_id, kind, s) for run_id, kind, s in runs],
+                          paper=paper_reference(), run_ids=[r[0] for r in runs])
+    finally:
+        store.close()
+
+
+_EMPTY_SUMMARY: dict[str, Any] = {"modes": [{"mode": "a"}, {"mode": "b"}], "arch": "",
+                                  "device": {"name": "", "kind": ""}}

@@ -1,0 +1,83 @@
+"""Plotly figures of the report, one function per paper figure. Each returns a Figure, or None
+when there is no data for it (the page then says so in one line)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from detprof.kernels import short_name
+from detprof.report.collect import TOP_KERNELS, KernelComparison
+
+PAPER_COLOR = "#888888"
+
+
+def _error_bars(frame: pd.DataFrame) -> dict[str, Any]:
+    return {"type": "data", "symmetric": False, "array": (frame["ci_high"] - frame["ratio"]).tolist(),
+            "arrayminus": (frame["ratio"] - frame["ci_low"]).tolist()}
+
+
+def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Figure | None:
+    """Figure 9a: deterministic/default step-time ratio per network, one bar per device, 95% CI bars."""
+    rows = overhead[(overhead["arch"] != "medium-cnn") & ~overhead["aa_test"] & overhead["ratio"].notna()]
+    if rows.empty:
+        return None
+    latest = rows.sort_values("run_id").groupby(["arch", "device"], as_index=False).last()
+    figure = go.Figure()
+    for device, group in latest.groupby("device", sort=True):
+        labels = ["noisy" if n else "" for n in group["noisy"]]
+        figure.add_bar(name=str(device), x=group["arch"], y=group["ratio"], error_y=_error_bars(group), text=labels,
+                       textposition="outside", customdata=np.stack([group["run_id"], group["kernel_ratio"]], axis=1),
+                       hovertemplate="%{x}: x%{y:.3f} step time<br>kernel time x%{customdata[1]:.3f}"
+                                     "<br>run %{customdata[0]}<extra>%{fullData.name}</extra>")
+    for index, item in enumerate(paper.get("network_overhead", [])):
+        figure.add_scatter(x=[item["arch"]], y=[item["kernel_ratio"]], mode="markers",
+                           marker={"symbol": "diamond", "size": 11, "color": PAPER_COLOR},
+                           name=f"paper: {item['gpu'].upper()} kernel time", legendgroup="paper",
+                           showlegend=index == 0)
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
+    figure.update_layout(barmode="group", title="Overhead of deterministic training per network (step time, "
+                         "deterministic / default, 95% CI)", yaxis_title="ratio", xaxis_title="network")
+    return figure
+
+
+def overhead_by_kernel_size(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Figure | None:
+    """Figure 9b: medium CNN ratio against convolution kernel size, one line per device."""
+    rows = overhead[(overhead["arch"] == "medium-cnn") & ~overhead["aa_test"] & overhead["ratio"].notna()]
+    if rows.empty:
+        return None
+    latest = rows.sort_values("run_id").groupby(["kernel_size", "device"], as_index=False).last()
+    figure = go.Figure()
+    for device, group in latest.groupby("device", sort=True):
+        group = group.sort_values("kernel_size")
+        figure.add_scatter(x=group["kernel_size"], y=group["ratio"], error_y=_error_bars(group),
+                           mode="lines+markers", name=str(device))
+    for item in paper.get("medium_cnn_kernel_size_ranges", []):
+        figure.add_scatter(x=item["kernel_sizes"], y=[item["low"], item["high"]], mode="lines+markers",
+                           line={"dash": "dot", "color": PAPER_COLOR}, name=f"paper: {item['gpu'].upper()} (k=1, k=7)")
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
+    figure.update_layout(title="Medium CNN: overhead against kernel size (step time, deterministic / default)",
+                         xaxis={"title": "kernel size", "dtick": 1}, yaxis_title="ratio")
+    return figure
+
+
+def top_kernels_cumulative(comparison: KernelComparison | None) -> go.Figure | None:
+    """Figure 8: cumulative time of the Top-20 kernels of each side, log axis."""
+    if comparison is None:
+        return None
+    figure = go.Figure()
+    for label, table in zip(comparison.labels, comparison.tables, strict=True):
+        top = table.head(TOP_KERNELS)
+        if top.empty:
+            continue
+        cumulative_ms = top["total_us"].cumsum() / 1000.0
+        figure.add_scatter(x=list(range(1, len(top) + 1)), y=cumulative_ms, mode="lines+markers", name=label,
+                           text=[short_name(n, 90) for n in top["name"]],
+                           hovertemplate="#%{x} %{text}<br>cumulative %{y:.3f} ms<extra>%{fullData.name}</extra>")
+    figure.update_layout(title=f"Top-{TOP_KERNELS} kernels, cumulative time: {comparison.run_label}",
+                         xaxis={"title": "kernel rank", "dtick": 1}, yaxis={"title": "cumulative time (ms)",
+                                                                             "type": "log"})
+    return figure

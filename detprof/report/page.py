@@ -1,0 +1,184 @@
+"""Assemble the report: one self-contained HTML file (plotly.js inlined, no network), every name
+escaped. The page records its own JavaScript errors and, once plotly has drawn, how many charts
+rendered (``<body data-rendered="N" data-js-errors="M">``), so a headless browser can check it."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from detprof.kernels import short_name
+from detprof.report.collect import DIFF_ROWS, ReportData
+from detprof.report.figures import overhead_by_kernel_size, overhead_by_network, top_kernels_cumulative
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.nodata { color: #777; font-style: italic; } .paper { color: #555; } code { font-size: 0.85rem; }
+"""
+
+ERROR_HOOK = """
+window.__detprofErrors = [];
+function __detprofRecord(message) {
+  window.__detprofErrors.push(String(message));
+  document.documentElement.setAttribute("data-js-errors", String(window.__detprofErrors.length));
+}
+window.addEventListener("error", function (e) { __detprofRecord(e.message); });
+var __consoleError = console.error;
+console.error = function () {
+  __detprofRecord(Array.prototype.join.call(arguments, " "));
+  __consoleError.apply(console, arguments);
+};
+"""
+
+
+def _escape(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    head = "".join(f"<th>{_escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(figure: go.Figure | None, element_id: str, no_data: str) -> tuple[str, str]:
+    """(HTML for the section body, plotting script); a one-line notice when there is no figure."""
+    if figure is None:
+        return f'<p class="nodata">{_escape(no_data)}</p>', ""
+    spec = figure.to_json().replace("</", "<\\/")
+    return (f'<div id="{element_id}" class="chart" style="height:480px"></div>',
+            f'__plots.push(Plotly.newPlot("{element_id}", ({spec}).data, ({spec}).layout, {{responsive: true}}));')
+
+
+def _diff_section(data: ReportData) -> str:
+    comparison = data.comparison
+    if comparison is None:
+        return '<p class="nodata">No run with kernels in two modes (and fewer than two imported traces): ' \
+               "nothing to compare.</p>"
+    a, b = comparison.labels
+    diff = comparison.diff
+    parts = [f"<p>{_escape(comparison.run_label)}: {_escape(b)} against {_escape(a)}. "
+             f"{int((diff['status'] == 'added').sum())} kernels only in {_escape(b)}, "
+             f"{int((diff['status'] == 'removed').sum())} only in {_escape(a)}, "
+             f"{int((diff['status'] == 'changed').sum())} in both. Times in ms summed over the profiled steps.</p>"]
+    for status, title in (("added", f"Only in {b}"), ("removed", f"Only in {a}"), ("changed", "Changed most")):
+        rows = diff[diff["status"] == status].head(DIFF_ROWS)
+        if rows.empty:
+            parts.append(f"<h3>{_escape(title)}</h3><p class='nodata'>None.</p>")
+            continue
+        body = [[f"<code>{_escape(short_name(r.name, 110))}</code>", _escape(r.category), str(r.calls_a),
+                 str(r.calls_b), _number(r.total_us_a / 1000), _number(r.total_us_b / 1000),
+                 _number(r.delta_us / 1000)] for r in rows.itertuples(index=False)]
+        parts.append(f"<h3>{_escape(title)}</h3>" + _table(
+            ["kernel", "category", f"calls {a}", f"calls {b}", f"ms {a}", f"ms {b}", "Δ ms"], body, {2, 3, 4, 5, 6}))
+    return "".join(parts)
+
+
+def _paper_section(paper: dict[str, Any]) -> str:
+    rows = [[_escape(i["gpu"].upper()), _escape(i["arch"]), _number(i["kernel_ratio"], 2)]
+            for i in paper.get("network_overhead", [])]
+    rows += [[_escape(i["gpu"].upper()), "across networks", f"{i['low']:.2f}–{i['high']:.2f}"]
+             for i in paper.get("network_overhead_ranges", [])]
+    rows += [[_escape(i["gpu"].upper()), "medium CNN, kernel size 1 to 7", f"{i['low']:.2f}–{i['high']:.2f}"]
+             for i in paper.get("medium_cnn_kernel_size_ranges", [])]
+    setting = paper.get("setting", {})
+    return (f'<p class="paper">Published by the paper, not measured by detprof: {_escape(paper.get("source"))} '
+            f'Setting: {_escape(setting.get("framework"))}, cuDNN {_escape(setting.get("cudnn"))}, batch '
+            f'{_escape(setting.get("batch_size"))}, metric: {_escape(setting.get("metric"))}.</p>'
+            + _table(["GPU", "network", "kernel-time ratio"], rows, {2}))
+
+
+def _environment_section(environments: list[dict[str, Any]]) -> str:
+    rows = []
+    for env in environments:
+        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "cuda", "cudnn") if env.get(k))
+        toggles = "<br>".join(f"{_escape(mode)}: {_escape(json.dumps(t, sort_keys=True))}"
+                              for mode, t in env["toggles"].items() if t)
+        throttled = ", ".join(f"{_escape(m)}: {'yes' if v else 'no' if v is False else 'n/a'}"
+                              for m, v in env["throttled"].items())
+        source = f"<br>trace: <code>{_escape(env['source_trace'])}</code>" if env.get("source_trace") else ""
+        rows.append([str(env["run_id"]), _escape(env["kind"]), _escape(env["arch"]), _escape(env["device"]),
+                     _escape(versions or "—"), toggles or "—", throttled or "—",
+                     f"<code>{_escape(env['command'])}</code>{source}"])
+    return _table(["run", "kind", "arch", "device", "versions", "toggles", "throttled", "command"], rows, {0})
+
+
+def _overhead_table(data: ReportData) -> str:
+    if data.overhead.empty:
+        return ""
+    rows = [[str(r.run_id), _escape(r.arch) + (f" (k={r.kernel_size})" if r.arch == "medium-cnn" else ""),
+             _escape(r.device), _escape(r.comparison), _number(r.ratio),
+             f"{_number(r.ci_low)}–{_number(r.ci_high)}", _number(r.kernel_ratio), "yes" if r.noisy else "no"]
+            for r in data.overhead.itertuples(index=False)]
+    return "<h3>All overhead runs</h3>" + _table(
+        ["run", "network", "device", "comparison", "step-time ratio", "95% CI", "kernel-time ratio", "noisy"],
+        rows, {0, 4, 6})
+
+
+def render(data: ReportData) -> tuple[str, dict[str, str]]:
+    """The HTML page and, per section, ``drawn`` or ``no data``."""
+    sections: dict[str, str] = {}
+    scripts: list[str] = []
+    bodies: list[str] = []
+    for key, title, figure, no_data in (
+        ("figure_9a", "Overhead per network (paper Figure 9a)", overhead_by_network(data.overhead, data.paper),
+         "No overhead runs of networks yet: run `detprof overhead --arch vgg19` (and others) to fill this chart."),
+        ("figure_9b", "Overhead against kernel size (paper Figure 9b)",
+         overhead_by_kernel_size(data.overhead, data.paper),
+         "No medium-cnn runs yet: run `detprof overhead --arch medium-cnn --kernel-size K` for K = 1 to 7."),
+        ("figure_8", "Top-20 kernels, default against deterministic (paper Figure 8)",
+         top_kernels_cumulative(data.comparison),
+         "No run with kernels in two modes, and fewer than two imported traces: nothing to compare."),
+    ):
+        body, script = _figure(figure, key.replace("_", "-"), no_data)
+        sections[key] = "drawn" if script else "no data"
+        scripts.append(script)
+        bodies.append(f"<h2>{_escape(title)}</h2>{body}")
+        if key == "figure_9b":
+            bodies.append(_overhead_table(data))
+    sections["kernel_diff"] = "drawn" if data.comparison is not None else "no data"
+    bodies.append(f"<h2>Kernel diff</h2>{_diff_section(data)}")
+    bodies.append(f"<h2>The paper's published figures</h2>{_paper_section(data.paper)}")
+    bodies.append(f"<h2>Runs: environment and command</h2>{_environment_section(data.environments)}")
+    sections["paper"] = sections["environment"] = "drawn"
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>detprof report</title>
+<style>{STYLE}</style><script>{ERROR_HOOK}</script>
+<script>{get_plotlyjs()}</script></head>
+<body data-expected-charts="{sum(1 for s in scripts if s)}">
+<h1>detprof report</h1>
+<p>What deterministic training costs, from {len(data.run_ids)} stored run(s). Generated {created}.
+Ratios are deterministic / default unless the table says otherwise; error bars are 95% bootstrap CIs.</p>
+{''.join(bodies)}
+<script>
+var __plots = [];
+{chr(10).join(s for s in scripts if s)}
+Promise.all(__plots).then(function () {{
+  // A chart counts as drawn when plotly put at least one trace into its SVG.
+  var drawn = Array.prototype.filter.call(document.querySelectorAll(".chart"), function (c) {{
+    return c.querySelector(".main-svg .trace") !== null; }}).length;
+  document.body.setAttribute("data-rendered", String(drawn));
+}}).catch(function (e) {{ __detprofRecord(e); }});
+</script>
+</body></html>
+"""
+    return page, sections

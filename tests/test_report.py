@@ -1,0 +1,122 @@
+"""The HTML report: content checks, then the real thing in headless Chromium (as a person would)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from detprof.cli import app
+from detprof.kernels import kernel_table
+from detprof.report import build_report
+from detprof.store import ResultStore
+
+runner = CliRunner()
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+EVIL = "<script>window.__xss = 1</script>evil_kernel"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--virtual-time-budget=15000"]
+
+
+def _chromium() -> str:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed, but CI must run the browser test (.ci/run installs it)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return binary
+
+
+def _browse(page: Path, screenshot: Path) -> str:
+    """Load the page in headless Chromium; return the DOM after its scripts ran, save a screenshot."""
+    binary = _chromium()
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=180, check=True).stdout
+    with tempfile.TemporaryDirectory() as profile:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1300,3800",
+                        f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=180, check=True)
+    assert screenshot.stat().st_size > 10_000
+    return dom
+
+
+def _assert_rendered(dom: str, charts: int) -> None:
+    body = re.search(r"<body[^>]*>", dom)
+    assert body is not None
+    assert f'data-expected-charts="{charts}"' in body.group(0)
+    assert f'data-rendered="{charts}"' in body.group(0), body.group(0)
+    assert "data-js-errors" not in re.search(r"<html[^>]*>", dom).group(0)  # type: ignore[union-attr]
+
+
+def _store_with_kernels(db: Path, names: list[str]) -> None:
+    table = kernel_table(pd.DataFrame({"name": names, "dur_us": [5.0] * len(names)}))
+    summary = {"arch": "resnet18", "device": {"kind": "cpu", "name": "cpu"}, "ratio": 1.2, "ratio_ci": [1.1, 1.3],
+               "kernel_ratio": 1.5, "noisy": False, "workload": {"kernel_size": 3}, "protocol": {"profile_steps": 1},
+               "modes": [{"mode": "default"}, {"mode": "deterministic"}], "command": "detprof overhead"}
+    run = {"created_at": "2026-11-25T00:00:00+00:00", "kind": "overhead", "arch": "resnet18", "framework": "pytorch",
+           "device_kind": "cpu", "device_name": "cpu", "modes": ["default", "deterministic"],
+           "command": "detprof overhead", "config": {}, "environment": {}, "summary": summary}
+    ResultStore(db, create=True).save_run(run, [], {"default": table, "deterministic": table})
+
+
+def test_report_is_offline_escaped_and_says_what_has_no_data(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    _store_with_kernels(db, [EVIL, "aten::mm"])
+    result = build_report(str(db), tmp_path / "report.html")
+    page = result.path.read_text()
+    assert result.sections["figure_9a"] == "drawn" and result.sections["figure_9b"] == "no data"
+    assert "No medium-cnn runs yet" in page
+    assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;evil_kernel" in page
+    assert "<script>window.__xss" not in page
+    # plotly.js is inlined: no element loads anything from elsewhere
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
+    assert "Plotly.newPlot" in page and len(page) > 4_000_000
+    assert "Published by the paper, not measured by detprof" in page and "1.85" in page
+
+
+def test_report_without_runs_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "x.html")])
+    assert result.exit_code == 2 and "no runs yet" in result.stderr
+
+
+def test_report_of_a_cpu_run_renders_in_chromium(tmp_path: Path) -> None:
+    db = str(tmp_path / "cpu.sqlite")
+    run = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--batch-size", "8", "--warmup", "1", "--steps", "3",
+                              "--repeats", "2", "--profile-steps", "1", "--db", db, "--json"])
+    assert run.exit_code == 0, run.stderr
+    made = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "cpu.html"), "--json"])
+    assert made.exit_code == 0, made.stderr
+    dom = _browse(tmp_path / "cpu.html", ARTIFACTS / "report_cpu_run.png")
+    _assert_rendered(dom, charts=2)  # Figure 9a and Figure 8; no medium-cnn runs for 9b
+    assert "small-cnn" in dom and "No medium-cnn runs yet" in dom
+
+
+def test_report_of_imported_a100_and_v100_traces_renders_in_chromium(shared_traces: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "traces.sqlite")
+    for name in ("a100_diff_control", "v100_diff_test"):
+        imported = runner.invoke(app, ["import", str(shared_traces / f"{name}.json.gz"), "--label", name[:4],
+                                       "--db", db])
+        assert imported.exit_code == 0, imported.stderr
+    made = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "traces.html")])
+    assert made.exit_code == 0, made.stderr
+    dom = _browse(tmp_path / "traces.html", ARTIFACTS / "report_imported_traces.png")
+    _assert_rendered(dom, charts=1)  # Figure 8 from the two traces
+    assert "NVIDIA A100-PG509-200" in dom and "Tesla V100-SXM2-16GB" in dom
+    assert "Only in 2:v100" in dom and "No overhead runs of networks yet" in dom
+
+
+def test_escaped_names_do_not_execute_in_the_browser(tmp_path: Path) -> None:
+    db = tmp_path / "evil.sqlite"
+    _store_with_kernels(db, [EVIL, "aten::mm"])
+    page = build_report(str(db), tmp_path / "evil.html").path
+    dom = _browse(page, ARTIFACTS / "report_escaping.png")
+    _assert_rendered(dom, charts=2)
+    assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;evil_kernel" in dom
