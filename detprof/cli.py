@@ -71,6 +71,14 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(_clean(document), indent=2) + "\n")
 
 
+def emit(document: Any, json_output: bool, show: Callable[[Any], None]) -> None:
+    """Print ``document`` as JSON, or hand it to ``show`` for the human form."""
+    if json_output:
+        print_json(document)
+    else:
+        show(document)
+
+
 def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}{suffix}"
 
@@ -208,18 +216,11 @@ def kernels(
     _check_scope(scope)
     if trace is not None:
         with user_errors():
-            report = trace_report(trace, top, scope)
-        if json_output:
-            print_json(report)
-        else:
-            _print_trace_report(report)
+            emit(trace_report(trace, top, scope), json_output, _print_trace_report)
         return
     with user_errors():
         report = kernel_report(db, run, mode, top)
-    if json_output:
-        print_json(report)
-        return
-    _print_kernel_report(report)
+    emit(report, json_output, _print_kernel_report)
 
 
 def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -291,9 +292,10 @@ def diff(
     _check_scope(scope)
     with user_errors():
         report = kernel_diff(a, b, db, top, scope)
-    if json_output:
-        print_json(report)
-        return
+    emit(report, json_output, _print_diff)
+
+
+def _print_diff(report: dict[str, Any]) -> None:
     counts = report["counts"]
     title = (f"{report['b']} vs {report['a']}: {counts['added']} added, {counts['removed']} removed, "
              f"{counts['changed']} in both; total {report['total_us_a'] / 1000:,.2f} -> "
@@ -316,11 +318,12 @@ def import_(
     _check_scope(scope)
     with user_errors():
         document = import_trace(trace, db, label, arch, scope)
-    if json_output:
-        print_json(document)
-        return
+    emit(document, json_output, _print_import)
+
+
+def _print_import(document: dict[str, Any]) -> None:
     mode = document["modes"][0]
-    out.print(f"stored {trace} as run {document['run_id']}: {document['kernels']} kernels, "
+    out.print(f"stored {document['source_trace']} as run {document['run_id']}: {document['kernels']} kernels, "
               f"{mode['kernel_ms']:,.2f} ms of GPU time on {document['device']['name']}", highlight=False)
 
 
