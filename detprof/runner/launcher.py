@@ -7,7 +7,6 @@ printing are the caller's business.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable
@@ -21,24 +20,8 @@ import pandas as pd
 from detprof.kernels import TraceError, kernel_table, load_trace
 from detprof.modes import Toggles, environment_for
 from detprof.runner.config import JobSpec, OverheadConfig, plan_jobs
+from detprof.runner.processes import run_in_fresh_process
 from detprof.stats import RatioEstimate, ratio_of_medians, summarize
-
-STDERR_TAIL_CHARS = 2000
-# Imported once by the fork server, so each job starts without paying ~2 s of imports. torch._dynamo
-# is imported by the optimizer's constructor anyway; preloading it moves that second off every job.
-FORK_SERVER_PRELOAD = ["detprof.runner.worker", "torch._dynamo"]
-_fork_context: multiprocessing.context.ForkServerContext | None = None
-
-
-def _job_context() -> multiprocessing.context.ForkServerContext:
-    """The fork server that jobs are started from. It imports torch but never runs an op, so it
-    holds no CUDA context, cuDNN/cuBLAS handle or allocator state that a job could inherit."""
-    global _fork_context
-    if _fork_context is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(FORK_SERVER_PRELOAD)
-        _fork_context = context
-    return _fork_context
 
 
 @dataclass
@@ -102,26 +85,19 @@ class OverheadResult:
 
 
 def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
-    """Run one job in a new process forked from the fork server; whatever happens becomes a JobOutcome."""
-    from detprof.runner.worker import job_entry
-
+    """Run one job in a fresh process; whatever happens becomes a JobOutcome."""
     env = environment_for(Toggles(**spec.toggles), dict(os.environ))
     with tempfile.TemporaryDirectory(prefix="detprof-job-") as scratch:
-        result_file, log_file = Path(scratch, "result.json"), Path(scratch, "job.log")
-        process = _job_context().Process(target=job_entry, name=f"detprof-job-{spec.index}",
-                                         args=(spec.to_json_dict(), str(result_file), str(log_file), env))
-        process.start()
-        process.join(timeout_s)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        result_file = Path(scratch, "result.json")
+        outcome = run_in_fresh_process("detprof.runner.worker:run_to_file", (spec.to_json_dict(), str(result_file)),
+                                       env, Path(scratch, "job.log"), timeout_s)
+        if outcome.timed_out:
             return JobOutcome(spec, "timeout", error=f"job exceeded {timeout_s:g} s and was killed")
         if not result_file.exists():
-            code = process.exitcode or 0
+            code = outcome.exitcode or 0
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            tail = log_file.read_text(errors="replace").strip()[-STDERR_TAIL_CHARS:] if log_file.exists() else ""
-            status = "oom" if "out of memory" in tail.lower() or code == -9 else "crashed"
-            return JobOutcome(spec, status, error=f"worker {how}: {tail}".strip())
+            status = "oom" if "out of memory" in outcome.log_tail.lower() or code == -9 else "crashed"
+            return JobOutcome(spec, status, error=f"worker {how}: {outcome.log_tail}".strip())
         data = json.loads(result_file.read_text())
     return JobOutcome(
         spec=spec, status=data["status"], step_ms=data.get("step_ms", []), error=data.get("error"),

@@ -1,8 +1,7 @@
 """The measurement of one job, in a fresh process.
 
-The launcher forks each job from a fork server that has imported torch but never run an op, so
-no framework state exists to leak (``job_entry``); ``python -m detprof.runner.worker SPEC RESULT``
-runs one job from a spec file by hand.
+The launcher starts each job with ``run_to_file`` in a fresh process (detprof.runner.processes);
+``python -m detprof.runner.worker SPEC RESULT`` runs one job from a spec file by hand.
 
 Order inside the process: toggles (the parent already set the environment), model, warm-up steps
 (cuDNN autotuning happens here and is excluded), timed steps (CUDA events on GPU, perf_counter on
@@ -164,16 +163,9 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
     return result
 
 
-def job_entry(spec_dict: dict[str, Any], result_path: str, log_path: str, environment: dict[str, str]) -> None:
-    """Entry point of a forked job: take the mode's environment before anything can start CUDA (so
-    CUBLAS_WORKSPACE_CONFIG is in place when cuBLAS reads it), send stdout/stderr to ``log_path``
-    (the profiler prints there; the launcher keeps the tail for crash reports), then run the job."""
-    os.environ.clear()
-    os.environ.update(environment)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.exit(_run_and_record(JobSpec.from_json_dict(spec_dict), result_path))
+def run_to_file(spec_dict: dict[str, Any], result_path: str) -> int:
+    """Entry point of a job process (see detprof.runner.processes): run it, write the result file."""
+    return _run_and_record(JobSpec.from_json_dict(spec_dict), result_path)
 
 
 def _run_and_record(spec: JobSpec, result_path: str) -> int:
