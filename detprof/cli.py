@@ -32,6 +32,7 @@ out = Console()
 err = Console(stderr=True)
 
 USER_ERRORS = (UnknownArchError, UnknownModeError, GpuSelectionError, StoreError, TraceError, ValueError)
+STABILITY_TASKS = "digits"
 JSON_HELP = "Print one JSON document on stdout instead of tables."
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
 
@@ -345,6 +346,64 @@ def report(
     drawn = ", ".join(f"{k}: {v}" for k, v in result.sections.items())
     out.print(f"wrote {result.path} ({result.bytes / 2**20:.1f} MiB, {len(result.runs)} runs; {drawn})",
               highlight=False)
+
+
+@app.command()
+def stability(
+    task: str = typer.Option("digits", help=f"Dataset and network. Accepted: {STABILITY_TASKS}."),
+    variant: str = typer.Option("algo+impl", help="Noise left in: algo+impl (none controlled), algo (deterministic "
+                                                  "mode), impl (all seeds fixed), control (both)."),
+    runs: int = typer.Option(10, help="Models in the experiment; stored runs are kept and only the missing ones "
+                                      "are trained."),
+    fix: str | None = typer.Option(None, help="Hold these algorithmic sources fixed instead of the variant's "
+                                              "choice: comma-separated from init, shuffle, augment, dropout."),
+    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in the small CNN (default: the recipe's)."),
+    epochs: int | None = typer.Option(None, help="Override the recipe's epochs."),
+    batch_size: int | None = typer.Option(None, help="Override the recipe's batch size."),
+    lr: float | None = typer.Option(None, help="Override the recipe's learning rate (Adam)."),
+    data_dir: str | None = typer.Option(None, help="Dataset folder (tasks that read files)."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Train N models under a noise variant and measure how much they differ (churn, L2, per-class spread)."""
+    from detprof.stability import run_stability
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        bar = progress.add_task(f"{task} {variant}: epochs", total=None)
+
+        def advance(run_index: int, total_runs: int, epoch: int, total_epochs: int) -> None:
+            progress.update(bar, total=total_runs * total_epochs, completed=run_index * total_epochs + epoch,
+                            description=f"{task} {variant}: run {run_index + 1}/{total_runs}, epoch {epoch}")
+
+        with user_errors():
+            summary = run_stability(task, variant, runs, fix, epochs, batch_size, lr, bn, db, data_dir, advance)
+    emit(summary, json_output, _print_stability)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+def _print_stability(s: dict[str, Any]) -> None:
+    def ci(key: str, scale: float = 1.0, digits: int = 2) -> str:
+        low_high = s.get(f"{key}_ci")
+        return "" if not low_high else f" ({low_high[0] * scale:.{digits}f}-{low_high[1] * scale:.{digits}f})"
+
+    table = Table(title=f"{s['task']}, variant {s['variant']} ({s['description']}; mode {s['mode']}): "
+                        f"{s['runs']} runs, {s['test_examples']} test examples")
+    for column in ("measure", "value (95% CI)"):
+        table.add_column(column)
+    pct = 100.0
+    table.add_row("accuracy mean", f"{s['accuracy_mean'] * pct:.2f}%{ci('accuracy_mean', pct)}")
+    if s.get("churn") is not None:
+        table.add_row("accuracy std (ddof=1)", f"{s['accuracy_std'] * pct:.3f} pp")
+        table.add_row("churn (mean over pairs)", f"{s['churn'] * pct:.2f}%{ci('churn', pct)}")
+        table.add_row("L2 of unit weights (mean over pairs)", f"{s['l2']:.4f}{ci('l2', 1.0, 4)}")
+        ratio = s["per_class_std_ratio_max"]
+        table.add_row("largest per-class accuracy std", f"{s['per_class_std_max'] * pct:.2f} pp"
+                      + (f" ({ratio:.1f}x the overall std)" if ratio is not None else ""))
+    out.print(table)
+    for failure in s["failed"]:
+        out.print(f"[yellow]run {failure['run']} failed[/] (exit {failure['exitcode']}): {failure['log_tail']}")
 
 
 @app.command()

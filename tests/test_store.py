@@ -88,6 +88,19 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
         ResultStore(db_path)
 
 
+def test_version_1_databases_are_upgraded_in_place(db_path: Path) -> None:
+    store = ResultStore(db_path, create=True)
+    store.save_run(_run(), [_job(0, "default", [1.0])], {})
+    store.connection.execute("DROP TABLE stability_runs")
+    store.connection.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    store.connection.commit()
+    store.close()
+    upgraded = ResultStore(db_path)
+    assert upgraded.stability_runs("any") == [] and upgraded.latest_run_id() == 1
+    version = upgraded.connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    assert int(version) == SCHEMA_VERSION
+
+
 def test_environment_variable_chooses_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DETPROF_DB", str(tmp_path / "env.sqlite"))
     assert ResultStore(create=True).path == tmp_path / "env.sqlite"

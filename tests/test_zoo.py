@@ -73,6 +73,12 @@ def test_small_cnn_shapes_and_optional_batch_norm(batch_norm: bool) -> None:
     assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [32, 10]
 
 
+def test_small_cnn_for_8x8_grey_digits_with_dropout() -> None:
+    model = SmallCNN(num_classes=10, image_size=8, in_channels=1, dropout=0.1)
+    assert model(torch.randn(4, 1, 8, 8)).shape == (4, 10)
+    assert any(isinstance(m, torch.nn.Dropout) for m in model.modules())
+
+
 def test_names_accept_underscores_and_case() -> None:
     assert canonical_arch("MobileNet_V2") == "mobilenet-v2"
     assert canonical_arch("resnet18_cifar") == "resnet18-cifar"

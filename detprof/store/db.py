@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: stability_runs
 DEFAULT_DB = Path(".detprof") / "results.sqlite"
 DB_ENV_VAR = "DETPROF_DB"
 
@@ -77,6 +77,23 @@ CREATE TABLE IF NOT EXISTS kernels (
     std_us REAL NOT NULL,
     PRIMARY KEY (run_id, mode, name)
 );
+CREATE TABLE IF NOT EXISTS stability_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment TEXT NOT NULL,
+    task TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    fixed_json TEXT NOT NULL,
+    recipe_json TEXT NOT NULL,
+    run_index INTEGER NOT NULL,
+    seeds_json TEXT NOT NULL,
+    accuracy REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    predictions_path TEXT NOT NULL,
+    weights_path TEXT NOT NULL,
+    environment_json TEXT NOT NULL,
+    UNIQUE (experiment, run_index)
+);
 """
 
 
@@ -124,6 +141,10 @@ class ResultStore:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{str(self.path)!r} has schema version {version}; this detprof reads up to "
                              f"{SCHEMA_VERSION}: upgrade detprof")
+        if version < SCHEMA_VERSION:  # every change so far only adds tables: create what is missing
+            with self.connection:
+                self.connection.executescript(SCHEMA)
+                self.connection.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.connection.close()
@@ -163,7 +184,26 @@ class ResultStore:
                       float(r.max_us), float(r.std_us)) for r in table.itertuples(index=False)])
         return run_id
 
+    def save_stability_run(self, row: dict[str, Any]) -> None:
+        """Store one finished stability run (its predictions and weights are files beside the database)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO stability_runs (experiment, task, variant, mode, fixed_json, recipe_json, run_index,"
+                " seeds_json, accuracy, created_at, predictions_path, weights_path, environment_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (row["experiment"], row["task"], row["variant"], row["mode"], json.dumps(row["fixed"]),
+                 json.dumps(row["recipe"]), row["run_index"], json.dumps(row["seeds"]), row["accuracy"],
+                 row["created_at"], row["predictions_path"], row["weights_path"], json.dumps(row["environment"])))
+
     # -- reading ---------------------------------------------------------------------------------
+
+    def stability_runs(self, experiment: str) -> list[dict[str, Any]]:
+        """Stored runs of one stability experiment, by run index."""
+        rows = self.connection.execute(
+            "SELECT run_index, seeds_json, accuracy, predictions_path, weights_path, environment_json"
+            " FROM stability_runs WHERE experiment=? ORDER BY run_index", (experiment,)).fetchall()
+        return [{"run_index": r[0], "seeds": json.loads(r[1]), "accuracy": r[2], "predictions_path": r[3],
+                 "weights_path": r[4], "environment": json.loads(r[5])} for r in rows]
 
     def list_runs(self) -> pd.DataFrame:
         """All runs, newest first: id, created_at, arch, device, modes, ratio, ci, kernel_ratio."""

@@ -28,16 +28,21 @@ def _stage(in_ch: int, out_ch: int, kernel: int, batch_norm: bool) -> list[nn.Mo
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int = 10, batch_norm: bool = False, image_size: int = 32) -> None:
+    """``in_channels``, ``image_size`` and ``dropout`` (before the dense layers; 0 = none, as in the
+    paper) adapt it to other small datasets, such as the 8x8 grey digits."""
+
+    def __init__(self, num_classes: int = 10, batch_norm: bool = False, image_size: int = 32, in_channels: int = 3,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        in_ch = 3
+        in_ch = in_channels
         for out_ch in SMALL_CNN_CHANNELS:
             layers += _stage(in_ch, out_ch, 3, batch_norm)
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         side = image_size // 2 ** len(SMALL_CNN_CHANNELS)  # 4 for the paper's 32x32 input
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * side * side, 32), nn.ReLU(inplace=True),
+        head: list[nn.Module] = [nn.Flatten()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+        self.classifier = nn.Sequential(*head, nn.Linear(in_ch * max(side, 1) ** 2, 32), nn.ReLU(inplace=True),
                                         nn.Linear(32, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:

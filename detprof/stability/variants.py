@@ -1,0 +1,60 @@
+"""Noise variants of the paper's Section 2.2, and the seeds of each algorithmic source.
+
+Implementation noise is controlled by the determinism mode; algorithmic noise by seeds. Each
+algorithmic source has its own seed, so any of them can be held fixed alone (``--fix``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+SOURCES = ("init", "shuffle", "augment", "dropout")
+FIXED_SEED = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    mode: str  # determinism mode (detprof.modes)
+    fixed: tuple[str, ...]  # algorithmic sources held fixed across runs
+    description: str
+
+
+VARIANTS = {
+    "algo+impl": Variant("algo+impl", "default", (), "nothing controlled"),
+    "algo": Variant("algo", "deterministic", (), "implementation noise removed, algorithmic seeds vary"),
+    "impl": Variant("impl", "default", SOURCES, "every algorithmic seed fixed, default mode"),
+    "control": Variant("control", "deterministic", SOURCES, "both controlled"),
+}
+
+
+class VariantError(ValueError):
+    """An unknown variant or noise source."""
+
+
+def resolve_variant(name: str, fix: str | None = None) -> Variant:
+    """The named variant, with ``fix`` (comma-separated sources) replacing its fixed set when given."""
+    if name not in VARIANTS:
+        raise VariantError(f"unknown variant {name!r}; accepted: {', '.join(VARIANTS)}")
+    variant = VARIANTS[name]
+    if fix is None:
+        return variant
+    sources = tuple(s.strip() for s in fix.split(",") if s.strip())
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise VariantError(f"unknown noise source {unknown[0]!r} in --fix; accepted: {', '.join(SOURCES)}")
+    fixed = tuple(s for s in SOURCES if s in sources)
+    return Variant(variant.name, variant.mode, fixed, f"{variant.description}; fixed: {', '.join(fixed) or 'none'}")
+
+
+def source_seeds(variant: Variant, run_index: int) -> dict[str, int]:
+    """Seed of each source for one run: FIXED_SEED when fixed, else distinct per run and per source."""
+    seeds = {}
+    for source in SOURCES:
+        if source in variant.fixed:
+            seeds[source] = FIXED_SEED
+        else:
+            digest = hashlib.sha256(f"{source}:{run_index}".encode()).digest()
+            seeds[source] = int.from_bytes(digest[:4], "little") + 1  # never equal to FIXED_SEED
+    return seeds
