@@ -352,11 +352,14 @@ def report(
 def stability(
     task: str = typer.Option("digits", help=f"Dataset and network. Accepted: {STABILITY_TASKS}."),
     variant: str = typer.Option("algo+impl", help="Noise left in: algo+impl (none controlled), algo (deterministic "
-                                                  "mode), impl (all seeds fixed), control (both)."),
+                                                  "mode), impl (all seeds fixed), control (both), order-only."),
     runs: int = typer.Option(10, help="Models in the experiment; stored runs are kept and only the missing ones "
                                       "are trained."),
     fix: str | None = typer.Option(None, help="Hold these algorithmic sources fixed instead of the variant's "
                                               "choice: comma-separated from init, shuffle, augment, dropout."),
+    order_only: bool = typer.Option(False, "--order-only", help="The data-order experiment: everything fixed but "
+                                                                "the shuffling order (variant order-only); combine "
+                                                                "with --batch-size, up to the full training set."),
     bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in the small CNN (default: the recipe's)."),
     epochs: int | None = typer.Option(None, help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, help="Override the recipe's batch size."),
@@ -368,6 +371,10 @@ def stability(
     """Train N models under a noise variant and measure how much they differ (churn, L2, per-class spread)."""
     from detprof.stability import run_stability
 
+    if order_only:
+        if variant not in ("algo+impl", "order-only") or fix is not None:
+            fail("--order-only sets the variant and the fixed sources itself; drop --variant and --fix")
+        variant = "order-only"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
         bar = progress.add_task(f"{task} {variant}: epochs", total=None)

@@ -78,6 +78,16 @@ def test_batch_norm_changes_the_experiment(tmp_path: Path) -> None:
     assert plain["experiment"] != with_bn["experiment"] and with_bn["recipe"]["batch_norm"] is True
 
 
+def test_order_only_varies_nothing_but_the_shuffling_order(tmp_path: Path) -> None:
+    summary = _stability([*QUICK, "--order-only", "--batch-size", "64", "--runs", "2", "--db", str(tmp_path / "o")])
+    assert summary["variant"] == "order-only" and summary["mode"] == "deterministic"
+    assert summary["fixed"] == ["init", "augment", "dropout"]
+    assert summary["recipe"]["dropout"] == 0.0 and summary["recipe"]["augment_shift"] == 0
+    assert summary["churn"] > 0.0  # a different order of mini-batches trains a different model
+    clash = runner.invoke(app, ["stability", "--order-only", "--variant", "algo", "--db", str(tmp_path / "o")])
+    assert clash.exit_code == 2 and "--order-only sets the variant" in clash.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--task", "imagenet"], "unknown task 'imagenet'; accepted: digits"),
     (["--variant", "chaos"], "unknown variant 'chaos'; accepted: algo+impl, algo, impl, control"),

@@ -26,6 +26,10 @@ VARIANTS = {
     "algo": Variant("algo", "deterministic", (), "implementation noise removed, algorithmic seeds vary"),
     "impl": Variant("impl", "default", SOURCES, "every algorithmic seed fixed, default mode"),
     "control": Variant("control", "deterministic", SOURCES, "both controlled"),
+    # The data-order experiment (paper Figures 7 and 8): only the shuffling order changes between
+    # runs. At full batch the model sees the same data each step and only the summation order moves.
+    "order-only": Variant("order-only", "deterministic", ("init", "augment", "dropout"),
+                          "only the data order varies, deterministic mode"),
 }
 
 
