@@ -32,7 +32,7 @@ out = Console()
 err = Console(stderr=True)
 
 USER_ERRORS = (UnknownArchError, UnknownModeError, GpuSelectionError, StoreError, TraceError, ValueError)
-STABILITY_TASKS = "digits"
+STABILITY_TASKS = "digits, cifar10, cifar100"
 JSON_HELP = "Print one JSON document on stdout instead of tables."
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
 
@@ -364,7 +364,10 @@ def stability(
     epochs: int | None = typer.Option(None, help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, help="Override the recipe's batch size."),
     lr: float | None = typer.Option(None, help="Override the recipe's learning rate (Adam)."),
-    data_dir: str | None = typer.Option(None, help="Dataset folder (tasks that read files)."),
+    arch: str | None = typer.Option(None, help="small-cnn or resnet18-cifar (default: the task's recipe: "
+                                               "small-cnn for digits and cifar10, resnet18-cifar for cifar100)."),
+    data_dir: str | None = typer.Option(None, help="Folder with the dataset's binary distribution "
+                                                   "(cifar-10-batches-bin/ or cifar-100-binary/)."),
     db: str | None = typer.Option(None, help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -384,7 +387,7 @@ def stability(
                             description=f"{task} {variant}: run {run_index + 1}/{total_runs}, epoch {epoch}")
 
         with user_errors():
-            summary = run_stability(task, variant, runs, fix, epochs, batch_size, lr, bn, db, data_dir, advance)
+            summary = run_stability(task, variant, runs, fix, epochs, batch_size, lr, bn, db, data_dir, advance, arch)
     emit(summary, json_output, _print_stability)
     if summary["failed"]:
         raise typer.Exit(1)

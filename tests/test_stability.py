@@ -89,7 +89,8 @@ def test_order_only_varies_nothing_but_the_shuffling_order(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--task", "imagenet"], "unknown task 'imagenet'; accepted: digits"),
+    (["--task", "imagenet"], "unknown task 'imagenet'; accepted: digits, cifar10, cifar100"),
+    (["--arch", "vgg19"], "--arch 'vgg19' is not accepted for stability"),
     (["--variant", "chaos"], "unknown variant 'chaos'; accepted: algo+impl, algo, impl, control"),
     (["--fix", "weights"], "unknown noise source 'weights'"),
     (["--runs", "0"], "--runs 0 is not accepted"),
@@ -100,3 +101,75 @@ def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path
     result = runner.invoke(app, ["stability", *args, "--db", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def _write_cifar(root: Path, task: str, train_records: int, test_records: int, seed: int = 0) -> Path:
+    """Small files in the CIFAR binary format: label byte(s) then 3,072 pixel bytes per record."""
+    rng = np.random.default_rng(seed)
+    folder = root / ("cifar-10-batches-bin" if task == "cifar10" else "cifar-100-binary")
+    folder.mkdir(parents=True)
+
+    def records(count: int) -> bytes:
+        if task == "cifar10":
+            labels = rng.integers(0, 10, (count, 1), dtype=np.uint8)
+        else:
+            labels = np.stack([rng.integers(0, 20, count), rng.integers(0, 100, count)], axis=1).astype(np.uint8)
+        return np.concatenate([labels, rng.integers(0, 256, (count, 3072), dtype=np.uint8)], axis=1).tobytes()
+
+    if task == "cifar10":
+        for i in range(1, 6):
+            (folder / f"data_batch_{i}.bin").write_bytes(records(train_records))
+        (folder / "test_batch.bin").write_bytes(records(test_records))
+    else:
+        (folder / "train.bin").write_bytes(records(train_records))
+        (folder / "test.bin").write_bytes(records(test_records))
+    return folder
+
+
+def test_cifar_binary_files_are_read_channel_first_with_fine_labels(tmp_path: Path) -> None:
+    from detprof.stability.data import load_task
+
+    folder = _write_cifar(tmp_path / "c100", "cifar100", 6, 4)
+    raw = np.fromfile(folder / "test.bin", dtype=np.uint8).reshape(4, 3074)
+    data = load_task("cifar100", str(tmp_path / "c100"))
+    assert data.x_train.shape == (6, 3, 32, 32) and data.num_classes == 100
+    assert data.y_test.tolist() == raw[:, 1].tolist()  # the fine label, not the coarse one
+    assert data.x_test[2, 1, 0, 5] == pytest.approx(raw[2, 2 + 1024 + 5] / 255.0)  # green plane, row 0, column 5
+    cifar10 = load_task("cifar10", str(_write_cifar(tmp_path / "c10", "cifar10", 3, 2)))  # the folder itself
+    assert cifar10.x_train.shape == (15, 3, 32, 32) and cifar10.num_classes == 10
+
+
+@pytest.mark.parametrize("arch", ["small-cnn", "resnet18-cifar"])
+def test_cifar_experiment_trains_both_networks(tmp_path: Path, arch: str) -> None:
+    _write_cifar(tmp_path / "data", "cifar10", 4, 6)
+    summary = _stability(["--task", "cifar10", "--data-dir", str(tmp_path / "data"), "--arch", arch,
+                          "--variant", "control", "--runs", "2", "--epochs", "1", "--batch-size", "8", "--json",
+                          "--db", str(tmp_path / "s.sqlite")])
+    assert summary["recipe"]["arch"] == arch and summary["recipe"]["flip"] is True
+    assert summary["recipe"]["augment_shift"] == 4 and summary["test_examples"] == 6
+    assert summary["churn"] == 0.0 and summary["l2"] == 0.0  # control: reproducible with crop and flip too
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("none", "--data-dir is required for cifar10"),
+    ("missing", "test_batch.bin not found"),
+    ("truncated", "is not a cifar10 binary file"),
+    ("label", "has label 200, outside 0..9"),
+])
+def test_missing_or_malformed_cifar_exits_2_with_the_layout(tmp_path: Path, setup: str, message: str) -> None:
+    args = ["stability", "--task", "cifar10", "--db", str(tmp_path / "s.sqlite")]
+    if setup != "none":
+        folder = _write_cifar(tmp_path / "data", "cifar10", 2, 2)
+        if setup == "missing":
+            (folder / "test_batch.bin").unlink()
+        elif setup == "truncated":
+            (folder / "data_batch_3.bin").write_bytes(b"\x01" * 3072)
+        else:
+            record = bytearray((folder / "test_batch.bin").read_bytes())
+            record[0] = 200
+            (folder / "test_batch.bin").write_bytes(bytes(record))
+        args += ["--data-dir", str(tmp_path / "data")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.stdout
+    line = result.stderr.strip()
+    assert message in line and "cifar-10-batches-bin/" in line and len(line.splitlines()) == 1

@@ -40,14 +40,22 @@ class Recipe:
     lr_decay_factor: float
     batch_norm: bool
     dropout: float  # before the dense layers of the small CNN
-    augment_shift: int  # random translation, pixels
+    augment_shift: int  # random translation (a random crop of the zero-padded image), pixels
+    flip: bool = False  # random horizontal flip, probability 0.5
+    arch: str = "small-cnn"  # small-cnn or resnet18-cifar
 
 
+ARCHS = ("small-cnn", "resnet18-cifar")
 # digits: small enough that 10 runs take seconds on a CPU; dropout and shifts make every
-# algorithmic source real.
+# algorithmic source real. CIFAR: the paper's Appendix B (200 epochs, batch 128, Adam 4e-4 decayed
+# x0.1 every 50 epochs, random crop with 4-pixel padding and horizontal flip).
 DEFAULT_RECIPES = {
     "digits": Recipe(epochs=15, batch_size=32, lr=3e-3, lr_decay_every=10, lr_decay_factor=0.1, batch_norm=False,
                      dropout=0.1, augment_shift=1),
+    "cifar10": Recipe(epochs=200, batch_size=128, lr=4e-4, lr_decay_every=50, lr_decay_factor=0.1, batch_norm=False,
+                      dropout=0.0, augment_shift=4, flip=True, arch="small-cnn"),
+    "cifar100": Recipe(epochs=200, batch_size=128, lr=4e-4, lr_decay_every=50, lr_decay_factor=0.1,
+                       batch_norm=False, dropout=0.0, augment_shift=4, flip=True, arch="resnet18-cifar"),
 }
 
 
@@ -56,17 +64,19 @@ class StabilityArgumentError(ValueError):
 
 
 def build_recipe(task: str, epochs: int | None, batch_size: int | None, lr: float | None,
-                 batch_norm: bool | None) -> Recipe:
+                 batch_norm: bool | None, arch: str | None = None) -> Recipe:
     """The task's recipe with the given overrides; raises StabilityArgumentError for bad values."""
     recipe = DEFAULT_RECIPES[task]
+    if arch is not None and arch not in ARCHS:
+        raise StabilityArgumentError(f"--arch {arch!r} is not accepted for stability; use one of {', '.join(ARCHS)}")
     if epochs is not None and epochs < 1:
         raise StabilityArgumentError(f"--epochs {epochs} is not accepted; use an integer >= 1")
     if batch_size is not None and batch_size < 1:
         raise StabilityArgumentError(f"--batch-size {batch_size} is not accepted; use an integer >= 1")
     if lr is not None and not lr > 0:
         raise StabilityArgumentError(f"--lr {lr} is not accepted; use a learning rate > 0")
-    changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                 "batch_norm": batch_norm}.items() if v is not None}
+    changes = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "batch_norm": batch_norm,
+                                 "arch": arch}.items() if v is not None}
     return Recipe(**{**asdict(recipe), **changes})
 
 
@@ -87,7 +97,8 @@ def _load_weights(path: str) -> np.ndarray:
 def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 10, fix: str | None = None,
                   epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
                   batch_norm: bool | None = None, db: str | None = None, data_dir: str | None = None,
-                  on_progress: Callable[[int, int, int, int], None] | None = None) -> dict[str, Any]:
+                  on_progress: Callable[[int, int, int, int], None] | None = None,
+                  arch: str | None = None) -> dict[str, Any]:
     """Train the missing runs of an experiment, store them, and return its measures.
 
     ``on_progress(run, runs, epoch, epochs)`` is called as training advances. Accuracies, churn
@@ -97,12 +108,12 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
         raise StabilityArgumentError(f"--runs {runs} is not accepted; use an integer >= 1")
     chosen = resolve_variant(variant, fix)
     data = load_task(task, data_dir)  # validates the data before any training starts
-    recipe = build_recipe(task, epochs, batch_size, lr, batch_norm)
+    recipe = build_recipe(task, epochs, batch_size, lr, batch_norm, arch)
     if chosen.name == "order-only":
         # Dropout masks and shifts are drawn per batch position, so a new order would also hand
         # them to other examples. Off, a full-batch run is mathematically the same every time and
         # any difference left is floating-point summation order.
-        recipe = Recipe(**{**asdict(recipe), "dropout": 0.0, "augment_shift": 0})
+        recipe = Recipe(**{**asdict(recipe), "dropout": 0.0, "augment_shift": 0, "flip": False})
     key = experiment_key(task, chosen.name, chosen.mode, chosen.fixed, recipe)
     store = ResultStore(db, create=True)
     try:

@@ -34,12 +34,31 @@ def _shift(images: Any, generator: Any, max_shift: int) -> Any:
     return out
 
 
+def _flip(images: Any, generator: Any) -> Any:
+    """Mirror each image left-right with probability 0.5."""
+    import torch
+
+    mask = torch.rand(images.shape[0], generator=generator) < 0.5
+    out = images.clone()
+    out[mask] = images[mask].flip(-1)
+    return out
+
+
+def _model(recipe: dict[str, Any], data: Any) -> Any:
+    from detprof.zoo import build_model
+    from detprof.zoo.paper_cnns import SmallCNN
+
+    if recipe["arch"] == "resnet18-cifar":
+        return build_model("resnet18-cifar", num_classes=data.num_classes)
+    return SmallCNN(data.num_classes, batch_norm=recipe["batch_norm"], image_size=data.image_size,
+                    in_channels=data.in_channels, dropout=recipe["dropout"])
+
+
 def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
     """Train one model as ``spec`` says and write its outputs to ``out_dir``; returns the exit code."""
     import torch
 
     from detprof.stability.data import load_task
-    from detprof.zoo.paper_cnns import SmallCNN
 
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -48,8 +67,7 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
     data = load_task(spec["task"], spec.get("data_dir"))
     with capture_nondeterministic_ops() as nondeterministic_ops:
         torch.manual_seed(seeds["init"])
-        model = SmallCNN(data.num_classes, batch_norm=recipe["batch_norm"], image_size=data.image_size,
-                         in_channels=data.in_channels, dropout=recipe["dropout"])
+        model = _model(recipe, data)
         shuffle = torch.Generator().manual_seed(seeds["shuffle"])
         augment = torch.Generator().manual_seed(seeds["augment"])
         torch.manual_seed(seeds["dropout"])  # dropout draws from the global generator
@@ -64,6 +82,8 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
             for start in range(0, len(order), batch):
                 index = order[start:start + batch]
                 images = _shift(x_train[index], augment, recipe["augment_shift"])
+                if recipe.get("flip"):
+                    images = _flip(images, augment)
                 loss = torch.nn.functional.cross_entropy(model(images), y_train[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -71,8 +91,10 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
             scheduler.step()
             (directory / "progress").write_text(str(epoch + 1))
         model.eval()
-        with torch.no_grad():
-            predictions = model(torch.from_numpy(data.x_test)).argmax(dim=1).numpy()
+        with torch.no_grad():  # in chunks: the whole CIFAR test set at once would need gigabytes
+            x_test = torch.from_numpy(data.x_test)
+            predictions = torch.cat([model(x_test[i:i + 1000]).argmax(dim=1)
+                                     for i in range(0, len(x_test), 1000)]).numpy()
     np.save(directory / "predictions.npy", predictions)
     torch.save(model.state_dict(), directory / "weights.pt")
     result = {"accuracy": float((predictions == data.y_test).mean()), "applied_toggles": applied,
