@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -111,6 +112,20 @@ def test_report_of_imported_a100_and_v100_traces_renders_in_chromium(shared_trac
     _assert_rendered(dom, charts=1)  # Figure 8 from the two traces
     assert "NVIDIA A100-PG509-200" in dom and "Tesla V100-SXM2-16GB" in dom
     assert "Only in 2:v100" in dom and "No overhead runs of networks yet" in dom
+
+
+def test_report_of_stability_experiments_renders_in_chromium(tmp_path: Path) -> None:
+    db = str(tmp_path / "stability.sqlite")
+    for variant in ("algo+impl", "control"):
+        trained = runner.invoke(app, ["stability", "--variant", variant, "--runs", "2", "--epochs", "1", "--db", db])
+        assert trained.exit_code == 0, trained.stderr
+    made = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "stability.html"), "--json"])
+    assert made.exit_code == 0, made.stderr
+    sections = json.loads(made.stdout)["sections"]
+    assert sections["stability"] == sections["per_class"] == "drawn" and sections["figure_9a"] == "no data"
+    dom = _browse(tmp_path / "stability.html", ARTIFACTS / "report_stability.png")
+    _assert_rendered(dom, charts=2)
+    assert "Stability experiments" in dom and "init, shuffle, augment, dropout" in dom
 
 
 def test_escaped_names_do_not_execute_in_the_browser(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ class ReportData:
     environments: list[dict[str, Any]]
     paper: dict[str, Any]
     run_ids: list[int] = field(default_factory=list)
+    stability: list[dict[str, Any]] = field(default_factory=list)  # experiments with their measures
 
 
 def paper_reference() -> dict[str, Any]:
@@ -84,24 +85,44 @@ def _comparison(store: ResultStore, runs: list[tuple[int, str, dict[str, Any]]])
     return None
 
 
+def config_label(experiment: dict[str, Any]) -> str:
+    """A short name for an experiment's configuration: task, network, BN, batch size when not the default."""
+    recipe = experiment["recipe"]
+    label = f"{experiment['task']} {recipe.get('arch', 'small-cnn')}" + (" +BN" if recipe.get("batch_norm") else "")
+    return label + (f" batch {recipe['batch_size']}" if experiment["variant"] == "order-only" else "")
+
+
+def _stability(store: ResultStore) -> list[dict[str, Any]]:
+    from detprof.stability.experiment import experiment_measures
+
+    found = []
+    for experiment in store.stability_experiments():
+        measures = experiment_measures(store, experiment) if experiment["runs"] >= 2 else None
+        if measures is not None:
+            found.append({**experiment, "label": config_label(experiment), "measures": measures})
+    return found
+
+
 def collect(db: str | None = None, run_ids: list[int] | None = None) -> ReportData:
     """Everything the report shows, from the store (all runs, or only ``run_ids``)."""
     load_catalog()  # fail early on a broken catalog, before any drawing
     store = ResultStore(db)
     try:
+        stability = _stability(store) if not run_ids else []
         wanted = run_ids or list(reversed(store.list_runs()["run_id"].tolist()))
         runs = []
         for run_id in wanted:
             summary = store.run_summary(int(run_id))
             kind = store.connection.execute("SELECT kind FROM runs WHERE id=?", (int(run_id),)).fetchone()[0]
             runs.append((int(run_id), kind, summary))
-        if not runs:
-            raise StoreError(f"no runs yet in {str(store.path)!r}; run `detprof overhead` or `detprof import` first")
+        if not runs and not stability:
+            raise StoreError(f"no runs yet in {str(store.path)!r}; run `detprof overhead`, `detprof import` or "
+                             "`detprof stability` first")
         rows = [_overhead_row(run_id, s) for run_id, kind, s in runs if kind == "overhead"]
         overhead = pd.DataFrame(rows, columns=list(_overhead_row(0, _EMPTY_SUMMARY)))
         return ReportData(overhead=overhead, comparison=_comparison(store, runs),
                           environments=[_environment(run_id, kind, s) for run_id, kind, s in runs],
-                          paper=paper_reference(), run_ids=[r[0] for r in runs])
+                          paper=paper_reference(), run_ids=[r[0] for r in runs], stability=stability)
     finally:
         store.close()
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from detprof.kernels import short_name
 from detprof.report.collect import TOP_KERNELS, KernelComparison
@@ -80,4 +82,45 @@ def top_kernels_cumulative(comparison: KernelComparison | None) -> go.Figure | N
     figure.update_layout(title=f"Top-{TOP_KERNELS} kernels, cumulative time: {comparison.run_label}",
                          xaxis={"title": "kernel rank", "dtick": 1}, yaxis={"title": "cumulative time (ms)",
                                                                              "type": "log"})
+    return figure
+
+
+VARIANT_ORDER = ["algo+impl", "algo", "impl", "control", "order-only"]
+
+
+def stability_by_variant(stability: list[dict[str, Any]]) -> go.Figure | None:
+    """Figures 2 and 3: accuracy std, churn and L2 per noise variant, one series per configuration
+    (task, network, with or without BatchNorm)."""
+    if not stability:
+        return None
+    figure = make_subplots(rows=1, cols=3, subplot_titles=("accuracy std (pp)", "churn (%)", "L2 of unit weights"))
+    palette = plotly.colors.qualitative.Plotly
+    for index, label in enumerate(sorted({e["label"] for e in stability})):
+        color = palette[index % len(palette)]  # one colour per configuration in all three panels
+        rows = sorted((e for e in stability if e["label"] == label), key=lambda e: VARIANT_ORDER.index(e["variant"]))
+        variants = [e["variant"] for e in rows]
+        values = [[100 * (e["measures"]["accuracy_std"] or 0) for e in rows],
+                  [100 * e["measures"]["churn"] for e in rows], [e["measures"]["l2"] for e in rows]]
+        for column, series in enumerate(values, start=1):
+            figure.add_bar(x=variants, y=series, name=label, legendgroup=label, showlegend=column == 1,
+                           marker_color=color,
+                           customdata=[e["runs"] for e in rows],
+                           hovertemplate="%{x}: %{y:.4g} (%{customdata} runs)<extra>" + label + "</extra>",
+                           row=1, col=column)
+    figure.update_layout(barmode="group", title="Run-to-run differences by noise variant (paper Figures 2 and 3)")
+    return figure
+
+
+def per_class_spread(stability: list[dict[str, Any]]) -> go.Figure | None:
+    """Figure 5: per-class accuracy std relative to the overall accuracy std, per experiment."""
+    rows = [e for e in stability if (e["measures"].get("accuracy_std") or 0) > 0]
+    if not rows:
+        return None
+    figure = go.Figure()
+    for e in rows:
+        per_class = np.array(e["measures"]["per_class_std"], dtype=float) / e["measures"]["accuracy_std"]
+        figure.add_bar(x=list(range(len(per_class))), y=per_class, name=f"{e['label']}, {e['variant']}")
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
+    figure.update_layout(barmode="group", title="Per-class accuracy std / overall accuracy std (paper Figure 5)",
+                         xaxis_title="class", yaxis_title="ratio")
     return figure

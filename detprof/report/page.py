@@ -15,7 +15,13 @@ from plotly.offline import get_plotlyjs
 
 from detprof.kernels import short_name
 from detprof.report.collect import DIFF_ROWS, ReportData
-from detprof.report.figures import overhead_by_kernel_size, overhead_by_network, top_kernels_cumulative
+from detprof.report.figures import (
+    overhead_by_kernel_size,
+    overhead_by_network,
+    per_class_spread,
+    stability_by_variant,
+    top_kernels_cumulative,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
@@ -107,6 +113,8 @@ def _paper_section(paper: dict[str, Any]) -> str:
 
 
 def _environment_section(environments: list[dict[str, Any]]) -> str:
+    if not environments:
+        return '<p class="nodata">No overhead runs or imported traces in this report.</p>'
     rows = []
     for env in environments:
         versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "cuda", "cudnn") if env.get(k))
@@ -133,6 +141,21 @@ def _overhead_table(data: ReportData) -> str:
         rows, {0, 4, 6})
 
 
+def _stability_table(data: ReportData) -> str:
+    if not data.stability:
+        return ""
+    rows = []
+    for e in data.stability:
+        m = e["measures"]
+        rows.append([_escape(e["label"]), _escape(e["variant"]), _escape(e["mode"]), _escape(", ".join(e["fixed"])
+                     or "none"), str(e["runs"]), f"{100 * m['accuracy_mean']:.2f}%",
+                     f"{100 * (m['accuracy_std'] or 0):.3f}", f"{100 * m['churn']:.2f}%", _number(m["l2"], 4),
+                     f"{100 * m['per_class_std_max']:.2f}"])
+    return "<h3>Stability experiments</h3>" + _table(
+        ["configuration", "variant", "mode", "fixed sources", "runs", "accuracy", "std (pp)", "churn", "L2",
+         "max per-class std (pp)"], rows, {4, 5, 6, 7, 8, 9})
+
+
 def render(data: ReportData) -> tuple[str, dict[str, str]]:
     """The HTML page and, per section, ``drawn`` or ``no data``."""
     sections: dict[str, str] = {}
@@ -147,6 +170,11 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         ("figure_8", "Top-20 kernels, default against deterministic (paper Figure 8)",
          top_kernels_cumulative(data.comparison),
          "No run with kernels in two modes, and fewer than two imported traces: nothing to compare."),
+        ("stability", "Stability: how much trained models differ (paper Figures 2 and 3)",
+         stability_by_variant(data.stability),
+         "No stability experiments with two or more runs yet: run `detprof stability --runs 10`."),
+        ("per_class", "Per-class spread (paper Figure 5)", per_class_spread(data.stability),
+         "No stability experiment with a nonzero accuracy spread to break down by class."),
     ):
         body, script = _figure(figure, key.replace("_", "-"), no_data)
         sections[key] = "drawn" if script else "no data"
@@ -154,6 +182,8 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         bodies.append(f"<h2>{_escape(title)}</h2>{body}")
         if key == "figure_9b":
             bodies.append(_overhead_table(data))
+        if key == "stability":
+            bodies.append(_stability_table(data))
     sections["kernel_diff"] = "drawn" if data.comparison is not None else "no data"
     bodies.append(f"<h2>Kernel diff</h2>{_diff_section(data)}")
     bodies.append(f"<h2>The paper's published figures</h2>{_paper_section(data.paper)}")
@@ -166,7 +196,8 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
 <script>{get_plotlyjs()}</script></head>
 <body data-expected-charts="{sum(1 for s in scripts if s)}">
 <h1>detprof report</h1>
-<p>What deterministic training costs, from {len(data.run_ids)} stored run(s). Generated {created}.
+<p>What deterministic training costs and buys, from {len(data.run_ids)} stored run(s) and
+{len(data.stability)} stability experiment(s). Generated {created}.
 Ratios are deterministic / default unless the table says otherwise; error bars are 95% bootstrap CIs.</p>
 {''.join(bodies)}
 <script>

@@ -86,12 +86,25 @@ def experiment_key(task: str, variant: str, mode: str, fixed: tuple[str, ...], r
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _load_weights(path: str) -> np.ndarray:
+def load_weights(path: str) -> np.ndarray:
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     return np.concatenate([t.detach().double().flatten().numpy() for t in state.values()
                            if t.is_floating_point()])
+
+
+def experiment_measures(store: ResultStore, experiment: dict[str, Any]) -> dict[str, Any] | None:
+    """Measures of a stored experiment, recomputed from its saved predictions, weights and labels
+    (None when its labels file is missing)."""
+    labels_file = Path(experiment["directory"]) / "test_labels.npy"
+    if not labels_file.exists():
+        return None
+    stored = store.stability_runs(experiment["experiment"])
+    labels = np.load(labels_file)
+    predictions = np.stack([np.load(r["predictions_path"]) for r in stored])
+    weights = np.stack([load_weights(r["weights_path"]) for r in stored])
+    return summarize_runs(predictions, labels, weights, int(max(labels.max(), predictions.max())) + 1)
 
 
 def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 10, fix: str | None = None,
@@ -119,6 +132,8 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
     try:
         stored = store.stability_runs(key)
         base = store.path.parent / "stability" / key
+        base.mkdir(parents=True, exist_ok=True)
+        np.save(base / "test_labels.npy", data.y_test)  # so the measures can be recomputed without the data
         failures = []
         toggles = toggles_for(chosen.mode)
         environment = environment_for(toggles, dict(os.environ))
@@ -144,7 +159,7 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
     finally:
         store.close()
     predictions = np.stack([np.load(r["predictions_path"]) for r in stored]) if stored else np.empty((0, 0))
-    summary = summarize_runs(predictions, data.y_test, np.stack([_load_weights(r["weights_path"]) for r in stored]),
+    summary = summarize_runs(predictions, data.y_test, np.stack([load_weights(r["weights_path"]) for r in stored]),
                              data.num_classes) if stored else {"runs": 0}
     return {"task": task, "variant": chosen.name, "mode": chosen.mode, "fixed": list(chosen.fixed),
             "description": chosen.description, "recipe": asdict(recipe), "experiment": key, **summary,

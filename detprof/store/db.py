@@ -197,6 +197,14 @@ class ResultStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def stability_experiments(self) -> list[dict[str, Any]]:
+        """One entry per stability experiment: experiment key, task, variant, mode, fixed, recipe, runs."""
+        rows = self.connection.execute(
+            "SELECT experiment, task, variant, mode, fixed_json, recipe_json, COUNT(*), MIN(predictions_path)"
+            " FROM stability_runs GROUP BY experiment ORDER BY MIN(id)").fetchall()
+        return [{"experiment": r[0], "task": r[1], "variant": r[2], "mode": r[3], "fixed": json.loads(r[4]),
+                 "recipe": json.loads(r[5]), "runs": r[6], "directory": str(Path(r[7]).parent.parent)} for r in rows]
+
     def stability_runs(self, experiment: str) -> list[dict[str, Any]]:
         """Stored runs of one stability experiment, by run index."""
         rows = self.connection.execute(
