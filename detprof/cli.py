@@ -32,7 +32,7 @@ out = Console()
 err = Console(stderr=True)
 
 USER_ERRORS = (UnknownArchError, UnknownModeError, GpuSelectionError, StoreError, TraceError, ValueError)
-STABILITY_TASKS = "digits, cifar10, cifar100"
+STABILITY_TASKS = "digits, cifar10, cifar100, celeba"
 JSON_HELP = "Print one JSON document on stdout instead of tables."
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
 
@@ -364,8 +364,9 @@ def stability(
     epochs: int | None = typer.Option(None, help="Override the recipe's epochs."),
     batch_size: int | None = typer.Option(None, help="Override the recipe's batch size."),
     lr: float | None = typer.Option(None, help="Override the recipe's learning rate (Adam)."),
-    arch: str | None = typer.Option(None, help="small-cnn or resnet18-cifar (default: the task's recipe: "
-                                               "small-cnn for digits and cifar10, resnet18-cifar for cifar100)."),
+    arch: str | None = typer.Option(None, help="small-cnn, resnet18-cifar or resnet18 (default: the task's "
+                                               "recipe: small-cnn for digits and cifar10, resnet18-cifar for "
+                                               "cifar100, resnet18 for celeba)."),
     data_dir: str | None = typer.Option(None, help="Folder with the dataset's binary distribution "
                                                    "(cifar-10-batches-bin/ or cifar-100-binary/)."),
     db: str | None = typer.Option(None, help=DB_HELP),
@@ -412,6 +413,14 @@ def _print_stability(s: dict[str, Any]) -> None:
         table.add_row("largest per-class accuracy std", f"{s['per_class_std_max'] * pct:.2f} pp"
                       + (f" ({ratio:.1f}x the overall std)" if ratio is not None else ""))
     out.print(table)
+    if s.get("subgroups"):
+        groups = Table(title="subgroups: std over runs (ratio to All), attributes pooled; FNR = FN/(FN+TP)")
+        for column in ("group", "examples", "accuracy std", "FPR std", "FNR std"):
+            groups.add_column(column, justify="left" if column == "group" else "right")
+        for g in s["subgroups"]:
+            groups.add_row(g["group"], str(g["examples"]), *(
+                f"{g[f'{m}_std']:.4f} ({g[f'{m}_std_ratio']:.2f}x)" for m in ("accuracy", "fpr", "fnr")))
+        out.print(groups)
     for failure in s["failed"]:
         out.print(f"[yellow]run {failure['run']} failed[/] (exit {failure['exitcode']}): {failure['log_tail']}")
 

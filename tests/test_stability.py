@@ -173,3 +173,84 @@ def test_missing_or_malformed_cifar_exits_2_with_the_layout(tmp_path: Path, setu
     assert result.exit_code == 2, result.stdout
     line = result.stderr.strip()
     assert message in line and "cifar-10-batches-bin/" in line and len(line.splitlines()) == 1
+
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
+    "Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones "
+    "Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline "
+    "Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick "
+    "Wearing_Necklace Wearing_Necktie Young").split()
+
+
+def _write_celeba(root: Path, train: int = 8, test: int = 6) -> Path:
+    """A small CelebA in the standard layout: aligned JPEGs, attribute list and partition list."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    (root / "img_align_celeba").mkdir(parents=True)
+    names = [f"{i + 1:06d}.jpg" for i in range(train + test)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(root / "img_align_celeba" / name)
+    values = rng.choice(["1", "-1"], size=(len(names), 40))
+    values[: len(names) // 2, CELEBA_ATTRIBUTES.index("Male")] = "1"  # both sexes and ages in the test set
+    values[train::2, CELEBA_ATTRIBUTES.index("Young")] = "1"
+    values[train + 1::2, CELEBA_ATTRIBUTES.index("Young")] = "-1"
+    values[train:, CELEBA_ATTRIBUTES.index("Male")] = ["1", "-1"] * (test // 2)
+    lines = [str(len(names)), " ".join(CELEBA_ATTRIBUTES)] + [f"{n} " + " ".join(v) for n, v in zip(names, values,
+                                                                                                      strict=True)]
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    partition = [f"{n} {0 if i < train else 2}" for i, n in enumerate(names)]
+    (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
+    return root
+
+
+def test_celeba_loads_the_standard_layout_and_caches_decoded_images(tmp_path: Path) -> None:
+    from detprof.stability.data import load_task
+
+    root = _write_celeba(tmp_path / "celeba")
+    first = load_task("celeba", str(tmp_path))  # the parent of celeba/ works too
+    assert first.x_train.shape == (8, 3, 64, 64) and first.x_train.dtype == np.uint8
+    assert first.y_test.shape == (6, 40) and set(np.unique(first.y_test)) <= {0, 1} and first.multilabel
+    assert first.groups["Male"].sum() == 3 and (first.groups["Male"] ^ first.groups["Female"]).all()
+    assert list((root / ".detprof-cache").glob("*.npy"))
+    again = load_task("celeba", str(root))
+    assert np.array_equal(first.x_test, again.x_test)
+
+
+def test_celeba_experiment_reports_subgroups(tmp_path: Path) -> None:
+    _write_celeba(tmp_path / "celeba")
+    summary = _stability(["--task", "celeba", "--data-dir", str(tmp_path / "celeba"), "--variant", "algo+impl",
+                          "--runs", "2", "--epochs", "1", "--batch-size", "4", "--json",
+                          "--db", str(tmp_path / "s.sqlite")])
+    assert summary["recipe"]["arch"] == "resnet18" and summary["test_examples"] == 6
+    assert len(summary["per_class_std"]) == 40  # one spread per attribute
+    groups = {g["group"]: g for g in summary["subgroups"]}
+    assert list(groups) == ["All", "Male", "Female", "Young", "Old"]
+    assert groups["Male"]["examples"] == 3 * 40  # 3 men in the test set, 40 attributes each
+    assert groups["All"]["accuracy_std_ratio"] in (1.0, None)  # None (NaN) when the runs agree exactly
+    human = runner.invoke(app, ["stability", "--task", "celeba", "--data-dir", str(tmp_path / "celeba"), "--runs",
+                                "2", "--epochs", "1", "--batch-size", "4", "--db", str(tmp_path / "s.sqlite")])
+    assert human.exit_code == 0 and "subgroups" in human.stdout and "Female" in human.stdout
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("partition", "list_eval_partition.txt not found"),
+    ("values", "list_attr_celeba.txt line 3: expected an image name and 40 values of 1 or -1"),
+    ("image", "cannot read image"),
+])
+def test_malformed_celeba_exits_2_with_the_layout(tmp_path: Path, damage: str, message: str) -> None:
+    root = _write_celeba(tmp_path / "celeba")
+    if damage == "partition":
+        (root / "list_eval_partition.txt").unlink()
+    elif damage == "values":
+        lines = (root / "list_attr_celeba.txt").read_text().splitlines()
+        lines[2] = lines[2].replace(" 1 ", " 2 ", 1).replace(" -1 ", " 2 ", 1)
+        (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    else:
+        (root / "img_align_celeba" / "000001.jpg").write_bytes(b"not a jpeg")
+    result = runner.invoke(app, ["stability", "--task", "celeba", "--data-dir", str(root),
+                                 "--db", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 2, result.stdout
+    line = result.stderr.strip()
+    assert message in line and "img_align_celeba/" in line and len(line.splitlines()) == 1

@@ -10,6 +10,12 @@ with ``data_batch_1.bin`` to ``data_batch_5.bin`` and ``test_batch.bin``, record
 3,072 pixel bytes (1,024 red, then green, then blue, row by row). CIFAR-100: ``cifar-100-binary/``
 with ``train.bin`` and ``test.bin``, records of a coarse and a fine label byte + 3,072 pixel bytes;
 the 100 fine labels are used.
+
+``celeba``: the standard layout, ``img_align_celeba/`` (JPEG files), ``list_attr_celeba.txt`` (a count,
+the 40 attribute names, then one line per image with 40 values of 1 or -1) and
+``list_eval_partition.txt`` (image, 0 train / 1 validation / 2 test). Images are centre-cropped to
+178x178, resized to 64x64 and decoded once into a cache beside the data, then memory-mapped.
+Labels are the 40 attributes (0/1); the test-set subgroups are Male/Female and Young/Old.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-TASKS = ("digits", "cifar10", "cifar100")
+TASKS = ("digits", "cifar10", "cifar100", "celeba")
+CELEBA_IMAGE_SIZE = 64
+CELEBA_FILES = ("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt")
 CIFAR_PIXELS = 32 * 32 * 3
 # task -> (folder, train files, test files, label bytes per record, classes)
 CIFAR_LAYOUTS = {
@@ -39,11 +47,14 @@ class Dataset:
     """Images as float32 [N, C, H, W] in 0..1, labels as int64 [N]."""
 
     name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
+    x_train: np.ndarray  # float32 in 0..1, or uint8 in 0..255 (CelebA, to fit in memory)
+    y_train: np.ndarray  # [N] class labels, or [N, attributes] of 0/1 when multilabel
     x_test: np.ndarray
     y_test: np.ndarray
-    num_classes: int
+    num_classes: int  # classes, or attributes when multilabel
+    multilabel: bool = False
+    attributes: tuple[str, ...] = ()
+    groups: dict[str, np.ndarray] | None = None  # test-set subgroup masks
 
     @property
     def in_channels(self) -> int:
@@ -105,10 +116,104 @@ def load_cifar(task: str, data_dir: str | None) -> Dataset:
                    y_test, num_classes=classes)
 
 
+def _celeba_layout() -> str:
+    return ("expected --data-dir to hold (or be) a CelebA folder with " + ", ".join(CELEBA_FILES)
+            + " in the standard format")
+
+
+def _read_celeba_lists(root: Path) -> tuple[list[str], tuple[str, ...], np.ndarray, np.ndarray]:
+    """(image names, attribute names, labels [N, 40] of 0/1, partition [N]) in the attribute file's order."""
+    attr_lines = (root / "list_attr_celeba.txt").read_text().split("\n")
+    names = tuple(attr_lines[1].split())
+    if len(names) != 40 or "Male" not in names or "Young" not in names:
+        raise DatasetError(f"{root / 'list_attr_celeba.txt'}: line 2 must name the 40 attributes (with Male and "
+                           f"Young), found {len(names)}; " + _celeba_layout())
+    files, values = [], []
+    for number, line in enumerate(attr_lines[2:], start=3):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 41 or any(v not in ("1", "-1") for v in fields[1:]):
+            raise DatasetError(f"{root / 'list_attr_celeba.txt'} line {number}: expected an image name and 40 "
+                               "values of 1 or -1; " + _celeba_layout())
+        files.append(fields[0])
+        values.append([v == "1" for v in fields[1:]])
+    partition = {}
+    for number, line in enumerate((root / "list_eval_partition.txt").read_text().split("\n"), start=1):
+        fields = line.split()
+        if fields:
+            if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+                raise DatasetError(f"{root / 'list_eval_partition.txt'} line {number}: expected an image name and "
+                                   "0, 1 or 2; " + _celeba_layout())
+            partition[fields[0]] = int(fields[1])
+    missing = [f for f in files if f not in partition]
+    if missing:
+        raise DatasetError(f"{missing[0]} has attributes but no partition entry; " + _celeba_layout())
+    return files, names, np.array(values, dtype=np.int64), np.array([partition[f] for f in files])
+
+
+def _celeba_images(root: Path, files: list[str], size: int) -> np.ndarray:
+    """uint8 [N, 3, size, size], decoded once into ``.detprof-cache/`` and memory-mapped afterwards."""
+    cache = root / ".detprof-cache" / f"celeba-{size}-{len(files)}.npy"
+    if cache.exists():
+        return np.load(cache, mmap_mode="r")
+    from PIL import Image
+
+    images = np.empty((len(files), 3, size, size), dtype=np.uint8)
+    for index, name in enumerate(files):
+        path = root / "img_align_celeba" / name
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except (OSError, ValueError) as error:
+            raise DatasetError(f"cannot read image {path}: {error}; " + _celeba_layout()) from None
+        width, height = rgb.size
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        square = rgb.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        images[index] = np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
+    cache.parent.mkdir(exist_ok=True)
+    partial = cache.with_suffix(".partial.npy")
+    np.save(partial, images)
+    partial.replace(cache)  # a crash mid-write never leaves a cache that looks complete
+    return images
+
+
+def load_celeba(data_dir: str | None) -> Dataset:
+    """CelebA from its standard layout: train = partition 0, test = partition 2."""
+    if not data_dir:
+        raise DatasetError("--data-dir is required for celeba; " + _celeba_layout())
+    root = Path(data_dir)
+    if (root / "celeba").is_dir():
+        root = root / "celeba"
+    missing = [f for f in CELEBA_FILES if not (root / f.rstrip("/")).exists()]
+    if missing:
+        raise DatasetError(f"celeba: {', '.join(missing)} not found in {root}; " + _celeba_layout())
+    files, names, labels, partition = _read_celeba_lists(root)
+    images = _celeba_images(root, files, CELEBA_IMAGE_SIZE)
+    train, test = partition == 0, partition == 2
+    if not train.any() or not test.any():
+        raise DatasetError(f"{root / 'list_eval_partition.txt'} needs images in partition 0 (train) and 2 (test); "
+                           + _celeba_layout())
+    y_test = labels[test]
+    male, young = names.index("Male"), names.index("Young")
+    groups = {"Male": y_test[:, male] == 1, "Female": y_test[:, male] == 0,
+              "Young": y_test[:, young] == 1, "Old": y_test[:, young] == 0}
+    return Dataset("celeba", np.asarray(images[train]), labels[train], np.asarray(images[test]), y_test,
+                   num_classes=len(names), multilabel=True, attributes=names, groups=groups)
+
+
+def as_float_images(batch: np.ndarray) -> np.ndarray:
+    """Images as float32 in 0..1 whatever their storage (uint8 for CelebA)."""
+    return batch.astype(np.float32) / 255.0 if batch.dtype == np.uint8 else batch
+
+
 def load_task(task: str, data_dir: str | None = None) -> Dataset:
     """The dataset of a task; raises DatasetError naming the accepted tasks or the expected layout."""
     if task == "digits":
         return load_digits()
     if task in CIFAR_LAYOUTS:
         return load_cifar(task, data_dir)
+    if task == "celeba":
+        return load_celeba(data_dir)
     raise DatasetError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")

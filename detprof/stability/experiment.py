@@ -45,7 +45,7 @@ class Recipe:
     arch: str = "small-cnn"  # small-cnn or resnet18-cifar
 
 
-ARCHS = ("small-cnn", "resnet18-cifar")
+ARCHS = ("small-cnn", "resnet18-cifar", "resnet18")
 # digits: small enough that 10 runs take seconds on a CPU; dropout and shifts make every
 # algorithmic source real. CIFAR: the paper's Appendix B (200 epochs, batch 128, Adam 4e-4 decayed
 # x0.1 every 50 epochs, random crop with 4-pixel padding and horizontal flip).
@@ -56,6 +56,10 @@ DEFAULT_RECIPES = {
                       dropout=0.0, augment_shift=4, flip=True, arch="small-cnn"),
     "cifar100": Recipe(epochs=200, batch_size=128, lr=4e-4, lr_decay_every=50, lr_decay_factor=0.1,
                        batch_norm=False, dropout=0.0, augment_shift=4, flip=True, arch="resnet18-cifar"),
+    # CelebA: the paper's Appendix B (20 epochs, batch 128, 1e-3 decayed x0.1 every 5 epochs, no
+    # augmentation); the ImageNet ResNet-18 on 64x64 crops.
+    "celeba": Recipe(epochs=20, batch_size=128, lr=1e-3, lr_decay_every=5, lr_decay_factor=0.1, batch_norm=False,
+                     dropout=0.0, augment_shift=0, flip=False, arch="resnet18"),
 }
 
 
@@ -104,7 +108,10 @@ def experiment_measures(store: ResultStore, experiment: dict[str, Any]) -> dict[
     labels = np.load(labels_file)
     predictions = np.stack([np.load(r["predictions_path"]) for r in stored])
     weights = np.stack([load_weights(r["weights_path"]) for r in stored])
-    return summarize_runs(predictions, labels, weights, int(max(labels.max(), predictions.max())) + 1)
+    groups_file = Path(experiment["directory"]) / "test_groups.npz"
+    groups = dict(np.load(groups_file)) if groups_file.exists() else None
+    classes = labels.shape[1] if labels.ndim == 2 else int(max(labels.max(), predictions.max())) + 1
+    return summarize_runs(predictions, labels, weights, classes, groups=groups)
 
 
 def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 10, fix: str | None = None,
@@ -134,6 +141,8 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
         base = store.path.parent / "stability" / key
         base.mkdir(parents=True, exist_ok=True)
         np.save(base / "test_labels.npy", data.y_test)  # so the measures can be recomputed without the data
+        if data.groups:
+            np.savez(base / "test_groups.npz", **data.groups)
         failures = []
         toggles = toggles_for(chosen.mode)
         environment = environment_for(toggles, dict(os.environ))
@@ -160,7 +169,7 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
         store.close()
     predictions = np.stack([np.load(r["predictions_path"]) for r in stored]) if stored else np.empty((0, 0))
     summary = summarize_runs(predictions, data.y_test, np.stack([load_weights(r["weights_path"]) for r in stored]),
-                             data.num_classes) if stored else {"runs": 0}
+                             data.num_classes, groups=data.groups) if stored else {"runs": 0}
     return {"task": task, "variant": chosen.name, "mode": chosen.mode, "fixed": list(chosen.fixed),
             "description": chosen.description, "recipe": asdict(recipe), "experiment": key, **summary,
             "requested_runs": runs, "failed": failures,

@@ -123,9 +123,16 @@ def bootstrap_pairwise(matrix: np.ndarray, seed: int = 0) -> tuple[float, float]
 
 
 def summarize_runs(predictions: np.ndarray, labels: np.ndarray, weights: np.ndarray, num_classes: int,
-                   seed: int = 0) -> dict[str, Any]:
-    """All measures over the runs: accuracy mean/std (ddof=1), churn, L2, per-class std, with 95% CIs."""
+                   seed: int = 0, groups: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """All measures over the runs: accuracy mean/std (ddof=1), churn, L2, per-class std, with 95% CIs.
+
+    Multi-label tasks (``labels`` [examples, attributes] of 0/1, ``predictions`` [runs, examples,
+    attributes]) are measured over every (example, attribute) prediction; "per class" is then per
+    attribute, and ``groups`` (example masks) give the subgroup table with pooled attributes.
+    """
     predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if labels.ndim == 2:
+        return _summarize_multilabel(predictions, labels, weights, seed, groups)
     runs = len(predictions)
     counts = correct_counts(predictions, labels)
     acc = counts / labels.size
@@ -150,4 +157,20 @@ def summarize_runs(predictions: np.ndarray, labels: np.ndarray, weights: np.ndar
         "churn_ci": list(bootstrap_pairwise(disagreement, seed)),
         "l2_ci": list(bootstrap_pairwise(distance, seed)),
     })
+    return summary
+
+
+def _summarize_multilabel(predictions: np.ndarray, labels: np.ndarray, weights: np.ndarray, seed: int,
+                          groups: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    runs, _, attributes = predictions.shape
+    flat = summarize_runs(predictions.reshape(runs, -1), labels.reshape(-1), weights, 2, seed)
+    per_attribute = np.array([[(p[:, a] == labels[:, a]).sum() for a in range(attributes)] for p in predictions])
+    summary = {**flat, "per_class_std": None, "per_class_std_max": None, "per_class_std_ratio_max": None}
+    if runs >= 2:
+        std = per_attribute.std(axis=0, ddof=1) / len(labels)
+        ratio = float(std.max() / flat["accuracy_std"]) if flat["accuracy_std"] else None
+        summary.update(per_class_std=std.tolist(), per_class_std_max=float(std.max()), per_class_std_ratio_max=ratio)
+        if groups:
+            pooled = {name: np.repeat(mask, attributes) for name, mask in groups.items()}
+            summary["subgroups"] = subgroup_table(predictions.reshape(runs, -1), labels.reshape(-1), pooled)
     return summary

@@ -48,8 +48,8 @@ def _model(recipe: dict[str, Any], data: Any) -> Any:
     from detprof.zoo import build_model
     from detprof.zoo.paper_cnns import SmallCNN
 
-    if recipe["arch"] == "resnet18-cifar":
-        return build_model("resnet18-cifar", num_classes=data.num_classes)
+    if recipe["arch"] in ("resnet18-cifar", "resnet18"):
+        return build_model(recipe["arch"], num_classes=data.num_classes)
     return SmallCNN(data.num_classes, batch_norm=recipe["batch_norm"], image_size=data.image_size,
                     in_channels=data.in_channels, dropout=recipe["dropout"])
 
@@ -58,7 +58,7 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
     """Train one model as ``spec`` says and write its outputs to ``out_dir``; returns the exit code."""
     import torch
 
-    from detprof.stability.data import load_task
+    from detprof.stability.data import as_float_images, load_task
 
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -74,17 +74,22 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
         optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe["lr_decay_every"] or 10**9,
                                                     gamma=recipe["lr_decay_factor"])
-        x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+        x_train, y_train = data.x_train, torch.from_numpy(data.y_train)  # images stay numpy (uint8 for CelebA)
         batch = recipe["batch_size"]
         for epoch in range(recipe["epochs"]):
             model.train()
             order = torch.randperm(len(x_train), generator=shuffle)
             for start in range(0, len(order), batch):
                 index = order[start:start + batch]
-                images = _shift(x_train[index], augment, recipe["augment_shift"])
+                images = _shift(torch.from_numpy(as_float_images(x_train[index.numpy()])), augment,
+                                recipe["augment_shift"])
                 if recipe.get("flip"):
                     images = _flip(images, augment)
-                loss = torch.nn.functional.cross_entropy(model(images), y_train[index])
+                logits = model(images)
+                if data.multilabel:  # one sigmoid per attribute
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y_train[index].float())
+                else:
+                    loss = torch.nn.functional.cross_entropy(logits, y_train[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -92,9 +97,9 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
             (directory / "progress").write_text(str(epoch + 1))
         model.eval()
         with torch.no_grad():  # in chunks: the whole CIFAR test set at once would need gigabytes
-            x_test = torch.from_numpy(data.x_test)
-            predictions = torch.cat([model(x_test[i:i + 1000]).argmax(dim=1)
-                                     for i in range(0, len(x_test), 1000)]).numpy()
+            chunks = [model(torch.from_numpy(as_float_images(data.x_test[i:i + 1000])))
+                      for i in range(0, len(data.x_test), 1000)]
+            predictions = torch.cat([(c > 0).long() if data.multilabel else c.argmax(dim=1) for c in chunks]).numpy()
     np.save(directory / "predictions.npy", predictions)
     torch.save(model.state_dict(), directory / "weights.pt")
     result = {"accuracy": float((predictions == data.y_test).mean()), "applied_toggles": applied,
