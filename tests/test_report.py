@@ -128,6 +128,24 @@ def test_report_of_stability_experiments_renders_in_chromium(tmp_path: Path) -> 
     assert "Stability experiments" in dom and "init, shuffle, augment, dropout" in dom
 
 
+def test_report_of_a_celeba_experiment_draws_the_subgroup_figure(tmp_path: Path) -> None:
+    from tests.test_stability import _write_celeba
+
+    _write_celeba(tmp_path / "celeba")
+    db = str(tmp_path / "celeba.sqlite")
+    trained = runner.invoke(app, ["stability", "--task", "celeba", "--data-dir", str(tmp_path / "celeba"), "--runs",
+                                  "2", "--epochs", "1", "--batch-size", "4", "--db", db])
+    assert trained.exit_code == 0, trained.stderr
+    made = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "celeba.html"), "--json"])
+    sections = json.loads(made.stdout)["sections"]
+    assert sections["subgroups"] == "drawn" and sections["stability"] == "drawn"
+    dom = _browse(tmp_path / "celeba.html", ARTIFACTS / "report_celeba.png")
+    expected = re.search(r'data-expected-charts="(\d+)"', dom)
+    assert expected is not None and int(expected.group(1)) >= 2
+    _assert_rendered(dom, charts=int(expected.group(1)))
+    assert "Subgroup spread" in dom and "Female" in dom
+
+
 def test_escaped_names_do_not_execute_in_the_browser(tmp_path: Path) -> None:
     db = tmp_path / "evil.sqlite"
     _store_with_kernels(db, [EVIL, "aten::mm"])

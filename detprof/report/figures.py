@@ -122,5 +122,25 @@ def per_class_spread(stability: list[dict[str, Any]]) -> go.Figure | None:
         figure.add_bar(x=list(range(len(per_class))), y=per_class, name=f"{e['label']}, {e['variant']}")
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
     figure.update_layout(barmode="group", title="Per-class accuracy std / overall accuracy std (paper Figure 5)",
-                         xaxis_title="class", yaxis_title="ratio")
+                         xaxis_title="class (attribute, for multi-label tasks such as CelebA)", yaxis_title="ratio")
+    return figure
+
+
+def subgroup_spread(stability: list[dict[str, Any]]) -> go.Figure | None:
+    """Figure 4: std over runs of accuracy, FPR and FNR per subgroup, divided by the whole test set's."""
+    rows = [e for e in stability if e["measures"].get("subgroups")]
+    if not rows:
+        return None
+    metrics = (("accuracy", "accuracy"), ("fpr", "FPR"), ("fnr", "FNR = FN/(FN+TP)"))
+    figure = make_subplots(rows=1, cols=3, subplot_titles=[f"std({title}) / std(all)" for _, title in metrics])
+    palette = plotly.colors.qualitative.Plotly
+    for index, e in enumerate(rows):
+        groups = [g for g in e["measures"]["subgroups"] if g["group"] != "All"]
+        name = f"{e['label']}, {e['variant']}"
+        for column, (metric, _) in enumerate(metrics, start=1):
+            figure.add_bar(x=[g["group"] for g in groups], y=[g[f"{metric}_std_ratio"] for g in groups], name=name,
+                           legendgroup=name, showlegend=column == 1, marker_color=palette[index % len(palette)],
+                           row=1, col=column)
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
+    figure.update_layout(barmode="group", title="Subgroup spread relative to the whole test set (paper Figure 4)")
     return figure

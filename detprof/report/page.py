@@ -20,6 +20,7 @@ from detprof.report.figures import (
     overhead_by_network,
     per_class_spread,
     stability_by_variant,
+    subgroup_spread,
     top_kernels_cumulative,
 )
 
@@ -173,6 +174,8 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         ("stability", "Stability: how much trained models differ (paper Figures 2 and 3)",
          stability_by_variant(data.stability),
          "No stability experiments with two or more runs yet: run `detprof stability --runs 10`."),
+        ("subgroups", "Subgroup spread (paper Figure 4)", subgroup_spread(data.stability),
+         "No CelebA stability experiment yet: run `detprof stability --task celeba --data-dir DIR`."),
         ("per_class", "Per-class spread (paper Figure 5)", per_class_spread(data.stability),
          "No stability experiment with a nonzero accuracy spread to break down by class."),
     ):
