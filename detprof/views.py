@@ -13,6 +13,18 @@ from detprof.store import ResultStore, StoreError
 DIFF_ROWS = 15
 
 
+def _kernel_mode(store: ResultStore, run_id: int, mode: str | None) -> tuple[str, list[str]]:
+    """The mode whose kernels to use (default: the run's last one) and all modes with kernel rows."""
+    available = store.kernel_modes(run_id)
+    if not available:
+        raise StoreError(f"run {run_id} has no kernel rows (profiling was off or failed); "
+                         "rerun with --profile-steps >= 1")
+    chosen = mode or available[-1]
+    if chosen not in available:
+        raise StoreError(f"mode {chosen!r} has no kernel rows in run {run_id}; available: {', '.join(available)}")
+    return chosen, available
+
+
 def kernel_report(db: str | None, run_id: int | None, mode: str | None, top: int) -> dict[str, Any]:
     """Top-``top`` kernels of one mode of a stored run, and the diff between the run's two modes.
 
@@ -23,13 +35,7 @@ def kernel_report(db: str | None, run_id: int | None, mode: str | None, top: int
     try:
         summary = store.run_summary(run_id)
         run_id = int(summary["run_id"])
-        available = store.kernel_modes(run_id)
-        if not available:
-            raise StoreError(f"run {run_id} has no kernel rows (profiling was off or failed); "
-                             "rerun with --profile-steps >= 1")
-        chosen = mode or available[-1]
-        if chosen not in available:
-            raise StoreError(f"mode {chosen!r} has no kernel rows in run {run_id}; available: {', '.join(available)}")
+        chosen, available = _kernel_mode(store, run_id, mode)
         full = store.kernels(run_id, chosen)
         profile_steps = int(summary["protocol"]["profile_steps"]) or 1
         report: dict[str, Any] = {
@@ -66,14 +72,8 @@ def _kernel_source(spec: str, db: str | None, scope: str) -> tuple[str, pd.DataF
     if run.isdigit():
         store = ResultStore(db)
         try:
-            run_id = int(run)
-            modes = store.kernel_modes(run_id)
-            if not modes:
-                raise StoreError(f"run {run_id} has no kernel rows to compare")
-            chosen = mode or modes[-1]
-            if chosen not in modes:
-                raise StoreError(f"mode {chosen!r} has no kernel rows in run {run_id}; available: {', '.join(modes)}")
-            return f"run {run_id}:{chosen}", store.kernels(run_id, chosen)
+            chosen, _ = _kernel_mode(store, int(run), mode or None)
+            return f"run {run}:{chosen}", store.kernels(int(run), chosen)
         finally:
             store.close()
     if not Path(spec).exists():
