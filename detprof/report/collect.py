@@ -43,6 +43,10 @@ def paper_reference() -> dict[str, Any]:
     return dict(json.loads(Path(path).read_text()))
 
 
+OVERHEAD_COLUMNS = ["run_id", "arch", "kernel_size", "device", "device_kind", "comparison", "ratio", "ci_low",
+                    "ci_high", "kernel_ratio", "noisy", "aa_test"]
+
+
 def _overhead_row(run_id: int, summary: dict[str, Any]) -> dict[str, Any]:
     modes = [m["mode"] for m in summary["modes"]]
     workload = summary.get("workload") or {}
@@ -119,13 +123,10 @@ def collect(db: str | None = None, run_ids: list[int] | None = None) -> ReportDa
             raise StoreError(f"no runs yet in {str(store.path)!r}; run `detprof overhead`, `detprof import` or "
                              "`detprof stability` first")
         rows = [_overhead_row(run_id, s) for run_id, kind, s in runs if kind == "overhead"]
-        overhead = pd.DataFrame(rows, columns=list(_overhead_row(0, _EMPTY_SUMMARY)))
+        overhead = pd.DataFrame(rows, columns=OVERHEAD_COLUMNS)
         return ReportData(overhead=overhead, comparison=_comparison(store, runs),
                           environments=[_environment(run_id, kind, s) for run_id, kind, s in runs],
                           paper=paper_reference(), run_ids=[r[0] for r in runs], stability=stability)
     finally:
         store.close()
 
-
-_EMPTY_SUMMARY: dict[str, Any] = {"modes": [{"mode": "a"}, {"mode": "b"}], "arch": "",
-                                  "device": {"name": "", "kind": ""}}
