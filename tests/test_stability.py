@@ -148,6 +148,7 @@ def test_cifar_experiment_trains_both_networks(tmp_path: Path, arch: str) -> Non
     assert summary["recipe"]["arch"] == arch and summary["recipe"]["flip"] is True
     assert summary["recipe"]["augment_shift"] == 4 and summary["test_examples"] == 6
     assert summary["churn"] == 0.0 and summary["l2"] == 0.0  # control: reproducible with crop and flip too
+    assert len(summary["per_class_std"]) == 10  # every class, even those absent from the 6 test images
 
 
 @pytest.mark.parametrize(("setup", "message"), [

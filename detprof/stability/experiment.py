@@ -98,9 +98,10 @@ def load_weights(path: str) -> np.ndarray:
                            if t.is_floating_point()])
 
 
-def experiment_measures(store: ResultStore, experiment: dict[str, Any]) -> dict[str, Any] | None:
+def experiment_measures(store: ResultStore, experiment: dict[str, Any],
+                        num_classes: int | None = None) -> dict[str, Any] | None:
     """Measures of a stored experiment, recomputed from its saved predictions, weights and labels
-    (None when its labels file is missing)."""
+    (None when its labels file is missing). ``num_classes`` defaults to what the labels show."""
     labels_file = Path(experiment["directory"]) / "test_labels.npy"
     if not labels_file.exists():
         return None
@@ -110,7 +111,8 @@ def experiment_measures(store: ResultStore, experiment: dict[str, Any]) -> dict[
     weights = np.stack([load_weights(r["weights_path"]) for r in stored])
     groups_file = Path(experiment["directory"]) / "test_groups.npz"
     groups = dict(np.load(groups_file)) if groups_file.exists() else None
-    classes = labels.shape[1] if labels.ndim == 2 else int(max(labels.max(), predictions.max())) + 1
+    classes = labels.shape[1] if labels.ndim == 2 else (
+        num_classes or int(max(labels.max(), predictions.max())) + 1)
     return summarize_runs(predictions, labels, weights, classes, groups=groups)
 
 
@@ -165,11 +167,11 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
                 "predictions_path": str(out_dir / "predictions.npy"), "weights_path": str(out_dir / "weights.pt"),
                 "environment": result})
         stored = store.stability_runs(key)
+        # The same path the report takes: measures recomputed from what was stored.
+        summary = (experiment_measures(store, {"experiment": key, "directory": str(base)}, data.num_classes)
+                   or {"runs": 0}) if stored else {"runs": 0}
     finally:
         store.close()
-    predictions = np.stack([np.load(r["predictions_path"]) for r in stored]) if stored else np.empty((0, 0))
-    summary = summarize_runs(predictions, data.y_test, np.stack([load_weights(r["weights_path"]) for r in stored]),
-                             data.num_classes, groups=data.groups) if stored else {"runs": 0}
     return {"task": task, "variant": chosen.name, "mode": chosen.mode, "fixed": list(chosen.fixed),
             "description": chosen.description, "recipe": asdict(recipe), "experiment": key, **summary,
             "requested_runs": runs, "failed": failures,
