@@ -19,10 +19,10 @@ busy time instead of counting ``aten::conv2d`` and the ``aten::mkldnn_convolutio
 from __future__ import annotations
 
 import gc
-import gzip
 import json
 import re
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +77,48 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _zlib_module() -> Any:
+    """python-isal's zlib when installed (inflates about twice as fast), else the standard library's."""
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib
+    except ImportError:
+        return zlib
+
+
+_inflate = _zlib_module()
+_GZIP_WINDOW = 31  # wbits for a gzip wrapper around deflate
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = tuple({zlib.error, _inflate.error})
+
+
+def gunzip(data: bytes) -> bytes:
+    """Decompress gzip data, every member of it (as ``gzip.decompress`` does).
+
+    Raises EOFError when the last member is cut short, and zlib.error (or isal's error) when the
+    data is not gzip."""
+    parts = []
+    while data:
+        member = _inflate.decompressobj(_GZIP_WINDOW)
+        parts.append(member.decompress(data))
+        if not member.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        data = member.unused_data.lstrip(b"\0")  # gzip allows zero padding between members
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def read_trace_bytes(path: str | Path) -> bytes:
     """The trace's JSON text, gunzipped when the file is gzip; raises TraceError when unreadable."""
     file = Path(path)
     try:
         raw = file.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        return gunzip(raw) if raw[:2] == b"\x1f\x8b" else raw
     except OSError as error:
         raise TraceError(f"cannot read trace {str(file)!r}: {error.strerror or error}") from None
     except EOFError as error:
         raise TraceError(f"{str(file)!r} is a truncated gzip file: {error}") from None
+    except _INFLATE_ERRORS as error:
+        raise TraceError(f"{str(file)!r} starts like gzip but is not valid gzip data: {error}") from None
 
 
 def parse_trace_document(raw: bytes, source: str) -> dict[str, Any]:
@@ -120,12 +152,14 @@ def _correlation(event: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, (int, float)) else None
 
 
-def launched_in_steps(gpu_correlations: list[int | None], launches: list[tuple[int, float]],
+def launched_in_steps(gpu_correlations: Sequence[Hashable], launches: Iterable[tuple[Hashable, float]],
                       step_end: float | None) -> list[bool] | None:
     """Which GPU events fall in the ``steps`` scope.
 
     ``launches`` are (correlation, start µs) of CPU events that carry a correlation; ``step_end``
-    is where the traced iterations end (µs). Returns None when everything is in scope.
+    is where the traced iterations end (µs). Correlations may be any hashable spelling (ints, or
+    their digits as bytes) as long as both sides use the same one. Returns None when everything
+    is in scope.
     """
     if step_end is None:
         return None
