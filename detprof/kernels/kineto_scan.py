@@ -17,22 +17,31 @@ import pandas as pd
 from detprof.kernels.trace import TraceActivities, launched_in_steps, loads_json
 
 _NUMBER = rb"(-?[0-9][0-9.eE+-]*)"
+_SKIP_NUMBER = rb"-?[0-9][0-9.eE+-]*"
 # A JSON string as an unrolled loop: one regex step per run of plain characters, not per
 # character, which matters for 5,000-character kernel names.
 _STRING = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
-_HEAD = rb'"pid": [^,]*, "tid": [^,]*,\s*"ts": ' + _NUMBER + rb', "dur": ' + _NUMBER
-# args hold no nested objects in Kineto's GPU and launch events, so [^{}]* stays inside them.
-_ARGS_CORRELATION = rb',\s*"args": \{[^{}]*"correlation": ([0-9]+)'
-_GPU = (b"kernel", b"gpu_memcpy", b"gpu_memset")
+_SKIP_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
+_HEAD = rb'"pid": [^,]*, "tid": [^,]*,\s*"ts": ' + _NUMBER + rb', "dur": '
+# Walks args key by key (strings skipped whole) to the correlation. Kineto's GPU and launch
+# events have no nested objects in args, so stopping at a brace keeps the walk inside the event.
+_ARGS_CORRELATION = (rb',\s*"args": \{(?:[^"{}]*"(?!correlation")[^"\\]*(?:\\.[^"\\]*)*")*[^"{}]*'
+                     rb'"correlation": ([0-9]+)')
+_KINETO_COMPLETE = rb'(?<="ph": "X", "cat")'
 
-# Stage 1 finds every GPU or launch category in the file, whatever the spacing (one fast pass on
-# the literal "cat"). Stage 2 matches Kineto's strict layout anchored at each of them; a single
-# miss means a layout we do not understand, and the caller parses the whole document instead.
-_CATEGORY = re.compile(rb'"cat"\s*:\s*"(kernel|gpu_memcpy|gpu_memset|cuda_runtime|cuda_driver)"')
-_PH_X = b'"ph": "X", '
-_EVENT = re.compile(_PH_X + rb'"cat": "(kernel|gpu_memcpy|gpu_memset|cuda_runtime|cuda_driver)", "name": '
-                    + _STRING + rb", " + _HEAD + _ARGS_CORRELATION)
-_STEP_EVENT = re.compile(rb'"name": "ProfilerStep#[0-9]+", ' + _HEAD)
+# One pass over every "cat" in the file (a literal the regex engine finds fast). Per row of
+# findall, the groups are:
+#   0-1  a launch (cuda_runtime / cuda_driver) in Kineto's layout: ts, correlation
+#   2-6  a GPU activity in Kineto's layout: cat, name, ts, dur, correlation
+#   7    a GPU or launch category in any other layout: the scan cannot vouch for the file.
+_EVENTS = re.compile(
+    rb'"cat"(?:' + _KINETO_COMPLETE + rb': "(?:'
+    + rb'cuda_(?:runtime|driver)", "name": ' + _SKIP_STRING + rb", " + _HEAD + _SKIP_NUMBER + _ARGS_CORRELATION
+    + rb'|(kernel|gpu_memcpy|gpu_memset)", "name": ' + _STRING + rb", " + _HEAD + _NUMBER + _ARGS_CORRELATION
+    + rb')|\s*:\s*"(kernel|gpu_memcpy|gpu_memset|cuda_runtime|cuda_driver)")'
+)
+_UNKNOWN_LAYOUT = 7
+_STEP_EVENT = re.compile(rb'"name": "ProfilerStep#[0-9]+", ' + _HEAD + _NUMBER)
 _STEP_NAME = b'"ProfilerStep#'
 _DEVICE_NAME = re.compile(rb'"deviceProperties"\s*:\s*\[\s*\{[^{}]*?"name"\s*:\s*' + _STRING)
 
@@ -59,31 +68,25 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
     """GPU activities of a Kineto trace read from its text, or None when the scan cannot vouch for them."""
     if b'"traceEvents"' not in raw:
         return None
-    gpu: list[tuple[bytes, ...]] = []
-    launches: list[tuple[int, float]] = []
-    match_event = _EVENT.match
-    back = len(_PH_X)
-    for hit in _CATEGORY.finditer(raw):
-        match = match_event(raw, hit.start() - back)
-        if match is None:
-            return None
-        cat, name, ts, dur, correlation = match.groups()
-        if cat in _GPU:
-            gpu.append((cat, name, ts, dur, correlation))
-        else:
-            launches.append((int(correlation), float(ts)))
+    rows = _EVENTS.findall(raw)
+    if any(row[_UNKNOWN_LAYOUT] for row in rows):
+        return None
+    gpu = [row[2:7] for row in rows if row[2]]
     if not gpu:
         return None
     if scope == "steps":
         step_end = _step_end(raw)
+        # Correlations stay as their digits: JSON integers have one spelling, so equal text is equal value.
+        launches = [(row[1], float(row[0])) for row in rows if row[1]]
         if not launches or step_end is None:
             return None  # no launches or no step annotations: the rule needs every CPU event
-        keep = launched_in_steps([int(g[4]) for g in gpu], launches, step_end)
+        keep = launched_in_steps([g[4] for g in gpu], launches, step_end)
         if keep is not None:
             gpu = [g for g, kept in zip(gpu, keep, strict=True) if kept]
+    names: dict[bytes, str] = {}
     try:
         frame = pd.DataFrame({
-            "name": [_text(g[1]) for g in gpu],
+            "name": [names.get(g[1]) or names.setdefault(g[1], _text(g[1])) for g in gpu],
             "cat": [g[0].decode() for g in gpu],
             "ts_us": [float(g[2]) for g in gpu],
             "dur_us": [float(g[3]) for g in gpu],
