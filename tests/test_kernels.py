@@ -161,6 +161,19 @@ def test_catalog_classifies_known_kernels(name: str, category: str, nondetermini
     assert load_catalog().classify(name) == (category, nondeterministic)
 
 
+def test_catalog_patterns_ignore_case_with_and_without_escapes() -> None:
+    catalog = parse_catalog("pattern,category,nondeterministic,note\n"
+                            "Wgrad_Alg\\d,conv weight-grad,yes,\n"      # an escape: matched with IGNORECASE
+                            "[A-Z]+GEMM_[0-9],gemm,no,\n"                # no escape: matched on lowercased text
+                            "^memcpy,memory copy/set,no,\n")
+    assert catalog.classify("void cudnn::WGRAD_ALG0_engine<float>(int)") == ("conv weight-grad", True)
+    assert catalog.classify("void cudnn::wgrad_algX(int)") == ("other", None)
+    assert catalog.classify("ampere_sgemm_128x64_nn") == ("gemm", False)
+    assert catalog.classify("AMPERE_SGEMM_1") == ("gemm", False)
+    assert catalog.classify("Memcpy HtoD (Pageable -> Device)") == ("memory copy/set", False)
+    assert catalog.classify("void foo<Memcpy>()") == ("other", None)
+
+
 def test_catalog_rejects_unknown_categories() -> None:
     with pytest.raises(ValueError, match="row 2: category 'convolution' is not one of"):
         parse_catalog("pattern,category,nondeterministic,note\nconv,convolution,no,\n")

@@ -24,6 +24,20 @@ class CatalogEntry:
     category: str
     nondeterministic: bool | None
     note: str
+    # Matched against the lowercased signature instead of with re.IGNORECASE: the same answer for
+    # patterns without escapes or inline flags, and about five times faster, because sre's fast
+    # literal and first-character searches do not work under IGNORECASE.
+    on_lowercase: bool = False
+
+
+def compile_case_insensitive(pattern: str) -> tuple[re.Pattern[str], bool]:
+    """Compile a catalog pattern to match regardless of case: (compiled, match it on lowercased text).
+
+    Lowercasing the pattern would change escapes such as ``\\S`` or inline flags, so those keep
+    re.IGNORECASE and are matched on the original text."""
+    if "\\" in pattern or "(?" in pattern:
+        return re.compile(pattern, re.IGNORECASE), False
+    return re.compile(pattern.lower()), True
 
 
 class KernelCatalog:
@@ -44,8 +58,9 @@ class KernelCatalog:
         if hit is None:
             hit = ("other", None)
             text = signature(name)
+            lowered = text.lower()
             for entry in self.entries:
-                if entry.pattern.search(text):
+                if entry.pattern.search(lowered if entry.on_lowercase else text):
                     hit = (entry.category, entry.nondeterministic)
                     break
             self._cache[name] = hit
@@ -63,8 +78,9 @@ def parse_catalog(text: str) -> KernelCatalog:
         flag = (row.get("nondeterministic") or "").strip().lower()
         if flag not in ("yes", "no", ""):
             raise ValueError(f"catalog row {number}: nondeterministic must be yes, no or blank, got {flag!r}")
-        entries.append(CatalogEntry(re.compile(row["pattern"], re.IGNORECASE), category,
-                                    None if flag == "" else flag == "yes", (row.get("note") or "").strip()))
+        pattern, on_lowercase = compile_case_insensitive(row["pattern"])
+        entries.append(CatalogEntry(pattern, category, None if flag == "" else flag == "yes",
+                                    (row.get("note") or "").strip(), on_lowercase))
     return KernelCatalog(entries)
 
 
