@@ -235,6 +235,35 @@ def test_bad_traces_give_clear_errors(tmp_path: Path) -> None:
         load_trace(empty)
 
 
+def test_gzip_traces_cut_short_corrupt_or_in_several_members(shared_traces: Path, tmp_path: Path) -> None:
+    compressed = (shared_traces / "a100_alexnet_train.json.gz").read_bytes()
+    (tmp_path / "cut.json.gz").write_bytes(compressed[: len(compressed) // 2])
+    with pytest.raises(TraceError, match="is a truncated gzip file"):
+        load_trace(tmp_path / "cut.json.gz")
+    (tmp_path / "corrupt.json.gz").write_bytes(compressed[:10] + bytes(200))
+    with pytest.raises(TraceError, match="starts like gzip but is not valid gzip data"):
+        load_trace(tmp_path / "corrupt.json.gz")
+    # gzip allows several members back to back (e.g. a file written in pieces); all of them count
+    text = gzip.decompress(compressed)
+    middle = len(text) // 2
+    (tmp_path / "members.json.gz").write_bytes(gzip.compress(text[:middle]) + gzip.compress(text[middle:]))
+    whole = load_trace(shared_traces / "a100_alexnet_train.json.gz")
+    assert load_trace(tmp_path / "members.json.gz").events.equals(whole.events)
+
+
+def test_gunzip_falls_back_to_the_standard_zlib(shared_traces: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    from detprof.kernels import trace
+
+    compressed = (shared_traces / "a100_sampled_rank0.json.gz").read_bytes()
+    fast = trace.gunzip(compressed)
+    monkeypatch.setattr(trace, "_inflate", zlib)
+    assert trace.gunzip(compressed) == fast == gzip.decompress(compressed)
+    with pytest.raises(EOFError):
+        trace.gunzip(compressed[:-50])
+
+
 def test_short_name_drops_void_and_arguments() -> None:
     assert short_name("void at::native::reduce_kernel<512, 1>(at::native::ReduceOp<float>)") == \
         "at::native::reduce_kernel<512, 1>"
