@@ -1,7 +1,8 @@
 """detprof vs Holistic Trace Analysis (HTA) on the same traces: per-kernel totals and speed.
 
 For each trace, both tools load the file and produce a per-kernel breakdown, timed in their own
-process with imports excluded, ``--runs`` times each, interleaved; the median is reported. HTA runs
+process with imports excluded, ``--runs`` times each, interleaved; the median is reported,
+with the range of the runs beside it. HTA runs
 as ``TraceAnalysis(..., include_last_profiler_step=True).get_gpu_kernel_breakdown(...)`` in the
 interpreter given by ``--hta-python`` (PyPI package ``traceinsight``; it pulls in JupyterLab, so
 keep it in its own virtual environment). detprof's caches (kernel catalog) are cleared before
@@ -75,7 +76,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     traces = args.traces or sorted(SHARED_TRACES.glob("*.json.gz"))
-    print(f"{'trace':28s} {'detprof ms':>10s} {'HTA ms':>8s} {'speed-up':>8s}  totals")
+    header = ["detprof ms", "(range)", "HTA ms", "(range)", "speed-up"]
+    print(f"{'trace':28s} {header[0]:>10s} {header[1]:>11s} {header[2]:>8s} {header[3]:>13s} {header[4]:>8s}  totals")
     for path in traces:
         hta_times: list[float] = []
         ours_times: list[float] = []
@@ -89,7 +91,10 @@ def main() -> None:
         a, b = statistics.median(ours_times), statistics.median(hta_times)
         check = compare(ours, hta_totals)
         verdict = "equal" if check["equal"] else json.dumps(check)
-        print(f"{path.name:28s} {a * 1000:10.0f} {b * 1000:8.0f} {b / a:7.1f}x  {verdict}")
+        ours_range = f"{min(ours_times) * 1000:.0f}-{max(ours_times) * 1000:.0f}"
+        hta_range = f"{min(hta_times) * 1000:.0f}-{max(hta_times) * 1000:.0f}"
+        print(f"{path.name:28s} {a * 1000:10.0f} {ours_range:>11s} {b * 1000:8.0f} {hta_range:>13s} {b / a:7.1f}x"
+              f"  {verdict}")
 
 
 if __name__ == "__main__":

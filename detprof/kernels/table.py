@@ -43,23 +43,23 @@ def kernel_table(events: pd.DataFrame, catalog: KernelCatalog | None = None) -> 
     total = np.array([math.fsum(sorted_durations[a:b].tolist()) for a, b in zip(starts, ends, strict=True)])
     mean = total / calls
     squares = np.bincount(codes, weights=(durations - mean[codes]) ** 2, minlength=len(names))
-    classes = [catalog.classify(name) for name in names]
-    table = pd.DataFrame({
-        "name": np.asarray(names, dtype=object),
+    grand_total = math.fsum(total.tolist())
+    # Largest total first, ties by name; sorted here so that the frame is built once, in order.
+    rows = np.array(sorted(range(len(names)), key=lambda i: (-total[i], names[i])), dtype=np.intp)
+    classes = [catalog.classify(name) for name in names[rows]]
+    return pd.DataFrame({
+        "name": np.asarray(names[rows], dtype=object),
         "category": [c for c, _ in classes],
         "nondeterministic": [n for _, n in classes],
-        "calls": calls.astype(int),
-        "total_us": total,
-        "mean_us": mean,
-        "median_us": (sorted_durations[starts + (calls - 1) // 2] + sorted_durations[starts + calls // 2]) / 2,
-        "min_us": sorted_durations[starts],
-        "max_us": sorted_durations[ends - 1],
-        "std_us": np.sqrt(squares / calls),
-    })
-    grand_total = math.fsum(total.tolist())
-    table["share"] = table["total_us"] / grand_total if grand_total > 0 else 0.0
-    table = table.sort_values(["total_us", "name"], ascending=[False, True]).reset_index(drop=True)
-    return table[KERNEL_COLUMNS]
+        "calls": calls[rows].astype(int),
+        "total_us": total[rows],
+        "share": total[rows] / grand_total if grand_total > 0 else 0.0,
+        "mean_us": mean[rows],
+        "median_us": ((sorted_durations[starts + (calls - 1) // 2] + sorted_durations[starts + calls // 2]) / 2)[rows],
+        "min_us": sorted_durations[starts][rows],
+        "max_us": sorted_durations[ends - 1][rows],
+        "std_us": np.sqrt(squares / calls)[rows],
+    }, columns=KERNEL_COLUMNS)
 
 
 def top_kernels(table: pd.DataFrame, top: int) -> pd.DataFrame:
