@@ -68,6 +68,9 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
     """GPU activities of a Kineto trace read from its text, or None when the scan cannot vouch for them."""
     if b'"traceEvents"' not in raw:
         return None
+    step_end = _step_end(raw) if scope == "steps" else None
+    if scope == "steps" and step_end is None:
+        return None  # no step annotations (or unreadable ones): the rule needs every CPU event
     rows = _EVENTS.findall(raw)
     if any(row[_UNKNOWN_LAYOUT] for row in rows):
         return None
@@ -75,11 +78,10 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
     if not gpu:
         return None
     if scope == "steps":
-        step_end = _step_end(raw)
         # Correlations stay as their digits: JSON integers have one spelling, so equal text is equal value.
         launches = [(row[1], float(row[0])) for row in rows if row[1]]
-        if not launches or step_end is None:
-            return None  # no launches or no step annotations: the rule needs every CPU event
+        if not launches:
+            return None  # GPU work without launch events: the full parse applies the rule to every CPU event
         keep = launched_in_steps([g[4] for g in gpu], launches, step_end)
         if keep is not None:
             gpu = [g for g, kept in zip(gpu, keep, strict=True) if kept]
