@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import collections
 import gzip
+import itertools
 import json
+import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +25,7 @@ from detprof.kernels import (
     top_kernels,
 )
 from detprof.kernels.kineto_scan import scan_gpu_activities
-from detprof.kernels.trace import activities_from_document
+from detprof.kernels.trace import activities_from_document, read_trace_bytes
 
 
 def _exact_kernel_totals(path: Path) -> dict[str, tuple[int, float]]:
@@ -75,7 +78,9 @@ def test_steps_scope_drops_work_launched_outside_the_traced_steps(shared_traces:
 @pytest.mark.parametrize("scope", ["steps", "all"])
 def test_fast_scan_and_full_parse_agree(shared_traces: Path, trace: str, scope: str) -> None:
     path = shared_traces / f"{trace}.json.gz"
-    fast = load_trace(path, scope)
+    fast = scan_gpu_activities(read_trace_bytes(path), str(path), scope)
+    assert fast is not None, "every shared trace is in Kineto's layout; the fast scan must vouch for it"
+    assert load_trace(path, scope).events.equals(fast.events)
     full = activities_from_document(read_trace_json(path), str(path), scope)
     assert fast.events.equals(full.events)
     assert fast.device_name == full.device_name
@@ -89,6 +94,37 @@ def test_other_layouts_take_the_full_parse_with_the_same_result(shared_traces: P
     assert scan_gpu_activities(raw, "compact", "all") is None
     assert load_trace(compact, "all").events.equals(load_trace(path, "all").events)
     assert load_trace(compact).events.equals(load_trace(path).events)
+
+
+def _nanosecond_rankless_copy(source: Path, target: Path) -> Path:
+    """The trace as newer PyTorch versions write it: timestamps and durations as floats with
+    nanosecond digits; and without distributedInfo (no rank). Kineto's layout is kept."""
+    text = gzip.decompress(source.read_bytes()).decode()
+    counter = itertools.count(1)
+    text = re.sub(r'"(ts|dur)": ([0-9]+)(?=[,}\s])',
+                  lambda m: f'"{m[1]}": {m[2]}.{next(counter) * 379 % 1000:03d}', text)
+    text = re.sub(r'\s*"distributedInfo": \{[^{}]*\},', "", text)
+    target.write_bytes(gzip.compress(text.encode()))
+    return target
+
+
+def test_nanosecond_float_durations_are_summed_exactly_without_rank_info(shared_traces: Path,
+                                                                          tmp_path: Path) -> None:
+    path = _nanosecond_rankless_copy(shared_traces / "v100_diff_test.json.gz", tmp_path / "ns.json.gz")
+    raw = read_trace_bytes(path)
+    assert b"distributedInfo" not in raw and b'"dur": 25.' in raw
+    fast = scan_gpu_activities(raw, str(path), "steps")
+    assert fast is not None  # still Kineto's layout: the fast path reads it
+    assert fast.events.equals(activities_from_document(read_trace_json(path), str(path), "steps").events)
+    table = kernel_table(load_trace(path).events)
+    reference = _hta_rule_totals(path)
+    _assert_totals(table, reference)
+    # HTA would floor every duration to whole µs; detprof keeps the fractions
+    floored = collections.defaultdict(float)
+    for row in fast.events.itertuples(index=False):
+        floored[row.name] += math.floor(row.dur_us)
+    assert all(row.total_us >= floored[row.name] for row in table.itertuples(index=False))
+    assert table["total_us"].sum() - sum(floored.values()) > 0.4 * len(fast.events)  # fractions average 0.5
 
 
 @pytest.mark.parametrize("trace", ["a100_alexnet_train", "v100_diff_test", "a100_sampled_rank0"])

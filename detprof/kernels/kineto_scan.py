@@ -10,6 +10,7 @@ document. Tests check that both paths give identical events on real traces.
 
 from __future__ import annotations
 
+import math
 import re
 
 import pandas as pd
@@ -51,15 +52,20 @@ def _text(raw: bytes) -> str:
 
 
 def _step_end(raw: bytes) -> float | None:
-    """End (µs) of the last ProfilerStep#N, or None if any occurrence is not a complete step event."""
-    end = None
+    """End (µs) of the last ProfilerStep#N; +inf when the trace has no step annotations; None when
+    any occurrence is not a complete step event in Kineto's layout.
+
+    Without steps the rule's limit is the end of the last CPU event, and every launch event, being
+    a CPU event itself, starts before that: all launches count, which +inf expresses."""
+    end = -math.inf
     position = raw.find(_STEP_NAME)
+    if position < 0:
+        return math.inf
     while position >= 0:
         match = _STEP_EVENT.match(raw, position - len(b'"name": '))
         if match is None:
             return None
-        finish = float(match.group(1)) + float(match.group(2))
-        end = finish if end is None else max(end, finish)
+        end = max(end, float(match.group(1)) + float(match.group(2)))
         position = raw.find(_STEP_NAME, position + 1)
     return end
 
@@ -70,7 +76,7 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
         return None
     step_end = _step_end(raw) if scope == "steps" else None
     if scope == "steps" and step_end is None:
-        return None  # no step annotations (or unreadable ones): the rule needs every CPU event
+        return None  # step annotations in a layout the scan does not know
     rows = _EVENTS.findall(raw)
     if any(row[_UNKNOWN_LAYOUT] for row in rows):
         return None
