@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,13 @@ def test_import_then_kernels_runs_and_diff(shared_traces: Path, tmp_path: Path) 
     assert deltas == sorted(deltas, reverse=True)
     assert by_run["total_us_b"] - by_run["total_us_a"] == pytest.approx(v100["modes"][0]["kernel_ms"] * 1000
                                                                          - a100["modes"][0]["kernel_ms"] * 1000)
+
+
+def test_trace_commands_do_not_import_torch(shared_traces: Path) -> None:
+    # torch's import costs about a second; only commands that build a model should pay it
+    trace = str(shared_traces / "a100_alexnet_train.json.gz")
+    script = ("import sys; from typer.testing import CliRunner; from detprof.cli import app; "
+              f"result = CliRunner().invoke(app, ['kernels', '--trace', {trace!r}, '--json']); "
+              "assert result.exit_code == 0, result.output; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

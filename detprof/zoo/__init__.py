@@ -2,22 +2,23 @@
 
 Names are canonical with ``-`` and are also accepted with ``_``. Every model is written in this
 project (torchvision cannot be installed beside the CPU build of torch on the machines we target).
+
+The registry itself does not import torch: a model's module is imported when the model is built.
+That keeps commands that never build one (``detprof kernels --trace``, ``diff``, ``report``)
+from paying about a second for torch's import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from detprof.zoo.densenet import densenet
-from detprof.zoo.efficientnet import efficientnet_b0
-from detprof.zoo.inception import inception_v3
-from detprof.zoo.mobilenet import mobilenet
-from detprof.zoo.paper_cnns import MEDIUM_CNN_KERNEL_SIZES, MediumCNN, SmallCNN
-from detprof.zoo.resnet import resnet
-from detprof.zoo.vgg import vgg
+MEDIUM_CNN_KERNEL_SIZES = range(1, 8)
 
 
 class UnknownArchError(ValueError):
@@ -53,40 +54,60 @@ class ArchSpec:
 
 _ADAPTIVE_POOL = ("adaptive_avg_pool2d_backward_cuda",)
 
+
+def _builder(module: str, function: str, *leading: str) -> Callable[..., nn.Module]:
+    """A builder calling ``detprof.zoo.<module>.<function>(*leading, num_classes)``, imported on first use."""
+
+    def build(num_classes: int, **_: object) -> nn.Module:
+        return getattr(import_module(f"detprof.zoo.{module}"), function)(*leading, num_classes)
+
+    return build
+
+
+def _small_cnn(num_classes: int, batch_norm: bool = False, image_size: int = 32, **_: object) -> nn.Module:
+    from detprof.zoo.paper_cnns import SmallCNN
+
+    return SmallCNN(num_classes, batch_norm, image_size)
+
+
+def _medium_cnn(num_classes: int, kernel_size: int = 3, **_: object) -> nn.Module:
+    from detprof.zoo.paper_cnns import MediumCNN
+
+    return MediumCNN(kernel_size, num_classes)
+
+
 ARCHS: dict[str, ArchSpec] = {
     spec.name: spec
     for spec in [
-        ArchSpec("vgg16", "vgg", 1000, 224, 32, lambda n, **_: vgg("vgg16", n),
+        ArchSpec("vgg16", "vgg", 1000, 224, 32, _builder("vgg", "vgg", "vgg16"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("vgg19", "vgg", 1000, 224, 32, lambda n, **_: vgg("vgg19", n),
+        ArchSpec("vgg19", "vgg", 1000, 224, 32, _builder("vgg", "vgg", "vgg19"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("resnet18", "resnet", 1000, 224, 32, lambda n, **_: resnet("resnet18", n),
+        ArchSpec("resnet18", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet18"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("resnet50", "resnet", 1000, 224, 32, lambda n, **_: resnet("resnet50", n),
+        ArchSpec("resnet50", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet50"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("resnet152", "resnet", 1000, 224, 32, lambda n, **_: resnet("resnet152", n),
+        ArchSpec("resnet152", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet152"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("resnet18-cifar", "resnet", 10, 32, 8, lambda n, **_: resnet("resnet18-cifar", n),
+        ArchSpec("resnet18-cifar", "resnet", 10, 32, 8, _builder("resnet", "resnet", "resnet18-cifar"),
                  notes="CIFAR stem (3x3/1 conv, no max pool), as trained in the paper",
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("densenet121", "densenet", 1000, 224, 32, lambda n, **_: densenet("densenet121", n),
+        ArchSpec("densenet121", "densenet", 1000, 224, 32, _builder("densenet", "densenet", "densenet121"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("densenet201", "densenet", 1000, 224, 32, lambda n, **_: densenet("densenet201", n),
+        ArchSpec("densenet201", "densenet", 1000, 224, 32, _builder("densenet", "densenet", "densenet201"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("mobilenet", "mobilenet", 1000, 224, 32, lambda n, **_: mobilenet("mobilenet", n),
+        ArchSpec("mobilenet", "mobilenet", 1000, 224, 32, _builder("mobilenet", "mobilenet", "mobilenet"),
                  notes="MobileNet v1, width 1.0", known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("mobilenet-v2", "mobilenet", 1000, 224, 32, lambda n, **_: mobilenet("mobilenet-v2", n),
+        ArchSpec("mobilenet-v2", "mobilenet", 1000, 224, 32, _builder("mobilenet", "mobilenet", "mobilenet-v2"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("efficientnet-b0", "efficientnet", 1000, 224, 32, lambda n, **_: efficientnet_b0(n),
+        ArchSpec("efficientnet-b0", "efficientnet", 1000, 224, 32, _builder("efficientnet", "efficientnet_b0"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("inception-v3", "inception", 1000, 299, 299, lambda n, **_: inception_v3(n),
+        ArchSpec("inception-v3", "inception", 1000, 299, 299, _builder("inception", "inception_v3"),
                  notes="with auxiliary head (loss weight 0.4), which needs the full 299x299 input to train",
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("small-cnn", "paper-cnn", 10, 32, 8,
-                 lambda n, batch_norm=False, image_size=32, **_: SmallCNN(n, batch_norm, image_size),
+        ArchSpec("small-cnn", "paper-cnn", 10, 32, 8, _small_cnn,
                  takes_batch_norm=True, notes="paper Appendix C; --bn adds BatchNorm"),
-        ArchSpec("medium-cnn", "paper-cnn", 1000, 224, 64,
-                 lambda n, kernel_size=3, **_: MediumCNN(kernel_size, n),
+        ArchSpec("medium-cnn", "paper-cnn", 1000, 224, 64, _medium_cnn,
                  takes_kernel_size=True, notes="paper Appendix C; --kernel-size 1..7",
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
     ]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES
+
 SMALL_CNN_CHANNELS = (16, 32, 32)
 MEDIUM_CNN_CHANNELS = (16, 32, 64, 128, 256, 512)
-MEDIUM_CNN_KERNEL_SIZES = range(1, 8)
 
 
 def _stage(in_ch: int, out_ch: int, kernel: int, batch_norm: bool) -> list[nn.Module]:
