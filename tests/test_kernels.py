@@ -96,6 +96,19 @@ def test_other_layouts_take_the_full_parse_with_the_same_result(shared_traces: P
     assert load_trace(compact).events.equals(load_trace(path).events)
 
 
+def test_a_correlation_on_an_unknown_event_category_takes_the_full_parse(shared_traces: Path,
+                                                                        tmp_path: Path) -> None:
+    # The full parse lets any CPU-side event with a correlation count as a launch; the fast scan
+    # knows only some categories, so a correlation elsewhere must make it step aside.
+    text = gzip.decompress((shared_traces / "a100_alexnet_train.json.gz").read_bytes())
+    assert text.count(b'"cat": "cuda_sync"') == 41
+    renamed = tmp_path / "renamed.json"
+    renamed.write_bytes(text.replace(b'"cat": "cuda_sync"', b'"cat": "cuda_sync_v2"'))
+    assert scan_gpu_activities(read_trace_bytes(renamed), str(renamed), "steps") is None
+    full = activities_from_document(read_trace_json(renamed), str(renamed), "steps")
+    assert load_trace(renamed).events.equals(full.events)
+
+
 def _nanosecond_rankless_copy(source: Path, target: Path) -> Path:
     """The trace as newer PyTorch versions write it: timestamps and durations as floats with
     nanosecond digits; and without distributedInfo (no rank). Kineto's layout is kept."""

@@ -3,8 +3,10 @@ parsing the whole document.
 
 Kineto writes the fields we need first and in a fixed order on every event. The scan uses that
 layout only where it can prove it accounted for everything: every GPU ``cat`` in the file must
-match the strict event pattern, and so must every launch event and ``ProfilerStep#N``
-annotation (for the ``steps`` scope). Otherwise it returns None and the caller parses the
+match the strict event pattern, and so must every event that can carry a launch correlation
+(``cuda_runtime``, ``cuda_driver``, ``cuda_sync``) and every ``ProfilerStep#N`` annotation (for
+the ``steps`` scope); and every ``"correlation"`` in the file must belong to an event it read, so
+that no other event could link to a kernel. Otherwise it returns None and the caller parses the
 document. Tests check that both paths give identical events on real traces.
 """
 
@@ -32,15 +34,17 @@ _KINETO_COMPLETE = rb'(?<="ph": "X", "cat")'
 
 # One pass over every "cat" in the file (a literal the regex engine finds fast). Per row of
 # findall, the groups are:
-#   0-1  a launch (cuda_runtime / cuda_driver) in Kineto's layout: ts, correlation
+#   0-1  a CPU-side event with a correlation (cuda_runtime / cuda_driver / cuda_sync) in
+#        Kineto's layout: ts, correlation
 #   2-6  a GPU activity in Kineto's layout: cat, name, ts, dur, correlation
 #   7    a GPU or launch category in any other layout: the scan cannot vouch for the file.
 _EVENTS = re.compile(
     rb'"cat"(?:' + _KINETO_COMPLETE + rb': "(?:'
-    + rb'cuda_(?:runtime|driver)", "name": ' + _SKIP_STRING + rb", " + _HEAD + _SKIP_NUMBER + _ARGS_CORRELATION
+    + rb'cuda_(?:runtime|driver|sync)", "name": ' + _SKIP_STRING + rb", " + _HEAD + _SKIP_NUMBER + _ARGS_CORRELATION
     + rb'|(kernel|gpu_memcpy|gpu_memset)", "name": ' + _STRING + rb", " + _HEAD + _NUMBER + _ARGS_CORRELATION
-    + rb')|\s*:\s*"(kernel|gpu_memcpy|gpu_memset|cuda_runtime|cuda_driver)")'
+    + rb')|\s*:\s*"(kernel|gpu_memcpy|gpu_memset|cuda_runtime|cuda_driver|cuda_sync)")'
 )
+_CORRELATION_KEY = b'"correlation"'
 _UNKNOWN_LAYOUT = 7
 _STEP_EVENT = re.compile(rb'"name": "ProfilerStep#[0-9]+", ' + _HEAD + _NUMBER)
 _STEP_NAME = b'"ProfilerStep#'
@@ -78,8 +82,8 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
     if scope == "steps" and step_end is None:
         return None  # step annotations in a layout the scan does not know
     rows = _EVENTS.findall(raw)
-    if any(row[_UNKNOWN_LAYOUT] for row in rows):
-        return None
+    if any(row[_UNKNOWN_LAYOUT] for row in rows) or raw.count(_CORRELATION_KEY) != len(rows):
+        return None  # a layout we do not know, or a correlation on some other event
     gpu = [row[2:7] for row in rows if row[2]]
     if not gpu:
         return None
