@@ -1,9 +1,9 @@
 """detprof vs Holistic Trace Analysis (HTA) on the same traces: per-kernel totals and speed.
 
 For each trace, both tools load the file and produce a per-kernel breakdown, timed in their own
-process with imports excluded, ``--runs`` times each, interleaved; the median is reported,
-with the range of the runs beside it. HTA runs
-as ``TraceAnalysis(..., include_last_profiler_step=True).get_gpu_kernel_breakdown(...)`` in the
+process with imports excluded, ``--runs`` times each, interleaved; the median is reported, with
+the range of the runs beside it. HTA runs as
+``TraceAnalysis(..., include_last_profiler_step=True).get_gpu_kernel_breakdown(...)`` in the
 interpreter given by ``--hta-python`` (PyPI package ``traceinsight``; it pulls in JupyterLab, so
 keep it in its own virtual environment). detprof's caches (kernel catalog) are cleared before
 every run, so each run is a cold one.
@@ -76,8 +76,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     traces = args.traces or sorted(SHARED_TRACES.glob("*.json.gz"))
-    header = ["detprof ms", "(range)", "HTA ms", "(range)", "speed-up"]
-    print(f"{'trace':28s} {header[0]:>10s} {header[1]:>11s} {header[2]:>8s} {header[3]:>13s} {header[4]:>8s}  totals")
+    print(f"{'trace':28s} {'detprof ms':>10s} {'(range)':>11s} {'HTA ms':>8s} {'(range)':>13s} {'speed-up':>8s}"
+          "  totals")
     for path in traces:
         hta_times: list[float] = []
         ours_times: list[float] = []
