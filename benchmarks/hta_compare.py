@@ -56,8 +56,10 @@ def detprof_run(path: Path) -> tuple[float, dict[str, float]]:
 
 
 def hta_runs(python: str, path: Path, runs: int) -> tuple[list[float], dict[str, float]]:
-    process = subprocess.run([python, "-c", HTA_SNIPPET, str(path), str(runs)], capture_output=True, text=True,
-                             check=True)
+    process = subprocess.run([python, "-c", HTA_SNIPPET, str(path), str(runs)], capture_output=True, text=True)
+    if process.returncode != 0:
+        last = (process.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"HTA failed on {path} (exit {process.returncode}): {last}")
     document = json.loads(process.stdout.strip().splitlines()[-1])
     return document["times"], document["totals"]
 
@@ -75,7 +77,8 @@ def main() -> None:
     parser.add_argument("--hta-python", default=sys.executable, help="interpreter with traceinsight installed")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    traces = args.traces or sorted(SHARED_TRACES.glob("*.json.gz"))
+    # absolute paths: HTA joins a relative trace path onto its trace_dir
+    traces = [path.resolve() for path in args.traces] or sorted(SHARED_TRACES.glob("*.json.gz"))
     print(f"{'trace':28s} {'detprof ms':>10s} {'(range)':>11s} {'HTA ms':>8s} {'(range)':>13s} {'speed-up':>8s}"
           "  totals")
     for path in traces:
