@@ -99,3 +99,35 @@ def test_describe_zoo_lists_every_arch_with_params_and_input() -> None:
     assert rows["inception-v3"]["input"] == [3, 299, 299]
     assert rows["small-cnn"]["input"] == [3, 32, 32]
     assert all(r["framework"] == "pytorch" for r in rows.values())
+
+
+# aten ops whose CUDA kernels have no deterministic implementation, by the name PyTorch's warning uses.
+CUDA_NONDETERMINISTIC_BACKWARDS = {"_adaptive_avg_pool2d_backward": "adaptive_avg_pool2d_backward_cuda"}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_known_nondeterministic_ops_are_the_ones_the_network_dispatches(arch: str) -> None:
+    """The metadata must name exactly the CUDA-nondeterministic ops a training step reaches: traced
+    on the meta device (no memory, no time), where the same aten ops are dispatched as on CUDA.
+    nn.AdaptiveAvgPool2d(1) becomes a mean (deterministic backward); VGG's (7, 7) pool does not."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class RecordOps(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            self.ops.add(func._schema.name.split("::")[-1])
+            return func(*args, **(kwargs or {}))
+
+    spec = ARCHS[arch]
+    side = max(spec.min_image_size, 64)
+    with torch.device("meta"):
+        model = build_model(arch, image_size=side).train()
+        batch = torch.randn(2, 3, side, side)
+    with RecordOps() as recorder:
+        out = model(batch)
+        sum(o.sum() for o in (out if isinstance(out, tuple) else (out,))).backward()
+    reached = {CUDA_NONDETERMINISTIC_BACKWARDS[op] for op in recorder.ops if op in CUDA_NONDETERMINISTIC_BACKWARDS}
+    assert reached == set(spec.known_nondeterministic_ops)

@@ -52,6 +52,10 @@ class ArchSpec:
         return (3, self.image_size, self.image_size)
 
 
+# VGG pools its feature map to 7x7 with nn.AdaptiveAvgPool2d((7, 7)), whose CUDA backward accumulates
+# with atomicAdd and has no deterministic implementation. The other networks pool to 1x1, which
+# PyTorch computes as a mean (deterministic backward); tests/test_zoo.py checks which aten op each
+# network really dispatches.
 _ADAPTIVE_POOL = ("adaptive_avg_pool2d_backward_cuda",)
 
 
@@ -83,33 +87,23 @@ ARCHS: dict[str, ArchSpec] = {
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
         ArchSpec("vgg19", "vgg", 1000, 224, 32, _builder("vgg", "vgg", "vgg19"),
                  known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("resnet18", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet18"),
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("resnet50", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet50"),
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("resnet152", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet152"),
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
+        ArchSpec("resnet18", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet18")),
+        ArchSpec("resnet50", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet50")),
+        ArchSpec("resnet152", "resnet", 1000, 224, 32, _builder("resnet", "resnet", "resnet152")),
         ArchSpec("resnet18-cifar", "resnet", 10, 32, 8, _builder("resnet", "resnet", "resnet18-cifar"),
-                 notes="CIFAR stem (3x3/1 conv, no max pool), as trained in the paper",
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("densenet121", "densenet", 1000, 224, 32, _builder("densenet", "densenet", "densenet121"),
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("densenet201", "densenet", 1000, 224, 32, _builder("densenet", "densenet", "densenet201"),
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
+                 notes="CIFAR stem (3x3/1 conv, no max pool), as trained in the paper"),
+        ArchSpec("densenet121", "densenet", 1000, 224, 32, _builder("densenet", "densenet", "densenet121")),
+        ArchSpec("densenet201", "densenet", 1000, 224, 32, _builder("densenet", "densenet", "densenet201")),
         ArchSpec("mobilenet", "mobilenet", 1000, 224, 32, _builder("mobilenet", "mobilenet", "mobilenet"),
-                 notes="MobileNet v1, width 1.0", known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("mobilenet-v2", "mobilenet", 1000, 224, 32, _builder("mobilenet", "mobilenet", "mobilenet-v2"),
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
-        ArchSpec("efficientnet-b0", "efficientnet", 1000, 224, 32, _builder("efficientnet", "efficientnet_b0"),
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
+                 notes="MobileNet v1, width 1.0"),
+        ArchSpec("mobilenet-v2", "mobilenet", 1000, 224, 32, _builder("mobilenet", "mobilenet", "mobilenet-v2")),
+        ArchSpec("efficientnet-b0", "efficientnet", 1000, 224, 32, _builder("efficientnet", "efficientnet_b0")),
         ArchSpec("inception-v3", "inception", 1000, 299, 299, _builder("inception", "inception_v3"),
-                 notes="with auxiliary head (loss weight 0.4), which needs the full 299x299 input to train",
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
+                 notes="with auxiliary head (loss weight 0.4), which needs the full 299x299 input to train"),
         ArchSpec("small-cnn", "paper-cnn", 10, 32, 8, _small_cnn,
                  takes_batch_norm=True, notes="paper Appendix C; --bn adds BatchNorm"),
         ArchSpec("medium-cnn", "paper-cnn", 1000, 224, 64, _medium_cnn,
-                 takes_kernel_size=True, notes="paper Appendix C; --kernel-size 1..7",
-                 known_nondeterministic_ops=_ADAPTIVE_POOL),
+                 takes_kernel_size=True, notes="paper Appendix C; --kernel-size 1..7"),
     ]
 }
 
