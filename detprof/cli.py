@@ -207,6 +207,8 @@ def kernels(
     trace: str | None = typer.Option(None, help="Analyse this PyTorch profiler trace (.json or .json.gz) instead "
                                                 "of a stored run."),
     scope: str = typer.Option("steps", help=SCOPE_HELP),
+    cpu_ops: bool = typer.Option(False, "--cpu-ops", help="With --trace: list the CPU ops (self time) of a GPU "
+                                                          "program's trace that holds no GPU kernel events."),
     db: str | None = typer.Option(None, help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -217,8 +219,10 @@ def kernels(
     _check_scope(scope)
     if trace is not None:
         with user_errors():
-            emit(trace_report(trace, top, scope), json_output, _print_trace_report)
+            emit(trace_report(trace, top, scope, cpu_ops), json_output, _print_trace_report)
         return
+    if cpu_ops:
+        fail("--cpu-ops applies to --trace FILE only")
     with user_errors():
         report = kernel_report(db, run, mode, top)
     emit(report, json_output, _print_kernel_report)
@@ -324,8 +328,9 @@ def import_(
 
 def _print_import(document: dict[str, Any]) -> None:
     mode = document["modes"][0]
+    what = "GPU time" if document["device"]["kind"] == "cuda" else "CPU op time (self)"
     out.print(f"stored {document['source_trace']} as run {document['run_id']}: {document['kernels']} kernels, "
-              f"{mode['kernel_ms']:,.2f} ms of GPU time on {document['device']['name']}", highlight=False)
+              f"{mode['kernel_ms']:,.2f} ms of {what} on {document['device']['name']}", highlight=False)
 
 
 @app.command()

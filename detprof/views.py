@@ -54,12 +54,16 @@ def kernel_report(db: str | None, run_id: int | None, mode: str | None, top: int
         store.close()
 
 
-def trace_report(path: str, top: int, scope: str = "steps") -> dict[str, Any]:
-    """Top-``top`` kernels of any PyTorch profiler trace file (µs summed over the whole trace)."""
-    activities = load_trace(path, scope)
+def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = False) -> dict[str, Any]:
+    """Top-``top`` kernels of any PyTorch profiler trace file (µs summed over the whole trace).
+
+    ``cpu_ops`` lists a GPU program's CPU ops when its trace holds no GPU activity (otherwise
+    that is an error). ``parser`` in the result says which reader ran (kineto-scan or json)."""
+    activities = load_trace(path, scope, cpu_ops)
     table = kernel_table(activities.events)
     return {
         "trace": str(path), "kind": activities.kind, "device": activities.device_name, "scope": scope, "top": top,
+        "parser": activities.parser,
         "total_us": float(table["total_us"].sum()), "events": int(len(activities.events)),
         "kernels": top_kernels(table, top).to_dict(orient="records"),
         "categories": category_table(table).to_dict(orient="records"),

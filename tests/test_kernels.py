@@ -320,3 +320,97 @@ def test_short_name_drops_void_and_arguments() -> None:
         "at::native::(anonymous namespace)::CatArrayBatchedCopy<float, 1>"
     assert short_name("x" * 100, width=10) == "x" * 9 + "…"
     assert short_name("Memcpy HtoD (Pinned -> Device)") == "Memcpy HtoD (Pinned -> Device)"
+
+
+# Kernel families of current stacks, with the category and nondeterminism each must get. Names as
+# the stacks write them (Hopper cuBLAS, torch.compile/Inductor, ROCm Tensile, FBGEMM and ATen's
+# scatter kernels from the A100/V100 traces in ../shared/traces).
+SCATTER_ADD = ("void at::native::_scatter_gather_elementwise_kernel<128, 4, at::native::_cuda_scatter_gather_internal_"
+               "kernel<true, float>::operator()<at::native::ReduceAdd>(at::TensorIterator&, long, long, long, "
+               "at::native::ReduceAdd const&)::{lambda(int)#1}>(int, at::native::_cuda_scatter_gather_internal_kernel"
+               "<true, float>::operator()<at::native::ReduceAdd>(at::TensorIterator&, long, long, long, at::native::"
+               "ReduceAdd const&)::{lambda(int)#1})")
+FAMILIES = {
+    "hopper-cublas": ("NVIDIA H100 80GB HBM3", [
+        ("nvjet_tst_128x256_64x4_1x2_h_bz_coopA_TNN", "gemm", False),
+        ("nvjet_hsh_192x192_64x5_2x1_v_bz_coopB_NTN", "gemm", False)]),
+    "torch-compile": ("NVIDIA H100 80GB HBM3", [
+        ("triton_poi_fused_add_relu_threshold_backward_0", "elementwise", False),
+        ("triton_red_fused__native_batch_norm_legit_functional_convolution_backward_1", "reduction", False),
+        ("triton_per_fused_mean_2", "reduction", False),
+        ("triton_tem_fused_mm_3", "gemm", False),
+        ("triton_poi_fused_index_put_new_zeros_4", "other", True)]),
+    "rocm-tensile": ("AMD Instinct MI300X", [
+        ("Cijk_Alik_Bljk_SB_MT128x128x16_MI32x32x2x1_SN_1LDSB0_APM1_ABV0_ACED0_AF0EM1_AF1EM1_AMAS3", "gemm", False),
+        ("Cijk_Ailk_Bjlk_HHS_BH_MT64x64x32_MI32x32x8x1_SN_1LDSB1_APM1_ABV0", "gemm", False)]),
+    "fbgemm": ("NVIDIA A100-PG509-200", [
+        ("void fbgemm_gpu::permute_2D_lengths_kernel<int>(int, int, int const*, int const*, int*)",
+         "memory copy/set", False),
+        ("void fbgemm_gpu::(anonymous namespace)::_compute_FP8_quantize_cuda_kernel<float>(float const*, float "
+         "const*, int, int, unsigned char*, bool)", "elementwise", False),
+        ("void at::native::vectorized_elementwise_kernel<4, fbgemm_gpu::_float_to_hfp8_gpu(at::Tensor const&, long, "
+         "long, double)::{lambda(float)#1}, at::detail::Array<char*, 2> >(int, fbgemm_gpu::_float_to_hfp8_gpu("
+         "at::Tensor const&, long, long, double)::{lambda(float)#1}, at::detail::Array<char*, 2>)", "elementwise",
+         False),
+        ("void fbgemm_gpu::_offsets_range_cuda_kernel<long>(long, long, long const*, long*)", "other", None)]),
+    "atomics": ("NVIDIA A100-PG509-200", [
+        (SCATTER_ADD, "reduction", True),
+        ("void at::native::indexFuncLargeIndex<float, int, unsigned int, 1, 1, -2, true, at::native::(anonymous "
+         "namespace)::ReduceAdd>(at::cuda::detail::TensorInfo<float, unsigned int>, long)", "reduction", True),
+        (SCATTER_ADD.replace("ReduceAdd", "TensorAssign"), "memory copy/set", None)]),
+}
+
+
+@pytest.mark.parametrize("layout", ["compact", "expanded"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_kernel_families_of_current_stacks_are_classified_in_both_trace_layouts(family: str, layout: str,
+                                                                                 tmp_path: Path) -> None:
+    from tests.kineto_traces import write_kineto_trace
+
+    device, kernels = FAMILIES[family]
+    path = write_kineto_trace(tmp_path / f"{family}.json", [(name, 10.0 + i) for i, (name, _, _) in
+                                                            enumerate(kernels)], layout, device)
+    fast = load_trace(path)
+    assert fast.parser == "kineto-scan", f"the fast scan did not vouch for the {layout} layout"
+    full = activities_from_document(read_trace_json(path), str(path))
+    assert fast.events.equals(full.events) and fast.device_name == full.device_name == device
+    rows = kernel_table(fast.events).set_index("name")
+    for name, category, nondeterministic in kernels:
+        assert (rows.loc[name, "category"], rows.loc[name, "nondeterministic"]) == (category, nondeterministic), name
+
+
+def test_a_real_torch_2_13_trace_takes_its_layout_into_account(tmp_path: Path) -> None:
+    """torch 2.13's profiler writes one field per line; its CPU trace holds no GPU work, so the scan
+    declines it and the full parse reads its CPU ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = torch.nn.Linear(8, 8)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(torch.randn(4, 8)).sum().backward()
+    prof.export_chrome_trace(str(tmp_path / "cpu213.json"))
+    text = (tmp_path / "cpu213.json").read_text()
+    assert '"ph": "X",\n    "cat": "cpu_op"' in text  # the expanded layout the generator imitates
+    activities = load_trace(tmp_path / "cpu213.json")
+    assert activities.kind == "cpu" and activities.parser == "json"
+
+
+def test_a_gpu_trace_without_kernel_events_is_an_error_unless_cpu_ops_are_asked_for(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detprof.cli import app
+    from detprof.kernels import KernelLessGpuTraceError
+    from tests.kineto_traces import write_kineto_trace
+
+    path = write_kineto_trace(tmp_path / "range.json", [("sm90_xmma_gemm_f32f32", 50.0)] * 3, "compact",
+                              cpu_ops=[("aten::mm", 20.0), ("aten::relu", 5.0)], kernel_events=False)
+    with pytest.raises(KernelLessGpuTraceError, match="GPU program's trace .* without any GPU kernel"):
+        load_trace(path)
+    cli = CliRunner()
+    result = cli.invoke(app, ["kernels", "--trace", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "NVIDIA H100 80GB HBM3" in result.stderr and "--cpu-ops" in result.stderr
+    assert cli.invoke(app, ["import", str(path), "--db", str(tmp_path / "x.sqlite")]).exit_code == 2
+    listed = cli.invoke(app, ["kernels", "--trace", str(path), "--cpu-ops", "--json"])
+    assert listed.exit_code == 0
+    report = json.loads(listed.stdout)
+    assert report["kind"] == "cpu" and {k["name"] for k in report["kernels"]} == {"aten::mm", "aten::relu"}

@@ -25,12 +25,17 @@ _SKIP_NUMBER = rb"-?[0-9][0-9.eE+-]*"
 # character, which matters for 5,000-character kernel names.
 _STRING = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
 _SKIP_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
-_HEAD = rb'"pid": [^,]*, "tid": [^,]*,\s*"ts": ' + _NUMBER + rb', "dur": '
+# Between fields Kineto writes ", " (torch <= 2.12) or ",\n    " (torch 2.13, one field per line).
+_NEXT = rb",\s*"
+_HEAD = rb'"pid": [^,]*' + _NEXT + rb'"tid": [^,]*' + _NEXT + rb'"ts": ' + _NUMBER + _NEXT + rb'"dur": '
 # Walks args key by key (strings skipped whole) to the correlation. Kineto's GPU and launch
 # events have no nested objects in args, so stopping at a brace keeps the walk inside the event.
-_ARGS_CORRELATION = (rb',\s*"args": \{(?:[^"{}]*"(?!correlation")[^"\\]*(?:\\.[^"\\]*)*")*[^"{}]*'
+# torch 2.13 puts the comma before "args" on a line of its own.
+_ARGS_CORRELATION = (rb'\s*,\s*"args": \{(?:[^"{}]*"(?!correlation")[^"\\]*(?:\\.[^"\\]*)*")*[^"{}]*'
                      rb'"correlation": ([0-9]+)')
-_KINETO_COMPLETE = rb'(?<="ph": "X", "cat")'
+# A complete ("X") event's category, in either layout. Each lookbehind has a fixed width, as
+# Python requires; the alternatives cover the two layouts Kineto writes.
+_KINETO_COMPLETE = rb'(?:(?<="ph": "X", "cat")|(?<="ph": "X",\n    "cat"))'
 
 # One pass over every "cat" in the file (a literal the regex engine finds fast). Per row of
 # findall, the groups are:
@@ -40,13 +45,15 @@ _KINETO_COMPLETE = rb'(?<="ph": "X", "cat")'
 #   7    a GPU or launch category in any other layout: the scan cannot vouch for the file.
 _EVENTS = re.compile(
     rb'"cat"(?:' + _KINETO_COMPLETE + rb': "(?:'
-    + rb'cuda_(?:runtime|driver|sync)", "name": ' + _SKIP_STRING + rb", " + _HEAD + _SKIP_NUMBER + _ARGS_CORRELATION
-    + rb'|(kernel|gpu_memcpy|gpu_memset)", "name": ' + _STRING + rb", " + _HEAD + _NUMBER + _ARGS_CORRELATION
+    + rb'cuda_(?:runtime|driver|sync)"' + _NEXT + rb'"name": ' + _SKIP_STRING + _NEXT + _HEAD + _SKIP_NUMBER
+    + _ARGS_CORRELATION
+    + rb'|(kernel|gpu_memcpy|gpu_memset)"' + _NEXT + rb'"name": ' + _STRING + _NEXT + _HEAD + _NUMBER
+    + _ARGS_CORRELATION
     + rb')|\s*:\s*"(kernel|gpu_memcpy|gpu_memset|cuda_runtime|cuda_driver|cuda_sync)")'
 )
 _CORRELATION_KEY = b'"correlation"'
 _UNKNOWN_LAYOUT = 7
-_STEP_EVENT = re.compile(rb'"name": "ProfilerStep#[0-9]+", ' + _HEAD + _NUMBER)
+_STEP_EVENT = re.compile(rb'"name": "ProfilerStep#[0-9]+"' + _NEXT + _HEAD + _NUMBER)
 _STEP_NAME = b'"ProfilerStep#'
 _DEVICE_NAME = re.compile(rb'"deviceProperties"\s*:\s*\[\s*\{[^{}]*?"name"\s*:\s*' + _STRING)
 
@@ -106,4 +113,4 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
     except ValueError:
         return None
     device = _DEVICE_NAME.search(raw)
-    return TraceActivities("gpu", frame, _text(device.group(1)) if device else None, source)
+    return TraceActivities("gpu", frame, _text(device.group(1)) if device else None, source, parser="kineto-scan")

@@ -14,6 +14,8 @@ Which GPU events count is the *scope*:
 CPU-only traces (no GPU activity at all): ``cpu_op`` events with their *self* time, i.e. the
 duration minus that of the ops nested inside them on the same thread, so that totals add up to
 busy time instead of counting ``aten::conv2d`` and the ``aten::mkldnn_convolution`` inside it twice.
+A trace of a GPU program without kernel events (the profiler recorded no CUDA activity) is an
+error unless the CPU ops are asked for: its CPU op times are not GPU time.
 """
 
 from __future__ import annotations
@@ -43,12 +45,23 @@ class TraceError(ValueError):
 
 @dataclass(frozen=True)
 class TraceActivities:
-    """Timed activities of one trace. ``events`` has columns name, cat, ts_us, dur_us (self time on CPU)."""
+    """Timed activities of one trace. ``events`` has columns name, cat, ts_us, dur_us (self time on CPU).
+
+    ``source`` is the file it came from; ``parser`` which reader produced it: ``kineto-scan`` (the
+    fast scan of Kineto's layout) or ``json`` (the whole document parsed)."""
 
     kind: str  # "gpu" or "cpu"
     events: pd.DataFrame
     device_name: str | None
     source: str
+    parser: str = "json"
+
+
+class KernelLessGpuTraceError(TraceError):
+    """A trace of a GPU program that holds no GPU kernel, memcpy or memset events."""
+
+
+GPU_HOST_CATEGORIES = ("cuda_runtime", "cuda_driver", "cuda_sync")
 
 
 def _json_loader() -> Callable[[bytes], Any]:
@@ -207,9 +220,12 @@ def _device_name(document: dict[str, Any]) -> str | None:
     return properties[0].get("name") if properties and isinstance(properties[0], dict) else None
 
 
-def activities_from_document(document: dict[str, Any], source: str = "<trace>",
-                             scope: str = "steps") -> TraceActivities:
-    """Extract timed activities from a parsed trace document (see the module docstring for ``scope``)."""
+def activities_from_document(document: dict[str, Any], source: str = "<trace>", scope: str = "steps",
+                             cpu_ops: bool = False) -> TraceActivities:
+    """Extract timed activities from a parsed trace document (see the module docstring for ``scope``).
+
+    Raises KernelLessGpuTraceError for a GPU program's trace without GPU activity, unless
+    ``cpu_ops`` asks for its CPU ops."""
     complete = [e for e in document["traceEvents"] if isinstance(e, dict) and e.get("ph") == "X"]
     gpu = [e for e in complete if e.get("cat") in GPU_CATEGORIES]
     if gpu:
@@ -223,20 +239,29 @@ def activities_from_document(document: dict[str, Any], source: str = "<trace>",
             if keep is not None:
                 gpu = [e for e, kept in zip(gpu, keep, strict=True) if kept]
         return TraceActivities("gpu", _frame(gpu), _device_name(document), source)
-    cpu_ops = [e for e in complete if e.get("cat") == "cpu_op"]
-    if not cpu_ops:
+    device = _device_name(document)
+    runtime_calls = sum(e.get("cat") in GPU_HOST_CATEGORIES for e in complete)
+    if (device or runtime_calls) and not cpu_ops:
+        raise KernelLessGpuTraceError(
+            f"{source} is a GPU program's trace (device {device or 'not recorded'}, {runtime_calls} CUDA runtime "
+            "calls) without any GPU kernel, memcpy or memset events: the profiler recorded no GPU activity "
+            "(CUDA activity off, or a CUPTI range profile); there is no kernel time to break down. "
+            "--cpu-ops lists its CPU ops instead")
+    operations = [e for e in complete if e.get("cat") == "cpu_op"]
+    if not operations:
         raise TraceError(f"{source}: no GPU kernels, memory copies or CPU ops in this trace; "
                          "nothing to break down (was the profiler started with any activity?)")
-    frame = _frame(cpu_ops, extra=("pid", "tid"))
+    frame = _frame(operations, extra=("pid", "tid"))
     frame["dur_us"] = _self_times(frame)
     return TraceActivities("cpu", frame[COLUMNS], None, source)
 
 
-def load_trace(path: str | Path, scope: str = "steps") -> TraceActivities:
+def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False) -> TraceActivities:
     """Read a Chrome trace file and return its timed activities (GPU work, else CPU op self times).
 
     ``scope`` is ``steps`` or ``all`` (module docstring). Raises TraceError for unreadable files,
-    non-traces and traces with nothing to measure.
+    non-traces and traces with nothing to measure (KernelLessGpuTraceError for a GPU program's
+    trace without GPU activity, unless ``cpu_ops`` asks for its CPU ops).
     """
     from detprof.kernels.kineto_scan import scan_gpu_activities
 
@@ -247,4 +272,4 @@ def load_trace(path: str | Path, scope: str = "steps") -> TraceActivities:
         fast = scan_gpu_activities(raw, str(path), scope)
         if fast is not None:
             return fast
-        return activities_from_document(parse_trace_document(raw, str(path)), str(path), scope)
+        return activities_from_document(parse_trace_document(raw, str(path)), str(path), scope, cpu_ops)
