@@ -2,14 +2,28 @@
 
 NVML never creates a CUDA context, so the parent process can list and choose GPUs without
 touching the device that the worker processes measure on.
+
+GPUs are chosen by UUID, never by NVML index: NVML numbers every GPU on the machine in PCI bus
+order and ignores ``CUDA_VISIBLE_DEVICES``, while CUDA numbers only the GPUs that variable lets
+through, in the order it lists them. detprof applies the variable the way CUDA does, numbers the
+visible GPUs from 0 (what ``--gpu N`` and ``cuda:N`` mean in the user's shell), starts each worker
+with ``CUDA_VISIBLE_DEVICES=<uuid>`` so that the chosen GPU is its ``cuda:0``, and monitors that
+same GPU with ``nvmlDeviceGetHandleByUUID``. Where NVML is missing but a CUDA driver is present,
+the GPUs are found through torch in a throw-away process and measured without the monitor.
 """
 
 from __future__ import annotations
 
+import glob
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 # Aliases users type, matched against the NVML device name with spaces and dashes removed.
@@ -26,6 +40,9 @@ SLOWDOWN_REASONS = {
 }
 # Of those, the ones that mark a measurement as throttled (a power cap alone is normal at full load).
 THROTTLING_REASONS = {"hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"}
+VISIBLE_DEVICES_VAR = "CUDA_VISIBLE_DEVICES"
+NO_MONITOR_REASON = "NVML unavailable: clocks, temperature and throttling were not monitored"
+CUDA_PROBE_TIMEOUT_S = 120.0
 
 
 class GpuSelectionError(ValueError):
@@ -34,16 +51,25 @@ class GpuSelectionError(ValueError):
 
 @dataclass(frozen=True)
 class GpuInfo:
-    """One GPU as NVML describes it. Memory in bytes, clocks in MHz, temperature in °C."""
+    """One GPU this process may use. Memory in bytes, clocks in MHz, temperature in °C.
+
+    ``index`` is the CUDA ordinal among the visible GPUs (``CUDA_VISIBLE_DEVICES`` applied);
+    ``nvml_index`` is the number nvidia-smi shows (None when NVML is unavailable); ``source`` is
+    ``nvml``, or ``cuda`` when the GPU was found through torch because NVML is missing (then
+    nothing is monitored).
+    """
 
     index: int
     name: str
-    driver: str
+    driver: str | None
     memory_total_bytes: int
     sm_clock_max_mhz: int | None
     memory_clock_max_mhz: int | None
     temperature_c: int | None
     cuda_cores: int | None = None
+    uuid: str | None = None
+    nvml_index: int | None = None
+    source: str = "nvml"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +85,11 @@ class DeviceChoice:
 
     @property
     def torch_device(self) -> str:
-        return "cpu" if self.gpu is None else f"cuda:{self.gpu.index}"
+        """The device inside a worker: ``cuda:0``, because the worker sees only the chosen GPU (by
+        UUID); a GPU without a known UUID keeps its own ordinal."""
+        if self.gpu is None:
+            return "cpu"
+        return "cuda:0" if self.gpu.uuid else f"cuda:{self.gpu.index}"
 
 
 def _nvml() -> Any | None:
@@ -84,11 +114,8 @@ def _optional(call: Any, *args: Any) -> Any:
         return None
 
 
-def list_gpus() -> list[GpuInfo]:
-    """All NVIDIA GPUs NVML sees, in PCI bus order (empty list when there is no NVML)."""
-    nvml = _nvml()
-    if nvml is None:
-        return []
+def _nvml_gpus(nvml: Any) -> list[GpuInfo]:
+    """Every GPU NVML sees, in its (PCI bus) order, numbered by NVML index."""
     driver = _text(nvml.nvmlSystemGetDriverVersion())
     gpus = []
     for index in range(nvml.nvmlDeviceGetCount()):
@@ -102,8 +129,90 @@ def list_gpus() -> list[GpuInfo]:
             memory_clock_max_mhz=_optional(nvml.nvmlDeviceGetMaxClockInfo, handle, nvml.NVML_CLOCK_MEM),
             temperature_c=_optional(nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU),
             cuda_cores=_optional(nvml.nvmlDeviceGetNumGpuCores, handle),
+            uuid=_optional(lambda h: _text(nvml.nvmlDeviceGetUUID(h)), handle),
+            nvml_index=index,
         ))
     return gpus
+
+
+def apply_visible_devices(gpus: list[GpuInfo], value: str | None) -> list[GpuInfo]:
+    """The GPUs CUDA would see under ``CUDA_VISIBLE_DEVICES=value``, renumbered as CUDA numbers them.
+
+    ``gpus`` are all of the machine's GPUs in NVML (PCI bus) order. CUDA's rules: None leaves
+    every GPU visible; entries are indices or (prefixes of) ``GPU-`` UUIDs, in the order that
+    becomes the CUDA numbering; the first entry that names no GPU, or names one ambiguously,
+    ends the list; a GPU listed twice makes the whole list empty. Indices are read in PCI bus
+    order (what ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` gives, and what detprof sets for its workers).
+    MIG instances (``MIG-`` entries) are not mapped to GPUs: they end the list.
+    """
+    if value is None:
+        return [replace(g, index=i) for i, g in enumerate(gpus)]
+    chosen: list[GpuInfo] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if re.fullmatch(r"\+?[0-9]+", entry):
+            matches = [g for g in gpus if g.nvml_index == int(entry)]
+        elif entry[:4].lower() == "gpu-":
+            matches = [g for g in gpus if g.uuid and g.uuid.lower().startswith(entry.lower())]
+        else:
+            matches = []
+        if len(matches) != 1:
+            break
+        if matches[0] in chosen:
+            return []
+        chosen.append(matches[0])
+    return [replace(g, index=i) for i, g in enumerate(chosen)]
+
+
+# Run in a throw-away process when NVML is missing: lists what CUDA sees without starting CUDA here.
+_CUDA_PROBE = """
+import json, torch
+gpus = []
+if torch.cuda.is_available():
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        uuid = str(getattr(p, "uuid", "") or "")
+        gpus.append({"name": p.name, "memory_total_bytes": int(p.total_memory),
+                     "uuid": (uuid if uuid.startswith("GPU-") else "GPU-" + uuid) if uuid else None})
+print(json.dumps(gpus))
+"""
+
+
+def nvidia_driver_present() -> bool:
+    """True when this machine has an NVIDIA kernel driver (device nodes or /proc entry)."""
+    return os.path.exists("/proc/driver/nvidia") or bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def probe_cuda_gpus(python: str = sys.executable) -> list[GpuInfo]:
+    """GPUs that CUDA sees, found through torch in a fresh process (for machines without NVML).
+
+    Returns an empty list when torch has no CUDA or the probe fails; ``source`` is ``cuda``."""
+    try:
+        process = subprocess.run([python, "-c", _CUDA_PROBE], capture_output=True, text=True,
+                                 timeout=CUDA_PROBE_TIMEOUT_S, check=False)
+        found = json.loads(process.stdout.strip().splitlines()[-1]) if process.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return []
+    return [GpuInfo(index=i, name=g["name"], driver=None, memory_total_bytes=g["memory_total_bytes"],
+                    sm_clock_max_mhz=None, memory_clock_max_mhz=None, temperature_c=None, uuid=g["uuid"],
+                    nvml_index=None, source="cuda") for i, g in enumerate(found)]
+
+
+def list_gpus(environ: dict[str, str] | None = None,
+              cuda_probe: Callable[[], list[GpuInfo]] | None = None) -> list[GpuInfo]:
+    """The NVIDIA GPUs this process may use (``CUDA_VISIBLE_DEVICES`` applied), numbered as CUDA does.
+
+    Uses NVML; where NVML is missing but an NVIDIA driver is present, asks torch in a fresh
+    process (``cuda_probe``). Empty list on a machine without GPUs.
+    """
+    env = os.environ if environ is None else environ
+    nvml = _nvml()
+    if nvml is not None:
+        return apply_visible_devices(_nvml_gpus(nvml), env.get(VISIBLE_DEVICES_VAR))
+    if cuda_probe is None:
+        if not nvidia_driver_present():
+            return []
+        cuda_probe = probe_cuda_gpus
+    return cuda_probe()  # torch already applied CUDA_VISIBLE_DEVICES
 
 
 def _matches_alias(alias: str, gpu_name: str) -> bool:
@@ -119,15 +228,18 @@ def _matches_alias(alias: str, gpu_name: str) -> bool:
 
 
 def select_device(gpu: str | None, gpus: list[GpuInfo] | None = None) -> DeviceChoice:
-    """Resolve ``--gpu``: None/``auto`` (first GPU, else CPU), ``cpu``, an index, or an alias.
+    """Resolve ``--gpu``: ``auto`` (first GPU, else CPU), ``cpu``, an index, or an alias.
 
-    Raises GpuSelectionError naming what is available when the request cannot be met.
+    Raises GpuSelectionError naming what is available when the request cannot be met, and for
+    an empty or missing value (``auto`` must be asked for by name).
     """
-    available = list_gpus() if gpus is None else gpus
-    request = (gpu or "auto").strip().lower()
+    request = "auto" if gpu is None else gpu.strip().lower()
+    if not request:
+        raise GpuSelectionError("--gpu '' is not accepted; use auto, cpu, an index or an alias such as h100")
     cpu = DeviceChoice(kind="cpu", name="cpu")
     if request == "cpu":
         return cpu
+    available = list_gpus() if gpus is None else gpus
     if request == "auto":
         return DeviceChoice("cuda", available[0].name, available[0]) if available else cpu
     here = ", ".join([f"{g.index} ({g.name})" for g in available] + ["cpu"])
@@ -155,22 +267,28 @@ class ClockSample:
 
 @dataclass
 class GpuMonitor:
-    """Samples clocks, temperature, power and clock-event reasons in a background thread.
+    """Samples clocks, temperature, power and clock-event reasons of one GPU (by UUID) in a
+    background thread. Use as a context manager around the timed steps; ``summary()`` afterwards.
 
-    Use as a context manager around the timed steps; ``summary()`` afterwards.
-    """
+    Without NVML, or for a GPU NVML cannot find, it samples nothing and says why."""
 
-    index: int
+    uuid: str | None
     interval_s: float = 0.05
     samples: list[ClockSample] = field(default_factory=list)
+    unavailable: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> GpuMonitor:
         nvml = _nvml()
         if nvml is None:
+            self.unavailable = NO_MONITOR_REASON
             return self
-        handle = nvml.nvmlDeviceGetHandleByIndex(self.index)
+        try:
+            handle = nvml.nvmlDeviceGetHandleByUUID(self.uuid)
+        except Exception as error:  # NVMLError_NotFound, or no UUID at all
+            self.unavailable = f"NVML has no GPU with UUID {self.uuid!r}: {error}"
+            return self
         reasons_call = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons",
                                getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))
         start = time.perf_counter()
@@ -198,13 +316,17 @@ class GpuMonitor:
 
     def summary(self) -> dict[str, Any]:
         """Clock (MHz), temperature (°C), power (W) ranges, slowdown reasons seen, and ``throttled``."""
-        return summarize_samples(self.samples)
+        summary = summarize_samples(self.samples)
+        if self.unavailable:
+            summary["unavailable"] = self.unavailable
+        return summary
 
 
 def summarize_samples(samples: list[ClockSample]) -> dict[str, Any]:
-    """Summarise monitor samples; ``throttled`` is True when a thermal/hardware slowdown was seen."""
+    """Summarise monitor samples; ``throttled`` is True when a thermal/hardware slowdown was seen,
+    and None (unknown) when there are no samples to tell."""
     if not samples:
-        return {"samples": 0, "throttled": False, "reasons": []}
+        return {"samples": 0, "throttled": None, "reasons": []}
     reasons = sorted({name for s in samples for bit, name in SLOWDOWN_REASONS.items() if s.reasons & bit})
 
     def span(values: list[Any]) -> dict[str, float] | None:

@@ -82,18 +82,21 @@ def parse_modes(text: str) -> list[str]:
     return names
 
 
-def environment_for(toggles: Toggles, base: dict[str, str]) -> dict[str, str]:
-    """The environment for a worker process: ``base`` with CUBLAS_WORKSPACE_CONFIG set or removed.
+def environment_for(toggles: Toggles, base: dict[str, str], gpu_uuid: str | None = None) -> dict[str, str]:
+    """The environment for a worker process: ``base`` with CUBLAS_WORKSPACE_CONFIG set or removed,
+    and, for a GPU job, CUDA_VISIBLE_DEVICES narrowed to that GPU's UUID (its ``cuda:0``).
 
-    Removing it matters as much as setting it: a user's shell setting must not leak into the
-    default mode and make it quietly deterministic.
+    Removing CUBLAS_WORKSPACE_CONFIG matters as much as setting it: a user's shell setting must
+    not leak into the default mode and make it quietly deterministic.
     """
     env = dict(base)
     env.pop("CUBLAS_WORKSPACE_CONFIG", None)
     if toggles.cublas_workspace_config is not None:
         env["CUBLAS_WORKSPACE_CONFIG"] = toggles.cublas_workspace_config
-    # NVML and CUDA must number the GPUs the same way, or we would sample the wrong one.
+    # A UUID names one GPU whatever the numbering; PCI order keeps indices, where used, NVML's.
     env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    if gpu_uuid:
+        env["CUDA_VISIBLE_DEVICES"] = gpu_uuid
     return env
 
 
