@@ -38,7 +38,7 @@ DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite).
 
 
 def _defaults(key: str) -> str:
-    return f"default: {GPU_DEFAULTS[key]} on GPU, {CPU_DEFAULTS[key]} on CPU"
+    return f"default: {GPU_DEFAULTS[key]:g} on GPU, {CPU_DEFAULTS[key]:g} on CPU"
 
 
 def fail(message: str) -> NoReturn:
@@ -107,7 +107,15 @@ def overhead(
     steps: int | None = typer.Option(None, help=f"Timed steps per job ({_defaults('timed_steps')})."),
     profile_steps: int | None = typer.Option(None, help=f"Profiled steps per mode, 0 to skip "
                                                         f"({_defaults('profile_steps')})."),
-    repeats: int | None = typer.Option(None, help=f"Fresh processes per mode, interleaved ({_defaults('repeats')})."),
+    repeats: int | None = typer.Option(None, help="Pairs of fresh processes (one per mode, balanced order AB, BA, "
+                                                  f"...) that always run ({_defaults('repeats')}). Given without "
+                                                  "--precision: exactly this many."),
+    precision: float | None = typer.Option(None, help="Target half-width of the ratio's 95% CI as a fraction "
+                                                      "(0.02 = ±2%): pairs are added until it is reached or "
+                                                      f"--max-time is spent ({_defaults('precision')}); 0 runs "
+                                                      "exactly --repeats pairs."),
+    max_time: float | None = typer.Option(None, help="Seconds the adaptive protocol may spend measuring; no pair "
+                                                     f"starts that would overrun it ({_defaults('max_time_s')})."),
     threads: int | None = typer.Option(None, help=f"CPU intra-op threads per job (default: {CPU_THREADS})."),
     seed: int = typer.Option(0, help="Seed for weights and synthetic data (same for every job)."),
     job_timeout: float = typer.Option(1800.0, help="Seconds before a job is killed and recorded as timed out."),
@@ -120,20 +128,26 @@ def overhead(
 
     options = dict(modes=modes, kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size,
                    image_size=image_size, warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps,
-                   repeats=repeats, threads=threads, seed=seed, job_timeout_s=job_timeout)
+                   repeats=repeats, threads=threads, seed=seed, job_timeout_s=job_timeout, precision=precision,
+                   max_time_s=max_time)
     with user_errors():
         device = select_device(gpu)
         config = build_config(arch, device, **options)  # validate before any process starts
     if not json_output:
         _print_plan(config, device.kind)
-    total = config.protocol.repeats * 2
+    protocol = config.protocol
+    # Adaptive runs have no known total: the bar counts toward the minimum, then toward the cap.
+    total = protocol.repeats * 2
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
         task = progress.add_task(f"{config.workload.arch}: jobs", total=total)
 
         def advance(job: Any) -> None:
-            progress.update(task, advance=1, description=f"{config.workload.arch}: {job.spec.mode} "
-                                                         f"r{job.spec.repeat} {job.status}")
+            done = job.spec.index + 1
+            budget = f" (adaptive, up to {protocol.max_time_s:g} s)" if protocol.adaptive else ""
+            progress.update(task, completed=done, total=max(total, done + (done % 2)),
+                            description=f"{config.workload.arch}: pair {job.spec.repeat + 1} {job.spec.mode} "
+                                        f"{job.status}{budget}")
 
         with user_errors():
             document = measure_and_store(config, device, db=db, on_job_done=advance)
@@ -148,7 +162,9 @@ def overhead(
 
 def _print_plan(config: Any, device_kind: str) -> None:
     w, p = config.workload, config.protocol
-    line = (f"{w.describe()}; {p.warmup_steps} warm-up + {p.timed_steps} timed steps x {p.repeats} repeats per mode, "
+    pairs = (f"at least {p.repeats} pairs of processes, more until the ratio's CI is within ±{100 * p.precision:g}% "
+             f"or {p.max_time_s:g} s are spent" if p.adaptive else f"{p.repeats} pairs of processes")
+    line = (f"{w.describe()}; {p.warmup_steps} warm-up + {p.timed_steps} timed steps per process, {pairs}; "
             f"{p.profile_steps} profiled steps")
     if device_kind == "cpu":
         line += (f"; CPU, {p.cpu_threads or 'default'} thread(s). CPU defaults are smaller than the paper's GPU "
@@ -156,11 +172,20 @@ def _print_plan(config: Any, device_kind: str) -> None:
     err.print(line, highlight=False)
 
 
+def _bitwise(mode: dict[str, Any]) -> str:
+    """How the repeats' parameter fingerprints compared, e.g. "identical (5)" or "3 distinct of 5"."""
+    distinct, runs = mode.get("distinct_state_hashes") or 0, mode["repeats_ok"]
+    if runs < 2 or not distinct:
+        return "—"
+    return f"identical ({runs})" if distinct == 1 else f"{distinct} distinct of {runs}"
+
+
 def print_overhead(doc: dict[str, Any]) -> None:
+    out.print(doc["verdict"], highlight=False)
     table = Table(title=f"run {doc['run_id']}: {doc['arch']} on {doc['device']['name']}")
     for column in ("mode", "step ms (median)", "IQR ms", "kernel ms/step", "coverage", "peak memory",
-                   "repeats ok", "determinism"):
-        table.add_column(column, justify="left" if column in ("mode", "determinism") else "right")
+                   "repeats ok", "final weights", "determinism"):
+        table.add_column(column, justify="left" if column in ("mode", "determinism", "final weights") else "right")
     for m in doc["modes"]:
         noisy = " (noisy)" if m["noisy"] else ""
         ops = m["nondeterministic_ops"]
@@ -168,19 +193,31 @@ def print_overhead(doc: dict[str, Any]) -> None:
         table.add_row(m["mode"], _fmt(m["step_ms"]) + noisy, _fmt(m["step_ms_iqr"]), _fmt(m["kernel_ms"]),
                       _fmt(None if m["kernel_coverage"] is None else 100 * m["kernel_coverage"], 0, "%"),
                       _bytes(m["peak_mem_bytes"]), f"{m['repeats_ok']}/{m['repeats_ok'] + m['repeats_failed']}",
-                      determinism)
+                      _bitwise(m), determinism)
     out.print(table)
     names = [m["mode"] for m in doc["modes"]]
     if doc["ratio"] is not None:
-        low, high = doc["ratio_ci"]
-        out.print(f"{names[1]} / {names[0]}: step time x{doc['ratio']:.3f} (95% CI {low:.3f}-{high:.3f}), "
-                  f"kernel time x{_fmt(doc['kernel_ratio'], 3)}", highlight=False)
+        ci = doc["ratio_ci"]
+        interval = f"95% CI {ci[0]:.3f}-{ci[1]:.3f}" if ci else doc["ratio_ci_reason"]
+        memory = f", peak memory x{doc['memory_ratio']:.3f}" if doc.get("memory_ratio") is not None else ""
+        out.print(f"{names[1]} / {names[0]}: step time x{doc['ratio']:.3f} ({interval}; {doc['ratio_pairs']} pairs), "
+                  f"kernel time x{_fmt(doc['kernel_ratio'], 3)}{memory}", highlight=False)
+    precision = doc.get("precision") or {}
+    if precision.get("target"):
+        achieved = precision["achieved"]
+        shown = "none" if achieved is None else f"±{100 * achieved:.1f}%"
+        state = "reached" if precision["reached"] else f"not reached (stopped by {precision['stopped_by']})"
+        out.print(f"precision: target ±{100 * precision['target']:g}% {state}; achieved {shown} with "
+                  f"{precision['pairs']} pairs in {precision['elapsed_s']:.0f} s", highlight=False)
+    for m in doc["modes"]:
+        if m.get("kernel_ms_reason") and m["kernel_ms"] is None and m["repeats_ok"]:
+            out.print(f"[yellow]{m['mode']}: no kernel time:[/] {m['kernel_ms_reason']}", highlight=False)
     for failure in doc["failed_jobs"]:
         out.print(f"[yellow]job {failure['mode']} r{failure['repeat']} {failure['status']}:[/] "
                   f"{(failure['error'] or '')[:300]}", highlight=False)
     if doc["noisy"]:
-        out.print("[yellow]noisy: IQR above 10% of the median in at least one mode; "
-                  "add --repeats or --steps[/]")
+        out.print("[yellow]noisy: step times vary by more than 10% (IQR/median) within at least one mode; the CI "
+                  "above accounts for it, and more --steps per process narrow it[/]")
 
 
 SCOPE_HELP = ("Which GPU events of a trace count: `steps` (launched within the profiled steps, as Holistic "

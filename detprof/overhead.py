@@ -10,13 +10,14 @@ import shlex
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import parse_modes
 from detprof.runner.config import OverheadConfig, default_protocol, default_workload
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
+from detprof.stats import verdict
 from detprof.store import ResultStore
 from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
 
@@ -36,9 +37,16 @@ def build_config(arch: str, device: DeviceChoice, modes: str = "default,determin
                  batch_norm: bool = False, batch_size: int | None = None, image_size: int | None = None,
                  warmup_steps: int | None = None, timed_steps: int | None = None, profile_steps: int | None = None,
                  repeats: int | None = None, threads: int | None = None, seed: int = 0,
-                 job_timeout_s: float = 1800.0) -> OverheadConfig:
+                 job_timeout_s: float = 1800.0, precision: float | None = None,
+                 max_time_s: float | None = None) -> OverheadConfig:
     """Validate the user's choices and fill device-dependent defaults; raises OverheadArgumentError
-    (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted."""
+    (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted.
+
+    ``repeats`` is the number of pairs of processes (one per mode) that always run. The protocol
+    is adaptive by default: more pairs follow until the ratio's 95% CI is within ±``precision``
+    (a fraction) or ``max_time_s`` seconds are spent. Giving ``repeats`` without ``precision``
+    runs exactly that many pairs; ``precision=0`` does the same with the default repeats.
+    """
     spec = arch_spec(arch)
     mode_pair = parse_modes(modes)
     _require(kernel_size in MEDIUM_CNN_KERNEL_SIZES, f"--kernel-size {kernel_size} is not accepted; use 1 to 7")
@@ -52,16 +60,26 @@ def build_config(arch: str, device: DeviceChoice, modes: str = "default,determin
     _require(repeats is None or repeats >= 1, f"--repeats {repeats} is not accepted; use >= 1")
     _require(threads is None or threads >= 1, f"--threads {threads} is not accepted; use >= 1")
     _require(job_timeout_s > 0, f"--job-timeout {job_timeout_s} is not accepted; use seconds > 0")
+    _require(precision is None or 0 <= precision < 1,
+             f"--precision {precision} is not accepted; use a fraction such as 0.02 (±2%), or 0 for fixed repeats")
+    _require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
     on_gpu = device.kind == "cuda"
     workload = default_workload(spec.name, on_gpu, batch_size, image_size, kernel_size, batch_norm)
-    overrides: dict[str, int | None] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
-                                        "profile_steps": profile_steps, "repeats": repeats}
+    overrides: dict[str, Any] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
+                                 "profile_steps": profile_steps, "repeats": repeats, "max_time_s": max_time_s}
     if threads is not None:
         overrides["cpu_threads"] = threads
-    protocol = default_protocol(on_gpu, **overrides)
+    if precision is not None:
+        overrides["precision"] = precision or None
+    elif repeats is not None:
+        overrides["precision"] = None  # an explicit --repeats alone means exactly that many pairs
+    protocol = replace(default_protocol(on_gpu), **{k: v for k, v in overrides.items()
+                                                    if v is not None or k == "precision"})
+    if not protocol.adaptive:
+        protocol = replace(protocol, max_time_s=None)
     return OverheadConfig(workload=workload, protocol=protocol, modes=(mode_pair[0], mode_pair[1]),
                           device=device.torch_device, gpu_index=device.gpu.index if device.gpu else None,
-                          seed=seed, job_timeout_s=job_timeout_s)
+                          seed=seed, job_timeout_s=job_timeout_s, gpu_uuid=device.gpu.uuid if device.gpu else None)
 
 
 def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[str, Any]:
@@ -69,27 +87,37 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
     config = result.config
     ratio = result.ratio
     env = next((j.environment for j in result.jobs if j.environment), {})
+    labels = [m.mode for m in result.modes]
     return {
         "run_id": run_id,
         "created_at": result.created_at,
         "arch": config.workload.arch,
         "framework": arch_spec(config.workload.arch).framework,
-        "device": {"kind": result.device_kind, "name": result.device_name},
+        "device": {"kind": result.device_kind, "name": result.device_name, "gpu_index": config.gpu_index,
+                   "gpu_uuid": config.gpu_uuid},
         "workload": asdict(config.workload),
         "protocol": asdict(config.protocol),
+        "verdict": verdict(ratio, labels[0], labels[1]),
         "modes": [
             {"mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
-             "kernel_ms": m.kernel_ms, "kernel_coverage": m.kernel_coverage, "peak_mem_bytes": m.peak_mem_bytes,
+             "kernel_ms": m.kernel_ms, "kernel_ms_reason": m.kernel_ms_reason, "kernel_coverage": m.kernel_coverage,
+             "peak_mem_bytes": m.peak_mem_bytes, "peak_mem_warmup_bytes": m.peak_mem_warmup_bytes,
              "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
-             "determinism": m.determinism, "nondeterministic_ops": m.nondeterministic_ops,
+             "determinism": m.determinism, "bitwise_identical_across_repeats": m.bitwise_identical_across_repeats,
+             "distinct_state_hashes": m.distinct_state_hashes, "nondeterministic_ops": m.nondeterministic_ops,
              "nondeterministic_kernels": m.nondeterministic_kernels, "throttled": m.throttled, "toggles": m.toggles}
             for m in result.modes
         ],
         "ratio": ratio.ratio if ratio else None,
-        "ratio_ci": [ratio.low, ratio.high] if ratio else None,
+        "ratio_ci": [ratio.low, ratio.high] if ratio and ratio.has_ci else None,
+        "ratio_ci_reason": None if ratio and ratio.has_ci else (ratio.reason if ratio else "no complete pair of jobs"),
         "ratio_ci_method": ratio.method if ratio else None,
+        "ratio_pairs": ratio.pairs if ratio else 0,
+        "precision": asdict(result.precision),
         "kernel_ratio": result.kernel_ratio,
+        "memory_ratio": result.memory_ratio,
         "noisy": any(bool(m.noisy) for m in result.modes),
+        "expected_nondeterministic_ops": list(arch_spec(config.workload.arch).known_nondeterministic_ops),
         "failed_jobs": [{"mode": j.spec.mode, "repeat": j.spec.repeat, "status": j.status, "error": j.error}
                         for j in result.jobs if not j.ok],
         "environment": env,
@@ -101,9 +129,11 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
 def _job_record(job: JobOutcome) -> dict[str, Any]:
     return {"index": job.spec.index, "side": job.spec.side, "mode": job.spec.mode, "repeat": job.spec.repeat,
             "status": job.status, "error": job.error, "peak_mem_bytes": job.peak_mem_bytes,
-            "peak_mem_kind": job.peak_mem_kind, "toggles": job.spec.toggles, "applied_toggles": job.applied_toggles,
+            "peak_mem_warmup_bytes": job.peak_mem_warmup_bytes, "peak_mem_kind": job.peak_mem_kind,
+            "toggles": job.spec.toggles, "applied_toggles": job.applied_toggles,
             "nondeterministic_ops": job.nondeterministic_ops, "gpu_monitor": job.gpu_monitor,
-            "trace_path": job.trace_path, "wall_s": job.wall_s, "step_ms": job.step_ms}
+            "trace_path": job.trace_path, "wall_s": job.wall_s, "step_ms": job.step_ms,
+            "state_sha256": job.state_sha256}
 
 
 def store_result(store: ResultStore, result: OverheadResult) -> int:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from detprof.cli import app
 from detprof.runner import OverheadConfig, default_protocol, default_workload, plan_jobs
 from detprof.runner.launcher import _run_worker
+from detprof.store import ResultStore
 
 runner = CliRunner()
 SMALL = ["--arch", "small-cnn", "--batch-size", "8", "--warmup", "1", "--steps", "4"]
@@ -26,17 +27,27 @@ def _invoke(args: list[str]) -> dict:
 
 def test_overhead_then_kernels_then_runs(tmp_path: Path) -> None:
     db = str(tmp_path / "results.sqlite")
-    doc = _invoke(["overhead", *SMALL, "--repeats", "2", "--profile-steps", "1", "--db", db, "--json"])
+    doc = _invoke(["overhead", *SMALL, "--repeats", "3", "--profile-steps", "1", "--db", db, "--json"])
     assert doc["run_id"] == 1 and doc["arch"] == "small-cnn" and doc["framework"] == "pytorch"
-    assert doc["device"] == {"kind": "cpu", "name": "cpu"}
+    assert doc["device"] == {"kind": "cpu", "name": "cpu", "gpu_index": None, "gpu_uuid": None}
     assert [m["mode"] for m in doc["modes"]] == ["default", "deterministic"]
     for mode in doc["modes"]:
-        assert mode["repeats_ok"] == 2 and mode["step_ms"] > 0 and mode["step_ms_iqr"] >= 0
-        assert mode["kernel_ms"] > 0 and mode["peak_mem_bytes"] > 0
+        assert mode["repeats_ok"] == 3 and mode["step_ms"] > 0 and mode["step_ms_iqr"] >= 0
+        assert mode["kernel_ms"] > 0 and mode["kernel_ms_reason"] is None
+        assert mode["peak_mem_bytes"] > 0 and mode["peak_mem_warmup_bytes"] > 0
+        # Same seed, same batch, same steps: on a CPU every repeat trains bit-identically.
+        assert mode["bitwise_identical_across_repeats"] is True and mode["distinct_state_hashes"] == 1
     assert [m["determinism"] for m in doc["modes"]] == ["off", "on"]
     assert doc["modes"][1]["toggles"]["cublas_workspace_config"] == ":4096:8"
     low, high = doc["ratio_ci"]
-    assert low <= doc["ratio"] <= high and doc["kernel_ratio"] > 0
+    assert low <= doc["ratio"] <= high and doc["kernel_ratio"] > 0 and doc["memory_ratio"] > 0
+    assert doc["ratio_ci_method"] == "paired-t" and doc["ratio_pairs"] == 3 and doc["ratio_ci_reason"] is None
+    assert doc["precision"]["stopped_by"] == "fixed-repeats" and doc["precision"]["target"] is None
+    assert doc["verdict"].startswith(("deterministic is", "no difference resolved at"))
+    jobs = ResultStore(db).jobs(1)
+    assert list(jobs["side"]) == [0, 1, 1, 0, 0, 1]  # balanced order: AB, BA, AB
+    assert jobs["state_sha256"].str.fullmatch("[0-9a-f]{64}").all()
+    assert jobs.groupby("side")["state_sha256"].nunique().tolist() == [1, 1]
     assert doc["environment"]["torch"].startswith("2.") and doc["protocol"]["cpu_threads"] == 1
     traces = sorted(Path(doc["trace_dir"]).glob("*.json.gz"))
     assert len(traces) == 2
@@ -62,12 +73,29 @@ def test_overhead_then_kernels_then_runs(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no run with id 9" in missing.stderr
 
 
-def test_aa_test_runs_and_keeps_the_sides_apart(tmp_path: Path) -> None:
-    doc = _invoke(["overhead", *SMALL, "--modes", "default,default", "--repeats", "1", "--profile-steps", "0",
+def test_aa_test_with_too_few_repeats_gives_a_ratio_but_no_interval(tmp_path: Path) -> None:
+    doc = _invoke(["overhead", *SMALL, "--modes", "default,default", "--repeats", "2", "--profile-steps", "0",
                    "--db", str(tmp_path / "aa.sqlite"), "--json"])
     assert [m["mode"] for m in doc["modes"]] == ["default#1", "default#2"]
-    assert doc["ratio_ci_method"] == "steps" and doc["kernel_ratio"] is None
-    assert 0.5 < doc["ratio"] < 2.0
+    assert doc["kernel_ratio"] is None and doc["modes"][0]["kernel_ms_reason"] == "not profiled (--profile-steps 0)"
+    assert 0.5 < doc["ratio"] < 2.0 and doc["ratio_ci"] is None
+    assert doc["ratio_ci_reason"].startswith("CI not available: too few repeats (2 per mode")
+    human = runner.invoke(app, ["overhead", *SMALL, "--modes", "default,default", "--repeats", "1",
+                                "--profile-steps", "0", "--db", str(tmp_path / "aa.sqlite")])
+    assert human.exit_code == 0 and "CI not available: too few repeats" in human.stdout
+
+
+def test_the_adaptive_protocol_stops_at_the_precision_or_at_the_time_budget(tmp_path: Path) -> None:
+    db = str(tmp_path / "adaptive.sqlite")
+    easy = _invoke(["overhead", *SMALL, "--precision", "0.5", "--profile-steps", "0", "--db", db, "--json"])
+    assert easy["precision"]["stopped_by"] == "precision" and easy["precision"]["reached"] is True
+    assert easy["ratio_pairs"] == 3 and easy["precision"]["achieved"] <= 0.5
+    hard = _invoke(["overhead", *SMALL, "--precision", "0.0001", "--max-time", "4", "--profile-steps", "0",
+                    "--db", db, "--json"])
+    assert hard["precision"]["stopped_by"] == "max-time" and hard["precision"]["reached"] is False
+    assert hard["ratio_pairs"] >= 3 and hard["precision"]["elapsed_s"] < 4 + 10  # at most one pair over
+    human = runner.invoke(app, ["overhead", *SMALL, "--precision", "0.5", "--profile-steps", "0", "--db", db])
+    assert "precision: target ±50% reached" in human.stdout
 
 
 def test_killed_jobs_are_recorded_and_the_run_still_stored(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""GPU-only checks: skipped on machines without CUDA (CI), run where a GPU is at hand."""
+"""GPU-only checks: skipped on machines without CUDA (CI), run where a GPU is at hand
+(benchmarks/gpu_campaign.sh runs them first)."""
 
 from __future__ import annotations
 
@@ -9,31 +10,64 @@ import pytest
 from typer.testing import CliRunner
 
 from detprof.cli import app
-from detprof.gpus import list_gpus, select_device
+from detprof.gpus import GpuMonitor, list_gpus, select_device
 
 pytestmark = pytest.mark.gpu
 runner = CliRunner()
+SMALL_RUN = ["--batch-size", "16", "--image-size", "64", "--warmup", "3", "--steps", "10", "--repeats", "3",
+             "--profile-steps", "2"]
 
 
-def test_nvml_sees_the_gpu_and_auto_selects_it() -> None:
+def _overhead(tmp_path: Path, *args: str) -> dict:
+    result = runner.invoke(app, ["overhead", *args, "--db", str(tmp_path / "gpu.sqlite"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_nvml_sees_the_gpu_and_auto_selects_it_by_uuid() -> None:
     gpus = list_gpus()
-    assert gpus and gpus[0].memory_total_bytes > 0
+    assert gpus and gpus[0].memory_total_bytes > 0 and gpus[0].uuid and gpus[0].uuid.startswith("GPU-")
     choice = select_device("auto")
     assert choice.kind == "cuda" and choice.torch_device == "cuda:0"
-    assert select_device("0").gpu == gpus[0]
+    # Compare identities, not whole records: temperatures change between two reads.
+    assert choice.gpu is not None and select_device("0").gpu.uuid == gpus[0].uuid == choice.gpu.uuid
 
 
-def test_overhead_on_cuda_profiles_kernels_and_monitors_clocks(tmp_path: Path) -> None:
-    db = str(tmp_path / "gpu.sqlite")
-    result = runner.invoke(app, ["overhead", "--arch", "resnet18", "--batch-size", "16", "--image-size", "64",
-                                 "--warmup", "3", "--steps", "10", "--repeats", "2", "--profile-steps", "2",
-                                 "--db", db, "--json"])
-    assert result.exit_code == 0, result.stderr
-    doc = json.loads(result.stdout)
-    assert doc["device"]["kind"] == "cuda"
+def test_the_monitor_samples_the_gpu_it_was_given() -> None:
+    import time
+
+    with GpuMonitor(list_gpus()[0].uuid) as monitor:
+        time.sleep(0.3)
+    summary = monitor.summary()
+    assert summary["samples"] >= 3 and "unavailable" not in summary
+    assert summary["throttled"] in (True, False) and summary["sm_clock_mhz"]["max"] > 0
+
+
+def test_overhead_on_cuda_profiles_kernels_hashes_weights_and_monitors_clocks(tmp_path: Path) -> None:
+    doc = _overhead(tmp_path, "--arch", "resnet18", *SMALL_RUN)
+    assert doc["device"]["kind"] == "cuda" and doc["device"]["gpu_uuid"] == list_gpus()[0].uuid
+    env = doc["environment"]
+    assert env["gpu_uuid"] == doc["device"]["gpu_uuid"], "the worker measured another GPU than the one chosen"
+    assert env["cudnn"] and env["sm_count"] > 0 and set(env["tf32"]) >= {"cudnn_allow_tf32", "cuda_matmul_allow_tf32"}
     for mode in doc["modes"]:
-        assert mode["peak_mem_bytes"] > 0 and mode["kernel_ms"] > 0 and mode["throttled"] is not None
-    assert doc["environment"]["cudnn"] and doc["environment"]["sm_count"] > 0
-    kernels = json.loads(runner.invoke(app, ["kernels", "--db", db, "--json"]).stdout)
+        assert mode["kernel_ms"] > 0 and mode["kernel_ms_reason"] is None
+        assert mode["peak_mem_bytes"] > 0 and mode["peak_mem_warmup_bytes"] > 0
+        assert mode["throttled"] is not None and mode["distinct_state_hashes"] >= 1
+    deterministic = doc["modes"][1]
+    assert deterministic["bitwise_identical_across_repeats"] is True
+    assert deterministic["determinism"] in ("on", "not fully deterministic")
+    kernels = json.loads(runner.invoke(app, ["kernels", "--db", str(tmp_path / "gpu.sqlite"), "--json"]).stdout)
     categories = {k["category"] for k in kernels["kernels"]}
     assert categories & {"conv forward", "conv data-grad", "conv weight-grad", "gemm"}
+
+
+def test_vgg_reaches_the_adaptive_pooling_backward_that_its_metadata_names(tmp_path: Path) -> None:
+    doc = _overhead(tmp_path, "--arch", "vgg16", "--batch-size", "4", "--image-size", "32", "--warmup", "1",
+                    "--steps", "2", "--repeats", "1", "--profile-steps", "0")
+    caught = doc["modes"][1]["nondeterministic_ops"]
+    assert set(doc["expected_nondeterministic_ops"]) <= set(caught), caught
+
+
+def test_a_gpu_that_is_not_there_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["overhead", "--gpu", "9", "--db", str(tmp_path / "x.sqlite")])
+    assert result.exit_code == 2 and "no GPU with index 9" in result.stderr

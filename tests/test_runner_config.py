@@ -6,36 +6,60 @@ from detprof.gpus import DeviceChoice, GpuInfo
 from detprof.modes import UnknownModeError
 from detprof.overhead import OverheadArgumentError, build_config
 from detprof.runner import JobSpec, OverheadConfig, default_protocol, default_workload, plan_jobs
-from detprof.runner.config import CPU_DEFAULTS, GPU_DEFAULTS
+from detprof.runner.config import CPU_DEFAULTS, GPU_DEFAULTS, plan_pair
 
 CPU = DeviceChoice("cpu", "cpu")
-FAKE_GPU = DeviceChoice("cuda", "Tesla V100-SXM2-16GB", GpuInfo(1, "Tesla V100-SXM2-16GB", "550", 16 << 30, 1530,
-                                                                877, 40))
+V100 = GpuInfo(1, "Tesla V100-SXM2-16GB", "550", 16 << 30, 1530, 877, 40,
+               uuid="GPU-5a1e0c2d-1111-2222-3333-444455556666", nvml_index=3)
+FAKE_GPU = DeviceChoice("cuda", "Tesla V100-SXM2-16GB", V100)
 
 
-def test_jobs_interleave_modes_and_profile_only_the_first_repeat() -> None:
+def test_pairs_run_in_balanced_order_and_only_the_first_pair_is_profiled() -> None:
     config = OverheadConfig(default_workload("resnet18", False), default_protocol(False, repeats=3),
                             ("default", "deterministic"), "cpu", None)
     jobs = plan_jobs(config, "/traces")
-    assert [j.mode for j in jobs] == ["default", "deterministic"] * 3
-    assert [j.side for j in jobs] == [0, 1] * 3 and [j.repeat for j in jobs] == [0, 0, 1, 1, 2, 2]
+    assert [j.mode for j in jobs] == ["default", "deterministic", "deterministic", "default", "default",
+                                      "deterministic"]
+    assert [j.side for j in jobs] == [0, 1, 1, 0, 0, 1] and [j.repeat for j in jobs] == [0, 0, 1, 1, 2, 2]
+    assert [j.index for j in jobs] == list(range(6))
     assert [j.profile for j in jobs] == [True, True, False, False, False, False]
     assert jobs[0].trace_path != jobs[1].trace_path and jobs[2].trace_path is None
     assert jobs[1].toggles["cublas_workspace_config"] == ":4096:8"
     assert JobSpec.from_json_dict(jobs[1].to_json_dict()) == jobs[1]
+    assert plan_pair(config, 7, 14, None)[0].side == 1 and plan_pair(config, 7, 14, None)[0].index == 14
 
 
 def test_aa_jobs_keep_two_sides_with_one_name() -> None:
     config = OverheadConfig(default_workload("small-cnn", False), default_protocol(False, repeats=2),
                             ("default", "default"), "cpu", None)
-    assert [(j.mode, j.side) for j in plan_jobs(config, None)] == [("default", 0), ("default", 1)] * 2
+    assert [(j.mode, j.side) for j in plan_jobs(config, None)] == [("default", 0), ("default", 1),
+                                                                   ("default", 1), ("default", 0)]
+
+
+def test_the_protocol_is_adaptive_by_default_and_fixed_when_repeats_alone_are_given() -> None:
+    adaptive = build_config("resnet18", CPU).protocol
+    assert adaptive.adaptive and adaptive.precision == CPU_DEFAULTS["precision"]
+    assert adaptive.max_time_s == CPU_DEFAULTS["max_time_s"] and adaptive.repeats == 3
+    fixed = build_config("resnet18", CPU, repeats=4).protocol
+    assert not fixed.adaptive and fixed.repeats == 4 and fixed.max_time_s is None
+    both = build_config("resnet18", CPU, repeats=4, precision=0.05, max_time_s=30).protocol
+    assert both.adaptive and (both.repeats, both.precision, both.max_time_s) == (4, 0.05, 30)
+    assert not build_config("resnet18", CPU, precision=0).protocol.adaptive
+    gpu = build_config("vgg19", FAKE_GPU).protocol
+    assert (gpu.precision, gpu.max_time_s) == (GPU_DEFAULTS["precision"], GPU_DEFAULTS["max_time_s"])
+    with pytest.raises(OverheadArgumentError, match=r"--precision 1.5 is not accepted; use a fraction"):
+        build_config("resnet18", CPU, precision=1.5)
+    with pytest.raises(OverheadArgumentError, match=r"--max-time 0 is not accepted"):
+        build_config("resnet18", CPU, max_time_s=0)
 
 
 def test_gpu_defaults_are_the_papers_and_cpu_defaults_are_smaller() -> None:
     gpu = build_config("vgg19", FAKE_GPU)
     assert (gpu.workload.batch_size, gpu.workload.image_size) == (64, 224)
     assert gpu.protocol.timed_steps == GPU_DEFAULTS["timed_steps"] == 100
-    assert gpu.device == "cuda:1" and gpu.gpu_index == 1 and gpu.protocol.cpu_threads is None
+    # The worker sees only the chosen GPU (CUDA_VISIBLE_DEVICES=<uuid>), as its cuda:0.
+    assert gpu.device == "cuda:0" and gpu.gpu_index == 1 and gpu.gpu_uuid == V100.uuid
+    assert gpu.protocol.cpu_threads is None
     cpu = build_config("vgg19", CPU)
     assert (cpu.workload.batch_size, cpu.workload.image_size) == (CPU_DEFAULTS["batch_size"], 64)
     assert cpu.protocol.cpu_threads == 1 and cpu.device == "cpu"

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
-from detprof.stats import ratio_of_medians, summarize
+from detprof.stats import (
+    MIN_PAIRS_FOR_CI,
+    RatioEstimate,
+    job_low_quantile,
+    paired_ratio,
+    summarize,
+    unpaired_ratio,
+    verdict,
+)
 
 
 def test_summary_median_quartiles_and_noisy_flag() -> None:
@@ -16,33 +27,73 @@ def test_summary_median_quartiles_and_noisy_flag() -> None:
         summarize([])
 
 
-def test_ratio_is_ratio_of_pooled_medians() -> None:
-    base = [[10.0, 10.0, 12.0], [11.0, 11.0, 11.0]]
-    treat = [[22.0, 20.0, 24.0], [22.0, 21.0, 23.0]]
-    est = ratio_of_medians(base, treat)
-    assert est.ratio == pytest.approx(np.median([22, 20, 24, 22, 21, 23]) / np.median([10, 10, 12, 11, 11, 11]))
-    assert est.method == "cluster"
-    assert est.low <= est.ratio <= est.high
+def test_paired_ratio_is_the_geometric_mean_of_pair_ratios_with_a_t_interval_on_logs() -> None:
+    pairs = [([10.0, 10.0, 10.0], [12.0, 12.0, 12.0]), ([20.0, 21.0, 19.0], [22.0, 22.0, 22.0]),
+             ([11.0, 11.0, 11.0], [13.2, 13.2, 13.2]), ([9.0, 9.0, 9.0], [10.8, 10.8, 10.8])]
+    est = paired_ratio(pairs)
+    logs = np.log([1.2, 22 / 20, 1.2, 1.2])
+    assert est.ratio == pytest.approx(math.exp(logs.mean()))
+    margin = scipy_stats.t.ppf(0.975, 3) * logs.std(ddof=1) / 2
+    assert est.low == pytest.approx(math.exp(logs.mean() - margin))
+    assert est.high == pytest.approx(math.exp(logs.mean() + margin))
+    assert est.pairs == 4 and est.method == "paired-t" and est.has_ci
+    assert est.half_width == pytest.approx((est.high - est.low) / 2 / est.ratio)
 
 
-def test_ci_contains_one_for_same_distribution_and_excludes_it_for_a_real_slowdown() -> None:
+def test_a_slow_drift_that_hits_both_modes_alike_cancels_in_pairs_but_not_unpaired() -> None:
+    # Each pair runs at the machine's speed of its moment; the treatment is exactly 10% slower.
+    speed = [1.0, 1.3, 0.8, 1.25, 0.9, 1.2]
+    pairs = [([100.0 * s] * 5, [110.0 * s] * 5) for s in speed]
+    paired = paired_ratio(pairs)
+    assert paired.ratio == pytest.approx(1.1) and paired.low == pytest.approx(1.1) and paired.high == pytest.approx(1.1)
+    unpaired = unpaired_ratio([a for a, _ in pairs], [b for _, b in pairs])
+    assert unpaired.high is not None and unpaired.low is not None
+    assert unpaired.high - unpaired.low > 0.2  # the drift, not the treatment, sets its width
+
+
+def test_fewer_than_three_pairs_give_no_interval_and_say_why() -> None:
+    est = paired_ratio([([10.0], [11.0]), ([10.0], [11.5])])
+    assert est.low is None and est.high is None and not est.has_ci and est.half_width is None
+    assert est.reason is not None and est.reason.startswith("CI not available: too few repeats")
+    assert str(MIN_PAIRS_FOR_CI) in est.reason
+    assert not unpaired_ratio([[1.0], [1.1]], [[1.2], [1.3]]).has_ci
+
+
+def test_pairs_with_a_missing_side_are_left_out_and_no_pair_is_an_error() -> None:
+    est = paired_ratio([([10.0], [20.0]), ([], [20.0]), ([10.0], [20.0]), ([10.0], [20.0])])
+    assert est.pairs == 3 and est.ratio == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        paired_ratio([([], [1.0])])
+    with pytest.raises(ValueError):
+        unpaired_ratio([], [[1.0]])
+
+
+def test_per_job_estimator_is_pluggable() -> None:
+    steps_a = list(np.linspace(10, 20, 11))
+    steps_b = list(np.linspace(20, 40, 11))
+    est = paired_ratio([(steps_a, steps_b)] * 3, per_job=job_low_quantile)
+    assert est.ratio == pytest.approx(np.percentile(steps_b, 10) / np.percentile(steps_a, 10))
+
+
+def test_unpaired_ratio_of_pooled_medians_with_cluster_bootstrap() -> None:
     rng = np.random.default_rng(7)
     same_a = [rng.normal(100, 3, 30) for _ in range(4)]
     same_b = [rng.normal(100, 3, 30) for _ in range(4)]
-    aa = ratio_of_medians(same_a, same_b)
-    assert aa.contains(1.0) and abs(aa.ratio - 1) < 0.03
-    slow = [rng.normal(150, 3, 30) for _ in range(4)]
-    ab = ratio_of_medians(same_a, slow)
-    assert ab.low > 1.4 and ab.high < 1.6
+    aa = unpaired_ratio(same_a, same_b)
+    assert aa.ratio == pytest.approx(np.median(np.concatenate(same_b)) / np.median(np.concatenate(same_a)))
+    assert aa.contains(1.0) and aa.method == "cluster-bootstrap"
+    slow = unpaired_ratio(same_a, [rng.normal(150, 3, 30) for _ in range(4)])
+    assert slow.low is not None and slow.low > 1.4 and slow.high is not None and slow.high < 1.6
 
 
-def test_single_repeat_falls_back_to_step_bootstrap() -> None:
-    rng = np.random.default_rng(1)
-    est = ratio_of_medians([rng.normal(50, 1, 40)], [rng.normal(100, 1, 40)])
-    assert est.method == "steps"
-    assert 1.9 < est.low <= est.ratio <= est.high < 2.1
-
-
-def test_ratio_requires_data() -> None:
-    with pytest.raises(ValueError):
-        ratio_of_medians([], [[1.0]])
+@pytest.mark.parametrize(("estimate", "expected"), [
+    (RatioEstimate(1.23, 1.19, 1.27, "paired-t", 5),
+     "deterministic is 1.230x slower than default (95% CI 1.190-1.270)"),
+    (RatioEstimate(0.9, 0.85, 0.95, "paired-t", 5), "deterministic is faster than default: x0.900 the step time"),
+    (RatioEstimate(1.001, 0.979, 1.021, "paired-t", 9), "no difference resolved at ±2.1% (95% CI 0.979-1.021)"),
+    (RatioEstimate(1.1, None, None, "paired-t", 2, "CI not available: too few repeats (2 per mode)"),
+     "deterministic / default: x1.100; CI not available: too few repeats"),
+    (None, "no ratio"),
+])
+def test_verdict_is_the_sentence_a_person_reads_first(estimate: RatioEstimate | None, expected: str) -> None:
+    assert verdict(estimate, "default", "deterministic").startswith(expected)

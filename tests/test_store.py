@@ -101,6 +101,30 @@ def test_version_1_databases_are_upgraded_in_place(db_path: Path) -> None:
     assert int(version) == SCHEMA_VERSION
 
 
+def test_version_2_databases_gain_the_job_fingerprint_columns(db_path: Path) -> None:
+    """A database written before bitwise evidence existed: its jobs table lacks the columns."""
+    connection = sqlite3.connect(db_path)
+    connection.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '2');
+        CREATE TABLE jobs (run_id INTEGER NOT NULL, job_index INTEGER NOT NULL, side INTEGER NOT NULL,
+            mode TEXT NOT NULL, repeat INTEGER NOT NULL, status TEXT NOT NULL, error TEXT, peak_mem_bytes INTEGER,
+            peak_mem_kind TEXT, toggles_json TEXT NOT NULL, applied_toggles_json TEXT NOT NULL,
+            nondeterministic_ops_json TEXT NOT NULL, gpu_monitor_json TEXT, trace_path TEXT, wall_s REAL,
+            PRIMARY KEY (run_id, job_index));
+        INSERT INTO jobs VALUES (7, 0, 0, 'default', 0, 'ok', NULL, 1, 'x', '{}', '{}', '[]', NULL, NULL, 1.0);
+    """)
+    connection.commit()
+    connection.close()
+    store = ResultStore(db_path)
+    old = store.jobs(7)
+    assert len(old) == 1 and old.iloc[0]["state_sha256"] is None
+    run_id = store.save_run(_run(), [{**_job(0, "default", [1.0]), "state_sha256": "ab" * 32,
+                                      "peak_mem_warmup_bytes": 2048}], {})
+    new = store.jobs(run_id).iloc[0]
+    assert new["state_sha256"] == "ab" * 32 and new["peak_mem_warmup_bytes"] == 2048
+
+
 def test_environment_variable_chooses_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DETPROF_DB", str(tmp_path / "env.sqlite"))
     assert ResultStore(create=True).path == tmp_path / "env.sqlite"

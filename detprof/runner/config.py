@@ -6,15 +6,22 @@ steps); on a CPU a smaller stated one, so that nobody mistakes CPU numbers for t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from detprof.modes import toggles_for
 from detprof.zoo import arch_spec
 
-# Protocol defaults per device kind. Step counts are optimizer steps.
-GPU_DEFAULTS = {"batch_size": 64, "warmup_steps": 10, "timed_steps": 100, "profile_steps": 10, "repeats": 3}
-CPU_DEFAULTS = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 10, "profile_steps": 2, "repeats": 5}
+# Protocol defaults per device kind. Step counts are optimizer steps; ``repeats`` is the number of
+# pairs of processes (one per mode) run before the precision target is checked; ``precision`` is
+# the target half-width of the ratio's 95% CI (a fraction); ``max_time_s`` bounds the measurement.
+# The CPU figures keep the README's main job (resnet18) under 60 s on 2 cores.
+GPU_DEFAULTS = {"batch_size": 64, "warmup_steps": 10, "timed_steps": 100, "profile_steps": 10, "repeats": 3,
+                "precision": 0.01, "max_time_s": 600.0}
+CPU_DEFAULTS = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 10, "profile_steps": 2, "repeats": 3,
+                "precision": 0.02, "max_time_s": 40.0}
+MAX_PAIRS = 50  # never more than this many pairs of processes, whatever the precision asked
+STEP_FIELDS = ("warmup_steps", "timed_steps", "profile_steps", "repeats")
 # On CPU one intra-op thread by default: with every core busy, background work lands on the measured
 # threads and process-to-process spread grows several-fold (see benchmarks/aa_test.py).
 CPU_THREADS = 1
@@ -40,13 +47,25 @@ class Workload:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How many steps of each kind every job runs, and how many repeats per mode."""
+    """How many steps of each kind every job runs, and how many pairs of jobs (one per mode).
+
+    ``repeats`` pairs always run. With ``precision`` set, more pairs follow until the ratio's
+    95% CI is at most ±precision (a fraction of the ratio), ``max_time_s`` seconds of measuring
+    are spent, or ``max_repeats`` pairs ran; with ``precision`` None exactly ``repeats`` run.
+    """
 
     warmup_steps: int
     timed_steps: int
     profile_steps: int
     repeats: int
     cpu_threads: int | None = None  # torch intra-op threads on CPU; None leaves torch's default
+    precision: float | None = None
+    max_time_s: float | None = None
+    max_repeats: int = MAX_PAIRS
+
+    @property
+    def adaptive(self) -> bool:
+        return self.precision is not None and self.precision > 0
 
 
 @dataclass(frozen=True)
@@ -56,11 +75,11 @@ class OverheadConfig:
     workload: Workload
     protocol: Protocol
     modes: tuple[str, str]
-    device: str  # "cpu" or "cuda:N"
-    gpu_index: int | None
+    device: str  # "cpu" or "cuda:N" as the worker sees it ("cuda:0" when pinned by UUID)
+    gpu_index: int | None  # the GPU's CUDA ordinal in the user's environment (what --gpu N means)
     seed: int = 0
     job_timeout_s: float = 1800.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    gpu_uuid: str | None = None  # the worker runs with CUDA_VISIBLE_DEVICES=<uuid>
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +101,7 @@ class JobSpec:
     seed: int
     profile: bool
     trace_path: str | None
+    gpu_uuid: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,26 +122,38 @@ def default_workload(arch: str, on_gpu: bool, batch_size: int | None = None, ima
                     num_classes=spec.num_classes, kernel_size=kernel_size, batch_norm=batch_norm)
 
 
-def default_protocol(on_gpu: bool, **overrides: int | None) -> Protocol:
-    """Protocol defaults for the device kind, with any non-None override applied."""
-    base = Protocol(**{k: v for k, v in (GPU_DEFAULTS if on_gpu else CPU_DEFAULTS).items() if k != "batch_size"},
+def default_protocol(on_gpu: bool, **overrides: Any) -> Protocol:
+    """Protocol defaults for the device kind (adaptive: precision and time budget set), with any
+    non-None override applied."""
+    defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
+    base = Protocol(**{k: v for k, v in defaults.items() if k != "batch_size"},
                     cpu_threads=None if on_gpu else CPU_THREADS)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def plan_jobs(config: OverheadConfig, trace_dir: str | None) -> list[JobSpec]:
-    """Expand a config into jobs, interleaving modes (A B A B ...) so drift hits both alike.
+def plan_pair(config: OverheadConfig, pair: int, first_index: int, trace_dir: str | None) -> list[JobSpec]:
+    """The two jobs of pair number ``pair`` (0-based), one per mode, adjacent in time.
 
-    The first repeat of each mode also runs the profiled pass (after, never during, its timed steps).
+    Balanced order: AB for even pairs, BA for odd ones, so that a drift within a pair favours
+    neither mode. The jobs of pair 0 also run the profiled pass (after, never during, their
+    timed steps). Job indices start at ``first_index``.
     """
+    sides = (0, 1) if pair % 2 == 0 else (1, 0)
     jobs = []
-    for repeat in range(config.protocol.repeats):
-        for position, mode in enumerate(config.modes):
-            index = len(jobs)
-            profile = repeat == 0 and config.protocol.profile_steps > 0
-            trace = f"{trace_dir}/job{index}-{position}-{mode}.json.gz" if profile and trace_dir else None
-            jobs.append(JobSpec(index=index, mode=mode, side=position, repeat=repeat,
-                                toggles=toggles_for(mode).as_dict(),
-                                workload=config.workload, protocol=config.protocol, device=config.device,
-                                gpu_index=config.gpu_index, seed=config.seed, profile=profile, trace_path=trace))
+    for offset, side in enumerate(sides):
+        index, mode = first_index + offset, config.modes[side]
+        profile = pair == 0 and config.protocol.profile_steps > 0
+        trace = f"{trace_dir}/job{index}-{side}-{mode}.json.gz" if profile and trace_dir else None
+        jobs.append(JobSpec(index=index, mode=mode, side=side, repeat=pair, toggles=toggles_for(mode).as_dict(),
+                            workload=config.workload, protocol=config.protocol, device=config.device,
+                            gpu_index=config.gpu_index, seed=config.seed, profile=profile, trace_path=trace,
+                            gpu_uuid=config.gpu_uuid))
+    return jobs
+
+
+def plan_jobs(config: OverheadConfig, trace_dir: str | None, pairs: int | None = None) -> list[JobSpec]:
+    """The jobs of the first ``pairs`` pairs (default: ``protocol.repeats``), in run order."""
+    jobs: list[JobSpec] = []
+    for pair in range(config.protocol.repeats if pairs is None else pairs):
+        jobs += plan_pair(config, pair, len(jobs), trace_dir)
     return jobs

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,11 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from detprof.kernels import TraceError, kernel_table, load_trace
+from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
 from detprof.modes import Toggles, environment_for
-from detprof.runner.config import JobSpec, OverheadConfig, plan_jobs
+from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
 from detprof.runner.processes import run_in_fresh_process
-from detprof.stats import RatioEstimate, ratio_of_medians, summarize
+from detprof.stats import RatioEstimate, paired_ratio, summarize
 
 
 @dataclass
@@ -29,10 +31,11 @@ class JobOutcome:
     """What one worker process produced. Times in ms, memory in bytes."""
 
     spec: JobSpec
-    status: str  # ok | failed | oom | crashed | timeout
+    status: str  # ok | failed | oom | crashed | killed | timeout
     step_ms: list[float] = field(default_factory=list)
     error: str | None = None
     peak_mem_bytes: int | None = None
+    peak_mem_warmup_bytes: int | None = None
     peak_mem_kind: str | None = None
     nondeterministic_ops: list[str] = field(default_factory=list)
     applied_toggles: dict[str, Any] = field(default_factory=dict)
@@ -40,6 +43,7 @@ class JobOutcome:
     gpu_monitor: dict[str, Any] | None = None
     trace_path: str | None = None
     wall_s: float | None = None
+    state_sha256: str | None = None  # fingerprint of parameters and buffers after the timed steps
 
     @property
     def ok(self) -> bool:
@@ -48,7 +52,8 @@ class JobOutcome:
 
 @dataclass
 class ModeSummary:
-    """One mode's figures over its successful repeats. Step and kernel times in ms per step."""
+    """One mode's figures over its successful repeats. Step and kernel times in ms per step,
+    memory in bytes. ``determinism`` is what was observed (see ``observed_determinism``)."""
 
     mode: str
     toggles: dict[str, Any]
@@ -58,13 +63,32 @@ class ModeSummary:
     step_ms_iqr: float | None
     noisy: bool | None
     kernel_ms: float | None
+    kernel_ms_reason: str | None
     kernel_coverage: float | None
     peak_mem_bytes: int | None
+    peak_mem_warmup_bytes: int | None
     peak_mem_kind: str | None
     nondeterministic_ops: list[str]
     nondeterministic_kernels: list[str]
-    determinism: str  # "off" | "on" (nothing nondeterministic seen) | "not fully deterministic"
+    determinism: str
+    bitwise_identical_across_repeats: bool | None
+    distinct_state_hashes: int
     throttled: bool | None
+
+
+@dataclass(frozen=True)
+class PrecisionOutcome:
+    """How the adaptive protocol ended. ``target`` and ``achieved`` are CI half-widths as
+    fractions of the ratio; ``stopped_by`` is precision, max-time, max-repeats, fixed-repeats
+    or failures."""
+
+    target: float | None
+    achieved: float | None
+    reached: bool
+    pairs: int
+    stopped_by: str
+    elapsed_s: float
+    max_time_s: float | None
 
 
 @dataclass
@@ -78,15 +102,24 @@ class OverheadResult:
     modes: list[ModeSummary]
     ratio: RatioEstimate | None
     kernel_ratio: float | None
+    memory_ratio: float | None
+    precision: PrecisionOutcome
     kernel_tables: dict[str, pd.DataFrame]
     created_at: str
     command: str
     trace_dir: str | None
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
     """Run one job in a fresh process; whatever happens becomes a JobOutcome."""
-    env = environment_for(Toggles(**spec.toggles), dict(os.environ))
+    env = environment_for(Toggles(**spec.toggles), dict(os.environ), spec.gpu_uuid)
     with tempfile.TemporaryDirectory(prefix="detprof-job-") as scratch:
         result_file = Path(scratch, "result.json")
         outcome = run_in_fresh_process("detprof.runner.worker:run_to_file", (spec.to_json_dict(), str(result_file)),
@@ -95,30 +128,65 @@ def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
             return JobOutcome(spec, "timeout", error=f"job exceeded {timeout_s:g} s and was killed")
         if not result_file.exists():
             code = outcome.exitcode or 0
-            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            status = "oom" if "out of memory" in outcome.log_tail.lower() or code == -9 else "crashed"
-            return JobOutcome(spec, status, error=f"worker {how}: {outcome.log_tail}".strip())
+            tail = outcome.log_tail.strip()
+            # Out of memory only with evidence: CUDA's or the allocator's message in the job's log.
+            status = "oom" if "out of memory" in tail.lower() else "killed" if code < 0 else "crashed"
+            how = f"killed by signal {-code} ({_signal_name(-code)})" if code < 0 else f"exit code {code}"
+            return JobOutcome(spec, status, error=f"worker {how}" + (f": {tail}" if tail else ""))
         data = json.loads(result_file.read_text())
     return JobOutcome(
         spec=spec, status=data["status"], step_ms=data.get("step_ms", []), error=data.get("error"),
-        peak_mem_bytes=data.get("peak_mem_bytes"), peak_mem_kind=data.get("peak_mem_kind"),
-        nondeterministic_ops=data.get("nondeterministic_ops", []), applied_toggles=data.get("applied_toggles", {}),
-        environment=data.get("environment", {}), gpu_monitor=data.get("gpu_monitor"),
-        trace_path=data.get("trace_path"), wall_s=data.get("wall_s"),
+        peak_mem_bytes=data.get("peak_mem_bytes"), peak_mem_warmup_bytes=data.get("peak_mem_warmup_bytes"),
+        peak_mem_kind=data.get("peak_mem_kind"), nondeterministic_ops=data.get("nondeterministic_ops", []),
+        applied_toggles=data.get("applied_toggles", {}), environment=data.get("environment", {}),
+        gpu_monitor=data.get("gpu_monitor"), trace_path=data.get("trace_path"), wall_s=data.get("wall_s"),
+        state_sha256=data.get("state_sha256"),
     )
 
 
-def _kernel_table_for(outcomes: list[JobOutcome]) -> pd.DataFrame | None:
+NO_GPU_KERNELS = ("the profiled pass recorded no GPU kernels (CUPTI gave no activity); kernel time is not "
+                  "reported rather than replaced by CPU op time")
+
+
+def _kernel_table_for(outcomes: list[JobOutcome], on_gpu: bool) -> tuple[pd.DataFrame | None, str | None]:
+    """The kernel table of the mode's profiled job, or None with the reason there is none."""
     for outcome in outcomes:
         if outcome.ok and outcome.trace_path and Path(outcome.trace_path).exists():
             try:
-                return kernel_table(load_trace(outcome.trace_path).events)
-            except TraceError:
-                return None
-    return None
+                activities = load_trace(outcome.trace_path)
+            except KernelLessGpuTraceError:
+                return None, NO_GPU_KERNELS
+            except TraceError as error:
+                return None, f"the profiled trace could not be read: {error}"
+            if on_gpu and activities.kind != "gpu":
+                return None, NO_GPU_KERNELS
+            return kernel_table(activities.events), None
+    return None, "no profiled job of this mode succeeded" if any(o.spec.profile for o in outcomes) else \
+        "not profiled (--profile-steps 0)"
 
 
-def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame | None,
+def observed_determinism(requested: bool, fully_requested: bool, hashes: list[str], warned_ops: list[str],
+                         flagged_kernels: list[str]) -> str:
+    """What the repeats showed, not what was asked for.
+
+    ``off`` when determinism was not requested; otherwise ``differs across repeats`` when the
+    repeats' parameter fingerprints differ, ``unverified (one repeat)`` with fewer than two
+    fingerprints, ``not fully deterministic`` when they agree but an op warned that it has no
+    deterministic implementation, the catalog flagged an atomics kernel, or not every toggle was
+    on, and ``on`` when at least two repeats trained bit-identically with none of those signs.
+    """
+    if not requested:
+        return "off"
+    if len(set(hashes)) > 1:
+        return "differs across repeats"
+    if len(hashes) < 2:
+        return "unverified (one repeat)"
+    if warned_ops or flagged_kernels or not fully_requested:
+        return "not fully deterministic"
+    return "on"
+
+
+def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame | None, table_reason: str | None,
                     profile_steps: int) -> ModeSummary:
     ok = [o for o in outcomes if o.ok and o.step_ms]
     steps = [t for o in ok for t in o.step_ms]
@@ -130,59 +198,126 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
     ops = sorted({op for o in outcomes for op in o.nondeterministic_ops})
     flagged = [] if table is None else sorted(table.loc[table["nondeterministic"] == True, "name"])  # noqa: E712
     requested = bool(toggles.get("deterministic_algorithms") or toggles.get("cudnn_deterministic"))
-    determinism = "off" if not requested else (
-        "not fully deterministic" if ops or flagged or not Toggles(**toggles).fully_deterministic_request
-        else "on")
+    hashes = [o.state_sha256 for o in ok if o.state_sha256]
     memories = [o.peak_mem_bytes for o in ok if o.peak_mem_bytes is not None]
+    warmups = [o.peak_mem_warmup_bytes for o in ok if o.peak_mem_warmup_bytes is not None]
     monitors = [o.gpu_monitor for o in ok if o.gpu_monitor]
+    throttles = [m.get("throttled") for m in monitors if m.get("throttled") is not None]
     return ModeSummary(
         mode=mode, toggles=toggles, repeats_ok=len(ok), repeats_failed=len(outcomes) - len(ok),
         step_ms=summary.median if summary else None, step_ms_iqr=summary.iqr if summary else None,
         noisy=summary.noisy if summary else None, kernel_ms=kernel_ms,
+        kernel_ms_reason=None if kernel_ms is not None else table_reason,
         kernel_coverage=(kernel_ms / summary.median) if kernel_ms is not None and summary else None,
         peak_mem_bytes=max(memories) if memories else None,
+        peak_mem_warmup_bytes=max(warmups) if warmups else None,
         peak_mem_kind=ok[0].peak_mem_kind if ok else None,
-        nondeterministic_ops=ops, nondeterministic_kernels=flagged, determinism=determinism,
-        throttled=any(m.get("throttled") for m in monitors) if monitors else None,
+        nondeterministic_ops=ops, nondeterministic_kernels=flagged,
+        determinism=observed_determinism(requested, Toggles(**toggles).fully_deterministic_request, hashes, ops,
+                                         flagged),
+        bitwise_identical_across_repeats=(len(set(hashes)) == 1) if len(hashes) >= 2 else None,
+        distinct_state_hashes=len(set(hashes)),
+        throttled=any(throttles) if throttles else None,
     )
+
+
+def pairs_of(outcomes: list[JobOutcome]) -> list[tuple[list[float], list[float]]]:
+    """(baseline steps, treatment steps) of every pair whose two jobs both succeeded, in pair order."""
+    by_pair: dict[int, dict[int, JobOutcome]] = {}
+    for outcome in outcomes:
+        by_pair.setdefault(outcome.spec.repeat, {})[outcome.spec.side] = outcome
+    pairs = []
+    for pair in sorted(by_pair):
+        jobs = by_pair[pair]
+        if all(side in jobs and jobs[side].ok and jobs[side].step_ms for side in (0, 1)):
+            pairs.append((jobs[0].step_ms, jobs[1].step_ms))
+    return pairs
+
+
+def _ratio(outcomes: list[JobOutcome]) -> RatioEstimate | None:
+    pairs = pairs_of(outcomes)
+    return paired_ratio(pairs) if pairs else None
+
+
+def _stop_reason(protocol: Protocol, pairs_run: int, ratio: RatioEstimate | None, elapsed_s: float,
+                 pair_seconds: list[float], failures: int) -> str | None:
+    """Why to stop adding pairs now, or None to run another."""
+    if pairs_run < protocol.repeats:
+        return None
+    if not protocol.adaptive:
+        return "fixed-repeats"
+    half_width = ratio.half_width if ratio else None
+    if half_width is not None and half_width <= (protocol.precision or 0.0):
+        return "precision"
+    # Failures do not average out: a job that failed three times, or a mode with no successful
+    # job yet, will not reach the target by repetition.
+    if failures >= 3 or ratio is None:
+        return "failures"
+    if pairs_run >= protocol.max_repeats:
+        return "max-repeats"
+    if protocol.max_time_s is not None and elapsed_s + max(pair_seconds[-3:]) > protocol.max_time_s:
+        return "max-time"
+    return None
 
 
 def measure_overhead(config: OverheadConfig, device_kind: str, device_name: str, trace_dir: str | None,
                      command: str = "", on_job_done: Callable[[JobOutcome], None] | None = None) -> OverheadResult:
-    """Run every job of ``config`` (modes interleaved across repeats) and summarise.
+    """Run pairs of jobs (one per mode, balanced order) until the protocol says stop, and summarise.
 
-    ``trace_dir`` receives the profiled passes' Chrome traces (gzipped JSON). ``on_job_done`` is
-    called after each job, for progress display.
+    ``protocol.repeats`` pairs always run; in the adaptive protocol (``protocol.precision`` set)
+    more follow until the ratio's CI half-width is at most the target, the time budget
+    ``protocol.max_time_s`` would be overrun by another pair, or ``protocol.max_repeats`` pairs
+    ran. ``trace_dir`` receives the profiled passes' Chrome traces (gzipped JSON);
+    ``on_job_done`` is called after each job, for progress display.
     """
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    outcomes = []
-    for spec in plan_jobs(config, trace_dir):
-        outcome = _run_worker(spec, config.job_timeout_s)
-        outcomes.append(outcome)
-        if on_job_done:
-            on_job_done(outcome)
+    protocol = config.protocol
+    outcomes: list[JobOutcome] = []
+    pair_seconds: list[float] = []
+    started = time.perf_counter()
+    pair = 0
+    while True:
+        pair_started = time.perf_counter()
+        for spec in plan_pair(config, pair, len(outcomes), trace_dir):
+            outcome = _run_worker(spec, config.job_timeout_s)
+            outcomes.append(outcome)
+            if on_job_done:
+                on_job_done(outcome)
+        pair += 1
+        pair_seconds.append(time.perf_counter() - pair_started)
+        ratio = _ratio(outcomes)
+        failures = sum(not o.ok for o in outcomes)
+        stop = _stop_reason(protocol, pair, ratio, time.perf_counter() - started, pair_seconds, failures)
+        if stop:
+            break
+
+    achieved = ratio.half_width if ratio else None
+    precision = PrecisionOutcome(
+        target=protocol.precision if protocol.adaptive else None, achieved=achieved,
+        reached=bool(protocol.adaptive and achieved is not None and achieved <= (protocol.precision or 0.0)),
+        pairs=ratio.pairs if ratio else 0, stopped_by=stop, elapsed_s=time.perf_counter() - started,
+        max_time_s=protocol.max_time_s if protocol.adaptive else None)
 
     # The A/A test uses one mode twice: tell its two sides apart by position, not name.
     sides: list[list[JobOutcome]] = [[o for o in outcomes if o.spec.side == side] for side in (0, 1)]
     tables: dict[str, pd.DataFrame] = {}
     summaries = []
     for position, mode in enumerate(config.modes):
-        table = _kernel_table_for(sides[position])
+        table, reason = _kernel_table_for(sides[position], device_kind == "cuda")
         label = mode if config.modes[0] != config.modes[1] else f"{mode}#{position + 1}"
         if table is not None:
             tables[label] = table
-        summary = _summarize_mode(mode, sides[position], table, config.protocol.profile_steps)
+        summary = _summarize_mode(mode, sides[position], table, reason, protocol.profile_steps)
         summary.mode = label
         summaries.append(summary)
 
-    ratio = None
-    base = [o.step_ms for o in sides[0] if o.ok and o.step_ms]
-    treat = [o.step_ms for o in sides[1] if o.ok and o.step_ms]
-    if base and treat:
-        ratio = ratio_of_medians(base, treat, seed=config.seed)
     kernel_ratio = None
     if summaries[0].kernel_ms and summaries[1].kernel_ms is not None:
         kernel_ratio = summaries[1].kernel_ms / summaries[0].kernel_ms
+    memory_ratio = None
+    if summaries[0].peak_mem_bytes and summaries[1].peak_mem_bytes is not None:
+        memory_ratio = summaries[1].peak_mem_bytes / summaries[0].peak_mem_bytes
     return OverheadResult(config=config, device_kind=device_kind, device_name=device_name, jobs=outcomes,
-                          modes=summaries, ratio=ratio, kernel_ratio=kernel_ratio, kernel_tables=tables,
-                          created_at=created_at, command=command, trace_dir=trace_dir)
+                          modes=summaries, ratio=ratio, kernel_ratio=kernel_ratio, memory_ratio=memory_ratio,
+                          precision=precision, kernel_tables=tables, created_at=created_at, command=command,
+                          trace_dir=trace_dir)

@@ -3,10 +3,12 @@
 The launcher starts each job with ``run_to_file`` in a fresh process (detprof.runner.processes);
 ``python -m detprof.runner.worker SPEC RESULT`` runs one job from a spec file by hand.
 
-Order inside the process: toggles (the parent already set the environment), model, warm-up steps
-(cuDNN autotuning happens here and is excluded), timed steps (CUDA events on GPU, perf_counter on
-CPU, with NVML sampling clocks), then, for profiled jobs, a separate profiled pass whose Chrome
-trace is written gzipped. The result is one JSON file; the process never prints it to stdout.
+Order inside the process: the GPU made current (the parent already set the environment, including
+CUDA_VISIBLE_DEVICES=<uuid>), toggles, model, warm-up steps (cuDNN autotuning happens here and is
+excluded; the peak memory is read and reset after them), timed steps (CUDA events on GPU,
+perf_counter on CPU, with NVML sampling clocks), the steady-state peak memory, a SHA-256
+fingerprint of the parameters and buffers, then, for profiled jobs, a separate profiled pass whose
+Chrome trace is written gzipped. The result is one JSON file; the process never prints it to stdout.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +45,20 @@ def _environment(torch: Any, spec: JobSpec) -> dict[str, Any]:
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "threads": torch.get_num_threads(),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "cpu": _cpu_model(),
+        # TF32 decides which kernels run (and how fast) for float32 convolutions and matmuls.
+        "tf32": {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                 "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                 "float32_matmul_precision": torch.get_float32_matmul_precision()},
     }
     if spec.device.startswith("cuda"):
+        # Read inside the job, from the device it measures: labels and indices can be wrong.
         props = torch.cuda.get_device_properties(torch.device(spec.device))
+        uuid = str(getattr(props, "uuid", "") or "")
         env.update(gpu_name=props.name, sm_count=props.multi_processor_count,
-                   compute_capability=f"{props.major}.{props.minor}", gpu_memory_bytes=props.total_memory)
+                   compute_capability=f"{props.major}.{props.minor}", gpu_memory_bytes=props.total_memory,
+                   gpu_uuid=(uuid if not uuid or uuid.startswith("GPU-") else f"GPU-{uuid}"))
     return env
 
 
@@ -61,7 +72,16 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _training_step(torch: Any, spec: JobSpec) -> tuple[Callable[[], None], Any]:
+@dataclass
+class TrainingStep:
+    """One SGD step of the workload on synthetic data; ``run()`` returns the loss tensor (no sync)."""
+
+    model: Any
+    run: Callable[[], Any]
+    device: Any
+
+
+def _training_step(torch: Any, spec: JobSpec) -> TrainingStep:
     from detprof.zoo import build_model
 
     w = spec.workload
@@ -73,18 +93,19 @@ def _training_step(torch: Any, spec: JobSpec) -> tuple[Callable[[], None], Any]:
     targets = torch.randint(0, w.num_classes, (w.batch_size,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
-    def step() -> None:
+    def step() -> Any:
         optimizer.zero_grad(set_to_none=True)
         out = model(inputs)
         loss = loss_fn(out[0], targets) + AUX_LOSS_WEIGHT * loss_fn(out[1], targets) \
             if isinstance(out, tuple) else loss_fn(out, targets)
         loss.backward()
         optimizer.step()
+        return loss.detach()
 
-    return step, device
+    return TrainingStep(model, step, device)
 
 
-def _timed_steps(torch: Any, step: Callable[[], None], count: int, on_gpu: bool) -> list[float]:
+def _timed_steps(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool) -> list[float]:
     """Run ``count`` steps; return each one's time in milliseconds."""
     if on_gpu:
         pairs = []
@@ -104,7 +125,7 @@ def _timed_steps(torch: Any, step: Callable[[], None], count: int, on_gpu: bool)
     return times
 
 
-def _profiled_pass(torch: Any, step: Callable[[], None], count: int, on_gpu: bool, trace_path: str) -> None:
+def _profiled_pass(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool, trace_path: str) -> None:
     """Profile ``count`` steps after one profiler warm-up step, whose events are discarded (the
     profiler's own start-up would otherwise be billed to the first step)."""
     from torch.profiler import ProfilerActivity, profile, schedule
@@ -124,40 +145,103 @@ def _profiled_pass(torch: Any, step: Callable[[], None], count: int, on_gpu: boo
             shutil.copyfileobj(source, target)
 
 
+class PeakMemory:
+    """Peak memory of the warm-up and of the timed steps, in bytes.
+
+    On a GPU, ``torch.cuda.max_memory_allocated`` with its peak reset after warm-up, so that the
+    steady-state figure excludes cudnn.benchmark's trial workspaces. On a CPU, the process's peak
+    resident set (interpreter and torch included), reset after warm-up where Linux allows it
+    (``/proc/self/clear_refs``); otherwise the steady figure is the whole process's peak.
+    """
+
+    def __init__(self, torch: Any, device: Any, on_gpu: bool) -> None:
+        self.torch, self.device, self.on_gpu = torch, device, on_gpu
+        self.kind = "cuda_max_allocated" if on_gpu else "process_peak_rss"
+        self.reset_after_warmup = False
+
+    def _current_peak(self) -> int:
+        if self.on_gpu:
+            return int(self.torch.cuda.max_memory_allocated(self.device))
+        high_water = _status_kib("VmHWM")
+        if high_water is not None:
+            return high_water * 1024
+        # Linux reports ru_maxrss in KiB.
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+    def end_warmup(self) -> int:
+        """The warm-up peak; then start counting the steady state afresh where possible."""
+        peak = self._current_peak()
+        if self.on_gpu:
+            self.torch.cuda.reset_peak_memory_stats(self.device)
+            self.reset_after_warmup = True
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # 5 resets the peak RSS (Linux >= 4.0)
+                self.reset_after_warmup = _status_kib("VmHWM") is not None
+            except OSError:
+                self.reset_after_warmup = False
+        return peak
+
+    def steady(self) -> int:
+        return self._current_peak()
+
+
+def _status_kib(field_name: str) -> int | None:
+    """A ``/proc/self/status`` figure in KiB, or None where there is no such file (not Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def run_job(spec: JobSpec) -> dict[str, Any]:
-    """Measure one job in this process; returns the result document (times in ms, memory in bytes)."""
+    """Measure one job in this process; returns the result document (times in ms, memory in bytes).
+
+    Besides the step times it records the peak memory of the warm-up and of the timed steps,
+    and a SHA-256 fingerprint of the parameters and buffers after the timed steps (before any
+    profiled step), which tells whether repeats of one mode trained bit-identically.
+    """
     import torch
 
+    from detprof.runner.fingerprint import state_fingerprint
+
     on_gpu = spec.device.startswith("cuda")
+    if on_gpu:
+        # Current-device calls (CUDA events, synchronize, the allocator's statistics) must act on
+        # the measured GPU, not on whatever device 0 is.
+        torch.cuda.set_device(torch.device(spec.device))
     if spec.protocol.cpu_threads:
         torch.set_num_threads(spec.protocol.cpu_threads)
     applied = apply_toggles(Toggles(**spec.toggles))
     torch.manual_seed(spec.seed)
     result: dict[str, Any] = {"status": "ok", "applied_toggles": applied}
     with capture_nondeterministic_ops() as nondeterministic_ops:
-        step, device = _training_step(torch, spec)
+        training = _training_step(torch, spec)
         result["environment"] = _environment(torch, spec)
+        memory = PeakMemory(torch, training.device, on_gpu)
         for _ in range(spec.protocol.warmup_steps):
-            step()
+            training.run()
         if on_gpu:
-            torch.cuda.synchronize(device)
-        if on_gpu and spec.gpu_index is not None:
+            torch.cuda.synchronize(training.device)
+        result["peak_mem_warmup_bytes"] = memory.end_warmup()
+        if on_gpu:
             from detprof.gpus import GpuMonitor
 
-            with GpuMonitor(spec.gpu_index) as monitor:
-                result["step_ms"] = _timed_steps(torch, step, spec.protocol.timed_steps, on_gpu)
+            with GpuMonitor(spec.gpu_uuid) as monitor:
+                result["step_ms"] = _timed_steps(torch, training.run, spec.protocol.timed_steps, on_gpu)
             result["gpu_monitor"] = monitor.summary()
         else:
-            result["step_ms"] = _timed_steps(torch, step, spec.protocol.timed_steps, on_gpu)
-        if on_gpu:
-            result["peak_mem_bytes"] = int(torch.cuda.max_memory_allocated(device))
-            result["peak_mem_kind"] = "cuda_max_allocated"
-        else:
-            # Linux reports ru_maxrss in KiB; it is the whole process (interpreter and torch included).
-            result["peak_mem_bytes"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-            result["peak_mem_kind"] = "process_peak_rss"
+            result["step_ms"] = _timed_steps(torch, training.run, spec.protocol.timed_steps, on_gpu)
+        result["peak_mem_bytes"] = memory.steady()
+        result["peak_mem_kind"] = memory.kind
+        result["peak_mem_since_warmup"] = memory.reset_after_warmup
+        result["state_sha256"] = state_fingerprint(training.model.state_dict())
+        result["steps_trained"] = spec.protocol.warmup_steps + spec.protocol.timed_steps
         if spec.profile and spec.trace_path:
-            _profiled_pass(torch, step, spec.protocol.profile_steps, on_gpu, spec.trace_path)
+            _profiled_pass(torch, training.run, spec.protocol.profile_steps, on_gpu, spec.trace_path)
             result["trace_path"] = spec.trace_path
     result["nondeterministic_ops"] = sorted(nondeterministic_ops)
     return result

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA_VERSION = 2  # 2: stability_runs
+SCHEMA_VERSION = 3  # 2: stability_runs; 3: jobs.peak_mem_warmup_bytes, jobs.state_sha256
 DEFAULT_DB = Path(".detprof") / "results.sqlite"
 DB_ENV_VAR = "DETPROF_DB"
 
@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     gpu_monitor_json TEXT,
     trace_path TEXT,
     wall_s REAL,
+    peak_mem_warmup_bytes INTEGER,
+    state_sha256 TEXT,
     PRIMARY KEY (run_id, job_index)
 );
 CREATE TABLE IF NOT EXISTS steps (
@@ -95,6 +97,10 @@ CREATE TABLE IF NOT EXISTS stability_runs (
     UNIQUE (experiment, run_index)
 );
 """
+
+
+# Columns added to existing tables by later schema versions (table, column, SQL type).
+ADDED_COLUMNS = [("jobs", "peak_mem_warmup_bytes", "INTEGER"), ("jobs", "state_sha256", "TEXT")]
 
 
 class StoreError(Exception):
@@ -141,9 +147,13 @@ class ResultStore:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{str(self.path)!r} has schema version {version}; this detprof reads up to "
                              f"{SCHEMA_VERSION}: upgrade detprof")
-        if version < SCHEMA_VERSION:  # every change so far only adds tables: create what is missing
+        if version < SCHEMA_VERSION:
             with self.connection:
-                self.connection.executescript(SCHEMA)
+                self.connection.executescript(SCHEMA)  # tables added since: created where missing
+                for table, column, kind in ADDED_COLUMNS:
+                    present = {row[1] for row in self.connection.execute(f"PRAGMA table_info({table})")}
+                    if column not in present:
+                        self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 self.connection.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
@@ -169,11 +179,15 @@ class ResultStore:
             run_id = int(cursor.lastrowid or 0)
             for job in jobs:
                 db.execute(
-                    "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO jobs (run_id, job_index, side, mode, repeat, status, error, peak_mem_bytes,"
+                    " peak_mem_kind, toggles_json, applied_toggles_json, nondeterministic_ops_json, gpu_monitor_json,"
+                    " trace_path, wall_s, peak_mem_warmup_bytes, state_sha256)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (run_id, job["index"], job["side"], job["mode"], job["repeat"], job["status"], job.get("error"),
                      job.get("peak_mem_bytes"), job.get("peak_mem_kind"), json.dumps(job["toggles"]),
                      json.dumps(job.get("applied_toggles", {})), json.dumps(job.get("nondeterministic_ops", [])),
-                     json.dumps(job.get("gpu_monitor")), job.get("trace_path"), job.get("wall_s")))
+                     json.dumps(job.get("gpu_monitor")), job.get("trace_path"), job.get("wall_s"),
+                     job.get("peak_mem_warmup_bytes"), job.get("state_sha256")))
                 db.executemany("INSERT INTO steps VALUES (?,?,?,?)",
                                [(run_id, job["index"], i, t) for i, t in enumerate(job.get("step_ms", []))])
             for mode, table in kernels.items():
@@ -261,6 +275,13 @@ class ResultStore:
         total = float(frame["total_us"].sum())
         frame.insert(5, "share", frame["total_us"] / total if total > 0 else 0.0)
         return frame
+
+    def jobs(self, run_id: int) -> pd.DataFrame:
+        """Every job of a run: job_index, side, mode, repeat (pair), status, error, peak memory
+        (bytes, steady and warm-up), state_sha256 (parameter fingerprint) and wall_s."""
+        return pd.read_sql_query(
+            "SELECT job_index, side, mode, repeat, status, error, peak_mem_bytes, peak_mem_warmup_bytes,"
+            " state_sha256, wall_s FROM jobs WHERE run_id=? ORDER BY job_index", self.connection, params=(run_id,))
 
     def steps(self, run_id: int) -> pd.DataFrame:
         """Every timed step of a run: job_index, side, mode, repeat, step, time_ms."""

@@ -1,0 +1,28 @@
+"""Bitwise fingerprints of a model's state: the evidence that two trainings ended identical.
+
+Two jobs of one mode start from the same seed and the same synthetic batch, so when the mode is
+deterministic their parameters and buffers must be equal bit for bit after the same steps. A
+SHA-256 over the raw bytes of every tensor of the state dict, in its order, with each tensor's
+name, dtype and shape mixed in, tells that without keeping the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+
+def state_fingerprint(state: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a state dict's tensors: names, dtypes, shapes and raw bytes, in order.
+
+    Equal fingerprints mean bitwise-equal states; -0.0 and 0.0, or two NaN payloads, differ."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, value in state.items():
+        tensor = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        flat = tensor.cpu().contiguous().reshape(-1)
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
