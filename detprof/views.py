@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from detprof.kernels import TraceError, category_table, diff_tables, kernel_table, load_trace, top_kernels
+from detprof.kernels import TraceError, diff_tables, kernel_table, load_trace, top_kernels
+from detprof.kernels.table import category_records, kernel_records, top_records
 from detprof.store import ResultStore, StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DIFF_ROWS = 15
 
@@ -60,13 +63,12 @@ def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = Fals
     ``cpu_ops`` lists a GPU program's CPU ops when its trace holds no GPU activity (otherwise
     that is an error). ``parser`` in the result says which reader ran (kineto-scan or json)."""
     activities = load_trace(path, scope, cpu_ops)
-    table = kernel_table(activities.events)
+    records = kernel_records(activities.names, activities.dur_us)
     return {
         "trace": str(path), "kind": activities.kind, "device": activities.device_name, "scope": scope, "top": top,
         "parser": activities.parser,
-        "total_us": float(table["total_us"].sum()), "events": int(len(activities.events)),
-        "kernels": top_kernels(table, top).to_dict(orient="records"),
-        "categories": category_table(table).to_dict(orient="records"),
+        "total_us": math.fsum(r["total_us"] for r in records), "events": len(activities.names),
+        "kernels": top_records(records, top), "categories": category_records(records),
     }
 
 

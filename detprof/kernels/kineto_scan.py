@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 import re
 
-import pandas as pd
-
 from detprof.kernels.trace import TraceActivities, launched_in_steps, loads_json
 
 _NUMBER = rb"(-?[0-9][0-9.eE+-]*)"
@@ -104,13 +102,9 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
             gpu = [g for g, kept in zip(gpu, keep, strict=True) if kept]
     names: dict[bytes, str] = {}
     try:
-        frame = pd.DataFrame({
-            "name": [names.get(g[1]) or names.setdefault(g[1], _text(g[1])) for g in gpu],
-            "cat": [g[0].decode() for g in gpu],
-            "ts_us": [float(g[2]) for g in gpu],
-            "dur_us": [float(g[3]) for g in gpu],
-        })
+        columns = ([names.get(g[1]) or names.setdefault(g[1], _text(g[1])) for g in gpu],
+                   [g[0].decode() for g in gpu], [float(g[2]) for g in gpu], [float(g[3]) for g in gpu])
     except ValueError:
         return None
     device = _DEVICE_NAME.search(raw)
-    return TraceActivities("gpu", frame, _text(device.group(1)) if device else None, source, parser="kineto-scan")
+    return TraceActivities("gpu", *columns, _text(device.group(1)) if device else None, source, parser="kineto-scan")

@@ -2,92 +2,124 @@
 
 All times in these tables are microseconds (columns end in ``_us``); ``share`` is a fraction of
 the table's total (0..1).
+
+The aggregation itself is plain Python over lists (``kernel_records``, ``top_records``,
+``category_records``), so that reading a trace from the command line never imports pandas or
+numpy, which cost more start-up time than the work itself; ``kernel_table``, ``top_kernels`` and
+``category_table`` give the same rows as DataFrames for the Python API and the store.
 """
 
 from __future__ import annotations
 
 import math
 import re
-
-import numpy as np
-import pandas as pd
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from detprof.kernels.catalog import KernelCatalog, load_catalog
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 KERNEL_COLUMNS = ["name", "category", "nondeterministic", "calls", "total_us", "share", "mean_us",
                   "median_us", "min_us", "max_us", "std_us"]
+CATEGORY_COLUMNS = ["category", "calls", "total_us", "share"]
 OTHERS = "(others)"
 _BRACKETS = re.compile(r"[<>(]")
 _ANONYMOUS = "(anonymous namespace)"
 
+KernelRecord = dict[str, Any]
 
-def kernel_table(events: pd.DataFrame, catalog: KernelCatalog | None = None) -> pd.DataFrame:
-    """One row per kernel name, sorted by total time (µs) descending.
 
-    ``events`` needs columns ``name`` and ``dur_us``. ``total_us`` is the correctly rounded sum of
-    the durations (math.fsum), ``median_us`` the mean of the two middle values for an even count,
-    ``std_us`` the population standard deviation (0 for a kernel called once).
+def kernel_records(names: Iterable[str], durations: Iterable[float],
+                   catalog: KernelCatalog | None = None) -> list[KernelRecord]:
+    """One record per kernel name (keys as KERNEL_COLUMNS), largest total time (µs) first, ties by name.
+
+    ``total_us`` is the correctly rounded sum of the durations (math.fsum), ``median_us`` the mean
+    of the two middle values for an even count, ``std_us`` the population standard deviation (0
+    for a kernel called once).
     """
     catalog = catalog or load_catalog()
+    groups: dict[str, list[float]] = {}
+    for name, duration in zip(names, durations, strict=True):
+        group = groups.get(name)
+        if group is None:
+            groups[name] = [float(duration)]
+        else:
+            group.append(float(duration))
+    records = []
+    for name, values in groups.items():
+        values.sort()
+        calls = len(values)
+        total = math.fsum(values)
+        mean = total / calls
+        category, nondeterministic = catalog.classify(name)
+        records.append({
+            "name": name, "category": category, "nondeterministic": nondeterministic, "calls": calls,
+            "total_us": total, "share": 0.0, "mean_us": mean,
+            "median_us": (values[(calls - 1) // 2] + values[calls // 2]) / 2, "min_us": values[0],
+            "max_us": values[-1], "std_us": math.sqrt(math.fsum((v - mean) ** 2 for v in values) / calls),
+        })
+    grand_total = math.fsum(r["total_us"] for r in records)
+    for record in records:
+        record["share"] = record["total_us"] / grand_total if grand_total > 0 else 0.0
+    records.sort(key=lambda r: (-r["total_us"], r["name"]))
+    return records
+
+
+def top_records(records: Sequence[KernelRecord], top: int) -> list[KernelRecord]:
+    """The ``top`` records by total time plus one ``(others)`` record for the rest (when there is one).
+
+    The others record sums calls, total and share; its mean is total/calls, its min/max span the
+    rest, and median/std are None (they do not combine).
+    """
+    if top <= 0 or len(records) <= top:
+        return list(records)
+    rest = records[top:]
+    calls = sum(int(r["calls"]) for r in rest)
+    total = math.fsum(float(r["total_us"]) for r in rest)
+    others = {"name": OTHERS, "category": "", "nondeterministic": None, "calls": calls, "total_us": total,
+              "share": math.fsum(float(r["share"]) for r in rest), "mean_us": total / calls if calls else 0.0,
+              "median_us": None, "min_us": min(float(r["min_us"]) for r in rest),
+              "max_us": max(float(r["max_us"]) for r in rest), "std_us": None}
+    return [*records[:top], others]
+
+
+def category_records(records: Sequence[KernelRecord]) -> list[KernelRecord]:
+    """Total time (µs), calls and share per category, largest total first."""
+    sums: dict[str, KernelRecord] = {}
+    for r in records:
+        entry = sums.setdefault(r["category"], {"category": r["category"], "calls": 0, "total_us": [], "share": []})
+        entry["calls"] += int(r["calls"])
+        entry["total_us"].append(float(r["total_us"]))
+        entry["share"].append(float(r["share"]))
+    rows = [{**e, "total_us": math.fsum(e["total_us"]), "share": math.fsum(e["share"])} for e in sums.values()]
+    return sorted(rows, key=lambda r: -r["total_us"])
+
+
+def kernel_table(events: pd.DataFrame, catalog: KernelCatalog | None = None) -> pd.DataFrame:
+    """``kernel_records`` of an events frame (columns ``name`` and ``dur_us``) as a DataFrame."""
+    import pandas as pd
+
     if events.empty:
         return pd.DataFrame(columns=KERNEL_COLUMNS)
-    # numpy per group instead of pandas groupby.agg, which costs about 1 ms per statistic even
-    # on a 100-event trace and dominated the time of a small trace's breakdown.
-    codes, uniques = pd.factorize(events["name"], sort=False)
-    names = np.asarray(uniques, dtype=object)  # plain array: indexing a pandas Index per element is slow
-    durations = events["dur_us"].to_numpy(dtype=float)
-    calls = np.bincount(codes, minlength=len(names))
-    order = np.lexsort((durations, codes))  # by kernel, then by duration within a kernel
-    sorted_durations = durations[order]
-    starts = np.concatenate(([0], np.cumsum(calls)[:-1]))
-    ends = starts + calls
-    total = np.array([math.fsum(sorted_durations[a:b].tolist()) for a, b in zip(starts, ends, strict=True)])
-    mean = total / calls
-    squares = np.bincount(codes, weights=(durations - mean[codes]) ** 2, minlength=len(names))
-    grand_total = math.fsum(total.tolist())
-    # Largest total first, ties by name; sorted here so that the frame is built once, in order.
-    rows = np.array(sorted(range(len(names)), key=lambda i: (-total[i], names[i])), dtype=np.intp)
-    classes = [catalog.classify(name) for name in names[rows]]
-    return pd.DataFrame({
-        "name": names[rows],
-        "category": [c for c, _ in classes],
-        "nondeterministic": [n for _, n in classes],
-        "calls": calls[rows].astype(int),
-        "total_us": total[rows],
-        "share": total[rows] / grand_total if grand_total > 0 else 0.0,
-        "mean_us": mean[rows],
-        "median_us": ((sorted_durations[starts + (calls - 1) // 2] + sorted_durations[starts + calls // 2]) / 2)[rows],
-        "min_us": sorted_durations[starts][rows],
-        "max_us": sorted_durations[ends - 1][rows],
-        "std_us": np.sqrt(squares / calls)[rows],
-    }, columns=KERNEL_COLUMNS)
+    return pd.DataFrame(kernel_records(events["name"].tolist(), events["dur_us"].tolist(), catalog),
+                        columns=KERNEL_COLUMNS)
 
 
 def top_kernels(table: pd.DataFrame, top: int) -> pd.DataFrame:
-    """The ``top`` rows by total time plus one ``(others)`` row for the rest (when there is a rest).
+    """``top_records`` of a kernel table, as a DataFrame (median/std of the others row are NaN)."""
+    import pandas as pd
 
-    The others row sums calls, total and share; its mean is total/calls, its min/max span the
-    rest, and median/std are NaN (they do not combine).
-    """
-    if top <= 0 or len(table) <= top:
-        return table.reset_index(drop=True)
-    head, rest = table.iloc[:top], table.iloc[top:]
-    calls = int(rest["calls"].sum())
-    others = {
-        "name": OTHERS, "category": "", "nondeterministic": None, "calls": calls,
-        "total_us": float(rest["total_us"].sum()), "share": float(rest["share"].sum()),
-        "mean_us": float(rest["total_us"].sum()) / calls if calls else 0.0, "median_us": np.nan,
-        "min_us": float(rest["min_us"].min()), "max_us": float(rest["max_us"].max()), "std_us": np.nan,
-    }
-    return pd.concat([head, pd.DataFrame([others])], ignore_index=True)[KERNEL_COLUMNS]
+    rows = top_records(table.to_dict(orient="records"), top)
+    return pd.DataFrame(rows, columns=KERNEL_COLUMNS).astype({"median_us": float, "std_us": float})
 
 
 def category_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Total time (µs), calls and share per category, largest first."""
-    if table.empty:
-        return pd.DataFrame(columns=["category", "calls", "total_us", "share"])
-    grouped = table.groupby("category", as_index=False)[["calls", "total_us", "share"]].sum()
-    return grouped.sort_values("total_us", ascending=False).reset_index(drop=True)
+    """``category_records`` of a kernel table, as a DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(category_records(table.to_dict(orient="records")), columns=CATEGORY_COLUMNS)
 
 
 def diff_tables(baseline: pd.DataFrame, treatment: pd.DataFrame) -> pd.DataFrame:

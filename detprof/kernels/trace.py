@@ -27,11 +27,12 @@ import zlib
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 COLUMNS = ["name", "cat", "ts_us", "dur_us"]
@@ -45,16 +46,28 @@ class TraceError(ValueError):
 
 @dataclass(frozen=True)
 class TraceActivities:
-    """Timed activities of one trace. ``events`` has columns name, cat, ts_us, dur_us (self time on CPU).
+    """Timed activities of one trace, as parallel lists: ``names``, ``cats``, ``ts_us`` (start) and
+    ``dur_us`` (duration; self time for CPU ops), in µs; ``events`` gives them as a DataFrame.
 
     ``source`` is the file it came from; ``parser`` which reader produced it: ``kineto-scan`` (the
     fast scan of Kineto's layout) or ``json`` (the whole document parsed)."""
 
     kind: str  # "gpu" or "cpu"
-    events: pd.DataFrame
+    names: list[str]
+    cats: list[str]
+    ts_us: list[float]
+    dur_us: list[float]
     device_name: str | None
     source: str
     parser: str = "json"
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        """The activities as a DataFrame with columns name, cat, ts_us, dur_us."""
+        import pandas as pd
+
+        return pd.DataFrame({"name": self.names, "cat": self.cats, "ts_us": self.ts_us, "dur_us": self.dur_us},
+                            columns=COLUMNS)
 
 
 class KernelLessGpuTraceError(TraceError):
@@ -180,39 +193,29 @@ def launched_in_steps(gpu_correlations: Sequence[Hashable], launches: Iterable[t
     return [c in launched for c in gpu_correlations]
 
 
-def _frame(events: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Columns straight from the event dicts (much faster than DataFrame.from_records on dicts)."""
-    data: dict[str, Any] = {
-        "name": [str(e.get("name", "")) for e in events],
-        "cat": [e["cat"] for e in events],
-        "ts_us": [_number(e.get("ts")) for e in events],
-        "dur_us": [_number(e.get("dur")) for e in events],
-    }
-    for key in extra:
-        data[key] = [e.get(key) for e in events]
-    return pd.DataFrame(data)
+def _columns(events: list[dict[str, Any]]) -> tuple[list[str], list[str], list[float], list[float]]:
+    """names, categories, start times and durations (µs) straight from the event dicts."""
+    return ([str(e.get("name", "")) for e in events], [e["cat"] for e in events],
+            [_number(e.get("ts")) for e in events], [_number(e.get("dur")) for e in events])
 
 
-def _self_times(cpu_ops: pd.DataFrame) -> np.ndarray:
+def _self_times(operations: list[dict[str, Any]]) -> list[float]:
     """Self time (µs) of each CPU op: its duration minus its direct children's, per thread."""
-    self_us = cpu_ops["dur_us"].to_numpy(dtype=float).copy()
-    order = cpu_ops.sort_values(["pid", "tid", "ts_us", "dur_us"], ascending=[True, True, True, False]).index
-    position = {label: i for i, label in enumerate(cpu_ops.index)}
-    stack: list[tuple[int, float, tuple[Any, Any]]] = []  # (row, end time, thread)
-    ts = cpu_ops["ts_us"].to_numpy(dtype=float)
-    dur = cpu_ops["dur_us"].to_numpy(dtype=float)
-    pids = cpu_ops["pid"].to_numpy()
-    tids = cpu_ops["tid"].to_numpy()
-    for label in order:
-        row = position[label]
-        thread = (pids[row], tids[row])
+    ts = [_number(e.get("ts")) for e in operations]
+    dur = [_number(e.get("dur")) for e in operations]
+    threads = [(str(e.get("pid")), str(e.get("tid"))) for e in operations]
+    self_us = list(dur)
+    # Per thread, by start time; an op that starts with its parent but lasts less sorts after it.
+    order = sorted(range(len(operations)), key=lambda i: (threads[i], ts[i], -dur[i]))
+    stack: list[tuple[int, float, tuple[str, str]]] = []  # (row, end time, thread)
+    for row in order:
         start, end = ts[row], ts[row] + dur[row]
-        while stack and (stack[-1][2] != thread or stack[-1][1] <= start):
+        while stack and (stack[-1][2] != threads[row] or stack[-1][1] <= start):
             stack.pop()
         if stack:
             self_us[stack[-1][0]] -= dur[row]
-        stack.append((row, end, thread))
-    return np.maximum(self_us, 0.0)
+        stack.append((row, end, threads[row]))
+    return [max(value, 0.0) for value in self_us]
 
 
 def _device_name(document: dict[str, Any]) -> str | None:
@@ -238,7 +241,7 @@ def activities_from_document(document: dict[str, Any], source: str = "<trace>", 
             keep = launched_in_steps([_correlation(e) for e in gpu], launches, max(ends) if ends else None)
             if keep is not None:
                 gpu = [e for e, kept in zip(gpu, keep, strict=True) if kept]
-        return TraceActivities("gpu", _frame(gpu), _device_name(document), source)
+        return TraceActivities("gpu", *_columns(gpu), _device_name(document), source)
     device = _device_name(document)
     runtime_calls = sum(e.get("cat") in GPU_HOST_CATEGORIES for e in complete)
     if (device or runtime_calls) and not cpu_ops:
@@ -251,9 +254,8 @@ def activities_from_document(document: dict[str, Any], source: str = "<trace>", 
     if not operations:
         raise TraceError(f"{source}: no GPU kernels, memory copies or CPU ops in this trace; "
                          "nothing to break down (was the profiler started with any activity?)")
-    frame = _frame(operations, extra=("pid", "tid"))
-    frame["dur_us"] = _self_times(frame)
-    return TraceActivities("cpu", frame[COLUMNS], None, source)
+    names, cats, starts, _ = _columns(operations)
+    return TraceActivities("cpu", names, cats, starts, _self_times(operations), None, source)
 
 
 def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False) -> TraceActivities:

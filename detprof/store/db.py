@@ -13,9 +13,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 3  # 2: stability_runs; 3: jobs.peak_mem_warmup_bytes, jobs.state_sha256
 DEFAULT_DB = Path(".detprof") / "results.sqlite"
@@ -229,6 +230,8 @@ class ResultStore:
 
     def list_runs(self) -> pd.DataFrame:
         """All runs, newest first: id, created_at, arch, device, modes, ratio, ci, kernel_ratio."""
+        import pandas as pd
+
         rows = self.connection.execute(
             "SELECT id, created_at, kind, arch, device_kind, device_name, modes, summary_json"
             " FROM runs ORDER BY id DESC"
@@ -267,6 +270,8 @@ class ResultStore:
 
     def kernels(self, run_id: int, mode: str) -> pd.DataFrame:
         """Kernel rows of one mode of a run (µs over the profiled steps), largest total first, with share."""
+        import pandas as pd
+
         frame = pd.read_sql_query(
             "SELECT name, category, nondeterministic, calls, total_us, mean_us, median_us, min_us, max_us, std_us"
             " FROM kernels WHERE run_id=? AND mode=? ORDER BY total_us DESC, name", self.connection,
@@ -279,12 +284,16 @@ class ResultStore:
     def jobs(self, run_id: int) -> pd.DataFrame:
         """Every job of a run: job_index, side, mode, repeat (pair), status, error, peak memory
         (bytes, steady and warm-up), state_sha256 (parameter fingerprint) and wall_s."""
+        import pandas as pd
+
         return pd.read_sql_query(
             "SELECT job_index, side, mode, repeat, status, error, peak_mem_bytes, peak_mem_warmup_bytes,"
             " state_sha256, wall_s FROM jobs WHERE run_id=? ORDER BY job_index", self.connection, params=(run_id,))
 
     def steps(self, run_id: int) -> pd.DataFrame:
         """Every timed step of a run: job_index, side, mode, repeat, step, time_ms."""
+        import pandas as pd
+
         return pd.read_sql_query(
             "SELECT s.job_index, j.side, j.mode, j.repeat, s.step, s.time_ms FROM steps s JOIN jobs j"
             " ON j.run_id = s.run_id AND j.job_index = s.job_index WHERE s.run_id=? ORDER BY s.job_index, s.step",
