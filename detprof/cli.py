@@ -15,7 +15,6 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from detprof.gpus import GpuSelectionError, list_gpus
@@ -53,6 +52,15 @@ def user_errors() -> Iterator[None]:
         yield
     except USER_ERRORS as error:
         fail(str(error))
+
+
+def progress_bar() -> Any:
+    """The progress display of long commands, on stderr, gone when done. rich.progress is imported
+    here, not at start-up, so that quick commands do not pay for it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
 
 
 def _clean(value: Any) -> Any:
@@ -134,12 +142,11 @@ def overhead(
         device = select_device(gpu)
         config = build_config(arch, device, **options)  # validate before any process starts
     if not json_output:
-        _print_plan(config, device.kind)
+        _print_plan(config, device)
     protocol = config.protocol
     # Adaptive runs have no known total: the bar counts toward the minimum, then toward the cap.
     total = protocol.repeats * 2
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"{config.workload.arch}: jobs", total=total)
 
         def advance(job: Any) -> None:
@@ -160,15 +167,19 @@ def overhead(
         raise typer.Exit(1)
 
 
-def _print_plan(config: Any, device_kind: str) -> None:
+def _print_plan(config: Any, device: Any) -> None:
     w, p = config.workload, config.protocol
     pairs = (f"at least {p.repeats} pairs of processes, more until the ratio's CI is within ±{100 * p.precision:g}% "
              f"or {p.max_time_s:g} s are spent" if p.adaptive else f"{p.repeats} pairs of processes")
     line = (f"{w.describe()}; {p.warmup_steps} warm-up + {p.timed_steps} timed steps per process, {pairs}; "
             f"{p.profile_steps} profiled steps")
-    if device_kind == "cpu":
+    if device.kind == "cpu":
         line += (f"; CPU, {p.cpu_threads or 'default'} thread(s). CPU defaults are smaller than the paper's GPU "
                  "setting (224x224, batch 64, 100 steps)")
+    else:
+        line += f"; GPU {device.gpu.index} ({device.name}, {device.gpu.uuid or 'no UUID'})"
+        if device.gpu.source != "nvml":
+            line += ". NVML is unavailable: clocks, temperature and throttling are not monitored"
     err.print(line, highlight=False)
 
 
@@ -378,6 +389,11 @@ def report(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write one offline HTML file with the paper's figures from your runs."""
+    import importlib.util
+
+    if importlib.util.find_spec("plotly") is None:
+        fail("the HTML report needs plotly, which is not installed here: pip install plotly "
+             "(on a machine without network, install its wheel: pip install --no-index plotly-*.whl)")
     from detprof.report import build_report
 
     with user_errors():
@@ -421,8 +437,7 @@ def stability(
         if variant not in ("algo+impl", "order-only") or fix is not None:
             fail("--order-only sets the variant and the fixed sources itself; drop --variant and --fix")
         variant = "order-only"
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
+    with progress_bar() as progress:
         bar = progress.add_task(f"{task} {variant}: epochs", total=None)
 
         def advance(run_index: int, total_runs: int, epoch: int, total_epochs: int) -> None:
