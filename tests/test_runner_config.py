@@ -39,7 +39,7 @@ def test_aa_jobs_keep_two_sides_with_one_name() -> None:
 def test_the_protocol_is_adaptive_by_default_and_fixed_when_repeats_alone_are_given() -> None:
     adaptive = build_config("resnet18", CPU).protocol
     assert adaptive.adaptive and adaptive.precision == CPU_DEFAULTS["precision"]
-    assert adaptive.max_time_s == CPU_DEFAULTS["max_time_s"] and adaptive.repeats == 3
+    assert adaptive.max_time_s == CPU_DEFAULTS["max_time_s"] and adaptive.repeats == CPU_DEFAULTS["repeats"] == 5
     fixed = build_config("resnet18", CPU, repeats=4).protocol
     assert not fixed.adaptive and fixed.repeats == 4 and fixed.max_time_s is None
     both = build_config("resnet18", CPU, repeats=4, precision=0.05, max_time_s=30).protocol
