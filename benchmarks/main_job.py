@@ -33,9 +33,12 @@ def main() -> None:
             walls.append(time.perf_counter() - started)
             doc = json.loads(process.stdout)
             print(json.dumps({"trial": trial, "wall_s": round(walls[-1], 1), "arch": doc["arch"],
-                              "ratio": round(doc["ratio"], 4), "ratio_ci": [round(x, 4) for x in doc["ratio_ci"]],
-                              "kernel_ratio": round(doc["kernel_ratio"], 4),
-                              "step_ms": [round(m["step_ms"], 1) for m in doc["modes"]]}))
+                              "ratio": round(doc["ratio"], 4),
+                              "ratio_ci": doc["ratio_ci"] and [round(x, 4) for x in doc["ratio_ci"]],
+                              "pairs": doc["ratio_pairs"], "stopped_by": doc["precision"]["stopped_by"],
+                              "kernel_ratio": doc["kernel_ratio"] and round(doc["kernel_ratio"], 4),
+                              "step_ms": [round(m["step_ms"], 1) for m in doc["modes"]],
+                              "verdict": doc["verdict"]}))
     print(f"main job wall time: median {statistics.median(walls):.1f} s, max {max(walls):.1f} s "
           f"over {len(walls)} trials (goal < 60 s)")
 
