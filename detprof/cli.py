@@ -389,9 +389,9 @@ def report(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write one offline HTML file with the paper's figures from your runs."""
-    import importlib.util
-
-    if importlib.util.find_spec("plotly") is None:
+    try:
+        import plotly  # noqa: F401  (the report draws with it; a GPU machine without network may lack it)
+    except ImportError:
         fail("the HTML report needs plotly, which is not installed here: pip install plotly "
              "(on a machine without network, install its wheel: pip install --no-index plotly-*.whl)")
     from detprof.report import build_report

@@ -49,6 +49,7 @@ def test_overhead_then_kernels_then_runs(tmp_path: Path) -> None:
     assert jobs["state_sha256"].str.fullmatch("[0-9a-f]{64}").all()
     assert jobs.groupby("side")["state_sha256"].nunique().tolist() == [1, 1]
     assert doc["environment"]["torch"].startswith("2.") and doc["protocol"]["cpu_threads"] == 1
+    assert set(doc["environment"]["tf32"]) == {"cudnn_allow_tf32", "cuda_matmul_allow_tf32", "float32_matmul_precision"}
     traces = sorted(Path(doc["trace_dir"]).glob("*.json.gz"))
     assert len(traces) == 2
     assert "traceEvents" in json.loads(gzip.decompress(traces[0].read_bytes()))
@@ -118,3 +119,37 @@ def test_a_failing_worker_becomes_a_failed_job_with_its_error() -> None:
     outcome = _run_worker(spec, timeout_s=120)
     assert outcome.status == "failed"
     assert "RuntimeError" in (outcome.error or "") and outcome.step_ms == []
+
+
+def test_a_gpu_job_whose_profile_holds_no_gpu_kernel_reports_no_kernel_time(tmp_path: Path) -> None:
+    """CUPTI may record nothing; then kernel time must be null with a reason, never CPU op time."""
+    from detprof.runner.launcher import NO_GPU_KERNELS, JobOutcome, _kernel_table_for
+    from tests.kineto_traces import write_kineto_trace
+
+    config = OverheadConfig(default_workload("small-cnn", False), default_protocol(False, repeats=1),
+                            ("default", "deterministic"), "cpu", None)
+    spec = plan_jobs(config, str(tmp_path))[0]
+    kernel_less = write_kineto_trace(tmp_path / "no-kernels.json", [("sm90_xmma_gemm", 40.0)], "compact",
+                                     cpu_ops=[("aten::mm", 30.0)], kernel_events=False)
+    cpu_only = write_kineto_trace(tmp_path / "cpu-only.json", [], "compact", device=None,
+                                  cpu_ops=[("aten::mm", 30.0)])
+    for trace in (kernel_less, cpu_only):
+        outcome = JobOutcome(spec, "ok", step_ms=[1.0], trace_path=str(trace))
+        table, reason = _kernel_table_for([outcome], on_gpu=True)
+        assert table is None and reason == NO_GPU_KERNELS
+    table, reason = _kernel_table_for([JobOutcome(spec, "ok", step_ms=[1.0], trace_path=str(cpu_only))], on_gpu=False)
+    assert reason is None and list(table["name"]) == ["aten::mm"]
+
+
+def test_the_report_without_plotly_exits_2_in_one_line(tmp_path: Path) -> None:
+    """A GPU machine without network may lack plotly; the report says what to do instead of a traceback."""
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.modules['plotly'] = None\n"  # as if plotly were not installed
+              "from detprof.cli import app\napp()")
+    process = subprocess.run([sys.executable, "-c", script, "report", "--db", str(tmp_path / "x.sqlite"),
+                              "--out", str(tmp_path / "r.html")], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2 and "Traceback" not in process.stderr
+    assert process.stderr.strip().splitlines() == [process.stderr.strip()]
+    assert "needs plotly, which is not installed here" in process.stderr
