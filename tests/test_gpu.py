@@ -71,3 +71,12 @@ def test_vgg_reaches_the_adaptive_pooling_backward_that_its_metadata_names(tmp_p
 def test_a_gpu_that_is_not_there_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["overhead", "--gpu", "9", "--db", str(tmp_path / "x.sqlite")])
     assert result.exit_code == 2 and "no GPU with index 9" in result.stderr
+
+
+def test_stability_trains_on_the_gpu_and_control_is_bitwise_identical(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["stability", "--task", "digits", "--variant", "control", "--runs", "2", "--epochs",
+                                 "2", "--gpu", "auto", "--db", str(tmp_path / "s.sqlite"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["device"] == list_gpus()[0].name and doc["threads"] is None
+    assert doc["churn"] == 0.0 and doc["l2"] == 0.0  # deterministic mode and every seed fixed: bit-identical

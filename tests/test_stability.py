@@ -71,19 +71,30 @@ def test_runs_are_added_not_redone_and_weights_load_safely(tmp_path: Path) -> No
     assert predictions.shape == (more["test_examples"],)
 
 
-def test_batch_norm_changes_the_experiment(tmp_path: Path) -> None:
+def test_batch_norm_and_threads_change_the_experiment(tmp_path: Path) -> None:
     db = str(tmp_path / "s.sqlite")
-    plain = _stability([*QUICK, "--variant", "control", "--runs", "1", "--db", db])
-    with_bn = _stability([*QUICK, "--variant", "control", "--runs", "1", "--bn", "--db", db])
+    plain = _stability([*QUICK, "--variant", "control", "--runs", "2", "--db", db])
+    with_bn = _stability([*QUICK, "--variant", "control", "--runs", "2", "--bn", "--db", db])
     assert plain["experiment"] != with_bn["experiment"] and with_bn["recipe"]["batch_norm"] is True
+    assert plain["threads"] == 1 and plain["device"] == "cpu"  # one intra-op thread by default, as overhead
+    two = _stability([*QUICK, "--variant", "control", "--runs", "2", "--threads", "2", "--db", db])
+    assert two["threads"] == 2 and two["experiment"] != plain["experiment"]
+    stored = json.loads((tmp_path / "stability" / two["experiment"] / "run0" / "result.json").read_text())
+    assert stored["threads"] == 2 and stored["device"] == "cpu"
 
 
 def test_order_only_varies_nothing_but_the_shuffling_order(tmp_path: Path) -> None:
     summary = _stability([*QUICK, "--order-only", "--batch-size", "64", "--runs", "2", "--db", str(tmp_path / "o")])
     assert summary["variant"] == "order-only" and summary["mode"] == "deterministic"
     assert summary["fixed"] == ["init", "augment", "dropout"]
-    assert summary["recipe"]["dropout"] == 0.0 and summary["recipe"]["augment_shift"] == 0
+    # dropout and shifts stay on, drawn per example: fixed whatever the order (the paper fixed them)
+    assert summary["recipe"]["dropout"] == 0.1 and summary["recipe"]["augment_shift"] == 1
+    assert summary["recipe"]["steps"] == 45  # the default recipe's steps for 1 epoch (1,437 / 32), any batch
     assert summary["churn"] > 0.0  # a different order of mini-batches trains a different model
+    # At full batch every run takes the same 45 steps over the same data, augmentation and dropout:
+    # only the order of the sums differs, and the models differ by far less than mini-batch ones.
+    full = _stability([*QUICK, "--order-only", "--batch-size", "1437", "--runs", "2", "--db", str(tmp_path / "o")])
+    assert full["recipe"]["steps"] == 45 and full["churn"] < summary["churn"] and full["l2"] < summary["l2"] / 10
     clash = runner.invoke(app, ["stability", "--order-only", "--variant", "algo", "--db", str(tmp_path / "o")])
     assert clash.exit_code == 2 and "--order-only sets the variant" in clash.stderr
 
@@ -94,8 +105,15 @@ def test_order_only_varies_nothing_but_the_shuffling_order(tmp_path: Path) -> No
     (["--variant", "chaos"], "unknown variant 'chaos'; accepted: algo+impl, algo, impl, control"),
     (["--fix", "weights"], "unknown noise source 'weights'"),
     (["--runs", "0"], "--runs 0 is not accepted"),
+    (["--runs", "1"], "--runs 1 is not accepted: at least 2 runs are needed to measure spread"),
     (["--epochs", "0"], "--epochs 0 is not accepted"),
     (["--lr", "-1"], "--lr -1.0 is not accepted"),
+    (["--lr", "inf"], "--lr inf is not accepted; use a finite learning rate > 0"),
+    (["--lr", "nan"], "--lr nan is not accepted"),
+    (["--threads", "0"], "--threads 0 is not accepted"),
+    (["--run-timeout", "0"], "--run-timeout 0.0 is not accepted"),
+    (["--gpu", "v100"], "GPU 'v100' is not on this machine"),
+    (["--target", "Blond_Hair"], "--target applies to celeba only"),
 ])
 def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["stability", *args, "--db", str(tmp_path / "s.sqlite")])
@@ -210,19 +228,22 @@ def test_celeba_loads_the_standard_layout_and_caches_decoded_images(tmp_path: Pa
     from detprof.stability.data import load_task
 
     root = _write_celeba(tmp_path / "celeba")
-    first = load_task("celeba", str(tmp_path))  # the parent of celeba/ works too
+    first = load_task("celeba", str(tmp_path), "all")  # the parent of celeba/ works too
     assert first.x_train.shape == (8, 3, 64, 64) and first.x_train.dtype == np.uint8
     assert first.y_test.shape == (6, 40) and set(np.unique(first.y_test)) <= {0, 1} and first.multilabel
     assert first.groups["Male"].sum() == 3 and (first.groups["Male"] ^ first.groups["Female"]).all()
     assert list((root / ".detprof-cache").glob("*.npy"))
     again = load_task("celeba", str(root))
     assert np.array_equal(first.x_test, again.x_test)
+    # the default target: Blond_Hair alone, binary
+    assert again.target == "Blond_Hair" and again.y_test.shape == (6,) and not again.multilabel
+    assert np.array_equal(again.y_test, first.y_test[:, CELEBA_ATTRIBUTES.index("Blond_Hair")])
 
 
-def test_celeba_experiment_reports_subgroups(tmp_path: Path) -> None:
+def test_celeba_experiment_pooling_all_attributes_reports_subgroups(tmp_path: Path) -> None:
     _write_celeba(tmp_path / "celeba")
     summary = _stability(["--task", "celeba", "--data-dir", str(tmp_path / "celeba"), "--variant", "algo+impl",
-                          "--runs", "2", "--epochs", "1", "--batch-size", "4", "--json",
+                          "--runs", "2", "--epochs", "1", "--batch-size", "4", "--target", "all", "--json",
                           "--db", str(tmp_path / "s.sqlite")])
     assert summary["recipe"]["arch"] == "resnet18" and summary["test_examples"] == 6
     assert len(summary["per_class_std"]) == 40  # one spread per attribute
@@ -231,7 +252,8 @@ def test_celeba_experiment_reports_subgroups(tmp_path: Path) -> None:
     assert groups["Male"]["examples"] == 3 * 40  # 3 men in the test set, 40 attributes each
     assert groups["All"]["accuracy_std_ratio"] in (1.0, None)  # None (NaN) when the runs agree exactly
     human = runner.invoke(app, ["stability", "--task", "celeba", "--data-dir", str(tmp_path / "celeba"), "--runs",
-                                "2", "--epochs", "1", "--batch-size", "4", "--db", str(tmp_path / "s.sqlite")])
+                                "2", "--epochs", "1", "--batch-size", "4", "--target", "all",
+                                "--db", str(tmp_path / "s.sqlite")])
     assert human.exit_code == 0 and "subgroups" in human.stdout and "Female" in human.stdout
 
 
@@ -255,3 +277,89 @@ def test_malformed_celeba_exits_2_with_the_layout(tmp_path: Path, damage: str, m
     assert result.exit_code == 2, result.stdout
     line = result.stderr.strip()
     assert message in line and "img_align_celeba/" in line and len(line.splitlines()) == 1
+
+
+def test_celeba_learns_one_target_and_shows_table_3_counts_and_table_5_in_points(tmp_path: Path) -> None:
+    root = _write_celeba(tmp_path / "celeba", train=12, test=6)
+    attributes = (root / "list_attr_celeba.txt").read_text().splitlines()[2:14]  # the 12 training images
+    blond, male, young = (CELEBA_ATTRIBUTES.index(a) + 1 for a in ("Blond_Hair", "Male", "Young"))
+    rows = [line.split() for line in attributes]
+    by_hand = {"All": [r for r in rows], "Male": [r for r in rows if r[male] == "1"],
+               "Female": [r for r in rows if r[male] == "-1"], "Young": [r for r in rows if r[young] == "1"],
+               "Old": [r for r in rows if r[young] == "-1"]}
+    summary = _stability(["--task", "celeba", "--data-dir", str(root), "--variant", "algo+impl", "--runs", "2",
+                          "--epochs", "1", "--batch-size", "4", "--json", "--db", str(tmp_path / "s.sqlite")])
+    assert summary["target"] == "Blond_Hair" and summary["per_class_std"] is not None
+    assert len(summary["per_class_std"]) == 2  # blond or not: one binary task, not 40 pooled
+    counts = {row["group"]: row for row in summary["training_counts"]}
+    for group, members in by_hand.items():
+        assert counts[group]["positive"] == sum(r[blond] == "1" for r in members), group
+        assert counts[group]["negative"] == sum(r[blond] == "-1" for r in members), group
+    groups = {g["group"]: g for g in summary["subgroups"]}
+    assert groups["Male"]["examples"] == 3 and groups["All"]["examples"] == 6  # test images, not image x attribute
+    human = runner.invoke(app, ["stability", "--task", "celeba", "--data-dir", str(root), "--runs", "2", "--epochs",
+                                "1", "--batch-size", "4", "--db", str(tmp_path / "s.sqlite")])
+    assert human.exit_code == 0, human.stderr
+    text = " ".join(human.stdout.split())  # titles wrap at 80 columns
+    assert "(paper Table 3)" in text and "(paper Table 5)" in text and " pp (" in text
+    bad = runner.invoke(app, ["stability", "--task", "celeba", "--data-dir", str(root), "--target", "Purple_Hair",
+                              "--db", str(tmp_path / "s.sqlite")])
+    assert bad.exit_code == 2 and "--target 'Purple_Hair' is not a CelebA attribute" in bad.stderr
+
+
+def test_fix_names_its_runs_for_what_they_are(tmp_path: Path) -> None:
+    summary = _stability([*QUICK, "--variant", "algo+impl", "--fix", "init", "--runs", "2",
+                          "--db", str(tmp_path / "s.sqlite")])
+    assert summary["variant"] == "algo+impl[fixed: init]" and summary["fixed"] == ["init"]
+    assert summary["paired_with"] is None  # a --fix run has no partner with its seeds
+    none = _stability([*QUICK, "--variant", "control", "--fix", "", "--runs", "2", "--db", str(tmp_path / "s.sqlite")])
+    assert none["variant"] == "control[fixed: none]"
+
+
+def test_algo_and_algo_impl_are_paired_run_for_run(tmp_path: Path) -> None:
+    """By design run i of algo and of algo+impl share every seed; only the mode differs. On a CPU the
+    mode changes nothing, so each pair is bit-identical: implementation noise measured directly."""
+    db = str(tmp_path / "s.sqlite")
+    first = _stability([*QUICK, "--variant", "algo+impl", "--runs", "2", "--db", db])
+    assert first["paired_with"] is None  # the partner has no runs yet
+    algo = _stability([*QUICK, "--variant", "algo", "--runs", "2", "--db", db])
+    paired = algo["paired_with"]
+    assert paired == {"variant": "algo+impl", "pairs": 2, "churn": 0.0, "l2": 0.0, "bitwise_identical_pairs": 2}
+    assert algo["accuracies"] == first["accuracies"]
+    human = runner.invoke(app, ["stability", *QUICK[:-1], "--variant", "algo", "--runs", "2", "--db", db])
+    assert "paired with algo+impl" in human.stdout and "bit-identical weights in 2 of 2" in human.stdout
+
+
+def test_augmentation_and_dropout_belong_to_the_example_not_its_place_in_the_batch() -> None:
+    from detprof.stability.train import augmentation_plan, example_dropout_class
+
+    offsets, flips = augmentation_plan(100, seed=7, epoch=3, max_shift=1, flip=True)
+    again, flips_again = augmentation_plan(100, seed=7, epoch=3, max_shift=1, flip=True)
+    assert torch.equal(offsets, again) and torch.equal(flips, flips_again)
+    other_epoch, _ = augmentation_plan(100, seed=7, epoch=4, max_shift=1, flip=True)
+    assert not torch.equal(offsets, other_epoch) and int(offsets.max()) == 2 and int(offsets.min()) == 0
+    dropout = example_dropout_class()(0.5, examples=10, seed=1, layer=0).train()
+    x = torch.ones(2, 64)
+    dropout.example_ids = torch.tensor([3, 7])
+    forward = dropout(x)
+    dropout.example_ids = torch.tensor([7, 3])
+    backward = dropout(x)
+    assert torch.equal(forward[0], backward[1]) and torch.equal(forward[1], backward[0])
+    assert set(forward.unique().tolist()) == {0.0, 2.0}  # inverted dropout: kept units scaled by 1/(1-p)
+    dropout.epoch = 1
+    dropout.example_ids = torch.tensor([3, 7])
+    assert not torch.equal(dropout(x), forward)  # a new epoch, new masks
+    assert torch.equal(dropout.eval()(x), x)
+
+
+def test_the_learning_rate_schedule_counts_steps() -> None:
+    from detprof.stability.experiment import DEFAULT_RECIPES
+    from detprof.stability.train import training_steps
+
+    digits = DEFAULT_RECIPES["digits"]
+    assert (digits.epochs, digits.lr_decay_every) == (40, 0.75)  # one decay, at epoch 30
+    assert training_steps({"epochs": 40, "batch_size": 32, "steps": None}, 1437) == 40 * 45
+    assert training_steps({"epochs": 40, "batch_size": 1437, "steps": 1800}, 1437) == 1800
+    cifar = DEFAULT_RECIPES["cifar10"]
+    assert cifar.lr_decay_every == 0.25 and cifar.optimizer == "adam"  # every 50 of 200 epochs
+    assert any("Adam" in a for a in cifar.assumptions) and any("4-pixel" in a for a in cifar.assumptions)

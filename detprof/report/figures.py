@@ -88,6 +88,12 @@ def top_kernels_cumulative(comparison: KernelComparison | None) -> go.Figure | N
 VARIANT_ORDER = ["algo+impl", "algo", "impl", "control", "order-only"]
 
 
+def variant_order(experiment: dict[str, Any]) -> tuple[int, str]:
+    """Sort key: the paper's variant order, a --fix run (``algo+impl[fixed: init]``) after its variant."""
+    base = experiment["variant"].split("[", 1)[0]
+    return (VARIANT_ORDER.index(base) if base in VARIANT_ORDER else len(VARIANT_ORDER), experiment["variant"])
+
+
 def stability_by_variant(stability: list[dict[str, Any]]) -> go.Figure | None:
     """Figures 2 and 3: accuracy std, churn and L2 per noise variant, one series per configuration
     (task, network, with or without BatchNorm)."""
@@ -97,7 +103,7 @@ def stability_by_variant(stability: list[dict[str, Any]]) -> go.Figure | None:
     palette = plotly.colors.qualitative.Plotly
     for index, label in enumerate(sorted({e["label"] for e in stability})):
         color = palette[index % len(palette)]  # one colour per configuration in all three panels
-        rows = sorted((e for e in stability if e["label"] == label), key=lambda e: VARIANT_ORDER.index(e["variant"]))
+        rows = sorted((e for e in stability if e["label"] == label), key=variant_order)
         variants = [e["variant"] for e in rows]
         values = [[100 * (e["measures"]["accuracy_std"] or 0) for e in rows],
                   [100 * e["measures"]["churn"] for e in rows], [e["measures"]["l2"] for e in rows]]

@@ -23,6 +23,7 @@ from detprof.report.figures import (
     subgroup_spread,
     top_kernels_cumulative,
 )
+from detprof.stability.measures import format_small
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
@@ -150,7 +151,7 @@ def _stability_table(data: ReportData) -> str:
         m = e["measures"]
         rows.append([_escape(e["label"]), _escape(e["variant"]), _escape(e["mode"]), _escape(", ".join(e["fixed"])
                      or "none"), str(e["runs"]), f"{100 * m['accuracy_mean']:.2f}%",
-                     f"{100 * (m['accuracy_std'] or 0):.3f}", f"{100 * m['churn']:.2f}%", _number(m["l2"], 4),
+                     f"{100 * (m['accuracy_std'] or 0):.3f}", f"{100 * m['churn']:.2f}%", format_small(m["l2"]),
                      f"{100 * m['per_class_std_max']:.2f}"])
     return "<h3>Stability experiments</h3>" + _table(
         ["configuration", "variant", "mode", "fixed sources", "runs", "accuracy", "std (pp)", "churn", "L2",

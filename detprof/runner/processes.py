@@ -27,11 +27,13 @@ class ProcessOutcome:
     log_tail: str  # the end of the process's stdout and stderr
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
+def _context(preload: list[str] | None = None) -> multiprocessing.context.ForkServerContext:
+    """The fork server context; the first caller's ``preload`` (module names) is what the server
+    imports before it forks anything, and later callers share that server."""
     global _fork_context
     if _fork_context is None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(FORK_SERVER_PRELOAD)
+        context.set_forkserver_preload(preload or FORK_SERVER_PRELOAD)
         _fork_context = context
     return _fork_context
 
@@ -50,9 +52,11 @@ def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_
 
 
 def run_in_fresh_process(target: str, args: tuple[Any, ...], environment: dict[str, str], log_path: Path,
-                         timeout_s: float | None) -> ProcessOutcome:
-    """Run ``module:function(*args)`` in a fresh process; kill it after ``timeout_s`` seconds."""
-    process = _context().Process(target=_child, args=(target, args, environment, str(log_path)),
+                         timeout_s: float | None, preload: list[str] | None = None) -> ProcessOutcome:
+    """Run ``module:function(*args)`` in a fresh process; kill it after ``timeout_s`` seconds.
+
+    ``preload`` names the modules the fork server imports first, when this call starts it."""
+    process = _context(preload).Process(target=_child, args=(target, args, environment, str(log_path)),
                                  name=f"detprof:{target}")
     process.start()
     process.join(timeout_s)

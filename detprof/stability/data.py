@@ -15,7 +15,8 @@ the 100 fine labels are used.
 the 40 attribute names, then one line per image with 40 values of 1 or -1) and
 ``list_eval_partition.txt`` (image, 0 train / 1 validation / 2 test). Images are centre-cropped to
 178x178, resized to 64x64 and decoded once into a cache beside the data, then memory-mapped.
-Labels are the 40 attributes (0/1); the test-set subgroups are Male/Female and Young/Old.
+The label is one target attribute (default ``Blond_Hair``, the attribute of the paper's Table 3
+counts), or all 40 (``all``: multi-label); the subgroups are Male/Female and Young/Old.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import numpy as np
 
 TASKS = ("digits", "cifar10", "cifar100", "celeba")
 CELEBA_IMAGE_SIZE = 64
+CELEBA_DEFAULT_TARGET = "Blond_Hair"
+ALL_ATTRIBUTES = "all"
 CELEBA_FILES = ("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt")
 CIFAR_PIXELS = 32 * 32 * 3
 # task -> (folder, train files, test files, label bytes per record, classes)
@@ -55,6 +58,8 @@ class Dataset:
     multilabel: bool = False
     attributes: tuple[str, ...] = ()
     groups: dict[str, np.ndarray] | None = None  # test-set subgroup masks
+    train_groups: dict[str, np.ndarray] | None = None  # the same subgroups on the training set
+    target: str | None = None  # CelebA: the attribute learned, or "all"
 
     @property
     def in_channels(self) -> int:
@@ -179,8 +184,9 @@ def _celeba_images(root: Path, files: list[str], size: int) -> np.ndarray:
     return images
 
 
-def load_celeba(data_dir: str | None) -> Dataset:
-    """CelebA from its standard layout: train = partition 0, test = partition 2."""
+def load_celeba(data_dir: str | None, target: str | None = None) -> Dataset:
+    """CelebA from its standard layout: train = partition 0, test = partition 2. ``target`` is the
+    attribute to learn (default Blond_Hair: binary labels) or ``all`` (the 40 attributes, multi-label)."""
     if not data_dir:
         raise DatasetError("--data-dir is required for celeba; " + _celeba_layout())
     root = Path(data_dir)
@@ -195,12 +201,26 @@ def load_celeba(data_dir: str | None) -> Dataset:
     if not train.any() or not test.any():
         raise DatasetError(f"{root / 'list_eval_partition.txt'} needs images in partition 0 (train) and 2 (test); "
                            + _celeba_layout())
-    y_test = labels[test]
+    target = target or CELEBA_DEFAULT_TARGET
+    if target != ALL_ATTRIBUTES and target not in names:
+        raise DatasetError(f"--target {target!r} is not a CelebA attribute; accepted: {', '.join(names)}, "
+                           f"or {ALL_ATTRIBUTES}")
     male, young = names.index("Male"), names.index("Young")
-    groups = {"Male": y_test[:, male] == 1, "Female": y_test[:, male] == 0,
-              "Young": y_test[:, young] == 1, "Old": y_test[:, young] == 0}
-    return Dataset("celeba", np.asarray(images[train]), labels[train], np.asarray(images[test]), y_test,
-                   num_classes=len(names), multilabel=True, attributes=names, groups=groups)
+
+    def subgroups(rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {"Male": rows[:, male] == 1, "Female": rows[:, male] == 0,
+                "Young": rows[:, young] == 1, "Old": rows[:, young] == 0}
+
+    y_train, y_test = labels[train], labels[test]
+    groups, train_groups = subgroups(y_test), subgroups(y_train)
+    if target == ALL_ATTRIBUTES:
+        return Dataset("celeba", np.asarray(images[train]), y_train, np.asarray(images[test]), y_test,
+                       num_classes=len(names), multilabel=True, attributes=names, groups=groups,
+                       train_groups=train_groups, target=target)
+    column = names.index(target)
+    return Dataset("celeba", np.asarray(images[train]), y_train[:, column], np.asarray(images[test]),
+                   y_test[:, column], num_classes=2, attributes=names, groups=groups, train_groups=train_groups,
+                   target=target)
 
 
 def as_float_images(batch: np.ndarray) -> np.ndarray:
@@ -208,12 +228,16 @@ def as_float_images(batch: np.ndarray) -> np.ndarray:
     return batch.astype(np.float32) / 255.0 if batch.dtype == np.uint8 else batch
 
 
-def load_task(task: str, data_dir: str | None = None) -> Dataset:
-    """The dataset of a task; raises DatasetError naming the accepted tasks or the expected layout."""
+def load_task(task: str, data_dir: str | None = None, target: str | None = None) -> Dataset:
+    """The dataset of a task; raises DatasetError naming the accepted tasks, targets or the expected layout.
+
+    ``target`` applies to CelebA only (the attribute to learn, or ``all``)."""
+    if task not in TASKS:
+        raise DatasetError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
+    if target is not None and task != "celeba":
+        raise DatasetError(f"--target applies to celeba only (its attribute to learn), not to {task}")
     if task == "digits":
         return load_digits()
     if task in CIFAR_LAYOUTS:
         return load_cifar(task, data_dir)
-    if task == "celeba":
-        return load_celeba(data_dir)
-    raise DatasetError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
+    return load_celeba(data_dir, target)

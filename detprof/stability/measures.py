@@ -124,7 +124,8 @@ def bootstrap_pairwise(matrix: np.ndarray, seed: int = 0) -> tuple[float, float]
 
 def summarize_runs(predictions: np.ndarray, labels: np.ndarray, weights: np.ndarray, num_classes: int,
                    seed: int = 0, groups: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
-    """All measures over the runs: accuracy mean/std (ddof=1), churn, L2, per-class std, with 95% CIs.
+    """All measures over the runs: accuracy mean/std (ddof=1), churn, L2, per-class std, with 95% CIs,
+    and for a binary task with ``groups`` (test-example masks) the subgroup table (paper Table 5).
 
     Multi-label tasks (``labels`` [examples, attributes] of 0/1, ``predictions`` [runs, examples,
     attributes]) are measured over every (example, attribute) prediction; "per class" is then per
@@ -134,6 +135,8 @@ def summarize_runs(predictions: np.ndarray, labels: np.ndarray, weights: np.ndar
     if labels.ndim == 2:
         return _summarize_multilabel(predictions, labels, weights, seed, groups)
     runs = len(predictions)
+    if groups and num_classes != 2:
+        raise ValueError("subgroup rates (FPR, FNR) need a binary task")
     counts = correct_counts(predictions, labels)
     acc = counts / labels.size
     summary: dict[str, Any] = {"runs": runs, "accuracy_mean": float(counts.mean() / labels.size),
@@ -157,6 +160,8 @@ def summarize_runs(predictions: np.ndarray, labels: np.ndarray, weights: np.ndar
         "churn_ci": list(bootstrap_pairwise(disagreement, seed)),
         "l2_ci": list(bootstrap_pairwise(distance, seed)),
     })
+    if groups:
+        summary["subgroups"] = subgroup_table(predictions, labels, groups)
     return summary
 
 
@@ -174,3 +179,13 @@ def _summarize_multilabel(predictions: np.ndarray, labels: np.ndarray, weights: 
             pooled = {name: np.repeat(mask, attributes) for name, mask in groups.items()}
             summary["subgroups"] = subgroup_table(predictions.reshape(runs, -1), labels.reshape(-1), pooled)
     return summary
+
+
+def format_small(value: float | None, digits: int = 4) -> str:
+    """A measure for people: fixed-point, or scientific notation when it is non-zero but would show
+    as zero (an L2 of 9.4e-8 is not 0.0000)."""
+    if value is None:
+        return "—"
+    if value != 0 and abs(value) < 10 ** -digits:
+        return f"{value:.2e}"
+    return f"{value:.{digits}f}"

@@ -19,6 +19,18 @@ class Variant:
     mode: str  # determinism mode (detprof.modes)
     fixed: tuple[str, ...]  # algorithmic sources held fixed across runs
     description: str
+    custom_fix: bool = False  # --fix replaced the variant's own choice of fixed sources
+
+    @property
+    def label(self) -> str:
+        """The name shown and stored: the variant's, plus ``[fixed: ...]`` when --fix changed it, so
+        that such runs are never drawn or listed as the real variant."""
+        return f"{self.name}[fixed: {', '.join(self.fixed) or 'none'}]" if self.custom_fix else self.name
+
+
+# Variants that share their algorithmic seeds run for run and differ only in the determinism
+# mode: run i of one and run i of the other are the same training up to implementation noise.
+PARTNERS = {"algo+impl": "algo", "algo": "algo+impl", "impl": "control", "control": "impl"}
 
 
 VARIANTS = {
@@ -49,11 +61,16 @@ def resolve_variant(name: str, fix: str | None = None) -> Variant:
     if unknown:
         raise VariantError(f"unknown noise source {unknown[0]!r} in --fix; accepted: {', '.join(SOURCES)}")
     fixed = tuple(s for s in SOURCES if s in sources)
-    return Variant(variant.name, variant.mode, fixed, f"{variant.description}; fixed: {', '.join(fixed) or 'none'}")
+    return Variant(variant.name, variant.mode, fixed, f"{variant.description}; fixed: {', '.join(fixed) or 'none'}",
+                   custom_fix=True)
 
 
 def source_seeds(variant: Variant, run_index: int) -> dict[str, int]:
-    """Seed of each source for one run: FIXED_SEED when fixed, else distinct per run and per source."""
+    """Seed of each source for one run: FIXED_SEED when fixed, else distinct per run and per source.
+
+    The seeds depend on the run index and the source, not on the variant: by design, run i of
+    ``algo`` and run i of ``algo+impl`` get the same seeds (as do ``impl`` and ``control``), so the
+    two are a paired comparison in which only the determinism mode differs (PARTNERS)."""
     seeds = {}
     for source in SOURCES:
         if source in variant.fixed:
