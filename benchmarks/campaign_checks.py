@@ -149,6 +149,21 @@ def summary(results_dir: str, out: str | None) -> int:
                        paper["medium_cnn_kernel_size_ranges"])
     lines += ["", f"Paper, kernel sizes 1 to 7 (kernel time ratio): {ranges}; larger kernels always costlier.", "",
               f"Source of the paper's figures: {paper['source']}"]
+    lines += ["", "## Stability on this device (digits, small CNN)", "",
+              "| variant | mode | runs | accuracy mean | churn | L2 of unit weights | "
+              "paired with (same seeds, other mode) |",
+              "|---|---|---|---|---|---|---|"]
+    for variant in ("algo+impl", "algo", "impl", "control", "order-only"):
+        doc = _load(results, f"stability-{variant}")
+        if not doc or doc.get("churn") is None:
+            lines.append(f"| {variant} | — | — | not measured | — | — | — |")
+            continue
+        paired = doc.get("paired_with")
+        partner = ("—" if not paired else f"{paired['variant']}: churn {100 * paired['churn']:.2f}%, "
+                   f"{paired['bitwise_identical_pairs']} of {paired['pairs']} bit-identical")
+        batch = f" (batch {doc['recipe']['batch_size']})" if variant == "order-only" else ""
+        lines.append(f"| {variant}{batch} | {doc['mode']} | {doc['runs']} | {100 * doc['accuracy_mean']:.2f}% | "
+                     f"{100 * doc['churn']:.2f}% | {doc['l2']:.3g} | {partner} |")
     steps = results / "steps.txt"
     if steps.exists():
         lines += ["", "## Steps", "", "```", steps.read_text().strip(), "```"]

@@ -9,7 +9,7 @@
 #                campaign.log, environment.txt, pytest_gpu.txt, results.tar.gz (one JSON per run,
 #                kernel tables, the SQLite store), traces.tar.gz (the profiled passes), summary.md,
 #                report.html
-# --budget S     seconds for the whole campaign (default 500, inside a 9-minute device call); a step
+# --budget S     seconds for the whole campaign (default 540: 9 minutes, inside a 10-minute device call); a step
 #                that would not fit in what is left is skipped and says so
 # --dry-run      the same pipeline on the CPU at tiny sizes (under 5 minutes on 2 cores; CI runs it)
 #
@@ -17,15 +17,15 @@
 # both modes with the GPU monitor and its trace (fast scan vs full parse); A/A on resnet50 (goal
 # within ±1%); default vs deterministic at the paper's setting (224x224, batch 64) for vgg19,
 # resnet50, mobilenet-v2, densenet121 and medium-cnn at kernel sizes 1, 3, 5, 7, each with bitwise
-# evidence per mode, then MobileNet v1 (the paper's "nearly free" network); the top-20 kernels of vgg19
-# in both modes; the HTML report. The stability variants are not run here yet: `detprof stability`
-# does not train on a GPU (the stability issue).
+# evidence per mode; the top-20 kernels of vgg19 in both modes; the four stability variants and the
+# full-batch data-order experiment on digits on the GPU; MobileNet v1 (the paper's "nearly free"
+# network); the summary and the HTML report.
 # Fewer timed steps than the paper's 100 are used so that everything fits: the numbers say so.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 out="${OUT:-campaign-out}"
-budget=500
+budget=540
 dry_run=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -111,7 +111,8 @@ if [ "$dry_run" = 1 ]; then
     paper=(--batch-size 2 --image-size 64 --warmup 1 --steps 2 --profile-steps 1 --repeats 3)
     aa=(--arch resnet50 --batch-size 2 --image-size 32 --warmup 1 --steps 3 --profile-steps 0
         --precision 0.5 --max-time 20)
-    est_run=25; est_aa=30
+    stability=(--epochs 1)
+    est_run=25; est_aa=30; est_stability=20
 else
     device=(--gpu auto)
     # The paper's setting (224x224, batch 64) with 20 timed steps instead of 100, so that all nine
@@ -119,7 +120,8 @@ else
     paper=(--batch-size 64 --image-size 224 --warmup 5 --steps 20 --profile-steps 3 --repeats 3)
     aa=(--arch resnet50 --batch-size 64 --image-size 224 --warmup 5 --steps 20 --profile-steps 0
         --precision 0.01 --max-time 60)
-    est_run=45; est_aa=75
+    stability=()
+    est_run=45; est_aa=75; est_stability=40
 fi
 overhead=("${detprof[@]}" overhead "${device[@]}" --db "$db" --json)
 
@@ -140,8 +142,7 @@ for k in 1 3 5 7; do
     step "medium-cnn k=$k" "$est_run" 300 "$results/medium-cnn-k$k.json" \
         "${overhead[@]}" --arch medium-cnn --kernel-size "$k" "${paper[@]}"
 done
-# The paper's "nearly free" network is MobileNet v1 (Howard et al. 2017): measured last, if time is left.
-step "mobilenet (v1)" "$est_run" 300 "$results/mobilenet.json" "${overhead[@]}" --arch mobilenet "${paper[@]}"
+
 vgg19_run=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['run_id'])" "$results/vgg19.json" \
             2>/dev/null || echo "")
 if [ -n "$vgg19_run" ]; then
@@ -154,9 +155,20 @@ if [ -n "$vgg19_run" ]; then
 else
     say "SKIPPED vgg19 top-20: the vgg19 run was not stored"
 fi
+# The four noise variants and the full-batch data-order experiment on the GPU, where implementation
+# noise lives (digits, small CNN; 3 runs each: enough for churn and L2, and for bit-identity).
+for variant in algo+impl algo impl control; do
+    step "stability $variant" "$est_stability" 300 "$results/stability-$variant.json" \
+        "${detprof[@]}" stability --task digits --variant "$variant" --runs 3 "${stability[@]}" \
+        "${device[@]}" --db "$db" --json
+done
+step "stability order-only full batch" "$est_stability" 300 "$results/stability-order-only.json" \
+    "${detprof[@]}" stability --task digits --order-only --batch-size 1437 --runs 3 "${stability[@]}" \
+    "${device[@]}" --db "$db" --json
+# The paper's "nearly free" network is MobileNet v1 (Howard et al. 2017): measured last, if time is left.
+step "mobilenet (v1)" "$est_run" 300 "$results/mobilenet.json" "${overhead[@]}" --arch mobilenet "${paper[@]}"
 step "summary" 5 120 - "$python" benchmarks/campaign_checks.py summary "$results" --out "$out/summary.md"
 step "report" 10 180 - "${detprof[@]}" report --db "$db" --out "$out/report.html"
-say "stability variants on the GPU: not run (detprof stability does not train on a GPU yet)"
 pack
 pack_traces
 say "done in $(( $(date +%s) - started ))s; files in $out:"

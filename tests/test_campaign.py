@@ -31,6 +31,8 @@ def test_the_campaign_dry_run_measures_everything_and_returns_at_most_eight_file
         documents = {name: json.loads(archive.extractfile(members[f"{name}.json"]).read())  # type: ignore[union-attr]
                      for name in RUNS}
         assert "campaign.sqlite" in members and "vgg19-top20-deterministic.json" in members
+        stability = {v: json.loads(archive.extractfile(members[f"stability-{v}.json"]).read())  # type: ignore[union-attr]
+                     for v in ("algo+impl", "algo", "impl", "control", "order-only")}
     assert "skipped" not in steps and all(": exit 0 in " in line for line in steps.splitlines()), steps
     for name, doc in documents.items():
         assert doc["ratio"] is not None, name
@@ -38,7 +40,11 @@ def test_the_campaign_dry_run_measures_everything_and_returns_at_most_eight_file
             assert mode["bitwise_identical_across_repeats"] is not None, (name, mode["mode"])
     assert documents["medium-cnn-k7"]["workload"]["kernel_size"] == 7
     assert documents["aa-resnet50"]["modes"][0]["mode"] == "default#1"
+    assert stability["control"]["churn"] == 0.0 and stability["control"]["runs"] == 3
+    assert stability["order-only"]["recipe"]["batch_size"] == 1437
+    assert stability["algo"]["paired_with"]["variant"] == "algo+impl"
     summary = (out / "summary.md").read_text()
     assert "| vgg19 |" in summary and "| 7 |" in summary and "not measured" not in summary
+    assert "| control | deterministic | 3 |" in summary
     assert "equal_to_full_parse=True" in (out / "campaign.log").read_text()
     assert "chart" in (out / "report.html").read_text()[:5_000_000]
