@@ -116,8 +116,8 @@ def test_report_of_imported_a100_and_v100_traces_renders_in_chromium(shared_trac
 
 def test_report_of_stability_experiments_renders_in_chromium(tmp_path: Path) -> None:
     db = str(tmp_path / "stability.sqlite")
-    for variant in ("algo+impl", "control"):
-        trained = runner.invoke(app, ["stability", "--variant", variant, "--runs", "2", "--epochs", "1", "--db", db])
+    for extra in (["--variant", "algo+impl"], ["--variant", "control"], ["--variant", "algo+impl", "--fix", "init"]):
+        trained = runner.invoke(app, ["stability", *extra, "--runs", "2", "--epochs", "1", "--db", db])
         assert trained.exit_code == 0, trained.stderr
     made = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "stability.html"), "--json"])
     assert made.exit_code == 0, made.stderr
@@ -126,6 +126,7 @@ def test_report_of_stability_experiments_renders_in_chromium(tmp_path: Path) -> 
     dom = _browse(tmp_path / "stability.html", ARTIFACTS / "report_stability.png")
     _assert_rendered(dom, charts=2)
     assert "Stability experiments" in dom and "init, shuffle, augment, dropout" in dom
+    assert "algo+impl[fixed: init]" in dom  # a --fix run is drawn and listed under its own name
 
 
 def test_report_of_a_celeba_experiment_draws_the_subgroup_figure(tmp_path: Path) -> None:
