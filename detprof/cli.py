@@ -16,21 +16,82 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from detprof.gpus import GpuSelectionError, list_gpus
-from detprof.kernels import TraceError
-from detprof.modes import MODES, UnknownModeError
+from detprof.errors import DetprofError
+from detprof.gpus import list_gpus
+from detprof.modes import MODES
 from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
-from detprof.store import StoreError
-from detprof.zoo import UnknownArchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Measure what deterministic training costs: step time, kernel time and memory, "
-                       "default vs deterministic mode, per network and GPU.")
 out = Console()
 err = Console(stderr=True)
+INTERRUPTED = 130  # the shell's exit status for Ctrl-C (128 + SIGINT)
+# The parser's exception classes: typer re-exports BadParameter and Abort only, and carries its own
+# copy of click since 0.2x, so the others are found among BadParameter's bases.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
-USER_ERRORS = (UnknownArchError, UnknownModeError, GpuSelectionError, StoreError, TraceError, ValueError)
+
+def _error_line(message: str) -> None:
+    err.print(f"detprof: error: {message}", highlight=False, markup=False, soft_wrap=True)
+
+
+# What a value must look like, by the parser's validation error type.
+EXPECTED_TYPES = {"int_parsing": "an integer", "int_from_float": "a whole number", "float_parsing": "a number",
+                  "bool_parsing": "true or false"}
+
+
+def usage_message(error: Exception) -> str:
+    """One line for a parser error: the option and the bad value with what is accepted, or the
+    command it concerns."""
+    message = " ".join(str(getattr(error, "format_message", lambda: error)()).split())
+    param = getattr(error, "param", None)
+    options = getattr(param, "opts", None) or []
+    cause = error.__cause__
+    problems = cause.errors() if cause is not None and hasattr(cause, "errors") else []
+    if isinstance(error, typer.BadParameter) and options and problems and "input" in problems[0]:
+        expected = EXPECTED_TYPES.get(problems[0].get("type", ""))
+        value = problems[0]["input"]
+        option = max(options, key=len)
+        return f"{option} {value!r} is not accepted; use {expected}" if expected else \
+            f"{option} {value!r} is not accepted: {message}"
+    ctx = getattr(error, "ctx", None)
+    message = f"{message[:1].lower()}{message[1:]}"
+    return message if ctx is None or ctx.parent is None else f"detprof {ctx.info_name}: {message}"
+
+
+class OneLineErrors(TyperGroup):
+    """Every usage error in one line, in the same form as detprof's own errors (the parser's default
+    is a four-line block without the bad value), and a line on Ctrl-C."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                                  **extra)
+        except UsageError as error:
+            message = usage_message(error)
+            if "no such command" in message:
+                message += f" Commands: {', '.join(sorted(self.commands))}."
+            _error_line(message)
+            sys.exit(2)
+        except ClickException as error:
+            _error_line(" ".join(error.format_message().split()))
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            result = INTERRUPTED
+        if result == INTERRUPTED:  # Ctrl-C: the parser turns it into this exit status
+            err.print("detprof: interrupted: the job in progress was stopped and is not stored; finished "
+                      "stability runs stay stored", highlight=False)
+        sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Measure what deterministic training costs: step time, kernel time and memory, "
+                       "default vs deterministic mode, per network and GPU.")
+
+# Only detprof's own errors are user mistakes; anything else is a bug and keeps its traceback.
+USER_ERRORS = (DetprofError,)
 STABILITY_TASKS = "digits, cifar10, cifar100, celeba"
 JSON_HELP = "Print one JSON document on stdout instead of tables."
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
@@ -42,7 +103,7 @@ def _defaults(key: str) -> str:
 
 def fail(message: str) -> NoReturn:
     """Report a user mistake in one line on stderr and exit 2."""
-    err.print(f"detprof: error: {message}", highlight=False, markup=False, soft_wrap=True)
+    _error_line(message)
     raise typer.Exit(2)
 
 
@@ -578,10 +639,6 @@ def zoo(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
         table.add_row(str(r["arch"]), str(r["framework"]), f"{r['params']:,}", "x".join(map(str, r["input"])),  # type: ignore[call-overload]
                       str(r["num_classes"]), " ".join(r["options"]), str(r["notes"]))  # type: ignore[arg-type]
     out.print(table)
-
-
-def main() -> Callable[..., Any]:
-    return app()
 
 
 if __name__ == "__main__":

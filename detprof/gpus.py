@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from detprof.errors import DetprofError
+
 # Aliases users type, matched against the NVML device name with spaces and dashes removed.
 KNOWN_ALIASES = ("k80", "p4", "p100", "v100", "t4", "a10", "a10g", "a30", "a40", "a100", "a6000",
                  "l4", "l40", "l40s", "h100", "h200", "b200", "rtx5000", "rtx6000", "rtx3090", "rtx4090")
@@ -45,7 +47,7 @@ NO_MONITOR_REASON = "NVML unavailable: clocks, temperature and throttling were n
 CUDA_PROBE_TIMEOUT_S = 120.0
 
 
-class GpuSelectionError(ValueError):
+class GpuSelectionError(DetprofError, ValueError):
     """Raised when ``--gpu`` names a device that is not on this machine."""
 
 

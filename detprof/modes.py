@@ -11,13 +11,15 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+
+from detprof.errors import DetprofError
 
 # cuBLAS needs a fixed workspace to pick reproducible reduction orders (PyTorch's reproducibility notes).
 DETERMINISTIC_CUBLAS_WORKSPACE = ":4096:8"
 
 
-class UnknownModeError(ValueError):
+class UnknownModeError(DetprofError, ValueError):
     """Raised for a mode name that is not defined."""
 
 
@@ -62,7 +64,6 @@ MODES: dict[str, Toggles] = {
                                     fill_uninitialized_memory=False),
 }
 
-TOGGLE_NAMES = tuple(f.name for f in fields(Toggles))
 
 
 def toggles_for(mode: str) -> Toggles:

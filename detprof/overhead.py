@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
+from detprof.errors import DetprofError
 from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import parse_modes
 from detprof.runner.config import OverheadConfig, default_protocol, default_workload
@@ -24,7 +25,7 @@ from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
 DEFAULT_ARCH = "resnet18"
 
 
-class OverheadArgumentError(ValueError):
+class OverheadArgumentError(DetprofError, ValueError):
     """A user-supplied value that the overhead measurement cannot take."""
 
 

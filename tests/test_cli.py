@@ -159,3 +159,46 @@ def test_trace_commands_do_not_import_torch(shared_traces: Path) -> None:
               "assert result.exit_code == 0, result.output; print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["overhead", "--batch-size", "abc"], "detprof: error: --batch-size 'abc' is not accepted; use an integer"),
+    (["overhead", "--batch-size", "1.5"], "detprof: error: --batch-size '1.5' is not accepted; use an integer"),
+    (["kernels", "--top", "abc"], "detprof: error: --top 'abc' is not accepted; use an integer"),
+    (["overhead", "--precision", "x"], "detprof: error: --precision 'x' is not accepted; use a number"),
+    (["overhead", "--nosuchflag"], "detprof: error: detprof overhead: no such option: --nosuchflag"),
+    (["nosuchcommand"], "detprof: error: no such command 'nosuchcommand'. Commands: diff, gpus, import, kernels"),
+    (["zoo", "extra"], "detprof: error: detprof zoo: got unexpected extra argument"),
+])
+def test_parser_errors_are_one_line_naming_the_value(args: list[str], line: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), result.stderr
+
+
+def test_only_detprofs_own_errors_are_user_mistakes() -> None:
+    """A ValueError from a bug is not a one-line user error: it keeps its traceback."""
+    from detprof.errors import DetprofError
+    from detprof.gpus import GpuSelectionError
+    from detprof.kernels import TraceError
+    from detprof.modes import UnknownModeError
+    from detprof.overhead import OverheadArgumentError
+    from detprof.stability.data import DatasetError
+    from detprof.store import StoreError
+    from detprof.zoo import UnknownArchError
+
+    for error in (GpuSelectionError, TraceError, UnknownModeError, OverheadArgumentError, DatasetError, StoreError,
+                  UnknownArchError):
+        assert issubclass(error, DetprofError)
+    from detprof import cli
+
+    assert cli.USER_ERRORS == (DetprofError,)
+    with pytest.raises(ValueError, match="a bug"):
+        with cli.user_errors():
+            raise ValueError("a bug in a library")
+
+
+def test_help_still_works_and_exits_0() -> None:
+    result = runner.invoke(app, ["overhead", "--help"])
+    assert result.exit_code == 0 and "--precision" in result.stdout

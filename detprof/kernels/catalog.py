@@ -14,8 +14,14 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from detprof.errors import DetprofError
+
 CATEGORIES = ("conv forward", "conv data-grad", "conv weight-grad", "conv backward", "gemm", "elementwise",
               "reduction", "normalization", "pooling", "memory copy/set", "fill", "optimizer", "other")
+
+
+class CatalogError(DetprofError, ValueError):
+    """A kernel catalog row that cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +74,16 @@ class KernelCatalog:
 
 
 def parse_catalog(text: str) -> KernelCatalog:
-    """Parse catalog CSV text (``#`` lines are comments). Raises ValueError on a bad row."""
+    """Parse catalog CSV text (``#`` lines are comments). Raises CatalogError on a bad row."""
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     entries = []
     for number, row in enumerate(csv.DictReader(io.StringIO("\n".join(lines))), start=2):
         category = row["category"].strip()
         if category not in CATEGORIES:
-            raise ValueError(f"catalog row {number}: category {category!r} is not one of {', '.join(CATEGORIES)}")
+            raise CatalogError(f"catalog row {number}: category {category!r} is not one of {', '.join(CATEGORIES)}")
         flag = (row.get("nondeterministic") or "").strip().lower()
         if flag not in ("yes", "no", ""):
-            raise ValueError(f"catalog row {number}: nondeterministic must be yes, no or blank, got {flag!r}")
+            raise CatalogError(f"catalog row {number}: nondeterministic must be yes, no or blank, got {flag!r}")
         pattern, on_lowercase = compile_case_insensitive(row["pattern"])
         entries.append(CatalogEntry(pattern, category, None if flag == "" else flag == "yes",
                                     (row.get("note") or "").strip(), on_lowercase))

@@ -31,6 +31,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detprof.errors import DetprofError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -40,7 +42,7 @@ SCOPES = ("steps", "all")
 PROFILER_STEP = re.compile(r"^ProfilerStep#\d+$")
 
 
-class TraceError(ValueError):
+class TraceError(DetprofError, ValueError):
     """Raised for a file that is not a readable Chrome trace, or one with nothing to measure."""
 
 

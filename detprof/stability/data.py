@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from detprof.errors import DetprofError
+
 TASKS = ("digits", "cifar10", "cifar100", "celeba")
 CELEBA_IMAGE_SIZE = 64
 CELEBA_DEFAULT_TARGET = "Blond_Hair"
@@ -41,7 +43,7 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
 
-class DatasetError(ValueError):
+class DatasetError(DetprofError, ValueError):
     """A dataset that is missing, malformed, or not one detprof knows."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from detprof.errors import DetprofError
 from detprof.modes import environment_for, toggles_for
 from detprof.runner.processes import run_in_fresh_process
 from detprof.stability.data import load_task
@@ -83,7 +84,7 @@ DEFAULT_RECIPES = {
 }
 
 
-class StabilityArgumentError(ValueError):
+class StabilityArgumentError(DetprofError, ValueError):
     """A user-supplied value the experiment cannot take."""
 
 

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 2000
+from detprof.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE
 
 
 def correct_counts(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -152,8 +151,9 @@ def summarize_runs(predictions: np.ndarray, labels: np.ndarray, weights: np.ndar
     per_class_std = np.array([np.std((predictions[:, labels == c] == c).sum(axis=1), ddof=1) / (labels == c).sum()
                               if (labels == c).any() else np.nan for c in range(num_classes)])
     overall_std = float(summary["accuracy_std"])
+    upper = np.triu_indices(runs, k=1)  # each pair once: the same means as churn() and l2_distance()
     summary.update({
-        "churn": churn(predictions), "l2": l2_distance(weights),
+        "churn": float(disagreement[upper].mean()), "l2": float(distance[upper].mean()),
         "per_class_std": per_class_std.tolist(), "per_class_std_max": float(np.nanmax(per_class_std)),
         "per_class_std_ratio_max": float(np.nanmax(per_class_std) / overall_std) if overall_std > 0 else None,
         "accuracy_mean_ci": list(bootstrap_over_runs(runs, lambda idx: float(acc[idx].mean()), seed)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from detprof.errors import DetprofError
+
 SOURCES = ("init", "shuffle", "augment", "dropout")
 FIXED_SEED = 0
 
@@ -45,7 +47,7 @@ VARIANTS = {
 }
 
 
-class VariantError(ValueError):
+class VariantError(DetprofError, ValueError):
     """An unknown variant or noise source."""
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detprof.errors import DetprofError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -104,7 +106,7 @@ CREATE TABLE IF NOT EXISTS stability_runs (
 ADDED_COLUMNS = [("jobs", "peak_mem_warmup_bytes", "INTEGER"), ("jobs", "state_sha256", "TEXT")]
 
 
-class StoreError(Exception):
+class StoreError(DetprofError):
     """The store cannot be used: unreadable, not a detprof database, newer schema, or no such run."""
 
 

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from detprof.errors import DetprofError
+
 if TYPE_CHECKING:
     from torch import nn
 
 MEDIUM_CNN_KERNEL_SIZES = range(1, 8)
 
 
-class UnknownArchError(ValueError):
+class UnknownArchError(DetprofError, ValueError):
     """Raised for an architecture name the zoo does not have."""
 
 
