@@ -31,7 +31,7 @@ from pathlib import Path
 
 from detprof.kernels import kernel_table, load_catalog, load_trace
 
-SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+SHARED_TRACES = Path(__file__).resolve().parents[1] / "tests" / "data" / "traces"
 
 HTA_SNIPPET = """
 import json, logging, sys, time, warnings

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
@@ -22,6 +24,7 @@ from detprof.errors import DetprofError
 from detprof.gpus import list_gpus
 from detprof.modes import MODES
 from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
+from detprof.store import ResultStore
 
 out = Console()
 err = Console(stderr=True)
@@ -64,8 +67,11 @@ class OneLineErrors(TyperGroup):
     """Every usage error in one line, in the same form as detprof's own errors (the parser's default
     is a four-line block without the bad value), and a line on Ctrl-C."""
 
+    invocation: list[str] = []  # the arguments of the command being run, for invoked_command()
+
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        OneLineErrors.invocation = [str(a) for a in (sys.argv[1:] if args is None else args)]
         try:
             result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                   **extra)
@@ -115,6 +121,11 @@ def user_errors() -> Iterator[None]:
         fail(str(error))
 
 
+def invoked_command() -> str:
+    """The command line as the user typed it, recorded with what it stores."""
+    return shlex.join(["detprof", *OneLineErrors.invocation])
+
+
 def progress_bar() -> Any:
     """The progress display of long commands, on stderr, gone when done. rich.progress is imported
     here, not at start-up, so that quick commands do not pay for it."""
@@ -149,8 +160,11 @@ def emit(document: Any, json_output: bool, show: Callable[[Any], None]) -> None:
         show(document)
 
 
-def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}{suffix}"
+def _fmt(value: float | None, digits: int = 2, suffix: str = "", grouped: bool = False) -> str:
+    """A number with ``digits`` decimals (thousands separated when ``grouped``), or — when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:{',' if grouped else ''}.{digits}f}{suffix}"
 
 
 def _bytes(value: int | None) -> str:
@@ -167,8 +181,10 @@ def overhead(
     modes: str = typer.Option("default,deterministic",
                               help=f"Two modes A,B; the ratio is B/A. Known: {', '.join(MODES)}. "
                                    "`default,default` is the A/A test."),
-    kernel_size: int = typer.Option(3, help="Convolution kernel size for medium-cnn, 1 to 7."),
-    bn: bool = typer.Option(False, "--bn/--no-bn", help="BatchNorm in small-cnn."),
+    kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7 (default 3); "
+                                                      "other networks have none to choose."),
+    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn (the only network where it is "
+                                                              "optional)."),
     batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
     image_size: int | None = typer.Option(None, help=f"Input side in pixels (default: the arch's own on GPU, "
                                                      f"{CPU_IMAGE_SIZE} or the arch's minimum on CPU)."),
@@ -202,6 +218,7 @@ def overhead(
     with user_errors():
         device = select_device(gpu)
         config = build_config(arch, device, **options)  # validate before any process starts
+        ResultStore(db, create=True).close()  # and the database too, before the plan says what will run
     if not json_output:
         _print_plan(config, device)
     protocol = config.protocol
@@ -218,7 +235,7 @@ def overhead(
                                         f"{job.status}{budget}")
 
         with user_errors():
-            document = measure_and_store(config, device, db=db, on_job_done=advance)
+            document = measure_and_store(config, device, db=db, on_job_done=advance, command=invoked_command())
     if json_output:
         print_json(document)
     else:
@@ -244,6 +261,26 @@ def _print_plan(config: Any, device: Any) -> None:
     err.print(line, highlight=False)
 
 
+def grid(title: str, headers: list[str], rows: list[list[str]], text: set[int] | None = None) -> Table:
+    """A table whose numbers are never cut: numeric columns (all but ``text``) keep their widest value
+    on one line, and text columns wrap (fold) rather than end in an ellipsis."""
+    text = {0} if text is None else text
+    # Light rules and no outer padding: two characters between columns instead of three, so that
+    # the tables fit 80 columns without rich having to cut anything.
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    for index, header in enumerate(headers):
+        if index in text:  # wraps, but never below the width of its header's longest word (or 12)
+            table.add_column(header, overflow="fold", min_width=min(12, max(len(word) for word in header.split())))
+        else:  # a header wider than the numbers goes on one line per word, as the numbers never wrap
+            longest_value = max([len(row[index]) for row in rows] + [0])
+            widest = max(longest_value, max(len(word) for word in header.split()))
+            label = "\n".join(header.split()) if len(header) > longest_value else header
+            table.add_column(label, justify="right", no_wrap=True, min_width=widest)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def _bitwise(mode: dict[str, Any]) -> str:
     """How the repeats' parameter fingerprints compared, e.g. "identical (5)" or "3 distinct of 5"."""
     distinct, runs = mode.get("distinct_state_hashes") or 0, mode["repeats_ok"]
@@ -254,19 +291,21 @@ def _bitwise(mode: dict[str, Any]) -> str:
 
 def print_overhead(doc: dict[str, Any]) -> None:
     out.print(doc["verdict"], highlight=False)
-    table = Table(title=f"run {doc['run_id']}: {doc['arch']} on {doc['device']['name']}")
-    for column in ("mode", "step ms (median)", "IQR ms", "kernel ms/step", "coverage", "peak memory",
-                   "repeats ok", "final weights", "determinism"):
-        table.add_column(column, justify="left" if column in ("mode", "determinism", "final weights") else "right")
+    rows = []
     for m in doc["modes"]:
         noisy = " (noisy)" if m["noisy"] else ""
-        ops = m["nondeterministic_ops"]
-        determinism = m["determinism"] + (f": {', '.join(ops)}" if ops else "")
-        table.add_row(m["mode"], _fmt(m["step_ms"]) + noisy, _fmt(m["step_ms_iqr"]), _fmt(m["kernel_ms"]),
-                      _fmt(None if m["kernel_coverage"] is None else 100 * m["kernel_coverage"], 0, "%"),
-                      _bytes(m["peak_mem_bytes"]), f"{m['repeats_ok']}/{m['repeats_ok'] + m['repeats_failed']}",
-                      _bitwise(m), determinism)
+        rows.append([m["mode"], _fmt(m["step_ms"]) + noisy, _fmt(m["step_ms_iqr"]), _fmt(m["kernel_ms"]),
+                     _fmt(None if m["kernel_coverage"] is None else 100 * m["kernel_coverage"], 0, "%"),
+                     _bytes(m["peak_mem_bytes"]), f"{m['repeats_ok']}/{m['repeats_ok'] + m['repeats_failed']}",
+                     _bitwise(m)])
+    table = grid(f"run {doc['run_id']}: {doc['arch']} on {doc['device']['name']}",
+                 ["mode", "step ms (median)", "IQR ms", "kernel ms/step", "coverage", "peak memory", "repeats ok",
+                  "final weights"], rows, text={0, 7})
     out.print(table)
+    for m in doc["modes"]:
+        ops = m["nondeterministic_ops"]
+        out.print(f"determinism of {m['mode']}: {m['determinism']}" + (f" ({', '.join(ops)} warned)" if ops else ""),
+                  highlight=False)
     names = [m["mode"] for m in doc["modes"]]
     if doc["ratio"] is not None:
         ci = doc["ratio_ci"]
@@ -312,13 +351,15 @@ def _check_scope(scope: str) -> None:
 def kernels(
     top: int = typer.Option(20, help="Kernels to list before the (others) row."),
     run: int | None = typer.Option(None, help="Run id (default: the latest run)."),
-    mode: str | None = typer.Option(None, help="Mode to list (default: the run's second mode, e.g. deterministic)."),
+    mode: str | None = typer.Option(None, help="Mode to list (default: the run's second mode, e.g. deterministic, "
+                                               "or its only mode with kernels)."),
     trace: str | None = typer.Option(None, help="Analyse this PyTorch profiler trace (.json or .json.gz) instead "
                                                 "of a stored run."),
     scope: str = typer.Option("steps", help=SCOPE_HELP),
     cpu_ops: bool = typer.Option(False, "--cpu-ops", help="With --trace: list the CPU ops (self time) of a GPU "
                                                           "program's trace that holds no GPU kernel events."),
     db: str | None = typer.Option(None, help=DB_HELP),
+    stats: bool = typer.Option(False, "--stats", help="Also show each kernel's median, min, max and std (µs)."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Where the time goes, per kernel, and what changed between the run's two modes (or in any trace)."""
@@ -328,50 +369,58 @@ def kernels(
     _check_scope(scope)
     if trace is not None:
         with user_errors():
-            emit(trace_report(trace, top, scope, cpu_ops), json_output, _print_trace_report)
+            emit(trace_report(trace, top, scope, cpu_ops), json_output, lambda r: _print_trace_report(r, stats))
         return
     if cpu_ops:
         fail("--cpu-ops applies to --trace FILE only")
     with user_errors():
         report = kernel_report(db, run, mode, top)
-    emit(report, json_output, _print_kernel_report)
+    emit(report, json_output, lambda r: _print_kernel_report(r, stats))
 
 
 def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    from detprof.kernels import short_name
+    """Kernels with calls, total, share and mean, in µs throughout (one time unit per table)."""
+    from detprof.kernels.table import signature
 
-    table = Table(title=title)
-    for column in ("kernel", "category", "calls", "total ms", "share", "mean µs", "median µs", "min µs", "max µs",
-                   "std µs"):
-        table.add_column(column, justify="left" if column in ("kernel", "category") else "right")
-    for k in rows:
-        mark = " [red]*[/]" if k["nondeterministic"] else ""
-        table.add_row(short_name(k["name"], 60) + mark, k["category"], str(k["calls"]), _fmt(k["total_us"] / 1000, 3),
-                      _fmt(100 * k["share"], 1, "%"), _fmt(k["mean_us"], 1), _fmt(k["median_us"], 1),
-                      _fmt(k["min_us"], 1), _fmt(k["max_us"], 1), _fmt(k["std_us"], 1))
-    return table
+    cells = [[signature(k["name"]) + (" *" if k["nondeterministic"] else ""), k["category"], f"{k['calls']:,}",
+              _fmt(k["total_us"], 1, grouped=True), _fmt(100 * k["share"], 1, "%"), _fmt(k["mean_us"], 1, grouped=True)]
+             for k in rows]
+    return grid(title, ["kernel", "category", "calls", "total µs", "share", "mean µs"], cells, text={0, 1})
 
 
-def _print_trace_report(report: dict[str, Any]) -> None:
+def _kernel_stats_table(rows: list[dict[str, Any]]) -> Table:
+    """The per-kernel statistics asked for with --stats: median, min, max and std of one call, in µs."""
+    from detprof.kernels.table import signature
+
+    cells = [[signature(k["name"]), f"{k['calls']:,}", *(_fmt(k[key], 1, grouped=True) for key in
+                                                             ("median_us", "min_us", "max_us", "std_us"))]
+             for k in rows]
+    return grid("per call (µs)", ["kernel", "calls", "median µs", "min µs", "max µs", "std µs"], cells)
+
+
+def _print_kernels(title: str, rows: list[dict[str, Any]], stats: bool) -> None:
+    out.print(_kernel_rows_table(title, rows))
+    if any(k["nondeterministic"] for k in rows):
+        out.print("* catalogued as nondeterministic (atomics)")
+    if stats:
+        out.print(_kernel_stats_table(rows))
+
+
+def _print_trace_report(report: dict[str, Any], stats: bool = False) -> None:
     what = "GPU kernels and memory copies" if report["kind"] == "gpu" else "CPU ops (self time)"
     title = (f"{report['trace']}: top {report['top']} of {what}, {report['total_us'] / 1000:,.2f} ms in all"
              f" ({report['device'] or 'device not recorded'}, scope {report['scope']})")
-    out.print(_kernel_rows_table(title, report["kernels"]))
-    categories = Table(title="by category")
-    for column in ("category", "calls", "total ms", "share"):
-        categories.add_column(column, justify="left" if column == "category" else "right")
-    for c in report["categories"]:
-        categories.add_row(c["category"], str(c["calls"]), _fmt(c["total_us"] / 1000, 3),
-                           _fmt(100 * c["share"], 1, "%"))
-    out.print(categories)
+    _print_kernels(title, report["kernels"], stats)
+    out.print(grid("by category", ["category", "calls", "total µs", "share"],
+                   [[c["category"], f"{c['calls']:,}", _fmt(c["total_us"], 1, grouped=True),
+                     _fmt(100 * c["share"], 1, "%")] for c in report["categories"]]))
 
 
-def _print_kernel_report(report: dict[str, Any]) -> None:
+def _print_kernel_report(report: dict[str, Any], stats: bool = False) -> None:
     title = (f"run {report['run_id']}, mode {report['mode']}: top {report['top']} kernels "
-             f"({report['kernel_ms_per_step']:.2f} ms of kernel time per step)")
-    out.print(_kernel_rows_table(title, report["kernels"]))
-    if any(k["nondeterministic"] for k in report["kernels"]):
-        out.print("[red]*[/] catalogued as nondeterministic (atomics)")
+             + (f"({report['kernel_ms_per_step']:.2f} ms of kernel time per step)" if report["kernel_ms_per_step"]
+                is not None else f"({report['kernel_ms_total']:.2f} ms of kernel time in the whole trace)"))
+    _print_kernels(title, report["kernels"], stats)
     if report.get("diff"):
         a, b = report["diff_modes"]
         out.print(_diff_table(f"what changed: {b} vs {a} (largest absolute change in total time first)",
@@ -379,15 +428,14 @@ def _print_kernel_report(report: dict[str, Any]) -> None:
 
 
 def _diff_table(title: str, rows: list[dict[str, Any]], a: str, b: str) -> Table:
-    from detprof.kernels import short_name
+    """Kernels added, removed and changed, in ms; columns A and B are named in the title."""
+    from detprof.kernels.table import signature
 
-    diff = Table(title=title)
-    for column in ("kernel", "category", "status", f"calls {a}", f"calls {b}", f"ms {a}", f"ms {b}", "Δ ms"):
-        diff.add_column(column, justify="left" if column in ("kernel", "category", "status") else "right")
-    for d in rows:
-        diff.add_row(short_name(d["name"], 60), d["category"], d["status"], str(d["calls_a"]), str(d["calls_b"]),
-                     _fmt(d["total_us_a"] / 1000, 3), _fmt(d["total_us_b"] / 1000, 3), _fmt(d["delta_us"] / 1000, 3))
-    return diff
+    cells = [[signature(d["name"]), d["category"], d["status"], f"{d['calls_a']:,}", f"{d['calls_b']:,}",
+              _fmt(d["total_us_a"] / 1000, 3, grouped=True), _fmt(d["total_us_b"] / 1000, 3, grouped=True),
+              _fmt(d["delta_us"] / 1000, 3, grouped=True)] for d in rows]
+    return grid(f"{title}; A = {a}, B = {b}", ["kernel", "category", "status", "calls A", "calls B", "ms A", "ms B",
+                                              "Δ ms"], cells, text={0, 1, 2})
 
 
 @app.command()
@@ -431,7 +479,7 @@ def import_(
 
     _check_scope(scope)
     with user_errors():
-        document = import_trace(trace, db, label, arch, scope)
+        document = import_trace(trace, db, label, arch, scope, command=invoked_command())
     emit(document, json_output, _print_import)
 
 
@@ -535,39 +583,32 @@ def _print_stability(s: dict[str, Any]) -> None:
         return "" if not low_high else f" ({low_high[0] * scale:.{digits}f}-{low_high[1] * scale:.{digits}f})"
 
     target = f", target {s['target']}" if s.get("target") else ""
-    table = Table(title=f"{s['task']}{target}, variant {s['variant']} ({s['description']}; mode {s['mode']}) on "
-                        f"{s['device']}: {s['runs']} runs, {s['test_examples']} test examples")
-    for column in ("measure", "value (95% CI)"):
-        table.add_column(column)
     pct = 100.0
-    table.add_row("accuracy mean", f"{s['accuracy_mean'] * pct:.2f}%{ci('accuracy_mean', pct)}")
+    rows = [["accuracy mean", f"{s['accuracy_mean'] * pct:.2f}%{ci('accuracy_mean', pct)}"]]
     if s.get("churn") is not None:
-        table.add_row("accuracy std (ddof=1)", f"{s['accuracy_std'] * pct:.3f} pp")
-        table.add_row("churn (mean over pairs)", f"{s['churn'] * pct:.2f}%{ci('churn', pct)}")
         l2_ci = s.get("l2_ci")
-        table.add_row("L2 of unit weights (mean over pairs)", format_small(s["l2"])
-                      + (f" ({format_small(l2_ci[0])}-{format_small(l2_ci[1])})" if l2_ci else ""))
         ratio = s["per_class_std_ratio_max"]
-        table.add_row("largest per-class accuracy std", f"{s['per_class_std_max'] * pct:.2f} pp"
-                      + (f" ({ratio:.1f}x the overall std)" if ratio is not None else ""))
-    out.print(table)
+        rows += [["accuracy std (ddof=1)", f"{s['accuracy_std'] * pct:.3f} pp"],
+                 ["churn (mean over pairs)", f"{s['churn'] * pct:.2f}%{ci('churn', pct)}"],
+                 ["L2 of unit weights (mean over pairs)", format_small(s["l2"])
+                  + (f" ({format_small(l2_ci[0])}-{format_small(l2_ci[1])})" if l2_ci else "")],
+                 ["largest per-class accuracy std", f"{s['per_class_std_max'] * pct:.2f} pp"
+                  + (f" ({ratio:.1f}x the overall std)" if ratio is not None else "")]]
+    out.print(grid(f"{s['task']}{target}, variant {s['variant']} ({s['description']}; mode {s['mode']}) on "
+                   f"{s['device']}: {s['runs']} runs, {s['test_examples']} test examples",
+                   ["measure", "value (95% CI)"], rows, text={0}))
     if s.get("training_counts"):
-        counts = Table(title=f"training split, {s['target']} (paper Table 3)")
-        for column in ("group", "positive", "negative", "positive share"):
-            counts.add_column(column, justify="left" if column == "group" else "right")
-        for row in s["training_counts"]:
-            share = "—" if row["positive_fraction"] is None else f"{100 * row['positive_fraction']:.1f}%"
-            counts.add_row(row["group"], f"{row['positive']:,}", f"{row['negative']:,}", share)
-        out.print(counts)
+        counts = [[row["group"], f"{row['positive']:,}", f"{row['negative']:,}",
+                   "—" if row["positive_fraction"] is None else f"{100 * row['positive_fraction']:.1f}%"]
+                  for row in s["training_counts"]]
+        out.print(grid(f"training split, {s['target']} (paper Table 3)",
+                       ["group", "positive", "negative", "positive share"], counts))
     if s.get("subgroups"):
         pooled = ", attributes pooled" if s.get("target") == "all" else ""
-        groups = Table(title=f"subgroups: std over runs in pp (ratio to All){pooled}; FNR = FN/(FN+TP) (paper Table 5)")
-        for column in ("group", "examples", "accuracy std", "FPR std", "FNR std"):
-            groups.add_column(column, justify="left" if column == "group" else "right")
-        for g in s["subgroups"]:
-            groups.add_row(g["group"], str(g["examples"]), *(
-                f"{100 * g[f'{m}_std']:.2f} pp ({g[f'{m}_std_ratio']:.2f}x)" for m in ("accuracy", "fpr", "fnr")))
-        out.print(groups)
+        groups = [[g["group"], str(g["examples"]), *(f"{100 * g[f'{m}_std']:.2f} pp ({g[f'{m}_std_ratio']:.2f}x)"
+                                                      for m in ("accuracy", "fpr", "fnr"))] for g in s["subgroups"]]
+        out.print(grid(f"subgroups: std over runs in pp (ratio to All){pooled}; FNR = FN/(FN+TP) (paper Table 5)",
+                       ["group", "examples", "accuracy std", "FPR std", "FNR std"], groups))
     paired = s.get("paired_with")
     if paired:
         out.print(f"paired with {paired['variant']} (same seeds, the other mode), {paired['pairs']} pairs: churn "
@@ -584,24 +625,20 @@ def runs(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List stored runs, newest first."""
-    from detprof.store import ResultStore
-
-    with user_errors():
-        frame = ResultStore(db).list_runs()
+    with user_errors(), ResultStore(db) as store:
+        frame = store.list_runs()
     if json_output:
         print_json({"runs": frame.to_dict(orient="records")})
         return
     if frame.empty:
         out.print("no runs yet")
         return
-    table = Table(title="runs")
-    for column in ("id", "created (UTC)", "arch", "device", "modes", "ratio", "95% CI", "kernel ratio"):
-        table.add_column(column)
-    for r in frame.itertuples(index=False):
-        ci = "—" if not r.ratio_ci else f"{r.ratio_ci[0]:.3f}-{r.ratio_ci[1]:.3f}"
-        table.add_row(str(r.run_id), r.created_at, r.arch, r.device, r.modes, _fmt(r.ratio, 3), ci,
-                      _fmt(r.kernel_ratio, 3))
-    out.print(table)
+    rows = [[str(r.run_id), r.created_at[5:16].replace("T", " "), r.arch, r.device, r.modes, _fmt(r.ratio, 3),
+             "—" if not r.ratio_ci else f"{r.ratio_ci[0]:.3f}-{r.ratio_ci[1]:.3f}", _fmt(r.kernel_ratio, 3)]
+            for r in frame.itertuples(index=False)]
+    out.print(grid("runs (created: month-day, UTC; --json has the full time)",
+                   ["id", "created", "arch", "device", "modes", "ratio", "95% CI", "kernel ratio"], rows,
+                   text={2, 3, 4}))
 
 
 @app.command()
@@ -614,13 +651,11 @@ def gpus(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> N
     if not devices:
         out.print("no NVIDIA GPU found (NVML unavailable or no devices); measurements run on the CPU")
         return
-    table = Table(title="GPUs")
-    for column in ("index", "name", "driver", "memory", "max SM clock", "temperature", "CUDA cores"):
-        table.add_column(column)
-    for g in devices:
-        table.add_row(str(g.index), g.name, g.driver, _bytes(g.memory_total_bytes), _fmt(g.sm_clock_max_mhz, 0, " MHz"),
-                      _fmt(g.temperature_c, 0, " °C"), str(g.cuda_cores or "—"))
-    out.print(table)
+    rows = [[str(g.index), g.name, g.uuid or "—", g.driver or "—", _bytes(g.memory_total_bytes),
+             _fmt(g.sm_clock_max_mhz, 0, " MHz"), _fmt(g.temperature_c, 0, " °C"), str(g.cuda_cores or "—")]
+            for g in devices]
+    out.print(grid("GPUs (index: as --gpu and cuda:N number them here)", ["index", "name", "UUID", "driver", "memory",
+                   "max SM clock", "temperature", "CUDA cores"], rows, text={1, 2, 3}))
 
 
 @app.command()
@@ -632,13 +667,14 @@ def zoo(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
     if json_output:
         print_json(rows)
         return
-    table = Table(title="model zoo")
-    for column in ("arch", "framework", "params", "input (C,H,W)", "classes", "options", "notes"):
-        table.add_column(column, justify="right" if column in ("params", "classes") else "left")
-    for r in rows:
-        table.add_row(str(r["arch"]), str(r["framework"]), f"{r['params']:,}", "x".join(map(str, r["input"])),  # type: ignore[call-overload]
-                      str(r["num_classes"]), " ".join(r["options"]), str(r["notes"]))  # type: ignore[arg-type]
-    out.print(table)
+    notes = [(r["arch"], r["notes"]) for r in rows if r["notes"]]
+    cells = [[str(r["arch"]) + (f" [{[a for a, _ in notes].index(r['arch']) + 1}]" if r["notes"] else ""),
+              f"{r['params']:,}", "x".join(map(str, r["input"])), str(r["num_classes"]), " ".join(r["options"])]  # type: ignore[call-overload, arg-type]
+             for r in rows]
+    out.print(grid("model zoo (PyTorch)", ["arch", "params", "input (C,H,W)", "classes", "options"], cells,
+                   text={0, 4}))
+    for number, (arch, note) in enumerate(notes, start=1):
+        out.print(f"[{number}] {arch}: {note}", highlight=False, markup=False)
 
 
 if __name__ == "__main__":

@@ -3,23 +3,27 @@ and the report can use it beside measured runs."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from detprof.kernels import kernel_table, load_trace
-from detprof.store import ResultStore
+from detprof.kernels.trace import count_profiler_steps
+from detprof.store import StoreLike, open_store
+
+API_COMMAND = "Python API: detprof.trace_import.import_trace"
 
 
-def import_trace(path: str, db: str | None = None, label: str = "trace", arch: str | None = None,
-                 scope: str = "steps") -> dict[str, Any]:
+def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: str | None = None,
+                 scope: str = "steps", command: str = API_COMMAND) -> dict[str, Any]:
     """Store the trace's per-kernel table as a run (kind ``trace``); returns its summary document.
 
-    The run has one mode, ``label``; its kernel time is the whole trace (``profile_steps`` = 1).
+    The run has one mode, ``label``. Its protocol records the trace's profiler steps
+    (``profile_steps``, ``steps_known``): kernel time per step only where the trace says how many
+    steps it holds; otherwise the total is for the whole trace.
     """
     activities = load_trace(path, scope)
+    steps = count_profiler_steps(path)
     table = kernel_table(activities.events)
     device_kind = "cuda" if activities.kind == "gpu" else "cpu"
     device_name = activities.device_name or ("unknown GPU" if device_kind == "cuda" else "cpu")
@@ -28,18 +32,16 @@ def import_trace(path: str, db: str | None = None, label: str = "trace", arch: s
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "arch": arch or Path(path).name.split(".")[0], "framework": "pytorch",
         "device": {"kind": device_kind, "name": device_name}, "source_trace": str(Path(path).resolve()),
-        "scope": scope, "protocol": {"profile_steps": 1},
+        "scope": scope, "protocol": {"profile_steps": steps or 1, "steps_known": steps > 0},
         "modes": [{"mode": label, "step_ms": None, "step_ms_iqr": None, "kernel_ms": kernel_ms,
                    "peak_mem_bytes": None, "determinism": "unknown"}],
         "ratio": None, "ratio_ci": None, "kernel_ratio": None,
-        "command": shlex.join(["detprof", *sys.argv[1:]]),
+        "command": command,
     }
     run = {"created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"], "framework": "pytorch",
            "device_kind": device_kind, "device_name": device_name, "modes": [label], "command": summary["command"],
            "config": {"trace": str(path), "scope": scope}, "environment": {}, "summary": summary}
-    store = ResultStore(db, create=True)
-    try:
+    with open_store(db, create=True) as store:
+        store.store_pending()
         run_id = store.save_run(run, [], {label: table})
-    finally:
-        store.close()
     return {**summary, "run_id": run_id, "kernels": int(len(table))}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from detprof.kernels import TraceError, diff_tables, kernel_table, load_trace, top_kernels
 from detprof.kernels.table import category_records, kernel_records, top_records
-from detprof.store import ResultStore, StoreError
+from detprof.store import ResultStore, StoreError, StoreLike, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,23 +28,27 @@ def _kernel_mode(store: ResultStore, run_id: int, mode: str | None) -> tuple[str
     return chosen, available
 
 
-def kernel_report(db: str | None, run_id: int | None, mode: str | None, top: int) -> dict[str, Any]:
+def kernel_report(db: StoreLike, run_id: int | None, mode: str | None, top: int) -> dict[str, Any]:
     """Top-``top`` kernels of one mode of a stored run, and the diff between the run's two modes.
 
-    Times are µs over the run's profiled steps; ``kernel_ms_per_step`` divides by their number.
-    ``mode`` defaults to the run's second mode (the treatment, e.g. ``deterministic``).
+    Times are µs over the run's profiled steps; ``kernel_ms_per_step`` divides by their number
+    (None for an imported trace that does not say how many steps it holds: ``kernel_ms_total``
+    is then the whole trace's). ``mode`` defaults to the run's second mode (the treatment, e.g.
+    ``deterministic``), or its only mode with kernel rows.
     """
-    store = ResultStore(db)
-    try:
+    with open_store(db) as store:
         summary = store.run_summary(run_id)
         run_id = int(summary["run_id"])
         chosen, available = _kernel_mode(store, run_id, mode)
         full = store.kernels(run_id, chosen)
-        profile_steps = int(summary["protocol"]["profile_steps"]) or 1
+        protocol = summary["protocol"]
+        profile_steps = int(protocol["profile_steps"]) or 1
+        steps_known = protocol.get("steps_known", True)  # measured runs know; imported traces may not
+        total_ms = float(full["total_us"].sum()) / 1000.0
         report: dict[str, Any] = {
             "run_id": run_id, "arch": summary["arch"], "device": summary["device"], "mode": chosen, "top": top,
-            "profile_steps": profile_steps,
-            "kernel_ms_per_step": float(full["total_us"].sum()) / profile_steps / 1000.0,
+            "profile_steps": profile_steps if steps_known else None, "kernel_ms_total": total_ms,
+            "kernel_ms_per_step": total_ms / profile_steps if steps_known else None,
             "kernels": top_kernels(full, top).to_dict(orient="records"),
             "diff": [], "diff_modes": None,
         }
@@ -53,8 +57,6 @@ def kernel_report(db: str | None, run_id: int | None, mode: str | None, top: int
             report["diff_modes"] = available
             report["diff"] = diff_tables(base, treat).head(DIFF_ROWS).to_dict(orient="records")
         return report
-    finally:
-        store.close()
 
 
 def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = False) -> dict[str, Any]:
@@ -72,22 +74,19 @@ def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = Fals
     }
 
 
-def _kernel_source(spec: str, db: str | None, scope: str) -> tuple[str, pd.DataFrame]:
+def _kernel_source(spec: str, db: StoreLike, scope: str) -> tuple[str, pd.DataFrame]:
     """A kernel table from ``RUN``, ``RUN:MODE`` or a trace file path, with a label for it."""
     run, _, mode = spec.partition(":")
     if run.isdigit():
-        store = ResultStore(db)
-        try:
+        with open_store(db) as store:
             chosen, _ = _kernel_mode(store, int(run), mode or None)
             return f"run {run}:{chosen}", store.kernels(int(run), chosen)
-        finally:
-            store.close()
     if not Path(spec).exists():
         raise TraceError(f"{spec!r} is neither a run id (N or N:MODE) nor an existing trace file")
     return Path(spec).name, kernel_table(load_trace(spec, scope).events)
 
 
-def kernel_diff(a: str, b: str, db: str | None, top: int, scope: str = "steps") -> dict[str, Any]:
+def kernel_diff(a: str, b: str, db: StoreLike, top: int, scope: str = "steps") -> dict[str, Any]:
     """Kernels added, removed and changed from ``a`` to ``b`` (runs or trace files), largest |Δ| first.
 
     Times are µs summed over each side's profiled steps (runs) or whole trace (files).

@@ -1,4 +1,5 @@
-"""Shared fixtures. Real traces come from ../shared/traces (PyTorch profiler, A100 and V100)."""
+"""Shared fixtures. Real traces live in tests/data/traces (PyTorch profiler, A100 and V100; from
+Holistic Trace Analysis' test data, MIT licence, see the README there)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_TRACES = REPO.parent / "shared" / "traces"
+TRACES = REPO / "tests" / "data" / "traces"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -23,9 +24,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def shared_traces() -> Path:
-    if not SHARED_TRACES.is_dir():
-        pytest.skip(f"real traces not found at {SHARED_TRACES}")
-    return SHARED_TRACES
+    """The folder of real A100/V100 traces kept in the repository."""
+    return TRACES
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 """Small Kineto (PyTorch profiler) traces written in the layouts real profilers write, for tests.
 
 Two layouts, as measured on real files:
-- ``compact``: torch up to 2.12 (and the A100/V100 traces in ../shared/traces): ``"ph": "X",
+- ``compact``: torch up to 2.12 (and the A100/V100 traces in tests/data/traces): ``"ph": "X",
   "cat": ..., "name": ..., "pid": ..., "tid": ...`` on one line, then ``"ts": ..., "dur": ...,`` and
   an ``args`` block with one or a few keys per line.
 - ``expanded``: torch 2.13, one field per line, the comma before ``"args"`` on a line of its own,

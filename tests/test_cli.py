@@ -48,7 +48,19 @@ def test_gpus_json_is_a_list() -> None:
     (["--arch", "alexnet"], r"unknown arch 'alexnet'; accepted: vgg16"),
     (["--arch", "medium-cnn", "--kernel-size", "0"], r"--kernel-size 0 is not accepted; use 1 to 7"),
     (["--arch", "medium-cnn", "--kernel-size", "9"], r"--kernel-size 9 is not accepted; use 1 to 7"),
-    (["--batch-size", "0"], r"--batch-size 0 is not accepted; use an integer >= 1"),
+    (["--batch-size", "0"], r"--batch-size 0 is not accepted; use an integer from 1 to 65,536"),
+    (["--batch-size", "1000000000"], r"--batch-size 1000000000 is not accepted; use an integer from 1 to 65,536"),
+    (["--image-size", "1000000000"], r"--image-size 1000000000 is not accepted; use at most 4,096 pixels"),
+    (["--batch-size", "60000", "--image-size", "4096"], r"--batch-size 60000 at 4096x4096 is not accepted: its "
+                                                        r"input alone is 11,250.0 GiB and this machine has"),
+    (["--seed", "-1"], r"--seed -1 is not accepted; use an integer from 0 to 4,294,967,295"),
+    (["--seed", str(10**30)], r"--seed 1000000000000000000000000000000 is not accepted"),
+    (["--threads", str(10**9)], r"--threads 1000000000 is not accepted; this machine has \d+ CPUs"),
+    (["--bn"], r"--bn applies to small-cnn only; resnet18"),
+    (["--kernel-size", "5"], r"--kernel-size applies to medium-cnn only; resnet18 has no kernel size"),
+    (["--job-timeout", "inf"], r"--job-timeout inf is not accepted; use a finite number of seconds"),
+    (["--gpu", ""], r"--gpu '' is not accepted; use auto, cpu"),
+    (["--db", "/proc/detprof/x.sqlite"], r"cannot use '/proc/detprof/x.sqlite' as a detprof results database"),
     (["--steps", "-3"], r"--steps -3 is not accepted; use >= 1"),
     (["--repeats", "0"], r"--repeats 0 is not accepted"),
     (["--modes", "default,turbo"], r"unknown mode 'turbo'; accepted: default, deterministic"),
@@ -61,11 +73,12 @@ def test_overhead_bad_input_exits_2_with_one_line(args: list[str], message: str,
 
     if "--gpu" in args and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    result = runner.invoke(app, ["overhead", *args, "--db", str(tmp_path / "r.sqlite")])
+    db = [] if "--db" in args else ["--db", str(tmp_path / "r.sqlite")]
+    result = runner.invoke(app, ["overhead", *args, *db])
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and re.search(message, lines[0]), result.stderr
+    assert len(lines) == 1 and re.search(message, lines[0]), result.stderr  # no plan line before the error
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "r.sqlite").exists()  # nothing ran, nothing stored
 
@@ -202,3 +215,60 @@ def test_only_detprofs_own_errors_are_user_mistakes() -> None:
 def test_help_still_works_and_exits_0() -> None:
     result = runner.invoke(app, ["overhead", "--help"])
     assert result.exit_code == 0 and "--precision" in result.stdout
+
+
+def test_imported_traces_give_time_per_step_only_when_they_say_how_many_steps(shared_traces: Path,
+                                                                               tmp_path: Path) -> None:
+    db = str(tmp_path / "i.sqlite")
+    stepped = json.loads(runner.invoke(app, ["import", str(shared_traces / "a100_diff_control.json.gz"), "--db", db,
+                                             "--json"]).stdout)
+    assert stepped["protocol"] == {"profile_steps": 6, "steps_known": True}  # ProfilerStep#N annotations
+    report = json.loads(runner.invoke(app, ["kernels", "--run", "1", "--db", db, "--json"]).stdout)
+    assert report["kernel_ms_per_step"] == pytest.approx(report["kernel_ms_total"] / 6)
+    plain = json.loads(runner.invoke(app, ["import", str(shared_traces / "a100_alexnet_train.json.gz"), "--db", db,
+                                           "--json"]).stdout)
+    assert plain["protocol"]["steps_known"] is False and plain["command"].startswith("detprof import")
+    report = json.loads(runner.invoke(app, ["kernels", "--run", "2", "--db", db, "--json"]).stdout)
+    assert report["kernel_ms_per_step"] is None and report["kernel_ms_total"] > 0
+    human = runner.invoke(app, ["kernels", "--run", "2", "--db", db])
+    assert "ms of kernel time in the whole trace" in " ".join(human.stdout.split())
+
+
+def test_api_functions_take_an_open_store_and_leave_it_open(shared_traces: Path, tmp_path: Path) -> None:
+    from detprof.store import ResultStore
+    from detprof.trace_import import API_COMMAND, import_trace
+    from detprof.views import kernel_report
+
+    with ResultStore(tmp_path / "s.sqlite", create=True) as store:
+        imported = import_trace(str(shared_traces / "a100_alexnet_train.json.gz"), store)
+        assert imported["command"] == API_COMMAND  # from Python, no made-up command line
+        report = kernel_report(store, imported["run_id"], None, 3)
+        assert report["run_id"] == imported["run_id"] and store.latest_run_id() == imported["run_id"]
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("{tmp}", "is a directory; give a file path such as"),
+    ("/proc/detprof-report.html", "cannot be written"),
+    ("{tmp}/file.txt/report.html", "cannot create its folder"),
+])
+def test_report_out_that_cannot_be_written_exits_2_in_one_line(out: str, message: str, shared_traces: Path,
+                                                                tmp_path: Path) -> None:
+    db = str(tmp_path / "r.sqlite")
+    runner.invoke(app, ["import", str(shared_traces / "a100_alexnet_train.json.gz"), "--db", db])
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    result = runner.invoke(app, ["report", "--db", db, "--out", out.format(tmp=tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_output_fits_80_columns_without_cutting_numbers(shared_traces: Path) -> None:
+    wide = CliRunner(env={"COLUMNS": "80"})
+    zoo = wide.invoke(app, ["zoo"])
+    assert "138,357,544" in zoo.stdout and "…" not in zoo.stdout and "pytorch" not in zoo.stdout
+    assert "[1] resnet18-cifar: CIFAR stem" in zoo.stdout  # notes under the table
+    assert max(len(line) for line in zoo.stdout.splitlines()) <= 80
+    trace = wide.invoke(app, ["kernels", "--trace", str(shared_traces / "v100_diff_test.json.gz"), "--top", "5",
+                              "--stats"])
+    assert trace.exit_code == 0 and "…" not in trace.stdout and "148,554.0" in trace.stdout
+    assert max(len(line) for line in trace.stdout.splitlines()) <= 80
+    assert "total µs" in " ".join(trace.stdout.split()) or "total\n" in trace.stdout

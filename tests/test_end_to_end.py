@@ -25,6 +25,7 @@ def _invoke(args: list[str]) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_overhead_then_kernels_then_runs(tmp_path: Path) -> None:
     db = str(tmp_path / "results.sqlite")
     doc = _invoke(["overhead", *SMALL, "--repeats", "3", "--profile-steps", "1", "--db", db, "--json"])
@@ -74,6 +75,7 @@ def test_overhead_then_kernels_then_runs(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no run with id 9" in missing.stderr
 
 
+@pytest.mark.slow
 def test_aa_test_with_too_few_repeats_gives_a_ratio_but_no_interval(tmp_path: Path) -> None:
     doc = _invoke(["overhead", *SMALL, "--modes", "default,default", "--repeats", "2", "--profile-steps", "0",
                    "--db", str(tmp_path / "aa.sqlite"), "--json"])
@@ -86,6 +88,7 @@ def test_aa_test_with_too_few_repeats_gives_a_ratio_but_no_interval(tmp_path: Pa
     assert human.exit_code == 0 and "CI not available: too few repeats" in human.stdout
 
 
+@pytest.mark.slow
 def test_the_adaptive_protocol_stops_at_the_precision_or_at_the_time_budget(tmp_path: Path) -> None:
     db = str(tmp_path / "adaptive.sqlite")
     easy = _invoke(["overhead", *SMALL, "--precision", "0.5", "--profile-steps", "0", "--db", db, "--json"])
@@ -100,6 +103,7 @@ def test_the_adaptive_protocol_stops_at_the_precision_or_at_the_time_budget(tmp_
     assert "precision: target ±50% reached" in human.stdout
 
 
+@pytest.mark.slow
 def test_killed_jobs_are_recorded_and_the_run_still_stored(tmp_path: Path) -> None:
     db = str(tmp_path / "t.sqlite")
     result = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--steps", "1000000", "--repeats", "1",
@@ -111,6 +115,7 @@ def test_killed_jobs_are_recorded_and_the_run_still_stored(tmp_path: Path) -> No
     assert _invoke(["runs", "--db", db, "--json"])["runs"][0]["run_id"] == doc["run_id"]
 
 
+@pytest.mark.slow
 def test_a_failing_worker_becomes_a_failed_job_with_its_error() -> None:
     config = OverheadConfig(default_workload("small-cnn", False), default_protocol(False, repeats=1), ("default",
                             "deterministic"), "cpu", None)
@@ -153,3 +158,88 @@ def test_the_report_without_plotly_exits_2_in_one_line(tmp_path: Path) -> None:
     assert process.returncode == 2 and "Traceback" not in process.stderr
     assert process.stderr.strip().splitlines() == [process.stderr.strip()]
     assert "needs plotly, which is not installed here" in process.stderr
+
+
+def _session(sid: int) -> list[int]:
+    """Live (not zombie) processes of a session, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_measurement_takes_its_worker_with_it_and_its_traces_are_cleaned(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "k.sqlite"
+    main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--steps",
+                             "100000000", "--repeats", "3", "--db", str(db)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(_session(main.pid)) < 3 and time.monotonic() < deadline:  # main, fork server, worker
+        time.sleep(0.2)
+    assert len(_session(main.pid)) >= 3, "no worker started"
+    traces = list((tmp_path / "traces").glob("*/.measuring"))
+    assert len(traces) == 1  # the measurement's trace folder, owned by the running process
+    main.send_signal(signal.SIGKILL)
+    main.wait()
+    deadline = time.monotonic() + 20
+    while _session(main.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _session(main.pid) == [], "a worker outlived the killed measurement"
+    # the next measurement into the same store removes the folder the killed one left behind
+    _invoke(["overhead", *SMALL, "--repeats", "1", "--profile-steps", "0", "--db", str(db), "--json"])
+    assert not traces[0].parent.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "c.sqlite"
+    main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--steps",
+                             "100000000", "--repeats", "3", "--db", str(db)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "traces").glob("*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # the first job is running
+    main.send_signal(signal.SIGINT)
+    _, stderr = main.communicate(timeout=60)
+    assert main.returncode == 130
+    assert "detprof: interrupted" in stderr and "Traceback" not in stderr
+    assert list((tmp_path / "traces").glob("*")) == []  # nothing was stored, so no traces are kept
+    runs = runner.invoke(app, ["runs", "--db", str(db), "--json"])
+    assert json.loads(runs.stdout)["runs"] == []
+
+
+@pytest.mark.slow
+def test_the_api_works_from_a_plain_script_without_a_main_guard(tmp_path: Path) -> None:
+    """multiprocessing re-runs the caller's script in each job unless told not to; detprof's jobs
+    must not re-run the measurement, and the run records that it came from the API."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "measure.py"
+    script.write_text(
+        "from detprof.overhead import run_overhead\n"
+        f"doc = run_overhead('small-cnn', gpu='cpu', db={str(tmp_path / 'api.sqlite')!r}, batch_size=4,\n"
+        "                   warmup_steps=1, timed_steps=2, repeats=3, profile_steps=0)\n"
+        "print(doc['ratio_pairs'], len(doc['failed_jobs']), doc['command'])\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "3 0 Python API: detprof.overhead.run_overhead"

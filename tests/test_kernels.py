@@ -121,6 +121,7 @@ def _nanosecond_rankless_copy(source: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_nanosecond_float_durations_are_summed_exactly_without_rank_info(shared_traces: Path,
                                                                           tmp_path: Path) -> None:
     path = _nanosecond_rankless_copy(shared_traces / "v100_diff_test.json.gz", tmp_path / "ns.json.gz")
@@ -324,7 +325,7 @@ def test_short_name_drops_void_and_arguments() -> None:
 
 # Kernel families of current stacks, with the category and nondeterminism each must get. Names as
 # the stacks write them (Hopper cuBLAS, torch.compile/Inductor, ROCm Tensile, FBGEMM and ATen's
-# scatter kernels from the A100/V100 traces in ../shared/traces).
+# scatter kernels from the A100/V100 traces in tests/data/traces).
 SCATTER_ADD = ("void at::native::_scatter_gather_elementwise_kernel<128, 4, at::native::_cuda_scatter_gather_internal_"
                "kernel<true, float>::operator()<at::native::ReduceAdd>(at::TensorIterator&, long, long, long, "
                "at::native::ReduceAdd const&)::{lambda(int)#1}>(int, at::native::_cuda_scatter_gather_internal_kernel"

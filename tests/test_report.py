@@ -88,6 +88,7 @@ def test_report_without_runs_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no runs yet" in result.stderr
 
 
+@pytest.mark.slow
 def test_report_of_a_cpu_run_renders_in_chromium(tmp_path: Path) -> None:
     db = str(tmp_path / "cpu.sqlite")
     run = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--batch-size", "8", "--warmup", "1", "--steps", "3",
@@ -100,6 +101,7 @@ def test_report_of_a_cpu_run_renders_in_chromium(tmp_path: Path) -> None:
     assert "small-cnn" in dom and "No medium-cnn runs yet" in dom
 
 
+@pytest.mark.slow
 def test_report_of_imported_a100_and_v100_traces_renders_in_chromium(shared_traces: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "traces.sqlite")
     for name in ("a100_diff_control", "v100_diff_test"):
@@ -114,6 +116,7 @@ def test_report_of_imported_a100_and_v100_traces_renders_in_chromium(shared_trac
     assert "Only in 2:v100" in dom and "No overhead runs of networks yet" in dom
 
 
+@pytest.mark.slow
 def test_report_of_stability_experiments_renders_in_chromium(tmp_path: Path) -> None:
     db = str(tmp_path / "stability.sqlite")
     for extra in (["--variant", "algo+impl"], ["--variant", "control"], ["--variant", "algo+impl", "--fix", "init"]):
@@ -129,6 +132,7 @@ def test_report_of_stability_experiments_renders_in_chromium(tmp_path: Path) -> 
     assert "algo+impl[fixed: init]" in dom  # a --fix run is drawn and listed under its own name
 
 
+@pytest.mark.slow
 def test_report_of_a_celeba_experiment_draws_the_subgroup_figure(tmp_path: Path) -> None:
     from tests.test_stability import _write_celeba
 
@@ -147,6 +151,7 @@ def test_report_of_a_celeba_experiment_draws_the_subgroup_figure(tmp_path: Path)
     assert "Subgroup spread" in dom and "Female" in dom
 
 
+@pytest.mark.slow
 def test_escaped_names_do_not_execute_in_the_browser(tmp_path: Path) -> None:
     db = tmp_path / "evil.sqlite"
     _store_with_kernels(db, [EVIL, "aten::mm"])

@@ -44,6 +44,7 @@ def test_digits_split_is_fixed_and_stratified() -> None:
     assert set(np.bincount(a.y_test)) <= {35, 36, 37}
 
 
+@pytest.mark.slow
 def test_control_is_bitwise_reproducible_and_algo_impl_is_not(tmp_path: Path) -> None:
     db = str(tmp_path / "s.sqlite")
     control = _stability([*QUICK, "--variant", "control", "--runs", "2", "--db", db])
@@ -58,6 +59,7 @@ def test_control_is_bitwise_reproducible_and_algo_impl_is_not(tmp_path: Path) ->
     assert by_hand["churn"] == 0.0 and by_hand["accuracies"] == control["accuracies"]
 
 
+@pytest.mark.slow
 def test_runs_are_added_not_redone_and_weights_load_safely(tmp_path: Path) -> None:
     db = tmp_path / "s.sqlite"
     first = _stability([*QUICK, "--variant", "algo", "--runs", "2", "--db", str(db)])
@@ -71,6 +73,7 @@ def test_runs_are_added_not_redone_and_weights_load_safely(tmp_path: Path) -> No
     assert predictions.shape == (more["test_examples"],)
 
 
+@pytest.mark.slow
 def test_batch_norm_and_threads_change_the_experiment(tmp_path: Path) -> None:
     db = str(tmp_path / "s.sqlite")
     plain = _stability([*QUICK, "--variant", "control", "--runs", "2", "--db", db])
@@ -83,6 +86,7 @@ def test_batch_norm_and_threads_change_the_experiment(tmp_path: Path) -> None:
     assert stored["threads"] == 2 and stored["device"] == "cpu"
 
 
+@pytest.mark.slow
 def test_order_only_varies_nothing_but_the_shuffling_order(tmp_path: Path) -> None:
     summary = _stability([*QUICK, "--order-only", "--batch-size", "64", "--runs", "2", "--db", str(tmp_path / "o")])
     assert summary["variant"] == "order-only" and summary["mode"] == "deterministic"
@@ -157,6 +161,7 @@ def test_cifar_binary_files_are_read_channel_first_with_fine_labels(tmp_path: Pa
     assert cifar10.x_train.shape == (15, 3, 32, 32) and cifar10.num_classes == 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["small-cnn", "resnet18-cifar"])
 def test_cifar_experiment_trains_both_networks(tmp_path: Path, arch: str) -> None:
     _write_cifar(tmp_path / "data", "cifar10", 4, 6)
@@ -240,6 +245,7 @@ def test_celeba_loads_the_standard_layout_and_caches_decoded_images(tmp_path: Pa
     assert np.array_equal(again.y_test, first.y_test[:, CELEBA_ATTRIBUTES.index("Blond_Hair")])
 
 
+@pytest.mark.slow
 def test_celeba_experiment_pooling_all_attributes_reports_subgroups(tmp_path: Path) -> None:
     _write_celeba(tmp_path / "celeba")
     summary = _stability(["--task", "celeba", "--data-dir", str(tmp_path / "celeba"), "--variant", "algo+impl",
@@ -279,6 +285,7 @@ def test_malformed_celeba_exits_2_with_the_layout(tmp_path: Path, damage: str, m
     assert message in line and "img_align_celeba/" in line and len(line.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_celeba_learns_one_target_and_shows_table_3_counts_and_table_5_in_points(tmp_path: Path) -> None:
     root = _write_celeba(tmp_path / "celeba", train=12, test=6)
     attributes = (root / "list_attr_celeba.txt").read_text().splitlines()[2:14]  # the 12 training images
@@ -307,6 +314,7 @@ def test_celeba_learns_one_target_and_shows_table_3_counts_and_table_5_in_points
     assert bad.exit_code == 2 and "--target 'Purple_Hair' is not a CelebA attribute" in bad.stderr
 
 
+@pytest.mark.slow
 def test_fix_names_its_runs_for_what_they_are(tmp_path: Path) -> None:
     summary = _stability([*QUICK, "--variant", "algo+impl", "--fix", "init", "--runs", "2",
                           "--db", str(tmp_path / "s.sqlite")])
@@ -316,6 +324,7 @@ def test_fix_names_its_runs_for_what_they_are(tmp_path: Path) -> None:
     assert none["variant"] == "control[fixed: none]"
 
 
+@pytest.mark.slow
 def test_algo_and_algo_impl_are_paired_run_for_run(tmp_path: Path) -> None:
     """By design run i of algo and of algo+impl share every seed; only the mode differs. On a CPU the
     mode changes nothing, so each pair is bit-identical: implementation noise measured directly."""

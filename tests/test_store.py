@@ -128,3 +128,26 @@ def test_version_2_databases_gain_the_job_fingerprint_columns(db_path: Path) -> 
 def test_environment_variable_chooses_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DETPROF_DB", str(tmp_path / "env.sqlite"))
     assert ResultStore(create=True).path == tmp_path / "env.sqlite"
+
+
+def test_a_locked_database_keeps_the_run_as_a_pending_file_stored_by_the_next_writer(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detprof.store import StoreLockedError
+
+    monkeypatch.setenv("DETPROF_DB_BUSY_TIMEOUT", "0.5")
+    with ResultStore(db_path, create=True) as store:
+        other = sqlite3.connect(db_path)
+        other.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+        with pytest.raises(StoreLockedError, match="stayed locked by another process for 0.5 s; the measurement is "
+                                                   "kept in") as caught:
+            store.save_run(_run(), [_job(0, "default", [1.0, 2.0])], _kernels())
+        pending = list((db_path.parent / "pending").glob("run-*.json"))
+        assert len(pending) == 1 and str(pending[0]) in str(caught.value)
+        with pytest.raises(StoreLockedError, match="try again when it is free"):
+            ResultStore(db_path)  # a reader waits, then says so in one line
+        other.rollback()
+        other.close()
+    with ResultStore(db_path, create=True) as store:
+        assert store.store_pending() == [1]
+        assert not list((db_path.parent / "pending").glob("*"))
+        assert list(store.steps(1)["time_ms"]) == [1.0, 2.0] and len(store.kernels(1, "deterministic")) == 1

@@ -21,6 +21,7 @@ def test_parameter_counts_match_reference(arch: str) -> None:
     assert count_parameters(model) == REFERENCE_PARAMS[arch]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_every_arch_trains_one_step_at_its_smallest_input(arch: str) -> None:
     spec = ARCHS[arch]
@@ -33,6 +34,7 @@ def test_every_arch_trains_one_step_at_its_smallest_input(arch: str) -> None:
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 def test_inception_returns_aux_logits_only_in_training() -> None:
     model = build_model("inception-v3", num_classes=7)
     with torch.no_grad():

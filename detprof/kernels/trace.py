@@ -260,6 +260,15 @@ def activities_from_document(document: dict[str, Any], source: str = "<trace>", 
     return TraceActivities("cpu", names, cats, starts, _self_times(operations), None, source)
 
 
+_STEP_NAMES = re.compile(rb'"name":\s*"ProfilerStep#([0-9]+)"')
+
+
+def count_profiler_steps(path: str | Path) -> int:
+    """How many distinct ``ProfilerStep#N`` annotations a trace holds (0 when it was recorded without
+    a schedule); raises TraceError when the file cannot be read."""
+    return len(set(_STEP_NAMES.findall(read_trace_bytes(path))))
+
+
 def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False) -> TraceActivities:
     """Read a Chrome trace file and return its timed activities (GPU work, else CPU op self times).
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from detprof.errors import DetprofError
 from detprof.report.collect import ReportData, collect
 from detprof.report.page import render
+from detprof.store import StoreLike
 
 DEFAULT_REPORT = Path("reports") / "detprof-report.html"
 
@@ -19,15 +22,37 @@ class ReportResult:
     bytes: int
 
 
-def build_report(db: str | None = None, out: str | Path | None = None,
+class ReportError(DetprofError):
+    """The report cannot be written where it was asked to go."""
+
+
+def _writable(path: Path) -> None:
+    """Raise ReportError unless ``path`` can be written as a file (checked before any work)."""
+    if path.is_dir():
+        raise ReportError(f"--out {str(path)!r} is a directory; give a file path such as {str(path / 'report.html')!r}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReportError(f"--out {str(path)!r}: cannot create its folder ({error.strerror or error})") from None
+    if not os.access(folder, os.W_OK):
+        raise ReportError(f"--out {str(path)!r}: the folder {str(folder)!r} is not writable; choose another --out")
+
+
+def build_report(db: StoreLike = None, out: str | Path | None = None,
                  run_ids: list[int] | None = None) -> ReportResult:
-    """Write the HTML report of all runs (or ``run_ids``) to ``out``; returns what was drawn."""
+    """Write the HTML report of all runs (or ``run_ids``) to ``out``; returns what was drawn.
+
+    Raises ReportError when ``out`` cannot be written (a directory, an unwritable folder)."""
+    path = Path(out or DEFAULT_REPORT)
+    _writable(path)
     data = collect(db, run_ids)
     page, sections = render(data)
-    path = Path(out or DEFAULT_REPORT)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise ReportError(f"--out {str(path)!r} cannot be written: {error.strerror or error}") from None
     return ReportResult(path=path, sections=sections, runs=data.run_ids, bytes=len(page.encode()))
 
 
-__all__ = ["DEFAULT_REPORT", "ReportData", "ReportResult", "build_report", "collect", "render"]
+__all__ = ["DEFAULT_REPORT", "ReportData", "ReportError", "ReportResult", "build_report", "collect", "render"]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from detprof.kernels import diff_tables, load_catalog
 from detprof.kernels.catalog import catalog_path
-from detprof.store import ResultStore, StoreError
+from detprof.store import ResultStore, StoreError, StoreLike, open_store
 
 TOP_KERNELS = 20
 DIFF_ROWS = 25
@@ -107,11 +107,10 @@ def _stability(store: ResultStore) -> list[dict[str, Any]]:
     return found
 
 
-def collect(db: str | None = None, run_ids: list[int] | None = None) -> ReportData:
+def collect(db: StoreLike = None, run_ids: list[int] | None = None) -> ReportData:
     """Everything the report shows, from the store (all runs, or only ``run_ids``)."""
     load_catalog()  # fail early on a broken catalog, before any drawing
-    store = ResultStore(db)
-    try:
+    with open_store(db) as store:
         stability = _stability(store) if not run_ids else []
         wanted = run_ids or list(reversed(store.list_runs()["run_id"].tolist()))
         runs = []
@@ -127,6 +126,4 @@ def collect(db: str | None = None, run_ids: list[int] | None = None) -> ReportDa
         return ReportData(overhead=overhead, comparison=_comparison(store, runs),
                           environments=[_environment(run_id, kind, s) for run_id, kind, s in runs],
                           paper=paper_reference(), run_ids=[r[0] for r in runs], stability=stability)
-    finally:
-        store.close()
 

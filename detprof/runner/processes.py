@@ -9,6 +9,10 @@ import importlib
 import multiprocessing
 import os
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,17 +42,73 @@ def _context(preload: list[str] | None = None) -> multiprocessing.context.ForkSe
     return _fork_context
 
 
-def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_path: str) -> None:
-    """In the new process: take the environment before anything can start CUDA (so that
-    CUBLAS_WORKSPACE_CONFIG is in place when cuBLAS reads it), send stdout/stderr to the log,
-    then call ``module:function`` with ``args`` and exit with what it returns."""
+PARENT_POLL_S = 0.5
+
+
+def _running(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie (killed, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: existence is all we can tell
+
+
+def _die_with(measuring_pid: int) -> None:
+    """End this job as soon as the process that asked for it is gone, however it went (kill -9
+    included). The fork server cannot be relied on for that: every job it forks holds the
+    measuring process's end of the pipe the server watches, so the server outlives it."""
+
+    def watch() -> None:
+        while _running(measuring_pid):
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="detprof-parent-watch", daemon=True).start()
+
+
+def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_path: str,
+           measuring_pid: int) -> None:
+    """In the new process: end with the measuring process, take the environment before anything
+    can start CUDA (so that CUBLAS_WORKSPACE_CONFIG is in place when cuBLAS reads it), send
+    stdout/stderr to the log, then call ``module:function`` with ``args`` and exit with what it returns."""
+    _die_with(measuring_pid)
     os.environ.clear()
     os.environ.update(environment)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError:  # the measurement that asked for this job stopped while it started
+        os._exit(1)
     os.dup2(log, 1)
     os.dup2(log, 2)
     module, _, function = target.partition(":")
     sys.exit(getattr(importlib.import_module(module), function)(*args))
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a job without multiprocessing re-running the caller's script in it.
+
+    To rebuild ``__main__`` in a child, multiprocessing runs the main script again there; from a
+    plain script without an ``if __name__ == "__main__":`` guard that re-runs the measurement
+    itself in every job. detprof's jobs need nothing from ``__main__``, so it is hidden while a
+    job starts."""
+    main = sys.modules.get("__main__")
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if main and hasattr(main, name)}
+    try:
+        if main is not None:
+            main.__spec__ = None  # type: ignore[assignment]
+            if hasattr(main, "__file__"):
+                del main.__file__
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 def run_in_fresh_process(target: str, args: tuple[Any, ...], environment: dict[str, str], log_path: Path,
@@ -56,10 +116,17 @@ def run_in_fresh_process(target: str, args: tuple[Any, ...], environment: dict[s
     """Run ``module:function(*args)`` in a fresh process; kill it after ``timeout_s`` seconds.
 
     ``preload`` names the modules the fork server imports first, when this call starts it."""
-    process = _context(preload).Process(target=_child, args=(target, args, environment, str(log_path)),
-                                 name=f"detprof:{target}")
-    process.start()
-    process.join(timeout_s)
+    process = _context(preload).Process(target=_child, name=f"detprof:{target}",
+                                        args=(target, args, environment, str(log_path), os.getpid()))
+    try:
+        with _main_module_hidden():
+            process.start()
+        process.join(timeout_s)
+    except BaseException:  # Ctrl-C in the measuring process: the job goes with it, not on its own
+        if process.pid is not None:
+            process.kill()
+            process.join()
+        raise
     timed_out = process.is_alive()
     if timed_out:
         process.kill()

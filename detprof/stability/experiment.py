@@ -26,7 +26,7 @@ from detprof.runner.processes import run_in_fresh_process
 from detprof.stability.data import load_task
 from detprof.stability.measures import summarize_runs
 from detprof.stability.variants import PARTNERS, resolve_variant, source_seeds
-from detprof.store import ResultStore
+from detprof.store import ResultStore, StoreLike, open_store
 
 RUN_TIMEOUT_S = 3600.0
 # Imported by the fork server before any run is forked, so that each run starts with them loaded
@@ -189,7 +189,7 @@ def training_counts(data: Any) -> list[dict[str, Any]] | None:
 
 def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 10, fix: str | None = None,
                   epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-                  batch_norm: bool | None = None, db: str | None = None, data_dir: str | None = None,
+                  batch_norm: bool | None = None, db: StoreLike = None, data_dir: str | None = None,
                   on_progress: Callable[[int, int, int, int], None] | None = None,
                   arch: str | None = None, gpu: str | None = "auto", threads: int | None = None,
                   run_timeout_s: float = RUN_TIMEOUT_S, target: str | None = None) -> dict[str, Any]:
@@ -220,8 +220,7 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
     identity = (task, chosen.label, chosen.mode, chosen.fixed, recipe, device_label, cpu_threads, data.target)
     key = experiment_key(*identity)
     partner = PARTNERS.get(chosen.name) if not chosen.custom_fix else None
-    store = ResultStore(db, create=True)
-    try:
+    with open_store(db, create=True) as store:
         stored = store.stability_runs(key)
         base = store.path.parent / "stability" / key
         base.mkdir(parents=True, exist_ok=True)
@@ -263,8 +262,6 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
             partner_key = experiment_key(task, partner, partner_mode, chosen.fixed, recipe, device_label,
                                          cpu_threads, data.target)
             paired = paired_comparison(store, key, partner_key, partner)
-    finally:
-        store.close()
     return {"task": task, "variant": chosen.label, "mode": chosen.mode, "fixed": list(chosen.fixed),
             "description": chosen.description, "recipe": asdict(recipe), "experiment": key, **summary,
             "device": device_label, "threads": cpu_threads, "target": data.target,

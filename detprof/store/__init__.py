@@ -1,5 +1,15 @@
 """Store: the SQLite results database (runs, jobs, steps, kernels)."""
 
-from detprof.store.db import DB_ENV_VAR, SCHEMA_VERSION, ResultStore, StoreError, resolve_db_path
+from detprof.store.db import (
+    DB_ENV_VAR,
+    SCHEMA_VERSION,
+    ResultStore,
+    StoreError,
+    StoreLike,
+    StoreLockedError,
+    open_store,
+    resolve_db_path,
+)
 
-__all__ = ["DB_ENV_VAR", "SCHEMA_VERSION", "ResultStore", "StoreError", "resolve_db_path"]
+__all__ = ["DB_ENV_VAR", "SCHEMA_VERSION", "ResultStore", "StoreError", "StoreLike", "StoreLockedError", "open_store",
+           "resolve_db_path"]

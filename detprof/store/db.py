@@ -110,13 +110,38 @@ class StoreError(DetprofError):
     """The store cannot be used: unreadable, not a detprof database, newer schema, or no such run."""
 
 
+class StoreLockedError(StoreError):
+    """Another process held the database locked for longer than detprof waits."""
+
+
+BUSY_TIMEOUT_ENV_VAR = "DETPROF_DB_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT_S = 120.0  # another writer's transaction is waited for this long before giving up
+PENDING_DIR = "pending"  # results measured while the database was locked, stored by the next writer
+
+
+def busy_timeout_s() -> float:
+    """Seconds to wait for a database another process has locked ($DETPROF_DB_BUSY_TIMEOUT or 120)."""
+    try:
+        return float(os.environ.get(BUSY_TIMEOUT_ENV_VAR, DEFAULT_BUSY_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_BUSY_TIMEOUT_S
+
+
+def _is_locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower()
+
+
 def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
     """``path`` if given, else $DETPROF_DB, else ./.detprof/results.sqlite."""
     return Path(path or os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
 
 
 class ResultStore:
-    """Access to one results database. Opening for reading never creates the file."""
+    """Access to one results database. Opening for reading never creates the file.
+
+    Use it as a context manager (``with ResultStore(path) as store: ...``) to have it closed. A
+    database that another process keeps locked is waited for (``busy_timeout_s``), then reported
+    as StoreLockedError."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = False) -> None:
         self.path = resolve_db_path(path)
@@ -128,11 +153,26 @@ class ResultStore:
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.connection = sqlite3.connect(self.path)
+            self.busy_timeout_s = busy_timeout_s()
+            self.connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
             self.connection.execute("PRAGMA foreign_keys = ON")
             self._check_schema(create)
         except (sqlite3.DatabaseError, OSError) as error:
+            if _is_locked(error):
+                raise self._locked() from None
             raise StoreError(f"cannot use {str(self.path)!r} as a detprof results database: {error}") from None
+
+    def _locked(self, kept: Path | None = None) -> StoreLockedError:
+        where = (f"; the measurement is kept in {str(kept)!r} and will be stored by the next detprof command "
+                 "that writes to this database" if kept else "; try again when it is free")
+        return StoreLockedError(f"the results database {str(self.path)!r} stayed locked by another process for "
+                                f"{self.busy_timeout_s:g} s{where}")
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _check_schema(self, create: bool) -> None:
         tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -171,7 +211,42 @@ class ResultStore:
     # -- writing ---------------------------------------------------------------------------------
 
     def save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame]) -> int:
-        """Store one run, its jobs (each with ``step_ms``) and kernel tables in one transaction; returns its id."""
+        """Store one run, its jobs (each with ``step_ms``) and kernel tables in one transaction; returns its id.
+
+        When the database stays locked, the run is kept as a file under ``pending/`` beside the
+        database (stored by the next ``store_pending``) and StoreLockedError says where."""
+        try:
+            return self._save_run(run, jobs, kernels)
+        except sqlite3.OperationalError as error:
+            if not _is_locked(error):
+                raise
+            raise self._locked(self._keep_pending(run, jobs, kernels)) from None
+
+    def _keep_pending(self, run: dict[str, Any], jobs: list[dict[str, Any]],
+                      kernels: dict[str, pd.DataFrame]) -> Path:
+        folder = self.path.parent / PENDING_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        document = {"run": run, "jobs": jobs,
+                    "kernels": {mode: table.to_dict(orient="records") for mode, table in kernels.items()}}
+        path = folder / f"run-{os.getpid()}-{len(list(folder.glob('run-*.json')))}.json"
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(document))
+        partial.replace(path)  # a kill mid-write never leaves a file that looks complete
+        return path
+
+    def store_pending(self) -> list[int]:
+        """Store the runs kept under ``pending/`` while the database was locked; returns their new ids."""
+        import pandas as pd
+
+        stored = []
+        for path in sorted((self.path.parent / PENDING_DIR).glob("run-*.json")):
+            document = json.loads(path.read_text())
+            kernels = {mode: pd.DataFrame(rows) for mode, rows in document["kernels"].items()}
+            stored.append(self._save_run(document["run"], document["jobs"], kernels))
+            path.unlink()
+        return stored
+
+    def _save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame]) -> int:
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO runs (created_at, kind, arch, framework, device_kind, device_name, modes, command,"
@@ -300,3 +375,20 @@ class ResultStore:
             "SELECT s.job_index, j.side, j.mode, j.repeat, s.step, s.time_ms FROM steps s JOIN jobs j"
             " ON j.run_id = s.run_id AND j.job_index = s.job_index WHERE s.run_id=? ORDER BY s.job_index, s.step",
             self.connection, params=(run_id,))
+
+
+
+# What the API functions accept for their results database: a path, None (the default), or an open store.
+StoreLike = str | os.PathLike | ResultStore | None
+
+
+@contextmanager
+def open_store(db: StoreLike, create: bool = False) -> Iterator[ResultStore]:
+    """The store ``db`` names, opened for the block and closed after it: a path (None for the
+    default, $DETPROF_DB or ./.detprof/results.sqlite), or an open ResultStore, which is used as
+    it is and left open. Every API function that reads or writes results takes either."""
+    if isinstance(db, ResultStore):
+        yield db
+        return
+    with ResultStore(db, create=create) as store:
+        yield store
