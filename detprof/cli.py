@@ -459,10 +459,9 @@ def diff(
 
 def _print_diff(report: dict[str, Any]) -> None:
     counts = report["counts"]
-    title = (f"{report['b']} vs {report['a']}: {counts['added']} added, {counts['removed']} removed, "
-             f"{counts['changed']} in both; total {report['total_us_a'] / 1000:,.2f} -> "
-             f"{report['total_us_b'] / 1000:,.2f} ms")
-    out.print(_diff_table(title, report["diff"], "A", "B"))
+    title = (f"{counts['added']} added, {counts['removed']} removed, {counts['changed']} in both; total "
+             f"{report['total_us_a'] / 1000:,.2f} -> {report['total_us_b'] / 1000:,.2f} ms")
+    out.print(_diff_table(title, report["diff"], report["a"], report["b"]))
 
 
 @app.command(name="import")

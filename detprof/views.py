@@ -67,8 +67,8 @@ def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = Fals
     activities = load_trace(path, scope, cpu_ops)
     records = kernel_records(activities.names, activities.dur_us)
     return {
-        "trace": str(path), "kind": activities.kind, "device": activities.device_name, "scope": scope, "top": top,
-        "parser": activities.parser,
+        "trace": activities.source, "kind": activities.kind, "device": activities.device_name, "scope": scope,
+        "top": top, "parser": activities.parser,
         "total_us": math.fsum(r["total_us"] for r in records), "events": len(activities.names),
         "kernels": top_records(records, top), "categories": category_records(records),
     }

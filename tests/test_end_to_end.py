@@ -243,3 +243,22 @@ def test_the_api_works_from_a_plain_script_without_a_main_guard(tmp_path: Path) 
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "3 0 Python API: detprof.overhead.run_overhead"
+
+
+def _kill_myself() -> int:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0
+
+
+def test_a_job_killed_by_a_signal_is_named_so_and_not_called_out_of_memory(tmp_path: Path) -> None:
+    from detprof.runner.launcher import failure_of
+    from detprof.runner.processes import run_in_fresh_process
+
+    outcome = run_in_fresh_process("tests.test_end_to_end:_kill_myself", (), {}, tmp_path / "job.log", 60)
+    assert outcome.exitcode == -9
+    assert failure_of(outcome.exitcode, outcome.log_tail) == ("killed", "worker killed by signal 9 (SIGKILL)")
+    assert failure_of(-9, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB")[0] == "oom"
+    assert failure_of(1, "Segmentation fault") == ("crashed", "worker exit code 1: Segmentation fault")

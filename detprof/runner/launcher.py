@@ -117,6 +117,15 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def failure_of(exitcode: int, log_tail: str) -> tuple[str, str]:
+    """(status, error) of a job that ended without a result: ``killed`` (by a signal, named),
+    ``oom`` only with evidence (CUDA's or the allocator's message in its log), else ``crashed``."""
+    tail = log_tail.strip()
+    status = "oom" if "out of memory" in tail.lower() else "killed" if exitcode < 0 else "crashed"
+    how = f"killed by signal {-exitcode} ({_signal_name(-exitcode)})" if exitcode < 0 else f"exit code {exitcode}"
+    return status, f"worker {how}" + (f": {tail}" if tail else "")
+
+
 def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
     """Run one job in a fresh process; whatever happens becomes a JobOutcome."""
     env = environment_for(Toggles(**spec.toggles), dict(os.environ), spec.gpu_uuid)
@@ -127,12 +136,8 @@ def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
         if outcome.timed_out:
             return JobOutcome(spec, "timeout", error=f"job exceeded {timeout_s:g} s and was killed")
         if not result_file.exists():
-            code = outcome.exitcode or 0
-            tail = outcome.log_tail.strip()
-            # Out of memory only with evidence: CUDA's or the allocator's message in the job's log.
-            status = "oom" if "out of memory" in tail.lower() else "killed" if code < 0 else "crashed"
-            how = f"killed by signal {-code} ({_signal_name(-code)})" if code < 0 else f"exit code {code}"
-            return JobOutcome(spec, status, error=f"worker {how}" + (f": {tail}" if tail else ""))
+            status, error = failure_of(outcome.exitcode or 0, outcome.log_tail)
+            return JobOutcome(spec, status, error=error)
         data = json.loads(result_file.read_text())
     return JobOutcome(
         spec=spec, status=data["status"], step_ms=data.get("step_ms", []), error=data.get("error"),
