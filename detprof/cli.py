@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from detprof.errors import DetprofError
+from detprof.errors import DetprofError, require
 from detprof.gpus import list_gpus
 from detprof.modes import MODES
 from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
@@ -100,6 +100,19 @@ app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True,
 USER_ERRORS = (DetprofError,)
 STABILITY_TASKS = "digits, cifar10, cifar100, celeba"
 JSON_HELP = "Print one JSON document on stdout instead of tables."
+MODEL_HELP = ("Your own model instead of --arch: MODULE:FUNCTION, where MODULE is importable or a path to a .py file "
+              "and FUNCTION(num_classes) returns an nn.Module. This runs your code.")
+INPUT_SHAPE_HELP = "Input shape C,H,W of one example for --model (default 3 x the image size)."
+
+
+def parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    """``"3,224,224"`` as (3, 224, 224); raises ArgumentError naming the value otherwise."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    require(len(parts) == 3 and all(p.isdigit() and int(p) > 0 for p in parts),
+            f"--input-shape {text!r} is not accepted; use C,H,W with positive integers, such as 3,224,224")
+    return (int(parts[0]), int(parts[1]), int(parts[2]))
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
 
 
@@ -175,7 +188,12 @@ def _bytes(value: int | None) -> str:
 
 @app.command()
 def overhead(
-    arch: str = typer.Option("resnet18", help="Network from `detprof zoo` (e.g. vgg19, resnet50, medium-cnn)."),
+    arch: str | None = typer.Option(None, help="Network from `detprof zoo` (default resnet18; e.g. vgg19, resnet50, "
+                                               "medium-cnn)."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
+                                                      "--model)."),
     gpu: str = typer.Option("auto", help="GPU alias (v100, a100, h100, ...), index, `cpu`, or `auto` "
                                          "(first GPU, else CPU)."),
     modes: str = typer.Option("default,deterministic",
@@ -211,11 +229,12 @@ def overhead(
     from detprof.gpus import select_device
     from detprof.overhead import build_config, measure_and_store
 
-    options = dict(modes=modes, kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size,
-                   image_size=image_size, warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps,
-                   repeats=repeats, threads=threads, seed=seed, job_timeout_s=job_timeout, precision=precision,
-                   max_time_s=max_time)
     with user_errors():
+        options = dict(modes=modes, kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size,
+                       image_size=image_size, warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps,
+                       repeats=repeats, threads=threads, seed=seed, job_timeout_s=job_timeout, precision=precision,
+                       max_time_s=max_time, model=model, input_shape=parse_shape(input_shape),
+                       num_classes=num_classes)
         device = select_device(gpu)
         config = build_config(arch, device, **options)  # validate before any process starts
         ResultStore(db, create=True).close()  # and the database too, before the plan says what will run

@@ -11,3 +11,13 @@ from __future__ import annotations
 class DetprofError(Exception):
     """A user mistake or an unusable input, described in one sentence that names the bad value and
     what is accepted."""
+
+
+class ArgumentError(DetprofError, ValueError):
+    """A value given on the command line or to an API function that detprof does not accept."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ArgumentError(message) unless ``condition`` holds."""
+    if not condition:
+        raise ArgumentError(message)

@@ -15,38 +15,31 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from detprof.errors import DetprofError
+from detprof.errors import ArgumentError, require
 from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import parse_modes
-from detprof.runner.config import OverheadConfig, Workload, default_protocol, default_workload
+from detprof.runner.config import OverheadConfig, build_workload, default_protocol
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
 from detprof.stats import verdict
 from detprof.store import ResultStore, StoreLike, open_store
-from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
+from detprof.zoo import arch_spec
 
 DEFAULT_ARCH = "resnet18"
 
 
-MAX_BATCH_SIZE = 65_536
-MAX_IMAGE_SIZE = 4_096  # pixels per side
 MAX_SEED = 2**32 - 1  # what every generator detprof seeds accepts
+OverheadArgumentError = ArgumentError  # the name earlier versions exported
+_require = require
 
 
-class OverheadArgumentError(DetprofError, ValueError):
-    """A user-supplied value that the overhead measurement cannot take."""
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise OverheadArgumentError(message)
-
-
-def build_config(arch: str, device: DeviceChoice, modes: str = "default,deterministic", kernel_size: int | None = None,
-                 batch_norm: bool | None = None, batch_size: int | None = None, image_size: int | None = None,
+def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,deterministic",
+                 kernel_size: int | None = None, batch_norm: bool | None = None, batch_size: int | None = None,
+                 image_size: int | None = None,
                  warmup_steps: int | None = None, timed_steps: int | None = None, profile_steps: int | None = None,
                  repeats: int | None = None, threads: int | None = None, seed: int = 0,
                  job_timeout_s: float = 1800.0, precision: float | None = None,
-                 max_time_s: float | None = None) -> OverheadConfig:
+                 max_time_s: float | None = None, model: str | None = None,
+                 input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> OverheadConfig:
     """Validate the user's choices and fill device-dependent defaults; raises OverheadArgumentError
     (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted.
 
@@ -54,21 +47,9 @@ def build_config(arch: str, device: DeviceChoice, modes: str = "default,determin
     is adaptive by default: more pairs follow until the ratio's 95% CI is within ±``precision``
     (a fraction) or ``max_time_s`` seconds are spent. Giving ``repeats`` without ``precision``
     runs exactly that many pairs; ``precision=0`` does the same with the default repeats.
+    ``model`` (MODULE:FUNCTION) measures a user's model instead of ``arch`` (see build_workload).
     """
-    spec = arch_spec(arch)
     mode_pair = parse_modes(modes)
-    _require(kernel_size is None or spec.takes_kernel_size,
-             f"--kernel-size applies to medium-cnn only; {spec.name} has no kernel size to choose")
-    _require(kernel_size is None or kernel_size in MEDIUM_CNN_KERNEL_SIZES,
-             f"--kernel-size {kernel_size} is not accepted; use 1 to 7")
-    _require(not batch_norm or spec.takes_batch_norm, f"--bn applies to small-cnn only; {spec.name} has its own "
-                                                      "normalisation (or none) built in")
-    _require(batch_size is None or 1 <= batch_size <= MAX_BATCH_SIZE,
-             f"--batch-size {batch_size} is not accepted; use an integer from 1 to {MAX_BATCH_SIZE:,}")
-    _require(image_size is None or image_size >= spec.min_image_size,
-             f"--image-size {image_size} is too small for {spec.name}; use >= {spec.min_image_size}")
-    _require(image_size is None or image_size <= MAX_IMAGE_SIZE,
-             f"--image-size {image_size} is not accepted; use at most {MAX_IMAGE_SIZE:,} pixels")
     _require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
     cpus = os.cpu_count() or 1
     _require(threads is None or threads <= cpus,
@@ -85,8 +66,8 @@ def build_config(arch: str, device: DeviceChoice, modes: str = "default,determin
              f"--precision {precision} is not accepted; use a fraction such as 0.02 (±2%), or 0 for fixed repeats")
     _require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
     on_gpu = device.kind == "cuda"
-    workload = default_workload(spec.name, on_gpu, batch_size, image_size, kernel_size or 3, bool(batch_norm))
-    _check_input_fits(workload, device)
+    workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
+                              num_classes)
     overrides: dict[str, Any] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
                                  "profile_steps": profile_steps, "repeats": repeats, "max_time_s": max_time_s}
     if threads is not None:
@@ -104,34 +85,6 @@ def build_config(arch: str, device: DeviceChoice, modes: str = "default,determin
                           seed=seed, job_timeout_s=job_timeout_s, gpu_uuid=device.gpu.uuid if device.gpu else None)
 
 
-def _device_memory_bytes(device: DeviceChoice) -> int | None:
-    """Memory of the measuring device in bytes: the GPU's, or the memory available on this machine."""
-    if device.gpu is not None:
-        return device.gpu.memory_total_bytes
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _check_input_fits(workload: Workload, device: DeviceChoice) -> None:
-    """Refuse, before any process starts, a batch whose input alone takes more than a quarter of the
-    device's memory: its activations (several times the input, for every layer) cannot fit."""
-    memory = _device_memory_bytes(device)
-    if memory is None:
-        return
-    input_bytes = workload.batch_size * 3 * workload.image_size ** 2 * 4  # float32
-    side = workload.image_size
-    where = f"the {device.name} has" if device.gpu is not None else "this machine has"
-    _require(input_bytes <= memory / 4,
-             f"--batch-size {workload.batch_size} at {side}x{side} is not accepted: its input alone is "
-             f"{input_bytes / 2**30:,.1f} GiB and {where} {memory / 2**30:,.1f} GiB; use a smaller --batch-size or "
-             "--image-size")
-
-
 def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[str, Any]:
     """The JSON document of a measurement (what ``overhead --json`` prints). Times in ms, memory in bytes."""
     config = result.config
@@ -142,7 +95,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
         "run_id": run_id,
         "created_at": result.created_at,
         "arch": config.workload.arch,
-        "framework": arch_spec(config.workload.arch).framework,
+        "framework": "pytorch",
         "device": {"kind": result.device_kind, "name": result.device_name, "gpu_index": config.gpu_index,
                    "gpu_uuid": config.gpu_uuid},
         "workload": asdict(config.workload),
@@ -167,7 +120,8 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
         "kernel_ratio": result.kernel_ratio,
         "memory_ratio": result.memory_ratio,
         "noisy": any(bool(m.noisy) for m in result.modes),
-        "expected_nondeterministic_ops": list(arch_spec(config.workload.arch).known_nondeterministic_ops),
+        "expected_nondeterministic_ops": ([] if config.workload.model_ref else
+                                          list(arch_spec(config.workload.arch).known_nondeterministic_ops)),
         "failed_jobs": [{"mode": j.spec.mode, "repeat": j.spec.repeat, "status": j.status, "error": j.error}
                         for j in result.jobs if not j.ok],
         "environment": env,
@@ -255,7 +209,7 @@ def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLik
     return summary_document(result, run_id)
 
 
-def run_overhead(arch: str = DEFAULT_ARCH, gpu: str | None = None, db: StoreLike = None,
+def run_overhead(arch: str | None = DEFAULT_ARCH, gpu: str | None = None, db: StoreLike = None,
                  on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
                  **options: Any) -> dict[str, Any]:
     """Measure, store and return the summary document of one overhead comparison.
@@ -263,4 +217,6 @@ def run_overhead(arch: str = DEFAULT_ARCH, gpu: str | None = None, db: StoreLike
     ``options`` are build_config's keyword arguments (modes, kernel_size, batch_size, ...).
     """
     device = select_device(gpu)
+    if options.get("model"):
+        arch = None  # a user's model replaces the zoo arch (and its default)
     return measure_and_store(build_config(arch, device, **options), device, db, on_job_done, command)

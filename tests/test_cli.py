@@ -272,3 +272,49 @@ def test_output_fits_80_columns_without_cutting_numbers(shared_traces: Path) -> 
     assert trace.exit_code == 0 and "…" not in trace.stdout and "148,554.0" in trace.stdout
     assert max(len(line) for line in trace.stdout.splitlines()) <= 80
     assert "total µs" in " ".join(trace.stdout.split()) or "total\n" in trace.stdout
+
+
+USER_MODEL = '''
+from torch import nn
+
+
+def build(num_classes):
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, num_classes))
+
+
+def not_a_model(num_classes):
+    return 42
+
+
+def broken(num_classes):
+    raise RuntimeError("no weights here")
+'''
+
+
+@pytest.mark.parametrize(("ref", "message"), [
+    ("nope.py:build", "--model 'nope.py': no such file"),
+    ("{dir}/net.py:missing", "has no function 'missing'"),
+    ("{dir}/net.py:not_a_model", "returned int, not a torch.nn.Module"),
+    ("{dir}/net.py:broken", "raised RuntimeError: no weights here"),
+    ("{dir}/net.py", "is not accepted; use MODULE:FUNCTION"),
+    ("no_such_module_anywhere:build", "module 'no_such_module_anywhere' cannot be imported"),
+])
+def test_a_bad_model_reference_exits_2_in_one_line(ref: str, message: str, tmp_path: Path) -> None:
+    (tmp_path / "net.py").write_text(USER_MODEL)
+    result = runner.invoke(app, ["overhead", "--model", ref.format(dir=tmp_path), "--db", str(tmp_path / "u.sqlite")])
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "u.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_overhead_of_your_own_model(tmp_path: Path) -> None:
+    (tmp_path / "net.py").write_text(USER_MODEL)
+    result = runner.invoke(app, ["overhead", "--model", f"{tmp_path}/net.py:build", "--input-shape", "3,16,16",
+                                 "--num-classes", "5", "--steps", "2", "--warmup", "1", "--repeats", "3",
+                                 "--profile-steps", "1", "--db", str(tmp_path / "u.sqlite"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["workload"]["model_ref"] == f"{tmp_path}/net.py:build" and doc["workload"]["input_shape"] == [3, 16, 16]
+    assert doc["workload"]["num_classes"] == 5 and doc["ratio"] > 0 and doc["failed_jobs"] == []
+    assert doc["modes"][0]["kernel_ms"] > 0

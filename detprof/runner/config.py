@@ -7,10 +7,15 @@ steps); on a CPU a smaller stated one, so that nobody mistakes CPU numbers for t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from detprof.errors import require
 from detprof.modes import toggles_for
-from detprof.zoo import arch_spec
+from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
+
+if TYPE_CHECKING:
+    from detprof.gpus import DeviceChoice
 
 # Protocol defaults per device kind. Step counts are optimizer steps; ``repeats`` is the number of
 # pairs of processes (one per mode) run before the precision target is checked; ``precision`` is
@@ -30,7 +35,8 @@ CPU_IMAGE_SIZE = 64  # pixels; ImageNet-shaped models run at this side on CPU un
 
 @dataclass(frozen=True)
 class Workload:
-    """The network and its synthetic input. Image size in pixels (square)."""
+    """The network and its synthetic input. Image size in pixels (square); ``input_shape`` (C, H, W)
+    overrides it. ``model_ref`` (MODULE:FUNCTION) is a user's model instead of the zoo's ``arch``."""
 
     arch: str
     batch_size: int
@@ -38,11 +44,26 @@ class Workload:
     num_classes: int
     kernel_size: int = 3  # medium-cnn only
     batch_norm: bool = False  # small-cnn only
+    model_ref: str | None = None
+    input_shape: tuple[int, int, int] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The shape of one input example, (channels, height, width)."""
+        return self.input_shape or (3, self.image_size, self.image_size)
 
     def describe(self) -> str:
+        if self.model_ref:
+            return f"{self.model_ref}, batch {self.batch_size}, input {'x'.join(map(str, self.shape))}"
         extra = f", kernel {self.kernel_size}" if arch_spec(self.arch).takes_kernel_size else ""
         extra += ", BN" if self.batch_norm else ""
         return f"{self.arch}{extra}, batch {self.batch_size}, {self.image_size}x{self.image_size}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Workload:
+        """Inverse of ``asdict`` (JSON turns the input shape into a list)."""
+        shape = data.get("input_shape")
+        return cls(**{**data, "input_shape": tuple(shape) if shape else None})
 
 
 @dataclass(frozen=True)
@@ -108,7 +129,8 @@ class JobSpec:
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> JobSpec:
-        return cls(**{**data, "workload": Workload(**data["workload"]), "protocol": Protocol(**data["protocol"])})
+        return cls(**{**data, "workload": Workload.from_dict(data["workload"]),
+                      "protocol": Protocol(**data["protocol"])})
 
 
 def default_workload(arch: str, on_gpu: bool, batch_size: int | None = None, image_size: int | None = None,
@@ -120,6 +142,87 @@ def default_workload(arch: str, on_gpu: bool, batch_size: int | None = None, ima
     defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
     return Workload(arch=spec.name, batch_size=batch_size or defaults["batch_size"], image_size=image_size,
                     num_classes=spec.num_classes, kernel_size=kernel_size, batch_norm=batch_norm)
+
+
+MAX_BATCH_SIZE = 65_536
+MAX_IMAGE_SIZE = 4_096  # pixels per side
+MAX_CLASSES = 1_000_000
+
+
+def device_memory_bytes(device: DeviceChoice) -> int | None:
+    """Memory of the measuring device in bytes: the GPU's, or the memory available on this machine."""
+    if device.gpu is not None:
+        return device.gpu.memory_total_bytes
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _check_input_fits(workload: Workload, device: DeviceChoice) -> None:
+    """Refuse, before any process starts, a batch whose input alone takes more than a quarter of the
+    device's memory: its activations (several times the input, for every layer) cannot fit."""
+    memory = device_memory_bytes(device)
+    if memory is None:
+        return
+    channels, height, width = workload.shape
+    input_bytes = workload.batch_size * channels * height * width * 4  # float32
+    where = f"the {device.name} has" if device.gpu is not None else "this machine has"
+    require(input_bytes <= memory / 4,
+            f"--batch-size {workload.batch_size} at {height}x{width} is not accepted: its input alone is "
+            f"{input_bytes / 2**30:,.1f} GiB and {where} {memory / 2**30:,.1f} GiB; use a smaller --batch-size or "
+            "--image-size")
+
+
+def build_workload(device: DeviceChoice, arch: str | None = None, model: str | None = None,
+                   batch_size: int | None = None, image_size: int | None = None, kernel_size: int | None = None,
+                   batch_norm: bool | None = None, input_shape: tuple[int, int, int] | None = None,
+                   num_classes: int | None = None) -> Workload:
+    """The validated workload of ``arch`` (a zoo name) or ``model`` (a user's MODULE:FUNCTION), with the
+    device's defaults for what was not given; raises ArgumentError (or UnknownArchError, UserModelError)
+    in one line, before anything runs. ``input_shape`` is (C, H, W); a user's model needs it or
+    ``image_size`` (3 channels then)."""
+    on_gpu = device.kind == "cuda"
+    require(batch_size is None or 1 <= batch_size <= MAX_BATCH_SIZE,
+            f"--batch-size {batch_size} is not accepted; use an integer from 1 to {MAX_BATCH_SIZE:,}")
+    require(image_size is None or image_size <= MAX_IMAGE_SIZE,
+            f"--image-size {image_size} is not accepted; use at most {MAX_IMAGE_SIZE:,} pixels")
+    require(input_shape is None or (len(input_shape) == 3 and all(1 <= d <= MAX_IMAGE_SIZE for d in input_shape)),
+            f"--input-shape {input_shape} is not accepted; use C,H,W such as 3,224,224 (each 1 to {MAX_IMAGE_SIZE:,})")
+    require(num_classes is None or 1 <= num_classes <= MAX_CLASSES,
+            f"--num-classes {num_classes} is not accepted; use 1 to {MAX_CLASSES:,}")
+    if model is not None:
+        from detprof.zoo.custom import check_user_model
+
+        require(arch is None, "give --arch or --model, not both")
+        require(kernel_size is None and not batch_norm, "--kernel-size and --bn apply to zoo archs, not to --model")
+        side = image_size or (224 if on_gpu else CPU_IMAGE_SIZE)
+        shape = input_shape or (3, side, side)
+        classes = num_classes or 1000
+        check_user_model(model, classes)
+        defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
+        workload = Workload(arch=model, batch_size=batch_size or defaults["batch_size"], image_size=shape[1],
+                            num_classes=classes, model_ref=model, input_shape=tuple(shape))  # type: ignore[arg-type]
+        _check_input_fits(workload, device)
+        return workload
+    spec = arch_spec(arch or "resnet18")
+    require(input_shape is None, "--input-shape applies to --model; zoo archs take --image-size")
+    require(kernel_size is None or spec.takes_kernel_size,
+            f"--kernel-size applies to medium-cnn only; {spec.name} has no kernel size to choose")
+    require(kernel_size is None or kernel_size in MEDIUM_CNN_KERNEL_SIZES,
+            f"--kernel-size {kernel_size} is not accepted; use 1 to 7")
+    require(not batch_norm or spec.takes_batch_norm,
+            f"--bn applies to small-cnn only; {spec.name} has its own normalisation (or none) built in")
+    require(image_size is None or image_size >= spec.min_image_size,
+            f"--image-size {image_size} is too small for {spec.name}; use >= {spec.min_image_size}")
+    workload = default_workload(spec.name, on_gpu, batch_size, image_size, kernel_size or 3, bool(batch_norm))
+    if num_classes is not None:
+        workload = replace(workload, num_classes=num_classes)
+    _check_input_fits(workload, device)
+    return workload
 
 
 def default_protocol(on_gpu: bool, **overrides: Any) -> Protocol:

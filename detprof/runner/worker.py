@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
-from detprof.runner.config import JobSpec
+from detprof.runner.config import JobSpec, Workload
 
 AUX_LOSS_WEIGHT = 0.4  # Inception-v3's auxiliary classifier, as in its paper
 LEARNING_RATE = 0.01
@@ -81,15 +81,24 @@ class TrainingStep:
     device: Any
 
 
-def _training_step(torch: Any, spec: JobSpec) -> TrainingStep:
+def workload_model(workload: Workload) -> Any:
+    """A fresh, randomly initialised model of the workload: the zoo's arch, or the user's --model."""
+    if workload.model_ref:
+        from detprof.zoo.custom import build_user_model
+
+        return build_user_model(workload.model_ref, workload.num_classes)
     from detprof.zoo import build_model
 
+    return build_model(workload.arch, workload.num_classes, kernel_size=workload.kernel_size,
+                       batch_norm=workload.batch_norm, image_size=workload.image_size)
+
+
+def _training_step(torch: Any, spec: JobSpec) -> TrainingStep:
     w = spec.workload
     device = torch.device(spec.device)
-    model = build_model(w.arch, w.num_classes, kernel_size=w.kernel_size, batch_norm=w.batch_norm,
-                        image_size=w.image_size).to(device).train()
+    model = workload_model(w).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-    inputs = torch.randn(w.batch_size, 3, w.image_size, w.image_size, device=device)
+    inputs = torch.randn(w.batch_size, *w.shape, device=device)
     targets = torch.randint(0, w.num_classes, (w.batch_size,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
