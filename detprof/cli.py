@@ -113,6 +113,8 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
     require(len(parts) == 3 and all(p.isdigit() and int(p) > 0 for p in parts),
             f"--input-shape {text!r} is not accepted; use C,H,W with positive integers, such as 3,224,224")
     return (int(parts[0]), int(parts[1]), int(parts[2]))
+
+
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
 
 
@@ -635,6 +637,163 @@ def _print_stability(s: dict[str, Any]) -> None:
                   "changed", highlight=False)
     for failure in s["failed"]:
         out.print(f"[yellow]run {failure['run']} failed[/] (exit {failure['exitcode']}): {failure['log_tail']}")
+
+
+def _parse_sizes(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    require(bool(parts) and all(p.isdigit() for p in parts),
+            f"--batch-sizes {text!r} is not accepted; use batch sizes as N,N,..., such as 1,8,64")
+    return tuple(int(p) for p in parts)
+
+
+@app.command()
+def check(
+    arch: str | None = typer.Option(None, help="Network from `detprof zoo` (default resnet18)."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
+                                                      "--model)."),
+    mode: str = typer.Option("deterministic", help=f"Mode of both runs. Known: {', '.join(MODES)}."),
+    gpu: str = typer.Option("auto", help="GPU alias, index, `cpu`, or `auto` (first GPU, else CPU)."),
+    threads: str | None = typer.Option(None, help="CPU intra-op threads: N for both runs, or A,B to make the runs "
+                                                  f"differ in that alone (default: {CPU_THREADS} for both)."),
+    devices: str | None = typer.Option(None, help="cpu,cuda: run A on the CPU, run B on the GPU."),
+    steps: int = typer.Option(10, help="Training steps per run (SGD, momentum 0.9, one synthetic batch)."),
+    kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7."),
+    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn."),
+    batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
+    image_size: int | None = typer.Option(None, help=f"Input side in pixels (default as for overhead: "
+                                                     f"{CPU_IMAGE_SIZE} or the arch's minimum on CPU)."),
+    seed: int = typer.Option(0, help="Seed for weights and data (the same for both runs)."),
+    locate_op: bool = typer.Option(False, "--locate-op", help="When the runs differ, re-run both up to the first "
+                                                              "divergent step recording every op, and name the first "
+                                                              "op whose output differs while its inputs matched."),
+    batch_invariance: bool = typer.Option(False, "--batch-invariance",
+                                          help="Instead of training: are eval outputs for the same examples bitwise "
+                                               "equal at every batch size (against batch size 1)?"),
+    batch_sizes: str = typer.Option("1,8,64", help="Batch sizes for --batch-invariance, 1 to 64."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Is training bitwise reproducible? Trains twice in fresh processes and compares every step.
+
+    Exit 0 when the two runs are bitwise identical (or, with --batch-invariance, every batch size
+    matches), 1 when they differ, 2 for bad input.
+    """
+    from detprof.check import run_batch_invariance, run_check
+
+    with user_errors():
+        shape = parse_shape(input_shape)
+        if batch_invariance:
+            require(devices is None and not locate_op and steps == 10,
+                    "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op and --steps")
+            document = run_batch_invariance(arch, model, mode, gpu, _parse_sizes(batch_sizes), image_size, shape,
+                                            num_classes, kernel_size, bn, threads, seed)
+            emit(document, json_output, _print_batch_invariance)
+            raise typer.Exit(0 if document["batch_invariant"] else 1)
+        with progress_bar() as progress:
+            task = progress.add_task("check", total=None)
+            document = run_check(arch, model, mode, gpu, threads, devices, steps, batch_size, image_size, shape,
+                                 num_classes, kernel_size, bn, seed, locate_op,
+                                 on_progress=lambda text: progress.update(task, description=text))
+    emit(document, json_output, _print_check)
+    raise typer.Exit(0 if document["bitwise_identical"] else 1)
+
+
+def _print_check(d: dict[str, Any]) -> None:
+    w = d["workload"]
+    sides = d["runs"]
+    factors = {"threads": f"threads {sides[0]['threads']} vs {sides[1]['threads']}",
+               "device": f"device {sides[0]['device']} vs {sides[1]['device']}",
+               "none": f"same configuration ({sides[0]['device']}, {sides[0]['threads']} thread(s))"}
+    factor = factors[d["differing_factor"]]
+    verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
+    out.print(f"{w['arch']}, mode {d['mode']}, {d['steps']} steps x 2 fresh processes, {factor}: {verdict}",
+              highlight=False)
+    rows = [["bitwise identical", "yes" if d["bitwise_identical"] else "no"],
+            ["max |weight difference|", f"{d['max_abs_diff']:.3g} (all parameters and buffers, last step)"]]
+    div = d["first_divergence"]
+    if div:
+        rows += [["first divergent step", f"{div['step']} (loss {'differs' if div['loss_differs'] else 'equal'})"],
+                 ["first parameter", f"{div['parameter'] or '—'} (module order; {div['parameters_differing']} "
+                                     "differ at that step)"]]
+        op = div.get("op")
+        if op:
+            where = f"{op['op']} in {op['module'] or '(no module)'}, {op['phase']}, op {op['index']} of " \
+                    f"{div['ops_recorded']}"
+            meaning = {"root-cause": "its output differs while its inputs matched",
+                       "input-differs": "first op fed a value that differs, made outside PyTorch's ops",
+                       "different-ops": f"the runs dispatched different ops here ({op.get('other_op')})",
+                       "different-length": "the runs dispatched different numbers of ops"}[op["kind"]]
+            rows.append(["first divergent op", f"{where}: {meaning}"])
+        elif "op" in div:
+            rows.append(["first divergent op", "none: every op of the step matched, so the difference comes from "
+                                               "outside the dispatcher"])
+    warned = sorted({op for side in sides for op in side["nondeterministic_ops"]})
+    if warned:
+        rows.append(["no deterministic implementation", ", ".join(warned)])
+    out.print(grid("check", ["measure", "value"], rows, text={0, 1}))
+
+
+def _print_batch_invariance(d: dict[str, Any]) -> None:
+    verdict = "[green]batch invariant[/]" if d["batch_invariant"] else "[red]not batch invariant[/]"
+    out.print(f"{d['workload']['arch']}, mode {d['mode']}, eval outputs on {d['device']}: {verdict}", highlight=False)
+    rows = [[str(r["batch_size"]), f"{r['bitwise_equal']} / {r['examples']}", f"{100 * r['fraction_equal']:.1f}%",
+             f"{r['max_abs_diff']:.3g}"] for r in d["rows"]]
+    out.print(grid("outputs against batch size 1", ["batch size", "bitwise equal", "fraction", "max |difference|"],
+                   rows))
+
+
+@app.command()
+def audit(
+    arch: str | None = typer.Option(None, help="Network from `detprof zoo` (default resnet18)."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
+                                                      "--model)."),
+    gpu: str = typer.Option("auto", help="GPU alias, index, `cpu`, or `auto` (first GPU, else CPU)."),
+    kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7."),
+    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn."),
+    batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
+    image_size: int | None = typer.Option(None, help="Input side in pixels (default as for overhead)."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Which ops cannot train deterministically on this device, and what deterministic mode swaps.
+
+    Exit 0 when the model can train fully deterministically, 1 when an op has no deterministic
+    implementation, 2 for bad input.
+    """
+    from detprof.check import run_audit
+
+    with user_errors():
+        shape = parse_shape(input_shape)
+        with progress_bar() as progress:
+            progress.add_task("audit: one step in deterministic mode, then one profiled step per mode", total=None)
+            document = run_audit(arch, model, gpu, batch_size, image_size, shape, num_classes, kernel_size, bn)
+    emit(document, json_output, _print_audit)
+    raise typer.Exit(0 if document["fully_deterministic"] else 1)
+
+
+def _print_audit(d: dict[str, Any]) -> None:
+    w = d["workload"]
+    verdict = ("[green]can train fully deterministically[/]" if d["fully_deterministic"]
+               else f"[red]{len(d['nondeterministic_ops'])} op(s) without a deterministic implementation[/]")
+    out.print(f"{w['arch']} on {d['device']}, one training step ({d['ops_in_step']:,} ops): {verdict}",
+              highlight=False)
+    if d["nondeterministic_ops"]:
+        rows = [[o["op"], str(o["count"]), ", ".join(o["modules"]), ", ".join(o["phases"]),
+                 ", ".join(o["dispatched_as"])] for o in d["nondeterministic_ops"]]
+        out.print(grid("ops with no deterministic implementation here",
+                       ["op", "calls", "module", "pass", "dispatched as"], rows, text={0, 2, 3, 4}))
+    if d["swapped_kernels"]:
+        rows = [[r["name"], r["status"], str(r["calls_a"]), str(r["calls_b"]), _fmt(r["total_us_a"], 1, grouped=True),
+                 _fmt(r["total_us_b"], 1, grouped=True)] for r in d["swapped_kernels"]]
+        out.print(grid("kernels deterministic mode adds, drops or calls differently (one profiled step each, µs)",
+                       ["kernel", "status", "calls default", "calls det.", "µs default", "µs det."], rows,
+                       text={0, 1}))
+    elif not d["kernel_diff_available"]:
+        out.print("no kernel diff: the profiled step of a mode failed", highlight=False)
+    else:
+        out.print("deterministic mode swaps no kernel here (the same kernels, the same call counts)", highlight=False)
 
 
 @app.command()

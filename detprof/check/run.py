@@ -1,0 +1,237 @@
+"""``detprof check`` and ``detprof audit`` as a Python API: dictionaries out, as ``--json`` prints them.
+
+check: two trainings of the same model from the same seeds and data, each in a fresh process,
+differing only in what was asked (nothing, the CPU thread count, or the device), compared step by
+step; with ``locate_op``, both re-run up to the first divergent step recording every op, to name
+the first op whose output differs while its inputs matched. audit: one step in deterministic
+mode, listing every op without a deterministic implementation and what the mode swaps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from detprof.errors import DetprofError, require
+from detprof.gpus import DeviceChoice, select_device
+from detprof.modes import environment_for, toggles_for
+from detprof.runner.config import CPU_THREADS, Workload, build_workload
+from detprof.runner.processes import run_in_fresh_process
+
+DEFAULT_STEPS = 10
+MAX_STEPS = 10_000
+DEFAULT_BATCH_SIZES = (1, 8, 64)
+RUN_TIMEOUT_S = 1800.0
+
+
+class CheckError(DetprofError):
+    """A check run that could not finish (its process failed or timed out)."""
+
+
+def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] | None:
+    """``"1,2"`` as ("1", "2"); one value twice; None for None. Raises ArgumentError otherwise."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    require(len(parts) in (1, 2), f"{option} {text!r} is not accepted; use one value or two as A,B ({accepted})")
+    return (parts[0], parts[-1])
+
+
+def _run_side(target: str, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+    """Run ``target`` with ``spec`` in a fresh process under the spec's mode; its result document."""
+    environment = environment_for(toggles_for(spec["mode"]), dict(os.environ), gpu_uuid)
+    with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
+        out = Path(scratch, "result.json")
+        outcome = run_in_fresh_process(target, (spec, str(out)), environment, Path(scratch, "run.log"), timeout_s)
+        if outcome.timed_out:
+            raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
+        if not out.exists():
+            raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): "
+                             f"{outcome.log_tail[-300:]}")
+        document = json.loads(out.read_text())
+        state_file = Path(str(out) + ".pt")
+        if state_file.exists():
+            import torch
+
+            document["state"] = torch.load(state_file, map_location="cpu", weights_only=True)
+    if "error" in document:
+        raise CheckError(f"a check run failed: {document['error']}")
+    return document
+
+
+def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int | None, seed: int,
+               steps: int) -> dict[str, Any]:
+    return {"workload": asdict(workload), "mode": mode, "toggles": toggles_for(mode).as_dict(),
+            "device": device.torch_device, "threads": threads if device.kind == "cpu" else None, "seed": seed,
+            "steps": steps}
+
+
+def max_abs_diff(state_a: dict[str, Any], state_b: dict[str, Any]) -> float:
+    """Largest absolute difference over every floating tensor of two state dicts (inf when an
+    integer buffer or a shape differs)."""
+    import torch
+
+    worst = 0.0
+    for name, a in state_a.items():
+        b = state_b[name]
+        if a.shape != b.shape:
+            return float("inf")
+        if a.is_floating_point():
+            worst = max(worst, float((a.double() - b.double()).abs().max()) if a.numel() else 0.0)
+        elif not torch.equal(a, b):
+            return float("inf")
+    return worst
+
+
+def first_divergence(run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, Any] | None:
+    """The first step (1-based) where the loss or a parameter differs, and the first such parameter in
+    module order; None when every step agrees bit for bit."""
+    names = run_a["parameters"]
+    for number, (a, b) in enumerate(zip(run_a["steps"], run_b["steps"], strict=True), start=1):
+        params = [name for name, x, y in zip(names, a["params"], b["params"], strict=True) if x != y]
+        if a["loss"] != b["loss"] or params:
+            return {"step": number, "loss_differs": a["loss"] != b["loss"],
+                    "parameter": params[0] if params else None, "parameters_differing": len(params)}
+    return None
+
+
+def run_check(arch: str | None = None, model: str | None = None, mode: str = "deterministic",
+              gpu: str | None = "auto", threads: str | None = None, devices: str | None = None,
+              steps: int = DEFAULT_STEPS, batch_size: int | None = None, image_size: int | None = None,
+              input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+              kernel_size: int | None = None, batch_norm: bool | None = None, seed: int = 0,
+              locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
+              on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train twice and compare; returns bitwise_identical, max_abs_diff (over all parameters and
+    buffers after the last step) and first_divergence (null, or step, parameter and, with
+    ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs differ
+    in that one factor; otherwise both are the same configuration."""
+    toggles_for(mode)  # an unknown mode fails here, before anything runs
+    require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
+    require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
+    thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
+    device_pair = parse_pair("--devices", devices, "cpu or cuda, e.g. cpu,cuda")
+    cpus = os.cpu_count() or 1
+    if thread_pair:
+        require(all(t.isdigit() and 1 <= int(t) <= cpus for t in thread_pair),
+                f"--threads {threads!r} is not accepted; use 1 to {cpus} (this machine's CPUs), one or two as A,B")
+    if device_pair:
+        require(all(d in ("cpu", "cuda") for d in device_pair),
+                f"--devices {devices!r} is not accepted; use cpu or cuda, one or two as A,B")
+        sides_devices = [select_device("cpu" if d == "cpu" else (gpu if gpu not in (None, "cpu") else "auto"))
+                         for d in device_pair]
+        for wanted, chosen in zip(device_pair, sides_devices, strict=True):
+            require(wanted == "cpu" or chosen.kind == "cuda", "--devices asks for cuda, but this machine has no GPU")
+    else:
+        chosen = select_device(gpu)
+        sides_devices = [chosen, chosen]
+    workload = build_workload(sides_devices[0], arch, model, batch_size, image_size, kernel_size, batch_norm,
+                              input_shape, num_classes)
+    side_threads = [int(t) for t in thread_pair] if thread_pair else [CPU_THREADS, CPU_THREADS]
+    specs = [_side_spec(workload, mode, dev, t, seed, steps) for dev, t in zip(sides_devices, side_threads,
+                                                                               strict=True)]
+    uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
+    runs = []
+    for label, spec, uuid in zip("AB", specs, uuids, strict=True):
+        if on_progress:
+            on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} thread(s)")
+        runs.append(_run_side("detprof.check.trainer:train_and_record", spec, uuid, timeout_s))
+    divergence = first_divergence(runs[0], runs[1])
+    identical = divergence is None and max_abs_diff(runs[0]["state"], runs[1]["state"]) == 0.0
+    if divergence and locate_op:
+        records = []
+        for label, spec, uuid in zip("AB", specs, uuids, strict=True):
+            if on_progress:
+                on_progress(f"run {label} again, recording every op of step {divergence['step']}")
+            records.append(_run_side("detprof.check.trainer:record_ops_at_step",
+                                     {**spec, "locate_step": divergence["step"]}, uuid, timeout_s))
+        from detprof.check.oprecord import first_divergent_op
+
+        divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
+        divergence["ops_recorded"] = len(records[0]["ops"])
+    sides = [{"device": run["device"], "threads": run["threads"], "nondeterministic_ops": run["nondeterministic_ops"]}
+             for run in runs]
+    return {"workload": asdict(workload), "mode": mode, "steps": steps, "seed": seed,
+            "differing_factor": "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
+            "device" if device_pair and device_pair[0] != device_pair[1] else "none",
+            "runs": sides, "bitwise_identical": identical,
+            "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence}
+
+
+def run_batch_invariance(arch: str | None = None, model: str | None = None, mode: str = "deterministic",
+                         gpu: str | None = "auto", batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
+                         image_size: int | None = None, input_shape: tuple[int, int, int] | None = None,
+                         num_classes: int | None = None, kernel_size: int | None = None,
+                         batch_norm: bool | None = None, threads: str | int | None = None, seed: int = 0,
+                         timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
+    """Are the model's eval-mode outputs for an example bitwise the same whatever the batch it is
+    in? Per batch size: examples, how many match batch size 1 bit for bit, their fraction, and the
+    largest absolute difference."""
+    toggles_for(mode)
+    pair = parse_pair("--threads", None if threads is None else str(threads), "one thread count")
+    cpus = os.cpu_count() or 1
+    if pair:
+        require(pair[0] == pair[1] and pair[0].isdigit() and 1 <= int(pair[0]) <= cpus,
+                f"--threads {threads!r} is not accepted here; use one count from 1 to {cpus}")
+    require(all(1 <= b <= 64 for b in batch_sizes),
+            f"--batch-sizes {','.join(map(str, batch_sizes))} is not accepted; use sizes from 1 to 64")
+    device = select_device(gpu)
+    workload = build_workload(device, arch, model, None, image_size, kernel_size, batch_norm, input_shape,
+                              num_classes)
+    side_threads = int(pair[0]) if pair else CPU_THREADS
+    spec = {**_side_spec(workload, mode, device, side_threads, seed, 0), "batch_sizes": list(batch_sizes)}
+    result = _run_side("detprof.check.trainer:batch_invariance", spec, device.gpu.uuid if device.gpu else None,
+                       timeout_s)
+    return {"workload": asdict(workload), "mode": mode, "device": device.name, **result,
+            "batch_invariant": all(row["fraction_equal"] == 1.0 for row in result["rows"])}
+
+
+def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None = "auto",
+              batch_size: int | None = None, image_size: int | None = None,
+              input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+              kernel_size: int | None = None, batch_norm: bool | None = None,
+              timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
+    """One training step in deterministic mode: every op with no deterministic
+    implementation on this device (op, count, the modules that called it, and whether in the
+    forward or backward pass), and what the mode swaps, from the kernel diff of a profiled step in
+    each mode (calls and µs). ``fully_deterministic`` is True when there is no such op."""
+    from detprof.kernels import diff_tables
+    from detprof.runner.config import OverheadConfig, default_protocol
+    from detprof.runner.launcher import measure_overhead
+
+    device = select_device(gpu)
+    workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
+                              num_classes)
+    spec = _side_spec(workload, "deterministic", device, CPU_THREADS, 0, 1)
+    audit = _run_side("detprof.check.trainer:audit_step", spec, device.gpu.uuid if device.gpu else None, timeout_s)
+    grouped: dict[str, dict[str, Any]] = {}
+    for warned in audit["nondeterministic"]:
+        name = warned["name"]
+        entry = grouped.setdefault(name, {"op": name, "count": 0, "dispatched_as": set(), "modules": set(),
+                                          "phases": set()})
+        entry["count"] += 1
+        entry["dispatched_as"].add(warned["op"])
+        entry["modules"].add(warned["module"] or "(outside any module)")
+        entry["phases"].add(warned["phase"])
+    ops = [{**e, "dispatched_as": sorted(e["dispatched_as"]), "modules": sorted(e["modules"]),
+            "phases": sorted(e["phases"])} for e in grouped.values()]
+    protocol = replace(default_protocol(device.kind == "cuda", warmup_steps=1, timed_steps=1, profile_steps=1,
+                                        repeats=1), precision=None, max_time_s=None)
+    config = OverheadConfig(workload, protocol, ("default", "deterministic"), device.torch_device,
+                            device.gpu.index if device.gpu else None,
+                            gpu_uuid=device.gpu.uuid if device.gpu else None)
+    with tempfile.TemporaryDirectory(prefix="detprof-audit-") as traces:
+        profiled = measure_overhead(config, device.kind, device.name, traces)
+    swapped: list[dict[str, Any]] = []
+    if {"default", "deterministic"} <= set(profiled.kernel_tables):
+        diff = diff_tables(profiled.kernel_tables["default"], profiled.kernel_tables["deterministic"])
+        moved = diff[(diff["status"] != "changed") | (diff["calls_a"] != diff["calls_b"])]
+        swapped = moved.head(15).to_dict(orient="records")
+    return {"workload": asdict(workload), "device": device.name, "fully_deterministic": not ops,
+            "nondeterministic_ops": ops, "ops_in_step": audit["ops"], "swapped_kernels": swapped,
+            "kernel_diff_available": bool(swapped) or len(profiled.kernel_tables) == 2}

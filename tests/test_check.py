@@ -1,0 +1,155 @@
+"""detprof check and detprof audit: models whose answer is known by construction, run for real in
+fresh processes (tests/data/models/check_models.py), and the op recorder on real PyTorch ops."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from detprof.check.oprecord import OpRecorder, first_divergent_op, module_tracking
+from detprof.cli import app
+
+MODELS = Path(__file__).resolve().parent / "data" / "models" / "check_models.py"
+SMALL = ["--input-shape", "3,16,16", "--num-classes", "4"]
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, dict[str, Any]]:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code in (0, 1), result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_audit_names_max_unpool2d_and_exits_1() -> None:
+    code, doc = invoke("audit", "--model", f"{MODELS}:unpool_net", *SMALL)
+    assert code == 1 and doc["fully_deterministic"] is False
+    [op] = doc["nondeterministic_ops"]
+    assert op["op"].startswith("max_unpooling2d") and op["dispatched_as"] == ["aten::max_unpool2d"]
+    assert op["modules"] == ["2.unpool (MaxUnpool2d)"] and op["phases"] == ["forward"] and op["count"] == 1
+
+
+def test_audit_of_a_cnn_exits_0_and_shows_what_deterministic_mode_adds() -> None:
+    code, doc = invoke("audit", "--arch", "small-cnn")
+    assert code == 0 and doc["fully_deterministic"] is True and doc["nondeterministic_ops"] == []
+    # On a CPU the mode's visible work is fill_uninitialized_memory: more aten::fill_ calls.
+    fill = {row["name"]: row for row in doc["swapped_kernels"]}["aten::fill_"]
+    assert fill["calls_b"] > fill["calls_a"]
+
+
+def test_check_reports_a_jitter_from_os_urandom_as_not_identical() -> None:
+    code, doc = invoke("check", "--model", f"{MODELS}:urandom_jitter_net", *SMALL, "--steps", "2", "--locate-op")
+    assert code == 1 and doc["bitwise_identical"] is False and doc["max_abs_diff"] > 0
+    divergence = doc["first_divergence"]
+    assert divergence["step"] == 1 and divergence["loss_differs"] is True and divergence["parameter"] == "0.weight"
+    # The jitter is a Python float: the op that multiplies by it is fed a differing value.
+    assert divergence["op"]["op"] == "aten::mul.Tensor" and divergence["op"]["kind"] == "input-differs"
+    assert divergence["op"]["module"] == "2 (UrandomJitter)" and divergence["op"]["phase"] == "forward"
+
+
+def test_locate_op_names_the_op_built_to_diverge() -> None:
+    code, doc = invoke("check", "--model", f"{MODELS}:noise_at_known_op_net", *SMALL, "--steps", "2",
+                       "--locate-op")
+    assert code == 1 and doc["bitwise_identical"] is False
+    op = doc["first_divergence"]["op"]
+    assert op == {"index": op["index"], "op": "aten::randn.generator", "phase": "forward",
+                  "module": "body.noise (UnseededNoise)", "kind": "root-cause"}
+    assert doc["first_divergence"]["ops_recorded"] > op["index"]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_one_thread_against_two_breaks_bitwise_equality_of_the_small_cnn() -> None:
+    code, doc = invoke("check", "--arch", "small-cnn", "--threads", "1,2", "--steps", "3", "--locate-op")
+    assert code == 1 and doc["differing_factor"] == "threads"
+    assert [side["threads"] for side in doc["runs"]] == [1, 2]
+    assert doc["bitwise_identical"] is False and 0 < doc["max_abs_diff"] < 1e-3
+    divergence = doc["first_divergence"]
+    assert divergence["step"] >= 1 and divergence["parameter"] is not None
+    assert divergence["op"]["kind"] == "root-cause" and divergence["op"]["op"].startswith("aten::")
+
+
+def test_the_same_configuration_twice_is_bitwise_identical() -> None:
+    code, doc = invoke("check", "--arch", "small-cnn", "--steps", "3", "--locate-op")
+    assert code == 0 and doc["bitwise_identical"] is True and doc["max_abs_diff"] == 0.0
+    assert doc["first_divergence"] is None and doc["differing_factor"] == "none"
+
+
+def test_batch_invariance_of_models_with_a_known_answer() -> None:
+    code, doc = invoke("check", "--batch-invariance", "--model", f"{MODELS}:elementwise_net", *SMALL)
+    assert code == 0 and doc["batch_invariant"] is True
+    assert [(r["batch_size"], r["fraction_equal"], r["max_abs_diff"]) for r in doc["rows"]] == \
+        [(1, 1.0, 0.0), (8, 1.0, 0.0), (64, 1.0, 0.0)]
+    code, doc = invoke("check", "--batch-invariance", "--model", f"{MODELS}:batch_centred_net", *SMALL,
+                       "--batch-sizes", "1,8")
+    assert code == 1 and doc["batch_invariant"] is False
+    rows = {r["batch_size"]: r for r in doc["rows"]}
+    assert rows[1]["fraction_equal"] == 1.0 and rows[8]["bitwise_equal"] == 0 and rows[8]["max_abs_diff"] > 0
+
+
+def test_human_output_names_the_verdict_and_the_op() -> None:
+    result = CliRunner(env={"COLUMNS": "100"}).invoke(
+        app, ["check", "--model", f"{MODELS}:noise_at_known_op_net", *SMALL, "--steps", "1", "--locate-op"])
+    text = " ".join(result.stdout.split())
+    assert result.exit_code == 1 and "not identical" in text
+    assert "aten::randn.generator in body.noise (UnseededNoise), forward" in text
+    assert "its output differs while its inputs matched" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["check", "--threads", "1,2,3"], "--threads '1,2,3' is not accepted"),
+    (["check", "--threads", "0,1"], "--threads '0,1' is not accepted"),
+    (["check", "--devices", "cpu,tpu"], "--devices 'cpu,tpu' is not accepted; use cpu or cuda"),
+    (["check", "--steps", "0"], "--steps 0 is not accepted"),
+    (["check", "--mode", "fast"], "fast"),
+    (["check", "--batch-invariance", "--batch-sizes", "1,x"], "--batch-sizes '1,x' is not accepted"),
+    (["check", "--batch-invariance", "--batch-sizes", "1,65"], "--batch-sizes 1,65 is not accepted"),
+    (["check", "--batch-invariance", "--threads", "1,2"], "--threads '1,2' is not accepted here"),
+    (["check", "--batch-invariance", "--locate-op"], "--batch-invariance compares batch sizes in one run"),
+    (["audit", "--arch", "nope"], "nope"),
+    (["audit", "--model", "missing.py:build"], "--model 'missing.py': no such file"),
+])
+def test_bad_input_exits_2_in_one_line(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU that is present")
+def test_cuda_side_without_a_gpu_exits_2() -> None:
+    result = runner.invoke(app, ["check", "--devices", "cpu,cuda"])
+    assert result.exit_code == 2 and "this machine has no GPU" in result.stderr
+
+
+def _record(model: torch.nn.Module, x: torch.Tensor, scale: float) -> list[dict[str, Any]]:
+    model.zero_grad(set_to_none=True)  # each record starts from the same state
+    recorder = OpRecorder(hash_tensors=True)
+    with module_tracking(model, recorder), recorder:
+        (model(x) * scale).sum().backward()
+    return recorder.ops
+
+
+def test_op_recorder_labels_forward_and_backward_ops_with_their_module() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    ops = _record(model, torch.randn(2, 4), 1.0)
+    by_phase = {(op["phase"], op["module"]) for op in ops if op["module"]}
+    assert ("forward", "0 (Linear)") in by_phase and ("backward", "0 (Linear)") in by_phase
+    assert ("backward", "1 (ReLU)") in by_phase
+    assert any(op["op"] == "aten::addmm" and op["module"] == "0 (Linear)" for op in ops)
+
+
+def test_first_divergent_op_of_two_records() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    x = torch.randn(2, 4)
+    same_a, same_b = _record(model, x, 1.0), _record(model, x, 1.0)
+    assert first_divergent_op(same_a, same_b) is None
+    other = _record(model, x, 2.0)  # a Python scalar that differs reaches aten::mul
+    found = first_divergent_op(same_a, other)
+    assert found is not None and found["op"] == "aten::mul.Tensor" and found["kind"] == "input-differs"
+    assert first_divergent_op(same_a, same_a[:-1])["kind"] == "different-length"  # type: ignore[index]
