@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from detprof.errors import DetprofError, require
 from detprof.gpus import list_gpus
-from detprof.modes import MODES
+from detprof.modes import ABLATION, MODES
 from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
 from detprof.store import ResultStore
 
@@ -198,9 +198,13 @@ def overhead(
                                                       "--model)."),
     gpu: str = typer.Option("auto", help="GPU alias (v100, a100, h100, ...), index, `cpu`, or `auto` "
                                          "(first GPU, else CPU)."),
-    modes: str = typer.Option("default,deterministic",
-                              help=f"Two modes A,B; the ratio is B/A. Known: {', '.join(MODES)}. "
-                                   "`default,default` is the A/A test."),
+    modes: str | None = typer.Option(None, help="Two modes A,B; the ratio is B/A (default: default,deterministic). "
+                                                f"Known: {', '.join(MODES)}. `default,default` is the A/A test."),
+    ablate: bool = typer.Option(False, "--ablate", help="Measure each switch of the deterministic mode on its own "
+                                                        "against default, one stored run per switch (GPU-only "
+                                                        "switches are skipped on a CPU)."),
+    ablate_modes: str | None = typer.Option(None, help="With --ablate: only these steps, as M,M,... Steps: "
+                                                       f"{', '.join(step.mode for step in ABLATION)}."),
     kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7 (default 3); "
                                                       "other networks have none to choose."),
     bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn (the only network where it is "
@@ -231,12 +235,18 @@ def overhead(
     from detprof.gpus import select_device
     from detprof.overhead import build_config, measure_and_store
 
+    measurement = dict(kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size, image_size=image_size,
+                       warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps, repeats=repeats,
+                       threads=threads, seed=seed, job_timeout_s=job_timeout, precision=precision,
+                       max_time_s=max_time, model=model, num_classes=num_classes)
+    if ablate or ablate_modes:
+        with user_errors():
+            require(modes is None, "--ablate measures every step against default; drop --modes")
+            measurement["input_shape"] = parse_shape(input_shape)
+        _overhead_ablation(arch, gpu, db, json_output, ablate_modes, measurement)
+        return
     with user_errors():
-        options = dict(modes=modes, kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size,
-                       image_size=image_size, warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps,
-                       repeats=repeats, threads=threads, seed=seed, job_timeout_s=job_timeout, precision=precision,
-                       max_time_s=max_time, model=model, input_shape=parse_shape(input_shape),
-                       num_classes=num_classes)
+        options = {**measurement, "modes": modes or "default,deterministic", "input_shape": parse_shape(input_shape)}
         device = select_device(gpu)
         config = build_config(arch, device, **options)  # validate before any process starts
         ResultStore(db, create=True).close()  # and the database too, before the plan says what will run
@@ -264,6 +274,48 @@ def overhead(
     if document["ratio"] is None:
         err.print(f"detprof: run {document['run_id']} stored, but no ratio: every job of at least one mode failed")
         raise typer.Exit(1)
+
+
+def _overhead_ablation(arch: str | None, gpu: str, db: str | None, json_output: bool, only: str | None,
+                       options: dict[str, Any]) -> None:
+    from detprof.gpus import select_device
+    from detprof.overhead import ablation_configs, run_ablation
+
+    with user_errors():
+        chosen = [m.strip() for m in only.split(",") if m.strip()] if only else None
+        device = select_device(gpu)
+        plans, skipped = ablation_configs(None if options["model"] else arch, device, chosen, **options)
+        ResultStore(db, create=True).close()
+    if not json_output:
+        _print_plan(plans[0][1], device)
+        err.print(f"ablation: {len(plans)} comparisons against default, one after the other"
+                  + (f"; {len(skipped)} GPU-only switches skipped on this CPU" if skipped else ""), highlight=False)
+    with progress_bar() as progress:
+        bar = progress.add_task("ablation", total=len(plans))
+
+        def started(step: Any, number: int, total: int) -> None:
+            progress.update(bar, completed=number - 1, description=f"ablation {number}/{total}: {step.mode}")
+
+        with user_errors():
+            document = run_ablation(arch, gpu, db, chosen, on_step=started, command=invoked_command(), **options)
+    emit(document, json_output, _print_ablation)
+
+
+def _print_ablation(d: dict[str, Any]) -> None:
+    rows = []
+    for r in d["steps"]:
+        ci = r["ratio_ci"]
+        rows.append([r["mode"], _fmt(r["ratio"], 3), f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "—",
+                     _fmt(r["kernel_ratio"], 3), _fmt(r["memory_ratio"], 3), _bytes(r["peak_mem_bytes"][1]),
+                     str(r["run_id"])])
+    out.print(grid(f"ablation: {d['arch']} on {d['device']['name']}, each mode against default in paired processes",
+                   ["mode", "step time ratio", "95% CI", "kernel ratio", "memory ratio", "peak memory", "run"],
+                   rows))
+    for r in d["steps"]:
+        out.print(f"{r['mode']} ({r['changes']}): {r['verdict']}", highlight=False)
+    if d["skipped"]:
+        out.print("not measured on a CPU (cuDNN, cuBLAS and TF32 exist only on a GPU): "
+                  + ", ".join(s["mode"] for s in d["skipped"]), highlight=False)
 
 
 def _print_plan(config: Any, device: Any) -> None:
@@ -794,6 +846,92 @@ def _print_audit(d: dict[str, Any]) -> None:
         out.print("no kernel diff: the profiled step of a mode failed", highlight=False)
     else:
         out.print("deterministic mode swaps no kernel here (the same kernels, the same call counts)", highlight=False)
+
+
+@app.command()
+def advise(
+    arch: str | None = typer.Option(None, help="Network from `detprof zoo` (default resnet18)."),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
+    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
+    num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
+                                                      "--model)."),
+    gpu: str = typer.Option("auto", help="GPU alias, index, `cpu`, or `auto` (first GPU, else CPU)."),
+    kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7."),
+    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn."),
+    batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
+    image_size: int | None = typer.Option(None, help="Input side in pixels (default as for overhead)."),
+    threads: int | None = typer.Option(None, help=f"CPU intra-op threads (default: {CPU_THREADS})."),
+    steps: int = typer.Option(10, help="Training steps of each check (two fresh processes per candidate)."),
+    max_time: float | None = typer.Option(None, help="Seconds each overhead comparison may spend (default: 120 on "
+                                                     "GPU, 30 on CPU)."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """The cheapest configuration confirmed bitwise reproducible here, its cost, and the lines to get it.
+
+    Checks each candidate (default, deterministic algorithms alone, deterministic with autotuning,
+    without the NaN fill, and the full deterministic mode; the GPU-only ones on a GPU), measures
+    those that pass against default (stored as overhead runs), and recommends the cheapest. Exit 0
+    with a recommendation, 1 when no candidate was bitwise identical, 2 for bad input.
+    """
+    from detprof.check.advise import run_advise
+
+    with user_errors():
+        shape = parse_shape(input_shape)
+        ResultStore(db, create=True).close()
+        with progress_bar() as progress:
+            task = progress.add_task("advise", total=None)
+            document = run_advise(arch, model, gpu, shape, num_classes, batch_size, image_size, kernel_size, bn,
+                                  threads, steps, max_time, db, invoked_command(),
+                                  on_progress=lambda text: progress.update(task, description=text))
+    emit(document, json_output, _print_advice)
+    raise typer.Exit(0 if document["recommendation"] else 1)
+
+
+TARGET_WORDS = {"under": "under", "over": "over", "unresolved": "not resolved against", "unknown": "unknown against"}
+
+
+def _print_advice(d: dict[str, Any]) -> None:
+    rows = []
+    for r in d["candidates"]:
+        ci = r["ratio_ci"]
+        measured = r["ratio"] is not None and r["mode"] != "default"
+        rows.append([r["mode"], "yes" if r["bitwise_identical"] else f"no (step {r['first_divergent_step']})",
+                     _fmt(r["ratio"], 3) if r["bitwise_identical"] else "—",
+                     f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ("by definition" if r["mode"] == "default" else "—"),
+                     _fmt(r["memory_ratio"], 3) if r["bitwise_identical"] else "—",
+                     str(r["run_id"]) if measured else "—"])
+    threads = f", {d['threads']} thread(s)" if d["threads"] else ""
+    out.print(grid(f"advise: {d['workload']['arch']} on {d['device']['name']}{threads}; bitwise identical over "
+                   f"{d['check_steps']} steps in two fresh processes, cost against default",
+                   ["candidate", "bitwise identical", "step time ratio", "95% CI", "memory ratio", "run"], rows,
+                   text={0, 1, 3}))
+    best = d["recommendation"]
+    if best is None:
+        out.print("[red]no candidate was bitwise identical here[/]: run `detprof audit` with the same options to find "
+                  "the ops to blame", highlight=False)
+        return
+    target = TARGET_WORDS[best["megatron_target"]]
+    cost = "nothing: default training was already bitwise identical here" if best["mode"] == "default" else \
+        f"x{best['ratio']:.3f} step time" + (f" (95% CI {best['ratio_ci'][0]:.3f}-{best['ratio_ci'][1]:.3f})"
+                                            if best["ratio_ci"] else "")
+    out.print(f"[bold]recommended: {best['mode']}[/], cost {cost}; {target} Megatron-LM's target of under 10% "
+              "step overhead", highlight=False)
+    full = d["full_deterministic"]
+    if full and full["mode"] != best["mode"] and full["ratio"] is not None:
+        out.print(f"the full deterministic mode costs x{full['ratio']:.3f} here", highlight=False)
+    switched = d.get("cheapest_with_switches")
+    if switched:
+        out.print(f"default passed this check, but PyTorch promises nothing for it; the cheapest candidate with "
+                  f"determinism switched on is {switched['mode']} (x{switched['ratio']:.3f}), set as follows:",
+                  highlight=False)
+        best = switched
+    settings = best["settings"]
+    if settings["environment"]:
+        out.print("in the shell, before the process starts CUDA:\n  " + "\n  ".join(settings["environment"]),
+                  highlight=False, markup=False, soft_wrap=True)
+    out.print("in the training script, after `import torch`:\n  " + "\n  ".join(settings["python"]),
+              highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

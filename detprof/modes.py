@@ -35,6 +35,10 @@ class Toggles:
     # fills every torch.empty() with NaN (floats) or the max integer, so that results never depend on
     # stale memory. It costs a fill kernel per allocation; it has no effect otherwise.
     fill_uninitialized_memory: bool = True
+    # TF32 for float32 convolutions and matmuls (torch.backends.cudnn.allow_tf32 and
+    # torch.backends.cuda.matmul.allow_tf32); None leaves PyTorch's own defaults. TF32 is not a
+    # source of run-to-run noise, but it decides which kernels run: part of what a user may ablate.
+    allow_tf32: bool | None = None
 
     def as_dict(self) -> dict[str, bool | str | None]:
         """The toggles as a plain dict (what is stored with every run)."""
@@ -62,7 +66,60 @@ MODES: dict[str, Toggles] = {
     "deterministic-nofill": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=False,
                                     cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE,
                                     fill_uninitialized_memory=False),
+    # For ablation and advice: one switch on its own, and deterministic kernels chosen by autotuning.
+    "cudnn-deterministic-only": Toggles(cudnn_deterministic=True),
+    "deterministic-algorithms": Toggles(deterministic_algorithms=True, fill_uninitialized_memory=False),
+    "deterministic-algorithms-fill": Toggles(deterministic_algorithms=True),
+    "cublas-workspace": Toggles(cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
+    "tf32-off": Toggles(allow_tf32=False),
+    "deterministic-autotune": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=True,
+                                      cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
 }
+
+
+@dataclass(frozen=True)
+class AblationStep:
+    """A mode measured against default by ``overhead --ablate``: what it changes, and whether it
+    can change anything on a CPU (cuDNN, cuBLAS and TF32 exist only on a GPU)."""
+
+    mode: str
+    changes: str
+    gpu_only: bool
+
+
+ABLATION = (
+    AblationStep("no-benchmark", "cudnn.benchmark off (no autotuning)", gpu_only=True),
+    AblationStep("cudnn-deterministic-only", "cudnn.deterministic on, autotuning kept", gpu_only=True),
+    AblationStep("deterministic-algorithms", "use_deterministic_algorithms, no NaN fill", gpu_only=False),
+    AblationStep("deterministic-algorithms-fill", "use_deterministic_algorithms with its NaN fill of torch.empty",
+                 gpu_only=False),
+    AblationStep("cublas-workspace", f"CUBLAS_WORKSPACE_CONFIG={DETERMINISTIC_CUBLAS_WORKSPACE}", gpu_only=True),
+    AblationStep("tf32-off", "TF32 off for convolutions and matmuls", gpu_only=True),
+    AblationStep("deterministic-autotune", "every determinism switch, autotuning among deterministic algorithms",
+                 gpu_only=True),
+    AblationStep("deterministic", "every determinism switch: the deterministic mode", gpu_only=False),
+)
+
+
+def settings_code(toggles: Toggles, threads: int | None = None) -> dict[str, list[str]]:
+    """What to put in a training script to get ``toggles``: ``environment`` (shell lines, to be set
+    before CUDA starts) and ``python`` (lines after ``import torch``), beside a fixed seed."""
+    environment = [] if toggles.cublas_workspace_config is None else \
+        [f"export CUBLAS_WORKSPACE_CONFIG={toggles.cublas_workspace_config}"]
+    python = ["torch.manual_seed(SEED)  # and every other generator your data pipeline uses"]
+    if threads is not None:
+        python.append(f"torch.set_num_threads({threads})  # the thread count changes CPU results: keep it fixed")
+    if toggles.deterministic_algorithms:
+        python.append("torch.use_deterministic_algorithms(True)")
+        if not toggles.fill_uninitialized_memory:
+            python.append("torch.utils.deterministic.fill_uninitialized_memory = False")
+    if toggles.cudnn_deterministic:
+        python.append("torch.backends.cudnn.deterministic = True")
+    python.append(f"torch.backends.cudnn.benchmark = {toggles.cudnn_benchmark}")
+    if toggles.allow_tf32 is not None:
+        python += [f"torch.backends.cudnn.allow_tf32 = {toggles.allow_tf32}",
+                   f"torch.backends.cuda.matmul.allow_tf32 = {toggles.allow_tf32}"]
+    return {"environment": environment, "python": python}
 
 
 
@@ -114,12 +171,17 @@ def apply_toggles(toggles: Toggles) -> dict[str, object]:
     torch.backends.cudnn.deterministic = toggles.cudnn_deterministic
     torch.backends.cudnn.benchmark = toggles.cudnn_benchmark
     torch.utils.deterministic.fill_uninitialized_memory = toggles.fill_uninitialized_memory  # type: ignore[attr-defined]
+    if toggles.allow_tf32 is not None:
+        torch.backends.cudnn.allow_tf32 = toggles.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = toggles.allow_tf32
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
     }
 
 

@@ -220,3 +220,55 @@ def run_overhead(arch: str | None = DEFAULT_ARCH, gpu: str | None = None, db: St
     if options.get("model"):
         arch = None  # a user's model replaces the zoo arch (and its default)
     return measure_and_store(build_config(arch, device, **options), device, db, on_job_done, command)
+
+
+def ablation_configs(arch: str | None, device: DeviceChoice, only: list[str] | None = None,
+                     **options: Any) -> tuple[list[tuple[Any, OverheadConfig]], list[Any]]:
+    """The configs of ``overhead --ablate``: each ablation step (detprof.modes.ABLATION) against
+    default, validated before anything runs. Returns (steps to measure with their configs, steps
+    skipped because they cannot change anything on this device: cuDNN, cuBLAS and TF32 on a CPU).
+    ``only`` limits the steps to those modes."""
+    from detprof.modes import ABLATION
+
+    known = [step.mode for step in ABLATION]
+    for mode in only or []:
+        require(mode in known, f"--ablate-modes {mode!r} is not accepted; use any of {', '.join(known)}")
+    require("modes" not in options, "--ablate measures every step against default; drop --modes")
+    chosen = [step for step in ABLATION if not only or step.mode in only]
+    measured = [step for step in chosen if device.kind == "cuda" or not step.gpu_only]
+    skipped = [step for step in chosen if step not in measured]
+    require(bool(measured), "--ablate-modes names only GPU switches (cuDNN, cuBLAS, TF32), and this device is a CPU")
+    return [(step, build_config(arch, device, modes=f"default,{step.mode}", **options)) for step in measured], skipped
+
+
+def run_ablation(arch: str | None = DEFAULT_ARCH, gpu: str | None = None, db: StoreLike = None,
+                 only: list[str] | None = None,
+                 on_step: Callable[[Any, int, int], None] | None = None,
+                 on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
+                 **options: Any) -> dict[str, Any]:
+    """Each switch of the deterministic mode on its own against default (``overhead --ablate``),
+    every comparison an adaptive paired measurement stored as its own run. Returns ``steps``: one
+    row per measured step (mode, what it changes, run_id, ratio and 95% CI of step time, kernel
+    ratio, peak memory of both sides in bytes, memory ratio, verdict) and ``skipped``.
+    ``on_step(step, number, total)`` is called as each comparison starts."""
+    device = select_device(gpu)
+    if options.get("model"):
+        arch = None
+    plans, skipped = ablation_configs(arch, device, only, **options)
+    rows = []
+    for number, (step, config) in enumerate(plans, start=1):
+        if on_step:
+            on_step(step, number, len(plans))
+        document = measure_and_store(config, device, db, on_job_done, command)
+        rows.append({"mode": step.mode, "changes": step.changes, "run_id": document["run_id"],
+                     "ratio": document["ratio"], "ratio_ci": document["ratio_ci"],
+                     "ratio_pairs": document["ratio_pairs"], "verdict": document["verdict"],
+                     "kernel_ratio": document["kernel_ratio"], "memory_ratio": document["memory_ratio"],
+                     "peak_mem_bytes": [m["peak_mem_bytes"] for m in document["modes"]],
+                     "step_ms": [m["step_ms"] for m in document["modes"]],
+                     "determinism": document["modes"][1]["determinism"],
+                     "failed_jobs": len(document["failed_jobs"])})
+    workload = plans[0][1].workload
+    return {"arch": workload.arch, "workload": asdict(workload), "device": {"kind": device.kind, "name": device.name},
+            "steps": rows, "skipped": [{"mode": s.mode, "changes": s.changes,
+                                        "reason": "cuDNN, cuBLAS and TF32 exist only on a GPU"} for s in skipped]}

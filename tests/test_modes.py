@@ -52,8 +52,10 @@ def test_apply_toggles_sets_torch_flags_and_capture_names_real_ops() -> None:
               torch.backends.cudnn.benchmark)
     try:
         applied = apply_toggles(toggles_for("deterministic"))
+        tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
         assert applied == {"deterministic_algorithms": True, "deterministic_warn_only": True,
-                           "cudnn_deterministic": True, "cudnn_benchmark": False, "fill_uninitialized_memory": True}
+                           "cudnn_deterministic": True, "cudnn_benchmark": False, "fill_uninitialized_memory": True,
+                           "cudnn_allow_tf32": tf32[0], "cuda_matmul_allow_tf32": tf32[1]}
         # with deterministic algorithms on, fresh allocations are filled with NaN
         assert torch.isnan(torch.empty(8)).all()
         # put_ with accumulate=False has no deterministic implementation: it must warn, not crash.
@@ -80,3 +82,50 @@ def test_capture_passes_other_warnings_through() -> None:
         with capture_nondeterministic_ops() as ops:
             warnings.warn("unrelated", UserWarning, stacklevel=1)
     assert ops == set()
+
+
+def test_tf32_off_sets_both_flags_and_none_leaves_them() -> None:
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    try:
+        applied = apply_toggles(toggles_for("tf32-off"))
+        assert applied["cudnn_allow_tf32"] is False and applied["cuda_matmul_allow_tf32"] is False
+        torch.backends.cudnn.allow_tf32 = True
+        assert apply_toggles(toggles_for("default"))["cudnn_allow_tf32"] is True  # None: untouched
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+        apply_toggles(toggles_for("default"))
+
+
+def test_every_ablation_step_is_a_mode_that_changes_one_thing_from_default() -> None:
+    from detprof.modes import ABLATION
+
+    default = toggles_for("default").as_dict()
+    for step in ABLATION:
+        changed = {k for k, v in toggles_for(step.mode).as_dict().items() if v != default[k]}
+        assert changed, step.mode
+        # CPU-relevant steps change only PyTorch's own switches, never cuDNN, cuBLAS or TF32
+        assert step.gpu_only or changed <= {"deterministic_algorithms", "fill_uninitialized_memory",
+                                            "cudnn_deterministic", "cudnn_benchmark", "cublas_workspace_config"}
+    assert [s.mode for s in ABLATION][-1] == "deterministic"
+    autotune = toggles_for("deterministic-autotune")
+    assert autotune.cudnn_benchmark and autotune.cudnn_deterministic and autotune.deterministic_algorithms
+
+
+def test_settings_code_runs_and_sets_what_the_mode_sets() -> None:
+    from detprof.modes import settings_code
+
+    code = settings_code(toggles_for("deterministic-nofill"), threads=1)
+    assert code["environment"] == [f"export CUBLAS_WORKSPACE_CONFIG={DETERMINISTIC_CUBLAS_WORKSPACE}"]
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark, torch.get_num_threads())
+    try:
+        exec("\n".join(code["python"]), {"torch": torch, "SEED": 3})  # the lines as a user would paste them
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark and not torch.utils.deterministic.fill_uninitialized_memory
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = True
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
+        torch.set_num_threads(before[3])
+    assert settings_code(toggles_for("default"))["environment"] == []

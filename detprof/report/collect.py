@@ -43,8 +43,9 @@ def paper_reference() -> dict[str, Any]:
     return dict(json.loads(Path(path).read_text()))
 
 
-OVERHEAD_COLUMNS = ["run_id", "arch", "kernel_size", "device", "device_kind", "comparison", "ratio", "ci_low",
-                    "ci_high", "kernel_ratio", "noisy", "aa_test"]
+OVERHEAD_COLUMNS = ["run_id", "arch", "kernel_size", "device", "device_kind", "comparison", "baseline", "treatment",
+                    "ratio", "ci_low", "ci_high", "kernel_ratio", "memory_ratio", "noisy", "aa_test"]
+MAIN_COMPARISON = "deterministic / default"  # what the paper's Figures 9a and 9b show
 
 
 def _overhead_row(run_id: int, summary: dict[str, Any]) -> dict[str, Any]:
@@ -53,8 +54,10 @@ def _overhead_row(run_id: int, summary: dict[str, Any]) -> dict[str, Any]:
     ci = summary.get("ratio_ci") or [None, None]
     return {"run_id": run_id, "arch": summary["arch"], "kernel_size": workload.get("kernel_size"),
             "device": summary["device"]["name"], "device_kind": summary["device"]["kind"],
-            "comparison": f"{modes[1]} / {modes[0]}", "ratio": summary.get("ratio"), "ci_low": ci[0],
-            "ci_high": ci[1], "kernel_ratio": summary.get("kernel_ratio"), "noisy": bool(summary.get("noisy")),
+            "comparison": f"{modes[1]} / {modes[0]}", "baseline": modes[0], "treatment": modes[1],
+            "ratio": summary.get("ratio"), "ci_low": ci[0], "ci_high": ci[1],
+            "kernel_ratio": summary.get("kernel_ratio"), "memory_ratio": summary.get("memory_ratio"),
+            "noisy": bool(summary.get("noisy")),
             "aa_test": modes[0].split("#")[0] == modes[1].split("#")[0]}
 
 

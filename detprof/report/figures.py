@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from detprof.kernels import short_name
-from detprof.report.collect import TOP_KERNELS, KernelComparison
+from detprof.modes import ABLATION
+from detprof.report.collect import MAIN_COMPARISON, TOP_KERNELS, KernelComparison
 
 PAPER_COLOR = "#888888"
 
@@ -24,7 +25,8 @@ def _error_bars(frame: pd.DataFrame) -> dict[str, Any]:
 
 def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Figure | None:
     """Figure 9a: deterministic/default step-time ratio per network, one bar per device, 95% CI bars."""
-    rows = overhead[(overhead["arch"] != "medium-cnn") & ~overhead["aa_test"] & overhead["ratio"].notna()]
+    rows = overhead[(overhead["arch"] != "medium-cnn") & (overhead["comparison"] == MAIN_COMPARISON)
+                    & overhead["ratio"].notna()]
     if rows.empty:
         return None
     latest = rows.sort_values("run_id").groupby(["arch", "device"], as_index=False).last()
@@ -48,7 +50,8 @@ def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Fig
 
 def overhead_by_kernel_size(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Figure | None:
     """Figure 9b: medium CNN ratio against convolution kernel size, one line per device."""
-    rows = overhead[(overhead["arch"] == "medium-cnn") & ~overhead["aa_test"] & overhead["ratio"].notna()]
+    rows = overhead[(overhead["arch"] == "medium-cnn") & (overhead["comparison"] == MAIN_COMPARISON)
+                    & overhead["ratio"].notna()]
     if rows.empty:
         return None
     latest = rows.sort_values("run_id").groupby(["kernel_size", "device"], as_index=False).last()
@@ -63,6 +66,38 @@ def overhead_by_kernel_size(overhead: pd.DataFrame, paper: dict[str, Any]) -> go
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
     figure.update_layout(title="Medium CNN: overhead against kernel size (step time, deterministic / default)",
                          xaxis={"title": "kernel size", "dtick": 1}, yaxis_title="ratio")
+    return figure
+
+
+def ablation_bars(overhead: pd.DataFrame) -> go.Figure | None:
+    """``overhead --ablate``: each switch's step-time ratio against default, 95% CI bars, one series
+    per network and device (its newest run of each switch)."""
+    order = [step.mode for step in ABLATION]
+    rows = overhead[(overhead["baseline"] == "default") & overhead["treatment"].isin(order)
+                    & overhead["ratio"].notna()]
+    if rows.empty or rows["treatment"].nunique() < 2:
+        return None
+    rows = rows.assign(network=[f"{a} (k={k})" if a == "medium-cnn" else a
+                                for a, k in zip(rows["arch"], rows["kernel_size"], strict=True)])
+    latest = rows.sort_values("run_id").groupby(["network", "device", "treatment"], as_index=False).last()
+    figure = go.Figure()
+    for (network, device), group in latest.groupby(["network", "device"], sort=True):
+        group = group.assign(rank=group["treatment"].map(order.index)).sort_values("rank")
+        ci = group[["ci_low", "ci_high"]].notna().all(axis=1)
+        bars = group.assign(ci_low=group["ci_low"].where(ci, group["ratio"]),
+                            ci_high=group["ci_high"].where(ci, group["ratio"]))
+        figure.add_bar(name=f"{network} on {device}", x=group["treatment"], y=group["ratio"],
+                       error_y=_error_bars(bars),
+                       customdata=np.stack([group["run_id"], group["kernel_ratio"], group["memory_ratio"]], axis=1),
+                       hovertemplate="%{x}: x%{y:.3f} step time<br>kernel time x%{customdata[1]:.3f}<br>peak memory "
+                                     "x%{customdata[2]:.3f}<br>run %{customdata[0]}<extra>%{fullData.name}</extra>")
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
+    figure.add_hline(y=1.1, line_dash="dash", line_color="#b44",
+                     annotation_text="Megatron-LM's target: under 10% overhead", annotation_position="top left")
+    present = [mode for mode in order if mode in set(latest["treatment"])]
+    figure.update_layout(barmode="group", title="Which switch carries the cost: each against default (step time, "
+                         "95% CI)", yaxis_title="ratio to default",
+                         xaxis={"title": "switch", "categoryorder": "array", "categoryarray": present})
     return figure
 
 

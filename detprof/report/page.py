@@ -16,6 +16,7 @@ from plotly.offline import get_plotlyjs
 from detprof.kernels import short_name
 from detprof.report.collect import DIFF_ROWS, ReportData
 from detprof.report.figures import (
+    ablation_bars,
     overhead_by_kernel_size,
     overhead_by_network,
     per_class_spread,
@@ -169,6 +170,8 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         ("figure_9b", "Overhead against kernel size (paper Figure 9b)",
          overhead_by_kernel_size(data.overhead, data.paper),
          "No medium-cnn runs yet: run `detprof overhead --arch medium-cnn --kernel-size K` for K = 1 to 7."),
+        ("ablation", "Ablation: each switch of the deterministic mode on its own", ablation_bars(data.overhead),
+         "No ablation yet: run `detprof overhead --ablate` (on a GPU, every switch is measured)."),
         ("figure_8", "Top-20 kernels, default against deterministic (paper Figure 8)",
          top_kernels_cumulative(data.comparison),
          "No run with kernels in two modes, and fewer than two imported traces: nothing to compare."),

@@ -1,0 +1,124 @@
+"""``detprof advise``: the cheapest configuration that is confirmed bitwise reproducible here.
+
+Each candidate mode is checked (two trainings in fresh processes, compared bit for bit); each one
+that passes is measured against default with the paired protocol; the recommendation is the
+passing candidate with the smallest measured step-time ratio, with what to put in a training
+script to get it. Nothing is assumed: a candidate that should be deterministic but was not is
+reported as such, and on a CPU default itself often passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from detprof.check.run import DEFAULT_STEPS, run_check
+from detprof.errors import require
+from detprof.gpus import select_device
+from detprof.modes import settings_code, toggles_for
+from detprof.overhead import build_config, measure_and_store
+from detprof.runner.config import CPU_THREADS
+
+# Cheapest first by what they switch on; (mode, only meaningful on a GPU). On a CPU the cuDNN and
+# cuBLAS switches do nothing, so deterministic-nofill would repeat deterministic-algorithms there.
+CANDIDATES = (("default", False), ("deterministic-algorithms", False), ("deterministic-autotune", True),
+              ("deterministic-nofill", True), ("deterministic", False))
+MEGATRON_TARGET = 1.10  # Megatron-LM: bit-exact training under 10% step overhead
+ADVISE_MAX_TIME_S = {"cpu": 30.0, "cuda": 120.0}  # per comparison; the overhead command allows more
+
+
+def against_target(ratio: float | None, ci: list[float] | None, target: float = MEGATRON_TARGET) -> str:
+    """Where a step-time ratio stands against a target ratio: ``under``, ``over`` (the whole 95% CI
+    on one side), ``unresolved`` (the CI straddles it) or ``unknown`` (no ratio)."""
+    if ratio is None:
+        return "unknown"
+    low, high = ci if ci else (ratio, ratio)
+    if high < target:
+        return "under"
+    if low > target:
+        return "over"
+    return "unresolved"
+
+
+def _interval(row: dict[str, Any]) -> tuple[float, float]:
+    return tuple(row["ratio_ci"]) if row["ratio_ci"] else (row["ratio"], row["ratio"])  # type: ignore[return-value]
+
+
+def choose(passing: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The candidate to recommend among those that passed (in CANDIDATES order, fewest switches
+    first): the first whose cost is not resolved above the cheapest's, i.e. whose 95% CI overlaps
+    the cheapest one's. A point estimate below another's inside the noise does not win."""
+    if not passing:
+        return None
+    cheapest = min(passing, key=lambda row: row["ratio"])
+    low, high = _interval(cheapest)
+    return next(row for row in passing if _interval(row)[0] <= high and _interval(row)[1] >= low)
+
+
+def _advice(row: dict[str, Any] | None, cpu_threads: int | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {**row, "toggles": toggles_for(row["mode"]).as_dict(),
+            "settings": settings_code(toggles_for(row["mode"]), cpu_threads)}
+
+
+def run_advise(arch: str | None = None, model: str | None = None, gpu: str | None = "auto",
+               input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+               batch_size: int | None = None, image_size: int | None = None, kernel_size: int | None = None,
+               batch_norm: bool | None = None, threads: int | None = None, check_steps: int = DEFAULT_STEPS,
+               max_time_s: float | None = None, db: Any = None, command: str | None = None,
+               on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Check every candidate mode, measure the ones that pass against default, recommend the
+    cheapest. Returns ``candidates`` (mode, bitwise_identical, max_abs_diff, first divergent step,
+    and for those measured: run_id, ratio, ratio_ci, memory_ratio, kernel_ratio) and
+    ``recommendation`` (None when no candidate passed) with its ``settings`` (environment and
+    Python lines) and ``megatron_target`` (under/over/unresolved 10% step overhead)."""
+    device = select_device(gpu)
+    require(check_steps >= 1, f"--steps {check_steps} is not accepted; use 1 or more")
+    require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
+    cpu_threads = (threads or CPU_THREADS) if device.kind == "cpu" else None
+    modes = [mode for mode, gpu_only in CANDIDATES if device.kind == "cuda" or not gpu_only]
+    measure_options = dict(kernel_size=kernel_size, batch_norm=batch_norm, batch_size=batch_size,
+                           image_size=image_size, threads=threads, model=model, input_shape=input_shape,
+                           num_classes=num_classes, max_time_s=max_time_s or ADVISE_MAX_TIME_S[device.kind])
+    zoo_arch = None if model else arch
+    configs = {mode: build_config(zoo_arch, device, modes=f"default,{mode}", **measure_options)
+               for mode in modes if mode != "default"}  # every bad value fails here, before anything runs
+    check_options = dict(arch=zoo_arch, model=model, gpu=gpu, steps=check_steps, batch_size=batch_size,
+                         image_size=image_size, input_shape=input_shape, num_classes=num_classes,
+                         kernel_size=kernel_size, batch_norm=batch_norm,
+                         threads=str(cpu_threads) if cpu_threads else None)
+    candidates = []
+    for mode in modes:
+        if on_progress:
+            on_progress(f"check {mode}: two trainings of {check_steps} steps")
+        checked = run_check(mode=mode, **check_options)  # type: ignore[arg-type]
+        divergence = checked["first_divergence"]
+        candidates.append({"mode": mode, "bitwise_identical": checked["bitwise_identical"],
+                           "max_abs_diff": checked["max_abs_diff"],
+                           "first_divergent_step": divergence["step"] if divergence else None,
+                           "run_id": None, "ratio": 1.0 if mode == "default" else None, "ratio_ci": None,
+                           "memory_ratio": 1.0 if mode == "default" else None, "kernel_ratio": None,
+                           "verdict": None})
+    for row in candidates:
+        if row["mode"] == "default" or not row["bitwise_identical"]:
+            continue
+        if on_progress:
+            on_progress(f"overhead of {row['mode']} against default")
+        document = measure_and_store(configs[row["mode"]], device, db, command=command)
+        row.update(run_id=document["run_id"], ratio=document["ratio"], ratio_ci=document["ratio_ci"],
+                   memory_ratio=document["memory_ratio"], kernel_ratio=document["kernel_ratio"],
+                   verdict=document["verdict"])
+    for row in candidates:
+        row["megatron_target"] = against_target(row["ratio"], row["ratio_ci"]) if row["bitwise_identical"] else None
+    passing = [row for row in candidates if row["bitwise_identical"] and row["ratio"] is not None]
+    recommendation = _advice(choose(passing), cpu_threads)
+    switched_on = _advice(choose([row for row in passing if row["mode"] != "default"]), cpu_threads)
+    full = next((row for row in candidates if row["mode"] == "deterministic"), None)
+    workload = next(iter(configs.values())).workload
+    return {"workload": asdict(workload), "device": {"kind": device.kind, "name": device.name},
+            "check_steps": check_steps, "threads": cpu_threads, "candidates": candidates,
+            "recommendation": recommendation, "full_deterministic": full,
+            "cheapest_with_switches": switched_on if recommendation and recommendation["mode"] == "default" else None,
+            "megatron_target_ratio": MEGATRON_TARGET}
