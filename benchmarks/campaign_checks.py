@@ -70,6 +70,9 @@ def scan_check(result_json: str) -> int:
     return 1 if failures else 0
 
 
+CHECKED = ("vgg19", "resnet50", "medium-cnn-k7")  # what the campaign checks, audits (and advises on)
+
+
 def _load(results: Path, name: str) -> dict[str, Any] | None:
     path = results / f"{name}.json"
     try:
@@ -164,6 +167,34 @@ def summary(results_dir: str, out: str | None) -> int:
         batch = f" (batch {doc['recipe']['batch_size']})" if variant == "order-only" else ""
         lines.append(f"| {variant}{batch} | {doc['mode']} | {doc['runs']} | {100 * doc['accuracy_mean']:.2f}% | "
                      f"{100 * doc['churn']:.2f}% | {doc['l2']:.3g} | {partner} |")
+    lines += ["", "## Bitwise checks (two trainings in fresh processes), audit and advice", "",
+              "| network | mode | bitwise identical | max weight difference | first divergence |",
+              "|---|---|---|---|---|"]
+    for net in CHECKED:
+        for mode in ("default", "deterministic"):
+            doc = _load(results, f"check-{net}-{mode}")
+            if not doc:
+                lines.append(f"| {net} | {mode} | not measured | — | — |")
+                continue
+            div = doc.get("first_divergence")
+            op = (div or {}).get("op") or {}
+            where = "—" if not div else (f"step {div['step']}, {div['parameter']}"
+                                         + (f"; {op['op']} in {op['module']} ({op['phase']}, {op['kind']})"
+                                            if op else ""))
+            lines.append(f"| {net} | {mode} | {'yes' if doc['bitwise_identical'] else 'no'} | "
+                         f"{doc['max_abs_diff']:.3g} | {where} |")
+    for net in CHECKED:
+        doc = _load(results, f"audit-{net}")
+        if doc:
+            ops = ", ".join(f"{o['op']} ({', '.join(o['modules'])})" for o in doc["nondeterministic_ops"]) or "none"
+            lines.append(f"\naudit {net}: fully deterministic {doc['fully_deterministic']}; ops without a "
+                         f"deterministic implementation: {ops}; {len(doc['swapped_kernels'])} kernels swapped")
+    advice = _load(results, "advise-medium-cnn-k7")
+    if advice:
+        best = advice.get("recommendation")
+        lines.append("\nadvise medium-cnn k=7: " + ("no candidate bitwise identical" if not best else
+                     f"{best['mode']}, step time ratio {_number(best['ratio'])} (95% CI {best['ratio_ci']}), "
+                     f"Megatron-LM 10% target: {best['megatron_target']}"))
     steps = results / "steps.txt"
     if steps.exists():
         lines += ["", "## Steps", "", "```", steps.read_text().strip(), "```"]

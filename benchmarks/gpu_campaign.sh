@@ -19,7 +19,8 @@
 # resnet50, mobilenet-v2, densenet121 and medium-cnn at kernel sizes 1, 3, 5, 7, each with bitwise
 # evidence per mode; the top-20 kernels of vgg19 in both modes; the four stability variants and the
 # full-batch data-order experiment on digits on the GPU; MobileNet v1 (the paper's "nearly free"
-# network); the summary and the HTML report.
+# network); check in both modes (locating the first divergent op), audit, for vgg19, resnet50 and
+# medium-cnn at kernel size 7, and advise for medium-cnn k=7; the summary and the HTML report.
 # Fewer timed steps than the paper's 100 are used so that everything fits: the numbers say so.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -112,7 +113,9 @@ if [ "$dry_run" = 1 ]; then
     aa=(--arch resnet50 --batch-size 2 --image-size 32 --warmup 1 --steps 3 --profile-steps 0
         --precision 0.5 --max-time 20)
     stability=(--epochs 1)
-    est_run=25; est_aa=30; est_stability=20
+    check_size=(--batch-size 2 --image-size 32)
+    advise_time=3
+    est_run=25; est_aa=30; est_stability=20; est_check=10; est_advise=40
 else
     device=(--gpu auto)
     # The paper's setting (224x224, batch 64) with 20 timed steps instead of 100, so that all nine
@@ -121,7 +124,9 @@ else
     aa=(--arch resnet50 --batch-size 64 --image-size 224 --warmup 5 --steps 20 --profile-steps 0
         --precision 0.01 --max-time 60)
     stability=()
-    est_run=45; est_aa=75; est_stability=40
+    check_size=(--batch-size 64 --image-size 224)
+    advise_time=30
+    est_run=45; est_aa=75; est_stability=40; est_check=40; est_advise=200
 fi
 overhead=("${detprof[@]}" overhead "${device[@]}" --db "$db" --json)
 
@@ -167,6 +172,20 @@ step "stability order-only full batch" "$est_stability" 300 "$results/stability-
     "${device[@]}" --db "$db" --json
 # The paper's "nearly free" network is MobileNet v1 (Howard et al. 2017): measured last, if time is left.
 step "mobilenet (v1)" "$est_run" 300 "$results/mobilenet.json" "${overhead[@]}" --arch mobilenet "${paper[@]}"
+# Is training bitwise reproducible on this GPU, which op breaks it, and what does it need (issue 11):
+# check in both modes (the default one locates the first divergent op), audit, then advise.
+for net in vgg19 resnet50 medium-cnn-k7; do
+    arch=(--arch "$net"); [ "$net" = medium-cnn-k7 ] && arch=(--arch medium-cnn --kernel-size 7)
+    step "check $net default" "$est_check" 300 "$results/check-$net-default.json" \
+        "${detprof[@]}" check "${arch[@]}" "${device[@]}" "${check_size[@]}" --mode default --locate-op --json
+    step "check $net deterministic" "$est_check" 300 "$results/check-$net-deterministic.json" \
+        "${detprof[@]}" check "${arch[@]}" "${device[@]}" "${check_size[@]}" --mode deterministic --json
+    step "audit $net" "$est_check" 300 "$results/audit-$net.json" \
+        "${detprof[@]}" audit "${arch[@]}" "${device[@]}" "${check_size[@]}" --json
+done
+step "advise medium-cnn k=7" "$est_advise" 420 "$results/advise-medium-cnn-k7.json" \
+    "${detprof[@]}" advise --arch medium-cnn --kernel-size 7 "${device[@]}" "${check_size[@]}" --steps 5 \
+    --max-time "$advise_time" --db "$db" --json
 step "summary" 5 120 - "$python" benchmarks/campaign_checks.py summary "$results" --out "$out/summary.md"
 step "report" 10 180 - "${detprof[@]}" report --db "$db" --out "$out/report.html"
 pack

@@ -26,6 +26,7 @@ def invoke(*args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_audit_names_max_unpool2d_and_exits_1() -> None:
     code, doc = invoke("audit", "--model", f"{MODELS}:unpool_net", *SMALL)
     assert code == 1 and doc["fully_deterministic"] is False
@@ -34,6 +35,7 @@ def test_audit_names_max_unpool2d_and_exits_1() -> None:
     assert op["modules"] == ["2.unpool (MaxUnpool2d)"] and op["phases"] == ["forward"] and op["count"] == 1
 
 
+@pytest.mark.slow
 def test_audit_of_a_cnn_exits_0_and_shows_what_deterministic_mode_adds() -> None:
     code, doc = invoke("audit", "--arch", "small-cnn")
     assert code == 0 and doc["fully_deterministic"] is True and doc["nondeterministic_ops"] == []
@@ -42,6 +44,7 @@ def test_audit_of_a_cnn_exits_0_and_shows_what_deterministic_mode_adds() -> None
     assert fill["calls_b"] > fill["calls_a"]
 
 
+@pytest.mark.slow
 def test_check_reports_a_jitter_from_os_urandom_as_not_identical() -> None:
     code, doc = invoke("check", "--model", f"{MODELS}:urandom_jitter_net", *SMALL, "--steps", "2", "--locate-op")
     assert code == 1 and doc["bitwise_identical"] is False and doc["max_abs_diff"] > 0
@@ -52,6 +55,7 @@ def test_check_reports_a_jitter_from_os_urandom_as_not_identical() -> None:
     assert divergence["op"]["module"] == "2 (UrandomJitter)" and divergence["op"]["phase"] == "forward"
 
 
+@pytest.mark.slow
 def test_locate_op_names_the_op_built_to_diverge() -> None:
     code, doc = invoke("check", "--model", f"{MODELS}:noise_at_known_op_net", *SMALL, "--steps", "2",
                        "--locate-op")
@@ -62,6 +66,7 @@ def test_locate_op_names_the_op_built_to_diverge() -> None:
     assert doc["first_divergence"]["ops_recorded"] > op["index"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
 def test_one_thread_against_two_breaks_bitwise_equality_of_the_small_cnn() -> None:
     code, doc = invoke("check", "--arch", "small-cnn", "--threads", "1,2", "--steps", "3", "--locate-op")
@@ -73,12 +78,14 @@ def test_one_thread_against_two_breaks_bitwise_equality_of_the_small_cnn() -> No
     assert divergence["op"]["kind"] == "root-cause" and divergence["op"]["op"].startswith("aten::")
 
 
+@pytest.mark.slow
 def test_the_same_configuration_twice_is_bitwise_identical() -> None:
     code, doc = invoke("check", "--arch", "small-cnn", "--steps", "3", "--locate-op")
     assert code == 0 and doc["bitwise_identical"] is True and doc["max_abs_diff"] == 0.0
     assert doc["first_divergence"] is None and doc["differing_factor"] == "none"
 
 
+@pytest.mark.slow
 def test_batch_invariance_of_models_with_a_known_answer() -> None:
     code, doc = invoke("check", "--batch-invariance", "--model", f"{MODELS}:elementwise_net", *SMALL)
     assert code == 0 and doc["batch_invariant"] is True
@@ -91,6 +98,7 @@ def test_batch_invariance_of_models_with_a_known_answer() -> None:
     assert rows[1]["fraction_equal"] == 1.0 and rows[8]["bitwise_equal"] == 0 and rows[8]["max_abs_diff"] > 0
 
 
+@pytest.mark.slow
 def test_human_output_names_the_verdict_and_the_op() -> None:
     result = CliRunner(env={"COLUMNS": "100"}).invoke(
         app, ["check", "--model", f"{MODELS}:noise_at_known_op_net", *SMALL, "--steps", "1", "--locate-op"])
@@ -153,3 +161,78 @@ def test_first_divergent_op_of_two_records() -> None:
     found = first_divergent_op(same_a, other)
     assert found is not None and found["op"] == "aten::mul.Tensor" and found["kind"] == "input-differs"
     assert first_divergent_op(same_a, same_a[:-1])["kind"] == "different-length"  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_ablation_measures_each_cpu_switch_against_default_and_the_report_draws_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.sqlite")
+    code, doc = invoke("overhead", "--arch", "small-cnn", "--ablate", "--repeats", "3", "--steps", "2", "--warmup",
+                       "1", "--profile-steps", "1", "--db", db)
+    assert code == 0
+    assert [row["mode"] for row in doc["steps"]] == ["deterministic-algorithms", "deterministic-algorithms-fill",
+                                                     "deterministic"]
+    assert {s["mode"] for s in doc["skipped"]} == {"no-benchmark", "cudnn-deterministic-only", "cublas-workspace",
+                                                   "tf32-off", "deterministic-autotune"}
+    assert len({row["run_id"] for row in doc["steps"]}) == 3
+    assert all(row["ratio"] > 0 and row["ratio_pairs"] == 3 and row["peak_mem_bytes"][1] > 0 for row in doc["steps"])
+    report = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "r.html")])
+    assert report.exit_code == 0 and "ablation: drawn" in " ".join(report.stdout.split())
+    from detprof.report.collect import collect
+    from detprof.report.figures import ablation_bars, overhead_by_network
+
+    data = collect(db)
+    assert list(ablation_bars(data.overhead).data[0].x) == [row["mode"] for row in doc["steps"]]
+    # Figure 9a shows only deterministic / default, not the other ablation steps
+    assert len(overhead_by_network(data.overhead, data.paper).data[0].x) == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ablate", "--modes", "default,default"], "--ablate measures every step against default; drop --modes"),
+    (["--ablate-modes", "fast"], "--ablate-modes 'fast' is not accepted; use any of no-benchmark"),
+    (["--ablate-modes", "tf32-off"], "names only GPU switches"),
+])
+def test_bad_ablation_input_exits_2(args: list[str], message: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["overhead", *args, "--db", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_advise_checks_each_candidate_and_recommends_one_that_passed(tmp_path: Path) -> None:
+    code, doc = invoke("advise", "--arch", "small-cnn", "--steps", "2", "--max-time", "4", "--db",
+                       str(tmp_path / "r.sqlite"))
+    rows = {row["mode"]: row for row in doc["candidates"]}
+    assert list(rows) == ["default", "deterministic-algorithms", "deterministic"]  # GPU-only ones left out on CPU
+    best = doc["recommendation"]
+    assert code == 0 and best is not None and rows[best["mode"]]["bitwise_identical"]
+    measured = [row for row in doc["candidates"] if row["bitwise_identical"] and row["mode"] != "default"]
+    assert all(row["run_id"] is not None and row["ratio"] > 0 for row in measured)
+    assert best["settings"]["python"][0].startswith("torch.manual_seed")
+    assert "torch.set_num_threads(1)" in best["settings"]["python"][1]
+    assert best["megatron_target"] in ("under", "over", "unresolved")
+
+
+@pytest.mark.slow
+def test_advise_exits_1_when_no_candidate_is_reproducible(tmp_path: Path) -> None:
+    code, doc = invoke("advise", "--model", f"{MODELS}:urandom_jitter_net", *SMALL, "--steps", "1", "--db",
+                       str(tmp_path / "r.sqlite"))
+    assert code == 1 and doc["recommendation"] is None
+    assert all(row["bitwise_identical"] is False and row["run_id"] is None for row in doc["candidates"])
+
+
+def _row(mode: str, ratio: float, ci: list[float] | None) -> dict[str, Any]:
+    return {"mode": mode, "ratio": ratio, "ratio_ci": ci}
+
+
+def test_the_recommendation_prefers_fewer_switches_within_the_noise() -> None:
+    from detprof.check.advise import against_target, choose
+
+    default = _row("default", 1.0, None)
+    algorithms = _row("deterministic-algorithms", 0.98, [0.95, 1.01])
+    full = _row("deterministic", 1.30, [1.25, 1.35])
+    assert choose([default, algorithms, full])["mode"] == "default"  # 0.98 is not resolved below 1
+    faster = _row("deterministic-autotune", 1.04, [1.02, 1.06])
+    assert choose([faster, full])["mode"] == "deterministic-autotune"
+    assert choose([]) is None
+    assert against_target(1.04, [1.02, 1.06]) == "under" and against_target(1.3, [1.25, 1.35]) == "over"
+    assert against_target(1.09, [1.05, 1.13]) == "unresolved" and against_target(None, None) == "unknown"

@@ -180,7 +180,7 @@ def test_trace_commands_do_not_import_torch(shared_traces: Path) -> None:
     (["kernels", "--top", "abc"], "detprof: error: --top 'abc' is not accepted; use an integer"),
     (["overhead", "--precision", "x"], "detprof: error: --precision 'x' is not accepted; use a number"),
     (["overhead", "--nosuchflag"], "detprof: error: detprof overhead: no such option: --nosuchflag"),
-    (["nosuchcommand"], "detprof: error: no such command 'nosuchcommand'. Commands: audit, check, diff, gpus, import"),
+    (["nosuchcommand"], "detprof: error: no such command 'nosuchcommand'. Commands: advise, audit, check, diff, gpus"),
     (["zoo", "extra"], "detprof: error: detprof zoo: got unexpected extra argument"),
 ])
 def test_parser_errors_are_one_line_naming_the_value(args: list[str], line: str) -> None:
