@@ -113,7 +113,8 @@ if [ "$dry_run" = 1 ]; then
     aa=(--arch resnet50 --batch-size 2 --image-size 32 --warmup 1 --steps 3 --profile-steps 0
         --precision 0.5 --max-time 20)
     stability=(--epochs 1)
-    check_size=(--batch-size 2 --image-size 32)
+    check_size=(--batch-size 2 --image-size 64)
+    check_steps=2
     advise_time=3
     est_run=25; est_aa=30; est_stability=20; est_check=10; est_advise=40
 else
@@ -125,6 +126,7 @@ else
         --precision 0.01 --max-time 60)
     stability=()
     check_size=(--batch-size 64 --image-size 224)
+    check_steps=10
     advise_time=30
     est_run=45; est_aa=75; est_stability=40; est_check=40; est_advise=200
 fi
@@ -177,14 +179,14 @@ step "mobilenet (v1)" "$est_run" 300 "$results/mobilenet.json" "${overhead[@]}" 
 for net in vgg19 resnet50 medium-cnn-k7; do
     arch=(--arch "$net"); [ "$net" = medium-cnn-k7 ] && arch=(--arch medium-cnn --kernel-size 7)
     step "check $net default" "$est_check" 300 "$results/check-$net-default.json" \
-        "${detprof[@]}" check "${arch[@]}" "${device[@]}" "${check_size[@]}" --mode default --locate-op --json
+        "${detprof[@]}" check "${arch[@]}" "${device[@]}" "${check_size[@]}" --steps "$check_steps" --mode default --locate-op --json
     step "check $net deterministic" "$est_check" 300 "$results/check-$net-deterministic.json" \
-        "${detprof[@]}" check "${arch[@]}" "${device[@]}" "${check_size[@]}" --mode deterministic --json
+        "${detprof[@]}" check "${arch[@]}" "${device[@]}" "${check_size[@]}" --steps "$check_steps" --mode deterministic --json
     step "audit $net" "$est_check" 300 "$results/audit-$net.json" \
         "${detprof[@]}" audit "${arch[@]}" "${device[@]}" "${check_size[@]}" --json
 done
 step "advise medium-cnn k=7" "$est_advise" 420 "$results/advise-medium-cnn-k7.json" \
-    "${detprof[@]}" advise --arch medium-cnn --kernel-size 7 "${device[@]}" "${check_size[@]}" --steps 5 \
+    "${detprof[@]}" advise --arch medium-cnn --kernel-size 7 "${device[@]}" "${check_size[@]}" --steps "$check_steps" \
     --max-time "$advise_time" --db "$db" --json
 step "summary" 5 120 - "$python" benchmarks/campaign_checks.py summary "$results" --out "$out/summary.md"
 step "report" 10 180 - "${detprof[@]}" report --db "$db" --out "$out/report.html"

@@ -698,24 +698,35 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+# Options that check, audit and advise share (one definition each; typer reads them per command).
+ARCH_OPTION = typer.Option(None, help="Network from `detprof zoo` (default resnet18).")
+MODEL_OPTION = typer.Option(None, help=MODEL_HELP)
+INPUT_SHAPE_OPTION = typer.Option(None, help=INPUT_SHAPE_HELP)
+NUM_CLASSES_OPTION = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for --model).")
+GPU_OPTION = typer.Option("auto", help="GPU alias, index, `cpu`, or `auto` (first GPU, else CPU).")
+KERNEL_SIZE_OPTION = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7.")
+BN_OPTION = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn.")
+BATCH_SIZE_OPTION = typer.Option(None, help=f"Batch size ({_defaults('batch_size')}).")
+IMAGE_SIZE_OPTION = typer.Option(None, help=f"Input side in pixels (default as for overhead: {CPU_IMAGE_SIZE} or the "
+                                            "arch's minimum on CPU, the arch's own on GPU).")
+
+
 @app.command()
 def check(
-    arch: str | None = typer.Option(None, help="Network from `detprof zoo` (default resnet18)."),
-    model: str | None = typer.Option(None, help=MODEL_HELP),
-    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
-    num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
-                                                      "--model)."),
+    arch: str | None = ARCH_OPTION,
+    model: str | None = MODEL_OPTION,
+    input_shape: str | None = INPUT_SHAPE_OPTION,
+    num_classes: int | None = NUM_CLASSES_OPTION,
     mode: str = typer.Option("deterministic", help=f"Mode of both runs. Known: {', '.join(MODES)}."),
-    gpu: str = typer.Option("auto", help="GPU alias, index, `cpu`, or `auto` (first GPU, else CPU)."),
+    gpu: str = GPU_OPTION,
     threads: str | None = typer.Option(None, help="CPU intra-op threads: N for both runs, or A,B to make the runs "
                                                   f"differ in that alone (default: {CPU_THREADS} for both)."),
     devices: str | None = typer.Option(None, help="cpu,cuda: run A on the CPU, run B on the GPU."),
     steps: int = typer.Option(10, help="Training steps per run (SGD, momentum 0.9, one synthetic batch)."),
-    kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7."),
-    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn."),
-    batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
-    image_size: int | None = typer.Option(None, help=f"Input side in pixels (default as for overhead: "
-                                                     f"{CPU_IMAGE_SIZE} or the arch's minimum on CPU)."),
+    kernel_size: int | None = KERNEL_SIZE_OPTION,
+    bn: bool | None = BN_OPTION,
+    batch_size: int | None = BATCH_SIZE_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     seed: int = typer.Option(0, help="Seed for weights and data (the same for both runs)."),
     locate_op: bool = typer.Option(False, "--locate-op", help="When the runs differ, re-run both up to the first "
                                                               "divergent step recording every op, and name the first "
@@ -797,16 +808,15 @@ def _print_batch_invariance(d: dict[str, Any]) -> None:
 
 @app.command()
 def audit(
-    arch: str | None = typer.Option(None, help="Network from `detprof zoo` (default resnet18)."),
-    model: str | None = typer.Option(None, help=MODEL_HELP),
-    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
-    num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
-                                                      "--model)."),
-    gpu: str = typer.Option("auto", help="GPU alias, index, `cpu`, or `auto` (first GPU, else CPU)."),
-    kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7."),
-    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn."),
-    batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
-    image_size: int | None = typer.Option(None, help="Input side in pixels (default as for overhead)."),
+    arch: str | None = ARCH_OPTION,
+    model: str | None = MODEL_OPTION,
+    input_shape: str | None = INPUT_SHAPE_OPTION,
+    num_classes: int | None = NUM_CLASSES_OPTION,
+    gpu: str = GPU_OPTION,
+    kernel_size: int | None = KERNEL_SIZE_OPTION,
+    bn: bool | None = BN_OPTION,
+    batch_size: int | None = BATCH_SIZE_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Which ops cannot train deterministically on this device, and what deterministic mode swaps.
@@ -850,16 +860,15 @@ def _print_audit(d: dict[str, Any]) -> None:
 
 @app.command()
 def advise(
-    arch: str | None = typer.Option(None, help="Network from `detprof zoo` (default resnet18)."),
-    model: str | None = typer.Option(None, help=MODEL_HELP),
-    input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
-    num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
-                                                      "--model)."),
-    gpu: str = typer.Option("auto", help="GPU alias, index, `cpu`, or `auto` (first GPU, else CPU)."),
-    kernel_size: int | None = typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7."),
-    bn: bool | None = typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn."),
-    batch_size: int | None = typer.Option(None, help=f"Batch size ({_defaults('batch_size')})."),
-    image_size: int | None = typer.Option(None, help="Input side in pixels (default as for overhead)."),
+    arch: str | None = ARCH_OPTION,
+    model: str | None = MODEL_OPTION,
+    input_shape: str | None = INPUT_SHAPE_OPTION,
+    num_classes: int | None = NUM_CLASSES_OPTION,
+    gpu: str = GPU_OPTION,
+    kernel_size: int | None = KERNEL_SIZE_OPTION,
+    bn: bool | None = BN_OPTION,
+    batch_size: int | None = BATCH_SIZE_OPTION,
+    image_size: int | None = IMAGE_SIZE_OPTION,
     threads: int | None = typer.Option(None, help=f"CPU intra-op threads (default: {CPU_THREADS})."),
     steps: int = typer.Option(10, help="Training steps of each check (two fresh processes per candidate)."),
     max_time: float | None = typer.Option(None, help="Seconds each overhead comparison may spend (default: 120 on "

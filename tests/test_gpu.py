@@ -80,3 +80,35 @@ def test_stability_trains_on_the_gpu_and_control_is_bitwise_identical(tmp_path: 
     doc = json.loads(result.stdout)
     assert doc["device"] == list_gpus()[0].name and doc["threads"] is None
     assert doc["churn"] == 0.0 and doc["l2"] == 0.0  # deterministic mode and every seed fixed: bit-identical
+
+
+def _check(*args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code in (0, 1), result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_check_on_the_gpu_reports_what_it_finds_in_both_modes() -> None:
+    # Expected: identical under deterministic, not necessarily under default; asserted: the verdict
+    # agrees with the exit code and with the weights, and a divergence comes with its step.
+    for mode in ("default", "deterministic"):
+        code, doc = _check("check", "--arch", "small-cnn", "--mode", mode, "--steps", "5", "--locate-op")
+        assert doc["runs"][0]["device"] != "cpu" and (code == 0) == doc["bitwise_identical"]
+        assert (doc["max_abs_diff"] == 0) == doc["bitwise_identical"]
+        if not doc["bitwise_identical"]:
+            assert doc["first_divergence"]["step"] >= 1 and "op" in doc["first_divergence"]
+
+
+def test_check_cpu_against_cuda_varies_the_device_only() -> None:
+    code, doc = _check("check", "--arch", "small-cnn", "--devices", "cpu,cuda", "--steps", "3")
+    assert doc["differing_factor"] == "device" and doc["runs"][0]["device"] == "cpu"
+    assert doc["runs"][1]["device"] != "cpu" and (code == 0) == doc["bitwise_identical"]
+
+
+def test_audit_and_ablation_on_the_gpu(tmp_path: Path) -> None:
+    code, doc = _check("audit", "--arch", "vgg16", "--batch-size", "8", "--image-size", "64")
+    assert (code == 0) == doc["fully_deterministic"] and doc["kernel_diff_available"]
+    result = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--ablate", "--ablate-modes",
+                                 "no-benchmark,tf32-off", *SMALL_RUN, "--db", str(tmp_path / "a.sqlite"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert [row["mode"] for row in json.loads(result.stdout)["steps"]] == ["no-benchmark", "tf32-off"]
