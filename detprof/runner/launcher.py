@@ -22,7 +22,7 @@ import pandas as pd
 from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
 from detprof.modes import Toggles, environment_for
 from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
-from detprof.runner.processes import run_in_fresh_process
+from detprof.runner.processes import restart_fork_server, run_in_fresh_process
 from detprof.stats import RatioEstimate, paired_ratio, summarize
 
 
@@ -274,6 +274,13 @@ def _stop_reason(protocol: Protocol, pairs_run: int, ratio: RatioEstimate | None
     return None
 
 
+# Pairs per fork server. Every child of one server shares part of its memory layout, and on a CPU
+# that can shift a mode's step time for as long as the server lives: with one server per run, runs
+# of the same comparison gave tight CIs that disagreed (benchmarks/results/layout_effect_cpu_2core.txt).
+# A new server every few pairs lets the pairs sample that state, so the CI covers it.
+FORK_SERVER_PAIRS = 5
+
+
 def measure_overhead(config: OverheadConfig, device_kind: str, device_name: str, trace_dir: str | None,
                      command: str = "", on_job_done: Callable[[JobOutcome], None] | None = None) -> OverheadResult:
     """Run pairs of jobs (one per mode, balanced order) until the protocol says stop, and summarise.
@@ -298,6 +305,8 @@ def measure_overhead(config: OverheadConfig, device_kind: str, device_name: str,
             if on_job_done:
                 on_job_done(outcome)
         pair += 1
+        if pair % FORK_SERVER_PAIRS == 0:
+            restart_fork_server()
         pair_seconds.append(time.perf_counter() - pair_started)
         ratio = _ratio(outcomes)
         failures = sum(not o.ok for o in outcomes)
