@@ -60,7 +60,11 @@ def usage_message(error: Exception) -> str:
             f"{option} {value!r} is not accepted: {message}"
     ctx = getattr(error, "ctx", None)
     message = f"{message[:1].lower()}{message[1:]}"
-    return message if ctx is None or ctx.parent is None else f"detprof {ctx.info_name}: {message}"
+    words = []  # the command's words below the program: "db merge"
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    return f"detprof {' '.join(words)}: {message}" if words else message
 
 
 class OneLineErrors(TyperGroup):
@@ -78,7 +82,8 @@ class OneLineErrors(TyperGroup):
         except UsageError as error:
             message = usage_message(error)
             if "no such command" in message:
-                message += f" Commands: {', '.join(sorted(self.commands))}."
+                group = getattr(getattr(error, "ctx", None), "command", None)
+                message += f" Commands: {', '.join(sorted(getattr(group, 'commands', None) or self.commands))}."
             _error_line(message)
             sys.exit(2)
         except ClickException as error:
@@ -943,6 +948,144 @@ def _print_advice(d: dict[str, Any]) -> None:
               highlight=False, markup=False, soft_wrap=True)
 
 
+CLUSTER_HELP = ("Run each job as a Ray task instead of here: `ray` (the cluster at $RAY_ADDRESS, or a new local "
+                "Ray) or ray://HOST:PORT. GPU jobs land on nodes with the spec's GPU type, one job per GPU.")
+
+
+@app.command()
+def sweep(
+    spec: str = typer.Argument(..., help="Sweep spec (TOML), e.g. benchmarks/figure9b.toml."),
+    cluster: str | None = typer.Option(None, help=CLUSTER_HELP),
+    rerun_failed: bool = typer.Option(False, "--rerun-failed", help="Run the jobs recorded as failed again (a resume "
+                                                                     "otherwise keeps them)."),
+    status: bool = typer.Option(False, "--status", help="Show what is stored of the spec; run nothing."),
+    probe: bool = typer.Option(False, "--probe", help="With --cluster: one task per GPU type, placed as its jobs "
+                                                      "would be, shows the node and the GPU it got; runs no job."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Many overhead measurements from one spec (archs x kernel sizes x modes x GPUs), resumable:
+    running it again skips what is stored. Exit 1 when a job is left failed."""
+    from detprof.sweep import load_spec, plan_sweep, run_sweep, sweep_status
+    from detprof.sweep.run import prepare_backend
+
+    with user_errors():
+        loaded = load_spec(spec)
+        jobs = plan_sweep(loaded)
+        require(not probe or cluster is not None, "--probe checks placement on a Ray cluster; add --cluster ray")
+        if probe:
+            from detprof.sweep.ray_cluster import probe_placement
+
+            emit({"probes": probe_placement(loaded, str(cluster))}, json_output, _print_probes)
+            return
+        if status:
+            emit(sweep_status(loaded, db), json_output, _print_sweep)
+            return
+        prepare_backend(loaded, cluster)  # fails in seconds when the cluster lacks a GPU type
+        ResultStore(db, create=True).close()
+    if not json_output:
+        where = "here" if cluster is None else f"on Ray ({cluster})"
+        out.print(f"sweep {loaded.name}: {len(jobs)} jobs {where}; stored jobs are skipped", highlight=False)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
+                  transient=True) as progress:
+        task = progress.add_task(loaded.name, total=len(jobs), counts="")
+
+        def show(state: Any) -> None:
+            current = state.running[0] if len(state.running) == 1 else f"{len(state.running)} running"
+            progress.update(task, completed=state.done + state.failed, total=max(state.total, 1),
+                            description=current if state.running else loaded.name,
+                            counts=f"done {state.done} · failed {state.failed} · left {state.left}")
+
+        with user_errors():
+            document = run_sweep(loaded, db=db, cluster=cluster, rerun_failed=rerun_failed, on_progress=show,
+                                 command=invoked_command())
+    emit(document, json_output, _print_sweep)
+    failed = document["counts"]["failed"]
+    if failed:
+        err.print(f"detprof: {failed} job(s) failed; `detprof sweep {spec} --rerun-failed` runs them again",
+                  highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _print_sweep(d: dict[str, Any]) -> None:
+    rows = []
+    for j in d["jobs"]:
+        ci = j["ratio_ci"]
+        where = j["device_name"] or j["gpu"]
+        state = j["status"] + (" now" if j["ran"] and j["status"] == "done" else "")
+        rows.append([j["arch"] + (f" k{j['kernel_size']}" if j["kernel_size"] is not None else ""),
+                     where, f"{j['modes'][1]}/{j['modes'][0]}", state, _fmt(j["ratio"], 3),
+                     "—" if not ci else f"{ci[0]:.3f}-{ci[1]:.3f}", _fmt(j["kernel_ratio"], 3),
+                     "—" if j["run_id"] is None else str(j["run_id"])])
+    c = d["counts"]
+    out.print(grid(f"sweep {d['sweep']} ({d['cluster']}): {c['done']} done, {c['failed']} failed, "
+                   f"{c['left'] + c['running']} left; {c['ran_now']} run now",
+                   ["job", "device", "ratio of", "status", "ratio", "95% CI", "kernel ratio", "run"], rows,
+                   text={0, 1, 2, 3}))
+    for j in d["jobs"]:
+        if j["status"] == "failed":
+            out.print(f"failed: {j['label']}: {j['error']}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_probes(d: dict[str, Any]) -> None:
+    rows = [[p["gpu"], p["node"], str(p["cuda_visible_devices"] or "—"), ", ".join(p["gpus_seen"]) or "none",
+             {True: "yes", False: "NO", None: "unknown (no NVML there)"}[p["ok"]]] for p in d["probes"]]
+    out.print(grid("placement probe: where each GPU type's jobs land", ["GPU type", "node", "CUDA_VISIBLE_DEVICES",
+                   "GPUs the task sees", "matches"], rows, text={0, 1, 2, 3, 4}))
+
+
+db_app = typer.Typer(help="Move results between stores: merge another machine's database, export runs.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("merge")
+def db_merge(
+    other: str = typer.Argument(..., help="Another detprof results database (.sqlite), e.g. from another GPU box."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Bring another store's runs (with jobs, steps, kernels and traces), sweep jobs and stability
+    runs into this one, skipping what is already here: merging twice changes nothing."""
+    from detprof.store.transfer import merge_store
+
+    with user_errors():
+        counts = merge_store(db, other)
+
+    def show(c: dict[str, int]) -> None:
+        out.print(f"merged {other}: {c['runs_added']} runs added, {c['runs_present']} already here; sweep jobs "
+                  f"{c['sweep_jobs_added']} added, {c['sweep_jobs_completed']} completed; stability runs "
+                  f"{c['stability_added']} added, {c['stability_present']} already here; {c['files_copied']} files "
+                  "copied", highlight=False, soft_wrap=True)
+
+    emit(counts, json_output, show)
+
+
+@db_app.command("export")
+def db_export(
+    format: str = typer.Option("csv", "--format", help="csv (one row per run) or json (full configuration, "
+                                                        "environment and summary of each run)."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help="The same as --format json."),
+) -> None:
+    """Every stored overhead run as CSV or JSON, for analysis elsewhere."""
+    from pathlib import Path
+
+    from detprof.store.transfer import export_runs
+
+    with user_errors():
+        text = export_runs(db, "json" if json_output else format)
+    if output:
+        Path(output).write_text(text)
+        err.print(f"wrote {output}", highlight=False)
+    else:
+        sys.stdout.write(text)
+
+
 @app.command()
 def runs(
     db: str | None = typer.Option(None, help=DB_HELP),
@@ -957,7 +1100,9 @@ def runs(
     if frame.empty:
         out.print("no runs yet")
         return
-    rows = [[str(r.run_id), r.created_at[5:16].replace("T", " "), r.arch, r.device, r.modes, _fmt(r.ratio, 3),
+    rows = [[str(r.run_id), r.created_at[5:16].replace("T", " "),
+             r.arch + ("" if r.kernel_size is None or r.kernel_size != r.kernel_size else f" k{int(r.kernel_size)}"),
+             r.device, r.modes, _fmt(r.ratio, 3),
              "—" if not r.ratio_ci else f"{r.ratio_ci[0]:.3f}-{r.ratio_ci[1]:.3f}", _fmt(r.kernel_ratio, 3)]
             for r in frame.itertuples(index=False)]
     out.print(grid("runs (created: month-day, UTC; --json has the full time)",

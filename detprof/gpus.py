@@ -217,7 +217,7 @@ def list_gpus(environ: dict[str, str] | None = None,
     return cuda_probe()  # torch already applied CUDA_VISIBLE_DEVICES
 
 
-def _matches_alias(alias: str, gpu_name: str) -> bool:
+def matches_alias(alias: str, gpu_name: str) -> bool:
     """True when ``alias`` is one word, or two adjacent words, of the NVML name.
 
     "v100" names "Tesla V100-SXM2-16GB", "rtx5000" names "Quadro RTX 5000", "h100" names
@@ -252,7 +252,7 @@ def select_device(gpu: str | None, gpus: list[GpuInfo] | None = None) -> DeviceC
                 return DeviceChoice("cuda", g.name, g)
         raise GpuSelectionError(f"no GPU with index {index}; available: {here}")
     for g in available:
-        if _matches_alias(request, g.name):
+        if matches_alias(request, g.name):
             return DeviceChoice("cuda", g.name, g)
     known = "" if request in KNOWN_ALIASES else f" (known aliases: {', '.join(KNOWN_ALIASES)})"
     raise GpuSelectionError(f"GPU {gpu!r} is not on this machine{known}; available: {here}")

@@ -10,7 +10,8 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -140,14 +141,24 @@ def _job_record(job: JobOutcome) -> dict[str, Any]:
             "state_sha256": job.state_sha256}
 
 
-def store_result(store: ResultStore, result: OverheadResult) -> int:
-    """Save a measurement in one transaction; returns the new run id."""
+def run_records(result: OverheadResult, extra_config: dict[str, Any] | None = None
+                ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """What the store keeps of a measurement: (run, jobs, kernel tables), as ResultStore.save_run
+    takes them. ``extra_config`` is added to the run's stored configuration (a sweep's job key)."""
     document = summary_document(result)
     run = {"created_at": result.created_at, "kind": "overhead", "arch": document["arch"],
            "framework": document["framework"], "device_kind": result.device_kind, "device_name": result.device_name,
-           "modes": list(result.config.modes), "command": result.command, "config": result.config.as_dict(),
+           "modes": list(result.config.modes), "command": result.command,
+           "config": {**result.config.as_dict(), **(extra_config or {})},
            "environment": document["environment"], "summary": document}
-    return store.save_run(run, [_job_record(j) for j in result.jobs], result.kernel_tables)
+    return run, [_job_record(j) for j in result.jobs], result.kernel_tables
+
+
+def store_result(store: ResultStore, result: OverheadResult) -> int:
+    """Save a measurement in one transaction; returns the new run id."""
+    run_id = store.save_run(*run_records(result))
+    assert run_id is not None  # only a sweep job's run can be refused as a duplicate
+    return run_id
 
 
 API_COMMAND = "Python API: detprof.overhead.run_overhead"
@@ -179,6 +190,29 @@ def remove_abandoned_traces(traces: Path) -> list[Path]:
     return removed
 
 
+@contextmanager
+def trace_folder(store: ResultStore) -> Iterator[Path]:
+    """A new folder for one measurement's traces, beside the database. It is removed if the block
+    raises (Ctrl-C included: nothing is stored, so nothing is kept); otherwise it stays, and
+    ``release_trace_folder`` marks it as kept once its run is stored. One abandoned by a killed
+    process is removed by the next measurement into the same store."""
+    traces = store.path.parent / "traces"
+    remove_abandoned_traces(traces)
+    trace_dir = traces / uuid.uuid4().hex[:12]
+    trace_dir.mkdir(parents=True)
+    (trace_dir / TRACE_OWNER).write_text(str(os.getpid()))
+    try:
+        yield trace_dir
+    except BaseException:
+        shutil.rmtree(trace_dir, ignore_errors=True)
+        raise
+
+
+def release_trace_folder(trace_dir: Path) -> None:
+    """Mark a trace folder as belonging to a stored (or pending) run: it is never cleaned up."""
+    (trace_dir / TRACE_OWNER).unlink(missing_ok=True)
+
+
 def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLike = None,
                       on_job_done: Callable[[JobOutcome], None] | None = None,
                       command: str | None = None) -> dict[str, Any]:
@@ -191,21 +225,13 @@ def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLik
     """
     with open_store(db, create=True) as store:
         store.store_pending()
-        traces = store.path.parent / "traces"
-        remove_abandoned_traces(traces)
-        trace_dir = traces / uuid.uuid4().hex[:12]
-        trace_dir.mkdir(parents=True)
-        (trace_dir / TRACE_OWNER).write_text(str(os.getpid()))
-        try:
+        with trace_folder(store) as trace_dir:
             result = measure_overhead(config, device.kind, device.name, str(trace_dir), command=command or API_COMMAND,
                                       on_job_done=on_job_done)
-        except BaseException:  # Ctrl-C included: nothing is stored, so nothing is kept
-            shutil.rmtree(trace_dir, ignore_errors=True)
-            raise
         try:
             run_id = store_result(store, result)
         finally:  # stored, or kept as a pending file that refers to the traces: either way they stay
-            (trace_dir / TRACE_OWNER).unlink(missing_ok=True)
+            release_trace_folder(trace_dir)
     return summary_document(result, run_id)
 
 

@@ -23,11 +23,15 @@ def test_every_command_has_help_and_appears_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     assert {"overhead", "kernels", "runs", "gpus", "zoo"} <= set(COMMANDS)
     for name in COMMANDS:
-        result = runner.invoke(app, [name, "--help"])
-        assert result.exit_code == 0
-        assert "--json" in result.output
-        assert get_command(app).commands[name].help, f"{name} has no help text"  # type: ignore[attr-defined]
+        command = get_command(app).commands[name]  # type: ignore[attr-defined]
+        assert command.help, f"{name} has no help text"
         assert f"detprof {name}" in readme, f"README does not show `detprof {name}`"
+        # a group (`db`): each of its commands
+        for words in [[name, sub] for sub in getattr(command, "commands", {})] or [[name]]:
+            result = runner.invoke(app, [*words, "--help"])
+            assert result.exit_code == 0
+            assert "--json" in result.output, words
+            assert f"detprof {' '.join(words)}" in readme, f"README does not show `detprof {' '.join(words)}`"
 
 
 def test_zoo_json_lists_arch_framework_params_input() -> None:
@@ -180,7 +184,10 @@ def test_trace_commands_do_not_import_torch(shared_traces: Path) -> None:
     (["kernels", "--top", "abc"], "detprof: error: --top 'abc' is not accepted; use an integer"),
     (["overhead", "--precision", "x"], "detprof: error: --precision 'x' is not accepted; use a number"),
     (["overhead", "--nosuchflag"], "detprof: error: detprof overhead: no such option: --nosuchflag"),
-    (["nosuchcommand"], "detprof: error: no such command 'nosuchcommand'. Commands: advise, audit, check, diff, gpus"),
+    (["nosuchcommand"], "detprof: error: no such command 'nosuchcommand'. Commands: advise, audit, check, db, diff, "
+                        "gpus"),
+    (["db", "nosuch"], "detprof: error: detprof db: no such command 'nosuch'. Commands: export, merge."),
+    (["db", "merge", "--nope"], "detprof: error: detprof db merge: no such option: --nope"),
     (["zoo", "extra"], "detprof: error: detprof zoo: got unexpected extra argument"),
 ])
 def test_parser_errors_are_one_line_naming_the_value(args: list[str], line: str) -> None:

@@ -1,16 +1,23 @@
 """The results store: SQLite (stdlib), one transaction per run, schema versioned.
 
-Tables: ``runs`` (one overhead measurement: config, environment, summary), ``jobs`` (one worker
-process each), ``steps`` (every timed step, ms), ``kernels`` (per-kernel aggregates per mode, µs,
-over the profiled pass of ``profile_steps`` steps).
+Tables: ``runs`` (one overhead measurement: config, environment, summary, and a ``uid`` that
+stays with it when stores are merged), ``jobs`` (one worker process each), ``steps`` (every timed
+step, ms), ``kernels`` (per-kernel aggregates per mode, µs, over the profiled pass of
+``profile_steps`` steps), ``stability_runs``, and ``sweep_jobs`` (one row per sweep job
+configuration: running, done with its run, or failed with its reason).
+
+The database runs in WAL mode, so that readers never block a writer and two writers (two sweeps)
+take turns: each waits for the other's transaction (``busy_timeout_s``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +27,7 @@ from detprof.errors import DetprofError
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 3  # 2: stability_runs; 3: jobs.peak_mem_warmup_bytes, jobs.state_sha256
+SCHEMA_VERSION = 4  # 2: stability_runs; 3: jobs.peak_mem_warmup_bytes, jobs.state_sha256; 4: runs.uid, sweep_jobs
 DEFAULT_DB = Path(".detprof") / "results.sqlite"
 DB_ENV_VAR = "DETPROF_DB"
 
@@ -38,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     command TEXT NOT NULL,
     config_json TEXT NOT NULL,
     environment_json TEXT NOT NULL,
-    summary_json TEXT NOT NULL
+    summary_json TEXT NOT NULL,
+    uid TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -99,11 +107,79 @@ CREATE TABLE IF NOT EXISTS stability_runs (
     environment_json TEXT NOT NULL,
     UNIQUE (experiment, run_index)
 );
+CREATE TABLE IF NOT EXISTS sweep_jobs (
+    job_key TEXT PRIMARY KEY,
+    sweep TEXT NOT NULL,
+    label TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    owner TEXT,
+    node TEXT,
+    updated_at TEXT NOT NULL
+);
 """
+# Created after the columns they index exist (old databases get those columns added first).
+INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS runs_uid ON runs(uid);"
 
 
 # Columns added to existing tables by later schema versions (table, column, SQL type).
-ADDED_COLUMNS = [("jobs", "peak_mem_warmup_bytes", "INTEGER"), ("jobs", "state_sha256", "TEXT")]
+ADDED_COLUMNS = [("jobs", "peak_mem_warmup_bytes", "INTEGER"), ("jobs", "state_sha256", "TEXT"),
+                 ("runs", "uid", "TEXT")]
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a schema script (no semicolons inside them), to run one by one inside a
+    transaction (``executescript`` would commit it)."""
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def content_uid(*parts: str) -> str:
+    """A run identifier derived from its stored content: runs stored before uids existed get the
+    same one in every copy of a database, so merging two copies finds them equal."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+RUN_COLUMNS = ("created_at", "kind", "arch", "framework", "device_kind", "device_name", "modes", "command",
+               "config_json", "environment_json", "summary_json", "uid")
+
+
+def insert_run(db: sqlite3.Connection, run: dict[str, Any], jobs: list[dict[str, Any]],
+               kernels: dict[str, pd.DataFrame]) -> int:
+    """Insert a run with its jobs, steps and kernel rows inside the caller's transaction; returns its id.
+    ``run["uid"]`` is kept when given (a merged run), else a new one is drawn."""
+    cursor = db.execute(
+        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({','.join('?' * len(RUN_COLUMNS))})",
+        (run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],
+         run["device_name"], ",".join(run["modes"]), run["command"], json.dumps(run["config"]),
+         json.dumps(run["environment"]), json.dumps(run["summary"]), run.get("uid") or uuid.uuid4().hex))
+    run_id = int(cursor.lastrowid or 0)
+    for job in jobs:
+        db.execute(
+            "INSERT INTO jobs (run_id, job_index, side, mode, repeat, status, error, peak_mem_bytes,"
+            " peak_mem_kind, toggles_json, applied_toggles_json, nondeterministic_ops_json, gpu_monitor_json,"
+            " trace_path, wall_s, peak_mem_warmup_bytes, state_sha256)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, job["index"], job["side"], job["mode"], job["repeat"], job["status"], job.get("error"),
+             job.get("peak_mem_bytes"), job.get("peak_mem_kind"), json.dumps(job["toggles"]),
+             json.dumps(job.get("applied_toggles", {})), json.dumps(job.get("nondeterministic_ops", [])),
+             json.dumps(job.get("gpu_monitor")), job.get("trace_path"), job.get("wall_s"),
+             job.get("peak_mem_warmup_bytes"), job.get("state_sha256")))
+        db.executemany("INSERT INTO steps VALUES (?,?,?,?)",
+                       [(run_id, job["index"], i, t) for i, t in enumerate(job.get("step_ms", []))])
+    for mode, table in kernels.items():
+        db.executemany(
+            "INSERT INTO kernels VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(run_id, mode, r.name, r.category, None if r.nondeterministic is None else int(r.nondeterministic),
+              int(r.calls), float(r.total_us), float(r.mean_us), float(r.median_us), float(r.min_us),
+              float(r.max_us), float(r.std_us)) for r in table.itertuples(index=False)])
+    return run_id
+
+
+LIST_COLUMNS = ["run_id", "uid", "created_at", "kind", "arch", "kernel_size", "batch_size", "image_size", "device",
+                "modes", "ratio", "ratio_ci", "kernel_ratio", "sweep", "config"]
 
 
 class StoreError(DetprofError):
@@ -157,6 +233,7 @@ class ResultStore:
             self.connection = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
             self.connection.execute("PRAGMA foreign_keys = ON")
             self._check_schema(create)
+            self.connection.execute("PRAGMA journal_mode = WAL")
         except (sqlite3.DatabaseError, OSError) as error:
             if _is_locked(error):
                 raise self._locked() from None
@@ -174,30 +251,50 @@ class ResultStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _version(self) -> int:
+        row = self.connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
     def _check_schema(self, create: bool) -> None:
-        tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = self._tables()
         if "meta" not in tables:
             if tables:
                 raise StoreError(f"{str(self.path)!r} is an SQLite database but not a detprof one")
             if not create:
                 raise StoreError(f"{str(self.path)!r} holds no detprof results yet (no runs yet)")
-            with self.connection:
-                self.connection.executescript(SCHEMA)
-                self.connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            return
-        row = self.connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{str(self.path)!r} has schema version {version}; this detprof reads up to "
+        elif self._version() > SCHEMA_VERSION:
+            raise StoreError(f"{str(self.path)!r} has schema version {self._version()}; this detprof reads up to "
                              f"{SCHEMA_VERSION}: upgrade detprof")
-        if version < SCHEMA_VERSION:
-            with self.connection:
-                self.connection.executescript(SCHEMA)  # tables added since: created where missing
-                for table, column, kind in ADDED_COLUMNS:
-                    present = {row[1] for row in self.connection.execute(f"PRAGMA table_info({table})")}
-                    if column not in present:
-                        self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                self.connection.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        elif self._version() == SCHEMA_VERSION:
+            return
+        # Create or upgrade under the write lock, looking again once it is held: two processes that
+        # open a new database at the same moment must not both create it.
+        with self.immediate_transaction() as db:
+            tables = self._tables()
+            if "meta" not in tables:
+                if tables:
+                    raise StoreError(f"{str(self.path)!r} is an SQLite database but not a detprof one")
+                for statement in _statements(SCHEMA + INDEXES):
+                    db.execute(statement)
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                return
+            if self._version() >= SCHEMA_VERSION:
+                return
+            for statement in _statements(SCHEMA):  # tables added since: created where missing
+                db.execute(statement)
+            for table, column, kind in ADDED_COLUMNS:
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            rows = db.execute("SELECT id, created_at, command, config_json, summary_json FROM runs WHERE uid IS NULL")
+            for run_id, *content in rows.fetchall():
+                db.execute("UPDATE runs SET uid=? WHERE id=?", (content_uid(*content), run_id))
+            for statement in _statements(INDEXES):
+                db.execute(statement)
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.connection.close()
@@ -210,25 +307,40 @@ class ResultStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame]) -> int:
+    @contextmanager
+    def immediate_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock at its start, so that what it reads stays
+        true until it commits (a check-then-write of two sweeps cannot interleave)."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.rollback()
+            raise
+        self.connection.commit()
+
+    def save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame],
+                 sweep_job: str | None = None) -> int | None:
         """Store one run, its jobs (each with ``step_ms``) and kernel tables in one transaction; returns its id.
 
+        With ``sweep_job`` (a job key), the sweep job is marked done with this run in the same
+        transaction; if another sweep stored that job first, nothing is stored and None is returned.
         When the database stays locked, the run is kept as a file under ``pending/`` beside the
         database (stored by the next ``store_pending``) and StoreLockedError says where."""
         try:
-            return self._save_run(run, jobs, kernels)
+            return self._save_run(run, jobs, kernels, sweep_job)
         except sqlite3.OperationalError as error:
             if not _is_locked(error):
                 raise
-            raise self._locked(self._keep_pending(run, jobs, kernels)) from None
+            raise self._locked(self._keep_pending(run, jobs, kernels, sweep_job)) from None
 
     def _keep_pending(self, run: dict[str, Any], jobs: list[dict[str, Any]],
-                      kernels: dict[str, pd.DataFrame]) -> Path:
+                      kernels: dict[str, pd.DataFrame], sweep_job: str | None = None) -> Path:
         folder = self.path.parent / PENDING_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        document = {"run": run, "jobs": jobs,
+        document = {"run": run, "jobs": jobs, "sweep_job": sweep_job,
                     "kernels": {mode: table.to_dict(orient="records") for mode, table in kernels.items()}}
-        path = folder / f"run-{os.getpid()}-{len(list(folder.glob('run-*.json')))}.json"
+        path = folder / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         partial = path.with_suffix(".partial")
         partial.write_text(json.dumps(document))
         partial.replace(path)  # a kill mid-write never leaves a file that looks complete
@@ -242,39 +354,71 @@ class ResultStore:
         for path in sorted((self.path.parent / PENDING_DIR).glob("run-*.json")):
             document = json.loads(path.read_text())
             kernels = {mode: pd.DataFrame(rows) for mode, rows in document["kernels"].items()}
-            stored.append(self._save_run(document["run"], document["jobs"], kernels))
+            run_id = self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
+            if run_id is not None:
+                stored.append(run_id)
             path.unlink()
         return stored
 
-    def _save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame]) -> int:
-        with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO runs (created_at, kind, arch, framework, device_kind, device_name, modes, command,"
-                " config_json, environment_json, summary_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],
-                 run["device_name"], ",".join(run["modes"]), run["command"], json.dumps(run["config"]),
-                 json.dumps(run["environment"]), json.dumps(run["summary"])))
-            run_id = int(cursor.lastrowid or 0)
-            for job in jobs:
-                db.execute(
-                    "INSERT INTO jobs (run_id, job_index, side, mode, repeat, status, error, peak_mem_bytes,"
-                    " peak_mem_kind, toggles_json, applied_toggles_json, nondeterministic_ops_json, gpu_monitor_json,"
-                    " trace_path, wall_s, peak_mem_warmup_bytes, state_sha256)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (run_id, job["index"], job["side"], job["mode"], job["repeat"], job["status"], job.get("error"),
-                     job.get("peak_mem_bytes"), job.get("peak_mem_kind"), json.dumps(job["toggles"]),
-                     json.dumps(job.get("applied_toggles", {})), json.dumps(job.get("nondeterministic_ops", [])),
-                     json.dumps(job.get("gpu_monitor")), job.get("trace_path"), job.get("wall_s"),
-                     job.get("peak_mem_warmup_bytes"), job.get("state_sha256")))
-                db.executemany("INSERT INTO steps VALUES (?,?,?,?)",
-                               [(run_id, job["index"], i, t) for i, t in enumerate(job.get("step_ms", []))])
-            for mode, table in kernels.items():
-                db.executemany(
-                    "INSERT INTO kernels VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(run_id, mode, r.name, r.category, None if r.nondeterministic is None else int(r.nondeterministic),
-                      int(r.calls), float(r.total_us), float(r.mean_us), float(r.median_us), float(r.min_us),
-                      float(r.max_us), float(r.std_us)) for r in table.itertuples(index=False)])
+    def _save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame],
+                  sweep_job: str | None = None) -> int | None:
+        with self.immediate_transaction() as db:
+            if sweep_job is not None:
+                row = db.execute("SELECT status FROM sweep_jobs WHERE job_key=?", (sweep_job,)).fetchone()
+                if row is not None and row[0] == "done":
+                    return None  # another sweep stored this job first: exactly once
+            run_id = insert_run(db, run, jobs, kernels)
+            if sweep_job is not None:
+                db.execute("UPDATE sweep_jobs SET status='done', run_id=?, error=NULL, owner=NULL, updated_at=?"
+                           " WHERE job_key=?", (run_id, run["created_at"], sweep_job))
         return run_id
+
+    # -- sweep jobs ------------------------------------------------------------------------------
+
+    def claim_sweep_job(self, job_key: str, sweep: str, label: str, config: dict[str, Any], owner: str,
+                        retry_failed: bool, owner_alive: Callable[[str], bool], now: str) -> str:
+        """Take a sweep job for ``owner`` unless it needs no run; returns what was found: ``claimed``,
+        ``done``, ``failed`` (kept: ``retry_failed`` is off) or ``running`` (a live sweep has it).
+        A job left ``running`` by a sweep that is gone (``owner_alive`` false) is claimed again."""
+        with self.immediate_transaction() as db:
+            row = db.execute("SELECT status, owner FROM sweep_jobs WHERE job_key=?", (job_key,)).fetchone()
+            if row is not None:
+                status, holder = row
+                if status == "done":
+                    return "done"
+                if status == "failed" and not retry_failed:
+                    return "failed"
+                if status == "running" and holder != owner and holder and owner_alive(holder):
+                    return "running"
+                db.execute("UPDATE sweep_jobs SET status='running', owner=?, attempts=attempts+1, updated_at=?,"
+                           " sweep=?, label=? WHERE job_key=?", (owner, now, sweep, label, job_key))
+            else:
+                db.execute("INSERT INTO sweep_jobs (job_key, sweep, label, config_json, status, attempts, owner,"
+                           " updated_at) VALUES (?,?,?,?,'running',1,?,?)",
+                           (job_key, sweep, label, json.dumps(config, sort_keys=True), owner, now))
+        return "claimed"
+
+    def fail_sweep_job(self, job_key: str, error: str, node: str | None, now: str) -> None:
+        """Record a sweep job as failed with its reason (one line); a job already done stays done."""
+        with self.immediate_transaction() as db:
+            db.execute("UPDATE sweep_jobs SET status='failed', error=?, node=?, owner=NULL, updated_at=?"
+                       " WHERE job_key=? AND status!='done'", (error, node, now, job_key))
+
+    def set_sweep_job_node(self, job_key: str, node: str) -> None:
+        """Note where a sweep job ran (host name, or the Ray node)."""
+        with self.transaction() as db:
+            db.execute("UPDATE sweep_jobs SET node=? WHERE job_key=?", (node, job_key))
+
+    def sweep_jobs(self, sweep: str | None = None) -> pd.DataFrame:
+        """Sweep jobs (of one sweep, or all): job_key, sweep, label, status, run_id, error, attempts,
+        node, updated_at, config (dict)."""
+        import pandas as pd
+
+        query = ("SELECT job_key, sweep, label, status, run_id, error, attempts, node, updated_at, config_json"
+                 " FROM sweep_jobs" + (" WHERE sweep=?" if sweep else "") + " ORDER BY rowid")
+        frame = pd.read_sql_query(query, self.connection, params=(sweep,) if sweep else ())
+        frame["config"] = [json.loads(c) for c in frame.pop("config_json")]
+        return frame
 
     def save_stability_run(self, row: dict[str, Any]) -> None:
         """Store one finished stability run (its predictions and weights are files beside the database)."""
@@ -306,22 +450,29 @@ class ResultStore:
                  "weights_path": r[4], "environment": json.loads(r[5])} for r in rows]
 
     def list_runs(self) -> pd.DataFrame:
-        """All runs, newest first: id, created_at, arch, device, modes, ratio, ci, kernel_ratio."""
+        """All runs, newest first: run_id, uid, created_at, kind, arch, kernel_size (archs that take
+        one), batch_size, image_size, device, modes, ratio, ratio_ci, kernel_ratio, sweep (its name,
+        for runs a sweep stored) and config (the run's full stored configuration, a dict)."""
         import pandas as pd
 
+        from detprof.store.transfer import kernel_size_of
+
         rows = self.connection.execute(
-            "SELECT id, created_at, kind, arch, device_kind, device_name, modes, summary_json"
+            "SELECT id, uid, created_at, kind, arch, device_kind, device_name, modes, config_json, summary_json"
             " FROM runs ORDER BY id DESC"
         ).fetchall()
         records = []
-        for run_id, created, kind, arch, device_kind, device_name, modes, summary_json in rows:
-            summary = json.loads(summary_json)
-            records.append({"run_id": run_id, "created_at": created, "kind": kind, "arch": summary.get("arch", arch),
+        for run_id, uid, created, kind, arch, device_kind, device_name, modes, config_json, summary_json in rows:
+            summary, config = json.loads(summary_json), json.loads(config_json)
+            workload = config.get("workload", {})
+            records.append({"run_id": run_id, "uid": uid, "created_at": created, "kind": kind,
+                            "arch": summary.get("arch", arch), "kernel_size": kernel_size_of(workload),
+                            "batch_size": workload.get("batch_size"), "image_size": workload.get("image_size"),
                             "device": device_name if device_kind != "cpu" else "cpu", "modes": modes,
                             "ratio": summary.get("ratio"), "ratio_ci": summary.get("ratio_ci"),
-                            "kernel_ratio": summary.get("kernel_ratio")})
-        return pd.DataFrame.from_records(records, columns=["run_id", "created_at", "kind", "arch", "device", "modes",
-                                                            "ratio", "ratio_ci", "kernel_ratio"])
+                            "kernel_ratio": summary.get("kernel_ratio"),
+                            "sweep": (config.get("sweep") or {}).get("name"), "config": config})
+        return pd.DataFrame.from_records(records, columns=LIST_COLUMNS)
 
     def latest_run_id(self) -> int:
         """Id of the newest run; StoreError when there are none."""

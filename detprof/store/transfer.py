@@ -1,0 +1,209 @@
+"""Moving results between stores: ``merge`` another machine's database into this one, ``export``
+runs as CSV or JSON for analysis elsewhere.
+
+A run is the same run in every copy of a database by its ``uid``; merging copies only the runs
+this store lacks (with their jobs, steps, kernel rows and the trace files beside the other store),
+so merging twice changes nothing. Sweep jobs done elsewhere become done here; stability runs are
+matched on (experiment, run index) and their prediction and weight files come along.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from detprof.errors import require
+from detprof.store.db import RUN_COLUMNS, ResultStore, StoreError, StoreLike, open_store
+
+JOB_COLUMNS = ("job_index", "side", "mode", "repeat", "status", "error", "peak_mem_bytes", "peak_mem_kind",
+               "toggles_json", "applied_toggles_json", "nondeterministic_ops_json", "gpu_monitor_json", "trace_path",
+               "wall_s", "peak_mem_warmup_bytes", "state_sha256")
+KERNEL_COLUMNS = ("mode", "name", "category", "nondeterministic", "calls", "total_us", "mean_us", "median_us",
+                  "min_us", "max_us", "std_us")
+STABILITY_COLUMNS = ("experiment", "task", "variant", "mode", "fixed_json", "recipe_json", "run_index", "seeds_json",
+                     "accuracy", "created_at", "predictions_path", "weights_path", "environment_json")
+EXPORT_FORMATS = ("csv", "json")
+
+
+def _snapshot(source: Path, scratch: Path) -> Path:
+    """A consistent copy of ``source`` (its WAL included), opened read-only so the source is never
+    changed, not even by a schema upgrade; the copy is upgraded instead."""
+    copy = scratch / "source.sqlite"
+    try:
+        reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        writer = sqlite3.connect(copy)
+        with writer:
+            reader.backup(writer)
+        reader.close()
+        writer.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"cannot read {str(source)!r} as a detprof results database: {error}") from None
+    return copy
+
+
+def _moved(path: str | None, source_dir: Path, target_dir: Path) -> str | None:
+    """Copy a file that lives beside the source store to the same place beside the target; returns
+    its new path (the old one when it is elsewhere or missing)."""
+    if not path:
+        return path
+    file = Path(path)
+    try:
+        relative = file.resolve().relative_to(source_dir.resolve())
+    except ValueError:
+        return path
+    if not file.is_file():
+        return path
+    destination = target_dir / relative
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if not destination.exists():
+        shutil.copy2(file, destination)
+    return str(destination)
+
+
+def merge_store(db: StoreLike, other: str | Path) -> dict[str, int]:
+    """Bring the runs, sweep jobs and stability runs of the database ``other`` into ``db`` in one
+    transaction, skipping what is already there; returns counts: runs_added, runs_present,
+    sweep_jobs_added, sweep_jobs_completed, stability_added, stability_present, files_copied."""
+    source = Path(other)
+    require(source.is_file(), f"db merge: {str(other)!r} is not a file; pass the path of another detprof "
+                              "results database (.sqlite)")
+    counts = dict.fromkeys(("runs_added", "runs_present", "sweep_jobs_added", "sweep_jobs_completed",
+                            "stability_added", "stability_present", "files_copied"), 0)
+    with open_store(db, create=True) as store, tempfile.TemporaryDirectory() as scratch:
+        require(source.resolve() != store.path.resolve(), f"db merge: {str(other)!r} is this store itself")
+        with ResultStore(_snapshot(source, Path(scratch))) as copy:
+            src = copy.connection
+            source_dir, target_dir = source.parent, store.path.parent
+            with store.immediate_transaction() as dst:
+                present = {row[0] for row in dst.execute("SELECT uid FROM runs")}
+                new_ids: dict[int, int] = {}
+                for row in src.execute(f"SELECT id, {', '.join(RUN_COLUMNS)} FROM runs ORDER BY id").fetchall():
+                    old_id, values = row[0], row[1:]
+                    uid = values[-1]
+                    if uid in present:
+                        counts["runs_present"] += 1
+                        new_ids[old_id] = dst.execute("SELECT id FROM runs WHERE uid=?", (uid,)).fetchone()[0]
+                        continue
+                    cursor = dst.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
+                                         f"({','.join('?' * len(RUN_COLUMNS))})", values)
+                    new_id = int(cursor.lastrowid or 0)
+                    new_ids[old_id] = new_id
+                    present.add(uid)
+                    counts["runs_added"] += 1
+                    for job in src.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE run_id=?", (old_id,)):
+                        job = list(job)
+                        trace = job[JOB_COLUMNS.index("trace_path")]
+                        moved = _moved(trace, source_dir, target_dir)
+                        counts["files_copied"] += moved != trace
+                        job[JOB_COLUMNS.index("trace_path")] = moved
+                        dst.execute(f"INSERT INTO jobs (run_id, {', '.join(JOB_COLUMNS)}) VALUES "
+                                    f"(?, {','.join('?' * len(JOB_COLUMNS))})", (new_id, *job))
+                    dst.executemany("INSERT INTO steps VALUES (?,?,?,?)",
+                                    [(new_id, *r) for r in src.execute(
+                                        "SELECT job_index, step, time_ms FROM steps WHERE run_id=?", (old_id,))])
+                    dst.executemany(f"INSERT INTO kernels VALUES (?, {','.join('?' * len(KERNEL_COLUMNS))})",
+                                    [(new_id, *r) for r in src.execute(
+                                        f"SELECT {', '.join(KERNEL_COLUMNS)} FROM kernels WHERE run_id=?", (old_id,))])
+                _merge_sweep_jobs(src, dst, new_ids, counts)
+                _merge_stability(src, dst, source_dir, target_dir, counts)
+    return counts
+
+
+def _merge_sweep_jobs(src: sqlite3.Connection, dst: sqlite3.Connection, new_ids: dict[int, int],
+                      counts: dict[str, int]) -> None:
+    """A job done in the other store is done here (pointing at the merged run); a failure there
+    is copied only where this store knows nothing of the job. Running claims are not copied."""
+    rows = src.execute("SELECT job_key, sweep, label, config_json, status, run_id, error, attempts, node, updated_at"
+                       " FROM sweep_jobs WHERE status IN ('done', 'failed')").fetchall()
+    for key, sweep, label, config, status, run_id, error, attempts, node, updated in rows:
+        mapped = new_ids.get(run_id) if run_id is not None else None
+        if status == "done" and mapped is None:
+            continue  # its run was deleted there: nothing to point at
+        here = dst.execute("SELECT status FROM sweep_jobs WHERE job_key=?", (key,)).fetchone()
+        if here is None:
+            dst.execute("INSERT INTO sweep_jobs (job_key, sweep, label, config_json, status, run_id, error, attempts,"
+                        " owner, node, updated_at) VALUES (?,?,?,?,?,?,?,?,NULL,?,?)",
+                        (key, sweep, label, config, status, mapped, error, attempts, node, updated))
+            counts["sweep_jobs_added"] += 1
+        elif here[0] != "done" and status == "done":
+            dst.execute("UPDATE sweep_jobs SET status='done', run_id=?, error=NULL, owner=NULL, node=?, updated_at=?"
+                        " WHERE job_key=?", (mapped, node, updated, key))
+            counts["sweep_jobs_completed"] += 1
+
+
+def _merge_stability(src: sqlite3.Connection, dst: sqlite3.Connection, source_dir: Path, target_dir: Path,
+                     counts: dict[str, int]) -> None:
+    for row in src.execute(f"SELECT {', '.join(STABILITY_COLUMNS)} FROM stability_runs ORDER BY id").fetchall():
+        values = dict(zip(STABILITY_COLUMNS, row, strict=True))
+        if dst.execute("SELECT 1 FROM stability_runs WHERE experiment=? AND run_index=?",
+                       (values["experiment"], values["run_index"])).fetchone():
+            counts["stability_present"] += 1
+            continue
+        for key in ("predictions_path", "weights_path"):
+            moved = _moved(values[key], source_dir, target_dir)
+            counts["files_copied"] += moved != values[key]
+            values[key] = moved
+        dst.execute(f"INSERT INTO stability_runs ({', '.join(STABILITY_COLUMNS)}) VALUES "
+                    f"({','.join('?' * len(STABILITY_COLUMNS))})", tuple(values.values()))
+        counts["stability_added"] += 1
+
+
+def export_runs(db: StoreLike = None, format: str = "csv") -> str:
+    """Every stored overhead run as text: ``csv`` (one row per run: uid, time, arch, kernel size,
+    batch, image size, modes, device, ratio and its 95% CI, kernel and memory ratios, step time of
+    each mode in ms, sweep) or ``json`` (each run's full configuration, environment and summary)."""
+    require(format in EXPORT_FORMATS, f"--format {format!r} is not accepted; use {' or '.join(EXPORT_FORMATS)}")
+    with open_store(db) as store:
+        rows = store.connection.execute(
+            "SELECT id, uid, created_at, command, config_json, environment_json, summary_json FROM runs ORDER BY id"
+        ).fetchall()
+    documents = [{"run_id": r[0], "uid": r[1], "created_at": r[2], "command": r[3], "config": json.loads(r[4]),
+                  "environment": json.loads(r[5]), "summary": json.loads(r[6])} for r in rows]
+    if format == "json":
+        return json.dumps({"runs": documents}, indent=2, default=str) + "\n"
+    import pandas as pd
+
+    table = pd.DataFrame([flat_run(d) for d in documents], columns=FLAT_COLUMNS)
+    # Whole numbers stay whole where some rows have none (kernel_size is empty for most archs).
+    table = table.astype({"kernel_size": "Int64", "batch_size": "Int64", "image_size": "Int64",
+                          "ratio_pairs": "Int64"})
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+FLAT_COLUMNS = ["run_id", "uid", "created_at", "arch", "kernel_size", "batch_size", "image_size", "baseline",
+                "treatment", "device", "ratio", "ratio_ci_low", "ratio_ci_high", "ratio_pairs", "kernel_ratio",
+                "memory_ratio", "baseline_step_ms", "treatment_step_ms", "sweep", "command"]
+
+
+def flat_run(document: dict[str, Any]) -> dict[str, Any]:
+    """One run as a flat row (FLAT_COLUMNS); kernel_size only for archs that take one."""
+    summary, config = document["summary"], document["config"]
+    workload = config.get("workload", {})
+    modes = summary.get("modes", [{}, {}])
+    ci = summary.get("ratio_ci") or [None, None]
+    device = summary.get("device", {})
+    return {"run_id": document["run_id"], "uid": document["uid"], "created_at": document["created_at"],
+            "arch": summary.get("arch"), "kernel_size": kernel_size_of(workload),
+            "batch_size": workload.get("batch_size"), "image_size": workload.get("image_size"),
+            "baseline": modes[0].get("mode"), "treatment": modes[1].get("mode") if len(modes) > 1 else None,
+            "device": device.get("name") if device.get("kind") != "cpu" else "cpu", "ratio": summary.get("ratio"),
+            "ratio_ci_low": ci[0], "ratio_ci_high": ci[1], "ratio_pairs": summary.get("ratio_pairs"),
+            "kernel_ratio": summary.get("kernel_ratio"), "memory_ratio": summary.get("memory_ratio"),
+            "baseline_step_ms": modes[0].get("step_ms"),
+            "treatment_step_ms": modes[1].get("step_ms") if len(modes) > 1 else None,
+            "sweep": (config.get("sweep") or {}).get("name"), "command": document["command"]}
+
+
+def kernel_size_of(workload: dict[str, Any]) -> int | None:
+    """The convolution kernel size of a stored workload, for the archs that take one; else None."""
+    from detprof.zoo import ARCHS
+
+    spec = ARCHS.get(workload.get("arch", ""))
+    return workload.get("kernel_size") if spec is not None and spec.takes_kernel_size else None

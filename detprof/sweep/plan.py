@@ -1,0 +1,90 @@
+"""A sweep spec expanded into jobs: one overhead comparison per arch x kernel size x GPU x mode.
+
+Each job carries the key that identifies it in the store: a hash of its full configuration
+(framework, GPU type, modes, and the workload and protocol as ``overhead`` resolves them), so that
+running a spec again finds what is already measured, whichever spec or machine measured it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from detprof.errors import DetprofError
+from detprof.gpus import DeviceChoice
+from detprof.runner.config import OverheadConfig
+from detprof.sweep.spec import SpecError, SweepSpec
+from detprof.zoo import arch_spec
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One overhead comparison of a sweep: ``modes[1]`` against ``modes[0]`` for ``arch`` on one
+    GPU type (a detprof alias such as ``h100``, or ``cpu``)."""
+
+    sweep: str
+    arch: str
+    gpu: str
+    modes: tuple[str, str]
+    kernel_size: int | None
+    options: tuple[tuple[str, Any], ...]  # build_config keyword arguments (sorted), as the spec gave them
+    framework: str = "pytorch"
+
+    @property
+    def label(self) -> str:
+        """Short human name: ``medium-cnn k=3 on h100: deterministic/default``."""
+        kernel = f" k={self.kernel_size}" if self.kernel_size is not None else ""
+        return f"{self.arch}{kernel} on {self.gpu}: {self.modes[1]}/{self.modes[0]}"
+
+    def config(self, device: DeviceChoice) -> OverheadConfig:
+        """The validated overhead configuration of this job on ``device`` (ArgumentError otherwise)."""
+        from detprof.overhead import build_config
+
+        return build_config(self.arch, device, modes=",".join(self.modes), kernel_size=self.kernel_size,
+                            **dict(self.options))
+
+    def identity(self) -> dict[str, Any]:
+        """The full configuration this job is matched on when a sweep resumes: the workload and
+        protocol as resolved for the GPU type (defaults filled in), the modes, seed and framework."""
+        placeholder = DeviceChoice(kind="cpu" if self.gpu == "cpu" else "cuda", name=self.gpu)
+        config = self.config(placeholder)
+        return {"framework": self.framework, "gpu": self.gpu, "modes": list(self.modes),
+                "workload": asdict(config.workload), "protocol": asdict(config.protocol), "seed": config.seed}
+
+    @property
+    def key(self) -> str:
+        """Hex SHA-256 (first 32 digits) of the canonical JSON of ``identity()``."""
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# Spec key -> build_config keyword.
+OPTION_NAMES = {"batch_size": "batch_size", "image_size": "image_size", "steps": "timed_steps",
+                "warmup": "warmup_steps", "profile_steps": "profile_steps", "repeats": "repeats",
+                "precision": "precision", "max_time": "max_time_s", "threads": "threads", "seed": "seed",
+                "job_timeout": "job_timeout_s"}
+
+
+def plan_sweep(spec: SweepSpec) -> list[SweepJob]:
+    """Every job of ``spec`` in run order (GPU type, then arch, then kernel size, then mode), each
+    validated as ``overhead`` would validate it; raises SpecError naming the spec and the job."""
+    options = {target: getattr(spec, key) for key, target in OPTION_NAMES.items() if getattr(spec, key) is not None}
+    jobs = []
+    for gpu in spec.gpus:
+        for arch in spec.archs:
+            arch_info = arch_spec(arch)
+            sizes: list[int | None] = list(spec.kernel_sizes) if arch_info.takes_kernel_size else [None]
+            extra = {"batch_norm": True} if spec.batch_norm and arch_info.takes_batch_norm else {}
+            for kernel_size in sizes:
+                for treatment in spec.modes[1:]:
+                    job = SweepJob(sweep=spec.name, arch=arch, gpu=gpu, modes=(spec.modes[0], treatment),
+                                   kernel_size=kernel_size, options=tuple(sorted({**options, **extra}.items())),
+                                   framework=spec.framework)
+                    try:
+                        job.identity()
+                    except DetprofError as error:
+                        raise SpecError(f"{spec.path}: job {job.label}: {error}") from None
+                    jobs.append(job)
+    return jobs

@@ -1,0 +1,251 @@
+"""Running a sweep: every job of a spec measured once, stored once, resumable after any fault.
+
+    from detprof.sweep import run_sweep
+    doc = run_sweep("benchmarks/sweep_cpu.toml", db="sweep.sqlite")     # as `detprof sweep --json`
+
+Each job is an ``overhead`` measurement (its worker processes fresh, as always). Before a job
+runs, the driver claims it in the store's ``sweep_jobs`` table; its run and the ``done`` mark are
+written in one transaction; a failure (out of memory, a crash, a killed worker, an op error) is
+recorded with its reason and the sweep goes on. Running the spec again skips what is done (and,
+unless ``rerun_failed``, what failed), and re-runs jobs whose driver died mid-job.
+
+Jobs run here one after another (``cluster=None``), or as Ray tasks on a cluster
+(``cluster="ray"`` or ``"ray://HOST:PORT"``, see detprof.sweep.ray_cluster); either way only this
+process writes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from detprof.errors import DetprofError, require
+from detprof.gpus import select_device
+from detprof.runner.launcher import JobOutcome, OverheadResult
+from detprof.store import ResultStore, StoreLike, open_store
+from detprof.sweep.plan import SweepJob, plan_sweep
+from detprof.sweep.spec import SweepSpec, load_spec
+
+API_COMMAND = "Python API: detprof.sweep.run_sweep"
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def owner_id() -> str:
+    """Who holds a claimed job: ``host:pid`` of this sweep driver."""
+    return f"{this_host()}:{os.getpid()}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the sweep driver ``host:pid`` still runs. Another host's driver cannot be checked
+    from here and is taken to be alive (stores are merged across machines, never shared)."""
+    host, _, pid = owner.rpartition(":")
+    if host != this_host() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line: its type (unless detprof's own) and first line of message."""
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if isinstance(error, DetprofError) else f"{type(error).__name__}: {text}"
+
+
+def failure_reason(result: OverheadResult) -> str | None:
+    """Why a measurement cannot stand as a sweep job's result (a worker that failed, or no
+    complete pair), or None when it can."""
+    failed = [job for job in result.jobs if not job.ok]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more failed worker(s))" if len(failed) > 1 else ""
+        return f"{first.spec.mode} pair {first.spec.repeat + 1}: {first.status}: {first.error}{more}"
+    if result.ratio is None:
+        return "no complete pair of jobs"
+    return None
+
+
+@dataclass
+class SweepProgress:
+    """Counts while a sweep runs: jobs done (stored, now or before), failed, and left to run."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: list[str] = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done - self.failed
+
+
+ProgressCallback = Callable[[SweepProgress], None]
+
+
+def _sweep_config(job: SweepJob) -> dict[str, Any]:
+    """What a sweep adds to a stored run's configuration."""
+    return {"sweep": {"name": job.sweep, "job_key": job.key, "gpu": job.gpu, "label": job.label}}
+
+
+def store_job_result(store: ResultStore, job: SweepJob, result: OverheadResult, trace_dir: Path,
+                     node: str) -> int | None:
+    """Store a finished job's measurement and mark it done, or record why it failed; returns the
+    run id (None when failed, or when another sweep stored the same job first)."""
+    from detprof.overhead import release_trace_folder, run_records
+
+    reason = failure_reason(result)
+    if reason is not None:
+        shutil.rmtree(trace_dir, ignore_errors=True)
+        store.fail_sweep_job(job.key, reason, node, now_utc())
+        return None
+    try:
+        run_id = store.save_run(*run_records(result, _sweep_config(job)), sweep_job=job.key)
+    finally:
+        release_trace_folder(trace_dir)
+    store.set_sweep_job_node(job.key, node)
+    if run_id is None:
+        shutil.rmtree(trace_dir, ignore_errors=True)
+    return run_id
+
+
+def _run_locally(store: ResultStore, job: SweepJob, command: str,
+                 on_job_done: Callable[[JobOutcome], None] | None) -> None:
+    from detprof.overhead import trace_folder
+    from detprof.runner.launcher import measure_overhead
+
+    try:
+        device = select_device(job.gpu)
+        config = job.config(device)
+        with trace_folder(store) as trace_dir:
+            result = measure_overhead(config, device.kind, device.name, str(trace_dir), command=command,
+                                      on_job_done=on_job_done)
+    except Exception as error:  # the job failed; the sweep goes on (Ctrl-C is not an Exception)
+        store.fail_sweep_job(job.key, one_line(error), this_host(), now_utc())
+        return
+    store_job_result(store, job, result, trace_dir, this_host())
+
+
+def prepare_backend(spec: SweepSpec, cluster: str | None) -> None:
+    """Check, before anything runs, that the spec can run where asked: here, every GPU type of the
+    spec must be on this machine (GpuSelectionError naming what is); on Ray, the cluster must be
+    reachable and have every GPU type (ClusterError naming what it has)."""
+    require(cluster is None or cluster == "ray" or cluster.startswith("ray://"),
+            f"--cluster {cluster!r} is not accepted; use ray (the local Ray or $RAY_ADDRESS) or ray://HOST:PORT")
+    if cluster is None:
+        for gpu in spec.gpus:
+            select_device(gpu)
+        return
+    from detprof.sweep.ray_cluster import connect
+
+    connect(cluster, spec)
+
+
+def run_sweep(spec: str | Path | SweepSpec, db: StoreLike = None, cluster: str | None = None,
+              rerun_failed: bool = False, on_progress: ProgressCallback | None = None,
+              on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None) -> dict[str, Any]:
+    """Run every job of ``spec`` (a path or a SweepSpec) not yet in the store ``db``; returns the
+    sweep document: ``jobs`` (one row per job: label, arch, kernel_size, gpu, modes, status,
+    ``ran`` in this call, run_id, ratio with its 95% CI, kernel and memory ratio, device measured,
+    error, node) and ``counts`` (done, failed, left, ran_now).
+
+    ``cluster`` None runs here, one job at a time; ``"ray"`` (the local Ray, or $RAY_ADDRESS) or
+    ``"ray://HOST:PORT"`` runs each job as a Ray task on a node with the spec's GPU type. Raises
+    SpecError or GpuSelectionError (one line) before anything runs.
+    """
+    spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    jobs = plan_sweep(spec)
+    command = command or API_COMMAND
+    prepare_backend(spec, cluster)
+    with open_store(db, create=True) as store:
+        store.store_pending()
+        ran: set[str] = set()
+        progress = SweepProgress(total=len(jobs))
+        owner = owner_id()
+
+        def claim(job: SweepJob) -> bool:
+            state = store.claim_sweep_job(job.key, spec.name, job.label, job.identity(), owner, rerun_failed,
+                                          owner_alive, now_utc())
+            progress.done += state == "done"
+            progress.failed += state == "failed"
+            progress.total -= state == "running"  # another live sweep measures it
+            return state == "claimed"
+
+        def finished(job: SweepJob) -> None:
+            ran.add(job.key)
+            status = store.connection.execute("SELECT status FROM sweep_jobs WHERE job_key=?", (job.key,)).fetchone()
+            progress.done += status is not None and status[0] == "done"
+            progress.failed += status is not None and status[0] == "failed"
+            if job.label in progress.running:
+                progress.running.remove(job.label)
+            if on_progress:
+                on_progress(progress)
+
+        if cluster is None:
+            # Claimed one at a time, just before it runs: two sweeps of one spec share the work.
+            for job in jobs:
+                if not claim(job):
+                    continue
+                progress.running = [job.label]
+                if on_progress:
+                    on_progress(progress)
+                _run_locally(store, job, command, on_job_done)
+                finished(job)
+        else:
+            from detprof.sweep.ray_cluster import run_on_ray
+
+            claimed = [job for job in jobs if claim(job)]
+            run_on_ray(store, claimed, command, progress, on_progress, finished)
+        return sweep_document(store, spec, jobs, ran, cluster)
+
+
+def sweep_document(store: ResultStore, spec: SweepSpec, jobs: list[SweepJob], ran: set[str] | None = None,
+                   cluster: str | None = None) -> dict[str, Any]:
+    """The state of every job of ``spec`` in ``store`` (see run_sweep); ``ran`` marks the jobs run now."""
+    rows = store.sweep_jobs().set_index("job_key")
+    table = []
+    for job in jobs:
+        row = rows.loc[job.key] if job.key in rows.index else None
+        status = "left" if row is None else str(row["status"])
+        if status == "running" and not owner_alive(str(store.connection.execute(
+                "SELECT owner FROM sweep_jobs WHERE job_key=?", (job.key,)).fetchone()[0] or "")):
+            status = "left"  # its driver died: the next run of the spec measures it
+        run_id = None if row is None or row["run_id"] is None or row["run_id"] != row["run_id"] else int(row["run_id"])
+        summary = store.run_summary(run_id) if run_id is not None and status == "done" else {}
+        table.append({"label": job.label, "arch": job.arch, "kernel_size": job.kernel_size, "gpu": job.gpu,
+                      "modes": list(job.modes), "status": status, "ran": bool(ran and job.key in ran),
+                      "run_id": run_id if status == "done" else None, "ratio": summary.get("ratio"),
+                      "ratio_ci": summary.get("ratio_ci"), "kernel_ratio": summary.get("kernel_ratio"),
+                      "memory_ratio": summary.get("memory_ratio"),
+                      "device_name": (summary.get("device") or {}).get("name"),
+                      "error": None if row is None or status == "done" else row["error"],
+                      "attempts": 0 if row is None else int(row["attempts"]),
+                      "node": None if row is None else row["node"], "job_key": job.key})
+    counts = {status: sum(r["status"] == status for r in table) for status in ("done", "failed", "running", "left")}
+    counts["ran_now"] = sum(r["ran"] for r in table)
+    return {"sweep": spec.name, "spec": spec.path, "store": str(store.path), "cluster": cluster or "local",
+            "jobs": table, "counts": counts}
+
+
+def sweep_status(spec: str | Path | SweepSpec, db: StoreLike = None) -> dict[str, Any]:
+    """What is stored of ``spec`` without running anything (the document of run_sweep)."""
+    spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    jobs = plan_sweep(spec)
+    with open_store(db, create=True) as store:
+        return sweep_document(store, spec, jobs)

@@ -1,0 +1,217 @@
+"""A sweep spec: a TOML file naming networks x kernel sizes x modes x GPUs and the protocol.
+
+    archs = ["medium-cnn"]
+    kernel_sizes = [1, 3, 5, 7]
+    modes = ["default", "deterministic"]
+    gpus = ["h100", "a100"]          # or ["cpu"]
+    batch_size = 64
+    image_size = 224
+    steps = 100
+    warmup = 10
+    repeats = 3                      # or precision = 0.02
+
+Every mistake is reported as one SpecError naming the file, the key and its line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detprof.errors import ArgumentError
+from detprof.gpus import KNOWN_ALIASES
+from detprof.modes import MODES
+from detprof.zoo import ARCHS, MEDIUM_CNN_KERNEL_SIZES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
+
+
+class SpecError(ArgumentError):
+    """A sweep spec that cannot be run: unreadable, not TOML, or a key detprof does not accept."""
+
+
+FRAMEWORKS = ("pytorch",)  # TensorFlow joins with its backend
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    """What one spec key accepts: ``kind`` is int, float, bool, str, or a list of one of them."""
+
+    kind: str
+    accepts: str  # how the error line describes an accepted value
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | tuple[int, ...] | None = None
+
+
+KEYS: dict[str, KeyRule] = {
+    "name": KeyRule("str", "a name for the sweep (letters, digits, - and _)"),
+    "description": KeyRule("str", "a sentence"),
+    "framework": KeyRule("str", f"one of {', '.join(FRAMEWORKS)}", choices=FRAMEWORKS),
+    "archs": KeyRule("list[str]", f"a list of zoo archs ({', '.join(ARCHS)})", choices=tuple(ARCHS)),
+    "kernel_sizes": KeyRule("list[int]", "a list of kernel sizes 1 to 7 (medium-cnn)",
+                            choices=tuple(MEDIUM_CNN_KERNEL_SIZES)),
+    "modes": KeyRule("list[str]", f"a list of at least two modes, the baseline first ({', '.join(MODES)})",
+                     choices=tuple(MODES)),
+    "gpus": KeyRule("list[str]", f"a list of GPU types ({', '.join(KNOWN_ALIASES)}) or [\"cpu\"]",
+                    choices=("cpu", *KNOWN_ALIASES)),
+    "batch_size": KeyRule("int", "an integer from 1 to 65,536", 1, 65_536),
+    "image_size": KeyRule("int", "pixels per side, 1 to 4,096", 1, 4_096),
+    "batch_norm": KeyRule("bool", "true or false (small-cnn)"),
+    "steps": KeyRule("int", "timed steps per job, >= 1", 1),
+    "warmup": KeyRule("int", "warm-up steps per job, >= 0", 0),
+    "profile_steps": KeyRule("int", "profiled steps, >= 0 (0 skips kernel profiling)", 0),
+    "repeats": KeyRule("int", "pairs of processes, >= 1", 1),
+    "precision": KeyRule("float", "a fraction such as 0.02 (±2%), or 0 for fixed repeats", 0, 0.999),
+    "max_time": KeyRule("float", "seconds per job, > 0", 1e-9),
+    "threads": KeyRule("int", "CPU threads per job, >= 1", 1),
+    "seed": KeyRule("int", "an integer from 0 to 4,294,967,295", 0, 2**32 - 1),
+    "job_timeout": KeyRule("float", "seconds per worker process, > 0", 1e-9),
+}
+REQUIRED = ("archs", "gpus")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep spec. ``modes[0]`` is the baseline every other mode is compared with;
+    None means the device's default (see detprof.runner.config)."""
+
+    name: str
+    path: str
+    archs: tuple[str, ...]
+    gpus: tuple[str, ...]
+    modes: tuple[str, ...] = ("default", "deterministic")
+    kernel_sizes: tuple[int, ...] = (3,)
+    framework: str = "pytorch"
+    description: str = ""
+    batch_size: int | None = None
+    image_size: int | None = None
+    batch_norm: bool = False
+    steps: int | None = None
+    warmup: int | None = None
+    profile_steps: int | None = None
+    repeats: int | None = None
+    precision: float | None = None
+    max_time: float | None = None
+    threads: int | None = None
+    seed: int = 0
+    job_timeout: float = 1800.0
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Line number (1-based) of each top-level ``key =`` in the file."""
+    lines = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = re.match(r"\s*([A-Za-z0-9_\-]+)\s*=", line)
+        if match and match.group(1) not in lines:
+            lines[match.group(1)] = number
+    return lines
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+def _check_value(key: str, value: Any, rule: KeyRule, where: str) -> Any:
+    def bad(detail: str = "") -> SpecError:
+        shown = repr(value) if not isinstance(value, str) else f'"{value}"'
+        return SpecError(f"{where}: {key} = {shown} is not accepted{detail}; use {rule.accepts}")
+
+    if rule.kind.startswith("list["):
+        item_kind = rule.kind[5:-1]
+        if not isinstance(value, list) or not value:
+            raise bad()
+        items = []
+        for item in value:
+            item = _check_scalar(item, item_kind)
+            if item is None:
+                raise bad()
+            if rule.choices is not None and (item.lower() if isinstance(item, str) else item) not in rule.choices:
+                raise bad(f" ({item!r} is unknown)")
+            items.append(item.lower() if isinstance(item, str) else item)
+        if len(set(items)) != len(items):
+            raise bad(" (a value repeats)")
+        return tuple(items)
+    checked = _check_scalar(value, rule.kind)
+    if checked is None:
+        raise bad()
+    if rule.choices is not None and checked not in rule.choices:
+        raise bad()
+    if rule.minimum is not None and checked < rule.minimum or rule.maximum is not None and checked > rule.maximum:
+        raise bad()
+    return checked
+
+
+def _check_scalar(value: Any, kind: str) -> Any:
+    """``value`` as ``kind`` (an int is a valid float), or None when it is not one."""
+    actual = _kind_of(value)
+    if kind == "float" and actual in ("int", "float"):
+        return float(value)
+    return value if actual == kind else None
+
+
+def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
+    """Validate the TOML text of a sweep spec; returns the SweepSpec or raises SpecError naming
+    the file, line and key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{path}: not valid TOML: {error}") from None
+    lines = _key_lines(text)
+
+    def where(key: str) -> str:
+        return f"{path}:{lines[key]}" if key in lines else path
+
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in KEYS:
+            raise SpecError(f"{where(key)}: unknown key {key!r}; accepted keys: {', '.join(KEYS)}")
+        values[key] = _check_value(key, value, KEYS[key], where(key))
+    for key in REQUIRED:
+        if key not in values:
+            raise SpecError(f"{path}: the key {key!r} is missing; use {KEYS[key].accepts}")
+    modes = values.get("modes", ("default", "deterministic"))
+    if len(modes) < 2:
+        raise SpecError(f"{where('modes')}: modes = {list(modes)} is not accepted; use {KEYS['modes'].accepts}")
+    if "kernel_sizes" in values and not any(ARCHS[a].takes_kernel_size for a in values["archs"]):
+        raise SpecError(f"{where('kernel_sizes')}: kernel_sizes apply to medium-cnn only, and archs does not "
+                        "list it; drop kernel_sizes or add medium-cnn")
+    if values.get("batch_norm") and not any(ARCHS[a].takes_batch_norm for a in values["archs"]):
+        raise SpecError(f"{where('batch_norm')}: batch_norm applies to small-cnn only, and archs does not list it")
+    if "cpu" in values["gpus"] and len(values["gpus"]) > 1:
+        raise SpecError(f"{where('gpus')}: gpus mixes \"cpu\" with GPU types; a sweep runs on CPUs or on GPUs, "
+                        "use one spec each")
+    name = values.pop("name", None) or re.sub(r"[^A-Za-z0-9_.\-]", "", Path(path).stem) or "sweep"
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise SpecError(f"{where('name')}: name = \"{name}\" is not accepted; use {KEYS['name'].accepts}")
+    return SweepSpec(name=name, path=path, lines=lines, **values)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec file; raises SpecError (one line) when it cannot be used."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(f"sweep spec {str(path)!r} does not exist or is not a file; pass a .toml spec such as "
+                        "benchmarks/figure9b.toml")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"sweep spec {str(path)!r} cannot be read: {error}") from None
+    return parse_spec(text, str(path))
