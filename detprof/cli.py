@@ -93,7 +93,8 @@ class OneLineErrors(TyperGroup):
             result = INTERRUPTED
         if result == INTERRUPTED:  # Ctrl-C: the parser turns it into this exit status
             err.print("detprof: interrupted: the job in progress was stopped and is not stored; finished "
-                      "stability runs stay stored", highlight=False)
+                      "sweep jobs and stability runs stay stored; run the same command again to resume a sweep",
+                      highlight=False)
         sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
 
@@ -108,6 +109,8 @@ JSON_HELP = "Print one JSON document on stdout instead of tables."
 MODEL_HELP = ("Your own model instead of --arch: MODULE:FUNCTION, where MODULE is importable or a path to a .py file "
               "and FUNCTION(num_classes) returns an nn.Module. This runs your code.")
 INPUT_SHAPE_HELP = "Input shape C,H,W of one example for --model (default 3 x the image size)."
+FRAMEWORK_HELP = ("pytorch, or tf: the Keras model of --arch in TensorFlow's default and op-deterministic modes, "
+                  "each job a new interpreter (needs pip install 'detprof[tf]').")
 
 
 def parse_shape(text: str | None) -> tuple[int, int, int] | None:
@@ -201,6 +204,7 @@ def overhead(
     input_shape: str | None = typer.Option(None, help=INPUT_SHAPE_HELP),
     num_classes: int | None = typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 for "
                                                       "--model)."),
+    framework: str = typer.Option("pytorch", help=FRAMEWORK_HELP),
     gpu: str = typer.Option("auto", help="GPU alias (v100, a100, h100, ...), index, `cpu`, or `auto` "
                                          "(first GPU, else CPU)."),
     modes: str | None = typer.Option(None, help="Two modes A,B; the ratio is B/A (default: default,deterministic). "
@@ -243,7 +247,7 @@ def overhead(
     measurement = dict(kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size, image_size=image_size,
                        warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps, repeats=repeats,
                        threads=threads, seed=seed, job_timeout_s=job_timeout, precision=precision,
-                       max_time_s=max_time, model=model, num_classes=num_classes)
+                       max_time_s=max_time, model=model, num_classes=num_classes, framework=framework)
     if ablate or ablate_modes:
         with user_errors():
             require(modes is None, "--ablate measures every step against default; drop --modes")
@@ -431,8 +435,10 @@ def kernels(
     run: int | None = typer.Option(None, help="Run id (default: the latest run)."),
     mode: str | None = typer.Option(None, help="Mode to list (default: the run's second mode, e.g. deterministic, "
                                                "or its only mode with kernels)."),
-    trace: str | None = typer.Option(None, help="Analyse this PyTorch profiler trace (.json or .json.gz) instead "
-                                                "of a stored run."),
+    trace: str | None = typer.Option(None, help="Analyse this profiler trace instead of a stored run: PyTorch's "
+                                                "(.json or .json.gz) or TensorFlow's (.xplane.pb)."),
+    framework: str | None = typer.Option(None, help="Without --run: the newest run of this framework (pytorch or "
+                                                    "tf)."),
     scope: str = typer.Option("steps", help=SCOPE_HELP),
     cpu_ops: bool = typer.Option(False, "--cpu-ops", help="With --trace: list the CPU ops (self time) of a GPU "
                                                           "program's trace that holds no GPU kernel events."),
@@ -452,6 +458,10 @@ def kernels(
     if cpu_ops:
         fail("--cpu-ops applies to --trace FILE only")
     with user_errors():
+        require(framework is None or run is None, "give --run or --framework, not both")
+        if framework is not None:
+            with ResultStore(db) as store:
+                run = store.latest_run_id(framework)
         report = kernel_report(db, run, mode, top)
     emit(report, json_output, lambda r: _print_kernel_report(r, stats))
 
@@ -571,6 +581,8 @@ def _print_import(document: dict[str, Any]) -> None:
 def report(
     out_path: str = typer.Option("reports/detprof-report.html", "--out", help="Where to write the HTML file."),
     run: list[int] | None = typer.Option(None, help="Only these run ids (repeat the option); default: all runs."),  # noqa: B008
+    framework: str | None = typer.Option(None, help="Only the runs of this framework (pytorch or tf); default: "
+                                                    "both, with PyTorch and TensorFlow side by side."),
     db: str | None = typer.Option(None, help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -583,6 +595,10 @@ def report(
     from detprof.report import build_report
 
     with user_errors():
+        require(framework is None or not run, "give --run or --framework, not both")
+        if framework is not None:
+            with ResultStore(db) as store:
+                run = store.run_ids(framework)
         result = build_report(db, out_path, run or None)
     if json_output:
         print_json({"out": str(result.path), "bytes": result.bytes, "runs": result.runs, "sections": result.sections})
@@ -740,6 +756,8 @@ def check(
                                           help="Instead of training: are eval outputs for the same examples bitwise "
                                                "equal at every batch size (against batch size 1)?"),
     batch_sizes: str = typer.Option("1,8,64", help="Batch sizes for --batch-invariance, 1 to 64."),
+    framework: str = typer.Option("pytorch", help="pytorch, or tf: the Keras model in TensorFlow (modes default and "
+                                                  "deterministic; no --locate-op or --batch-invariance)."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Is training bitwise reproducible? Trains twice in fresh processes and compares every step.
@@ -752,6 +770,7 @@ def check(
     with user_errors():
         shape = parse_shape(input_shape)
         if batch_invariance:
+            require(framework in ("pytorch", "torch"), "--batch-invariance is not available with --framework tf")
             require(devices is None and not locate_op and steps == 10,
                     "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op and --steps")
             document = run_batch_invariance(arch, model, mode, gpu, _parse_sizes(batch_sizes), image_size, shape,
@@ -762,7 +781,8 @@ def check(
             task = progress.add_task("check", total=None)
             document = run_check(arch, model, mode, gpu, threads, devices, steps, batch_size, image_size, shape,
                                  num_classes, kernel_size, bn, seed, locate_op,
-                                 on_progress=lambda text: progress.update(task, description=text))
+                                 on_progress=lambda text: progress.update(task, description=text),
+                                 framework=framework)
     emit(document, json_output, _print_check)
     raise typer.Exit(0 if document["bitwise_identical"] else 1)
 
@@ -1136,14 +1156,24 @@ def zoo(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
     if json_output:
         print_json(rows)
         return
-    notes = [(r["arch"], r["notes"]) for r in rows if r["notes"]]
+    torch_rows = [r for r in rows if r["framework"] == "pytorch"]
+    notes = [(r["arch"], r["notes"]) for r in torch_rows if r["notes"]]
     cells = [[str(r["arch"]) + (f" [{[a for a, _ in notes].index(r['arch']) + 1}]" if r["notes"] else ""),
               f"{r['params']:,}", "x".join(map(str, r["input"])), str(r["num_classes"]), " ".join(r["options"])]  # type: ignore[call-overload, arg-type]
-             for r in rows]
+             for r in torch_rows]
     out.print(grid("model zoo (PyTorch)", ["arch", "params", "input (C,H,W)", "classes", "options"], cells,
                    text={0, 4}))
     for number, (arch, note) in enumerate(notes, start=1):
         out.print(f"[{number}] {arch}: {note}", highlight=False, markup=False)
+    keras_rows = [r for r in rows if r["framework"] == "tensorflow"]
+    keras_notes = sorted({str(r["notes"]) for r in keras_rows if r["notes"]})
+    cells = [[str(r["arch"]) + (f" ({chr(97 + keras_notes.index(str(r['notes'])))})" if r["notes"] else ""),
+              f"{r['params']:,}", f"{r['trainable_params']:,}", "x".join(map(str, r["input"])),  # type: ignore[call-overload, arg-type]
+              str(r["keras"])] for r in keras_rows]
+    out.print(grid("model zoo (TensorFlow, --framework tf; Keras' own counts)",
+                   ["arch", "params", "trainable", "input (C,H,W)", "Keras model"], cells, text={0, 4}))
+    for number, note in enumerate(keras_notes):
+        out.print(f"({chr(97 + number)}) {note}", highlight=False, markup=False)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
                  repeats: int | None = None, threads: int | None = None, seed: int = 0,
                  job_timeout_s: float = 1800.0, precision: float | None = None,
                  max_time_s: float | None = None, model: str | None = None,
-                 input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> OverheadConfig:
+                 input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+                 framework: str = "pytorch") -> OverheadConfig:
     """Validate the user's choices and fill device-dependent defaults; raises OverheadArgumentError
     (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted.
 
@@ -49,8 +50,18 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
     (a fraction) or ``max_time_s`` seconds are spent. Giving ``repeats`` without ``precision``
     runs exactly that many pairs; ``precision=0`` does the same with the default repeats.
     ``model`` (MODULE:FUNCTION) measures a user's model instead of ``arch`` (see build_workload).
+    ``framework`` is ``pytorch`` or ``tensorflow`` (also ``tf``): Keras models in TensorFlow's
+    default and op-deterministic modes, each job a new interpreter without torch.
     """
+    from detprof.tf import TF_MODES, canonical_framework, require_tensorflow
+
+    framework = canonical_framework(framework)
     mode_pair = parse_modes(modes)
+    if framework == "tensorflow":
+        for mode in mode_pair:
+            _require(mode in TF_MODES, f"mode {mode!r} is not available with --framework tf; TensorFlow modes: "
+                                       f"{', '.join(TF_MODES)}")
+        require_tensorflow()
     _require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
     cpus = os.cpu_count() or 1
     _require(threads is None or threads <= cpus,
@@ -68,7 +79,7 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
     _require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
     on_gpu = device.kind == "cuda"
     workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
-                              num_classes)
+                              num_classes, framework)
     overrides: dict[str, Any] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
                                  "profile_steps": profile_steps, "repeats": repeats, "max_time_s": max_time_s}
     if threads is not None:
@@ -83,7 +94,8 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
         protocol = replace(protocol, max_time_s=None)
     return OverheadConfig(workload=workload, protocol=protocol, modes=(mode_pair[0], mode_pair[1]),
                           device=device.torch_device, gpu_index=device.gpu.index if device.gpu else None,
-                          seed=seed, job_timeout_s=job_timeout_s, gpu_uuid=device.gpu.uuid if device.gpu else None)
+                          seed=seed, job_timeout_s=job_timeout_s, gpu_uuid=device.gpu.uuid if device.gpu else None,
+                          framework=framework)
 
 
 def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[str, Any]:
@@ -96,7 +108,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
         "run_id": run_id,
         "created_at": result.created_at,
         "arch": config.workload.arch,
-        "framework": "pytorch",
+        "framework": config.framework,
         "device": {"kind": result.device_kind, "name": result.device_name, "gpu_index": config.gpu_index,
                    "gpu_uuid": config.gpu_uuid},
         "workload": asdict(config.workload),
@@ -121,7 +133,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
         "kernel_ratio": result.kernel_ratio,
         "memory_ratio": result.memory_ratio,
         "noisy": any(bool(m.noisy) for m in result.modes),
-        "expected_nondeterministic_ops": ([] if config.workload.model_ref else
+        "expected_nondeterministic_ops": ([] if config.workload.model_ref or config.framework != "pytorch" else
                                           list(arch_spec(config.workload.arch).known_nondeterministic_ops)),
         "failed_jobs": [{"mode": j.spec.mode, "repeat": j.spec.repeat, "status": j.status, "error": j.error}
                         for j in result.jobs if not j.ok],

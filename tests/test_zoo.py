@@ -95,12 +95,16 @@ def test_medium_cnn_rejects_kernel_sizes_outside_1_to_7(bad: int) -> None:
 
 
 def test_describe_zoo_lists_every_arch_with_params_and_input() -> None:
-    rows = {r["arch"]: r for r in describe_zoo()}
+    rows = {r["arch"]: r for r in describe_zoo() if r["framework"] == "pytorch"}
     assert set(rows) == set(ARCHS)
     assert rows["vgg19"]["params"] == REFERENCE_PARAMS["vgg19"]
     assert rows["inception-v3"]["input"] == [3, 299, 299]
     assert rows["small-cnn"]["input"] == [3, 32, 32]
-    assert all(r["framework"] == "pytorch" for r in rows.values())
+    keras = {r["arch"]: r for r in describe_zoo() if r["framework"] == "tensorflow"}
+    assert keras["resnet50"]["params"] == 25_636_712  # Keras' own count (not torchvision's 25,557,032)
+    assert keras["medium-cnn"]["trainable_params"] == rows["medium-cnn"]["params"]  # the same layers
+    assert "resnet18" not in keras
+    assert keras["inception-v3"]["notes"] == "Keras' InceptionV3 has no auxiliary classifier"
 
 
 # aten ops whose CUDA kernels have no deterministic implementation, by the name PyTorch's warning uses.

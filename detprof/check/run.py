@@ -64,6 +64,37 @@ def _run_side(target: str, spec: dict[str, Any], gpu_uuid: str | None, timeout_s
     return document
 
 
+def _run_tf_side(spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+    """The TensorFlow side of a check: detprof.tf.trainer in a new interpreter (never beside torch);
+    its result document, with the final weights as tensors."""
+    import numpy as np
+    import torch
+
+    from detprof.runner.processes import run_in_new_interpreter
+    from detprof.tf import tf_environment
+
+    with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
+        spec_file, out = Path(scratch, "spec.json"), Path(scratch, "result.json")
+        spec_file.write_text(json.dumps(spec))
+        outcome = run_in_new_interpreter("detprof.tf.trainer", [str(spec_file), str(out)],
+                                         tf_environment(dict(os.environ), gpu_uuid), Path(scratch, "run.log"),
+                                         timeout_s)
+        if outcome.timed_out:
+            raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
+        if not out.exists():
+            raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): "
+                             f"{outcome.log_tail[-300:]}")
+        document = json.loads(out.read_text())
+        weights = Path(str(out) + ".npz")
+        if weights.exists():
+            with np.load(weights) as arrays:
+                document["state"] = {name: torch.from_numpy(arrays[f"w{index}"].copy())
+                                     for index, name in enumerate(document["state_names"])}
+    if "error" in document:
+        raise CheckError(f"a check run failed: {document['error']}")
+    return document
+
+
 def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int | None, seed: int,
                steps: int) -> dict[str, Any]:
     return {"workload": asdict(workload), "mode": mode, "toggles": toggles_for(mode).as_dict(),
@@ -106,12 +137,21 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
               input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
               kernel_size: int | None = None, batch_norm: bool | None = None, seed: int = 0,
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
-              on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch") -> dict[str, Any]:
     """Train twice and compare; returns bitwise_identical, max_abs_diff (over all parameters and
     buffers after the last step) and first_divergence (null, or step, parameter and, with
     ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs differ
-    in that one factor; otherwise both are the same configuration."""
+    in that one factor; otherwise both are the same configuration. ``framework`` ``tf`` trains the
+    Keras model in TensorFlow (modes default and deterministic; no ``locate_op``)."""
+    from detprof.tf import TF_MODES, canonical_framework, require_tensorflow
+
+    framework = canonical_framework(framework)
     toggles_for(mode)  # an unknown mode fails here, before anything runs
+    if framework == "tensorflow":
+        require(mode in TF_MODES, f"--mode {mode!r} is not available with --framework tf; TensorFlow modes: "
+                                  f"{', '.join(TF_MODES)}")
+        require(not locate_op, "--locate-op records PyTorch's ops; it is not available with --framework tf")
+        require_tensorflow()
     require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
     require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
     thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
@@ -131,7 +171,7 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
         chosen = select_device(gpu)
         sides_devices = [chosen, chosen]
     workload = build_workload(sides_devices[0], arch, model, batch_size, image_size, kernel_size, batch_norm,
-                              input_shape, num_classes)
+                              input_shape, num_classes, framework)
     side_threads = [int(t) for t in thread_pair] if thread_pair else [CPU_THREADS, CPU_THREADS]
     specs = [_side_spec(workload, mode, dev, t, seed, steps) for dev, t in zip(sides_devices, side_threads,
                                                                                strict=True)]
@@ -140,7 +180,8 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):
         if on_progress:
             on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} thread(s)")
-        runs.append(_run_side("detprof.check.trainer:train_and_record", spec, uuid, timeout_s))
+        runs.append(_run_tf_side(spec, uuid, timeout_s) if framework == "tensorflow" else
+                    _run_side("detprof.check.trainer:train_and_record", spec, uuid, timeout_s))
     divergence = first_divergence(runs[0], runs[1])
     identical = divergence is None and max_abs_diff(runs[0]["state"], runs[1]["state"]) == 0.0
     if divergence and locate_op:
@@ -156,7 +197,7 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
         divergence["ops_recorded"] = len(records[0]["ops"])
     sides = [{"device": run["device"], "threads": run["threads"], "nondeterministic_ops": run["nondeterministic_ops"]}
              for run in runs]
-    return {"workload": asdict(workload), "mode": mode, "steps": steps, "seed": seed,
+    return {"workload": asdict(workload), "framework": framework, "mode": mode, "steps": steps, "seed": seed,
             "differing_factor": "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
             "runs": sides, "bitwise_identical": identical,

@@ -270,7 +270,8 @@ def count_profiler_steps(path: str | Path) -> int:
 
 
 def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False) -> TraceActivities:
-    """Read a Chrome trace file and return its timed activities (GPU work, else CPU op self times).
+    """Read a Chrome trace file (or a TensorFlow ``*.xplane.pb``, see detprof.kernels.xplane) and
+    return its timed activities (GPU work, else CPU op self times).
 
     ``scope`` is ``steps`` or ``all`` (module docstring). Raises TraceError for unreadable files,
     non-traces and traces with nothing to measure (KernelLessGpuTraceError for a GPU program's
@@ -280,6 +281,10 @@ def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False) ->
 
     if scope not in SCOPES:
         raise TraceError(f"scope {scope!r} is not accepted; use one of {', '.join(SCOPES)}")
+    if str(path).endswith(".xplane.pb"):  # TensorFlow's profiler: every event of the profiled steps
+        from detprof.kernels.xplane import load_xplane
+
+        return load_xplane(path)
     raw = read_trace_bytes(path)
     with collector_paused():
         fast = scan_gpu_activities(raw, str(path), scope)

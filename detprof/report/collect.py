@@ -43,8 +43,16 @@ def paper_reference() -> dict[str, Any]:
     return dict(json.loads(Path(path).read_text()))
 
 
-OVERHEAD_COLUMNS = ["run_id", "arch", "kernel_size", "device", "device_kind", "comparison", "baseline", "treatment",
-                    "ratio", "ci_low", "ci_high", "kernel_ratio", "memory_ratio", "noisy", "aa_test"]
+OVERHEAD_COLUMNS = ["run_id", "arch", "kernel_size", "device", "device_kind", "framework", "series", "comparison",
+                    "baseline", "treatment", "ratio", "ci_low", "ci_high", "kernel_ratio", "memory_ratio", "noisy",
+                    "aa_test"]
+FRAMEWORK_LABELS = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}
+
+
+def series_label(device: str, framework: str) -> str:
+    """What one line or bar series of Figures 9a/9b stands for: the device, and the framework
+    when it is not PyTorch (the paper's figures are PyTorch's)."""
+    return device if framework == "pytorch" else f"{device}, {FRAMEWORK_LABELS.get(framework, framework)}"
 MAIN_COMPARISON = "deterministic / default"  # what the paper's Figures 9a and 9b show
 
 
@@ -52,8 +60,10 @@ def _overhead_row(run_id: int, summary: dict[str, Any]) -> dict[str, Any]:
     modes = [m["mode"] for m in summary["modes"]]
     workload = summary.get("workload") or {}
     ci = summary.get("ratio_ci") or [None, None]
+    framework = summary.get("framework") or "pytorch"
     return {"run_id": run_id, "arch": summary["arch"], "kernel_size": workload.get("kernel_size"),
-            "device": summary["device"]["name"], "device_kind": summary["device"]["kind"],
+            "device": summary["device"]["name"], "device_kind": summary["device"]["kind"], "framework": framework,
+            "series": series_label(summary["device"]["name"], framework),
             "comparison": f"{modes[1]} / {modes[0]}", "baseline": modes[0], "treatment": modes[1],
             "ratio": summary.get("ratio"), "ci_low": ci[0], "ci_high": ci[1],
             "kernel_ratio": summary.get("kernel_ratio"), "memory_ratio": summary.get("memory_ratio"),
@@ -65,7 +75,8 @@ def _environment(run_id: int, kind: str, summary: dict[str, Any]) -> dict[str, A
     env = summary.get("environment") or {}
     return {
         "run_id": run_id, "kind": kind, "arch": summary["arch"], "device": summary["device"]["name"],
-        "created_at": summary.get("created_at"), "torch": env.get("torch"), "cuda": env.get("cuda"),
+        "created_at": summary.get("created_at"), "framework": summary.get("framework") or "pytorch",
+        "torch": env.get("torch"), "tensorflow": env.get("tensorflow"), "cuda": env.get("cuda"),
         "cudnn": env.get("cudnn"), "threads": env.get("threads"), "cpu": env.get("cpu"),
         "toggles": {m["mode"]: m.get("toggles") for m in summary["modes"]},
         "throttled": {m["mode"]: m.get("throttled") for m in summary["modes"]},

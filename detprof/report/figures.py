@@ -29,9 +29,9 @@ def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Fig
                     & overhead["ratio"].notna()]
     if rows.empty:
         return None
-    latest = rows.sort_values("run_id").groupby(["arch", "device"], as_index=False).last()
+    latest = rows.sort_values("run_id").groupby(["arch", "series"], as_index=False).last()
     figure = go.Figure()
-    for device, group in latest.groupby("device", sort=True):
+    for device, group in latest.groupby("series", sort=True):
         labels = ["noisy" if n else "" for n in group["noisy"]]
         figure.add_bar(name=str(device), x=group["arch"], y=group["ratio"], error_y=_error_bars(group), text=labels,
                        textposition="outside", customdata=np.stack([group["run_id"], group["kernel_ratio"]], axis=1),
@@ -54,9 +54,9 @@ def overhead_by_kernel_size(overhead: pd.DataFrame, paper: dict[str, Any]) -> go
                     & overhead["ratio"].notna()]
     if rows.empty:
         return None
-    latest = rows.sort_values("run_id").groupby(["kernel_size", "device"], as_index=False).last()
+    latest = rows.sort_values("run_id").groupby(["kernel_size", "series"], as_index=False).last()
     figure = go.Figure()
-    for device, group in latest.groupby("device", sort=True):
+    for device, group in latest.groupby("series", sort=True):
         group = group.sort_values("kernel_size")
         figure.add_scatter(x=group["kernel_size"], y=group["ratio"], error_y=_error_bars(group),
                            mode="lines+markers", name=str(device))
@@ -66,6 +66,34 @@ def overhead_by_kernel_size(overhead: pd.DataFrame, paper: dict[str, Any]) -> go
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
     figure.update_layout(title="Medium CNN: overhead against kernel size (step time, deterministic / default)",
                          xaxis={"title": "kernel size", "dtick": 1}, yaxis_title="ratio")
+    return figure
+
+
+def framework_comparison(overhead: pd.DataFrame) -> go.Figure | None:
+    """PyTorch against TensorFlow: the deterministic/default step-time ratio of each network (and
+    medium-cnn kernel size) measured in both frameworks on the same device, newest run of each,
+    95% CI bars; one bar series per framework and device."""
+    rows = overhead[(overhead["comparison"] == MAIN_COMPARISON) & overhead["ratio"].notna()]
+    if rows.empty:
+        return None
+    rows = rows.assign(network=[f"{a} (k={k})" if a == "medium-cnn" else a
+                                for a, k in zip(rows["arch"], rows["kernel_size"], strict=True)])
+    both = rows.groupby(["network", "device"])["framework"].nunique()
+    keys = set(both[both >= 2].index)
+    rows = rows[[(n, d) in keys for n, d in zip(rows["network"], rows["device"], strict=True)]]
+    if rows.empty:
+        return None
+    latest = rows.sort_values("run_id").groupby(["network", "device", "framework"], as_index=False).last()
+    figure = go.Figure()
+    for (framework, device), group in latest.groupby(["framework", "device"], sort=True):
+        figure.add_bar(name=f"{framework} on {device}", x=group["network"], y=group["ratio"],
+                       error_y=_error_bars(group),
+                       customdata=np.stack([group["run_id"], group["kernel_ratio"]], axis=1),
+                       hovertemplate="%{x}: x%{y:.3f} step time<br>kernel time x%{customdata[1]:.3f}"
+                                     "<br>run %{customdata[0]}<extra>%{fullData.name}</extra>")
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
+    figure.update_layout(barmode="group", title="PyTorch against TensorFlow: step time, deterministic / default "
+                         "(95% CI), same network and device", yaxis_title="ratio", xaxis_title="network")
     return figure
 
 

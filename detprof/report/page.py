@@ -17,6 +17,7 @@ from detprof.kernels import short_name
 from detprof.report.collect import DIFF_ROWS, ReportData
 from detprof.report.figures import (
     ablation_bars,
+    framework_comparison,
     overhead_by_kernel_size,
     overhead_by_network,
     per_class_spread,
@@ -120,7 +121,7 @@ def _environment_section(environments: list[dict[str, Any]]) -> str:
         return '<p class="nodata">No overhead runs or imported traces in this report.</p>'
     rows = []
     for env in environments:
-        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "cuda", "cudnn") if env.get(k))
+        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "tensorflow", "cuda", "cudnn") if env.get(k))
         toggles = "<br>".join(f"{_escape(mode)}: {_escape(json.dumps(t, sort_keys=True))}"
                               for mode, t in env["toggles"].items() if t)
         throttled = ", ".join(f"{_escape(m)}: {'yes' if v else 'no' if v is False else 'n/a'}"
@@ -136,7 +137,7 @@ def _overhead_table(data: ReportData) -> str:
     if data.overhead.empty:
         return ""
     rows = [[str(r.run_id), _escape(r.arch) + (f" (k={r.kernel_size})" if r.arch == "medium-cnn" else ""),
-             _escape(r.device), _escape(r.comparison), _number(r.ratio),
+             _escape(r.series), _escape(r.comparison), _number(r.ratio),
              f"{_number(r.ci_low)}–{_number(r.ci_high)}", _number(r.kernel_ratio), "yes" if r.noisy else "no"]
             for r in data.overhead.itertuples(index=False)]
     return "<h3>All overhead runs</h3>" + _table(
@@ -170,6 +171,9 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         ("figure_9b", "Overhead against kernel size (paper Figure 9b)",
          overhead_by_kernel_size(data.overhead, data.paper),
          "No medium-cnn runs yet: run `detprof overhead --arch medium-cnn --kernel-size K` for K = 1 to 7."),
+        ("frameworks", "PyTorch against TensorFlow", framework_comparison(data.overhead),
+         "No network measured in both frameworks on one device yet: run `detprof overhead --arch medium-cnn` and "
+         "`detprof overhead --framework tf --arch medium-cnn`."),
         ("ablation", "Ablation: each switch of the deterministic mode on its own", ablation_bars(data.overhead),
          "No ablation yet: run `detprof overhead --ablate` (on a GPU, every switch is measured)."),
         ("figure_8", "Top-20 kernels, default against deterministic (paper Figure 8)",

@@ -1,36 +1,27 @@
 """Runner: one fresh process per (arch, mode, repeat); warm-up, timed steps, profiled pass.
 
-The launcher (pandas, scipy) is imported lazily so that a worker process, which imports
-``detprof.runner.worker``, starts with torch alone.
+Everything is imported lazily: a PyTorch job process imports ``detprof.runner.worker`` and starts
+with torch alone, and a TensorFlow job process (detprof.tf.worker) imports
+``detprof.runner.processes`` and ``detprof.runner.host`` without torch ever being loaded.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from detprof.runner.config import (
-    CPU_DEFAULTS,
-    GPU_DEFAULTS,
-    JobSpec,
-    OverheadConfig,
-    Protocol,
-    Workload,
-    default_protocol,
-    default_workload,
-    plan_jobs,
-)
-
-_LAUNCHER_NAMES = ("JobOutcome", "ModeSummary", "OverheadResult", "measure_overhead")
+_NAMES = {
+    "CPU_DEFAULTS": "config", "GPU_DEFAULTS": "config", "JobSpec": "config", "OverheadConfig": "config",
+    "Protocol": "config", "Workload": "config", "default_protocol": "config", "default_workload": "config",
+    "plan_jobs": "config", "JobOutcome": "launcher", "ModeSummary": "launcher", "OverheadResult": "launcher",
+    "measure_overhead": "launcher",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAUNCHER_NAMES:
-        from detprof.runner import launcher
-
-        return getattr(launcher, name)
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"detprof.runner.{_NAMES[name]}"), name)
     raise AttributeError(f"module 'detprof.runner' has no attribute {name!r}")
 
 
-__all__ = ["CPU_DEFAULTS", "GPU_DEFAULTS", "JobOutcome", "JobSpec", "ModeSummary", "OverheadConfig",
-           "OverheadResult", "Protocol", "Workload", "default_protocol", "default_workload", "measure_overhead",
-           "plan_jobs"]
+__all__ = sorted(_NAMES)

@@ -101,6 +101,7 @@ class OverheadConfig:
     seed: int = 0
     job_timeout_s: float = 1800.0
     gpu_uuid: str | None = None  # the worker runs with CUDA_VISIBLE_DEVICES=<uuid>
+    framework: str = "pytorch"  # or "tensorflow" (detprof.tf.worker, a new interpreter per job)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +124,7 @@ class JobSpec:
     profile: bool
     trace_path: str | None
     gpu_uuid: str | None = None
+    framework: str = "pytorch"
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,7 +182,7 @@ def _check_input_fits(workload: Workload, device: DeviceChoice) -> None:
 def build_workload(device: DeviceChoice, arch: str | None = None, model: str | None = None,
                    batch_size: int | None = None, image_size: int | None = None, kernel_size: int | None = None,
                    batch_norm: bool | None = None, input_shape: tuple[int, int, int] | None = None,
-                   num_classes: int | None = None) -> Workload:
+                   num_classes: int | None = None, framework: str = "pytorch") -> Workload:
     """The validated workload of ``arch`` (a zoo name) or ``model`` (a user's MODULE:FUNCTION), with the
     device's defaults for what was not given; raises ArgumentError (or UnknownArchError, UserModelError)
     in one line, before anything runs. ``input_shape`` is (C, H, W); a user's model needs it or
@@ -194,6 +196,7 @@ def build_workload(device: DeviceChoice, arch: str | None = None, model: str | N
             f"--input-shape {input_shape} is not accepted; use C,H,W such as 3,224,224 (each 1 to {MAX_IMAGE_SIZE:,})")
     require(num_classes is None or 1 <= num_classes <= MAX_CLASSES,
             f"--num-classes {num_classes} is not accepted; use 1 to {MAX_CLASSES:,}")
+    require(model is None or framework == "pytorch", "--model is a PyTorch module; with --framework tf use --arch")
     if model is not None:
         from detprof.zoo.custom import check_user_model
 
@@ -208,6 +211,14 @@ def build_workload(device: DeviceChoice, arch: str | None = None, model: str | N
                             num_classes=classes, model_ref=model, input_shape=tuple(shape))  # type: ignore[arg-type]
         _check_input_fits(workload, device)
         return workload
+    if framework == "tensorflow":
+        from detprof.tf.zoo import KERAS_MIN_IMAGE_SIZE, TF_ARCHS
+
+        require(arch is not None and arch_spec(arch).name in TF_ARCHS,
+                f"--arch {arch} is not available with --framework tf; TensorFlow archs: {', '.join(TF_ARCHS)}")
+        minimum = KERAS_MIN_IMAGE_SIZE.get(arch_spec(arch or "").name)
+        require(minimum is None or image_size is None or image_size >= minimum,
+                f"--image-size {image_size} is too small for Keras' {arch}; use >= {minimum}")
     spec = arch_spec(arch or "resnet18")
     require(input_shape is None, "--input-shape applies to --model; zoo archs take --image-size")
     require(kernel_size is None or spec.takes_kernel_size,
@@ -242,15 +253,24 @@ def plan_pair(config: OverheadConfig, pair: int, first_index: int, trace_dir: st
     timed steps). Job indices start at ``first_index``.
     """
     sides = (0, 1) if pair % 2 == 0 else (1, 0)
+    tensorflow = config.framework == "tensorflow"
     jobs = []
     for offset, side in enumerate(sides):
         index, mode = first_index + offset, config.modes[side]
         profile = pair == 0 and config.protocol.profile_steps > 0
-        trace = f"{trace_dir}/job{index}-{side}-{mode}.json.gz" if profile and trace_dir else None
-        jobs.append(JobSpec(index=index, mode=mode, side=side, repeat=pair, toggles=toggles_for(mode).as_dict(),
+        # A TensorFlow job's trace is a TensorBoard log folder holding its *.xplane.pb.
+        name = f"job{index}-{side}-{mode}" + ("" if tensorflow else ".json.gz")
+        trace = f"{trace_dir}/{name}" if profile and trace_dir else None
+        if tensorflow:
+            from detprof.tf import tf_toggles
+
+            toggles: dict[str, Any] = tf_toggles(mode)
+        else:
+            toggles = toggles_for(mode).as_dict()
+        jobs.append(JobSpec(index=index, mode=mode, side=side, repeat=pair, toggles=toggles,
                             workload=config.workload, protocol=config.protocol, device=config.device,
                             gpu_index=config.gpu_index, seed=config.seed, profile=profile, trace_path=trace,
-                            gpu_uuid=config.gpu_uuid))
+                            gpu_uuid=config.gpu_uuid, framework=config.framework))
     return jobs
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
 from detprof.modes import Toggles, environment_for
 from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
-from detprof.runner.processes import restart_fork_server, run_in_fresh_process
+from detprof.runner.processes import ProcessOutcome, restart_fork_server, run_in_fresh_process, run_in_new_interpreter
 from detprof.stats import RatioEstimate, paired_ratio, summarize
 
 
@@ -126,13 +126,27 @@ def failure_of(exitcode: int, log_tail: str) -> tuple[str, str]:
     return status, f"worker {how}" + (f": {tail}" if tail else "")
 
 
+def _start_job(spec: JobSpec, scratch: str, result_file: Path, timeout_s: float) -> ProcessOutcome:
+    """A PyTorch job forked from the fork server; a TensorFlow job in a new interpreter (the two
+    frameworks never share a process)."""
+    if spec.framework == "tensorflow":
+        from detprof.tf import tf_environment
+
+        spec_file = Path(scratch, "spec.json")
+        spec_file.write_text(json.dumps(spec.to_json_dict()))
+        return run_in_new_interpreter("detprof.tf.worker", [str(spec_file), str(result_file)],
+                                      tf_environment(dict(os.environ), spec.gpu_uuid), Path(scratch, "job.log"),
+                                      timeout_s)
+    env = environment_for(Toggles(**spec.toggles), dict(os.environ), spec.gpu_uuid)
+    return run_in_fresh_process("detprof.runner.worker:run_to_file", (spec.to_json_dict(), str(result_file)),
+                                env, Path(scratch, "job.log"), timeout_s)
+
+
 def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
     """Run one job in a fresh process; whatever happens becomes a JobOutcome."""
-    env = environment_for(Toggles(**spec.toggles), dict(os.environ), spec.gpu_uuid)
     with tempfile.TemporaryDirectory(prefix="detprof-job-") as scratch:
         result_file = Path(scratch, "result.json")
-        outcome = run_in_fresh_process("detprof.runner.worker:run_to_file", (spec.to_json_dict(), str(result_file)),
-                                       env, Path(scratch, "job.log"), timeout_s)
+        outcome = _start_job(spec, scratch, result_file, timeout_s)
         if outcome.timed_out:
             return JobOutcome(spec, "timeout", error=f"job exceeded {timeout_s:g} s and was killed")
         if not result_file.exists():
@@ -202,7 +216,10 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
     toggles = outcomes[0].spec.toggles
     ops = sorted({op for o in outcomes for op in o.nondeterministic_ops})
     flagged = [] if table is None else sorted(table.loc[table["nondeterministic"] == True, "name"])  # noqa: E712
-    requested = bool(toggles.get("deterministic_algorithms") or toggles.get("cudnn_deterministic"))
+    requested = bool(toggles.get("deterministic_algorithms") or toggles.get("cudnn_deterministic")
+                     or toggles.get("tf_op_determinism"))
+    # TensorFlow's op determinism is one switch: asked for, it is the whole request.
+    fully = requested if "tf_op_determinism" in toggles else Toggles(**toggles).fully_deterministic_request
     hashes = [o.state_sha256 for o in ok if o.state_sha256]
     memories = [o.peak_mem_bytes for o in ok if o.peak_mem_bytes is not None]
     warmups = [o.peak_mem_warmup_bytes for o in ok if o.peak_mem_warmup_bytes is not None]
@@ -218,8 +235,7 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
         peak_mem_warmup_bytes=max(warmups) if warmups else None,
         peak_mem_kind=ok[0].peak_mem_kind if ok else None,
         nondeterministic_ops=ops, nondeterministic_kernels=flagged,
-        determinism=observed_determinism(requested, Toggles(**toggles).fully_deterministic_request, hashes, ops,
-                                         flagged),
+        determinism=observed_determinism(requested, fully, hashes, ops, flagged),
         bitwise_identical_across_repeats=(len(set(hashes)) == 1) if len(hashes) >= 2 else None,
         distinct_state_hashes=len(set(hashes)),
         throttled=any(throttles) if throttles else None,

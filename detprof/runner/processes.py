@@ -69,7 +69,7 @@ def _running(pid: int) -> bool:
         return True  # no /proc: existence is all we can tell
 
 
-def _die_with(measuring_pid: int) -> None:
+def die_with(measuring_pid: int) -> None:
     """End this job as soon as the process that asked for it is gone, however it went (kill -9
     included). The fork server cannot be relied on for that: every job it forks holds the
     measuring process's end of the pipe the server watches, so the server outlives it."""
@@ -87,7 +87,7 @@ def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_
     """In the new process: end with the measuring process, take the environment before anything
     can start CUDA (so that CUBLAS_WORKSPACE_CONFIG is in place when cuBLAS reads it), send
     stdout/stderr to the log, then call ``module:function`` with ``args`` and exit with what it returns."""
-    _die_with(measuring_pid)
+    die_with(measuring_pid)
     os.environ.clear()
     os.environ.update(environment)
     try:
@@ -98,6 +98,32 @@ def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_
     os.dup2(log, 2)
     module, _, function = target.partition(":")
     sys.exit(getattr(importlib.import_module(module), function)(*args))
+
+
+def run_in_new_interpreter(module: str, args: list[str], environment: dict[str, str], log_path: Path,
+                           timeout_s: float | None) -> ProcessOutcome:
+    """Run ``python -m module *args --parent PID`` in a new interpreter (nothing inherited from this
+    one: the TensorFlow jobs, which must never share a process with torch); kill it after
+    ``timeout_s`` seconds, or when this process is interrupted. The module is expected to call
+    ``die_with(PID)`` so that it also ends if this process is killed outright."""
+    import subprocess
+
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", module, *args, "--parent", str(os.getpid())],
+                                   env=environment, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            process.wait(timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            process.kill()
+            process.wait()
+        except BaseException:  # Ctrl-C in the measuring process: the job goes with it
+            process.kill()
+            process.wait()
+            raise
+    tail = log_path.read_text(errors="replace").strip()[-LOG_TAIL_CHARS:] if log_path.exists() else ""
+    return ProcessOutcome(None if timed_out else process.returncode, timed_out, tail)
 
 
 @contextmanager

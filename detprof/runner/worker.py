@@ -17,7 +17,6 @@ import gzip
 import json
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
 from detprof.runner.config import JobSpec, Workload
+from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
 
 AUX_LOSS_WEIGHT = 0.4  # Inception-v3's auxiliary classifier, as in its paper
 LEARNING_RATE = 0.01
@@ -46,7 +46,7 @@ def _environment(torch: Any, spec: JobSpec) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         # TF32 decides which kernels run (and how fast) for float32 convolutions and matmuls.
         "tf32": {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
                  "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
@@ -60,16 +60,6 @@ def _environment(torch: Any, spec: JobSpec) -> dict[str, Any]:
                    compute_capability=f"{props.major}.{props.minor}", gpu_memory_bytes=props.total_memory,
                    gpu_uuid=(uuid if not uuid or uuid.startswith("GPU-") else f"GPU-{uuid}"))
     return env
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 @dataclass
@@ -171,11 +161,7 @@ class PeakMemory:
     def _current_peak(self) -> int:
         if self.on_gpu:
             return int(self.torch.cuda.max_memory_allocated(self.device))
-        high_water = _status_kib("VmHWM")
-        if high_water is not None:
-            return high_water * 1024
-        # Linux reports ru_maxrss in KiB.
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+        return peak_rss_bytes()
 
     def end_warmup(self) -> int:
         """The warm-up peak; then start counting the steady state afresh where possible."""
@@ -184,26 +170,11 @@ class PeakMemory:
             self.torch.cuda.reset_peak_memory_stats(self.device)
             self.reset_after_warmup = True
         else:
-            try:
-                Path("/proc/self/clear_refs").write_text("5")  # 5 resets the peak RSS (Linux >= 4.0)
-                self.reset_after_warmup = _status_kib("VmHWM") is not None
-            except OSError:
-                self.reset_after_warmup = False
+            self.reset_after_warmup = reset_peak_rss()
         return peak
 
     def steady(self) -> int:
         return self._current_peak()
-
-
-def _status_kib(field_name: str) -> int | None:
-    """A ``/proc/self/status`` figure in KiB, or None where there is no such file (not Linux)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field_name}:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 LAYOUT_JITTER_MAX_BYTES = 4 << 20

@@ -474,12 +474,25 @@ class ResultStore:
                             "sweep": (config.get("sweep") or {}).get("name"), "config": config})
         return pd.DataFrame.from_records(records, columns=LIST_COLUMNS)
 
-    def latest_run_id(self) -> int:
-        """Id of the newest run; StoreError when there are none."""
-        row = self.connection.execute("SELECT MAX(id) FROM runs").fetchone()
-        if row is None or row[0] is None:
-            raise StoreError(f"no runs yet in {str(self.path)!r}; run `detprof overhead` first")
-        return int(row[0])
+    def run_ids(self, framework: str) -> list[int]:
+        """Ids of the runs of ``framework`` (pytorch, or tensorflow/tf), oldest first; StoreError when none."""
+        from detprof.tf import canonical_framework
+
+        name = canonical_framework(framework)
+        ids = [int(r[0]) for r in self.connection.execute("SELECT id FROM runs WHERE framework=? ORDER BY id", (name,))]
+        if not ids:
+            flag = " --framework tf" if name == "tensorflow" else ""
+            raise StoreError(f"no {name} runs in {str(self.path)!r}; run `detprof overhead{flag}` first")
+        return ids
+
+    def latest_run_id(self, framework: str | None = None) -> int:
+        """Id of the newest run (of ``framework``: pytorch, or tensorflow/tf); StoreError when there are none."""
+        if framework is None:
+            row = self.connection.execute("SELECT MAX(id) FROM runs").fetchone()
+            if row is None or row[0] is None:
+                raise StoreError(f"no runs yet in {str(self.path)!r}; run `detprof overhead` first")
+            return int(row[0])
+        return self.run_ids(framework)[-1]
 
     def run_summary(self, run_id: int | None = None) -> dict[str, Any]:
         """The stored summary document of a run (latest when ``run_id`` is None)."""

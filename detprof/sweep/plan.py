@@ -36,14 +36,15 @@ class SweepJob:
     def label(self) -> str:
         """Short human name: ``medium-cnn k=3 on h100: deterministic/default``."""
         kernel = f" k={self.kernel_size}" if self.kernel_size is not None else ""
-        return f"{self.arch}{kernel} on {self.gpu}: {self.modes[1]}/{self.modes[0]}"
+        framework = " (TensorFlow)" if self.framework == "tensorflow" else ""
+        return f"{self.arch}{kernel}{framework} on {self.gpu}: {self.modes[1]}/{self.modes[0]}"
 
     def config(self, device: DeviceChoice) -> OverheadConfig:
         """The validated overhead configuration of this job on ``device`` (ArgumentError otherwise)."""
         from detprof.overhead import build_config
 
         return build_config(self.arch, device, modes=",".join(self.modes), kernel_size=self.kernel_size,
-                            **dict(self.options))
+                            framework=self.framework, **dict(self.options))
 
     def identity(self) -> dict[str, Any]:
         """The full configuration this job is matched on when a sweep resumes: the workload and

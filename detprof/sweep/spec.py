@@ -36,7 +36,7 @@ class SpecError(ArgumentError):
     """A sweep spec that cannot be run: unreadable, not TOML, or a key detprof does not accept."""
 
 
-FRAMEWORKS = ("pytorch",)  # TensorFlow joins with its backend
+FRAMEWORKS = ("pytorch", "tensorflow", "tf")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class KeyRule:
 KEYS: dict[str, KeyRule] = {
     "name": KeyRule("str", "a name for the sweep (letters, digits, - and _)"),
     "description": KeyRule("str", "a sentence"),
-    "framework": KeyRule("str", f"one of {', '.join(FRAMEWORKS)}", choices=FRAMEWORKS),
+    "framework": KeyRule("str", "pytorch or tensorflow (tf)", choices=FRAMEWORKS),
     "archs": KeyRule("list[str]", f"a list of zoo archs ({', '.join(ARCHS)})", choices=tuple(ARCHS)),
     "kernel_sizes": KeyRule("list[int]", "a list of kernel sizes 1 to 7 (medium-cnn)",
                             choices=tuple(MEDIUM_CNN_KERNEL_SIZES)),
@@ -198,6 +198,8 @@ def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
     if "cpu" in values["gpus"] and len(values["gpus"]) > 1:
         raise SpecError(f"{where('gpus')}: gpus mixes \"cpu\" with GPU types; a sweep runs on CPUs or on GPUs, "
                         "use one spec each")
+    if values.get("framework") == "tf":
+        values["framework"] = "tensorflow"
     name = values.pop("name", None) or re.sub(r"[^A-Za-z0-9_.\-]", "", Path(path).stem) or "sweep"
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise SpecError(f"{where('name')}: name = \"{name}\" is not accepted; use {KEYS['name'].accepts}")
