@@ -162,16 +162,9 @@ def test_the_report_without_plotly_exits_2_in_one_line(tmp_path: Path) -> None:
 
 def _session(sid: int) -> list[int]:
     """Live (not zombie) processes of a session, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+    from tests.procfs import SESSION, processes
+
+    return processes(SESSION, sid)
 
 
 @pytest.mark.slow

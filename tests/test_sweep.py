@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from detprof.cli import app
 from detprof.store import ResultStore
 from detprof.sweep import SpecError, load_spec, parse_spec, plan_sweep
+from tests.procfs import PARENT, processes
 
 REPO = Path(__file__).resolve().parents[1]
 CPU_SPEC = REPO / "benchmarks" / "sweep_cpu.toml"
@@ -52,17 +53,8 @@ def detprof_process(*args: str) -> subprocess.Popen[str]:
 
 
 def children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    return processes(PARENT, pid)
 
 
 def stored(db: Path) -> dict[str, object]:

@@ -21,7 +21,7 @@ from detprof.errors import DetprofError, require
 from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import environment_for, toggles_for
 from detprof.runner.config import CPU_THREADS, Workload, build_workload
-from detprof.runner.processes import run_in_fresh_process
+from detprof.runner.processes import ProcessOutcome, run_in_fresh_process
 
 DEFAULT_STEPS = 10
 MAX_STEPS = 10_000
@@ -42,18 +42,22 @@ def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] 
     return (parts[0], parts[-1])
 
 
+def _side_result(outcome: ProcessOutcome, out: Path, timeout_s: float) -> dict[str, Any]:
+    """The result document a check run wrote; CheckError when it timed out or wrote none."""
+    if outcome.timed_out:
+        raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
+    if not out.exists():
+        raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): {outcome.log_tail[-300:]}")
+    return dict(json.loads(out.read_text()))
+
+
 def _run_side(target: str, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
     """Run ``target`` with ``spec`` in a fresh process under the spec's mode; its result document."""
     environment = environment_for(toggles_for(spec["mode"]), dict(os.environ), gpu_uuid)
     with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
         out = Path(scratch, "result.json")
         outcome = run_in_fresh_process(target, (spec, str(out)), environment, Path(scratch, "run.log"), timeout_s)
-        if outcome.timed_out:
-            raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
-        if not out.exists():
-            raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): "
-                             f"{outcome.log_tail[-300:]}")
-        document = json.loads(out.read_text())
+        document = _side_result(outcome, out, timeout_s)
         state_file = Path(str(out) + ".pt")
         if state_file.exists():
             import torch
@@ -79,12 +83,7 @@ def _run_tf_side(spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -
         outcome = run_in_new_interpreter("detprof.tf.trainer", [str(spec_file), str(out)],
                                          tf_environment(dict(os.environ), gpu_uuid), Path(scratch, "run.log"),
                                          timeout_s)
-        if outcome.timed_out:
-            raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
-        if not out.exists():
-            raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): "
-                             f"{outcome.log_tail[-300:]}")
-        document = json.loads(out.read_text())
+        document = _side_result(outcome, out, timeout_s)
         weights = Path(str(out) + ".npz")
         if weights.exists():
             with np.load(weights) as arrays:

@@ -82,6 +82,16 @@ def die_with(measuring_pid: int) -> None:
     threading.Thread(target=watch, name="detprof-parent-watch", daemon=True).start()
 
 
+def die_with_parent_in(argv: list[str]) -> list[str]:
+    """For a job started by ``run_in_new_interpreter``: take ``--parent PID`` out of ``argv``, end
+    with that process (``die_with``), and return the other arguments."""
+    if "--parent" not in argv:
+        return argv
+    at = argv.index("--parent")
+    die_with(int(argv[at + 1]))
+    return argv[:at] + argv[at + 2:]
+
+
 def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_path: str,
            measuring_pid: int) -> None:
     """In the new process: end with the measuring process, take the environment before anything

@@ -18,11 +18,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from detprof.runner.processes import die_with
-from detprof.tf.zoo import build_keras_model
-
-LEARNING_RATE = 0.01
-MOMENTUM = 0.9
+from detprof.runner.processes import die_with_parent_in
+from detprof.tf.training import keras_training
 
 
 def _digest(value: Any) -> str:
@@ -43,26 +40,9 @@ def train_and_record(spec: dict[str, Any], out_path: str) -> None:
     keras.utils.set_random_seed(spec["seed"])
     if spec["mode"] == "deterministic":
         tf.config.experimental.enable_op_determinism()
-    workload = spec["workload"]
     # Weights and the batch are made on the CPU, so both runs start from the same bits on any device.
-    with tf.device("/CPU:0"):
-        model = build_keras_model(workload["arch"], workload["num_classes"], workload["image_size"],
-                                  workload.get("kernel_size", 3), workload.get("batch_norm", False))
-        side, batch = workload["image_size"], workload["batch_size"]
-        inputs = tf.random.stateless_normal((batch, side, side, 3), seed=(spec["seed"], 0))
-        targets = tf.random.stateless_uniform((batch,), seed=(spec["seed"], 1), maxval=workload["num_classes"],
-                                              dtype=tf.int32)
-    optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def step() -> Any:
-        with tf.GradientTape() as tape:
-            loss = loss_fn(targets, model(inputs, training=True))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        return loss
-
+    training = keras_training(tf, keras, spec["workload"], spec["seed"], "/CPU:0")
+    model, step = training.model, training.step
     names = [getattr(w, "path", w.name) for w in model.trainable_weights]
     steps = []
     with tf.device("/GPU:0" if on_gpu else "/CPU:0"):
@@ -88,11 +68,7 @@ def _write(out_path: str, document: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if "--parent" in argv:
-        at = argv.index("--parent")
-        die_with(int(argv[at + 1]))
-        argv = argv[:at] + argv[at + 2:]
-    spec_path, out_path = argv
+    spec_path, out_path = die_with_parent_in(argv)
     try:
         train_and_record(json.loads(Path(spec_path).read_text()), out_path)
         return 0

@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
-from detprof.runner.processes import die_with
-from detprof.tf.zoo import build_keras_model
+from detprof.runner.processes import die_with_parent_in
+from detprof.tf.training import keras_training
 
-LEARNING_RATE = 0.01
-MOMENTUM = 0.9
 STEP_MARKER = "train"  # the name of the profiler's step markers (with step_num)
 UNIMPLEMENTED_OP = re.compile(r"[Aa] deterministic GPU implementation of (?:the )?(\S+)|(\S+) does not have a "
                               r"deterministic implementation")
@@ -79,7 +77,7 @@ def _sync(tf: Any, loss: Any) -> None:
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Measure one job in this process; the result document has the PyTorch worker's form (times in
     ms, memory in bytes)."""
-    protocol, workload = spec["protocol"], spec["workload"]
+    protocol = spec["protocol"]
     on_gpu = spec["device"].startswith("cuda")
     import tensorflow as tf
 
@@ -98,24 +96,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"status": "ok", "applied_toggles": {"op_determinism": deterministic,
                                                                    "seeds": "keras.utils.set_random_seed"}}
     device = "/GPU:0" if on_gpu else "/CPU:0"
-    with tf.device(device):
-        model = build_keras_model(workload["arch"], workload["num_classes"], workload["image_size"],
-                                  workload.get("kernel_size", 3), workload.get("batch_norm", False))
-        optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        side, batch = workload["image_size"], workload["batch_size"]
-        inputs = tf.random.stateless_normal((batch, side, side, 3), seed=(spec["seed"], 0))
-        targets = tf.random.stateless_uniform((batch,), seed=(spec["seed"], 1), maxval=workload["num_classes"],
-                                              dtype=tf.int32)
-
-    @tf.function
-    def step() -> Any:
-        with tf.GradientTape() as tape:
-            loss = loss_fn(targets, model(inputs, training=True))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        return loss
-
+    training = keras_training(tf, keras, spec["workload"], spec["seed"], device)
+    step, model = training.step, training.model
     result["environment"] = _environment(tf, keras, deterministic, on_gpu)
 
     def peak() -> int:
@@ -175,11 +157,7 @@ def _failure(error: BaseException) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """``SPEC RESULT --parent PID``: run the job, write the result document, exit 0 (1 on failure)."""
-    if "--parent" in argv:
-        at = argv.index("--parent")
-        die_with(int(argv[at + 1]))
-        argv = argv[:at] + argv[at + 2:]
-    spec_path, result_path = argv
+    spec_path, result_path = die_with_parent_in(argv)
     spec = json.loads(Path(spec_path).read_text())
     started = time.perf_counter()
     try:
