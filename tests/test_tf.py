@@ -271,3 +271,22 @@ def test_locate_op_is_pytorch_only(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == ("detprof: error: --locate-op records PyTorch's ops; it is not available with "
                                      "--framework tf")
+
+
+@pytest.mark.parametrize(("message", "op"), [
+    ("{{function_node __wrapped__AdjustContrastv2_device_/job:localhost/replica:0/task:0/device:GPU:0}} A "
+     "deterministic GPU implementation of AdjustContrastv2 is not currently available. [Op:AdjustContrastv2] name: ",
+     "AdjustContrastv2"),
+    ("Deterministic GPU implementation of SoftmaxCrossEntropyWithLogits not available.",
+     "SoftmaxCrossEntropyWithLogits"),
+    ("A deterministic GPU implementation of fused batch-norm backprop, when training is disabled, is not currently "
+     "available.", "fused batch-norm backprop"),
+    ("A deterministic GPU implementation of SparseTensorDenseMatmulOp is not currently available.",
+     "SparseTensorDenseMatmulOp"),
+    ("Random ops require a seed to be set when determinism is enabled.", None),
+])
+def test_the_op_tensorflow_refuses_is_named_from_its_message(message: str, op: str | None) -> None:
+    # The messages are TensorFlow's own (its kernels' UnimplementedError texts); no GPU here raises them.
+    from detprof.tf.worker import refused_op
+
+    assert refused_op(message) == op

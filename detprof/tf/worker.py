@@ -31,8 +31,21 @@ from detprof.runner.processes import die_with_parent_in
 from detprof.tf.training import keras_training
 
 STEP_MARKER = "train"  # the name of the profiler's step markers (with step_num)
-UNIMPLEMENTED_OP = re.compile(r"[Aa] deterministic GPU implementation of (?:the )?(\S+)|(\S+) does not have a "
-                              r"deterministic implementation")
+# How TensorFlow names an op it refuses in deterministic mode (its UnimplementedError messages:
+# "A deterministic GPU implementation of AdjustContrastv2 is not currently available. [Op:...]",
+# "Deterministic GPU implementation of SoftmaxCrossEntropyWithLogits not available.").
+REFUSED_OP = re.compile(r"\[Op:([A-Za-z0-9_]+)\]")
+REFUSED_WHAT = re.compile(r"[Dd]eterministic GPU implementation of (.+?)(?:,| is not| not available)")
+
+
+def refused_op(message: str) -> str | None:
+    """The op an UnimplementedError of op determinism names: its ``[Op:...]`` tag, else what the
+    sentence says has no deterministic implementation; None for another message."""
+    what = REFUSED_WHAT.search(message)
+    if what is None:
+        return None
+    tag = REFUSED_OP.search(message)
+    return tag.group(1) if tag else what.group(1).strip()
 
 
 def _environment(tf: Any, keras: Any, deterministic: bool, on_gpu: bool) -> dict[str, Any]:
@@ -149,8 +162,8 @@ def _profiled_pass(tf: Any, step: Any, count: int, logdir: str) -> str:
 def _failure(error: BaseException) -> dict[str, Any]:
     text = f"{type(error).__name__}: {error}".strip()
     out_of_memory = "out of memory" in text.lower() or type(error).__name__ == "ResourceExhaustedError"
-    match = UNIMPLEMENTED_OP.search(text)
-    ops = [next(g for g in match.groups() if g)] if match and type(error).__name__ == "UnimplementedError" else []
+    op = refused_op(text) if type(error).__name__ == "UnimplementedError" else None
+    ops = [op] if op else []
     return {"status": "oom" if out_of_memory else "failed", "error": text[:2000], "nondeterministic_ops": ops,
             "traceback": traceback.format_exc()[-4000:]}
 
