@@ -340,3 +340,15 @@ def test_export_writes_every_run_as_csv_and_json(cpu_sweep: tuple[Path, dict], t
     assert written.exit_code == 0 and written.stdout == ""
     runs = json.loads(out.read_text())["runs"]
     assert len(runs) == 3 and all(r["config"]["sweep"]["name"] == "sweep-cpu" and r["environment"] for r in runs)
+
+
+def test_status_of_a_spec_with_nothing_stored_lists_every_job_as_left_and_creates_no_file(tmp_path: Path) -> None:
+    db = tmp_path / "none" / "r.sqlite"
+    result = runner.invoke(app, ["sweep", str(CPU_SPEC), "--status", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["counts"] == {"done": 0, "failed": 0, "running": 0, "left": 3, "ran_now": 0}
+    assert [j["label"] for j in document["jobs"]] == ["small-cnn on cpu: deterministic/default",
+                                                      "medium-cnn k=1 on cpu: deterministic/default",
+                                                      "medium-cnn k=3 on cpu: deterministic/default"]
+    assert not db.parent.exists()

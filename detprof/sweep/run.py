@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +29,7 @@ from typing import Any
 from detprof.errors import DetprofError, require
 from detprof.gpus import select_device
 from detprof.runner.launcher import JobOutcome, OverheadResult
-from detprof.store import ResultStore, StoreLike, open_store
+from detprof.store import ResultStore, StoreLike, open_store, resolve_db_path
 from detprof.sweep.plan import SweepJob, plan_sweep
 from detprof.sweep.spec import SweepSpec, load_spec
 
@@ -247,5 +248,9 @@ def sweep_status(spec: str | Path | SweepSpec, db: StoreLike = None) -> dict[str
     """What is stored of ``spec`` without running anything (the document of run_sweep)."""
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     jobs = plan_sweep(spec)
-    with open_store(db, create=True) as store:
+    if not isinstance(db, ResultStore) and not resolve_db_path(db).exists():  # nothing stored: all left, no file made
+        with tempfile.TemporaryDirectory() as scratch, ResultStore(Path(scratch, "empty.sqlite"), create=True) as empty:
+            document = sweep_document(empty, spec, jobs)
+        return {**document, "store": str(resolve_db_path(db))}
+    with open_store(db) as store:
         return sweep_document(store, spec, jobs)
