@@ -198,6 +198,7 @@ def test_a_killed_measurement_takes_its_worker_with_it_and_its_traces_are_cleane
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) -> None:
+    import os
     import signal
     import subprocess
     import sys
@@ -207,12 +208,19 @@ def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) 
     main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--steps",
                              "100000000", "--repeats", "3", "--db", str(db)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not list((tmp_path / "traces").glob("*")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(3)  # the first job is running
+    deadline = time.monotonic() + 120
+    while len(_session(main.pid)) < 3 and time.monotonic() < deadline:  # main, fork server, the first job
+        time.sleep(0.1)
+    time.sleep(1)  # the first job is running
     main.send_signal(signal.SIGINT)
-    _, stderr = main.communicate(timeout=60)
+    try:
+        _, stderr = main.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say what was still alive, then clean up
+        alive = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120]
+                 for pid in _session(main.pid)}
+        os.killpg(main.pid, signal.SIGKILL)
+        main.communicate()
+        pytest.fail(f"detprof did not end within 60 s of Ctrl-C; still alive: {alive}")
     assert main.returncode == 130
     assert "detprof: interrupted" in stderr and "Traceback" not in stderr
     assert list((tmp_path / "traces").glob("*")) == []  # nothing was stored, so no traces are kept
