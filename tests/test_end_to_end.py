@@ -205,9 +205,12 @@ def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) 
     import time
 
     db = tmp_path / "c.sqlite"
+    # As from a terminal: a shell that starts jobs in the background (CI may) makes them ignore SIGINT,
+    # and an ignored signal stays ignored in every process started from there.
     main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--steps",
                              "100000000", "--repeats", "3", "--db", str(db)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while len(_session(main.pid)) < 3 and time.monotonic() < deadline:  # main, fork server, the first job
         time.sleep(0.1)
