@@ -975,6 +975,8 @@ CLUSTER_HELP = ("Run each job as a Ray task instead of here: `ray` (the cluster 
 @app.command()
 def sweep(
     spec: str = typer.Argument(..., help="Sweep spec (TOML), e.g. benchmarks/figure9b.toml."),
+    gpus: str | None = typer.Option(None, help="GPU types to run instead of the spec's, e.g. h200 or v100,a100 (or "
+                                               "cpu): the same spec on the GPUs at hand."),
     cluster: str | None = typer.Option(None, help=CLUSTER_HELP),
     rerun_failed: bool = typer.Option(False, "--rerun-failed", help="Run the jobs recorded as failed again (a resume "
                                                                      "otherwise keeps them)."),
@@ -986,11 +988,13 @@ def sweep(
 ) -> None:
     """Many overhead measurements from one spec (archs x kernel sizes x modes x GPUs), resumable:
     running it again skips what is stored. Exit 1 when a job is left failed."""
-    from detprof.sweep import load_spec, plan_sweep, run_sweep, sweep_status
+    from detprof.sweep import load_spec, plan_sweep, run_sweep, sweep_status, with_gpus
     from detprof.sweep.run import prepare_backend
 
     with user_errors():
         loaded = load_spec(spec)
+        if gpus is not None:
+            loaded = with_gpus(loaded, gpus)
         jobs = plan_sweep(loaded)
         require(not probe or cluster is not None, "--probe checks placement on a Ray cluster; add --cluster ray")
         if probe:

@@ -352,3 +352,18 @@ def test_status_of_a_spec_with_nothing_stored_lists_every_job_as_left_and_create
                                                       "medium-cnn k=1 on cpu: deterministic/default",
                                                       "medium-cnn k=3 on cpu: deterministic/default"]
     assert not db.parent.exists()
+
+
+def test_gpus_runs_a_spec_on_the_gpu_types_at_hand(tmp_path: Path) -> None:
+    from detprof.sweep import with_gpus
+
+    spec = with_gpus(load_spec(REPO / "benchmarks" / "figure9b.toml"), "H200, v100")
+    assert spec.gpus == ("h200", "v100") and len(plan_sweep(spec)) == 14
+    status = runner.invoke(app, ["sweep", str(REPO / "benchmarks" / "figure9b.toml"), "--gpus", "cpu", "--status",
+                                 "--db", str(tmp_path / "r.sqlite"), "--json"])
+    assert status.exit_code == 0, status.stderr
+    assert {j["gpu"] for j in json.loads(status.stdout)["jobs"]} == {"cpu"}
+    for value, message in [("z9", "--gpus 'z9' is not accepted ('z9' is unknown); use comma-separated GPU types"),
+                           ("cpu,h100", "--gpus 'cpu,h100' mixes cpu with GPU types")]:
+        bad = runner.invoke(app, ["sweep", str(CPU_SPEC), "--gpus", value, "--db", str(tmp_path / "r.sqlite")])
+        assert bad.exit_code == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

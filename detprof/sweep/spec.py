@@ -217,3 +217,18 @@ def load_spec(path: str | Path) -> SweepSpec:
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(f"sweep spec {str(path)!r} cannot be read: {error}") from None
     return parse_spec(text, str(path))
+
+
+def with_gpus(spec: SweepSpec, gpus: str) -> SweepSpec:
+    """``spec`` with its GPU types replaced by ``gpus`` (comma-separated, as ``--gpus`` gives them),
+    validated as the spec's own key is; raises SpecError naming the value otherwise."""
+    from dataclasses import replace
+
+    checked = tuple(dict.fromkeys(part.strip().lower() for part in gpus.split(",") if part.strip()))
+    unknown = [gpu for gpu in checked if gpu not in (KEYS["gpus"].choices or ())]
+    if not checked or unknown:
+        raise SpecError(f"--gpus {gpus!r} is not accepted{f' ({unknown[0]!r} is unknown)' if unknown else ''}; use "
+                        f"comma-separated GPU types ({', '.join(KNOWN_ALIASES)}) or cpu")
+    if "cpu" in checked and len(checked) > 1:
+        raise SpecError(f"--gpus {gpus!r} mixes cpu with GPU types; a sweep runs on CPUs or on GPUs")
+    return replace(spec, gpus=checked)
