@@ -411,10 +411,10 @@ class ResultStore:
 
     def sweep_jobs(self, sweep: str | None = None) -> pd.DataFrame:
         """Sweep jobs (of one sweep, or all): job_key, sweep, label, status, run_id, error, attempts,
-        node, updated_at, config (dict)."""
+        owner (``host:pid`` of the sweep running it), node, updated_at, config (dict)."""
         import pandas as pd
 
-        query = ("SELECT job_key, sweep, label, status, run_id, error, attempts, node, updated_at, config_json"
+        query = ("SELECT job_key, sweep, label, status, run_id, error, attempts, owner, node, updated_at, config_json"
                  " FROM sweep_jobs" + (" WHERE sweep=?" if sweep else "") + " ORDER BY rowid")
         frame = pd.read_sql_query(query, self.connection, params=(sweep,) if sweep else ())
         frame["config"] = [json.loads(c) for c in frame.pop("config_json")]

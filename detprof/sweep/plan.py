@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 from detprof.errors import DetprofError
@@ -54,9 +55,10 @@ class SweepJob:
         return {"framework": self.framework, "gpu": self.gpu, "modes": list(self.modes),
                 "workload": asdict(config.workload), "protocol": asdict(config.protocol), "seed": config.seed}
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Hex SHA-256 (first 32 digits) of the canonical JSON of ``identity()``."""
+        """Hex SHA-256 (first 32 digits) of the canonical JSON of ``identity()``; computed once, as
+        identity() builds and validates the whole configuration."""
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -103,11 +103,12 @@ def check_cluster(spec: SweepSpec) -> None:
                                f"Ray cluster; it has: {listed}")
 
 
-def task_options(job: SweepJob) -> dict[str, Any]:
-    """Ray task options of a job: one whole GPU of its type, or CPU_JOB_CPUS CPUs; no retries."""
-    if job.gpu == "cpu":
+def task_options(gpu: str) -> dict[str, Any]:
+    """Ray task options of a job on GPU type ``gpu``: one whole GPU of that type, or CPU_JOB_CPUS
+    CPUs for ``cpu``; no retries."""
+    if gpu == "cpu":
         return {"num_cpus": CPU_JOB_CPUS, "num_gpus": 0, "max_retries": 0}
-    return {"num_gpus": 1, "num_cpus": 1, "accelerator_type": ray_accelerator_type(job.gpu), "max_retries": 0}
+    return {"num_gpus": 1, "num_cpus": 1, "accelerator_type": ray_accelerator_type(gpu), "max_retries": 0}
 
 
 def node_description() -> str:
@@ -163,7 +164,7 @@ def run_on_ray(store: ResultStore, jobs: list[SweepJob], command: str, progress:
 
     ray = _ray()
     remote = ray.remote(task)
-    pending = {remote.options(**task_options(job)).remote(job, command): job for job in jobs}
+    pending = {remote.options(**task_options(job.gpu)).remote(job, command): job for job in jobs}
     progress.running = [job.label for job in jobs]
     if on_progress:
         on_progress(progress)
@@ -177,7 +178,6 @@ def run_on_ray(store: ResultStore, jobs: list[SweepJob], command: str, progress:
                 store.fail_sweep_job(job.key, _failure(error), None, now_utc())
                 finished(job)
                 continue
-            store.set_sweep_job_node(job.key, answer["node"])
             with trace_folder(store) as trace_dir:
                 for name, data in answer["traces"].items():
                     (trace_dir / name).write_bytes(data)
@@ -214,11 +214,7 @@ def probe_placement(spec: SweepSpec, cluster: str) -> list[dict[str, Any]]:
     connect(cluster, spec)
     ray = _ray()
     remote = ray.remote(probe_in_task)
-    refs = []
-    for gpu in spec.gpus:
-        job = SweepJob(sweep=spec.name, arch=spec.archs[0], gpu=gpu, modes=("default", "default"), kernel_size=None,
-                       options=())
-        refs.append(remote.options(**task_options(job)).remote(gpu))
+    refs = [remote.options(**task_options(gpu)).remote(gpu) for gpu in spec.gpus]
     rows = ray.get(refs)
     for row in rows:
         seen = row["gpus_seen"]

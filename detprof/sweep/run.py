@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -216,19 +215,21 @@ def run_sweep(spec: str | Path | SweepSpec, db: StoreLike = None, cluster: str |
         return sweep_document(store, spec, jobs, ran, cluster)
 
 
-def sweep_document(store: ResultStore, spec: SweepSpec, jobs: list[SweepJob], ran: set[str] | None = None,
-                   cluster: str | None = None) -> dict[str, Any]:
-    """The state of every job of ``spec`` in ``store`` (see run_sweep); ``ran`` marks the jobs run now."""
-    rows = store.sweep_jobs().set_index("job_key")
+def sweep_document(store: ResultStore | None, spec: SweepSpec, jobs: list[SweepJob], ran: set[str] | None = None,
+                   cluster: str | None = None, store_path: str | None = None) -> dict[str, Any]:
+    """The state of every job of ``spec`` in ``store`` (see run_sweep); ``ran`` marks the jobs run
+    now. ``store`` None means nothing is stored yet (``store_path`` names where it would be)."""
+    import pandas as pd
+
+    rows = store.sweep_jobs().set_index("job_key") if store is not None else pd.DataFrame()
     table = []
     for job in jobs:
         row = rows.loc[job.key] if job.key in rows.index else None
         status = "left" if row is None else str(row["status"])
-        if status == "running" and not owner_alive(str(store.connection.execute(
-                "SELECT owner FROM sweep_jobs WHERE job_key=?", (job.key,)).fetchone()[0] or "")):
+        if status == "running" and not owner_alive(str(row["owner"] or "")):  # type: ignore[index]
             status = "left"  # its driver died: the next run of the spec measures it
-        run_id = None if row is None or row["run_id"] is None or row["run_id"] != row["run_id"] else int(row["run_id"])
-        summary = store.run_summary(run_id) if run_id is not None and status == "done" else {}
+        run_id = None if row is None or pd.isna(row["run_id"]) else int(row["run_id"])
+        summary = store.run_summary(run_id) if store is not None and run_id is not None and status == "done" else {}
         table.append({"label": job.label, "arch": job.arch, "kernel_size": job.kernel_size, "gpu": job.gpu,
                       "modes": list(job.modes), "status": status, "ran": bool(ran and job.key in ran),
                       "run_id": run_id if status == "done" else None, "ratio": summary.get("ratio"),
@@ -240,8 +241,8 @@ def sweep_document(store: ResultStore, spec: SweepSpec, jobs: list[SweepJob], ra
                       "node": None if row is None else row["node"], "job_key": job.key})
     counts = {status: sum(r["status"] == status for r in table) for status in ("done", "failed", "running", "left")}
     counts["ran_now"] = sum(r["ran"] for r in table)
-    return {"sweep": spec.name, "spec": spec.path, "store": str(store.path), "cluster": cluster or "local",
-            "jobs": table, "counts": counts}
+    return {"sweep": spec.name, "spec": spec.path, "store": store_path if store is None else str(store.path),
+            "cluster": cluster or "local", "jobs": table, "counts": counts}
 
 
 def sweep_status(spec: str | Path | SweepSpec, db: StoreLike = None) -> dict[str, Any]:
@@ -249,8 +250,6 @@ def sweep_status(spec: str | Path | SweepSpec, db: StoreLike = None) -> dict[str
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     jobs = plan_sweep(spec)
     if not isinstance(db, ResultStore) and not resolve_db_path(db).exists():  # nothing stored: all left, no file made
-        with tempfile.TemporaryDirectory() as scratch, ResultStore(Path(scratch, "empty.sqlite"), create=True) as empty:
-            document = sweep_document(empty, spec, jobs)
-        return {**document, "store": str(resolve_db_path(db))}
+        return sweep_document(None, spec, jobs, store_path=str(resolve_db_path(db)))
     with open_store(db) as store:
         return sweep_document(store, spec, jobs)
