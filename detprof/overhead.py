@@ -53,15 +53,12 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
     ``framework`` is ``pytorch`` or ``tensorflow`` (also ``tf``): Keras models in TensorFlow's
     default and op-deterministic modes, each job a new interpreter without torch.
     """
-    from detprof.tf import TF_MODES, canonical_framework, require_tensorflow
+    from detprof.tf import canonical_framework, require_tf_modes
 
     framework = canonical_framework(framework)
     mode_pair = parse_modes(modes)
     if framework == "tensorflow":
-        for mode in mode_pair:
-            _require(mode in TF_MODES, f"mode {mode!r} is not available with --framework tf; TensorFlow modes: "
-                                       f"{', '.join(TF_MODES)}")
-        require_tensorflow()
+        require_tf_modes(mode_pair)
     _require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
     cpus = os.cpu_count() or 1
     _require(threads is None or threads <= cpus,

@@ -74,15 +74,11 @@ def _run_tf_side(spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -
     import numpy as np
     import torch
 
-    from detprof.runner.processes import run_in_new_interpreter
-    from detprof.tf import tf_environment
+    from detprof.tf import run_tf_process
 
     with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
-        spec_file, out = Path(scratch, "spec.json"), Path(scratch, "result.json")
-        spec_file.write_text(json.dumps(spec))
-        outcome = run_in_new_interpreter("detprof.tf.trainer", [str(spec_file), str(out)],
-                                         tf_environment(dict(os.environ), gpu_uuid), Path(scratch, "run.log"),
-                                         timeout_s)
+        out = Path(scratch, "result.json")
+        outcome = run_tf_process("detprof.tf.trainer", spec, out, scratch, gpu_uuid, timeout_s)
         document = _side_result(outcome, out, timeout_s)
         weights = Path(str(out) + ".npz")
         if weights.exists():
@@ -142,15 +138,13 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
     ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs differ
     in that one factor; otherwise both are the same configuration. ``framework`` ``tf`` trains the
     Keras model in TensorFlow (modes default and deterministic; no ``locate_op``)."""
-    from detprof.tf import TF_MODES, canonical_framework, require_tensorflow
+    from detprof.tf import canonical_framework, require_tf_modes
 
     framework = canonical_framework(framework)
     toggles_for(mode)  # an unknown mode fails here, before anything runs
     if framework == "tensorflow":
-        require(mode in TF_MODES, f"--mode {mode!r} is not available with --framework tf; TensorFlow modes: "
-                                  f"{', '.join(TF_MODES)}")
         require(not locate_op, "--locate-op records PyTorch's ops; it is not available with --framework tf")
-        require_tensorflow()
+        require_tf_modes([mode], "--mode")
     require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
     require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
     thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")

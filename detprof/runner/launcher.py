@@ -22,7 +22,7 @@ import pandas as pd
 from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
 from detprof.modes import Toggles, environment_for
 from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
-from detprof.runner.processes import ProcessOutcome, restart_fork_server, run_in_fresh_process, run_in_new_interpreter
+from detprof.runner.processes import ProcessOutcome, restart_fork_server, run_in_fresh_process
 from detprof.stats import RatioEstimate, paired_ratio, summarize
 
 
@@ -130,13 +130,9 @@ def _start_job(spec: JobSpec, scratch: str, result_file: Path, timeout_s: float)
     """A PyTorch job forked from the fork server; a TensorFlow job in a new interpreter (the two
     frameworks never share a process)."""
     if spec.framework == "tensorflow":
-        from detprof.tf import tf_environment
+        from detprof.tf import run_tf_process
 
-        spec_file = Path(scratch, "spec.json")
-        spec_file.write_text(json.dumps(spec.to_json_dict()))
-        return run_in_new_interpreter("detprof.tf.worker", [str(spec_file), str(result_file)],
-                                      tf_environment(dict(os.environ), spec.gpu_uuid), Path(scratch, "job.log"),
-                                      timeout_s)
+        return run_tf_process("detprof.tf.worker", spec.to_json_dict(), result_file, scratch, spec.gpu_uuid, timeout_s)
     env = environment_for(Toggles(**spec.toggles), dict(os.environ), spec.gpu_uuid)
     return run_in_fresh_process("detprof.runner.worker:run_to_file", (spec.to_json_dict(), str(result_file)),
                                 env, Path(scratch, "job.log"), timeout_s)

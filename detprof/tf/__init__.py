@@ -7,8 +7,13 @@ it is installed (``tensorflow_available``).
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detprof.errors import DetprofError
+
+if TYPE_CHECKING:
+    from detprof.runner.processes import ProcessOutcome
 
 INSTALL_HINT = "pip install 'detprof[tf]' (or 'detprof[tf-cpu]' where there is no GPU)"
 FRAMEWORK_NAMES = {"pytorch": "pytorch", "torch": "pytorch", "tf": "tensorflow", "tensorflow": "tensorflow"}
@@ -59,3 +64,30 @@ def tf_environment(base: dict[str, str], gpu_uuid: str | None) -> dict[str, str]
     env["CUDA_VISIBLE_DEVICES"] = gpu_uuid or ""
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
+
+
+def require_tf_modes(modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
+    """Raise ArgumentError naming the first of ``modes`` TensorFlow has no such mode for (``label``
+    is how the message names it: ``mode`` or ``--mode``), then TensorFlowMissingError unless
+    TensorFlow is installed."""
+    from detprof.errors import require
+
+    for mode in modes:
+        require(mode in TF_MODES, f"{label} {mode!r} is not available with --framework tf; TensorFlow modes: "
+                                  f"{', '.join(TF_MODES)}")
+    require_tensorflow()
+
+
+def run_tf_process(module: str, spec: dict[str, object], result_file: Path, scratch: str, gpu_uuid: str | None,
+                   timeout_s: float | None) -> ProcessOutcome:
+    """Run ``python -m module SPEC RESULT`` (a TensorFlow job or check run) in a new interpreter with
+    a TensorFlow job's environment, its spec written to ``scratch``; its log goes there too."""
+    import json
+    import os
+
+    from detprof.runner.processes import run_in_new_interpreter
+
+    spec_file = Path(scratch, "spec.json")
+    spec_file.write_text(json.dumps(spec))
+    return run_in_new_interpreter(module, [str(spec_file), str(result_file)],
+                                  tf_environment(dict(os.environ), gpu_uuid), Path(scratch, "job.log"), timeout_s)
