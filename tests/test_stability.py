@@ -372,3 +372,43 @@ def test_the_learning_rate_schedule_counts_steps() -> None:
     cifar = DEFAULT_RECIPES["cifar10"]
     assert cifar.lr_decay_every == 0.25 and cifar.optimizer == "adam"  # every 50 of 200 epochs
     assert any("Adam" in a for a in cifar.assumptions) and any("4-pixel" in a for a in cifar.assumptions)
+
+
+@pytest.mark.slow
+def test_a_moved_store_keeps_its_stability_runs_and_a_merge_copies_their_files(tmp_path: Path) -> None:
+    """The GPU campaign returns its store from a temporary folder that is then deleted: the runs
+    must stay readable from wherever the store lands, and a merge must bring their files along."""
+    import shutil
+    import sqlite3
+
+    from detprof.report.collect import collect
+    from detprof.store import ResultStore
+
+    made = tmp_path / "device" / "work" / "results"
+    made.mkdir(parents=True)
+    first = _stability([*QUICK, "--variant", "algo+impl", "--runs", "2", "--db", str(made / "campaign.sqlite")])
+    with sqlite3.connect(made / "campaign.sqlite") as connection:
+        recorded = [r[0] for r in connection.execute("SELECT predictions_path FROM stability_runs")]
+    assert recorded and all(not Path(p).is_absolute() and p.startswith("stability/") for p in recorded)
+
+    returned = tmp_path / "returned"
+    shutil.copytree(made, returned)
+    shutil.rmtree(tmp_path / "device")  # the device's temporary folder is gone
+    with ResultStore(returned / "campaign.sqlite") as store:
+        experiments = collect(store).stability
+    assert len(experiments) == 1 and experiments[0]["measures"]["churn"] == pytest.approx(first["churn"])
+
+    merged = tmp_path / "lab" / "lab.sqlite"
+    counts = json.loads(runner.invoke(app, ["db", "merge", str(returned / "campaign.sqlite"), "--db", str(merged),
+                                            "--json"]).stdout)
+    assert counts["stability_added"] == 2 and counts["files_copied"] == 5  # 2 x (predictions, weights) + labels
+    shutil.rmtree(returned)  # the merged store needs nothing of the one it came from
+    with ResultStore(merged) as store:
+        again = collect(store).stability
+    assert len(again) == 1 and again[0]["measures"]["churn"] == pytest.approx(first["churn"])
+    # Negative control: without the files the experiment is not readable, so the checks above mean something.
+    shutil.rmtree(merged.parent / "stability")
+    from detprof.stability.experiment import experiment_measures
+
+    with ResultStore(merged) as store:
+        assert [experiment_measures(store, e) for e in store.stability_experiments()] == [None]

@@ -306,7 +306,8 @@ def test_merging_another_store_twice_adds_its_runs_once_and_the_report_draws_bot
     assert after == before and before[0] == 5
     with sqlite3.connect(merged) as connection:
         traces = [Path(r[0]) for r in connection.execute("SELECT trace_path FROM jobs WHERE trace_path IS NOT NULL")]
-    assert len(traces) == 10 and all(t.is_file() and merged.parent in t.parents for t in traces)
+    # recorded relative to the merged store's folder, so that it can move again
+    assert len(traces) == 10 and all(not t.is_absolute() and (merged.parent / t).is_file() for t in traces)
     # medium-cnn k=3 is in both stores as separate measurements: both are kept (different uids)
     overhead = collect(merged).overhead
     assert sorted(overhead[overhead.arch == "medium-cnn"].kernel_size.tolist()) == [1, 3, 3, 5]

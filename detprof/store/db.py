@@ -207,6 +207,38 @@ def _is_locked(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower()
 
 
+# Folders beside a database that belong to it: files there travel with the store (merge copies them).
+STORE_FOLDERS = ("stability", "traces")
+
+
+def store_relative(store_dir: Path, path: str | os.PathLike[str]) -> str:
+    """``path`` as the store records it: relative to the store's folder (POSIX separators) when it
+    lies inside it, so that a moved, returned or merged store still finds it; else unchanged."""
+    try:
+        return Path(path).resolve().relative_to(store_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def stored_file(store_dir: Path, stored: str) -> Path:
+    """The file a recorded path names for a store in ``store_dir``: a relative path is taken from
+    the store's folder; an absolute one (written by detprof before paths were relative) that no
+    longer exists is looked for at its part from ``stability/`` or ``traces/`` on, beside the store."""
+    path = Path(stored)
+    if not path.is_absolute():
+        return store_dir / path
+    if path.exists():
+        return path
+    parts = path.parts
+    for folder in STORE_FOLDERS:
+        if folder in parts:
+            start = len(parts) - 1 - parts[::-1].index(folder)
+            candidate = store_dir.joinpath(*parts[start:])
+            if candidate.exists():
+                return candidate
+    return path
+
+
 def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
     """``path`` if given, else $DETPROF_DB, else ./.detprof/results.sqlite."""
     return Path(path or os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
@@ -421,7 +453,10 @@ class ResultStore:
         return frame
 
     def save_stability_run(self, row: dict[str, Any]) -> None:
-        """Store one finished stability run (its predictions and weights are files beside the database)."""
+        """Store one finished stability run (its predictions and weights are files beside the database,
+        recorded relative to its folder)."""
+        row = {**row, **{key: store_relative(self.path.parent, row[key])
+                         for key in ("predictions_path", "weights_path")}}
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO stability_runs (experiment, task, variant, mode, fixed_json, recipe_json, run_index,"
@@ -438,16 +473,21 @@ class ResultStore:
         rows = self.connection.execute(
             "SELECT experiment, task, variant, mode, fixed_json, recipe_json, COUNT(*), MIN(predictions_path)"
             " FROM stability_runs GROUP BY experiment ORDER BY MIN(id)").fetchall()
+        here = self.path.parent
         return [{"experiment": r[0], "task": r[1], "variant": r[2], "mode": r[3], "fixed": json.loads(r[4]),
-                 "recipe": json.loads(r[5]), "runs": r[6], "directory": str(Path(r[7]).parent.parent)} for r in rows]
+                 "recipe": json.loads(r[5]), "runs": r[6], "directory": str(stored_file(here, r[7]).parent.parent)}
+                for r in rows]
 
     def stability_runs(self, experiment: str) -> list[dict[str, Any]]:
-        """Stored runs of one stability experiment, by run index."""
+        """Stored runs of one stability experiment, by run index; the file paths are resolved against
+        this store's folder (absolute)."""
         rows = self.connection.execute(
             "SELECT run_index, seeds_json, accuracy, predictions_path, weights_path, environment_json"
             " FROM stability_runs WHERE experiment=? ORDER BY run_index", (experiment,)).fetchall()
-        return [{"run_index": r[0], "seeds": json.loads(r[1]), "accuracy": r[2], "predictions_path": r[3],
-                 "weights_path": r[4], "environment": json.loads(r[5])} for r in rows]
+        here = self.path.parent
+        return [{"run_index": r[0], "seeds": json.loads(r[1]), "accuracy": r[2],
+                 "predictions_path": str(stored_file(here, r[3])), "weights_path": str(stored_file(here, r[4])),
+                 "environment": json.loads(r[5])} for r in rows]
 
     def list_runs(self) -> pd.DataFrame:
         """All runs, newest first: run_id, uid, created_at, kind, arch, kernel_size (archs that take

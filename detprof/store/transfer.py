@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from detprof.errors import require
-from detprof.store.db import RUN_COLUMNS, ResultStore, StoreError, StoreLike, open_store
+from detprof.store.db import (
+    RUN_COLUMNS,
+    STORE_FOLDERS,
+    ResultStore,
+    StoreError,
+    StoreLike,
+    open_store,
+    stored_file,
+)
 
 JOB_COLUMNS = ("job_index", "side", "mode", "repeat", "status", "error", "peak_mem_bytes", "peak_mem_kind",
                "toggles_json", "applied_toggles_json", "nondeterministic_ops_json", "gpu_monitor_json", "trace_path",
@@ -46,23 +54,30 @@ def _snapshot(source: Path, scratch: Path) -> Path:
     return copy
 
 
-def _moved(path: str | None, source_dir: Path, target_dir: Path) -> str | None:
-    """Copy a file that lives beside the source store to the same place beside the target; returns
-    its new path (the old one when it is elsewhere or missing)."""
+def _moved(path: str | None, source_dir: Path, target_dir: Path, counts: dict[str, int]) -> str | None:
+    """Copy a file that the source store recorded (relative to its folder, or absolute inside it)
+    to the same place beside the target; returns the path to record here, relative to the target's
+    folder. Only files in the source store's own ``stability/`` and ``traces/`` folders are copied;
+    a path elsewhere, or a missing file, is returned unchanged. ``files_copied`` counts copies."""
     if not path:
         return path
-    file = Path(path)
+    file = stored_file(source_dir, path)
     try:
         relative = file.resolve().relative_to(source_dir.resolve())
     except ValueError:
         return path
-    if not file.is_file():
+    if not relative.parts or relative.parts[0] not in STORE_FOLDERS or not file.is_file():
         return path
     destination = target_dir / relative
     destination.parent.mkdir(parents=True, exist_ok=True)
     if not destination.exists():
         shutil.copy2(file, destination)
-    return str(destination)
+        counts["files_copied"] += 1
+    return relative.as_posix()
+
+
+# Files of a stability experiment's folder that its measures are recomputed from, beside its runs.
+EXPERIMENT_FILES = ("test_labels.npy", "test_groups.npz")
 
 
 def merge_store(db: StoreLike, other: str | Path) -> dict[str, int]:
@@ -98,9 +113,7 @@ def merge_store(db: StoreLike, other: str | Path) -> dict[str, int]:
                     for job in src.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE run_id=?", (old_id,)):
                         job = list(job)
                         trace = job[JOB_COLUMNS.index("trace_path")]
-                        moved = _moved(trace, source_dir, target_dir)
-                        counts["files_copied"] += moved != trace
-                        job[JOB_COLUMNS.index("trace_path")] = moved
+                        job[JOB_COLUMNS.index("trace_path")] = _moved(trace, source_dir, target_dir, counts)
                         dst.execute(f"INSERT INTO jobs (run_id, {', '.join(JOB_COLUMNS)}) VALUES "
                                     f"(?, {','.join('?' * len(JOB_COLUMNS))})", (new_id, *job))
                     dst.executemany("INSERT INTO steps VALUES (?,?,?,?)",
@@ -145,9 +158,11 @@ def _merge_stability(src: sqlite3.Connection, dst: sqlite3.Connection, source_di
             counts["stability_present"] += 1
             continue
         for key in ("predictions_path", "weights_path"):
-            moved = _moved(values[key], source_dir, target_dir)
-            counts["files_copied"] += moved != values[key]
-            values[key] = moved
+            values[key] = _moved(values[key], source_dir, target_dir, counts)
+        # The experiment's labels (and subgroups): without them its measures cannot be recomputed.
+        experiment_dir = Path(values["predictions_path"]).parent.parent
+        for name in EXPERIMENT_FILES:
+            _moved((experiment_dir / name).as_posix(), source_dir, target_dir, counts)
         dst.execute(f"INSERT INTO stability_runs ({', '.join(STABILITY_COLUMNS)}) VALUES "
                     f"({','.join('?' * len(STABILITY_COLUMNS))})", tuple(values.values()))
         counts["stability_added"] += 1
