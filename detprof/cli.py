@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -29,6 +31,39 @@ from detprof.store import ResultStore
 out = Console()
 err = Console(stderr=True)
 INTERRUPTED = 130  # the shell's exit status for Ctrl-C (128 + SIGINT)
+TERMINATED = 143  # and for SIGTERM (128 + 15), which `timeout` and schedulers send
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the job in progress stops and what is finished stays stored."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _stop_chain(error: BaseException) -> list[BaseException]:
+    """The exceptions behind an abort, outermost first (the parser wraps Ctrl-C in its own)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def interrupted_line(chain: list[BaseException]) -> str:
+    """What detprof says when Ctrl-C or SIGTERM stopped it: which signal, and what was kept."""
+    from detprof.overhead import MeasurementInterrupted
+
+    how = "terminated (SIGTERM)" if any(isinstance(e, Terminated) for e in chain) else "interrupted"
+    partial = next((e for e in chain if isinstance(e, MeasurementInterrupted)), None)
+    if partial is not None:
+        return (f"detprof: {how}: the job in progress was stopped; the {partial.pairs} finished pairs are stored as "
+                f"run {partial.run_id}, marked partial (`detprof runs`); finished sweep jobs and stability runs stay "
+                "stored")
+    return (f"detprof: {how}: the job in progress was stopped and is not stored; finished sweep jobs and stability "
+            "runs stay stored; run the same command again to resume a sweep")
 # The parser's exception classes: typer re-exports BadParameter and Abort only, and carries its own
 # copy of click since 0.2x, so the others are found among BadParameter's bases.
 UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -72,13 +107,33 @@ class OneLineErrors(TyperGroup):
     is a four-line block without the bad value), and a line on Ctrl-C."""
 
     invocation: list[str] = []  # the arguments of the command being run, for invoked_command()
+    stop_chain: list[BaseException] = []  # what stopped the command, when Ctrl-C or SIGTERM did
+
+    def invoke(self, ctx: Any) -> Any:
+        # The parser turns Ctrl-C into an exit status and drops the exception: note what it was first.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as error:
+            OneLineErrors.stop_chain = _stop_chain(error)
+            raise
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         OneLineErrors.invocation = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        # SIGTERM stops detprof as Ctrl-C does (unless whoever started it chose to ignore it).
+        previous = signal.getsignal(signal.SIGTERM)
+        handle_term = previous == signal.SIG_DFL and threading.current_thread() is threading.main_thread()
+        if handle_term:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        OneLineErrors.stop_chain = []
         try:
             result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                   **extra)
+        except typer.Abort:
+            result = INTERRUPTED
+        except KeyboardInterrupt as error:  # raised outside the parser's own handling
+            OneLineErrors.stop_chain = _stop_chain(error)
+            result = INTERRUPTED
         except UsageError as error:
             message = usage_message(error)
             if "no such command" in message:
@@ -89,12 +144,14 @@ class OneLineErrors(TyperGroup):
         except ClickException as error:
             _error_line(" ".join(error.format_message().split()))
             sys.exit(error.exit_code)
-        except typer.Abort:
-            result = INTERRUPTED
-        if result == INTERRUPTED:  # Ctrl-C: the parser turns it into this exit status
-            err.print("detprof: interrupted: the job in progress was stopped and is not stored; finished "
-                      "sweep jobs and stability runs stay stored; run the same command again to resume a sweep",
-                      highlight=False)
+        finally:
+            if handle_term:
+                signal.signal(signal.SIGTERM, previous)
+        chain = OneLineErrors.stop_chain
+        if result == INTERRUPTED and any(isinstance(e, Terminated) for e in chain):
+            result = TERMINATED
+        if result in (INTERRUPTED, TERMINATED):  # Ctrl-C (the parser turns it into this status) or SIGTERM
+            err.print(interrupted_line(chain), highlight=False, markup=False, soft_wrap=True)
         sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
 
@@ -371,6 +428,21 @@ def _bitwise(mode: dict[str, Any]) -> str:
     return f"identical ({runs})" if distinct == 1 else f"{distinct} distinct of {runs}"
 
 
+def kernel_ratio_phrase(doc: dict[str, Any]) -> str:
+    """The kernel-time ratio as far as the data support it: with its paired CI, without a CI when
+    too few pairs were profiled, and not at all when the kernel times do not stand for the timed
+    steps (``kernel_times_note`` then says why)."""
+    ratio = doc.get("kernel_ratio")
+    if ratio is None:
+        return "kernel time not measured"
+    if doc.get("kernel_times_reliable") is False:
+        return "kernel time ratio not stated (kernel times unreliable, below)"
+    ci = doc.get("kernel_ratio_ci")
+    pairs = doc.get("kernel_ratio_pairs", 0)
+    interval = f"95% CI {ci[0]:.3f}-{ci[1]:.3f}" if ci else f"no CI: {pairs} profiled pair{'s' * (pairs != 1)}"
+    return f"kernel time x{ratio:.3f} ({interval})"
+
+
 def print_overhead(doc: dict[str, Any]) -> None:
     out.print(doc["verdict"], highlight=False)
     rows = []
@@ -394,7 +466,12 @@ def print_overhead(doc: dict[str, Any]) -> None:
         interval = f"95% CI {ci[0]:.3f}-{ci[1]:.3f}" if ci else doc["ratio_ci_reason"]
         memory = f", peak memory x{doc['memory_ratio']:.3f}" if doc.get("memory_ratio") is not None else ""
         out.print(f"{names[1]} / {names[0]}: step time x{doc['ratio']:.3f} ({interval}; {doc['ratio_pairs']} pairs), "
-                  f"kernel time x{_fmt(doc['kernel_ratio'], 3)}{memory}", highlight=False)
+                  f"{kernel_ratio_phrase(doc)}{memory}", highlight=False)
+    if doc.get("partial"):
+        out.print(f"[yellow]partial: the measurement was stopped before it finished; these are its "
+                  f"{doc['ratio_pairs']} finished pairs[/]", highlight=False)
+    if doc.get("kernel_times_note"):
+        out.print(f"[yellow]{doc['kernel_times_note']}[/]", highlight=False)
     precision = doc.get("precision") or {}
     if precision.get("target"):
         achieved = precision["achieved"]
@@ -583,6 +660,8 @@ def report(
     run: list[int] | None = typer.Option(None, help="Only these run ids (repeat the option); default: all runs."),  # noqa: B008
     framework: str | None = typer.Option(None, help="Only the runs of this framework (pytorch or tf); default: "
                                                     "both, with PyTorch and TensorFlow side by side."),
+    kernels_run: int | None = typer.Option(None, "--kernels-run", help="The run whose kernels Figure 8 shows; "
+                                           "default: the newest default vs deterministic run with kernels."),
     db: str | None = typer.Option(None, help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -599,7 +678,7 @@ def report(
         if framework is not None:
             with ResultStore(db) as store:
                 run = store.run_ids(framework)
-        result = build_report(db, out_path, run or None)
+        result = build_report(db, out_path, run or None, kernels_run)
     if json_output:
         print_json({"out": str(result.path), "bytes": result.bytes, "runs": result.runs, "sections": result.sections})
         return

@@ -72,6 +72,11 @@ MODES: dict[str, Toggles] = {
     "deterministic-algorithms-fill": Toggles(deterministic_algorithms=True),
     "cublas-workspace": Toggles(cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
     "tf32-off": Toggles(allow_tf32=False),
+    # The deterministic mode with TF32 off: beside tf32-off, the setting of GPUs without TF32
+    # (the paper's V100, P100 and T4), where convolutions and matmuls run in full float32.
+    "deterministic-tf32-off": Toggles(deterministic_algorithms=True, cudnn_deterministic=True,
+                                      cudnn_benchmark=False, cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE,
+                                      allow_tf32=False),
     "deterministic-autotune": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=True,
                                       cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
 }

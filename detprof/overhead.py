@@ -23,6 +23,7 @@ from detprof.runner.config import OverheadConfig, build_workload, default_protoc
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
 from detprof.stats import verdict
 from detprof.store import ResultStore, StoreLike, open_store
+from detprof.store.db import StoreLockedError
 from detprof.zoo import arch_spec
 
 DEFAULT_ARCH = "resnet18"
@@ -98,12 +99,13 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
 def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[str, Any]:
     """The JSON document of a measurement (what ``overhead --json`` prints). Times in ms, memory in bytes."""
     config = result.config
-    ratio = result.ratio
+    ratio, kernel = result.ratio, result.kernel_ratio
     env = next((j.environment for j in result.jobs if j.environment), {})
     labels = [m.mode for m in result.modes]
     return {
         "run_id": run_id,
         "created_at": result.created_at,
+        "partial": result.partial,
         "arch": config.workload.arch,
         "framework": config.framework,
         "device": {"kind": result.device_kind, "name": result.device_name, "gpu_index": config.gpu_index,
@@ -114,6 +116,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
         "modes": [
             {"mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
              "kernel_ms": m.kernel_ms, "kernel_ms_reason": m.kernel_ms_reason, "kernel_coverage": m.kernel_coverage,
+             "kernel_jobs": m.kernel_jobs,
              "peak_mem_bytes": m.peak_mem_bytes, "peak_mem_warmup_bytes": m.peak_mem_warmup_bytes,
              "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
              "determinism": m.determinism, "bitwise_identical_across_repeats": m.bitwise_identical_across_repeats,
@@ -127,7 +130,13 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[
         "ratio_ci_method": ratio.method if ratio else None,
         "ratio_pairs": ratio.pairs if ratio else 0,
         "precision": asdict(result.precision),
-        "kernel_ratio": result.kernel_ratio,
+        "kernel_ratio": kernel.ratio if kernel else None,
+        "kernel_ratio_ci": [kernel.low, kernel.high] if kernel and kernel.has_ci else None,
+        "kernel_ratio_ci_reason": None if kernel and kernel.has_ci else (
+            kernel.reason if kernel else "no pair with both jobs profiled"),
+        "kernel_ratio_pairs": kernel.pairs if kernel else 0,
+        "kernel_times_reliable": None if not kernel else result.kernel_times_note is None,
+        "kernel_times_note": result.kernel_times_note,
         "memory_ratio": result.memory_ratio,
         "noisy": any(bool(m.noisy) for m in result.modes),
         "expected_nondeterministic_ops": ([] if config.workload.model_ref or config.framework != "pytorch" else
@@ -202,9 +211,9 @@ def remove_abandoned_traces(traces: Path) -> list[Path]:
 @contextmanager
 def trace_folder(store: ResultStore) -> Iterator[Path]:
     """A new folder for one measurement's traces, beside the database. It is removed if the block
-    raises (Ctrl-C included: nothing is stored, so nothing is kept); otherwise it stays, and
-    ``release_trace_folder`` marks it as kept once its run is stored. One abandoned by a killed
-    process is removed by the next measurement into the same store."""
+    raises before ``release_trace_folder`` marked it as kept (a stored run, partial or whole,
+    refers to it); otherwise it stays. One abandoned by a killed process before any of its run was
+    stored is removed by the next measurement into the same store."""
     traces = store.path.parent / "traces"
     remove_abandoned_traces(traces)
     trace_dir = traces / uuid.uuid4().hex[:12]
@@ -213,7 +222,8 @@ def trace_folder(store: ResultStore) -> Iterator[Path]:
     try:
         yield trace_dir
     except BaseException:
-        shutil.rmtree(trace_dir, ignore_errors=True)
+        if (trace_dir / TRACE_OWNER).exists():  # not released: no stored run refers to it
+            shutil.rmtree(trace_dir, ignore_errors=True)
         raise
 
 
@@ -222,23 +232,77 @@ def release_trace_folder(trace_dir: Path) -> None:
     (trace_dir / TRACE_OWNER).unlink(missing_ok=True)
 
 
+class MeasurementInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a measurement after some of its pairs had finished: they are stored
+    as run ``run_id``, marked partial, with the ratio over those ``pairs``."""
+
+    def __init__(self, run_id: int, pairs: int) -> None:
+        super().__init__(f"interrupted; {pairs} finished pairs stored as run {run_id} (partial)")
+        self.run_id = run_id
+        self.pairs = pairs
+
+
+class PartialRunKeeper:
+    """Keeps a measurement in progress in the store, pair by pair: the first finished pair creates
+    its run (marked partial), each later one replaces it, and the finished measurement replaces it
+    for the last time. So a run stopped by Ctrl-C, SIGTERM, a kill or a timeout keeps every pair
+    it finished, and its traces with it."""
+
+    def __init__(self, store: ResultStore, trace_dir: Path) -> None:
+        self.store = store
+        self.trace_dir = trace_dir
+        self.run_id: int | None = None
+        self.pairs = 0
+
+    def keep(self, result: OverheadResult) -> None:
+        """Store the run so far; a database locked by another writer is skipped this time (the
+        finished run is stored, or kept as a pending file, as any run is)."""
+        records = run_records(result)
+        try:
+            if self.run_id is None:
+                self.run_id = self.store.save_run(*records, keep_if_locked=False)
+                release_trace_folder(self.trace_dir)  # a stored run refers to these traces now
+            else:
+                self.store.replace_run(self.run_id, *records, keep_if_locked=False)
+        except StoreLockedError:
+            return
+        self.pairs = result.ratio.pairs if result.ratio else 0
+
+    def finish(self, result: OverheadResult) -> int:
+        """Store the finished measurement (replacing the partial run, if any); returns its run id."""
+        if self.run_id is None:
+            return store_result(self.store, result)
+        self.store.replace_run(self.run_id, *run_records(result))
+        return self.run_id
+
+
 def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLike = None,
                       on_job_done: Callable[[JobOutcome], None] | None = None,
                       command: str | None = None) -> dict[str, Any]:
     """Run a validated config, store it (traces beside the database) and return its summary document.
 
     ``command`` is what the stored run records as its origin (the command line passes its own;
-    from Python it is API_COMMAND). An interrupted or failed measurement leaves no trace folder
-    behind; one killed outright is cleaned up by the next measurement into the same store. When the
-    database stays locked, the measurement is kept as a pending file (StoreLockedError says where).
+    from Python it is API_COMMAND). The run is stored as soon as its first pair has finished and
+    updated after each pair, so that Ctrl-C (or SIGTERM, which the command line turns into the
+    same) keeps the finished pairs as a partial run and raises MeasurementInterrupted naming it.
+    A measurement stopped before its first pair finished leaves nothing behind; one killed
+    outright is cleaned up by the next measurement into the same store. When the database stays
+    locked, the measurement is kept as a pending file (StoreLockedError says where).
     """
     with open_store(db, create=True) as store:
         store.store_pending()
         with trace_folder(store) as trace_dir:
-            result = measure_overhead(config, device.kind, device.name, str(trace_dir), command=command or API_COMMAND,
-                                      on_job_done=on_job_done)
+            keeper = PartialRunKeeper(store, trace_dir)
+            try:
+                result = measure_overhead(config, device.kind, device.name, str(trace_dir),
+                                          command=command or API_COMMAND, on_job_done=on_job_done,
+                                          on_pair_done=keeper.keep)
+            except KeyboardInterrupt as stop:
+                if keeper.run_id is None or isinstance(stop, MeasurementInterrupted):
+                    raise
+                raise MeasurementInterrupted(keeper.run_id, keeper.pairs) from stop
         try:
-            run_id = store_result(store, result)
+            run_id = keeper.finish(result)
         finally:  # stored, or kept as a pending file that refers to the traces: either way they stay
             release_trace_folder(trace_dir)
     return summary_document(result, run_id)

@@ -52,7 +52,7 @@ def test_overhead_then_kernels_then_runs(tmp_path: Path) -> None:
     assert doc["environment"]["torch"].startswith("2.") and doc["protocol"]["cpu_threads"] == 1
     assert set(doc["environment"]["tf32"]) == {"cudnn_allow_tf32", "cuda_matmul_allow_tf32", "float32_matmul_precision"}
     traces = sorted(Path(doc["trace_dir"]).glob("*.json.gz"))
-    assert len(traces) == 2
+    assert len(traces) == 6  # every job of the three profiled pairs
     assert "traceEvents" in json.loads(gzip.decompress(traces[0].read_bytes()))
 
     kernels = _invoke(["kernels", "--top", "5", "--db", db, "--json"])
@@ -128,7 +128,7 @@ def test_a_failing_worker_becomes_a_failed_job_with_its_error() -> None:
 
 def test_a_gpu_job_whose_profile_holds_no_gpu_kernel_reports_no_kernel_time(tmp_path: Path) -> None:
     """CUPTI may record nothing; then kernel time must be null with a reason, never CPU op time."""
-    from detprof.runner.launcher import NO_GPU_KERNELS, JobOutcome, _kernel_table_for
+    from detprof.runner.launcher import NO_GPU_KERNELS, JobOutcome, KernelReader
     from tests.kineto_traces import write_kineto_trace
 
     config = OverheadConfig(default_workload("small-cnn", False), default_protocol(False, repeats=1),
@@ -140,10 +140,10 @@ def test_a_gpu_job_whose_profile_holds_no_gpu_kernel_reports_no_kernel_time(tmp_
                                   cpu_ops=[("aten::mm", 30.0)])
     for trace in (kernel_less, cpu_only):
         outcome = JobOutcome(spec, "ok", step_ms=[1.0], trace_path=str(trace))
-        table, reason = _kernel_table_for([outcome], on_gpu=True)
-        assert table is None and reason == NO_GPU_KERNELS
-    table, reason = _kernel_table_for([JobOutcome(spec, "ok", step_ms=[1.0], trace_path=str(cpu_only))], on_gpu=False)
-    assert reason is None and list(table["name"]) == ["aten::mm"]
+        kernels = KernelReader(on_gpu=True)(outcome)
+        assert kernels is not None and kernels.table is None and kernels.reason == NO_GPU_KERNELS
+    kernels = KernelReader(on_gpu=False)(JobOutcome(spec, "ok", step_ms=[1.0], trace_path=str(cpu_only)))
+    assert kernels is not None and kernels.reason is None and list(kernels.table["name"]) == ["aten::mm"]
 
 
 def test_the_report_without_plotly_exits_2_in_one_line(tmp_path: Path) -> None:
@@ -229,6 +229,109 @@ def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) 
     assert list((tmp_path / "traces").glob("*")) == []  # nothing was stored, so no traces are kept
     runs = runner.invoke(app, ["runs", "--db", str(db), "--json"])
     assert json.loads(runs.stdout)["runs"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_a_measurement_stopped_after_some_pairs_keeps_them_as_a_partial_run(tmp_path: Path, how: str) -> None:
+    """What `timeout` (SIGTERM), Ctrl-C and kill -9 do to a long measurement: every pair that had
+    finished stays stored, marked partial, with its ratio over those pairs and its traces."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "p.sqlite"
+    main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--batch-size",
+                             "4", "--steps", "150", "--warmup", "1", "--repeats", "40", "--profile-steps", "1",
+                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def stored_pairs() -> int:
+        try:
+            with sqlite3.connect(db) as connection:
+                row = connection.execute("SELECT summary_json FROM runs").fetchone()
+        except sqlite3.Error:
+            return 0
+        return json.loads(row[0])["ratio_pairs"] if row else 0
+
+    deadline = time.monotonic() + 180
+    while stored_pairs() < 4 and time.monotonic() < deadline:  # four pairs: three profiled, one not
+        time.sleep(0.2)
+    assert stored_pairs() >= 4, "the run was not stored as its pairs finished"
+    main.send_signal(getattr(signal, how))
+    _, stderr = main.communicate(timeout=60)
+    assert main.returncode == {"SIGTERM": 143, "SIGINT": 130, "SIGKILL": -9}[how]
+    if how != "SIGKILL":
+        lines = stderr.strip().splitlines()
+        word = "terminated (SIGTERM)" if how == "SIGTERM" else "interrupted"
+        assert lines[-1].startswith(f"detprof: {word}: the job in progress was stopped; the ") and \
+            "finished pairs are stored as run 1, marked partial" in lines[-1] and "Traceback" not in stderr
+    with ResultStore(db) as store:
+        summary = store.run_summary(1)
+        jobs = store.jobs(1)
+    pairs = summary["ratio_pairs"]
+    assert summary["partial"] is True and summary["precision"]["stopped_by"] == "interrupted" and pairs >= 4
+    assert summary["ratio"] is not None and summary["ratio_ci"] is not None  # the ratio over the finished pairs
+    assert summary["kernel_ratio_pairs"] == 3 and summary["kernel_ratio_ci"] is not None
+    assert (jobs["status"] == "ok").sum() >= 2 * pairs
+    assert len(list((tmp_path / "traces").glob("*/*.json.gz"))) == 6  # the profiled pairs' traces are kept
+    assert list((tmp_path / "traces").glob("*/.measuring")) == []  # and never cleaned up as abandoned
+    # the next measurement into the store leaves the partial run as it is
+    _invoke(["overhead", *SMALL, "--repeats", "1", "--profile-steps", "0", "--db", str(db), "--json"])
+    with ResultStore(db) as store:
+        assert store.run_summary(1)["ratio_pairs"] == pairs and len(list((tmp_path / "traces").glob("*/*.gz"))) == 6
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_not_partial_and_its_kernel_ratio_has_a_paired_ci(tmp_path: Path) -> None:
+    doc = _invoke(["overhead", *SMALL, "--repeats", "3", "--profile-steps", "1", "--db", str(tmp_path / "f.sqlite"),
+                   "--json"])
+    assert doc["partial"] is False and doc["precision"]["stopped_by"] == "fixed-repeats"
+    assert doc["kernel_ratio_pairs"] == 3 and len(doc["kernel_ratio_ci"]) == 2
+    low, high = doc["kernel_ratio_ci"]
+    assert low < doc["kernel_ratio"] < high and doc["kernel_ratio_ci_reason"] is None
+    assert all(m["kernel_jobs"] == 3 for m in doc["modes"])
+    # fewer profiled pairs than a CI needs: the ratio comes without one, and says why
+    one = _invoke(["overhead", *SMALL, "--repeats", "1", "--profile-steps", "1", "--db", str(tmp_path / "f.sqlite"),
+                   "--json"])
+    assert one["kernel_ratio_pairs"] == 1 and one["kernel_ratio_ci"] is None
+    assert "too few repeats" in one["kernel_ratio_ci_reason"]
+
+
+SLOW_PROFILED = f"{Path(__file__).parent / 'data' / 'models' / 'profiling_models.py'}:slow_when_profiled"
+
+
+@pytest.mark.slow
+def test_a_run_whose_profiled_steps_are_slow_is_flagged_and_states_no_kernel_ratio(tmp_path: Path) -> None:
+    args = ["overhead", "--model", SLOW_PROFILED, "--batch-size", "4", "--image-size", "16", "--warmup", "1",
+            "--steps", "4", "--repeats", "3", "--profile-steps", "1", "--db", str(tmp_path / "s.sqlite")]
+    doc = _invoke([*args, "--json"])
+    assert all(m["kernel_coverage"] > 2.0 for m in doc["modes"]), [m["kernel_coverage"] for m in doc["modes"]]
+    assert doc["kernel_times_reliable"] is False
+    assert doc["kernel_times_note"].startswith("kernel times unreliable: profiled steps differ from timed steps")
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0 and "kernel time x" not in shown.stdout
+    assert "kernel time ratio not stated (kernel times unreliable, below)" in " ".join(shown.stdout.split())
+    assert "kernel times unreliable: profiled steps differ from timed steps" in " ".join(shown.stdout.split())
+
+
+def test_the_coverage_rule_accepts_kernels_that_fill_the_step_and_names_both_ways_out() -> None:
+    from types import SimpleNamespace
+
+    from detprof.runner.launcher import kernel_times_note
+
+    def modes(*coverages: float | None) -> list:
+        return [SimpleNamespace(mode=f"m{i}", kernel_coverage=c) for i, c in enumerate(coverages)]
+
+    assert kernel_times_note(modes(1.0, 0.95)) is None and kernel_times_note(modes(None, None)) is None
+    assert kernel_times_note(modes(0.90, 1.10)) is None
+    slow = kernel_times_note(modes(1.0, 1.5))
+    assert slow is not None and "profiled steps differ from timed steps" in slow and "150% in m1" in slow
+    idle = kernel_times_note(modes(0.4, 1.0))
+    assert idle is not None and "cover only 40% in m0" in idle
 
 
 @pytest.mark.slow

@@ -14,16 +14,17 @@ V100 = GpuInfo(1, "Tesla V100-SXM2-16GB", "550", 16 << 30, 1530, 877, 40,
 FAKE_GPU = DeviceChoice("cuda", "Tesla V100-SXM2-16GB", V100)
 
 
-def test_pairs_run_in_balanced_order_and_only_the_first_pair_is_profiled() -> None:
-    config = OverheadConfig(default_workload("resnet18", False), default_protocol(False, repeats=3),
+def test_pairs_run_in_balanced_order_and_only_the_first_three_pairs_are_profiled() -> None:
+    config = OverheadConfig(default_workload("resnet18", False), default_protocol(False, repeats=4),
                             ("default", "deterministic"), "cpu", None)
     jobs = plan_jobs(config, "/traces")
     assert [j.mode for j in jobs] == ["default", "deterministic", "deterministic", "default", "default",
-                                      "deterministic"]
-    assert [j.side for j in jobs] == [0, 1, 1, 0, 0, 1] and [j.repeat for j in jobs] == [0, 0, 1, 1, 2, 2]
-    assert [j.index for j in jobs] == list(range(6))
-    assert [j.profile for j in jobs] == [True, True, False, False, False, False]
-    assert jobs[0].trace_path != jobs[1].trace_path and jobs[2].trace_path is None
+                                      "deterministic", "deterministic", "default"]
+    assert [j.side for j in jobs] == [0, 1, 1, 0, 0, 1, 1, 0] and [j.repeat for j in jobs] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [j.index for j in jobs] == list(range(8))
+    # enough profiled pairs for a paired CI of the kernel-time ratio, and no more
+    assert [j.profile for j in jobs] == [True] * 6 + [False] * 2
+    assert len({j.trace_path for j in jobs[:6]}) == 6 and jobs[6].trace_path is None
     assert jobs[1].toggles["cublas_workspace_config"] == ":4096:8"
     assert JobSpec.from_json_dict(jobs[1].to_json_dict()) == jobs[1]
     assert plan_pair(config, 7, 14, None)[0].side == 1 and plan_pair(config, 7, 14, None)[0].index == 14

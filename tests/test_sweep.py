@@ -294,7 +294,8 @@ def test_merging_another_store_twice_adds_its_runs_once_and_the_report_draws_bot
     assert first["runs_added"] == 3 and first["sweep_jobs_added"] == 3
     second = json.loads(runner.invoke(app, ["db", "merge", str(theirs), "--db", str(merged), "--json"]).stdout)
     # medium-cnn k=3 is the same configuration in both specs: done here already, so only k=5 is added
-    assert second["runs_added"] == 2 and second["sweep_jobs_added"] == 1 and second["files_copied"] == 4
+    # 2 runs x 3 profiled pairs x 2 jobs' traces
+    assert second["runs_added"] == 2 and second["sweep_jobs_added"] == 1 and second["files_copied"] == 12
     with sqlite3.connect(merged) as connection:
         before = [connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                   for t in ("runs", "jobs", "steps", "kernels", "sweep_jobs")]
@@ -307,7 +308,7 @@ def test_merging_another_store_twice_adds_its_runs_once_and_the_report_draws_bot
     with sqlite3.connect(merged) as connection:
         traces = [Path(r[0]) for r in connection.execute("SELECT trace_path FROM jobs WHERE trace_path IS NOT NULL")]
     # recorded relative to the merged store's folder, so that it can move again
-    assert len(traces) == 10 and all(not t.is_absolute() and (merged.parent / t).is_file() for t in traces)
+    assert len(traces) == 30 and all(not t.is_absolute() and (merged.parent / t).is_file() for t in traces)
     # medium-cnn k=3 is in both stores as separate measurements: both are kept (different uids)
     overhead = collect(merged).overhead
     assert sorted(overhead[overhead.arch == "medium-cnn"].kernel_size.tolist()) == [1, 3, 3, 5]

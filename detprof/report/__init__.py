@@ -40,13 +40,15 @@ def _writable(path: Path) -> None:
 
 
 def build_report(db: StoreLike = None, out: str | Path | None = None,
-                 run_ids: list[int] | None = None) -> ReportResult:
+                 run_ids: list[int] | None = None, kernels_run: int | None = None) -> ReportResult:
     """Write the HTML report of all runs (or ``run_ids``) to ``out``; returns what was drawn.
+    Figure 8 (kernels per mode) shows ``kernels_run`` when given, else the newest default vs
+    deterministic run with kernels.
 
     Raises ReportError when ``out`` cannot be written (a directory, an unwritable folder)."""
     path = Path(out or DEFAULT_REPORT)
     _writable(path)
-    data = collect(db, run_ids)
+    data = collect(db, run_ids, kernels_run)
     page, sections = render(data)
     try:
         path.write_text(page, encoding="utf-8")

@@ -24,27 +24,48 @@ def _error_bars(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Figure | None:
-    """Figure 9a: deterministic/default step-time ratio per network, one bar per device, 95% CI bars."""
+    """Figure 9a, two panels: the deterministic/default step-time ratio per network (what a user
+    pays) and its kernel-time ratio (the paper's measure, beside the paper's diamonds), one bar per
+    device, 95% CI bars. A run whose kernel times do not stand for its timed steps has no kernel bar."""
     rows = overhead[(overhead["arch"] != "medium-cnn") & (overhead["comparison"] == MAIN_COMPARISON)
                     & overhead["ratio"].notna()]
     if rows.empty:
         return None
     latest = rows.sort_values("run_id").groupby(["arch", "series"], as_index=False).last()
-    figure = go.Figure()
-    for device, group in latest.groupby("series", sort=True):
-        labels = ["noisy" if n else "" for n in group["noisy"]]
+    figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                           subplot_titles=("step time (what training pays)", "GPU kernel time (the paper's measure)"))
+    colors = plotly.colors.qualitative.Plotly
+    for index, (device, group) in enumerate(latest.groupby("series", sort=True)):
+        color = colors[index % len(colors)]
+        labels = [("partial " if p else "") + ("noisy" if n else "") for n, p in zip(group["noisy"], group["partial"],
+                                                                                      strict=True)]
         figure.add_bar(name=str(device), x=group["arch"], y=group["ratio"], error_y=_error_bars(group), text=labels,
-                       textposition="outside", customdata=np.stack([group["run_id"], group["kernel_ratio"]], axis=1),
-                       hovertemplate="%{x}: x%{y:.3f} step time<br>kernel time x%{customdata[1]:.3f}"
-                                     "<br>run %{customdata[0]}<extra>%{fullData.name}</extra>")
+                       textposition="outside", marker_color=color, legendgroup=str(device),
+                       customdata=np.stack([group["run_id"]], axis=1),
+                       hovertemplate="%{x}: x%{y:.3f} step time<br>run %{customdata[0]}"
+                                     "<extra>%{fullData.name}</extra>", row=1, col=1)
+        kernel = group[group["kernel_reliable"] & group["kernel_ratio"].notna()]
+        kernel_ci = kernel.assign(ratio=kernel["kernel_ratio"],  # no CI (too few profiled pairs): no bar
+                                  ci_high=kernel["kernel_ci_high"].fillna(kernel["kernel_ratio"]),
+                                  ci_low=kernel["kernel_ci_low"].fillna(kernel["kernel_ratio"]))
+        figure.add_bar(name=str(device), x=kernel["arch"], y=kernel["kernel_ratio"], error_y=_error_bars(kernel_ci),
+                       marker_color=color, legendgroup=str(device), showlegend=False,
+                       customdata=np.stack([kernel["run_id"]], axis=1) if len(kernel) else None,
+                       hovertemplate="%{x}: x%{y:.3f} kernel time<br>run %{customdata[0]}"
+                                     "<extra>%{fullData.name}</extra>", row=1, col=2)
+        missing = group[~(group["kernel_reliable"] & group["kernel_ratio"].notna())]
+        if len(missing):
+            figure.add_scatter(x=missing["arch"], y=[1.0] * len(missing), mode="text", text=["kernel times unreliable"
+                               if r is not None else "not profiled" for r in missing["kernel_ratio"]],
+                               textposition="top center", showlegend=False, hoverinfo="skip", row=1, col=2)
     for index, item in enumerate(paper.get("network_overhead", [])):
         figure.add_scatter(x=[item["arch"]], y=[item["kernel_ratio"]], mode="markers",
                            marker={"symbol": "diamond", "size": 11, "color": PAPER_COLOR},
                            name=f"paper: {item['gpu'].upper()} kernel time", legendgroup="paper",
-                           showlegend=index == 0)
+                           showlegend=index == 0, row=1, col=2)
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
-    figure.update_layout(barmode="group", title="Overhead of deterministic training per network (step time, "
-                         "deterministic / default, 95% CI)", yaxis_title="ratio", xaxis_title="network")
+    figure.update_layout(barmode="group", title="Overhead of deterministic training per network (deterministic / "
+                         "default, 95% CI)", yaxis_title="ratio")
     return figure
 
 

@@ -136,13 +136,25 @@ def _environment_section(environments: list[dict[str, Any]]) -> str:
 def _overhead_table(data: ReportData) -> str:
     if data.overhead.empty:
         return ""
-    rows = [[str(r.run_id), _escape(r.arch) + (f" (k={r.kernel_size})" if r.arch == "medium-cnn" else ""),
+    rows = [[str(r.run_id) + (" (partial)" if r.partial else ""),
+             _escape(r.arch) + (f" (k={r.kernel_size})" if r.arch == "medium-cnn" else ""),
              _escape(r.series), _escape(r.comparison), _number(r.ratio),
-             f"{_number(r.ci_low)}–{_number(r.ci_high)}", _number(r.kernel_ratio), "yes" if r.noisy else "no"]
+             f"{_number(r.ci_low)}–{_number(r.ci_high)}", _kernel_cell(r), "yes" if r.noisy else "no"]
             for r in data.overhead.itertuples(index=False)]
     return "<h3>All overhead runs</h3>" + _table(
-        ["run", "network", "device", "comparison", "step-time ratio", "95% CI", "kernel-time ratio", "noisy"],
+        ["run", "network", "device", "comparison", "step-time ratio", "95% CI", "kernel-time ratio (95% CI)", "noisy"],
         rows, {0, 4, 6})
+
+
+def _kernel_cell(row: Any) -> str:
+    """The kernel-time ratio as far as the run supports it: with its CI, or why it is not stated."""
+    if row.kernel_ratio is None or row.kernel_ratio != row.kernel_ratio:
+        return "—"
+    if not row.kernel_reliable:
+        return "not stated (kernel times unreliable)"
+    ci = "" if row.kernel_ci_low is None or row.kernel_ci_low != row.kernel_ci_low else \
+        f" ({_number(row.kernel_ci_low)}–{_number(row.kernel_ci_high)})"
+    return _number(row.kernel_ratio) + ci
 
 
 def _stability_table(data: ReportData) -> str:

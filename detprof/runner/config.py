@@ -245,19 +245,24 @@ def default_protocol(on_gpu: bool, **overrides: Any) -> Protocol:
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+# Pairs whose jobs also run the profiled pass: enough for a paired CI of the kernel-time ratio
+# (stats.MIN_PAIRS_FOR_CI), so that one process's profile never stands alone for its mode.
+PROFILED_PAIRS = 3
+
+
 def plan_pair(config: OverheadConfig, pair: int, first_index: int, trace_dir: str | None) -> list[JobSpec]:
     """The two jobs of pair number ``pair`` (0-based), one per mode, adjacent in time.
 
     Balanced order: AB for even pairs, BA for odd ones, so that a drift within a pair favours
-    neither mode. The jobs of pair 0 also run the profiled pass (after, never during, their
-    timed steps). Job indices start at ``first_index``.
+    neither mode. The jobs of the first PROFILED_PAIRS pairs also run the profiled pass (after,
+    never during, their timed steps). Job indices start at ``first_index``.
     """
     sides = (0, 1) if pair % 2 == 0 else (1, 0)
     tensorflow = config.framework == "tensorflow"
     jobs = []
     for offset, side in enumerate(sides):
         index, mode = first_index + offset, config.modes[side]
-        profile = pair == 0 and config.protocol.profile_steps > 0
+        profile = pair < PROFILED_PAIRS and config.protocol.profile_steps > 0
         # A TensorFlow job's trace is a TensorBoard log folder holding its *.xplane.pb.
         name = f"job{index}-{side}-{mode}" + ("" if tensorflow else ".json.gz")
         trace = f"{trace_dir}/{name}" if profile and trace_dir else None

@@ -65,6 +65,7 @@ class ModeSummary:
     kernel_ms: float | None
     kernel_ms_reason: str | None
     kernel_coverage: float | None
+    kernel_jobs: int  # profiled jobs whose kernel times count (kernel_ms is their median job's)
     peak_mem_bytes: int | None
     peak_mem_warmup_bytes: int | None
     peak_mem_kind: str | None
@@ -101,13 +102,15 @@ class OverheadResult:
     jobs: list[JobOutcome]
     modes: list[ModeSummary]
     ratio: RatioEstimate | None
-    kernel_ratio: float | None
+    kernel_ratio: RatioEstimate | None  # kernel time per step, paired over the profiled pairs
     memory_ratio: float | None
     precision: PrecisionOutcome
     kernel_tables: dict[str, pd.DataFrame]
     created_at: str
     command: str
     trace_dir: str | None
+    kernel_times_note: str | None = None  # why the kernel times do not stand for the timed steps; None if they do
+    partial: bool = False  # the measurement did not finish (Ctrl-C, SIGTERM, a kill): these are its finished pairs
 
 
 def _signal_name(number: int) -> str:
@@ -163,21 +166,100 @@ NO_GPU_KERNELS = ("the profiled pass recorded no GPU kernels (CUPTI gave no acti
                   "reported rather than replaced by CPU op time")
 
 
-def _kernel_table_for(outcomes: list[JobOutcome], on_gpu: bool) -> tuple[pd.DataFrame | None, str | None]:
-    """The kernel table of the mode's profiled job, or None with the reason there is none."""
+@dataclass(frozen=True)
+class JobKernels:
+    """The kernel table of one profiled job (µs over its profiled steps), or the reason it has none."""
+
+    table: pd.DataFrame | None
+    reason: str | None
+
+
+def job_kernels(outcome: JobOutcome, on_gpu: bool) -> JobKernels:
+    """Read one profiled job's trace into its per-kernel table."""
+    try:
+        activities = load_trace(outcome.trace_path or "")
+    except KernelLessGpuTraceError:
+        return JobKernels(None, NO_GPU_KERNELS)
+    except TraceError as error:
+        return JobKernels(None, f"the profiled trace could not be read: {error}")
+    if on_gpu and activities.kind != "gpu":
+        return JobKernels(None, NO_GPU_KERNELS)
+    return JobKernels(kernel_table(activities.events), None)
+
+
+class KernelReader:
+    """Kernel tables of profiled jobs, each trace read once however often a run is summarised."""
+
+    def __init__(self, on_gpu: bool) -> None:
+        self.on_gpu = on_gpu
+        self._read: dict[str, JobKernels] = {}
+
+    def __call__(self, outcome: JobOutcome) -> JobKernels | None:
+        """The job's kernels; None for a job that was not profiled or whose trace is missing."""
+        if not (outcome.ok and outcome.trace_path and Path(outcome.trace_path).exists()):
+            return None
+        if outcome.trace_path not in self._read:
+            self._read[outcome.trace_path] = job_kernels(outcome, self.on_gpu)
+        return self._read[outcome.trace_path]
+
+
+def kernel_ms_per_step(table: pd.DataFrame, profile_steps: int) -> float:
+    """Kernel time of one profiled job in ms per step (the table holds µs over ``profile_steps`` steps)."""
+    return float(table["total_us"].sum()) / profile_steps / 1000.0
+
+
+def _mode_kernels(outcomes: list[JobOutcome], read: KernelReader, profile_steps: int
+                  ) -> tuple[pd.DataFrame | None, float | None, int, str | None]:
+    """A mode's kernel table and time per step (ms): those of its median profiled job (the lower
+    median for an even count), with the number of profiled jobs and, when there are none, why."""
+    read_jobs = [k for k in (read(o) for o in outcomes) if k is not None]
+    tables = [k.table for k in read_jobs if k.table is not None]
+    if not tables or profile_steps <= 0:
+        if read_jobs:
+            return None, None, 0, next(k.reason for k in read_jobs if k.reason)
+        return None, None, 0, ("no profiled job of this mode succeeded" if any(o.spec.profile for o in outcomes)
+                               else "not profiled (--profile-steps 0)")
+    ranked = sorted(tables, key=lambda t: kernel_ms_per_step(t, profile_steps))
+    median = ranked[(len(ranked) - 1) // 2]
+    return median, kernel_ms_per_step(median, profile_steps), len(tables), None
+
+
+def kernel_ratio_of(outcomes: list[JobOutcome], read: KernelReader, profile_steps: int) -> RatioEstimate | None:
+    """Kernel time per step, side 1 over side 0, paired over the pairs whose two jobs were both
+    profiled (geometric mean, with a Student-t 95% CI from MIN_PAIRS_FOR_CI pairs on, as for step time)."""
+    by_pair: dict[int, dict[int, float]] = {}
     for outcome in outcomes:
-        if outcome.ok and outcome.trace_path and Path(outcome.trace_path).exists():
-            try:
-                activities = load_trace(outcome.trace_path)
-            except KernelLessGpuTraceError:
-                return None, NO_GPU_KERNELS
-            except TraceError as error:
-                return None, f"the profiled trace could not be read: {error}"
-            if on_gpu and activities.kind != "gpu":
-                return None, NO_GPU_KERNELS
-            return kernel_table(activities.events), None
-    return None, "no profiled job of this mode succeeded" if any(o.spec.profile for o in outcomes) else \
-        "not profiled (--profile-steps 0)"
+        kernels = read(outcome)
+        if kernels is not None and kernels.table is not None and profile_steps > 0:
+            by_pair.setdefault(outcome.spec.repeat, {})[outcome.spec.side] = kernel_ms_per_step(kernels.table,
+                                                                                               profile_steps)
+    pairs = [([sides[0]], [sides[1]]) for _, sides in sorted(by_pair.items())
+             if 0 in sides and 1 in sides and sides[0] > 0 and sides[1] > 0]
+    return paired_ratio(pairs) if pairs else None
+
+
+# Kernel time per profiled step over the median timed step, per mode. Outside this band the
+# profiled steps did not look like the timed ones (the profiler slowed them, or another process
+# ran on the device), or the device sat idle for much of a step: the kernel ratio then says
+# little about what the timed steps cost. The first fresh-clone run of the main job on a CPU
+# showed why it matters: 150% coverage in one mode, and a kernel ratio of 0.73 beside a step-time
+# ratio of 1.005.
+COVERAGE_BAND = (0.90, 1.10)
+
+
+def kernel_times_note(modes: list[ModeSummary]) -> str | None:
+    """Why a run's kernel times do not stand for its timed steps, or None when every profiled mode's
+    coverage lies inside COVERAGE_BAND."""
+    low, high = COVERAGE_BAND
+    outside = [m for m in modes if m.kernel_coverage is not None and not low <= m.kernel_coverage <= high]
+    if not outside:
+        return None
+    shares = ", ".join(f"{100 * m.kernel_coverage:.0f}% in {m.mode}" for m in outside if m.kernel_coverage)
+    if any(m.kernel_coverage is not None and m.kernel_coverage > high for m in outside):
+        return (f"kernel times unreliable: profiled steps differ from timed steps (kernel time per step is "
+                f"{shares} of the timed step, outside {100 * low:.0f}-{100 * high:.0f}%)")
+    return (f"kernel times unreliable: kernels cover only {shares} of the timed step (outside "
+            f"{100 * low:.0f}-{100 * high:.0f}%); the rest is idle or host time, which kernel time does not see")
 
 
 def observed_determinism(requested: bool, fully_requested: bool, hashes: list[str], warned_ops: list[str],
@@ -201,14 +283,11 @@ def observed_determinism(requested: bool, fully_requested: bool, hashes: list[st
     return "on"
 
 
-def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame | None, table_reason: str | None,
-                    profile_steps: int) -> ModeSummary:
+def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame | None, kernel_ms: float | None,
+                    kernel_jobs: int, table_reason: str | None) -> ModeSummary:
     ok = [o for o in outcomes if o.ok and o.step_ms]
     steps = [t for o in ok for t in o.step_ms]
     summary = summarize(steps) if steps else None
-    kernel_ms = None
-    if table is not None and profile_steps > 0:
-        kernel_ms = float(table["total_us"].sum()) / profile_steps / 1000.0
     toggles = outcomes[0].spec.toggles
     ops = sorted({op for o in outcomes for op in o.nondeterministic_ops})
     flagged = [] if table is None else sorted(table.loc[table["nondeterministic"] == True, "name"])  # noqa: E712
@@ -227,6 +306,7 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
         noisy=summary.noisy if summary else None, kernel_ms=kernel_ms,
         kernel_ms_reason=None if kernel_ms is not None else table_reason,
         kernel_coverage=(kernel_ms / summary.median) if kernel_ms is not None and summary else None,
+        kernel_jobs=kernel_jobs,
         peak_mem_bytes=max(memories) if memories else None,
         peak_mem_warmup_bytes=max(warmups) if warmups else None,
         peak_mem_kind=ok[0].peak_mem_kind if ok else None,
@@ -294,20 +374,24 @@ FORK_SERVER_PAIRS = 5
 
 
 def measure_overhead(config: OverheadConfig, device_kind: str, device_name: str, trace_dir: str | None,
-                     command: str = "", on_job_done: Callable[[JobOutcome], None] | None = None) -> OverheadResult:
+                     command: str = "", on_job_done: Callable[[JobOutcome], None] | None = None,
+                     on_pair_done: Callable[[OverheadResult], None] | None = None) -> OverheadResult:
     """Run pairs of jobs (one per mode, balanced order) until the protocol says stop, and summarise.
 
     ``protocol.repeats`` pairs always run; in the adaptive protocol (``protocol.precision`` set)
     more follow until the ratio's CI half-width is at most the target, the time budget
     ``protocol.max_time_s`` would be overrun by another pair, or ``protocol.max_repeats`` pairs
     ran. ``trace_dir`` receives the profiled passes' Chrome traces (gzipped JSON);
-    ``on_job_done`` is called after each job, for progress display.
+    ``on_job_done`` is called after each job, for progress display, and ``on_pair_done`` after
+    each pair but the last with the run so far (``partial`` True, stopped by ``interrupted``),
+    so that a caller can keep it should the measurement never finish.
     """
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     protocol = config.protocol
     outcomes: list[JobOutcome] = []
     pair_seconds: list[float] = []
     started = time.perf_counter()
+    read = KernelReader(device_kind == "cuda")
     pair = 0
     while True:
         pair_started = time.perf_counter()
@@ -325,12 +409,25 @@ def measure_overhead(config: OverheadConfig, device_kind: str, device_name: str,
         stop = _stop_reason(protocol, pair, ratio, time.perf_counter() - started, pair_seconds, failures)
         if stop:
             break
+        if on_pair_done:
+            on_pair_done(summarize_outcomes(config, device_kind, device_name, outcomes, read, "interrupted",
+                                            time.perf_counter() - started, created_at, command, trace_dir))
+    return summarize_outcomes(config, device_kind, device_name, outcomes, read, stop, time.perf_counter() - started,
+                              created_at, command, trace_dir)
 
+
+def summarize_outcomes(config: OverheadConfig, device_kind: str, device_name: str, outcomes: list[JobOutcome],
+                       read: KernelReader, stopped_by: str, elapsed_s: float, created_at: str, command: str,
+                       trace_dir: str | None) -> OverheadResult:
+    """The result of the jobs run so far. ``stopped_by`` is the protocol's reason to stop, or
+    ``interrupted`` for a measurement that did not finish (the result is then ``partial``)."""
+    protocol = config.protocol
+    ratio = _ratio(outcomes)
     achieved = ratio.half_width if ratio else None
     precision = PrecisionOutcome(
         target=protocol.precision if protocol.adaptive else None, achieved=achieved,
         reached=bool(protocol.adaptive and achieved is not None and achieved <= (protocol.precision or 0.0)),
-        pairs=ratio.pairs if ratio else 0, stopped_by=stop, elapsed_s=time.perf_counter() - started,
+        pairs=ratio.pairs if ratio else 0, stopped_by=stopped_by, elapsed_s=elapsed_s,
         max_time_s=protocol.max_time_s if protocol.adaptive else None)
 
     # The A/A test uses one mode twice: tell its two sides apart by position, not name.
@@ -338,21 +435,20 @@ def measure_overhead(config: OverheadConfig, device_kind: str, device_name: str,
     tables: dict[str, pd.DataFrame] = {}
     summaries = []
     for position, mode in enumerate(config.modes):
-        table, reason = _kernel_table_for(sides[position], device_kind == "cuda")
+        table, kernel_ms, kernel_jobs, reason = _mode_kernels(sides[position], read, protocol.profile_steps)
         label = mode if config.modes[0] != config.modes[1] else f"{mode}#{position + 1}"
         if table is not None:
             tables[label] = table
-        summary = _summarize_mode(mode, sides[position], table, reason, protocol.profile_steps)
+        summary = _summarize_mode(mode, sides[position], table, kernel_ms, kernel_jobs, reason)
         summary.mode = label
         summaries.append(summary)
 
-    kernel_ratio = None
-    if summaries[0].kernel_ms and summaries[1].kernel_ms is not None:
-        kernel_ratio = summaries[1].kernel_ms / summaries[0].kernel_ms
     memory_ratio = None
     if summaries[0].peak_mem_bytes and summaries[1].peak_mem_bytes is not None:
         memory_ratio = summaries[1].peak_mem_bytes / summaries[0].peak_mem_bytes
-    return OverheadResult(config=config, device_kind=device_kind, device_name=device_name, jobs=outcomes,
-                          modes=summaries, ratio=ratio, kernel_ratio=kernel_ratio, memory_ratio=memory_ratio,
-                          precision=precision, kernel_tables=tables, created_at=created_at, command=command,
-                          trace_dir=trace_dir)
+    return OverheadResult(config=config, device_kind=device_kind, device_name=device_name, jobs=list(outcomes),
+                          modes=summaries, ratio=ratio,
+                          kernel_ratio=kernel_ratio_of(outcomes, read, protocol.profile_steps),
+                          memory_ratio=memory_ratio, precision=precision, kernel_tables=tables,
+                          created_at=created_at, command=command, trace_dir=trace_dir,
+                          kernel_times_note=kernel_times_note(summaries), partial=stopped_by == "interrupted")

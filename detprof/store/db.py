@@ -147,12 +147,13 @@ RUN_COLUMNS = ("created_at", "kind", "arch", "framework", "device_kind", "device
 
 
 def insert_run(db: sqlite3.Connection, run: dict[str, Any], jobs: list[dict[str, Any]],
-               kernels: dict[str, pd.DataFrame]) -> int:
-    """Insert a run with its jobs, steps and kernel rows inside the caller's transaction; returns its id.
-    ``run["uid"]`` is kept when given (a merged run), else a new one is drawn."""
+               kernels: dict[str, pd.DataFrame], run_id: int | None = None) -> int:
+    """Insert a run with its jobs, steps and kernel rows inside the caller's transaction; returns its id
+    (``run_id`` when given: a run being replaced). ``run["uid"]`` is kept when given (a merged run),
+    else a new one is drawn."""
     cursor = db.execute(
-        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({','.join('?' * len(RUN_COLUMNS))})",
-        (run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],
+        f"INSERT INTO runs (id, {', '.join(RUN_COLUMNS)}) VALUES (?, {','.join('?' * len(RUN_COLUMNS))})",
+        (run_id, run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],
          run["device_name"], ",".join(run["modes"]), run["command"], json.dumps(run["config"]),
          json.dumps(run["environment"]), json.dumps(run["summary"]), run.get("uid") or uuid.uuid4().hex))
     run_id = int(cursor.lastrowid or 0)
@@ -352,31 +353,62 @@ class ResultStore:
         self.connection.commit()
 
     def save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame],
-                 sweep_job: str | None = None) -> int | None:
+                 sweep_job: str | None = None, keep_if_locked: bool = True) -> int | None:
         """Store one run, its jobs (each with ``step_ms``) and kernel tables in one transaction; returns its id.
 
         With ``sweep_job`` (a job key), the sweep job is marked done with this run in the same
         transaction; if another sweep stored that job first, nothing is stored and None is returned.
         When the database stays locked, the run is kept as a file under ``pending/`` beside the
-        database (stored by the next ``store_pending``) and StoreLockedError says where."""
+        database (stored by the next ``store_pending``) and StoreLockedError says where; with
+        ``keep_if_locked`` off, StoreLockedError is raised and nothing is kept."""
         try:
             return self._save_run(run, jobs, kernels, sweep_job)
         except sqlite3.OperationalError as error:
             if not _is_locked(error):
                 raise
+            if not keep_if_locked:
+                raise self._locked() from None
             raise self._locked(self._keep_pending(run, jobs, kernels, sweep_job)) from None
 
     def _keep_pending(self, run: dict[str, Any], jobs: list[dict[str, Any]],
-                      kernels: dict[str, pd.DataFrame], sweep_job: str | None = None) -> Path:
+                      kernels: dict[str, pd.DataFrame], sweep_job: str | None = None,
+                      replaces: int | None = None) -> Path:
         folder = self.path.parent / PENDING_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        document = {"run": run, "jobs": jobs, "sweep_job": sweep_job,
+        document = {"run": run, "jobs": jobs, "sweep_job": sweep_job, "replaces": replaces,
                     "kernels": {mode: table.to_dict(orient="records") for mode, table in kernels.items()}}
         path = folder / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         partial = path.with_suffix(".partial")
         partial.write_text(json.dumps(document))
         partial.replace(path)  # a kill mid-write never leaves a file that looks complete
         return path
+
+    def replace_run(self, run_id: int, run: dict[str, Any], jobs: list[dict[str, Any]],
+                    kernels: dict[str, pd.DataFrame], keep_if_locked: bool = True) -> None:
+        """Replace a stored run's content (its jobs, steps and kernel rows too) in one transaction,
+        keeping its id and uid: how a measurement in progress keeps what it has measured so far.
+        A database that stays locked is handled as in ``save_run`` (the pending file replaces the
+        run when it is stored)."""
+        try:
+            self._replace_run(run_id, run, jobs, kernels)
+        except sqlite3.OperationalError as error:
+            if not _is_locked(error):
+                raise
+            if not keep_if_locked:
+                raise self._locked() from None
+            raise self._locked(self._keep_pending(run, jobs, kernels, replaces=run_id)) from None
+
+    def _replace_run(self, run_id: int, run: dict[str, Any], jobs: list[dict[str, Any]],
+                     kernels: dict[str, pd.DataFrame]) -> None:
+        with self.immediate_transaction() as db:
+            uid = db.execute("SELECT uid FROM runs WHERE id=?", (run_id,)).fetchone()
+            if uid is None:
+                raise StoreError(f"no run with id {run_id} to replace")
+            for table in ("steps", "jobs", "kernels"):
+                db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            inserted = insert_run(db, {**run, "uid": uid[0]}, jobs, kernels, run_id=run_id)
+            assert inserted == run_id
 
     def store_pending(self) -> list[int]:
         """Store the runs kept under ``pending/`` while the database was locked; returns their new ids."""
@@ -386,7 +418,14 @@ class ResultStore:
         for path in sorted((self.path.parent / PENDING_DIR).glob("run-*.json")):
             document = json.loads(path.read_text())
             kernels = {mode: pd.DataFrame(rows) for mode, rows in document["kernels"].items()}
-            run_id = self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
+            replaces = document.get("replaces")
+            exists = replaces is not None and self.connection.execute(
+                "SELECT 1 FROM runs WHERE id=?", (replaces,)).fetchone() is not None
+            if exists:
+                self._replace_run(replaces, document["run"], document["jobs"], kernels)
+                run_id: int | None = replaces
+            else:
+                run_id = self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
             if run_id is not None:
                 stored.append(run_id)
             path.unlink()

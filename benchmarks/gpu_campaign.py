@@ -1,0 +1,482 @@
+"""The first run of detprof on a GPU machine, as ONE command that fits its time budget.
+
+    python benchmarks/gpu_campaign.py [--out DIR] [--budget SECONDS] [--dry-run] [--plan]
+
+(``bash benchmarks/gpu_campaign.sh`` runs this file; the device call is written in that file's header.)
+
+Steps run in order of value, and the order is never broken: when the (recalibrated) estimate of a
+step no longer fits in what is left of the budget, that step and every step after it are dropped;
+the tail goes, never the middle. An overhead step may still start when one pair of its processes
+fits: it is then cut short by SIGTERM at the budget, and detprof keeps its finished pairs as a run
+marked partial. The first measurement (vgg19) always runs. ``RESERVE_S`` seconds are always kept
+for the summary and the report.
+
+Estimates follow from each step's work: the fresh processes it starts times what a process costs
+(start-up: fork, CUDA context, cuDNN and cuBLAS handles, the model built and moved; then its
+warm-up, timed and profiled steps; a profiled pass adds the profiler's start, the trace's export
+and its parse). The per-step times below are planning guesses, not measurements: after every step
+the measured time per process replaces them, as one factor applied to every later estimate.
+
+Everything goes to ``--out`` (default ``$OUT``, else ./campaign-out), at most 8 files: campaign.log,
+environment.txt, results.tar.gz (one JSON per step, the SQLite store, steps.txt; packed again after
+every step, so a run cut off still returns what it measured), traces.tar.gz, summary.md,
+report.html, pytest_gpu.txt. ``--dry-run`` runs the same pipeline on the CPU at tiny sizes.
+Only the standard library is imported here (the GPU machine has no network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BUDGET_S = 540  # 9 minutes: a 570 s device call holds it, and 15 minutes of device time then
+# leave the machine's start-up and a short second call
+RESERVE_S = 30  # always kept for the summary, the report and the last packing
+TERM_GRACE_S = 20  # after SIGTERM, a step has this long to store what it finished before SIGKILL
+MAX_FILES = 8  # what the device tool brings back
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What work costs on one kind of machine, in seconds: the planning guesses that the first
+    measured steps replace (see ``Calibration``)."""
+
+    python_start_s: float  # a new interpreter running the detprof command line (torch imported)
+    process_start_s: float  # one fresh job process: fork, CUDA context and handles, before its model
+    per_100m_params_s: float  # building and moving a model, per 100 M parameters
+    autotune_s: float  # cuDNN's autotuning in the first steps of a mode that keeps cudnn.benchmark on
+    profiled_pass_s: float  # a profiled pass beyond its steps: profiler start, trace export, gzip, parse
+    step_s: dict[str, float]  # one training step in the default mode, by network
+    deterministic_factor: float  # a deterministic step against a default one (a planning margin)
+    check_step_factor: float  # a recorded step of check --locate-op against a plain one
+    stability_run_s: float  # one stability training (digits, small CNN)
+    pytest_s: float  # the few fast GPU tests
+
+
+# Parameter counts (kernels_db and the zoo's tests): what building a model costs scales with them.
+PARAMS_M = {"vgg19": 143.7, "resnet50": 25.6, "mobilenet": 4.2, "mobilenet-v2": 3.5, "densenet121": 8.0,
+            "medium-cnn": 1.0, "small-cnn": 0.1}
+
+GPU_COST = CostModel(
+    python_start_s=3.5, process_start_s=2.2, per_100m_params_s=0.8, autotune_s=0.3, profiled_pass_s=1.5,
+    # 224x224, batch 64, float32 with PyTorch's TF32 defaults: guesses for an H100/H200 class GPU.
+    step_s={"vgg19": 0.065, "resnet50": 0.055, "mobilenet": 0.02, "mobilenet-v2": 0.03, "densenet121": 0.07,
+            "medium-cnn-k1": 0.012, "medium-cnn-k3": 0.025, "medium-cnn-k5": 0.04, "medium-cnn-k7": 0.06},
+    deterministic_factor=1.6, check_step_factor=4.0, stability_run_s=6.0, pytest_s=20.0)
+CPU_COST = CostModel(  # the dry run's tiny sizes on a 2-core machine (measured there: see the README)
+    python_start_s=3.0, process_start_s=1.4, per_100m_params_s=1.2, autotune_s=0.0, profiled_pass_s=0.8,
+    step_s={"vgg19": 0.25, "resnet50": 0.06, "mobilenet": 0.02, "mobilenet-v2": 0.03, "densenet121": 0.08,
+            "medium-cnn-k1": 0.01, "medium-cnn-k3": 0.02, "medium-cnn-k5": 0.04, "medium-cnn-k7": 0.06},
+    deterministic_factor=1.2, check_step_factor=4.0, stability_run_s=4.0, pytest_s=15.0)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The measurement sizes of a campaign: the paper's setting on a GPU, tiny ones in a dry run."""
+
+    workload: list[str]  # batch and image size for overhead runs
+    warmup: int
+    steps: int
+    profile_steps: int
+    pairs: int
+    check: list[str]  # batch and image size for check and audit
+    check_steps: int
+    stability: list[str]
+    device: list[str]
+
+
+GPU_SIZES = Sizes(["--batch-size", "64", "--image-size", "224"], warmup=2, steps=10, profile_steps=2, pairs=3,
+                  check=["--batch-size", "16", "--image-size", "224"], check_steps=4, stability=[],
+                  device=["--gpu", "auto"])
+DRY_SIZES = Sizes(["--batch-size", "2", "--image-size", "64"], warmup=1, steps=2, profile_steps=1, pairs=3,
+                  check=["--batch-size", "2", "--image-size", "64"], check_steps=2, stability=["--epochs", "1"],
+                  device=["--gpu", "cpu"])
+
+
+@dataclass
+class Step:
+    """One step of the campaign: a detprof (or helper) command, what it is estimated to cost, and
+    what it produced."""
+
+    name: str
+    argv: list[str]
+    estimate_s: float
+    processes: int  # fresh Python processes it starts (the unit of calibration)
+    result: str | None = None  # file under results/ that receives its stdout (JSON); None: the log
+    pair_s: float | None = None  # overhead steps: one pair's cost (it may start when only that fits)
+    always: bool = False  # runs whatever its estimate (the first measurement)
+    ok_codes: tuple[int, ...] = (0,)  # check and audit exit 1 for "not reproducible": a finding, not a failure
+    to_out: bool = False  # its stdout is one of the returned files (pytest_gpu.txt), not a result
+    status: str = "planned"
+    wall_s: float | None = None
+
+
+@dataclass
+class Calibration:
+    """Measured against planned seconds per process, over the steps done so far."""
+
+    planned: float = 0.0
+    measured: float = 0.0
+    history: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def factor(self) -> float:
+        """What every later estimate is multiplied by (1 before anything was measured)."""
+        return self.measured / self.planned if self.planned > 0 else 1.0
+
+    def add(self, step: Step) -> None:
+        if step.wall_s is None or step.processes <= 0 or not step.status.startswith("ok"):
+            return
+        self.planned += step.estimate_s
+        self.measured += step.wall_s
+        self.history.append((step.name, step.wall_s / step.estimate_s))
+
+
+def overhead_cost(cost: CostModel, arch: str, sizes: Sizes, modes: tuple[str, str], pairs: int,
+                  profile_steps: int, key: str | None = None) -> tuple[float, float]:
+    """(whole run, one pair) in seconds for an overhead comparison of ``pairs`` pairs."""
+    step = cost.step_s[key or arch]
+    build = PARAMS_M.get(arch.split("-k")[0], 1.0) / 100 * cost.per_100m_params_s
+
+    def process(mode: str, profiled: bool) -> float:
+        fast = mode.startswith(("default", "tf32-off"))  # cudnn.benchmark on: autotuned, no deterministic kernels
+        factor = 1.0 if fast else cost.deterministic_factor
+        work = (sizes.warmup + sizes.steps) * step * factor + (cost.autotune_s if fast else 0.0)
+        profiled_s = (cost.profiled_pass_s + (1 + profile_steps) * step * factor) if profiled else 0.0
+        return cost.process_start_s + build + work + profiled_s
+
+    profiled_pairs = min(pairs, 3) if profile_steps > 0 else 0
+    pair_profiled = sum(process(m, True) for m in modes)
+    pair_plain = sum(process(m, False) for m in modes)
+    total = cost.python_start_s + profiled_pairs * pair_profiled + (pairs - profiled_pairs) * pair_plain
+    return total, cost.python_start_s + (pair_profiled if profiled_pairs else pair_plain)
+
+
+def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
+    """Every step of the campaign, in order of value, with its estimate."""
+    cost, sizes = (CPU_COST, DRY_SIZES) if dry_run else (GPU_COST, GPU_SIZES)
+    python = sys.executable
+    detprof = [python, "-m", "detprof.cli"]
+    steps: list[Step] = []
+
+    def overhead(name: str, arch: str, modes: tuple[str, str] = ("default", "deterministic"), pairs: int | None = None,
+                 profile: bool = True, extra: list[str] | None = None, key: str | None = None) -> None:
+        n = sizes.pairs if pairs is None else pairs
+        profile_steps = sizes.profile_steps if profile else 0
+        total, one = overhead_cost(cost, arch, sizes, modes, n, profile_steps, key)
+        argv = [*detprof, "overhead", "--arch", arch, *(extra or []), *sizes.device, "--db", str(db), "--json",
+                "--modes", ",".join(modes), *sizes.workload, "--warmup", str(sizes.warmup), "--steps",
+                str(sizes.steps), "--profile-steps", str(profile_steps), "--repeats", str(n)]
+        steps.append(Step(name, argv, total, 1 + 2 * n, result=f"{name}.json", pair_s=one, always=not steps_measured()))
+
+    def steps_measured() -> bool:
+        return any(s.pair_s is not None for s in steps)
+
+    def command(name: str, argv: list[str], estimate: float, processes: int, result: str | None = None,
+                finding: bool = False) -> None:
+        steps.append(Step(name, argv, estimate, processes, result=result, ok_codes=(0, 1) if finding else (0,),
+                          to_out=name.startswith("pytest")))
+
+    helper = [python, str(REPO / "benchmarks" / "campaign_checks.py")]
+    # 1. The paper's two exact V100 figures, with the kernels behind the first and the like-with-like
+    #    comparison beside each (the paper's TensorFlow 2.4 had no NaN fill of fresh memory).
+    overhead("vgg19", "vgg19")
+    # Its kernels: the fast trace scan against the full parse on this torch's traces, and the top 20 per mode.
+    command("vgg19 kernels", [*helper, "vgg19-kernels", str(db), str(results)], cost.python_start_s + 4, 1)
+    overhead("vgg19-nofill", "vgg19", ("default", "deterministic-nofill"))
+    overhead("mobilenet", "mobilenet")
+    overhead("mobilenet-nofill", "mobilenet", ("default", "deterministic-nofill"))
+    # 2. The ends of Figure 9b, then its middle.
+    for k in (1, 7, 3, 5):
+        overhead(f"medium-cnn-k{k}", "medium-cnn", extra=["--kernel-size", str(k)], key=f"medium-cnn-k{k}")
+    # 3. The other networks, TF32's share (one pair, both modes without TF32), and the A/A.
+    overhead("resnet50", "resnet50")
+    overhead("vgg19-tf32-off", "vgg19", ("tf32-off", "deterministic-tf32-off"), pairs=1)
+    overhead("mobilenet-v2", "mobilenet-v2")
+    overhead("densenet121", "densenet121")
+    overhead("aa-resnet50", "resnet50", ("default", "default"), profile=False)
+    # 4. Bitwise checks, the audit, a short stability run, a few GPU tests.
+    check_arch = ["--arch", "vgg19"]
+    step = cost.step_s["vgg19"] * (0.25 if not dry_run else 1.0)  # batch 16 against 64
+    check_cost = cost.python_start_s + 2 * (cost.process_start_s + 1.5 + sizes.check_steps * step)
+    locate_cost = check_cost + 2 * (cost.process_start_s + 1.5 + sizes.check_steps * step * cost.check_step_factor)
+    check = [*detprof, "check", *check_arch, *sizes.device, *sizes.check, "--steps", str(sizes.check_steps), "--json"]
+    # In the dry run two thread counts make the trainings differ on a CPU, so that op location runs.
+    threads = ["--threads", "1,2"] if dry_run else []
+    command("check vgg19 default", [*check, "--mode", "default", "--locate-op", *threads], locate_cost, 5,
+            result="check-vgg19-default.json", finding=True)
+    command("check vgg19 deterministic", [*check, "--mode", "deterministic"], check_cost, 3,
+            result="check-vgg19-deterministic.json", finding=True)
+    # The dry run audits a model with max_unpool2d (no deterministic CPU implementation): the catch path.
+    audit_model = (["--model", str(REPO / "tests" / "data" / "models" / "check_models.py") + ":unpool_net"]
+                   if dry_run else check_arch)
+    command("audit vgg19", [*detprof, "audit", *audit_model, *sizes.device, *sizes.check, "--json"],
+            check_cost + cost.process_start_s + 2, 4, result="audit-vgg19.json", finding=True)
+    command("stability algo+impl", [*detprof, "stability", "--task", "digits", "--variant", "algo+impl", "--runs", "2",
+                                    *sizes.stability, *sizes.device, "--db", str(db), "--json"],
+            cost.python_start_s + 2 * (cost.process_start_s + cost.stability_run_s), 3,
+            result="stability-algo+impl.json")
+    command("pytest -m gpu (fast)", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
+                                     "tests/test_gpu.py", "-k", FAST_GPU_TESTS], cost.pytest_s, 4)
+    return steps
+
+
+# The GPU tests that take one or two short processes each (tests/test_gpu.py), not all ~33.
+FAST_GPU_TESTS = "nvml or overhead_on_cuda or not_there"
+
+
+class Campaign:
+    """Runs the planned steps within the budget, packing what they produced after each."""
+
+    def __init__(self, out: Path, budget_s: float, dry_run: bool) -> None:
+        self.out = out
+        self.budget_s = budget_s
+        self.dry_run = dry_run
+        self.work = Path(tempfile.mkdtemp(prefix="detprof-campaign-"))
+        self.results = self.work / "results"
+        self.results.mkdir()
+        self.db = self.results / "campaign.sqlite"
+        self.log = out / "campaign.log"
+        self.started = time.monotonic()
+        self.calibration = Calibration()
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1",
+                        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        """Seconds of the budget left for steps (the reserve excluded)."""
+        return self.budget_s - RESERVE_S - self.elapsed()
+
+    def say(self, message: str) -> None:
+        line = f"[{self.elapsed():.0f}s] {message}"
+        print(line, file=sys.stderr, flush=True)
+        with self.log.open("a") as log:
+            log.write(line + "\n")
+
+    def record(self, line: str) -> None:
+        with (self.results / "steps.txt").open("a") as steps:
+            steps.write(line + "\n")
+
+    def carry_plotly(self) -> None:
+        """Install the pure-Python wheels carried in .whl/ (plotly) where the steps will find them."""
+        wheels = sorted((REPO / ".whl").glob("*.whl"))
+        if wheels:
+            site = self.work / "site"
+            done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                                   "--no-compile", "--target", str(site), *map(str, wheels)],
+                                  capture_output=True, text=True)
+            with self.log.open("a") as log:
+                log.write(done.stdout + done.stderr)
+            if done.returncode == 0:
+                self.env["PYTHONPATH"] += os.pathsep + str(site)
+        probe = subprocess.run([sys.executable, "-c", "import plotly"], env=self.env, capture_output=True)
+        if probe.returncode != 0:
+            banner = "!" * 78
+            self.say(f"{banner}\nWARNING: plotly is missing, so report.html will NOT be written. Put plotly's wheel in "
+                     f".whl/ and name it in the device call's carry (see gpu_campaign.sh).\n{banner}")
+
+    def environment(self) -> None:
+        """nvidia-smi (persistence mode included), versions (click among them), CUDA, cuDNN, TF32, GPUs."""
+        commands = [("date", ["date", "-u"]), ("nvidia-smi", ["nvidia-smi"]),
+                    ("persistence mode", ["nvidia-smi", "--query-gpu=index,name,persistence_mode,compute_mode",
+                                          "--format=csv"]),
+                    ("nvidia-smi -q (clocks, power, performance)",
+                     ["nvidia-smi", "-q", "-d", "CLOCK,POWER,PERFORMANCE"]),
+                    ("python, packages, CUDA, cuDNN, TF32",
+                     [sys.executable, str(REPO / "benchmarks" / "campaign_checks.py"), "environment"]),
+                    ("detprof gpus", [sys.executable, "-m", "detprof.cli", "gpus"])]
+        with (self.out / "environment.txt").open("w") as record:
+            for title, argv in commands:
+                record.write(f"== {title}\n")
+                record.flush()
+                try:
+                    done = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=60)
+                    record.write(done.stdout + done.stderr)
+                except (OSError, subprocess.TimeoutExpired) as error:
+                    record.write(f"not available: {error}\n")
+        self.say("environment recorded")
+
+    def run_step(self, step: Step, limit_s: float) -> None:
+        """Run one step under ``limit_s``: SIGTERM at the limit (detprof keeps finished pairs), SIGKILL
+        TERM_GRACE_S later; its stdout goes to its result file, its stderr to the log."""
+        target = (self.out / "pytest_gpu.txt" if step.to_out else
+                  self.results / step.result if step.result else None)
+        newest = self.newest_run()
+        self.say(f"START {step.name} (estimate {step.estimate_s * self.calibration.factor:.0f}s, limit {limit_s:.0f}s)")
+        started = time.monotonic()
+        with self.log.open("a") as log, (target.open("w") if target else open(os.devnull, "w")) as stdout:
+            process = subprocess.Popen(step.argv, stdout=stdout if target else log, stderr=log, env=self.env,
+                                       cwd=REPO, start_new_session=True)
+            try:
+                code = process.wait(timeout=max(limit_s, 1))
+                cut = False
+            except subprocess.TimeoutExpired:
+                cut = True
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    code = process.wait(timeout=TERM_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    code = process.wait()
+        step.wall_s = time.monotonic() - started
+        if target is not None and step.pair_s is not None:
+            self.keep_partial(target, newest)
+        step.status = ("cut short (budget)" if cut else "ok" if code == 0 else
+                       f"ok (exit {code}: a finding)" if code in step.ok_codes else f"failed (exit {code})")
+        self.say(f"END {step.name}: {step.status} in {step.wall_s:.0f}s")
+        self.record(f"{step.name}: {step.status}, exit {code} in {step.wall_s:.0f}s")
+        self.calibration.add(step)
+
+    def newest_run(self) -> int:
+        if not self.db.exists():
+            return 0
+        import sqlite3
+
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as connection:
+            row = connection.execute("SELECT MAX(id) FROM runs").fetchone()
+        return int(row[0] or 0)
+
+    def keep_partial(self, target: Path, before: int) -> None:
+        """An overhead step stopped early printed no document: take its partial run from the store."""
+        try:
+            json.loads(target.read_text())
+            return
+        except ValueError:
+            pass
+        if self.newest_run() <= before:
+            return
+        sys.path.insert(0, str(REPO))
+        from detprof.store import ResultStore
+
+        with ResultStore(self.db) as store:
+            target.write_text(json.dumps(store.run_summary(self.newest_run()), indent=1))
+
+    def pack(self) -> None:
+        """results.tar.gz: everything measured so far (traces apart: size), replaced atomically."""
+        partial = self.out / "results.tar.gz.tmp"
+        with tarfile.open(partial, "w:gz") as archive:
+            archive.add(self.results, arcname="results", filter=lambda m: None if "/traces" in m.name else m)
+        partial.replace(self.out / "results.tar.gz")
+
+    def pack_traces(self) -> None:
+        """traces.tar.gz: the profiled passes' traces; vgg19's alone when all of them pass 15 MiB."""
+        traces = self.results / "traces"
+        if not traces.is_dir():
+            return
+        target = self.out / "traces.tar.gz"
+        with tarfile.open(target, "w:gz") as archive:
+            archive.add(traces, arcname="traces")
+        if target.stat().st_size > 15 * 1024 * 1024:
+            try:
+                vgg19 = Path(json.loads((self.results / "vgg19.json").read_text())["trace_dir"])
+            except (OSError, ValueError, KeyError, TypeError):
+                target.unlink()
+                return
+            with tarfile.open(target, "w:gz") as archive:
+                archive.add(vgg19, arcname=f"traces/{vgg19.name}")
+            self.say("traces.tar.gz holds vgg19's traces only (all of them pass 15 MiB)")
+
+    def run(self, steps: list[Step]) -> int:
+        self.say(f"detprof GPU campaign: out={self.out} budget={self.budget_s:.0f}s reserve={RESERVE_S}s "
+                 f"dry_run={int(self.dry_run)}")
+        self.carry_plotly()
+        self.environment()
+        dropped = False
+        for step in steps:
+            estimate = step.estimate_s * self.calibration.factor
+            pair = (step.pair_s or 0.0) * self.calibration.factor
+            left = self.left()
+            if dropped:
+                step.status = "dropped (budget)"
+            elif step.always or estimate <= left:
+                # A hung step must not eat the rest: three times its estimate, within what is left.
+                self.run_step(step, left if step.always else min(left, 3 * estimate + 20))
+            elif step.pair_s is not None and pair <= left:
+                self.run_step(step, left)  # cut at the budget; its finished pairs are kept
+                dropped = True
+            else:
+                dropped = True
+                step.status = "dropped (budget)"
+            if step.status.startswith("dropped"):
+                self.say(f"DROPPED {step.name}: needs about {estimate:.0f}s, {max(left, 0):.0f}s left")
+                self.record(f"{step.name}: dropped (budget), needs about {estimate:.0f}s")
+            self.pack()
+        self.finish()
+        return 0
+
+    def finish(self) -> None:
+        """The summary and the report (inside the reserve), the traces, the last packing."""
+        helper = [sys.executable, str(REPO / "benchmarks" / "campaign_checks.py")]
+        summary = [*helper, "summary", str(self.results), "--out", str(self.out / "summary.md"),
+                   "--calibration", json.dumps(self.calibration.history)]
+        subprocess.run(summary, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("a"), timeout=60)
+        report = [sys.executable, "-m", "detprof.cli", "report", "--db", str(self.db), "--out",
+                  str(self.out / "report.html")]
+        vgg19 = self.results / "vgg19.json"
+        try:
+            report += ["--kernels-run", str(json.loads(vgg19.read_text())["run_id"])]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        with self.log.open("a") as log:
+            done = subprocess.run(report, env=self.env, stdout=log, stderr=log, timeout=max(self.budget_s -
+                                  self.elapsed(), 20))
+        self.record(f"report: exit {done.returncode}")
+        self.pack()
+        self.pack_traces()
+        names = sorted(p.name for p in self.out.iterdir())
+        self.say(f"done in {self.elapsed():.0f}s; {len(names)} files in {self.out}: {', '.join(names)}")
+        if len(names) > MAX_FILES:
+            self.say(f"WARNING: more than {MAX_FILES} files: the device tool brings back only {MAX_FILES}")
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def print_plan(steps: list[Step], budget_s: float) -> int:
+    """Each step with its estimate and the cumulative time; exit 1 when the plan does not fit."""
+    available = budget_s - RESERVE_S
+    total = 0.0
+    print(f"budget {budget_s:.0f}s: {available:.0f}s for steps, {RESERVE_S}s kept for the summary and the report")
+    print(f"{'#':>2}  {'step':<34} {'processes':>9} {'estimate':>9} {'cumulative':>11}")
+    for number, step in enumerate(steps, start=1):
+        total += step.estimate_s
+        mark = "" if total <= available else "  (over the budget: dropped unless the machine is faster)"
+        print(f"{number:>2}  {step.name:<34} {step.processes:>9} {step.estimate_s:>8.0f}s {total:>10.0f}s{mark}")
+    fits = total <= available
+    print(f"plan: {total:.0f}s of steps + {RESERVE_S}s reserve = {total + RESERVE_S:.0f}s; "
+          + ("fits the budget" if fits else "does NOT fit: the tail will be dropped"))
+    return 0 if fits else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=os.environ.get("OUT") or "campaign-out")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET_S, help="seconds for the whole campaign")
+    parser.add_argument("--dry-run", action="store_true", help="the same pipeline on the CPU at tiny sizes")
+    parser.add_argument("--plan", action="store_true", help="print the steps with their estimates and stop")
+    args = parser.parse_args(argv)
+    if args.budget <= RESERVE_S:
+        parser.error(f"--budget {args.budget} is not accepted; use more than the {RESERVE_S} s reserve")
+    if args.plan:
+        scratch = Path(tempfile.gettempdir()) / "campaign-plan"
+        return print_plan(plan(args.dry_run, scratch / "campaign.sqlite", scratch), args.budget)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "campaign.log").write_text("")
+    campaign = Campaign(out, args.budget, args.dry_run)
+    return campaign.run(plan(args.dry_run, campaign.db, campaign.results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
