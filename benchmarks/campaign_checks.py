@@ -123,8 +123,9 @@ def _kernel(doc: dict[str, Any] | None) -> str:
     """The kernel-time ratio with its paired CI, or why it is not stated."""
     if not doc or doc.get("kernel_ratio") is None:
         return "not measured"
-    if doc.get("kernel_times_reliable") is False:
-        return f"not stated: {doc.get('kernel_times_note')}"
+    if doc.get("kernel_times_reliable") is False:  # the note in the run's JSON says why
+        coverage = ", ".join(f"{100 * m['kernel_coverage']:.0f}%" for m in doc["modes"] if m.get("kernel_coverage"))
+        return f"not stated: kernel times unreliable (coverage {coverage}, outside 90-110%)"
     return _interval(doc["kernel_ratio"], doc.get("kernel_ratio_ci"), doc.get("kernel_ratio_ci_reason"))
 
 

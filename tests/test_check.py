@@ -138,7 +138,66 @@ def _record(model: torch.nn.Module, x: torch.Tensor, scale: float) -> list[dict[
     recorder = OpRecorder(hash_tensors=True)
     with module_tracking(model, recorder), recorder:
         (model(x) * scale).sum().backward()
-    return recorder.ops
+    return recorder.finished_ops()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64,
+                                   torch.uint8, torch.bool, torch.complex64])
+def test_the_device_digest_changes_with_any_single_bit_and_with_order(dtype: torch.dtype) -> None:
+    """The digest is all that crosses to the host, so it must see what a byte-wise hash would."""
+    from detprof.check.oprecord import DIGEST_CHUNK
+    from detprof.check.oprecord import tensor_digest as device_scheme
+
+    def tensor_digest(t: torch.Tensor) -> str:  # both schemes see the same changes
+        host = host_digest(t)
+        assert (host == host_digest(base)) == (device_scheme(t) == device_scheme(base)) if t.shape == base.shape \
+            else True
+        return device_scheme(t)
+
+    from detprof.check.oprecord import host_digest
+
+    generator = torch.Generator().manual_seed(1)
+    base = (torch.rand(257, generator=generator) * 200).to(dtype)  # 257: not a whole number of 32-bit words
+    assert tensor_digest(base) == tensor_digest(base.clone())  # the same bits: the same digest
+    raw = base.view(torch.uint8) if dtype != torch.bool else base.to(torch.uint8)
+    changed_bits = 0
+    for byte in (0, raw.numel() // 2, raw.numel() - 1):
+        for bit in (0, 7):
+            flipped = raw.clone()
+            flipped[byte] ^= 1 << bit
+            other = flipped.view(dtype) if dtype != torch.bool else flipped.to(torch.bool)
+            changed_bits += tensor_digest(other) != tensor_digest(base)
+    expected = 6 if dtype != torch.bool else 3  # a bool byte holds one bit: bit 7 is not a value there
+    assert changed_bits >= expected
+    swapped = base.clone()
+    swapped[[0, 1]] = base[[1, 0]]
+    if not torch.equal(base[0:1], base[1:2]):
+        assert tensor_digest(swapped) != tensor_digest(base)  # a sum that ignored position would miss this
+    assert tensor_digest(base.reshape(1, 257)) != tensor_digest(base)  # the shape is part of it
+    # A tensor longer than one reduction chunk: a change in the second chunk is seen too.
+    long = torch.zeros(DIGEST_CHUNK + 5, dtype=torch.float32)
+    moved = long.clone()
+    moved[DIGEST_CHUNK + 3] = 1.0
+    assert tensor_digest(moved) != tensor_digest(long)
+
+
+def test_recording_copies_digests_not_tensors_to_the_host() -> None:
+    """--locate-op on a GPU once copied every tensor to the host; now only 16 bytes per tensor,
+    once per step. Here the recorder must hash views and odd offsets without copying them out."""
+    from detprof.check.oprecord import tensor_digest
+
+    storage = torch.arange(11, dtype=torch.float32)
+    view = storage[1:8]  # starts at a 4-byte offset: a view, not a copy
+    assert tensor_digest(view) == tensor_digest(view.clone())
+    half = torch.arange(11, dtype=torch.float16)[1:8]  # a 2-byte offset: not 4-byte aligned
+    assert tensor_digest(half) == tensor_digest(half.clone())
+    recorder = OpRecorder(hash_tensors=True, scheme="device")
+    x = torch.randn(3, 4)
+    with recorder:
+        (x * 2).sum()
+    assert all(type(d).__name__ == "PendingDigest" for op in recorder.ops for d in op["outputs"])
+    ops = recorder.finished_ops()
+    assert all(isinstance(d, str) and "#" in d for op in ops for d in op["outputs"])
 
 
 def test_op_recorder_labels_forward_and_backward_ops_with_their_module() -> None:
@@ -236,3 +295,31 @@ def test_the_recommendation_prefers_fewer_switches_within_the_noise() -> None:
     assert choose([]) is None
     assert against_target(1.04, [1.02, 1.06]) == "under" and against_target(1.3, [1.25, 1.35]) == "over"
     assert against_target(1.09, [1.05, 1.13]) == "unresolved" and against_target(None, None) == "unknown"
+
+
+def test_uninitialized_memory_is_never_blamed() -> None:
+    """torch.empty's bytes are whatever the allocator left: two runs differ there without meaning it.
+    Dropout draws its mask into empty_like; a record must not name that op as the root cause."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 32)
+
+    def record() -> list[dict[str, Any]]:
+        garbage = [torch.randn(64, 32) * float(i) for i in range(8)]  # leaves other bytes in freed blocks
+        del garbage
+        torch.manual_seed(1)
+        recorder = OpRecorder(hash_tensors=True, scheme="host")
+        with recorder:
+            mask = torch.empty_like(x).bernoulli_(0.5)
+            (x * mask).sum()
+        return recorder.finished_ops()
+
+    a, b = record(), record()
+    empty = next(op for op in a if op["op"] == "aten::empty_like")
+    assert empty["outputs"] == ["uninitialized float32(64, 32)"]
+    bernoulli = next(op for op in a if op["op"].startswith("aten::bernoulli"))
+    assert bernoulli["inputs"][0] == "uninitialized float32(64, 32)"  # read before anything wrote it
+    assert not bernoulli["outputs"][0].startswith("uninitialized")  # written now: hashed again
+    assert first_divergent_op(a, b) is None
+    # Negative control: the same memory hashed as data can differ, which is what the marker prevents.
+    recorder = OpRecorder(hash_tensors=True, scheme="host")
+    assert recorder._digests(torch.empty(64, 32))[0] != "uninitialized float32(64, 32)"

@@ -166,8 +166,10 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
     workload = build_workload(sides_devices[0], arch, model, batch_size, image_size, kernel_size, batch_norm,
                               input_shape, num_classes, framework)
     side_threads = [int(t) for t in thread_pair] if thread_pair else [CPU_THREADS, CPU_THREADS]
-    specs = [_side_spec(workload, mode, dev, t, seed, steps) for dev, t in zip(sides_devices, side_threads,
-                                                                               strict=True)]
+    # Both sides hash alike: on the device whenever one of them has a GPU (see oprecord.DIGEST_SCHEMES).
+    digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
+    specs = [{**_side_spec(workload, mode, dev, t, seed, steps), "digest": digest}
+             for dev, t in zip(sides_devices, side_threads, strict=True)]
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
     runs = []
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):

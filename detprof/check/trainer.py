@@ -55,10 +55,10 @@ def _loss(torch: Any, out: Any, targets: Any) -> Any:
     return loss_fn(out, targets)
 
 
-def _parameter_digests(model: Any) -> list[str]:
-    from detprof.check.oprecord import tensor_digest
+def _parameter_digests(model: Any, scheme: str) -> list[str]:
+    from detprof.check.oprecord import tensor_digests
 
-    return [tensor_digest(p) for p in model.parameters()]
+    return tensor_digests(list(model.parameters()), scheme)  # on a GPU: computed there, copied once
 
 
 def _write(out_path: str, document: dict[str, Any]) -> None:
@@ -97,7 +97,8 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
             loss = _loss(torch, model(inputs), targets)
             loss.backward()
             optimizer.step()
-            steps.append({"loss": float(loss.detach()).hex(), "params": _parameter_digests(model)})
+            steps.append({"loss": float(loss.detach()).hex(),
+                          "params": _parameter_digests(model, spec.get("digest", "host"))})
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -115,7 +116,7 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     target_step = int(spec["locate_step"])
-    recorder = OpRecorder(hash_tensors=True)
+    recorder = OpRecorder(hash_tensors=True, scheme=spec.get("digest", "host"))
     for step in range(1, target_step + 1):
         optimizer.zero_grad(set_to_none=True)
         if step < target_step:
@@ -128,7 +129,7 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
             loss.backward()  # ops run by the autograd engine are labelled backward
             recorder.phase = "optimizer"
             optimizer.step()
-    _write(out_path, {"step": target_step, "ops": recorder.ops})
+    _write(out_path, {"step": target_step, "ops": recorder.finished_ops()})
 
 
 def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
