@@ -666,6 +666,12 @@ def report(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write one offline HTML file with the paper's figures from your runs."""
+    from pathlib import Path
+
+    from detprof.outputs import check_writable
+
+    with user_errors():
+        check_writable(Path(out_path))  # a bad --out is named before a missing plotly
     try:
         import plotly  # noqa: F401  (the report draws with it; a GPU machine without network may lack it)
     except ImportError:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from detprof.errors import DetprofError
+from detprof.outputs import OutputError, check_writable
 from detprof.report.collect import ReportData, collect
 from detprof.report.page import render
 from detprof.store import StoreLike
@@ -22,21 +21,7 @@ class ReportResult:
     bytes: int
 
 
-class ReportError(DetprofError):
-    """The report cannot be written where it was asked to go."""
-
-
-def _writable(path: Path) -> None:
-    """Raise ReportError unless ``path`` can be written as a file (checked before any work)."""
-    if path.is_dir():
-        raise ReportError(f"--out {str(path)!r} is a directory; give a file path such as {str(path / 'report.html')!r}")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ReportError(f"--out {str(path)!r}: cannot create its folder ({error.strerror or error})") from None
-    if not os.access(folder, os.W_OK):
-        raise ReportError(f"--out {str(path)!r}: the folder {str(folder)!r} is not writable; choose another --out")
+ReportError = OutputError  # the name the report's errors had before outputs.py
 
 
 def build_report(db: StoreLike = None, out: str | Path | None = None,
@@ -47,7 +32,7 @@ def build_report(db: StoreLike = None, out: str | Path | None = None,
 
     Raises ReportError when ``out`` cannot be written (a directory, an unwritable folder)."""
     path = Path(out or DEFAULT_REPORT)
-    _writable(path)
+    check_writable(path)
     data = collect(db, run_ids, kernels_run)
     page, sections = render(data)
     try:
