@@ -155,7 +155,7 @@ def test_the_whole_dry_run_measures_every_step(tmp_path: Path) -> None:
     located = documents["check-vgg19-default"]
     assert located["bitwise_identical"] is False and located["first_divergence"]["op"]
     assert documents["check-vgg19-deterministic"]["bitwise_identical"] is True
-    assert "aten::max_unpool2d" in {o["op"] for o in documents["audit-vgg19"]["nondeterministic_ops"]}
+    assert any("max_unpool" in o["op"] for o in documents["audit-vgg19"]["nondeterministic_ops"])
     assert documents["stability-algo+impl"]["runs"] == 2
     summary = (out / "summary.md").read_text()
     assert "not measured" not in summary.split("## Steps")[0], summary
