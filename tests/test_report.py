@@ -59,15 +59,58 @@ def _assert_rendered(dom: str, charts: int) -> None:
     assert "data-js-errors" not in re.search(r"<html[^>]*>", dom).group(0)  # type: ignore[union-attr]
 
 
-def _store_with_kernels(db: Path, names: list[str]) -> None:
+def _store_with_kernels(db: Path, names: list[str], modes: tuple[str, str] = ("default", "deterministic"),
+                        arch: str = "resnet18", reliable: bool | None = None) -> int:
     table = kernel_table(pd.DataFrame({"name": names, "dur_us": [5.0] * len(names)}))
-    summary = {"arch": "resnet18", "device": {"kind": "cpu", "name": "cpu"}, "ratio": 1.2, "ratio_ci": [1.1, 1.3],
-               "kernel_ratio": 1.5, "noisy": False, "workload": {"kernel_size": 3}, "protocol": {"profile_steps": 1},
-               "modes": [{"mode": "default"}, {"mode": "deterministic"}], "command": "detprof overhead"}
-    run = {"created_at": "2026-11-25T00:00:00+00:00", "kind": "overhead", "arch": "resnet18", "framework": "pytorch",
-           "device_kind": "cpu", "device_name": "cpu", "modes": ["default", "deterministic"],
+    summary = {"arch": arch, "device": {"kind": "cpu", "name": "cpu"}, "ratio": 1.2, "ratio_ci": [1.1, 1.3],
+               "kernel_ratio": 1.5, "kernel_ratio_ci": [1.4, 1.6], "kernel_times_reliable": reliable,
+               "noisy": False, "workload": {"kernel_size": 3}, "protocol": {"profile_steps": 1},
+               "modes": [{"mode": modes[0]}, {"mode": modes[1]}], "command": "detprof overhead"}
+    run = {"created_at": "2026-11-25T00:00:00+00:00", "kind": "overhead", "arch": arch, "framework": "pytorch",
+           "device_kind": "cpu", "device_name": "cpu", "modes": list(modes),
            "command": "detprof overhead", "config": {}, "environment": {}, "summary": summary}
-    ResultStore(db, create=True).save_run(run, [], {"default": table, "deterministic": table})
+    with ResultStore(db, create=True) as store:
+        run_id = store.save_run(run, [], {modes[0]: table, modes[1]: table})
+    assert run_id is not None
+    return run_id
+
+
+def test_figure_8_shows_default_against_deterministic_unless_told_which_run(tmp_path: Path) -> None:
+    """The campaign's last runs are checks and ablations; Figure 8 must still be vgg19's comparison."""
+    from detprof.report.collect import collect
+
+    db = tmp_path / "f8.sqlite"
+    paper_run = _store_with_kernels(db, ["vgg_conv"], arch="vgg19")
+    nofill = _store_with_kernels(db, ["nofill_conv"], ("default", "deterministic-nofill"), arch="vgg19")
+    _store_with_kernels(db, ["ablation_conv"], ("default", "cublas-workspace"), arch="vgg19")  # newest
+    chosen = collect(db).comparison
+    assert chosen is not None and chosen.run_label.startswith(f"run {paper_run} ")
+    assert chosen.labels[1] == "deterministic"
+    named = collect(db, kernels_run=nofill).comparison
+    assert named is not None and named.run_label.startswith(f"run {nofill} ")
+    made = runner.invoke(app, ["report", "--db", str(db), "--out", str(tmp_path / "r.html"), "--kernels-run", "99"])
+    assert made.exit_code == 2 and "--kernels-run 99 is not accepted" in made.stderr
+
+
+def test_figure_9a_sets_kernel_time_beside_step_time_and_the_paper_beside_kernel_time(tmp_path: Path) -> None:
+    from detprof.report.collect import collect
+    from detprof.report.figures import overhead_by_network
+
+    db = tmp_path / "f9.sqlite"
+    _store_with_kernels(db, ["a"], arch="vgg19", reliable=True)
+    _store_with_kernels(db, ["a"], arch="mobilenet", reliable=False)  # coverage outside 90-110%
+    data = collect(db)
+    figure = overhead_by_network(data.overhead, data.paper)
+    assert figure is not None
+    bars = [t for t in figure.data if t.type == "bar"]
+    step = [t for t in bars if t.xaxis == "x"]
+    kernel = [t for t in bars if t.xaxis == "x2"]
+    assert sorted(step[0].x) == ["mobilenet", "vgg19"] and list(step[0].y) == [1.2, 1.2]
+    assert list(kernel[0].x) == ["vgg19"] and list(kernel[0].y) == [1.5]  # mobilenet's are not vouched for
+    diamonds = [t for t in figure.data if t.type == "scatter" and t.name and t.name.startswith("paper")]
+    assert diamonds and all(t.xaxis == "x2" for t in diamonds)  # the paper's kernel time beside kernel time
+    unreliable = [t for t in figure.data if t.type == "scatter" and t.mode == "text"]
+    assert unreliable and list(unreliable[0].text) == ["kernel times unreliable"]
 
 
 def test_report_is_offline_escaped_and_says_what_has_no_data(tmp_path: Path) -> None:
