@@ -110,7 +110,7 @@ def test_figure_9a_sets_kernel_time_beside_step_time_and_the_paper_beside_kernel
     diamonds = [t for t in figure.data if t.type == "scatter" and t.name and t.name.startswith("paper")]
     assert diamonds and all(t.xaxis == "x2" for t in diamonds)  # the paper's kernel time beside kernel time
     unreliable = [t for t in figure.data if t.type == "scatter" and t.mode == "text"]
-    assert unreliable and list(unreliable[0].text) == ["kernel times unreliable"]
+    assert unreliable and list(unreliable[0].text) == ["kernel times<br>unreliable"]
 
 
 def test_report_is_offline_escaped_and_says_what_has_no_data(tmp_path: Path) -> None:

@@ -55,15 +55,19 @@ def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Fig
                                      "<extra>%{fullData.name}</extra>", row=1, col=2)
         missing = group[~(group["kernel_reliable"] & group["kernel_ratio"].notna())]
         if len(missing):
-            figure.add_scatter(x=missing["arch"], y=[1.0] * len(missing), mode="text", text=["kernel times unreliable"
-                               if r is not None else "not profiled" for r in missing["kernel_ratio"]],
-                               textposition="top center", showlegend=False, hoverinfo="skip", row=1, col=2)
+            notes = ["kernel times<br>unreliable" if r is not None else "not profiled" for r in missing["kernel_ratio"]]
+            figure.add_scatter(x=missing["arch"], y=[0.5] * len(missing), mode="text", text=notes, cliponaxis=False,
+                               textposition="middle center", showlegend=False, hoverinfo="skip", row=1, col=2)
     for index, item in enumerate(paper.get("network_overhead", [])):
         figure.add_scatter(x=[item["arch"]], y=[item["kernel_ratio"]], mode="markers",
                            marker={"symbol": "diamond", "size": 11, "color": PAPER_COLOR},
                            name=f"paper: {item['gpu'].upper()} kernel time", legendgroup="paper",
                            showlegend=index == 0, row=1, col=2)
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
+    # One network order in both panels: the measured ones, then those only the paper has.
+    order = sorted(latest["arch"].unique()) + [a for a in dict.fromkeys(i["arch"] for i in
+                                               paper.get("network_overhead", [])) if a not in set(latest["arch"])]
+    figure.update_xaxes(categoryorder="array", categoryarray=order, matches="x")
     figure.update_layout(barmode="group", title="Overhead of deterministic training per network (deterministic / "
                          "default, 95% CI)", yaxis_title="ratio")
     return figure

@@ -221,7 +221,8 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
 <h1>detprof report</h1>
 <p>What deterministic training costs and buys, from {len(data.run_ids)} stored run(s) and
 {len(data.stability)} stability experiment(s). Generated {created}.
-Ratios are deterministic / default unless the table says otherwise; error bars are 95% bootstrap CIs.</p>
+Ratios are deterministic / default unless the table says otherwise; error bars are 95% CIs
+(Student-t over pairs of fresh processes).</p>
 {''.join(bodies)}
 <script>
 var __plots = [];
