@@ -372,7 +372,8 @@ def _print_ablation(d: dict[str, Any]) -> None:
     for r in d["steps"]:
         ci = r["ratio_ci"]
         rows.append([r["mode"], _fmt(r["ratio"], 3), f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "—",
-                     _fmt(r["kernel_ratio"], 3), _fmt(r["memory_ratio"], 3), _bytes(r["peak_mem_bytes"][1]),
+                     _kernel_cell(r["kernel_ratio"], r.get("kernel_times_reliable")), _fmt(r["memory_ratio"], 3),
+                     _bytes(r["peak_mem_bytes"][1]),
                      str(r["run_id"])])
     out.print(grid(f"ablation: {d['arch']} on {d['device']['name']}, each mode against default in paired processes",
                    ["mode", "step time ratio", "95% CI", "kernel ratio", "memory ratio", "peak memory", "run"],
@@ -426,6 +427,13 @@ def _bitwise(mode: dict[str, Any]) -> str:
     if runs < 2 or not distinct:
         return "—"
     return f"identical ({runs})" if distinct == 1 else f"{distinct} distinct of {runs}"
+
+
+def _kernel_cell(ratio: float | None, reliable: bool | None) -> str:
+    """A kernel-time ratio in a table: not stated when the run's kernel times are unreliable."""
+    if ratio is None or ratio != ratio:
+        return "—"
+    return "unreliable" if reliable is False else f"{ratio:.3f}"
 
 
 def kernel_ratio_phrase(doc: dict[str, Any]) -> str:
@@ -1127,7 +1135,8 @@ def _print_sweep(d: dict[str, Any]) -> None:
         state = j["status"] + (" now" if j["ran"] and j["status"] == "done" else "")
         rows.append([j["arch"] + (f" k{j['kernel_size']}" if j["kernel_size"] is not None else ""),
                      where, f"{j['modes'][1]}/{j['modes'][0]}", state, _fmt(j["ratio"], 3),
-                     "—" if not ci else f"{ci[0]:.3f}-{ci[1]:.3f}", _fmt(j["kernel_ratio"], 3),
+                     "—" if not ci else f"{ci[0]:.3f}-{ci[1]:.3f}",
+                     _kernel_cell(j["kernel_ratio"], j.get("kernel_times_reliable")),
                      "—" if j["run_id"] is None else str(j["run_id"])])
     c = d["counts"]
     out.print(grid(f"sweep {d['sweep']} ({d['cluster']}): {c['done']} done, {c['failed']} failed, "
@@ -1211,8 +1220,9 @@ def runs(
         return
     rows = [[str(r.run_id), r.created_at[5:16].replace("T", " "),
              r.arch + ("" if r.kernel_size is None or r.kernel_size != r.kernel_size else f" k{int(r.kernel_size)}"),
-             r.device, r.modes, _fmt(r.ratio, 3),
-             "—" if not r.ratio_ci else f"{r.ratio_ci[0]:.3f}-{r.ratio_ci[1]:.3f}", _fmt(r.kernel_ratio, 3)]
+             r.device, r.modes + (" (partial)" if r.partial else ""), _fmt(r.ratio, 3),
+             "—" if not r.ratio_ci else f"{r.ratio_ci[0]:.3f}-{r.ratio_ci[1]:.3f}",
+             _kernel_cell(r.kernel_ratio, r.kernel_times_reliable)]
             for r in frame.itertuples(index=False)]
     out.print(grid("runs (created: month-day, UTC; --json has the full time)",
                    ["id", "created", "arch", "device", "modes", "ratio", "95% CI", "kernel ratio"], rows,

@@ -363,6 +363,7 @@ def run_ablation(arch: str | None = DEFAULT_ARCH, gpu: str | None = None, db: St
                      "ratio": document["ratio"], "ratio_ci": document["ratio_ci"],
                      "ratio_pairs": document["ratio_pairs"], "verdict": document["verdict"],
                      "kernel_ratio": document["kernel_ratio"], "memory_ratio": document["memory_ratio"],
+                     "kernel_times_reliable": document["kernel_times_reliable"],
                      "peak_mem_bytes": [m["peak_mem_bytes"] for m in document["modes"]],
                      "step_ms": [m["step_ms"] for m in document["modes"]],
                      "determinism": document["modes"][1]["determinism"],

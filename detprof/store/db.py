@@ -180,7 +180,7 @@ def insert_run(db: sqlite3.Connection, run: dict[str, Any], jobs: list[dict[str,
 
 
 LIST_COLUMNS = ["run_id", "uid", "created_at", "kind", "arch", "kernel_size", "batch_size", "image_size", "device",
-                "modes", "ratio", "ratio_ci", "kernel_ratio", "sweep", "config"]
+                "modes", "ratio", "ratio_ci", "kernel_ratio", "kernel_times_reliable", "partial", "sweep", "config"]
 
 
 class StoreError(DetprofError):
@@ -530,7 +530,8 @@ class ResultStore:
 
     def list_runs(self) -> pd.DataFrame:
         """All runs, newest first: run_id, uid, created_at, kind, arch, kernel_size (archs that take
-        one), batch_size, image_size, device, modes, ratio, ratio_ci, kernel_ratio, sweep (its name,
+        one), batch_size, image_size, device, modes, ratio, ratio_ci, kernel_ratio, kernel_times_reliable
+        (False: coverage outside 90-110%; None: not judged), partial (stopped early), sweep (its name,
         for runs a sweep stored) and config (the run's full stored configuration, a dict)."""
         import pandas as pd
 
@@ -550,6 +551,8 @@ class ResultStore:
                             "device": device_name if device_kind != "cpu" else "cpu", "modes": modes,
                             "ratio": summary.get("ratio"), "ratio_ci": summary.get("ratio_ci"),
                             "kernel_ratio": summary.get("kernel_ratio"),
+                            "kernel_times_reliable": summary.get("kernel_times_reliable"),
+                            "partial": bool(summary.get("partial")),
                             "sweep": (config.get("sweep") or {}).get("name"), "config": config})
         return pd.DataFrame.from_records(records, columns=LIST_COLUMNS)
 

@@ -234,6 +234,7 @@ def sweep_document(store: ResultStore | None, spec: SweepSpec, jobs: list[SweepJ
                       "modes": list(job.modes), "status": status, "ran": bool(ran and job.key in ran),
                       "run_id": run_id if status == "done" else None, "ratio": summary.get("ratio"),
                       "ratio_ci": summary.get("ratio_ci"), "kernel_ratio": summary.get("kernel_ratio"),
+                      "kernel_times_reliable": summary.get("kernel_times_reliable"),
                       "memory_ratio": summary.get("memory_ratio"),
                       "device_name": (summary.get("device") or {}).get("name"),
                       "error": None if row is None or status == "done" else row["error"],
