@@ -329,9 +329,9 @@ def test_the_coverage_rule_accepts_kernels_that_fill_the_step_and_names_both_way
     assert kernel_times_note(modes(1.0, 0.95)) is None and kernel_times_note(modes(None, None)) is None
     assert kernel_times_note(modes(0.90, 1.10)) is None
     slow = kernel_times_note(modes(1.0, 1.5))
-    assert slow is not None and "profiled steps differ from timed steps" in slow and "150% in m1" in slow
+    assert slow is not None and "profiled steps differ from timed steps" in slow and "150.0% in m1" in slow
     idle = kernel_times_note(modes(0.4, 1.0))
-    assert idle is not None and "cover only 40% in m0" in idle
+    assert idle is not None and "cover only 40.0% in m0" in idle
 
 
 @pytest.mark.slow

@@ -254,7 +254,7 @@ def kernel_times_note(modes: list[ModeSummary]) -> str | None:
     outside = [m for m in modes if m.kernel_coverage is not None and not low <= m.kernel_coverage <= high]
     if not outside:
         return None
-    shares = ", ".join(f"{100 * m.kernel_coverage:.0f}% in {m.mode}" for m in outside if m.kernel_coverage)
+    shares = ", ".join(f"{100 * m.kernel_coverage:.1f}% in {m.mode}" for m in outside if m.kernel_coverage)
     if any(m.kernel_coverage is not None and m.kernel_coverage > high for m in outside):
         return (f"kernel times unreliable: profiled steps differ from timed steps (kernel time per step is "
                 f"{shares} of the timed step, outside {100 * low:.0f}-{100 * high:.0f}%)")
