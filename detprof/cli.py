@@ -211,8 +211,10 @@ def progress_bar() -> Any:
     here, not at start-up, so that quick commands do not pay for it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # Off when stderr is not a terminal (a pipe, a CI log): there the bar only left a blank line
+    # before the one line of an error.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
+                    console=err, transient=True, disable=not err.is_terminal)
 
 
 def _clean(value: Any) -> Any:
@@ -1107,7 +1109,7 @@ def sweep(
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
-                  transient=True) as progress:
+                  transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task(loaded.name, total=len(jobs), counts="")
 
         def show(state: Any) -> None:
