@@ -676,12 +676,12 @@ def report(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write one offline HTML file with the paper's figures from your runs."""
-    from pathlib import Path
 
     from detprof.outputs import check_writable
+    from detprof.store.db import resolve_db_path
 
     with user_errors():
-        check_writable(Path(out_path))  # a bad --out is named before a missing plotly
+        check_writable(out_path, resolve_db_path(db))  # a bad --out is named before a missing plotly
     try:
         import plotly  # noqa: F401  (the report draws with it; a GPU machine without network may lack it)
     except ImportError:
@@ -1195,12 +1195,20 @@ def db_export(
     """Every stored overhead run as CSV or JSON, for analysis elsewhere."""
     from pathlib import Path
 
+    from detprof.outputs import OutputError, check_writable
+    from detprof.store.db import resolve_db_path
     from detprof.store.transfer import export_runs
 
     with user_errors():
+        if output is not None:
+            check_writable(output, resolve_db_path(db), "--output", "runs.csv")
         text = export_runs(db, "json" if json_output else format)
+        if output:
+            try:
+                Path(output).write_text(text)
+            except OSError as error:
+                raise OutputError(f"--output {output!r} cannot be written: {error.strerror or error}") from None
     if output:
-        Path(output).write_text(text)
         err.print(f"wrote {output}", highlight=False)
     else:
         sys.stdout.write(text)

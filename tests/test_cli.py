@@ -325,3 +325,28 @@ def test_overhead_of_your_own_model(tmp_path: Path) -> None:
     assert doc["workload"]["model_ref"] == f"{tmp_path}/net.py:build" and doc["workload"]["input_shape"] == [3, 16, 16]
     assert doc["workload"]["num_classes"] == 5 and doc["ratio"] > 0 and doc["failed_jobs"] == []
     assert doc["modes"][0]["kernel_ms"] > 0
+
+
+@pytest.mark.parametrize("command", [["report", "--out"], ["db", "export", "-o"]])
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
+def test_no_output_can_overwrite_the_results_database(command: list[str], suffix: str, tmp_path: Path) -> None:
+    """`report --out STORE` once replaced the store with HTML and exited 0."""
+    import sqlite3
+
+    from tests.stores import store_with_kernels
+
+    db = tmp_path / "r.sqlite"
+    store_with_kernels(db, ["aten::mm"])
+    target = tmp_path / f"r.sqlite{suffix}"
+    before = target.read_bytes() if target.exists() else None
+    result = runner.invoke(app, [*command, str(target), "--db", str(db)])
+    assert result.exit_code == 2 and "is the results database" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (target.read_bytes() if target.exists() else None) == before
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    # Negative control: another file is written as asked.
+    if command[0] == "report":
+        pytest.importorskip("plotly")
+    elsewhere = tmp_path / ("out.html" if command[0] == "report" else "runs.csv")
+    assert runner.invoke(app, [*command, str(elsewhere), "--db", str(db)]).exit_code == 0 and elsewhere.exists()

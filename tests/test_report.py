@@ -10,16 +10,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 pytest.importorskip("plotly", reason="the report draws with plotly (the GPU machine has none unless carried)")
 
 from detprof.cli import app  # noqa: E402
-from detprof.kernels import kernel_table  # noqa: E402
 from detprof.report import build_report  # noqa: E402
-from detprof.store import ResultStore  # noqa: E402
+from tests.stores import store_with_kernels as _store_with_kernels  # noqa: E402
 
 runner = CliRunner()
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -57,22 +55,6 @@ def _assert_rendered(dom: str, charts: int) -> None:
     assert f'data-expected-charts="{charts}"' in body.group(0)
     assert f'data-rendered="{charts}"' in body.group(0), body.group(0)
     assert "data-js-errors" not in re.search(r"<html[^>]*>", dom).group(0)  # type: ignore[union-attr]
-
-
-def _store_with_kernels(db: Path, names: list[str], modes: tuple[str, str] = ("default", "deterministic"),
-                        arch: str = "resnet18", reliable: bool | None = None) -> int:
-    table = kernel_table(pd.DataFrame({"name": names, "dur_us": [5.0] * len(names)}))
-    summary = {"arch": arch, "device": {"kind": "cpu", "name": "cpu"}, "ratio": 1.2, "ratio_ci": [1.1, 1.3],
-               "kernel_ratio": 1.5, "kernel_ratio_ci": [1.4, 1.6], "kernel_times_reliable": reliable,
-               "noisy": False, "workload": {"kernel_size": 3}, "protocol": {"profile_steps": 1},
-               "modes": [{"mode": modes[0]}, {"mode": modes[1]}], "command": "detprof overhead"}
-    run = {"created_at": "2026-11-25T00:00:00+00:00", "kind": "overhead", "arch": arch, "framework": "pytorch",
-           "device_kind": "cpu", "device_name": "cpu", "modes": list(modes),
-           "command": "detprof overhead", "config": {}, "environment": {}, "summary": summary}
-    with ResultStore(db, create=True) as store:
-        run_id = store.save_run(run, [], {modes[0]: table, modes[1]: table})
-    assert run_id is not None
-    return run_id
 
 
 def test_figure_8_shows_default_against_deterministic_unless_told_which_run(tmp_path: Path) -> None:
