@@ -89,6 +89,7 @@ def test_a_step_cut_at_the_budget_keeps_its_finished_pairs(tmp_path: Path) -> No
         jobs = connection.execute("SELECT COUNT(*) FROM jobs WHERE status='ok'").fetchone()[0]
     assert jobs >= 2 * document["ratio_pairs"]
     assert "long: cut short (budget)" in (campaign.results / "steps.txt").read_text()
+    __import__("shutil").rmtree(campaign.work)  # finish() would have removed it
 
 
 def _run_dry(tmp_path: Path, budget: int) -> tuple[Path, str, dict[str, dict], list[dict]]:
