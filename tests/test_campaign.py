@@ -127,8 +127,8 @@ def test_a_dry_run_with_a_budget_far_too_small_measures_vgg19_and_returns_what_i
         assert run["ratio_pairs"] >= 1
         assert run["partial"] is (run["precision"]["stopped_by"] == "interrupted")
     cut = [line.split(":")[0] for line in lines if "cut short" in line]
-    for name in cut:
-        assert documents[name]["partial"] is True and documents[name]["ratio_pairs"] >= 1
+    for name in cut:  # a step cut before its first pair finished stored nothing, and has no document
+        assert name not in documents or (documents[name]["partial"] is True and documents[name]["ratio_pairs"] >= 1)
     summary = (out / "summary.md").read_text()
     assert "| vgg19 | default vs deterministic |" in summary and "## Steps" in summary
     assert "default vs deterministic-nofill, kernel time" in summary  # which comparison stands beside the paper
@@ -164,4 +164,4 @@ def test_the_whole_dry_run_measures_every_step(tmp_path: Path) -> None:
     assert "equal_to_full_parse=True" in log and "equal_to_full_parse=False" not in log
     # the fast scan took a GPU trace in torch 2.11's layout, though this CPU's own traces hold no GPU work
     assert "synthetic compact trace scope=all: kind=gpu parser=kineto-scan" in log
-    assert len(runs) == 14
+    assert len(runs) == 13  # the overhead steps, each one stored run
