@@ -70,8 +70,21 @@ UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageE
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-def _error_line(message: str) -> None:
+def _wants_json() -> bool:
+    """True when the command being run was given --json (its one document goes to stdout)."""
+    return "--json" in OneLineErrors.invocation
+
+
+def _json_error(message: str, exit_code: int) -> None:
+    """Under --json, an error is a document on stdout too: {"error": {"message", "exit_code"}}."""
+    if _wants_json():
+        sys.stdout.write(json.dumps({"error": {"message": message, "exit_code": exit_code}}) + "\n")
+        sys.stdout.flush()
+
+
+def _error_line(message: str, exit_code: int = 2) -> None:
     err.print(f"detprof: error: {message}", highlight=False, markup=False, soft_wrap=True)
+    _json_error(message, exit_code)
 
 
 # What a value must look like, by the parser's validation error type.
@@ -142,7 +155,7 @@ class OneLineErrors(TyperGroup):
             _error_line(message)
             sys.exit(2)
         except ClickException as error:
-            _error_line(" ".join(error.format_message().split()))
+            _error_line(" ".join(error.format_message().split()), error.exit_code)
             sys.exit(error.exit_code)
         finally:
             if handle_term:
@@ -151,7 +164,9 @@ class OneLineErrors(TyperGroup):
         if result == INTERRUPTED and any(isinstance(e, Terminated) for e in chain):
             result = TERMINATED
         if result in (INTERRUPTED, TERMINATED):  # Ctrl-C (the parser turns it into this status) or SIGTERM
-            err.print(interrupted_line(chain), highlight=False, markup=False, soft_wrap=True)
+            line = interrupted_line(chain)
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
+            _json_error(line.removeprefix("detprof: "), result)
         sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
 
@@ -215,6 +230,27 @@ def progress_bar() -> Any:
     # before the one line of an error.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True, disable=not err.is_terminal)
+
+
+@contextmanager
+def progress_once_valid(description: str) -> Iterator[Callable[..., None]]:
+    """A progress bar that appears only when the work starts: the API calls the ``show(text, **fields)``
+    this yields once every value has been checked, so a bad value is reported alone, never after
+    a bar (on a terminal, too)."""
+    bar = progress_bar()
+    task: list[Any] = []
+
+    def show(text: str | None = None, **fields: Any) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task(description, total=None))
+        bar.update(task[0], description=text or description, **fields)
+
+    try:
+        yield show
+    finally:
+        if task:
+            bar.stop()
 
 
 def _clean(value: Any) -> Any:
@@ -748,12 +784,11 @@ def stability(
         if variant not in ("algo+impl", "order-only") or fix is not None:
             fail("--order-only sets the variant and the fixed sources itself; drop --variant and --fix")
         variant = "order-only"
-    with progress_bar() as progress:
-        bar = progress.add_task(f"{task} {variant}: epochs", total=None)
+    with progress_once_valid(f"{task} {variant}: epochs") as show:
 
         def advance(run_index: int, total_runs: int, epoch: int, total_epochs: int) -> None:
-            progress.update(bar, total=total_runs * total_epochs, completed=run_index * total_epochs + epoch,
-                            description=f"{task} {variant}: run {run_index + 1}/{total_runs}, epoch {epoch}")
+            show(f"{task} {variant}: run {run_index + 1}/{total_runs}, epoch {epoch}",
+                 total=total_runs * total_epochs, completed=run_index * total_epochs + epoch)
 
         with user_errors():
             summary = run_stability(task, variant, runs, fix, epochs, batch_size, lr, bn, db, data_dir, advance, arch,
@@ -872,11 +907,9 @@ def check(
                                             num_classes, kernel_size, bn, threads, seed)
             emit(document, json_output, _print_batch_invariance)
             raise typer.Exit(0 if document["batch_invariant"] else 1)
-        with progress_bar() as progress:
-            task = progress.add_task("check", total=None)
+        with progress_once_valid("check") as show:
             document = run_check(arch, model, mode, gpu, threads, devices, steps, batch_size, image_size, shape,
-                                 num_classes, kernel_size, bn, seed, locate_op,
-                                 on_progress=lambda text: progress.update(task, description=text),
+                                 num_classes, kernel_size, bn, seed, locate_op, on_progress=show,
                                  framework=framework)
     emit(document, json_output, _print_check)
     raise typer.Exit(0 if document["bitwise_identical"] else 1)
@@ -948,9 +981,9 @@ def audit(
 
     with user_errors():
         shape = parse_shape(input_shape)
-        with progress_bar() as progress:
-            progress.add_task("audit: one step in deterministic mode, then one profiled step per mode", total=None)
-            document = run_audit(arch, model, gpu, batch_size, image_size, shape, num_classes, kernel_size, bn)
+        with progress_once_valid("audit") as show:
+            document = run_audit(arch, model, gpu, batch_size, image_size, shape, num_classes, kernel_size, bn,
+                                 on_progress=show)
     emit(document, json_output, _print_audit)
     raise typer.Exit(0 if document["fully_deterministic"] else 1)
 
@@ -1007,12 +1040,9 @@ def advise(
 
     with user_errors():
         shape = parse_shape(input_shape)
-        ResultStore(db, create=True).close()
-        with progress_bar() as progress:
-            task = progress.add_task("advise", total=None)
+        with progress_once_valid("advise") as show:  # run_advise checks every value and the database first
             document = run_advise(arch, model, gpu, shape, num_classes, batch_size, image_size, kernel_size, bn,
-                                  threads, steps, max_time, db, invoked_command(),
-                                  on_progress=lambda text: progress.update(task, description=text))
+                                  threads, steps, max_time, db, invoked_command(), on_progress=show)
     emit(document, json_output, _print_advice)
     raise typer.Exit(0 if document["recommendation"] else 1)
 

@@ -19,6 +19,7 @@ from detprof.gpus import select_device
 from detprof.modes import settings_code, toggles_for
 from detprof.overhead import build_config, measure_and_store
 from detprof.runner.config import CPU_THREADS
+from detprof.store import open_store
 
 # Cheapest first by what they switch on; (mode, only meaningful on a GPU). On a CPU the cuDNN and
 # cuBLAS switches do nothing, so deterministic-nofill would repeat deterministic-algorithms there.
@@ -85,6 +86,8 @@ def run_advise(arch: str | None = None, model: str | None = None, gpu: str | Non
     zoo_arch = None if model else arch
     configs = {mode: build_config(zoo_arch, device, modes=f"default,{mode}", **measure_options)
                for mode in modes if mode != "default"}  # every bad value fails here, before anything runs
+    with open_store(db, create=True):  # and the database, still before anything runs
+        pass
     check_options = dict(arch=zoo_arch, model=model, gpu=gpu, steps=check_steps, batch_size=batch_size,
                          image_size=image_size, input_shape=input_shape, num_classes=num_classes,
                          kernel_size=kernel_size, batch_norm=batch_norm,

@@ -231,11 +231,12 @@ def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None
               batch_size: int | None = None, image_size: int | None = None,
               input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
               kernel_size: int | None = None, batch_norm: bool | None = None,
-              timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
+              timeout_s: float = RUN_TIMEOUT_S, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """One training step in deterministic mode: every op with no deterministic
     implementation on this device (op, count, the modules that called it, and whether in the
     forward or backward pass), and what the mode swaps, from the kernel diff of a profiled step in
-    each mode (calls and µs). ``fully_deterministic`` is True when there is no such op."""
+    each mode (calls and µs). ``fully_deterministic`` is True when there is no such op.
+    ``on_progress(text)`` is called once every value has been checked, as the work starts."""
     from detprof.kernels import diff_tables
     from detprof.runner.config import OverheadConfig, default_protocol
     from detprof.runner.launcher import measure_overhead
@@ -244,6 +245,8 @@ def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None
     workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
                               num_classes)
     spec = _side_spec(workload, "deterministic", device, CPU_THREADS, 0, 1)
+    if on_progress:
+        on_progress("audit: one step in deterministic mode, then one profiled step per mode")
     audit = _run_side("detprof.check.trainer:audit_step", spec, device.gpu.uuid if device.gpu else None, timeout_s)
     grouped: dict[str, dict[str, Any]] = {}
     for warned in audit["nondeterministic"]:
