@@ -115,6 +115,22 @@ def usage_message(error: Exception) -> str:
     return f"detprof {' '.join(words)}: {message}" if words else message
 
 
+def empty_value(arguments: list[str]) -> str | None:
+    """The error for an empty value among the arguments (``--arch ''``, ``--out=``, a positional
+    ``''``), or None. An empty string once ran resnet18 for ``--arch ''`` and wrote the default
+    path for ``report --out ''``."""
+    for index, argument in enumerate(arguments):
+        if argument.startswith("--") and argument.endswith("=") and len(argument) > 3:
+            return f"{argument[:-1]} '' is not accepted; give a value"
+        if argument.strip():
+            continue
+        before = arguments[index - 1] if index else ""
+        if before.startswith("-") and "=" not in before:
+            return f"{before} {argument!r} is not accepted; give a value"
+        return f"an empty argument ({argument!r}, argument {index + 1}) is not accepted; give a value"
+    return None
+
+
 class OneLineErrors(TyperGroup):
     """Every usage error in one line, in the same form as detprof's own errors (the parser's default
     is a four-line block without the bad value), and a line on Ctrl-C."""
@@ -133,6 +149,10 @@ class OneLineErrors(TyperGroup):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         OneLineErrors.invocation = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        empty = empty_value(OneLineErrors.invocation)
+        if empty:  # '' never means anything: refused before the parser can take it for "the default"
+            _error_line(empty)
+            sys.exit(2)
         # SIGTERM stops detprof as Ctrl-C does (unless whoever started it chose to ignore it).
         previous = signal.getsignal(signal.SIGTERM)
         handle_term = previous == signal.SIG_DFL and threading.current_thread() is threading.main_thread()

@@ -19,7 +19,7 @@ from typing import Any
 from detprof.errors import ArgumentError, require
 from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import parse_modes
-from detprof.runner.config import OverheadConfig, build_workload, default_protocol
+from detprof.runner.config import MAX_PAIRS, OverheadConfig, build_workload, default_protocol
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
 from detprof.stats import verdict
 from detprof.store import ResultStore, StoreLike, open_store
@@ -30,6 +30,11 @@ DEFAULT_ARCH = "resnet18"
 
 
 MAX_SEED = 2**32 - 1  # what every generator detprof seeds accepts
+# Limits that no real measurement reaches, so that a typo (--steps 100000000000) is refused instead
+# of starting a run that never ends. The paper timed 100 steps per process.
+MAX_STEPS = 100_000  # warm-up or timed steps per process
+MAX_PROFILE_STEPS = 1_000
+MAX_TIME_S = 7 * 24 * 3600.0  # a week: --max-time and --job-timeout
 OverheadArgumentError = ArgumentError  # the name earlier versions exported
 _require = require
 
@@ -64,17 +69,22 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
     cpus = os.cpu_count() or 1
     _require(threads is None or threads <= cpus,
              f"--threads {threads} is not accepted; this machine has {cpus} CPUs: use 1 to {cpus}")
-    _require(warmup_steps is None or warmup_steps >= 0, f"--warmup {warmup_steps} is not accepted; use >= 0")
-    _require(timed_steps is None or timed_steps >= 1, f"--steps {timed_steps} is not accepted; use >= 1")
-    _require(profile_steps is None or profile_steps >= 0,
-             f"--profile-steps {profile_steps} is not accepted; use >= 0 (0 skips kernel profiling)")
-    _require(repeats is None or repeats >= 1, f"--repeats {repeats} is not accepted; use >= 1")
+    _require(warmup_steps is None or 0 <= warmup_steps <= MAX_STEPS,
+             f"--warmup {warmup_steps} is not accepted; use 0 to {MAX_STEPS:,}")
+    _require(timed_steps is None or 1 <= timed_steps <= MAX_STEPS,
+             f"--steps {timed_steps} is not accepted; use 1 to {MAX_STEPS:,}")
+    _require(profile_steps is None or 0 <= profile_steps <= MAX_PROFILE_STEPS,
+             f"--profile-steps {profile_steps} is not accepted; use 0 to {MAX_PROFILE_STEPS:,} "
+             "(0 skips kernel profiling)")
+    _require(repeats is None or 1 <= repeats <= MAX_PAIRS,
+             f"--repeats {repeats} is not accepted; use 1 to {MAX_PAIRS} (pairs of processes)")
     _require(threads is None or threads >= 1, f"--threads {threads} is not accepted; use >= 1")
-    _require(math.isfinite(job_timeout_s) and job_timeout_s > 0,
-             f"--job-timeout {job_timeout_s} is not accepted; use a finite number of seconds > 0")
+    _require(math.isfinite(job_timeout_s) and 0 < job_timeout_s <= MAX_TIME_S,
+             f"--job-timeout {job_timeout_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
     _require(precision is None or 0 <= precision < 1,
              f"--precision {precision} is not accepted; use a fraction such as 0.02 (±2%), or 0 for fixed repeats")
-    _require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
+    _require(max_time_s is None or (math.isfinite(max_time_s) and 0 < max_time_s <= MAX_TIME_S),
+             f"--max-time {max_time_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
     on_gpu = device.kind == "cuda"
     workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
                               num_classes, framework)

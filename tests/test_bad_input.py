@@ -82,3 +82,55 @@ def test_a_json_error_document_can_fail_its_negative_control(tmp_path: Path) -> 
     """The checks above can fail: a good command under --json prints its document, not an error."""
     code, stdout, _ = _run(["zoo", "--json"], tmp_path, terminal=False)
     assert code == 0 and "error" not in json.loads(stdout)
+
+
+LIMITS = [
+    (["overhead", "--steps", "100000000000"], "--steps 100000000000 is not accepted; use 1 to 100,000"),
+    (["overhead", "--warmup", "1000001"], "--warmup 1000001 is not accepted"),
+    (["overhead", "--profile-steps", "100000"], "--profile-steps 100000 is not accepted"),
+    (["overhead", "--repeats", "99999999999999999999"], "--repeats 99999999999999999999 is not accepted"),
+    (["overhead", "--max-time", "inf"], "--max-time inf is not accepted"),
+    (["overhead", "--job-timeout", "1e12"], "--job-timeout 1000000000000.0 is not accepted"),
+    (["stability", "--runs", "10000000000"], "--runs 10000000000 is not accepted; use 2 to 1,000"),
+    (["stability", "--epochs", "100000000000"], "--epochs 100000000000 is not accepted; use 1 to 10,000"),
+    (["stability", "--run-timeout", "inf"], "--run-timeout inf is not accepted"),
+    (["overhead", "--arch", ""], "--arch '' is not accepted; give a value"),
+    (["report", "--out="], "--out '' is not accepted; give a value"),
+    (["import", "t.json", "--label", ""], "--label '' is not accepted; give a value"),
+    (["stability", "--fix", ""], "--fix '' is not accepted; give a value"),
+    (["diff", "", "b.json"], "an empty argument ('', argument 2) is not accepted"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), LIMITS)
+def test_values_no_real_use_reaches_and_empty_values_are_refused(args: list[str], message: str,
+                                                                 tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detprof.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "r.sqlite")] if args[0] != "diff" else args)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.sqlite").exists()
+
+
+def test_a_bad_busy_timeout_is_named(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detprof.cli import app
+    from detprof.store import ResultStore
+
+    ResultStore(tmp_path / "r.sqlite", create=True).close()
+    runner = CliRunner()
+    bad = runner.invoke(app, ["runs", "--db", str(tmp_path / "r.sqlite")], env={"DETPROF_DB_BUSY_TIMEOUT": "abc"})
+    assert bad.exit_code == 2 and "$DETPROF_DB_BUSY_TIMEOUT='abc' is not accepted" in bad.stderr
+    good = runner.invoke(app, ["runs", "--db", str(tmp_path / "r.sqlite")], env={"DETPROF_DB_BUSY_TIMEOUT": "5"})
+    assert good.exit_code == 0  # the negative control
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised() -> None:
+    from detprof.store.transfer import spreadsheet_safe
+
+    assert spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert [spreadsheet_safe(v) for v in ("+1", "-2", "@SUM(A1)", "\tx")] == ["'+1", "'-2", "'@SUM(A1)", "'\tx"]
+    assert [spreadsheet_safe(v) for v in ("vgg19", -1.5, None, "a=b")] == ["vgg19", -1.5, None, "a=b"]

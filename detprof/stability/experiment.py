@@ -88,14 +88,18 @@ class StabilityArgumentError(DetprofError, ValueError):
     """A user-supplied value the experiment cannot take."""
 
 
+MAX_EPOCHS = 10_000  # the paper trains for at most a few hundred; more is a typo, not a run
+MAX_RUNS = 1_000  # models per experiment (the paper's figures use 10 to 100)
+
+
 def build_recipe(task: str, epochs: int | None, batch_size: int | None, lr: float | None,
                  batch_norm: bool | None, arch: str | None = None) -> Recipe:
     """The task's recipe with the given overrides; raises StabilityArgumentError for bad values."""
     recipe = DEFAULT_RECIPES[task]
     if arch is not None and arch not in ARCHS:
         raise StabilityArgumentError(f"--arch {arch!r} is not accepted for stability; use one of {', '.join(ARCHS)}")
-    if epochs is not None and epochs < 1:
-        raise StabilityArgumentError(f"--epochs {epochs} is not accepted; use an integer >= 1")
+    if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
+        raise StabilityArgumentError(f"--epochs {epochs} is not accepted; use 1 to {MAX_EPOCHS:,}")
     if batch_size is not None and batch_size < 1:
         raise StabilityArgumentError(f"--batch-size {batch_size} is not accepted; use an integer >= 1")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
@@ -205,10 +209,13 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
 
     if runs < 2:
         raise StabilityArgumentError(f"--runs {runs} is not accepted: at least 2 runs are needed to measure spread")
+    if runs > MAX_RUNS:
+        raise StabilityArgumentError(f"--runs {runs} is not accepted; use 2 to {MAX_RUNS:,}")
     if threads is not None and threads < 1:
         raise StabilityArgumentError(f"--threads {threads} is not accepted; use an integer >= 1")
-    if not run_timeout_s > 0:
-        raise StabilityArgumentError(f"--run-timeout {run_timeout_s} is not accepted; use seconds > 0")
+    if not (math.isfinite(run_timeout_s) and run_timeout_s > 0):
+        raise StabilityArgumentError(f"--run-timeout {run_timeout_s} is not accepted; use a finite number of "
+                                     "seconds > 0")
     chosen = resolve_variant(variant, fix)
     device = select_device(gpu)
     cpu_threads = (threads or CPU_THREADS) if device.kind == "cpu" else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import uuid
@@ -197,11 +198,18 @@ PENDING_DIR = "pending"  # results measured while the database was locked, store
 
 
 def busy_timeout_s() -> float:
-    """Seconds to wait for a database another process has locked ($DETPROF_DB_BUSY_TIMEOUT or 120)."""
-    try:
-        return float(os.environ.get(BUSY_TIMEOUT_ENV_VAR, DEFAULT_BUSY_TIMEOUT_S))
-    except ValueError:
+    """Seconds to wait for a database another process has locked ($DETPROF_DB_BUSY_TIMEOUT or 120);
+    StoreError for a value that is not a finite number of seconds >= 0."""
+    text = os.environ.get(BUSY_TIMEOUT_ENV_VAR)
+    if text is None:
         return DEFAULT_BUSY_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise StoreError(f"${BUSY_TIMEOUT_ENV_VAR}={text!r} is not accepted; use seconds >= 0, such as 120")
+    return value
 
 
 def _is_locked(error: BaseException) -> bool:

@@ -188,8 +188,17 @@ def export_runs(db: StoreLike = None, format: str = "csv") -> str:
     table = table.astype({"kernel_size": "Int64", "batch_size": "Int64", "image_size": "Int64",
                           "ratio_pairs": "Int64"})
     buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
+    table.map(spreadsheet_safe).to_csv(buffer, index=False)
     return buffer.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (a mode or arch named ``=HYPERLINK(...)``,
+    say) with a ``'`` in front, so that it shows as text; other values unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 FLAT_COLUMNS = ["run_id", "uid", "created_at", "arch", "kernel_size", "batch_size", "image_size", "baseline",

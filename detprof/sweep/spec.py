@@ -15,6 +15,7 @@ Every mistake is reported as one SpecError naming the file, the key and its line
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -64,15 +65,16 @@ KEYS: dict[str, KeyRule] = {
     "batch_size": KeyRule("int", "an integer from 1 to 65,536", 1, 65_536),
     "image_size": KeyRule("int", "pixels per side, 1 to 4,096", 1, 4_096),
     "batch_norm": KeyRule("bool", "true or false (small-cnn)"),
-    "steps": KeyRule("int", "timed steps per job, >= 1", 1),
-    "warmup": KeyRule("int", "warm-up steps per job, >= 0", 0),
-    "profile_steps": KeyRule("int", "profiled steps, >= 0 (0 skips kernel profiling)", 0),
-    "repeats": KeyRule("int", "pairs of processes, >= 1", 1),
+    "steps": KeyRule("int", "timed steps per job, 1 to 100,000", 1, 100_000),
+    "warmup": KeyRule("int", "warm-up steps per job, 0 to 100,000", 0, 100_000),
+    "profile_steps": KeyRule("int", "profiled steps, 0 to 1,000 (0 skips kernel profiling)", 0, 1_000),
+    "repeats": KeyRule("int", "pairs of processes, 1 to 50", 1, 50),
     "precision": KeyRule("float", "a fraction such as 0.02 (±2%), or 0 for fixed repeats", 0, 0.999),
-    "max_time": KeyRule("float", "seconds per job, > 0", 1e-9),
+    "max_time": KeyRule("float", "seconds per job, > 0 and at most 604,800 (a week)", 1e-9, 604_800.0),
     "threads": KeyRule("int", "CPU threads per job, >= 1", 1),
     "seed": KeyRule("int", "an integer from 0 to 4,294,967,295", 0, 2**32 - 1),
-    "job_timeout": KeyRule("float", "seconds per worker process, > 0", 1e-9),
+    "job_timeout": KeyRule("float", "seconds per worker process, > 0 and at most 604,800 (a week)", 1e-9,
+                           604_800.0),
 }
 REQUIRED = ("archs", "gpus")
 
@@ -155,6 +157,8 @@ def _check_value(key: str, value: Any, rule: KeyRule, where: str) -> Any:
     if rule.choices is not None and checked not in rule.choices:
         raise bad()
     if rule.minimum is not None and checked < rule.minimum or rule.maximum is not None and checked > rule.maximum:
+        raise bad()
+    if isinstance(checked, float) and not math.isfinite(checked):  # inf and nan pass no budget
         raise bad()
     return checked
 
