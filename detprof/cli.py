@@ -273,6 +273,18 @@ def progress_once_valid(description: str) -> Iterator[Callable[..., None]]:
             bar.stop()
 
 
+def printable(text: str) -> str:
+    """A name from a trace or a model, safe to print in a terminal table: control and bidirectional
+    formatting characters (U+202E would reverse what follows it on screen) shown as ``\\uXXXX``,
+    and rich's markup brackets escaped, so that ``[/x]`` in a kernel name is text, not a style."""
+    import unicodedata
+
+    from rich.markup import escape
+
+    shown = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(text))
+    return escape(shown)
+
+
 def _clean(value: Any) -> Any:
     """JSON-safe: NaN/inf become null, numpy scalars plain numbers."""
     if isinstance(value, dict):
@@ -613,7 +625,8 @@ def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
     """Kernels with calls, total, share and mean, in µs throughout (one time unit per table)."""
     from detprof.kernels.table import signature
 
-    cells = [[signature(k["name"]) + (" *" if k["nondeterministic"] else ""), k["category"], f"{k['calls']:,}",
+    cells = [[printable(signature(k["name"])) + (" *" if k["nondeterministic"] else ""), k["category"],
+              f"{k['calls']:,}",
               _fmt(k["total_us"], 1, grouped=True), _fmt(100 * k["share"], 1, "%"), _fmt(k["mean_us"], 1, grouped=True)]
              for k in rows]
     return grid(title, ["kernel", "category", "calls", "total µs", "share", "mean µs"], cells, text={0, 1})
@@ -623,7 +636,7 @@ def _kernel_stats_table(rows: list[dict[str, Any]]) -> Table:
     """The per-kernel statistics asked for with --stats: median, min, max and std of one call, in µs."""
     from detprof.kernels.table import signature
 
-    cells = [[signature(k["name"]), f"{k['calls']:,}", *(_fmt(k[key], 1, grouped=True) for key in
+    cells = [[printable(signature(k["name"])), f"{k['calls']:,}", *(_fmt(k[key], 1, grouped=True) for key in
                                                              ("median_us", "min_us", "max_us", "std_us"))]
              for k in rows]
     return grid("per call (µs)", ["kernel", "calls", "median µs", "min µs", "max µs", "std µs"], cells)
@@ -662,7 +675,7 @@ def _diff_table(title: str, rows: list[dict[str, Any]], a: str, b: str) -> Table
     """Kernels added, removed and changed, in ms; columns A and B are named in the title."""
     from detprof.kernels.table import signature
 
-    cells = [[signature(d["name"]), d["category"], d["status"], f"{d['calls_a']:,}", f"{d['calls_b']:,}",
+    cells = [[printable(signature(d["name"])), d["category"], d["status"], f"{d['calls_a']:,}", f"{d['calls_b']:,}",
               _fmt(d["total_us_a"] / 1000, 3, grouped=True), _fmt(d["total_us_b"] / 1000, 3, grouped=True),
               _fmt(d["delta_us"] / 1000, 3, grouped=True)] for d in rows]
     return grid(f"{title}; A = {a}, B = {b}", ["kernel", "category", "status", "calls A", "calls B", "ms A", "ms B",
@@ -1020,7 +1033,8 @@ def _print_audit(d: dict[str, Any]) -> None:
         out.print(grid("ops with no deterministic implementation here",
                        ["op", "calls", "module", "pass", "dispatched as"], rows, text={0, 2, 3, 4}))
     if d["swapped_kernels"]:
-        rows = [[r["name"], r["status"], str(r["calls_a"]), str(r["calls_b"]), _fmt(r["total_us_a"], 1, grouped=True),
+        rows = [[printable(r["name"]), r["status"], str(r["calls_a"]), str(r["calls_b"]),
+                 _fmt(r["total_us_a"], 1, grouped=True),
                  _fmt(r["total_us_b"], 1, grouped=True)] for r in d["swapped_kernels"]]
         out.print(grid("kernels deterministic mode adds, drops or calls differently (one profiled step each, µs)",
                        ["kernel", "status", "calls default", "calls det.", "µs default", "µs det."], rows,

@@ -134,3 +134,20 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised() -> None:
     assert spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
     assert [spreadsheet_safe(v) for v in ("+1", "-2", "@SUM(A1)", "\tx")] == ["'+1", "'-2", "'@SUM(A1)", "'\tx"]
     assert [spreadsheet_safe(v) for v in ("vgg19", -1.5, None, "a=b")] == ["vgg19", -1.5, None, "a=b"]
+
+
+def test_names_from_a_trace_print_safely_in_the_terminal(tmp_path: Path) -> None:
+    """A kernel name with U+202E would reverse the rest of its line on screen, and [/bold] is rich markup."""
+    from typer.testing import CliRunner
+
+    from detprof.cli import app
+    from tests.kineto_traces import write_kineto_trace
+
+    names = ["evil\u202eexe.kernel", "bracket[/bold]kernel", "plain_gemm_kernel"]
+    trace = write_kineto_trace(tmp_path / "t.json", [(n, 10.0) for n in names], "compact")
+    shown = CliRunner().invoke(app, ["kernels", "--trace", str(trace)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.stderr
+    assert "\u202e" not in shown.stdout and "evil\\u202eexe.kernel" in shown.stdout
+    assert "bracket[/bold]kernel" in shown.stdout and "plain_gemm_kernel" in shown.stdout
+    document = CliRunner().invoke(app, ["kernels", "--trace", str(trace), "--json"])
+    assert "evil\u202eexe.kernel" in {k["name"] for k in json.loads(document.stdout)["kernels"]}  # data unchanged
