@@ -78,11 +78,11 @@ def test_a_step_cut_at_the_budget_keeps_its_finished_pairs(tmp_path: Path) -> No
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "campaign.log").write_text("")
     argv = [sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--gpu", "cpu", "--db",
-            str(campaign.db), "--json", "--batch-size", "4", "--steps", "100", "--warmup", "1", "--repeats", "200",
+            str(campaign.db), "--json", "--batch-size", "4", "--steps", "20", "--warmup", "1", "--repeats", "50",
             "--profile-steps", "1"]
-    step = campaign_module.Step("long", argv, estimate_s=1000.0, processes=401, result="long.json", pair_s=5.0)
-    campaign.run_step(step, limit_s=25)
-    assert step.status == "cut short (budget)" and step.wall_s < 25 + campaign_module.TERM_GRACE_S
+    step = campaign_module.Step("long", argv, estimate_s=1000.0, processes=101, result="long.json", pair_s=5.0)
+    campaign.run_step(step, limit_s=40)  # 50 pairs take minutes; the first few seconds
+    assert step.status == "cut short (budget)" and step.wall_s < 40 + campaign_module.TERM_GRACE_S
     document = json.loads((campaign.results / "long.json").read_text())  # taken from the store
     assert document["partial"] is True and document["ratio_pairs"] >= 1
     with sqlite3.connect(campaign.db) as connection:
