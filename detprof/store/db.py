@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import sqlite3
 import uuid
@@ -200,16 +199,9 @@ PENDING_DIR = "pending"  # results measured while the database was locked, store
 def busy_timeout_s() -> float:
     """Seconds to wait for a database another process has locked ($DETPROF_DB_BUSY_TIMEOUT or 120);
     StoreError for a value that is not a finite number of seconds >= 0."""
-    text = os.environ.get(BUSY_TIMEOUT_ENV_VAR)
-    if text is None:
-        return DEFAULT_BUSY_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value >= 0):
-        raise StoreError(f"${BUSY_TIMEOUT_ENV_VAR}={text!r} is not accepted; use seconds >= 0, such as 120")
-    return value
+    from detprof.settings import seconds_from_env
+
+    return seconds_from_env(BUSY_TIMEOUT_ENV_VAR, DEFAULT_BUSY_TIMEOUT_S, StoreError, allow_zero=True)
 
 
 def _is_locked(error: BaseException) -> bool:

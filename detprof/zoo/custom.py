@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import math
 import os
 import sys
 import tempfile
@@ -101,16 +100,9 @@ _probed: set[tuple[str, int, str]] = set()  # references that passed, with their
 
 def probe_timeout_s() -> float:
     """Seconds the check of a --model may take ($DETPROF_MODEL_PROBE_TIMEOUT, default 120)."""
-    text = os.environ.get(PROBE_TIMEOUT_ENV_VAR)
-    if text is None:
-        return DEFAULT_PROBE_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise UserModelError(f"${PROBE_TIMEOUT_ENV_VAR}={text!r} is not accepted; use seconds > 0, such as 120")
-    return value
+    from detprof.settings import seconds_from_env
+
+    return seconds_from_env(PROBE_TIMEOUT_ENV_VAR, DEFAULT_PROBE_TIMEOUT_S, UserModelError)
 
 
 def check_user_model(reference: str, num_classes: int) -> None:
