@@ -357,11 +357,12 @@ class Campaign:
         return int(row[0] or 0)
 
     def keep_partial(self, target: Path, before: int) -> None:
-        """An overhead step stopped early printed no document: take its partial run from the store."""
+        """An overhead step stopped early printed no run document (nothing, or an error document):
+        take its partial run from the store."""
         try:
-            json.loads(target.read_text())
-            return
-        except ValueError:
+            if "run_id" in json.loads(target.read_text()):
+                return
+        except (ValueError, TypeError):
             pass
         if self.newest_run() <= before:
             return

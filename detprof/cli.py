@@ -184,9 +184,15 @@ class OneLineErrors(TyperGroup):
         if result == INTERRUPTED and any(isinstance(e, Terminated) for e in chain):
             result = TERMINATED
         if result in (INTERRUPTED, TERMINATED):  # Ctrl-C (the parser turns it into this status) or SIGTERM
+            from detprof.overhead import MeasurementInterrupted
+
             line = interrupted_line(chain)
             err.print(line, highlight=False, markup=False, soft_wrap=True)
-            _json_error(line.removeprefix("detprof: "), result)
+            partial = next((e for e in chain if isinstance(e, MeasurementInterrupted) and e.document), None)
+            if partial is not None and _wants_json():  # the one document: the partial run that was kept
+                print_json({**(partial.document or {}), "interrupted": line.removeprefix("detprof: ")})
+            else:
+                _json_error(line.removeprefix("detprof: "), result)
         sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
 

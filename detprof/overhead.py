@@ -246,10 +246,11 @@ class MeasurementInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped a measurement after some of its pairs had finished: they are stored
     as run ``run_id``, marked partial, with the ratio over those ``pairs``."""
 
-    def __init__(self, run_id: int, pairs: int) -> None:
+    def __init__(self, run_id: int, pairs: int, document: dict[str, Any] | None = None) -> None:
         super().__init__(f"interrupted; {pairs} finished pairs stored as run {run_id} (partial)")
         self.run_id = run_id
         self.pairs = pairs
+        self.document = document  # the stored partial run's summary document
 
 
 class PartialRunKeeper:
@@ -263,6 +264,7 @@ class PartialRunKeeper:
         self.trace_dir = trace_dir
         self.run_id: int | None = None
         self.pairs = 0
+        self.last: OverheadResult | None = None
 
     def keep(self, result: OverheadResult) -> None:
         """Store the run so far; a database locked by another writer is skipped this time (the
@@ -277,6 +279,7 @@ class PartialRunKeeper:
         except StoreLockedError:
             return
         self.pairs = result.ratio.pairs if result.ratio else 0
+        self.last = result
 
     def finish(self, result: OverheadResult) -> int:
         """Store the finished measurement (replacing the partial run, if any); returns its run id."""
@@ -308,9 +311,10 @@ def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLik
                                           command=command or API_COMMAND, on_job_done=on_job_done,
                                           on_pair_done=keeper.keep)
             except KeyboardInterrupt as stop:
-                if keeper.run_id is None or isinstance(stop, MeasurementInterrupted):
+                if keeper.run_id is None or keeper.last is None or isinstance(stop, MeasurementInterrupted):
                     raise
-                raise MeasurementInterrupted(keeper.run_id, keeper.pairs) from stop
+                raise MeasurementInterrupted(keeper.run_id, keeper.pairs,
+                                             summary_document(keeper.last, keeper.run_id)) from stop
         try:
             run_id = keeper.finish(result)
         finally:  # stored, or kept as a pending file that refers to the traces: either way they stay

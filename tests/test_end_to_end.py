@@ -233,7 +233,7 @@ def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL", "SIGTERM --json"])
 def test_a_measurement_stopped_after_some_pairs_keeps_them_as_a_partial_run(tmp_path: Path, how: str) -> None:
     """What `timeout` (SIGTERM), Ctrl-C and kill -9 do to a long measurement: every pair that had
     finished stays stored, marked partial, with its ratio over those pairs and its traces."""
@@ -246,8 +246,9 @@ def test_a_measurement_stopped_after_some_pairs_keeps_them_as_a_partial_run(tmp_
     db = tmp_path / "p.sqlite"
     main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--batch-size",
                              "4", "--steps", "150", "--warmup", "1", "--repeats", "40", "--profile-steps", "1",
-                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                             "--db", str(db), *how.split()[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def stored_pairs() -> int:
         try:
@@ -261,12 +262,16 @@ def test_a_measurement_stopped_after_some_pairs_keeps_them_as_a_partial_run(tmp_
     while stored_pairs() < 4 and time.monotonic() < deadline:  # four pairs: three profiled, one not
         time.sleep(0.2)
     assert stored_pairs() >= 4, "the run was not stored as its pairs finished"
-    main.send_signal(getattr(signal, how))
-    _, stderr = main.communicate(timeout=60)
-    assert main.returncode == {"SIGTERM": 143, "SIGINT": 130, "SIGKILL": -9}[how]
+    main.send_signal(getattr(signal, how.split()[0]))
+    stdout, stderr = main.communicate(timeout=60)
+    assert main.returncode == {"SIGTERM": 143, "SIGINT": 130, "SIGKILL": -9}[how.split()[0]]
+    if how.endswith("--json"):  # the one document on stdout is the partial run that was kept
+        document = json.loads(stdout)
+        assert document["partial"] is True and document["run_id"] == 1 and document["ratio_pairs"] >= 4
+        assert document["interrupted"].startswith("terminated (SIGTERM): the job in progress was stopped")
     if how != "SIGKILL":
         lines = stderr.strip().splitlines()
-        word = "terminated (SIGTERM)" if how == "SIGTERM" else "interrupted"
+        word = "terminated (SIGTERM)" if how.startswith("SIGTERM") else "interrupted"
         assert lines[-1].startswith(f"detprof: {word}: the job in progress was stopped; the ") and \
             "finished pairs are stored as run 1, marked partial" in lines[-1] and "Traceback" not in stderr
     with ResultStore(db) as store:
