@@ -786,7 +786,7 @@ def stability(
     runs: int = typer.Option(10, help="Models in the experiment; stored runs are kept and only the missing ones "
                                       "are trained."),
     fix: str | None = typer.Option(None, help="Hold these algorithmic sources fixed instead of the variant's "
-                                              "choice: comma-separated from init, shuffle, augment, dropout."),
+                                              "choice: comma-separated from init, shuffle, augment, dropout, or none."),
     order_only: bool = typer.Option(False, "--order-only", help="The data-order experiment: everything fixed but "
                                                                 "the shuffling order (variant order-only); combine "
                                                                 "with --batch-size, up to the full training set."),

@@ -106,7 +106,7 @@ def test_the_adaptive_protocol_stops_at_the_precision_or_at_the_time_budget(tmp_
 @pytest.mark.slow
 def test_killed_jobs_are_recorded_and_the_run_still_stored(tmp_path: Path) -> None:
     db = str(tmp_path / "t.sqlite")
-    result = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--steps", "1000000", "--repeats", "1",
+    result = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--steps", "100000", "--repeats", "1",
                                  "--job-timeout", "1", "--db", db, "--json"])
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
@@ -177,7 +177,7 @@ def test_a_killed_measurement_takes_its_worker_with_it_and_its_traces_are_cleane
 
     db = tmp_path / "k.sqlite"
     main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--steps",
-                             "100000000", "--repeats", "3", "--db", str(db)], start_new_session=True,
+                             "100000", "--repeats", "3", "--db", str(db)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(_session(main.pid)) < 3 and time.monotonic() < deadline:  # main, fork server, worker
@@ -208,7 +208,7 @@ def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) 
     # As from a terminal: a shell that starts jobs in the background (CI may) makes them ignore SIGINT,
     # and an ignored signal stays ignored in every process started from there.
     main = subprocess.Popen([sys.executable, "-m", "detprof.cli", "overhead", "--arch", "small-cnn", "--steps",
-                             "100000000", "--repeats", "3", "--db", str(db)], stdout=subprocess.PIPE,
+                             "100000", "--repeats", "3", "--db", str(db)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120

@@ -320,7 +320,8 @@ def test_fix_names_its_runs_for_what_they_are(tmp_path: Path) -> None:
                           "--db", str(tmp_path / "s.sqlite")])
     assert summary["variant"] == "algo+impl[fixed: init]" and summary["fixed"] == ["init"]
     assert summary["paired_with"] is None  # a --fix run has no partner with its seeds
-    none = _stability([*QUICK, "--variant", "control", "--fix", "", "--runs", "2", "--db", str(tmp_path / "s.sqlite")])
+    none = _stability([*QUICK, "--variant", "control", "--fix", "none", "--runs", "2",
+                       "--db", str(tmp_path / "s.sqlite")])
     assert none["variant"] == "control[fixed: none]"
 
 

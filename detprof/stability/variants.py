@@ -52,16 +52,17 @@ class VariantError(DetprofError, ValueError):
 
 
 def resolve_variant(name: str, fix: str | None = None) -> Variant:
-    """The named variant, with ``fix`` (comma-separated sources) replacing its fixed set when given."""
+    """The named variant, with ``fix`` (comma-separated sources, or ``none``) replacing its fixed set
+    when given."""
     if name not in VARIANTS:
         raise VariantError(f"unknown variant {name!r}; accepted: {', '.join(VARIANTS)}")
     variant = VARIANTS[name]
     if fix is None:
         return variant
-    sources = tuple(s.strip() for s in fix.split(",") if s.strip())
+    sources = () if fix.strip().lower() == "none" else tuple(s.strip() for s in fix.split(",") if s.strip())
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
-        raise VariantError(f"unknown noise source {unknown[0]!r} in --fix; accepted: {', '.join(SOURCES)}")
+        raise VariantError(f"unknown noise source {unknown[0]!r} in --fix; accepted: {', '.join(SOURCES)}, or none")
     fixed = tuple(s for s in SOURCES if s in sources)
     return Variant(variant.name, variant.mode, fixed, f"{variant.description}; fixed: {', '.join(fixed) or 'none'}",
                    custom_fix=True)
