@@ -8,9 +8,9 @@
 # On the device (the device tool's `run`; plotly's wheel travels in the ignored .whl/ folder, so it
 # must be named in carry, or the report is not written):
 #
-#     pip download --no-deps -d .whl plotly narwhals      # here, once: pure-Python wheels
-#     run(command="bash benchmarks/gpu_campaign.sh", carry=[".whl"], timeout_s=540)
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl plotly==7.1.0 narwhals
+#     run(command="bash benchmarks/gpu_campaign.sh", carry=[".whl"], timeout_s=570)
 #
-# The default budget is 480 s, so a 540 s call holds the whole campaign with its 30 s reserve, and
-# 15 minutes of device time leave room for a short second call after the machine's start-up.
+# The default budget is 540 s (30 s of it kept for the summary and the report), so a 570 s call holds
+# the whole campaign, and 15 minutes of device time leave the machine's start-up and a short second call.
 exec python3 "$(dirname "$0")/gpu_campaign.py" "$@"
