@@ -182,10 +182,8 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
         argv = [*detprof, "overhead", "--arch", arch, *(extra or []), *sizes.device, "--db", str(db), "--json",
                 "--modes", ",".join(modes), *workload, "--warmup", str(sizes.warmup), "--steps",
                 str(sizes.steps), "--profile-steps", str(profile_steps), "--repeats", str(n)]
-        steps.append(Step(name, argv, total, 1 + 2 * n, result=f"{name}.json", pair_s=one, always=not steps_measured()))
-
-    def steps_measured() -> bool:
-        return any(s.pair_s is not None for s in steps)
+        first = not any(s.pair_s is not None for s in steps)  # the first measurement always runs
+        steps.append(Step(name, argv, total, 1 + 2 * n, result=f"{name}.json", pair_s=one, always=first))
 
     def command(name: str, argv: list[str], estimate: float, processes: int, result: str | None = None,
                 finding: bool = False) -> None:

@@ -263,8 +263,7 @@ class PartialRunKeeper:
         self.store = store
         self.trace_dir = trace_dir
         self.run_id: int | None = None
-        self.pairs = 0
-        self.last: OverheadResult | None = None
+        self.last: OverheadResult | None = None  # the run as last stored
 
     def keep(self, result: OverheadResult) -> None:
         """Store the run so far; a database locked by another writer is skipped this time (the
@@ -278,7 +277,6 @@ class PartialRunKeeper:
                 self.store.replace_run(self.run_id, *records, keep_if_locked=False)
         except StoreLockedError:
             return
-        self.pairs = result.ratio.pairs if result.ratio else 0
         self.last = result
 
     def finish(self, result: OverheadResult) -> int:
@@ -313,8 +311,8 @@ def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLik
             except KeyboardInterrupt as stop:
                 if keeper.run_id is None or keeper.last is None or isinstance(stop, MeasurementInterrupted):
                     raise
-                raise MeasurementInterrupted(keeper.run_id, keeper.pairs,
-                                             summary_document(keeper.last, keeper.run_id)) from stop
+                document = summary_document(keeper.last, keeper.run_id)
+                raise MeasurementInterrupted(keeper.run_id, document["ratio_pairs"], document) from stop
         try:
             run_id = keeper.finish(result)
         finally:  # stored, or kept as a pending file that refers to the traces: either way they stay

@@ -91,11 +91,8 @@ def _environment(run_id: int, kind: str, summary: dict[str, Any]) -> dict[str, A
 # Figure 8 is the paper's default against deterministic comparison: runs of exactly those two modes
 # come first, then other comparisons of the full deterministic mode (e.g. without its NaN fill),
 # then any two modes (an ablation step, an advise candidate).
-PAIR_PREFERENCE = (("default", "deterministic"),)
-
-
 def _preference(modes: list[str]) -> int:
-    if tuple(modes) in PAIR_PREFERENCE:
+    if modes == ["default", "deterministic"]:
         return 0
     return 1 if modes[0] == "default" and modes[1].startswith("deterministic") else 2
 

@@ -20,12 +20,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from detprof.errors import DetprofError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 4  # 2: stability_runs; 3: jobs.peak_mem_warmup_bytes, jobs.state_sha256; 4: runs.uid, sweep_jobs
 DEFAULT_DB = Path(".detprof") / "results.sqlite"
@@ -361,14 +363,19 @@ class ResultStore:
         When the database stays locked, the run is kept as a file under ``pending/`` beside the
         database (stored by the next ``store_pending``) and StoreLockedError says where; with
         ``keep_if_locked`` off, StoreLockedError is raised and nothing is kept."""
+        return self._unless_locked(lambda: self._save_run(run, jobs, kernels, sweep_job),
+                                   (lambda: self._keep_pending(run, jobs, kernels, sweep_job)) if keep_if_locked
+                                   else None)
+
+    def _unless_locked(self, write: Callable[[], T], keep_pending: Callable[[], Path] | None) -> T:
+        """``write()``, with a database that stayed locked turned into StoreLockedError, after the
+        write was kept as a pending file by ``keep_pending`` when there is one."""
         try:
-            return self._save_run(run, jobs, kernels, sweep_job)
+            return write()
         except sqlite3.OperationalError as error:
             if not _is_locked(error):
                 raise
-            if not keep_if_locked:
-                raise self._locked() from None
-            raise self._locked(self._keep_pending(run, jobs, kernels, sweep_job)) from None
+            raise self._locked(keep_pending() if keep_pending else None) from None
 
     def _keep_pending(self, run: dict[str, Any], jobs: list[dict[str, Any]],
                       kernels: dict[str, pd.DataFrame], sweep_job: str | None = None,
@@ -389,14 +396,9 @@ class ResultStore:
         keeping its id and uid: how a measurement in progress keeps what it has measured so far.
         A database that stays locked is handled as in ``save_run`` (the pending file replaces the
         run when it is stored)."""
-        try:
-            self._replace_run(run_id, run, jobs, kernels)
-        except sqlite3.OperationalError as error:
-            if not _is_locked(error):
-                raise
-            if not keep_if_locked:
-                raise self._locked() from None
-            raise self._locked(self._keep_pending(run, jobs, kernels, replaces=run_id)) from None
+        self._unless_locked(lambda: self._replace_run(run_id, run, jobs, kernels),
+                            (lambda: self._keep_pending(run, jobs, kernels, replaces=run_id)) if keep_if_locked
+                            else None)
 
     def _replace_run(self, run_id: int, run: dict[str, Any], jobs: list[dict[str, Any]],
                      kernels: dict[str, pd.DataFrame]) -> None:

@@ -32,11 +32,9 @@ class UserModelError(DetprofError, ValueError):
 
 
 def _module(name: str) -> Any:
+    """The module a reference names (``parse_reference`` has checked that a .py file exists)."""
     path = Path(name)
     if name.endswith(".py"):
-        if not path.is_file():
-            raise UserModelError(f"--model {name!r}: no such file; give MODULE:FUNCTION with an importable module or "
-                                 "a path to a .py file")
         module_name = f"detprof_user_model_{abs(hash(str(path.resolve())))}"
         if module_name in sys.modules:
             return sys.modules[module_name]
