@@ -186,3 +186,18 @@ def test_escaped_names_do_not_execute_in_the_browser(tmp_path: Path) -> None:
     dom = _browse(page, ARTIFACTS / "report_escaping.png")
     _assert_rendered(dom, charts=2)
     assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;evil_kernel" in dom
+
+
+def test_the_api_refuses_to_write_the_report_over_its_store(tmp_path: Path) -> None:
+    from detprof.report import ReportError
+    from detprof.store import ResultStore
+
+    db = tmp_path / "r.sqlite"
+    _store_with_kernels(db, ["aten::mm"])
+    before = db.read_bytes()
+    with pytest.raises(ReportError, match="is the results database"):
+        build_report(db, db)
+    with ResultStore(db) as store, pytest.raises(ReportError, match="its wal file"):
+        build_report(store, str(db) + "-wal")
+    assert db.read_bytes() == before
+    assert build_report(db, tmp_path / "ok.html").path.exists()  # the negative control

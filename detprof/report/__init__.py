@@ -30,9 +30,13 @@ def build_report(db: StoreLike = None, out: str | Path | None = None,
     Figure 8 (kernels per mode) shows ``kernels_run`` when given, else the newest default vs
     deterministic run with kernels.
 
-    Raises ReportError when ``out`` cannot be written (a directory, an unwritable folder)."""
+    Raises ReportError when ``out`` cannot be written (a directory, an unwritable folder, the
+    results database itself)."""
+    from detprof.store import ResultStore
+    from detprof.store.db import resolve_db_path
+
     path = Path(out or DEFAULT_REPORT)
-    check_writable(path)
+    check_writable(path, db.path if isinstance(db, ResultStore) else resolve_db_path(db))
     data = collect(db, run_ids, kernels_run)
     page, sections = render(data)
     try:
