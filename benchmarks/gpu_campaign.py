@@ -365,13 +365,15 @@ class Campaign:
                 return
         except (ValueError, TypeError):
             pass
-        if self.newest_run() <= before:
+        newest = self.newest_run()
+        if newest <= before:
             return
-        sys.path.insert(0, str(REPO))
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
         from detprof.store import ResultStore
 
         with ResultStore(self.db) as store:
-            target.write_text(json.dumps(store.run_summary(self.newest_run()), indent=1))
+            target.write_text(json.dumps(store.run_summary(newest), indent=1))
 
     def pack(self) -> None:
         """results.tar.gz: everything measured so far (traces apart: size), replaced atomically."""
@@ -422,7 +424,8 @@ class Campaign:
             if step.status.startswith("dropped"):
                 self.say(f"DROPPED {step.name}: needs about {estimate:.0f}s, {max(left, 0):.0f}s left")
                 self.record(f"{step.name}: dropped (budget), needs about {estimate:.0f}s")
-            self.pack()
+            else:
+                self.pack()  # what the step measured, returned even if the device call ends now
         self.finish()
         return 0
 
