@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import signal
 import sys
@@ -18,8 +19,9 @@ from typing import Any, NoReturn
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from detprof.errors import DetprofError, require
@@ -28,7 +30,24 @@ from detprof.modes import ABLATION, MODES
 from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
 from detprof.store import ResultStore
 
-out = Console()
+PIPE_WIDTH = 10_000
+
+
+class StdoutConsole(Console):
+    """Standard output: the terminal's width on a terminal or when $COLUMNS says; otherwise (a pipe, a
+    CI log) a width no table reaches, so that rich never wraps a mode or kernel name that a reader
+    needs whole. Tables take only the width their content needs. Decided at each print, as the
+    stream and the environment may change between commands run in one process."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dimensions = super().size
+        if self._width is None and not self.file.isatty() and not os.environ.get("COLUMNS"):
+            return ConsoleDimensions(PIPE_WIDTH, dimensions.height)
+        return dimensions
+
+
+out = StdoutConsole()
 err = Console(stderr=True)
 INTERRUPTED = 130  # the shell's exit status for Ctrl-C (128 + SIGINT)
 TERMINATED = 143  # and for SIGTERM (128 + 15), which `timeout` and schedulers send
@@ -477,13 +496,15 @@ def _print_plan(config: Any, device: Any) -> None:
     err.print(line, highlight=False)
 
 
-def grid(title: str, headers: list[str], rows: list[list[str]], text: set[int] | None = None) -> Table:
+def grid(title: str, headers: list[str], rows: list[list[str]], text: set[int] | None = None) -> RenderableType:
     """A table whose numbers are never cut: numeric columns (all but ``text``) keep their widest value
-    on one line, and text columns wrap (fold) rather than end in an ellipsis."""
+    on one line, and text columns wrap (fold) rather than end in an ellipsis. Off a terminal the title
+    is its own line above the table, as rich would wrap it to the table's width."""
     text = {0} if text is None else text
     # Light rules and no outer padding: two characters between columns instead of three, so that
     # the tables fit 80 columns without rich having to cut anything.
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    table = Table(title=None if out.width >= PIPE_WIDTH else title, box=box.SIMPLE_HEAD, pad_edge=False,
+                  show_edge=False, collapse_padding=True)
     for index, header in enumerate(headers):
         if index in text:  # wraps, but never below the width of its header's longest word (or 12)
             table.add_column(header, overflow="fold", min_width=min(12, max(len(word) for word in header.split())))
@@ -494,6 +515,8 @@ def grid(title: str, headers: list[str], rows: list[list[str]], text: set[int] |
             table.add_column(label, justify="right", no_wrap=True, min_width=widest)
     for row in rows:
         table.add_row(*row)
+    if out.width >= PIPE_WIDTH:
+        return Group(Text(title), table)
     return table
 
 
@@ -613,6 +636,11 @@ def kernels(
     _check_top(top)
     _check_scope(scope)
     if trace is not None:
+        ignored = [name for name, value in (("--run", run), ("--mode", mode), ("--framework", framework))
+                   if value is not None]
+        if ignored:  # silently reading the file instead of the run asked for would mislead
+            fail(f"{ignored[0]} does not apply with --trace FILE (a trace is read from its file, not from a run); "
+                 f"give --trace or {ignored[0]}, not both")
         with user_errors():
             emit(trace_report(trace, top, scope, cpu_ops), json_output, lambda r: _print_trace_report(r, stats))
         return
@@ -627,7 +655,7 @@ def kernels(
     emit(report, json_output, lambda r: _print_kernel_report(r, stats))
 
 
-def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
+def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> RenderableType:
     """Kernels with calls, total, share and mean, in µs throughout (one time unit per table)."""
     from detprof.kernels.table import signature
 
@@ -638,7 +666,7 @@ def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return grid(title, ["kernel", "category", "calls", "total µs", "share", "mean µs"], cells, text={0, 1})
 
 
-def _kernel_stats_table(rows: list[dict[str, Any]]) -> Table:
+def _kernel_stats_table(rows: list[dict[str, Any]]) -> RenderableType:
     """The per-kernel statistics asked for with --stats: median, min, max and std of one call, in µs."""
     from detprof.kernels.table import signature
 
@@ -677,7 +705,7 @@ def _print_kernel_report(report: dict[str, Any], stats: bool = False) -> None:
                               report["diff"], a, b))
 
 
-def _diff_table(title: str, rows: list[dict[str, Any]], a: str, b: str) -> Table:
+def _diff_table(title: str, rows: list[dict[str, Any]], a: str, b: str) -> RenderableType:
     """Kernels added, removed and changed, in ms; columns A and B are named in the title."""
     from detprof.kernels.table import signature
 

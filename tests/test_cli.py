@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -279,6 +280,21 @@ def test_output_fits_80_columns_without_cutting_numbers(shared_traces: Path) -> 
     assert trace.exit_code == 0 and "…" not in trace.stdout and "148,554.0" in trace.stdout
     assert max(len(line) for line in trace.stdout.splitlines()) <= 80
     assert "total µs" in " ".join(trace.stdout.split()) or "total\n" in trace.stdout
+
+
+def test_in_a_pipe_no_name_or_title_is_wrapped(shared_traces: Path) -> None:
+    trace = str(shared_traces / "a100_alexnet_train.json.gz")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    piped = subprocess.run([sys.executable, "-m", "detprof.cli", "kernels", "--trace", trace, "--top", "3"],
+                           capture_output=True, text=True, env=env, check=True).stdout.splitlines()
+    assert piped[0] == (f"{trace}: top 3 of GPU kernels and memory copies, 66.20 ms in all "
+                        "(NVIDIA A100-PG509-200, scope steps)")  # the title is one line of its own
+    assert any(re.match(r"Memcpy HtoD \(Pageable -> Device\) +memory copy/set", line) for line in piped)
+    assert any(line.startswith("ampere_sgemm_32x32_sliced1x4_tn ") for line in piped)
+    # Control: a narrow terminal width, which a user asks for with $COLUMNS, still folds names.
+    narrow = subprocess.run([sys.executable, "-m", "detprof.cli", "kernels", "--trace", trace, "--top", "3"],
+                            capture_output=True, text=True, env={**env, "COLUMNS": "60"}, check=True).stdout
+    assert "ampere_sgemm_32x32_sliced1x4_tn " not in narrow and max(map(len, narrow.splitlines())) <= 60
 
 
 USER_MODEL = '''

@@ -116,6 +116,7 @@ def test_order_only_varies_nothing_but_the_shuffling_order(tmp_path: Path) -> No
     (["--lr", "nan"], "--lr nan is not accepted"),
     (["--threads", "0"], "--threads 0 is not accepted"),
     (["--run-timeout", "0"], "--run-timeout 0.0 is not accepted"),
+    (["--batch-size", "1438"], "--batch-size 1438 is not accepted for digits: its training set has 1,437 examples"),
     (["--gpu", "v100"], "GPU 'v100' is not on this machine"),
     (["--target", "Blond_Hair"], "--target applies to celeba only"),
 ])

@@ -366,6 +366,27 @@ def test_gpus_runs_a_spec_on_the_gpu_types_at_hand(tmp_path: Path) -> None:
     assert status.exit_code == 0, status.stderr
     assert {j["gpu"] for j in json.loads(status.stdout)["jobs"]} == {"cpu"}
     for value, message in [("z9", "--gpus 'z9' is not accepted ('z9' is unknown); use comma-separated GPU types"),
-                           ("cpu,h100", "--gpus 'cpu,h100' mixes cpu with GPU types")]:
+                           ("cpu,h100", "--gpus 'cpu,h100' mixes cpu with GPU types"),
+                           ("cpu,cpu", "--gpus 'cpu,cpu' is not accepted ('cpu' is given twice)"),
+                           ("v100,V100 ", "--gpus 'v100,V100 ' is not accepted ('v100' is given twice)"),
+                           ("v100,", "--gpus 'v100,' is not accepted (an empty name)")]:
         bad = runner.invoke(app, ["sweep", str(CPU_SPEC), "--gpus", value, "--db", str(tmp_path / "r.sqlite")])
         assert bad.exit_code == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_ray_extra_brings_ray_client_which_a_ray_address_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import tomllib
+    from packaging.requirements import Requirement
+
+    from detprof.sweep.ray_cluster import ClusterError, require_ray_client
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(Requirement(r).name == "ray" and "client" in Requirement(r).extras for r in extras["ray"])
+    pytest.importorskip("grpc")
+    require_ray_client("ray://head:10001")  # control: with grpcio installed it passes
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as on a machine with plain `pip install ray`
+    with pytest.raises(ClusterError, match=r"--cluster 'ray://head:10001' connects through Ray Client, which needs "
+                                           r"grpcio; install it with: pip install 'detprof\[ray\]'"):
+        require_ray_client("ray://head:10001")

@@ -221,6 +221,10 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
     cpu_threads = (threads or CPU_THREADS) if device.kind == "cpu" else None
     data = load_task(task, data_dir, target)  # validates the data before any training starts
     recipe = build_recipe(task, epochs, batch_size, lr, batch_norm, arch)
+    if batch_size is not None and batch_size > len(data.x_train):  # a larger batch is the full set, mislabelled
+        raise StabilityArgumentError(f"--batch-size {batch_size} is not accepted for {task}: its training set has "
+                                     f"{len(data.x_train):,} examples; use 1 to {len(data.x_train):,} (the largest is "
+                                     "full-batch training)")
     if chosen.name == "order-only":
         recipe = order_only_recipe(task, recipe, len(data.x_train))
     device_label = "cpu" if device.kind == "cpu" else device.name

@@ -52,12 +52,24 @@ def _ray() -> Any:
     return ray
 
 
+def require_ray_client(cluster: str) -> None:
+    """Raise ClusterError when Ray Client (``ray[client]``, which brings grpcio) is not installed:
+    a ``ray://`` address connects through it, and Ray's own error for it is a traceback."""
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        raise ClusterError(f"--cluster {cluster!r} connects through Ray Client, which needs grpcio; install it with: "
+                           f"{INSTALL_HINT} (it includes ray[client])") from None
+
+
 def connect(cluster: str, spec: SweepSpec) -> None:
     """Join the cluster (``ray``: $RAY_ADDRESS, or a new local Ray; ``ray://HOST:PORT``: that
     cluster through Ray Client) and check that it has what the spec asks for; raises
     ClusterError naming what the cluster has, in seconds, before anything is submitted."""
     ray = _ray()
     address = os.environ.get("RAY_ADDRESS") if cluster == "ray" else cluster
+    if address and address.startswith("ray://"):
+        require_ray_client(cluster)
     if not ray.is_initialized():
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level="ERROR",

@@ -228,9 +228,16 @@ def with_gpus(spec: SweepSpec, gpus: str) -> SweepSpec:
     validated as the spec's own key is; raises SpecError naming the value otherwise."""
     from dataclasses import replace
 
-    checked = tuple(dict.fromkeys(part.strip().lower() for part in gpus.split(",") if part.strip()))
+    given = [part.strip().lower() for part in gpus.split(",")]
+    if any(not part for part in given):
+        raise SpecError(f"--gpus {gpus!r} is not accepted (an empty name); use comma-separated GPU types "
+                        f"({', '.join(KNOWN_ALIASES)}) or cpu")
+    repeated = next((gpu for index, gpu in enumerate(given) if gpu in given[:index]), None)
+    if repeated is not None:  # as the spec's own key refuses duplicates: a repeated GPU is a typo
+        raise SpecError(f"--gpus {gpus!r} is not accepted ({repeated!r} is given twice); name each GPU type once")
+    checked = tuple(given)
     unknown = [gpu for gpu in checked if gpu not in (KEYS["gpus"].choices or ())]
-    if not checked or unknown:
+    if unknown:
         raise SpecError(f"--gpus {gpus!r} is not accepted{f' ({unknown[0]!r} is unknown)' if unknown else ''}; use "
                         f"comma-separated GPU types ({', '.join(KNOWN_ALIASES)}) or cpu")
     if "cpu" in checked and len(checked) > 1:
