@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from detprof.errors import DetprofError, require
 from detprof.gpus import list_gpus
+from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB
 from detprof.modes import ABLATION, MODES
 from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
 from detprof.store import ResultStore
@@ -597,6 +598,10 @@ def print_overhead(doc: dict[str, Any]) -> None:
                   "above accounts for it, and more --steps per process narrow it[/]")
 
 
+MAX_TRACE_MB_OPTION = typer.Option(
+    float(DEFAULT_MAX_TRACE_MB), "--max-trace-mb",
+    help="Refuse a trace whose file or JSON text (after gunzip) is larger than this, in MB (2^20 bytes), before "
+         "parsing it.")
 SCOPE_HELP = ("Which GPU events of a trace count: `steps` (launched within the profiled steps, as Holistic "
               "Trace Analysis counts them) or `all`.")
 
@@ -628,6 +633,7 @@ def kernels(
                                                           "program's trace that holds no GPU kernel events."),
     db: str | None = typer.Option(None, help=DB_HELP),
     stats: bool = typer.Option(False, "--stats", help="Also show each kernel's median, min, max and std (µs)."),
+    max_trace_mb: float = MAX_TRACE_MB_OPTION,
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Where the time goes, per kernel, and what changed between the run's two modes (or in any trace)."""
@@ -642,7 +648,8 @@ def kernels(
             fail(f"{ignored[0]} does not apply with --trace FILE (a trace is read from its file, not from a run); "
                  f"give --trace or {ignored[0]}, not both")
         with user_errors():
-            emit(trace_report(trace, top, scope, cpu_ops), json_output, lambda r: _print_trace_report(r, stats))
+            emit(trace_report(trace, top, scope, cpu_ops, max_trace_mb), json_output,
+                 lambda r: _print_trace_report(r, stats))
         return
     if cpu_ops:
         fail("--cpu-ops applies to --trace FILE only")
@@ -723,6 +730,7 @@ def diff(
     top: int = typer.Option(30, help="Rows to show, largest absolute change first."),
     scope: str = typer.Option("steps", help=SCOPE_HELP),
     db: str | None = typer.Option(None, help=DB_HELP),
+    max_trace_mb: float = MAX_TRACE_MB_OPTION,
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Compare two runs or two traces: kernels added, removed and changed (calls, total, share)."""
@@ -731,7 +739,7 @@ def diff(
     _check_top(top)
     _check_scope(scope)
     with user_errors():
-        report = kernel_diff(a, b, db, top, scope)
+        report = kernel_diff(a, b, db, top, scope, max_trace_mb)
     emit(report, json_output, _print_diff)
 
 
@@ -749,6 +757,7 @@ def import_(
     arch: str | None = typer.Option(None, help="Name to show for the network (default: the file name)."),
     scope: str = typer.Option("steps", help=SCOPE_HELP),
     db: str | None = typer.Option(None, help=DB_HELP),
+    max_trace_mb: float = MAX_TRACE_MB_OPTION,
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Store any profiler trace as a run, for `kernels --run`, `diff` and the report."""
@@ -756,7 +765,8 @@ def import_(
 
     _check_scope(scope)
     with user_errors():
-        document = import_trace(trace, db, label, arch, scope, command=invoked_command())
+        document = import_trace(trace, db, label, arch, scope, command=invoked_command(),
+                                max_trace_mb=max_trace_mb)
     emit(document, json_output, _print_import)
 
 

@@ -8,22 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from detprof.kernels import kernel_table, load_trace
-from detprof.kernels.trace import count_profiler_steps
+from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB, count_profiler_steps
 from detprof.store import StoreLike, open_store
 
 API_COMMAND = "Python API: detprof.trace_import.import_trace"
 
 
 def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: str | None = None,
-                 scope: str = "steps", command: str = API_COMMAND) -> dict[str, Any]:
+                 scope: str = "steps", command: str = API_COMMAND,
+                 max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> dict[str, Any]:
     """Store the trace's per-kernel table as a run (kind ``trace``); returns its summary document.
 
     The run has one mode, ``label``. Its protocol records the trace's profiler steps
     (``profile_steps``, ``steps_known``): kernel time per step only where the trace says how many
     steps it holds; otherwise the total is for the whole trace.
     """
-    activities = load_trace(path, scope)
-    steps = count_profiler_steps(path)
+    activities = load_trace(path, scope, max_trace_mb=max_trace_mb)
+    steps = count_profiler_steps(path, max_trace_mb)
     table = kernel_table(activities.events)
     device_kind = "cuda" if activities.kind == "gpu" else "cpu"
     device_name = activities.device_name or ("unknown GPU" if device_kind == "cuda" else "cpu")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from detprof.kernels import TraceError, diff_tables, kernel_table, load_trace, top_kernels
 from detprof.kernels.table import category_records, kernel_records, top_records
+from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB
 from detprof.store import ResultStore, StoreError, StoreLike, open_store
 
 if TYPE_CHECKING:
@@ -59,12 +60,13 @@ def kernel_report(db: StoreLike, run_id: int | None, mode: str | None, top: int)
         return report
 
 
-def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = False) -> dict[str, Any]:
+def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = False,
+                 max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> dict[str, Any]:
     """Top-``top`` kernels of any PyTorch profiler trace file (µs summed over the whole trace).
 
     ``cpu_ops`` lists a GPU program's CPU ops when its trace holds no GPU activity (otherwise
     that is an error). ``parser`` in the result says which reader ran (kineto-scan or json)."""
-    activities = load_trace(path, scope, cpu_ops)
+    activities = load_trace(path, scope, cpu_ops, max_trace_mb)
     records = kernel_records(activities.names, activities.dur_us)
     return {
         "trace": activities.source, "kind": activities.kind, "device": activities.device_name, "scope": scope,
@@ -74,7 +76,8 @@ def trace_report(path: str, top: int, scope: str = "steps", cpu_ops: bool = Fals
     }
 
 
-def _kernel_source(spec: str, db: StoreLike, scope: str) -> tuple[str, pd.DataFrame]:
+def _kernel_source(spec: str, db: StoreLike, scope: str,
+                   max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> tuple[str, pd.DataFrame]:
     """A kernel table from ``RUN``, ``RUN:MODE`` or a trace file path, with a label for it."""
     run, _, mode = spec.partition(":")
     if run.isdigit():
@@ -83,16 +86,17 @@ def _kernel_source(spec: str, db: StoreLike, scope: str) -> tuple[str, pd.DataFr
             return f"run {run}:{chosen}", store.kernels(int(run), chosen)
     if not Path(spec).exists():
         raise TraceError(f"{spec!r} is neither a run id (N or N:MODE) nor an existing trace file")
-    return Path(spec).name, kernel_table(load_trace(spec, scope).events)
+    return Path(spec).name, kernel_table(load_trace(spec, scope, max_trace_mb=max_trace_mb).events)
 
 
-def kernel_diff(a: str, b: str, db: StoreLike, top: int, scope: str = "steps") -> dict[str, Any]:
+def kernel_diff(a: str, b: str, db: StoreLike, top: int, scope: str = "steps",
+                max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> dict[str, Any]:
     """Kernels added, removed and changed from ``a`` to ``b`` (runs or trace files), largest |Δ| first.
 
     Times are µs summed over each side's profiled steps (runs) or whole trace (files).
     """
-    label_a, table_a = _kernel_source(a, db, scope)
-    label_b, table_b = _kernel_source(b, db, scope)
+    label_a, table_a = _kernel_source(a, db, scope, max_trace_mb)
+    label_b, table_b = _kernel_source(b, db, scope, max_trace_mb)
     diff = diff_tables(table_a, table_b)
     return {
         "a": label_a, "b": label_b, "total_us_a": float(table_a["total_us"].sum()),

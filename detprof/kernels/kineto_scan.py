@@ -36,12 +36,12 @@ _ARGS_CORRELATION = rb'\s*,\s*"args": \{[^{}]*"correlation": ([0-9]+)'
 # Python requires; the alternatives cover the two layouts Kineto writes.
 _KINETO_COMPLETE = rb'(?:(?<="ph": "X", "cat")|(?<="ph": "X",\n    "cat"))'
 
-# One pass over every "cat" in the file (a literal the regex engine finds fast). Per row of
-# findall, the groups are:
-#   0-1  a CPU-side event with a correlation (cuda_runtime / cuda_driver / cuda_sync) in
+# One pass over every "cat" in the file (a literal the regex engine finds fast). Per match, the
+# groups (numbered as match.group numbers them) are:
+#   1-2  a CPU-side event with a correlation (cuda_runtime / cuda_driver / cuda_sync) in
 #        Kineto's layout: ts, correlation
-#   2-6  a GPU activity in Kineto's layout: cat, name, ts, dur, correlation
-#   7    a GPU or launch category in any other layout: the scan cannot vouch for the file.
+#   3-7  a GPU activity in Kineto's layout: cat, name, ts, dur, correlation
+#   8    a GPU or launch category in any other layout: the scan cannot vouch for the file.
 _EVENTS = re.compile(
     rb'"cat"(?:' + _KINETO_COMPLETE + rb': "(?:'
     + rb'cuda_(?:runtime|driver|sync)"' + _NEXT + rb'"name": ' + _SKIP_STRING + _NEXT + _HEAD + _SKIP_NUMBER
@@ -51,7 +51,7 @@ _EVENTS = re.compile(
     + rb')|\s*:\s*"(kernel|gpu_memcpy|gpu_memset|cuda_runtime|cuda_driver|cuda_sync)")'
 )
 _CORRELATION_KEY = b'"correlation"'
-_UNKNOWN_LAYOUT = 7
+_UNKNOWN_LAYOUT = 8
 _STEP_EVENT = re.compile(rb'"name": "ProfilerStep#[0-9]+"' + _NEXT + _HEAD + _NUMBER)
 _STEP_NAME = b'"ProfilerStep#'
 _DEVICE_NAME = re.compile(rb'"deviceProperties"\s*:\s*\[\s*\{[^{}]*?"name"\s*:\s*' + _STRING)
@@ -87,15 +87,24 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
     step_end = _step_end(raw) if scope == "steps" else None
     if scope == "steps" and step_end is None:
         return None  # step annotations in a layout the scan does not know
-    rows = _EVENTS.findall(raw)
-    if any(row[_UNKNOWN_LAYOUT] for row in rows) or raw.count(_CORRELATION_KEY) != len(rows):
-        return None  # a layout we do not know, or a correlation on some other event
-    gpu = [row[2:7] for row in rows if row[2]]
-    if not gpu:
-        return None
+    # One match at a time, keeping only what the result needs: findall's tuples of every group of
+    # every event came to about twice the trace's own size on large traces.
+    rows = 0
+    launches: list[tuple[bytes, float]] = []
+    gpu: list[tuple[bytes, bytes, bytes, bytes, bytes]] = []
+    for match in _EVENTS.finditer(raw):
+        rows += 1
+        if match.group(_UNKNOWN_LAYOUT):
+            return None  # a layout we do not know
+        if match.group(3):
+            cat, name, ts, dur, correlation = match.group(3, 4, 5, 6, 7)
+            gpu.append((cat, name, ts, dur, correlation))
+        elif match.group(2):
+            launches.append((match.group(2), float(match.group(1))))
+    if raw.count(_CORRELATION_KEY) != rows or not gpu:
+        return None  # a correlation on some other event, or nothing for the scan to read
     if scope == "steps":
         # Correlations stay as their digits: JSON integers have one spelling, so equal text is equal value.
-        launches = [(row[1], float(row[0])) for row in rows if row[1]]
         if not launches:
             return None  # GPU work without launch events: the full parse applies the rule to every CPU event
         keep = launched_in_steps([g[4] for g in gpu], launches, step_end)
@@ -107,5 +116,7 @@ def scan_gpu_activities(raw: bytes, source: str, scope: str) -> TraceActivities 
                    [g[0].decode() for g in gpu], [float(g[2]) for g in gpu], [float(g[3]) for g in gpu])
     except ValueError:
         return None
+    if any(not (math.isfinite(d) and d >= 0) for d in columns[3]) or not all(map(math.isfinite, columns[2])):
+        return None  # a negative or non-finite duration: the full parse names the event
     device = _DEVICE_NAME.search(raw)
     return TraceActivities("gpu", *columns, _text(device.group(1)) if device else None, source, parser="kineto-scan")

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import re
+import stat
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -120,33 +122,87 @@ _GZIP_WINDOW = 31  # wbits for a gzip wrapper around deflate
 _INFLATE_ERRORS: tuple[type[BaseException], ...] = tuple({zlib.error, _inflate.error})
 
 
-def gunzip(data: bytes) -> bytes:
-    """Decompress gzip data, every member of it (as ``gzip.decompress`` does).
+DEFAULT_MAX_TRACE_MB = 2048  # 10x the largest real traces seen (~200 MB); --max-trace-mb raises it
+_READ_CHUNK = 1 << 24
 
-    Raises EOFError when the last member is cut short, and zlib.error (or isal's error) when the
-    data is not gzip."""
+
+class TraceTooLargeError(TraceError):
+    """A trace (or what its gzip expands to) larger than the cap it was read under."""
+
+
+def _too_large(source: str, limit_bytes: int, what: str) -> TraceTooLargeError:
+    return TraceTooLargeError(f"{source!r} {what} more than {limit_bytes / 2**20:,.0f} MB, the cap on a trace's JSON "
+                              "text; raise it with --max-trace-mb MB if the file is a real trace")
+
+
+def gunzip(data: bytes, limit_bytes: int | None = None, source: str = "<trace>") -> bytes:
+    """Decompress gzip data, every member of it (as ``gzip.decompress`` does), producing at most
+    ``limit_bytes`` (None: no cap), so that a small file that expands to gigabytes stops early.
+
+    Raises EOFError when the last member is cut short, zlib.error (or isal's error) when the data
+    is not gzip, and TraceTooLargeError past the cap."""
     parts = []
+    produced = 0
     while data:
         member = _inflate.decompressobj(_GZIP_WINDOW)
-        parts.append(member.decompress(data))
-        if not member.eof:
-            raise EOFError("compressed data ended before the end-of-stream marker")
+        while True:
+            room = 0 if limit_bytes is None else limit_bytes - produced + 1  # 0: no limit
+            part = member.decompress(data, room)
+            produced += len(part)
+            parts.append(part)
+            if limit_bytes is not None and produced > limit_bytes:
+                raise _too_large(source, limit_bytes, "expands to")
+            if member.eof:
+                break
+            data = member.unconsumed_tail
+            if not data:  # every byte read and no end-of-stream marker
+                raise EOFError("compressed data ended before the end-of-stream marker")
         data = member.unused_data.lstrip(b"\0")  # gzip allows zero padding between members
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def read_trace_bytes(path: str | Path) -> bytes:
-    """The trace's JSON text, gunzipped when the file is gzip; raises TraceError when unreadable."""
+def _read_capped(file: Path, limit_bytes: int) -> bytes:
+    """The file's bytes; raises TraceTooLargeError when there are more than ``limit_bytes``. A
+    regular file is measured first and read in one piece (no second copy); a pipe or a device
+    such as /dev/zero has no size to check, and is read in chunks up to the cap."""
+    if stat.S_ISREG(file.stat().st_mode):
+        if file.stat().st_size > limit_bytes:
+            raise _too_large(str(file), limit_bytes, "holds")
+        return file.read_bytes()
+    parts = []
+    read = 0
+    with file.open("rb") as stream:
+        while read <= limit_bytes:
+            part = stream.read(min(_READ_CHUNK, limit_bytes + 1 - read))
+            if not part:
+                break
+            parts.append(part)
+            read += len(part)
+    if read > limit_bytes:
+        raise _too_large(str(file), limit_bytes, "holds")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_trace_bytes(path: str | Path, max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> bytes:
+    """The trace's JSON text, gunzipped when the file is gzip; neither the file nor its JSON text
+    may exceed ``max_trace_mb`` MB (2^20 bytes). Raises TraceError when unreadable and
+    TraceTooLargeError past the cap."""
     file = Path(path)
+    if not (math.isfinite(max_trace_mb) and max_trace_mb > 0):
+        raise TraceError(f"--max-trace-mb {max_trace_mb} is not accepted; use a number of MB > 0")
+    limit = int(max_trace_mb * 2**20)
     try:
-        raw = file.read_bytes()
-        return gunzip(raw) if raw[:2] == b"\x1f\x8b" else raw
+        raw = _read_capped(file, limit)
+        return gunzip(raw, limit, str(file)) if raw[:2] == b"\x1f\x8b" else raw
     except OSError as error:
         raise TraceError(f"cannot read trace {str(file)!r}: {error.strerror or error}") from None
     except EOFError as error:
         raise TraceError(f"{str(file)!r} is a truncated gzip file: {error}") from None
     except _INFLATE_ERRORS as error:
         raise TraceError(f"{str(file)!r} starts like gzip but is not valid gzip data: {error}") from None
+    except MemoryError:
+        raise TraceError(f"{str(file)!r} does not fit in this machine's memory; lower --max-trace-mb to be told "
+                         "before reading so much") from None
 
 
 def parse_trace_document(raw: bytes, source: str) -> dict[str, Any]:
@@ -162,9 +218,9 @@ def parse_trace_document(raw: bytes, source: str) -> dict[str, Any]:
     return document
 
 
-def read_trace_json(path: str | Path) -> dict[str, Any]:
+def read_trace_json(path: str | Path, max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> dict[str, Any]:
     """Parse a ``.json`` or ``.json.gz`` Chrome trace; raises TraceError when it is not one."""
-    return parse_trace_document(read_trace_bytes(path), str(path))
+    return parse_trace_document(read_trace_bytes(path, max_trace_mb), str(path))
 
 
 def _number(value: Any) -> float:
@@ -172,6 +228,25 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return 0.0
+
+
+def _checked(events: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """The events, once each is shown to have a string ``name`` and a finite ``ts`` and ``dur``
+    (µs, ``dur`` >= 0); raises TraceError naming the first event that does not. A duration that is
+    missing, text, a boolean or negative would otherwise be counted as some number of µs."""
+    for index, event in enumerate(events):
+        name = event.get("name")
+        where = f"{source}: the {event.get('cat')!r} event at ts {event.get('ts')!r}"
+        if not isinstance(name, str):
+            raise TraceError(f"{where} has name {name!r}; an event's name must be a string")
+        for key in ("ts", "dur"):
+            value = event.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                    key == "dur" and value < 0):
+                accepted = "a number of µs >= 0" if key == "dur" else "a finite number of µs"
+                raise TraceError(f"{source}: event {name[:80]!r} ({event.get('cat')}, #{index + 1} of its kind) has "
+                                 f"{key} {value!r}; {key} must be {accepted}")
+    return events
 
 
 def _correlation(event: dict[str, Any]) -> int | None:
@@ -196,15 +271,15 @@ def launched_in_steps(gpu_correlations: Sequence[Hashable], launches: Iterable[t
 
 
 def _columns(events: list[dict[str, Any]]) -> tuple[list[str], list[str], list[float], list[float]]:
-    """names, categories, start times and durations (µs) straight from the event dicts."""
-    return ([str(e.get("name", "")) for e in events], [e["cat"] for e in events],
-            [_number(e.get("ts")) for e in events], [_number(e.get("dur")) for e in events])
+    """names, categories, start times and durations (µs) straight from the (checked) event dicts."""
+    return ([e["name"] for e in events], [e["cat"] for e in events],
+            [float(e["ts"]) for e in events], [float(e["dur"]) for e in events])
 
 
 def _self_times(operations: list[dict[str, Any]]) -> list[float]:
     """Self time (µs) of each CPU op: its duration minus its direct children's, per thread."""
-    ts = [_number(e.get("ts")) for e in operations]
-    dur = [_number(e.get("dur")) for e in operations]
+    ts = [float(e["ts"]) for e in operations]
+    dur = [float(e["dur"]) for e in operations]
     threads = [(str(e.get("pid")), str(e.get("tid"))) for e in operations]
     self_us = list(dur)
     # Per thread, by start time; an op that starts with its parent but lasts less sorts after it.
@@ -232,7 +307,7 @@ def activities_from_document(document: dict[str, Any], source: str = "<trace>", 
     Raises KernelLessGpuTraceError for a GPU program's trace without GPU activity, unless
     ``cpu_ops`` asks for its CPU ops."""
     complete = [e for e in document["traceEvents"] if isinstance(e, dict) and e.get("ph") == "X"]
-    gpu = [e for e in complete if e.get("cat") in GPU_CATEGORIES]
+    gpu = _checked([e for e in complete if e.get("cat") in GPU_CATEGORIES], source)
     if gpu:
         if scope == "steps":
             cpu = [e for e in complete if e.get("cat") not in GPU_CATEGORIES]
@@ -252,7 +327,7 @@ def activities_from_document(document: dict[str, Any], source: str = "<trace>", 
             "calls) without any GPU kernel, memcpy or memset events: the profiler recorded no GPU activity "
             "(CUDA activity off, or a CUPTI range profile); there is no kernel time to break down. "
             "--cpu-ops lists its CPU ops instead")
-    operations = [e for e in complete if e.get("cat") == "cpu_op"]
+    operations = _checked([e for e in complete if e.get("cat") == "cpu_op"], source)
     if not operations:
         raise TraceError(f"{source}: no GPU kernels, memory copies or CPU ops in this trace; "
                          "nothing to break down (was the profiler started with any activity?)")
@@ -263,19 +338,21 @@ def activities_from_document(document: dict[str, Any], source: str = "<trace>", 
 _STEP_NAMES = re.compile(rb'"name":\s*"ProfilerStep#([0-9]+)"')
 
 
-def count_profiler_steps(path: str | Path) -> int:
+def count_profiler_steps(path: str | Path, max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> int:
     """How many distinct ``ProfilerStep#N`` annotations a trace holds (0 when it was recorded without
     a schedule); raises TraceError when the file cannot be read."""
-    return len(set(_STEP_NAMES.findall(read_trace_bytes(path))))
+    return len(set(_STEP_NAMES.findall(read_trace_bytes(path, max_trace_mb))))
 
 
-def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False) -> TraceActivities:
+def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False,
+               max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> TraceActivities:
     """Read a Chrome trace file (or a TensorFlow ``*.xplane.pb``, see detprof.kernels.xplane) and
     return its timed activities (GPU work, else CPU op self times).
 
     ``scope`` is ``steps`` or ``all`` (module docstring). Raises TraceError for unreadable files,
     non-traces and traces with nothing to measure (KernelLessGpuTraceError for a GPU program's
-    trace without GPU activity, unless ``cpu_ops`` asks for its CPU ops).
+    trace without GPU activity, unless ``cpu_ops`` asks for its CPU ops). A file or JSON text over
+    ``max_trace_mb`` MB raises TraceTooLargeError before it is parsed.
     """
     from detprof.kernels.kineto_scan import scan_gpu_activities
 
@@ -285,7 +362,7 @@ def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False) ->
         from detprof.kernels.xplane import load_xplane
 
         return load_xplane(path)
-    raw = read_trace_bytes(path)
+    raw = read_trace_bytes(path, max_trace_mb)
     with collector_paused():
         fast = scan_gpu_activities(raw, str(path), scope)
         if fast is not None:

@@ -56,7 +56,7 @@ def require_ray_client(cluster: str) -> None:
     """Raise ClusterError when Ray Client (``ray[client]``, which brings grpcio) is not installed:
     a ``ray://`` address connects through it, and Ray's own error for it is a traceback."""
     try:
-        import grpc  # noqa: F401
+        import grpc  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         raise ClusterError(f"--cluster {cluster!r} connects through Ray Client, which needs grpcio; install it with: "
                            f"{INSTALL_HINT} (it includes ray[client])") from None
