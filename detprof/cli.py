@@ -808,8 +808,10 @@ def report(
             with ResultStore(db) as store:
                 run = store.run_ids(framework)
         result = build_report(db, out_path, run or None, kernels_run)
+    warn_skipped(list(result.skipped))
     if json_output:
-        print_json({"out": str(result.path), "bytes": result.bytes, "runs": result.runs, "sections": result.sections})
+        print_json({"out": str(result.path), "bytes": result.bytes, "runs": result.runs, "sections": result.sections,
+                    "skipped": list(result.skipped)})
         return
     drawn = ", ".join(f"{k}: {v}" for k, v in result.sections.items())
     out.print(f"wrote {result.path} ({result.bytes / 2**20:.1f} MiB, {len(result.runs)} runs; {drawn})",
@@ -1283,11 +1285,14 @@ def db_merge(
     with user_errors():
         counts = merge_store(db, other)
 
-    def show(c: dict[str, int]) -> None:
+    def show(c: dict[str, Any]) -> None:
+        skipped = f", {c['stability_skipped']} not merged (files elsewhere)" if c["stability_skipped"] else ""
         out.print(f"merged {other}: {c['runs_added']} runs added, {c['runs_present']} already here; sweep jobs "
                   f"{c['sweep_jobs_added']} added, {c['sweep_jobs_completed']} completed; stability runs "
-                  f"{c['stability_added']} added, {c['stability_present']} already here; {c['files_copied']} files "
-                  "copied", highlight=False, soft_wrap=True)
+                  f"{c['stability_added']} added, {c['stability_present']} already here{skipped}; "
+                  f"{c['files_copied']} files copied", highlight=False, soft_wrap=True, markup=False)
+        for sentence in c["dropped"]:
+            out.print(f"not copied: {printable(sentence)}", highlight=False, soft_wrap=True, markup=False)
 
     emit(counts, json_output, show)
 
@@ -1310,7 +1315,9 @@ def db_export(
     with user_errors():
         if output is not None:
             check_writable(output, resolve_db_path(db), "--output", "runs.csv")
-        text = export_runs(db, "json" if json_output else format)
+        skipped: list[str] = []
+        text = export_runs(db, "json" if json_output else format, skipped)
+        warn_skipped(skipped)
         if output:
             try:
                 Path(output).write_text(text)
@@ -1322,6 +1329,13 @@ def db_export(
         sys.stdout.write(text)
 
 
+def warn_skipped(sentences: list[str]) -> None:
+    """One stderr line per stored row or file a reader left out, so that one bad row is named and
+    the rest is still shown."""
+    for sentence in sentences:
+        err.print(f"detprof: warning: left out {sentence}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def runs(
     db: str | None = typer.Option(None, help=DB_HELP),
@@ -1330,11 +1344,13 @@ def runs(
     """List stored runs, newest first."""
     with user_errors(), ResultStore(db) as store:
         frame = store.list_runs()
+        skipped = store.damaged
+    warn_skipped(skipped)
     if json_output:
-        print_json({"runs": frame.to_dict(orient="records")})
+        print_json({"runs": frame.to_dict(orient="records"), "skipped": skipped})
         return
     if frame.empty:
-        out.print("no runs yet")
+        out.print("no runs yet" if not skipped else "no readable runs")
         return
     rows = [[str(r.run_id), r.created_at[5:16].replace("T", " "),
              r.arch + ("" if r.kernel_size is None or r.kernel_size != r.kernel_size else f" k{int(r.kernel_size)}"),

@@ -19,6 +19,7 @@ class ReportResult:
     sections: dict[str, str]  # section -> "drawn" | "no data"
     runs: list[int]
     bytes: int
+    skipped: tuple[str, ...] = ()  # stored rows and files the report left out (damaged, missing)
 
 
 ReportError = OutputError  # the name the report's errors had before outputs.py
@@ -43,7 +44,8 @@ def build_report(db: StoreLike = None, out: str | Path | None = None,
         path.write_text(page, encoding="utf-8")
     except OSError as error:
         raise ReportError(f"--out {str(path)!r} cannot be written: {error.strerror or error}") from None
-    return ReportResult(path=path, sections=sections, runs=data.run_ids, bytes=len(page.encode()))
+    return ReportResult(path=path, sections=sections, runs=data.run_ids, bytes=len(page.encode()),
+                        skipped=tuple(data.skipped))
 
 
 __all__ = ["DEFAULT_REPORT", "ReportData", "ReportError", "ReportResult", "build_report", "collect", "render"]

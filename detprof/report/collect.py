@@ -35,6 +35,7 @@ class ReportData:
     paper: dict[str, Any]
     run_ids: list[int] = field(default_factory=list)
     stability: list[dict[str, Any]] = field(default_factory=list)  # experiments with their measures
+    skipped: list[str] = field(default_factory=list)  # stored rows and files left out, one sentence each
 
 
 def paper_reference() -> dict[str, Any]:
@@ -132,14 +133,26 @@ def config_label(experiment: dict[str, Any]) -> str:
     return label + (f" batch {recipe['batch_size']}" if experiment["variant"] == "order-only" else "")
 
 
-def _stability(store: ResultStore) -> list[dict[str, Any]]:
-    from detprof.stability.experiment import experiment_measures
+def _stability(store: ResultStore, skipped: list[str]) -> list[dict[str, Any]]:
+    """The stability experiments with at least two runs and their measures; one whose stored files
+    are missing or damaged is left out and named in ``skipped``, so the rest of the report stands."""
+    from detprof.stability.experiment import StabilityFileError, experiment_measures
 
     found = []
     for experiment in store.stability_experiments():
-        measures = experiment_measures(store, experiment) if experiment["runs"] >= 2 else None
-        if measures is not None:
-            found.append({**experiment, "label": config_label(experiment), "measures": measures})
+        if experiment["runs"] < 2:
+            continue
+        label = config_label(experiment)
+        try:
+            measures = experiment_measures(store, experiment)
+        except StabilityFileError as damage:
+            skipped.append(f"stability experiment {experiment['experiment']} ({label}): {damage}")
+            continue
+        if measures is None:
+            skipped.append(f"stability experiment {experiment['experiment']} ({label}): its labels file "
+                           f"{str(Path(experiment['directory']) / 'test_labels.npy')!r} is missing")
+            continue
+        found.append({**experiment, "label": label, "measures": measures})
     return found
 
 
@@ -148,8 +161,10 @@ def collect(db: StoreLike = None, run_ids: list[int] | None = None, kernels_run:
     ``kernels_run`` when given (see ``_comparison``)."""
     load_catalog()  # fail early on a broken catalog, before any drawing
     with open_store(db) as store:
-        stability = _stability(store) if not run_ids else []
+        skipped: list[str] = []
+        stability = _stability(store, skipped) if not run_ids else []
         wanted = run_ids or list(reversed(store.list_runs()["run_id"].tolist()))
+        skipped.extend(store.damaged)
         runs = []
         for run_id in wanted:
             summary = store.run_summary(int(run_id))
@@ -162,5 +177,6 @@ def collect(db: StoreLike = None, run_ids: list[int] | None = None, kernels_run:
         overhead = pd.DataFrame(rows, columns=OVERHEAD_COLUMNS)
         return ReportData(overhead=overhead, comparison=_comparison(store, runs, kernels_run),
                           environments=[_environment(run_id, kind, s) for run_id, kind, s in runs],
-                          paper=paper_reference(), run_ids=[r[0] for r in runs], stability=stability)
+                          paper=paper_reference(), run_ids=[r[0] for r in runs], stability=stability,
+                          skipped=skipped)
 

@@ -172,6 +172,14 @@ def _stability_table(data: ReportData) -> str:
          "max per-class std (pp)"], rows, {4, 5, 6, 7, 8, 9})
 
 
+def _skipped_section(skipped: list[str]) -> str:
+    """What the report left out because it could not be read, named at the top of the page."""
+    if not skipped:
+        return ""
+    items = "".join(f"<li>{_escape(sentence)}</li>" for sentence in skipped)
+    return f'<div class="skipped"><p>Left out, as it could not be read:</p><ul>{items}</ul></div>'
+
+
 def render(data: ReportData) -> tuple[str, dict[str, str]]:
     """The HTML page and, per section, ``drawn`` or ``no data``."""
     sections: dict[str, str] = {}
@@ -223,7 +231,7 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
 {len(data.stability)} stability experiment(s). Generated {created}.
 Ratios are deterministic / default unless the table says otherwise; error bars are 95% CIs
 (Student-t over pairs of fresh processes).</p>
-{''.join(bodies)}
+{_skipped_section(data.skipped)}{''.join(bodies)}
 <script>
 var __plots = [];
 {chr(10).join(s for s in scripts if s)}

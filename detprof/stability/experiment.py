@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from detprof.runner.processes import run_in_fresh_process
 from detprof.stability.data import load_task
 from detprof.stability.measures import summarize_runs
 from detprof.stability.variants import PARTNERS, resolve_variant, source_seeds
-from detprof.store import ResultStore, StoreLike, open_store
+from detprof.store import ResultStore, StoreError, StoreLike, open_store
 
 RUN_TIMEOUT_S = 3600.0
 # Imported by the fork server before any run is forked, so that each run starts with them loaded
@@ -88,6 +88,7 @@ class StabilityArgumentError(DetprofError, ValueError):
     """A user-supplied value the experiment cannot take."""
 
 
+T = TypeVar("T")
 MAX_EPOCHS = 10_000  # the paper trains for at most a few hundred; more is a typo, not a run
 MAX_RUNS = 1_000  # models per experiment (the paper's figures use 10 to 100)
 
@@ -126,12 +127,45 @@ def experiment_key(task: str, variant: str, mode: str, fixed: tuple[str, ...], r
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_weights(path: str) -> np.ndarray:
+class StabilityFileError(StoreError):
+    """A stored prediction, weight, label or subgroup file of a stability experiment that is missing
+    or cannot be read as what detprof wrote there."""
+
+
+def read_stored(path: str | Path, read: Callable[[str], T], what: str) -> T:
+    """``read(path)``, with any failure raised as StabilityFileError naming the file. These are data
+    files that may have been damaged, truncated or replaced (a merged store, a full disk); numpy's
+    and torch's loaders fail on such bytes with many exception types, none of them a detprof bug.
+    Neither loader unpickles: np.load keeps allow_pickle off, torch.load runs weights_only."""
+    try:
+        return read(str(path))
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        reason = "missing" if isinstance(error, FileNotFoundError) else (
+            f"unreadable: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}")
+        raise StabilityFileError(f"{what} {str(path)!r} is {reason}") from None
+
+
+def _load_state_weights(path: str) -> np.ndarray:
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     return np.concatenate([t.detach().double().flatten().numpy() for t in state.values()
                            if t.is_floating_point()])
+
+
+def load_weights(path: str) -> np.ndarray:
+    """A saved model's floating-point parameters as one float64 vector; StabilityFileError when the
+    file is missing or not a weights file."""
+    return read_stored(path, _load_state_weights, "weights file")
+
+
+def _stacked(arrays: list[np.ndarray], what: str, experiment: str) -> np.ndarray:
+    """The runs' arrays stacked; StabilityFileError when they differ in shape (a file replaced)."""
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise StabilityFileError(f"the {what} of stability experiment {experiment} differ in shape "
+                                 f"({', '.join(map(str, sorted(shapes)))}): a stored file was replaced or damaged")
+    return np.stack(arrays)
 
 
 def experiment_measures(store: ResultStore, experiment: dict[str, Any],
@@ -142,11 +176,16 @@ def experiment_measures(store: ResultStore, experiment: dict[str, Any],
     if not labels_file.exists():
         return None
     stored = store.stability_runs(experiment["experiment"])
-    labels = np.load(labels_file)
-    predictions = np.stack([np.load(r["predictions_path"]) for r in stored])
-    weights = np.stack([load_weights(r["weights_path"]) for r in stored])
+    key = experiment["experiment"]
+    labels = read_stored(labels_file, np.load, "labels file")
+    predictions = _stacked([read_stored(r["predictions_path"], np.load, "predictions file") for r in stored],
+                           "predictions", key)
+    weights = _stacked([load_weights(r["weights_path"]) for r in stored], "weights", key)
     groups_file = Path(experiment["directory"]) / "test_groups.npz"
-    groups = dict(np.load(groups_file)) if groups_file.exists() else None
+    groups = read_stored(groups_file, lambda p: dict(np.load(p)), "subgroups file") if groups_file.exists() else None
+    if len(labels) != predictions.shape[1]:
+        raise StabilityFileError(f"the labels file {str(labels_file)!r} holds {len(labels)} labels for "
+                                 f"{predictions.shape[1]} predictions per run: one of them was replaced or damaged")
     classes = labels.shape[1] if labels.ndim == 2 else (
         num_classes or int(max(labels.max(), predictions.max(), 1 if groups else 0)) + 1)
     return summarize_runs(predictions, labels, weights, classes, groups=groups)
@@ -157,8 +196,9 @@ def _stored_arrays(store: ResultStore, key: str) -> tuple[np.ndarray, np.ndarray
     stored = store.stability_runs(key)
     if not stored:
         return None
-    return (np.stack([np.load(r["predictions_path"]) for r in stored]),
-            np.stack([load_weights(r["weights_path"]) for r in stored]))
+    return (_stacked([read_stored(r["predictions_path"], np.load, "predictions file") for r in stored],
+                     "predictions", key),
+            _stacked([load_weights(r["weights_path"]) for r in stored], "weights", key))
 
 
 def paired_comparison(store: ResultStore, key: str, partner_key: str, partner: str) -> dict[str, Any] | None:

@@ -189,6 +189,22 @@ class StoreError(DetprofError):
     """The store cannot be used: unreadable, not a detprof database, newer schema, or no such run."""
 
 
+class DamagedRowError(StoreError):
+    """A stored row whose content cannot be read (text that is not the JSON object it should be)."""
+
+
+def decode_document(text: Any, what: str) -> dict[str, Any]:
+    """A stored JSON object column (``what`` names it, e.g. "run 3's summary_json"); raises
+    DamagedRowError when it is not a JSON object."""
+    try:
+        document = json.loads(text)
+    except (TypeError, ValueError) as error:
+        raise DamagedRowError(f"{what} is not JSON ({str(error)[:80]}): {str(text)[:40]!r}") from None
+    if not isinstance(document, dict):
+        raise DamagedRowError(f"{what} is a JSON {type(document).__name__}, not the object detprof stores")
+    return document
+
+
 class StoreLockedError(StoreError):
     """Another process held the database locked for longer than detprof waits."""
 
@@ -254,13 +270,17 @@ class ResultStore:
     database that another process keeps locked is waited for (``busy_timeout_s``), then reported
     as StoreLockedError."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = False,
+                 shown_as: str | None = None) -> None:
         self.path = resolve_db_path(path)
+        # How messages name the database: the user's file, also when this is a private copy of it.
+        self.shown = shown_as or str(self.path)
+        self.damaged: list[str] = []  # rows the readers skipped, one sentence each (see list_runs)
         if not create and not self.path.exists():
-            raise StoreError(f"no results database at {str(self.path)!r} (no runs yet); "
+            raise StoreError(f"no results database at {self.shown!r} (no runs yet); "
                              "run `detprof overhead` first or pass --db PATH")
         if self.path.exists() and not self.path.is_file():
-            raise StoreError(f"--db {str(self.path)!r} is not a file; expected an SQLite database path")
+            raise StoreError(f"--db {self.shown!r} is not a file; expected an SQLite database path")
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -272,12 +292,12 @@ class ResultStore:
         except (sqlite3.DatabaseError, OSError) as error:
             if _is_locked(error):
                 raise self._locked() from None
-            raise StoreError(f"cannot use {str(self.path)!r} as a detprof results database: {error}") from None
+            raise StoreError(f"cannot use {self.shown!r} as a detprof results database: {error}") from None
 
     def _locked(self, kept: Path | None = None) -> StoreLockedError:
         where = (f"; the measurement is kept in {str(kept)!r} and will be stored by the next detprof command "
                  "that writes to this database" if kept else "; try again when it is free")
-        return StoreLockedError(f"the results database {str(self.path)!r} stayed locked by another process for "
+        return StoreLockedError(f"the results database {self.shown!r} stayed locked by another process for "
                                 f"{self.busy_timeout_s:g} s{where}")
 
     def __enter__(self) -> ResultStore:
@@ -290,18 +310,28 @@ class ResultStore:
         return {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
     def _version(self) -> int:
+        """The schema version the database records (0 when it records none); StoreError for a value
+        that is not a whole number, which no detprof writes."""
         row = self.connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        if row is None:
+            return 0
+        value = row[0]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().isdigit() and value.isascii():
+            return int(value)
+        raise StoreError(f"{self.shown!r} records schema_version {value!r}, not a whole number: it is damaged or "
+                         "was not written by detprof")
 
     def _check_schema(self, create: bool) -> None:
         tables = self._tables()
         if "meta" not in tables:
             if tables:
-                raise StoreError(f"{str(self.path)!r} is an SQLite database but not a detprof one")
+                raise StoreError(f"{self.shown!r} is an SQLite database but not a detprof one")
             if not create:
-                raise StoreError(f"{str(self.path)!r} holds no detprof results yet (no runs yet)")
+                raise StoreError(f"{self.shown!r} holds no detprof results yet (no runs yet)")
         elif self._version() > SCHEMA_VERSION:
-            raise StoreError(f"{str(self.path)!r} has schema version {self._version()}; this detprof reads up to "
+            raise StoreError(f"{self.shown!r} has schema version {self._version()}; this detprof reads up to "
                              f"{SCHEMA_VERSION}: upgrade detprof")
         elif self._version() == SCHEMA_VERSION:
             return
@@ -311,7 +341,7 @@ class ResultStore:
             tables = self._tables()
             if "meta" not in tables:
                 if tables:
-                    raise StoreError(f"{str(self.path)!r} is an SQLite database but not a detprof one")
+                    raise StoreError(f"{self.shown!r} is an SQLite database but not a detprof one")
                 for statement in _statements(SCHEMA + INDEXES):
                     db.execute(statement)
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -530,11 +560,37 @@ class ResultStore:
                  "predictions_path": str(stored_file(here, r[3])), "weights_path": str(stored_file(here, r[4])),
                  "environment": json.loads(r[5])} for r in rows]
 
+    def _note_damage(self, sentence: str) -> None:
+        if sentence not in self.damaged:
+            self.damaged.append(sentence)
+
+    def run_documents(self) -> list[dict[str, Any]]:
+        """Every readable run as a document (run_id, uid, created_at, command, config, environment,
+        summary), oldest first; a damaged run is left out and named in ``damaged``."""
+        rows = self.connection.execute(
+            "SELECT id, uid, created_at, command, config_json, environment_json, summary_json FROM runs ORDER BY id"
+        ).fetchall()
+        documents = []
+        for run_id, uid, created, command, *texts in rows:
+            try:
+                config, environment, summary = (decode_document(text, f"run {run_id}'s {column}") for text, column
+                                                in zip(texts, ("config_json", "environment_json", "summary_json"),
+                                                       strict=True))
+            except DamagedRowError as damage:
+                self._note_damage(str(damage))
+                continue
+            documents.append({"run_id": run_id, "uid": uid, "created_at": created, "command": command,
+                              "config": config, "environment": environment, "summary": summary})
+        return documents
+
     def list_runs(self) -> pd.DataFrame:
-        """All runs, newest first: run_id, uid, created_at, kind, arch, kernel_size (archs that take
-        one), batch_size, image_size, device, modes, ratio, ratio_ci, kernel_ratio, kernel_times_reliable
-        (False: coverage outside 90-110%; None: not judged), partial (stopped early), sweep (its name,
-        for runs a sweep stored) and config (the run's full stored configuration, a dict)."""
+        """All runs, newest first; a run whose stored documents cannot be read is left out and named
+        in ``damaged`` (so that one bad row does not hide the others).
+
+        Columns: run_id, uid, created_at, kind, arch, kernel_size (archs that take one), batch_size,
+        image_size, device, modes, ratio, ratio_ci, kernel_ratio, kernel_times_reliable (False:
+        coverage outside 90-110%; None: not judged), partial (stopped early), sweep (its name, for
+        runs a sweep stored) and config (the run's full stored configuration, a dict)."""
         import pandas as pd
 
         from detprof.store.transfer import kernel_size_of
@@ -545,7 +601,12 @@ class ResultStore:
         ).fetchall()
         records = []
         for run_id, uid, created, kind, arch, device_kind, device_name, modes, config_json, summary_json in rows:
-            summary, config = json.loads(summary_json), json.loads(config_json)
+            try:
+                summary = decode_document(summary_json, f"run {run_id}'s summary_json")
+                config = decode_document(config_json, f"run {run_id}'s config_json")
+            except DamagedRowError as damage:
+                self._note_damage(str(damage))
+                continue
             workload = config.get("workload", {})
             records.append({"run_id": run_id, "uid": uid, "created_at": created, "kind": kind,
                             "arch": summary.get("arch", arch), "kernel_size": kernel_size_of(workload),
@@ -566,7 +627,7 @@ class ResultStore:
         ids = [int(r[0]) for r in self.connection.execute("SELECT id FROM runs WHERE framework=? ORDER BY id", (name,))]
         if not ids:
             flag = " --framework tf" if name == "tensorflow" else ""
-            raise StoreError(f"no {name} runs in {str(self.path)!r}; run `detprof overhead{flag}` first")
+            raise StoreError(f"no {name} runs in {self.shown!r}; run `detprof overhead{flag}` first")
         return ids
 
     def latest_run_id(self, framework: str | None = None) -> int:
@@ -574,7 +635,7 @@ class ResultStore:
         if framework is None:
             row = self.connection.execute("SELECT MAX(id) FROM runs").fetchone()
             if row is None or row[0] is None:
-                raise StoreError(f"no runs yet in {str(self.path)!r}; run `detprof overhead` first")
+                raise StoreError(f"no runs yet in {self.shown!r}; run `detprof overhead` first")
             return int(row[0])
         return self.run_ids(framework)[-1]
 
@@ -585,7 +646,7 @@ class ResultStore:
         if row is None:
             known = [r[0] for r in self.connection.execute("SELECT id FROM runs ORDER BY id")]
             raise StoreError(f"no run with id {run_id}; stored runs: {', '.join(map(str, known)) or 'none'}")
-        return {**json.loads(row[0]), "run_id": run_id}
+        return {**decode_document(row[0], f"run {run_id}'s summary_json in {self.shown!r}"), "run_id": run_id}
 
     def kernel_modes(self, run_id: int) -> list[str]:
         """Modes of a run that have kernel rows, in the run's order."""

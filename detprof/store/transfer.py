@@ -27,6 +27,7 @@ from detprof.store.db import (
     open_store,
     stored_file,
 )
+from detprof.store.rows import check_rows
 
 JOB_COLUMNS = ("job_index", "side", "mode", "repeat", "status", "error", "peak_mem_bytes", "peak_mem_kind",
                "toggles_json", "applied_toggles_json", "nondeterministic_ops_json", "gpu_monitor_json", "trace_path",
@@ -39,35 +40,61 @@ EXPORT_FORMATS = ("csv", "json")
 
 
 def _snapshot(source: Path, scratch: Path) -> Path:
-    """A consistent copy of ``source`` (its WAL included), opened read-only so the source is never
-    changed, not even by a schema upgrade; the copy is upgraded instead."""
+    """A consistent copy of ``source`` (its WAL included), so the source is never changed, not even
+    by a schema upgrade; the copy is upgraded instead.
+
+    Read through SQLite's online backup in read-only mode; where that cannot open the file (a
+    read-only folder or medium, where SQLite cannot create the shared-memory file beside it), the
+    database and its WAL are copied as files and the copy is opened instead."""
     copy = scratch / "source.sqlite"
     try:
-        reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-        writer = sqlite3.connect(copy)
-        with writer:
-            reader.backup(writer)
-        reader.close()
-        writer.close()
+        reader = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            writer = sqlite3.connect(copy)
+            with writer:
+                reader.backup(writer)
+            writer.close()
+        finally:
+            reader.close()
+        return copy
+    except sqlite3.OperationalError:
+        for suffix in ("", "-wal"):
+            extra = copy.with_name(copy.name + suffix)
+            if extra.exists():
+                extra.unlink()
     except sqlite3.DatabaseError as error:
         raise StoreError(f"cannot read {str(source)!r} as a detprof results database: {error}") from None
+    try:
+        shutil.copyfile(source, copy)
+        wal = source.with_name(source.name + "-wal")
+        if wal.is_file():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+    except OSError as error:
+        raise StoreError(f"cannot read {str(source)!r}: {error.strerror or error}") from None
     return copy
 
 
-def _moved(path: str | None, source_dir: Path, target_dir: Path, counts: dict[str, int]) -> str | None:
+def _moved(path: str | None, source_dir: Path, target_dir: Path, counts: dict[str, int],
+           dropped: list[str], owner: str) -> str | None:
     """Copy a file that the source store recorded (relative to its folder, or absolute inside it)
     to the same place beside the target; returns the path to record here, relative to the target's
-    folder. Only files in the source store's own ``stability/`` and ``traces/`` folders are copied;
-    a path elsewhere, or a missing file, is returned unchanged. ``files_copied`` counts copies."""
+    folder. Only files in the source store's own ``stability/`` and ``traces/`` folders are copied,
+    into the same folders here. A path anywhere else (``pending/``, a parent folder, a link that
+    leads out) is not followed: it is dropped (None) and named in ``dropped``. A path inside those
+    folders whose file is missing is kept, as the other store had it. ``files_copied`` counts copies."""
     if not path:
         return path
     file = stored_file(source_dir, path)
     try:
         relative = file.resolve().relative_to(source_dir.resolve())
-    except ValueError:
-        return path
-    if not relative.parts or relative.parts[0] not in STORE_FOLDERS or not file.is_file():
-        return path
+    except (ValueError, OSError):
+        relative = None
+    if relative is None or not relative.parts or relative.parts[0] not in STORE_FOLDERS or ".." in Path(path).parts:
+        dropped.append(f"{owner}: {path!r} is outside the other store's {' and '.join(STORE_FOLDERS)} folders")
+        counts["paths_dropped"] += 1
+        return None
+    if not file.is_file():
+        return relative.as_posix()
     destination = target_dir / relative
     destination.parent.mkdir(parents=True, exist_ok=True)
     if not destination.exists():
@@ -80,19 +107,27 @@ def _moved(path: str | None, source_dir: Path, target_dir: Path, counts: dict[st
 EXPERIMENT_FILES = ("test_labels.npy", "test_groups.npz")
 
 
-def merge_store(db: StoreLike, other: str | Path) -> dict[str, int]:
+def merge_store(db: StoreLike, other: str | Path) -> dict[str, Any]:
     """Bring the runs, sweep jobs and stability runs of the database ``other`` into ``db`` in one
-    transaction, skipping what is already there; returns counts: runs_added, runs_present,
-    sweep_jobs_added, sweep_jobs_completed, stability_added, stability_present, files_copied."""
+    transaction, skipping what is already there.
+
+    Returns counts (runs_added, runs_present, sweep_jobs_added, sweep_jobs_completed,
+    stability_added, stability_present, stability_skipped, files_copied, paths_dropped) and
+    ``dropped``: one sentence per recorded path that was not followed. Raises StoreError (one
+    line, naming ``other``) for a store that cannot be read or holds a row detprof would not
+    write; then nothing is changed."""
     source = Path(other)
     require(source.is_file(), f"db merge: {str(other)!r} is not a file; pass the path of another detprof "
                               "results database (.sqlite)")
     counts = dict.fromkeys(("runs_added", "runs_present", "sweep_jobs_added", "sweep_jobs_completed",
-                            "stability_added", "stability_present", "files_copied"), 0)
+                            "stability_added", "stability_present", "stability_skipped", "files_copied",
+                            "paths_dropped"), 0)
+    dropped: list[str] = []
     with open_store(db, create=True) as store, tempfile.TemporaryDirectory() as scratch:
         require(source.resolve() != store.path.resolve(), f"db merge: {str(other)!r} is this store itself")
-        with ResultStore(_snapshot(source, Path(scratch))) as copy:
+        with ResultStore(_snapshot(source, Path(scratch)), shown_as=str(other)) as copy:
             src = copy.connection
+            check_rows(src, str(other))  # the whole store is refused before anything is copied
             source_dir, target_dir = source.parent, store.path.parent
             with store.immediate_transaction() as dst:
                 present = {row[0] for row in dst.execute("SELECT uid FROM runs")}
@@ -113,7 +148,8 @@ def merge_store(db: StoreLike, other: str | Path) -> dict[str, int]:
                     for job in src.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE run_id=?", (old_id,)):
                         job = list(job)
                         trace = job[JOB_COLUMNS.index("trace_path")]
-                        job[JOB_COLUMNS.index("trace_path")] = _moved(trace, source_dir, target_dir, counts)
+                        job[JOB_COLUMNS.index("trace_path")] = _moved(trace, source_dir, target_dir, counts, dropped,
+                                                                      f"run {old_id}'s trace")
                         dst.execute(f"INSERT INTO jobs (run_id, {', '.join(JOB_COLUMNS)}) VALUES "
                                     f"(?, {','.join('?' * len(JOB_COLUMNS))})", (new_id, *job))
                     dst.executemany("INSERT INTO steps VALUES (?,?,?,?)",
@@ -123,8 +159,8 @@ def merge_store(db: StoreLike, other: str | Path) -> dict[str, int]:
                                     [(new_id, *r) for r in src.execute(
                                         f"SELECT {', '.join(KERNEL_COLUMNS)} FROM kernels WHERE run_id=?", (old_id,))])
                 _merge_sweep_jobs(src, dst, new_ids, counts)
-                _merge_stability(src, dst, source_dir, target_dir, counts)
-    return counts
+                _merge_stability(src, dst, source_dir, target_dir, counts, dropped)
+    return {**counts, "dropped": dropped}
 
 
 def _merge_sweep_jobs(src: sqlite3.Connection, dst: sqlite3.Connection, new_ids: dict[int, int],
@@ -150,35 +186,40 @@ def _merge_sweep_jobs(src: sqlite3.Connection, dst: sqlite3.Connection, new_ids:
 
 
 def _merge_stability(src: sqlite3.Connection, dst: sqlite3.Connection, source_dir: Path, target_dir: Path,
-                     counts: dict[str, int]) -> None:
+                     counts: dict[str, int], dropped: list[str]) -> None:
+    """Stability runs this store lacks, with their files; a run whose files lie outside the other
+    store's stability folder is not merged (``stability_skipped``), as it could not be measured."""
     for row in src.execute(f"SELECT {', '.join(STABILITY_COLUMNS)} FROM stability_runs ORDER BY id").fetchall():
         values = dict(zip(STABILITY_COLUMNS, row, strict=True))
         if dst.execute("SELECT 1 FROM stability_runs WHERE experiment=? AND run_index=?",
                        (values["experiment"], values["run_index"])).fetchone():
             counts["stability_present"] += 1
             continue
+        owner = f"stability run {values['run_index']} of experiment {values['experiment']}"
         for key in ("predictions_path", "weights_path"):
-            values[key] = _moved(values[key], source_dir, target_dir, counts)
+            values[key] = _moved(values[key], source_dir, target_dir, counts, dropped, owner)
+        if values["predictions_path"] is None or values["weights_path"] is None:
+            counts["stability_skipped"] += 1
+            continue
         # The experiment's labels (and subgroups): without them its measures cannot be recomputed.
         experiment_dir = Path(values["predictions_path"]).parent.parent
         for name in EXPERIMENT_FILES:
-            _moved((experiment_dir / name).as_posix(), source_dir, target_dir, counts)
+            _moved((experiment_dir / name).as_posix(), source_dir, target_dir, counts, dropped, owner)
         dst.execute(f"INSERT INTO stability_runs ({', '.join(STABILITY_COLUMNS)}) VALUES "
                     f"({','.join('?' * len(STABILITY_COLUMNS))})", tuple(values.values()))
         counts["stability_added"] += 1
 
 
-def export_runs(db: StoreLike = None, format: str = "csv") -> str:
+def export_runs(db: StoreLike = None, format: str = "csv", skipped: list[str] | None = None) -> str:
     """Every stored overhead run as text: ``csv`` (one row per run: uid, time, arch, kernel size,
     batch, image size, modes, device, ratio and its 95% CI, kernel and memory ratios, step time of
-    each mode in ms, sweep) or ``json`` (each run's full configuration, environment and summary)."""
+    each mode in ms, sweep) or ``json`` (each run's full configuration, environment and summary).
+    A damaged run is left out and named in ``skipped`` (when given)."""
     require(format in EXPORT_FORMATS, f"--format {format!r} is not accepted; use {' or '.join(EXPORT_FORMATS)}")
     with open_store(db) as store:
-        rows = store.connection.execute(
-            "SELECT id, uid, created_at, command, config_json, environment_json, summary_json FROM runs ORDER BY id"
-        ).fetchall()
-    documents = [{"run_id": r[0], "uid": r[1], "created_at": r[2], "command": r[3], "config": json.loads(r[4]),
-                  "environment": json.loads(r[5]), "summary": json.loads(r[6])} for r in rows]
+        documents = store.run_documents()
+        if skipped is not None:
+            skipped.extend(store.damaged)
     if format == "json":
         return json.dumps({"runs": documents}, indent=2, default=str) + "\n"
     import pandas as pd
