@@ -23,7 +23,7 @@ from detprof.runner.config import MAX_PAIRS, OverheadConfig, build_workload, def
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
 from detprof.stats import verdict
 from detprof.store import ResultStore, StoreLike, open_store
-from detprof.store.db import StoreLockedError
+from detprof.store.db import StoreFullError, StoreLockedError
 from detprof.zoo import arch_spec
 
 DEFAULT_ARCH = "resnet18"
@@ -275,8 +275,8 @@ class PartialRunKeeper:
                 release_trace_folder(self.trace_dir)  # a stored run refers to these traces now
             else:
                 self.store.replace_run(self.run_id, *records, keep_if_locked=False)
-        except StoreLockedError:
-            return
+        except (StoreLockedError, StoreFullError):
+            return  # this pair stays unstored; the finished run (or its pending file) has it
         self.last = result
 
     def finish(self, result: OverheadResult) -> int:
@@ -315,8 +315,15 @@ def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLik
                 raise MeasurementInterrupted(keeper.run_id, document["ratio_pairs"], document) from stop
         try:
             run_id = keeper.finish(result)
-        finally:  # stored, or kept as a pending file that refers to the traces: either way they stay
-            release_trace_folder(trace_dir)
+        except (StoreLockedError, StoreFullError) as unstored:
+            # Traces stay when something refers to them: a pending file, or the partial run stored
+            # before; otherwise nothing ever will, and they go now rather than filling the disk.
+            if unstored.kept is not None or keeper.run_id is not None:
+                release_trace_folder(trace_dir)
+            else:
+                shutil.rmtree(trace_dir, ignore_errors=True)
+            raise
+        release_trace_folder(trace_dir)
     return summary_document(result, run_id)
 
 

@@ -3,6 +3,9 @@ Holistic Trace Analysis' test data, MIT licence, see the README there)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +34,38 @@ def shared_traces() -> Path:
 @pytest.fixture()
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "results.sqlite"
+
+
+@pytest.fixture()
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mount a tmpfs of the given size (``"1m"``) under tmp_path and return its folder: a disk that
+    fills up, or that can be remounted read-only. Needs the right to mount (root in a container
+    that allows it, as here and in CI); skips otherwise. Unmounted at the end."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"tmpfs{len(mounted)}"
+        folder.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "none", str(folder)],
+                                               capture_output=True).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_up(folder: Path) -> Path:
+    """Write a file in ``folder`` until its disk has no room left; returns the file (delete it to
+    make room again)."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as stream:
+        for size in (1 << 16, 4096, 1):
+            try:
+                while stream.write(b"\0" * size):
+                    pass
+            except OSError:  # no room for a block of this size: try smaller ones
+                continue
+    return filler

@@ -7,10 +7,9 @@ failing disk would. Each case has its control: the same store unaltered merges o
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -233,22 +232,8 @@ def test_an_odd_schema_version_is_one_line_naming_the_users_file(value: str, tmp
 
 # -- a read-only medium ----------------------------------------------------------------------------
 
-@pytest.fixture()
-def read_only_medium(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs that is mounted read-only once filled (needs the right to mount: root in a
-    container that allows it, as here and in CI)."""
-    mount = tmp_path / "medium"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "none", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_merge_reads_a_store_on_a_read_only_medium_wal_included(read_only_medium: Path, tmp_path: Path) -> None:
+def test_merge_reads_a_store_on_a_read_only_medium_wal_included(tmpfs: Callable[[str], Path], tmp_path: Path) -> None:
+    read_only_medium = tmpfs("16m")
     other = read_only_medium / "other.sqlite"
     store_with_kernels(other, ["sgemm_kernel"])
     keeper = sqlite3.connect(other)  # holds the WAL open, so the second run stays in it, not in the file

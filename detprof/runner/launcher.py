@@ -151,7 +151,13 @@ def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
         if not result_file.exists():
             status, error = failure_of(outcome.exitcode or 0, outcome.log_tail)
             return JobOutcome(spec, status, error=error)
-        data = json.loads(result_file.read_text())
+        try:
+            data = json.loads(result_file.read_text())
+        except (OSError, ValueError) as error:  # cut short: the job's disk was full, or it was killed writing
+            return JobOutcome(spec, "failed", error=f"the job's result file could not be read ({error}); "
+                                                    "is the disk full?")
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            return JobOutcome(spec, "failed", error="the job's result file holds no result document")
     return JobOutcome(
         spec=spec, status=data["status"], step_ms=data.get("step_ms", []), error=data.get("error"),
         peak_mem_bytes=data.get("peak_mem_bytes"), peak_mem_warmup_bytes=data.get("peak_mem_warmup_bytes"),

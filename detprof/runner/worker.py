@@ -137,11 +137,48 @@ def _profiled_pass(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool
                 torch.cuda.synchronize()
             prof.step()
     Path(trace_path).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        plain = os.path.join(scratch, "trace.json")
-        prof.export_chrome_trace(plain)
-        with open(plain, "rb") as source, gzip.open(trace_path, "wb") as target:
-            shutil.copyfileobj(source, target)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            plain = os.path.join(scratch, "trace.json")
+            prof.export_chrome_trace(plain)
+            check_trace_text(plain)
+            with open(plain, "rb") as source, gzip.open(trace_path, "wb") as target:
+                shutil.copyfileobj(source, target)
+            check_gzip_copy(trace_path, os.path.getsize(plain))
+    except BaseException:
+        Path(trace_path).unlink(missing_ok=True)  # never leave a truncated trace for a job that failed
+        raise
+
+
+class TraceWriteError(OSError):
+    """The profiled pass's trace came out empty or truncated (a full disk, usually)."""
+
+
+def check_trace_text(path: str) -> None:
+    """Raise TraceWriteError unless the exported trace is a whole JSON document: non-empty and
+    ending in its closing brace. The profiler writes it from C++ and does not report a short write."""
+    with open(path, "rb") as trace:
+        trace.seek(0, os.SEEK_END)
+        size = trace.tell()
+        trace.seek(max(0, size - 64))
+        tail = trace.read().rstrip()
+    if size == 0 or not tail.endswith(b"}"):
+        raise TraceWriteError(f"the profiler's trace came out {'empty' if size == 0 else 'truncated'} "
+                              f"({size:,} bytes; is the disk full?)")
+
+
+def check_gzip_copy(path: str, expected_bytes: int) -> None:
+    """Raise TraceWriteError unless the gzipped trace decompresses, whole, to ``expected_bytes``."""
+    produced = 0
+    try:
+        with gzip.open(path, "rb") as trace:
+            while chunk := trace.read(1 << 20):
+                produced += len(chunk)
+    except (OSError, EOFError) as error:
+        raise TraceWriteError(f"the gzipped trace {path!r} cannot be read back: {error} (is the disk full?)") from None
+    if produced != expected_bytes:
+        raise TraceWriteError(f"the gzipped trace {path!r} holds {produced:,} of {expected_bytes:,} bytes "
+                              "(is the disk full?)")
 
 
 class PeakMemory:

@@ -12,6 +12,7 @@ take turns: each waits for the other's transaction (``busy_timeout_s``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -193,6 +194,24 @@ class DamagedRowError(StoreError):
     """A stored row whose content cannot be read (text that is not the JSON object it should be)."""
 
 
+PENDING_KEYS = {"run": dict, "jobs": list, "kernels": dict}
+RUN_KEYS = ("created_at", "kind", "arch", "framework", "device_kind", "device_name", "modes", "command", "config",
+            "environment", "summary")
+
+
+def _pending_document(path: Path) -> dict[str, Any]:
+    """A pending run file's document; DamagedRowError when it is not one that detprof wrote."""
+    document = decode_document(path.read_text(errors="replace"), f"the pending file {str(path)!r}")
+    for key, kind in PENDING_KEYS.items():
+        if not isinstance(document.get(key), kind):
+            raise DamagedRowError(f"the pending file {str(path)!r} has no {key} {kind.__name__}")
+    missing = [key for key in RUN_KEYS if key not in document["run"]]
+    if missing or not all(isinstance(rows, list) for rows in document["kernels"].values()):
+        raise DamagedRowError(f"the pending file {str(path)!r} is not a run detprof kept "
+                              f"({'no ' + missing[0] if missing else 'kernel rows that are not a list'})")
+    return document
+
+
 def decode_document(text: Any, what: str) -> dict[str, Any]:
     """A stored JSON object column (``what`` names it, e.g. "run 3's summary_json"); raises
     DamagedRowError when it is not a JSON object."""
@@ -206,7 +225,12 @@ def decode_document(text: Any, what: str) -> dict[str, Any]:
 
 
 class StoreLockedError(StoreError):
-    """Another process held the database locked for longer than detprof waits."""
+    """Another process held the database locked for longer than detprof waits. ``kept`` is where
+    the measurement was kept as a pending file (None when nothing was kept)."""
+
+    def __init__(self, message: str, kept: Path | None = None) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 BUSY_TIMEOUT_ENV_VAR = "DETPROF_DB_BUSY_TIMEOUT"
@@ -224,6 +248,36 @@ def busy_timeout_s() -> float:
 
 def _is_locked(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower()
+
+
+def _is_full(error: BaseException) -> bool:
+    """A write that failed for want of space: SQLite's SQLITE_FULL ("database or disk is full"),
+    or ENOSPC / EDQUOT from the file system (a quota counts as full)."""
+    import errno
+
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, sqlite3.DatabaseError) and "full" in str(error).lower()
+
+
+def _without_room(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` has less than 64 KiB left (False when it cannot be asked).
+    Opening a WAL database creates two files beside it, and on a full disk SQLite reports that
+    as a plain "disk I/O error", which this tells apart from a failing disk."""
+    try:
+        status = os.statvfs(folder if folder.exists() else folder.parent)
+    except OSError:
+        return False
+    return status.f_bavail * status.f_frsize < 64 * 1024
+
+
+class StoreFullError(StoreError):
+    """The disk that holds the store had no room for a write. ``kept`` is where the measurement
+    was kept as a pending file instead (None when there was no room for that either)."""
+
+    def __init__(self, message: str, kept: Path | None) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 # Folders beside a database that belong to it: files there travel with the store (merge copies them).
@@ -292,13 +346,16 @@ class ResultStore:
         except (sqlite3.DatabaseError, OSError) as error:
             if _is_locked(error):
                 raise self._locked() from None
+            if _is_full(error) or ("disk i/o error" in str(error).lower() and _without_room(self.path.parent)):
+                raise StoreFullError(f"the disk holding the results database {self.shown!r} is full ({error}); "
+                                     "free space and run again", None) from None
             raise StoreError(f"cannot use {self.shown!r} as a detprof results database: {error}") from None
 
     def _locked(self, kept: Path | None = None) -> StoreLockedError:
         where = (f"; the measurement is kept in {str(kept)!r} and will be stored by the next detprof command "
                  "that writes to this database" if kept else "; try again when it is free")
         return StoreLockedError(f"the results database {self.shown!r} stayed locked by another process for "
-                                f"{self.busy_timeout_s:g} s{where}")
+                                f"{self.busy_timeout_s:g} s{where}", kept)
 
     def __enter__(self) -> ResultStore:
         return self
@@ -397,28 +454,56 @@ class ResultStore:
                                    (lambda: self._keep_pending(run, jobs, kernels, sweep_job)) if keep_if_locked
                                    else None)
 
-    def _unless_locked(self, write: Callable[[], T], keep_pending: Callable[[], Path] | None) -> T:
-        """``write()``, with a database that stayed locked turned into StoreLockedError, after the
-        write was kept as a pending file by ``keep_pending`` when there is one."""
+    def _unless_locked(self, write: Callable[[], T], keep_pending: Callable[[], Path | None] | None) -> T:
+        """``write()``, with a database that stayed locked turned into StoreLockedError and a full
+        disk into StoreFullError, each after the write was kept as a pending file by
+        ``keep_pending`` when there is one (and room for it)."""
         try:
             return write()
-        except sqlite3.OperationalError as error:
-            if not _is_locked(error):
+        except (sqlite3.DatabaseError, OSError) as error:
+            if _is_locked(error):
+                raise self._locked(keep_pending() if keep_pending else None) from None
+            if not _is_full(error):
                 raise
-            raise self._locked(keep_pending() if keep_pending else None) from None
+            kept = keep_pending() if keep_pending else None
+            raise self._full(error, kept) from None
+
+    def _full(self, error: BaseException, kept: Path | None) -> StoreFullError:
+        cause = getattr(error, "strerror", None) or str(error)
+        if kept is None:
+            where = "; the measurement could not be kept as a file either: free space and measure again"
+        elif kept.parent == self.path.parent / PENDING_DIR:
+            where = (f"; the measurement is kept in {str(kept)!r} and will be stored by the next detprof command "
+                     "that writes to this database once there is room")
+        else:
+            where = (f"; the measurement is kept in {str(kept)!r}: once there is room, move it into "
+                     f"{str(self.path.parent / PENDING_DIR)!r} and the next detprof command that writes to this "
+                     "database stores it")
+        return StoreFullError(f"the disk holding the results database {self.shown!r} is full ({cause}){where}", kept)
 
     def _keep_pending(self, run: dict[str, Any], jobs: list[dict[str, Any]],
                       kernels: dict[str, pd.DataFrame], sweep_job: str | None = None,
-                      replaces: int | None = None) -> Path:
-        folder = self.path.parent / PENDING_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        document = {"run": run, "jobs": jobs, "sweep_job": sweep_job, "replaces": replaces,
-                    "kernels": {mode: table.to_dict(orient="records") for mode, table in kernels.items()}}
-        path = folder / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(document))
-        partial.replace(path)  # a kill mid-write never leaves a file that looks complete
-        return path
+                      replaces: int | None = None) -> Path | None:
+        """Write the run as a pending file: under ``pending/`` beside the database, or, when that
+        disk is full, in the temporary folder (usually another disk). Returns the file, or None
+        when neither had room."""
+        import tempfile
+
+        document = json.dumps({"run": run, "jobs": jobs, "sweep_job": sweep_job, "replaces": replaces,
+                               "kernels": {mode: table.to_dict(orient="records") for mode, table in kernels.items()}})
+        name = f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        for folder in (self.path.parent / PENDING_DIR, Path(tempfile.gettempdir()) / "detprof-pending"):
+            path = folder / name
+            partial = path.with_suffix(".partial")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                partial.write_text(document)
+                partial.replace(path)  # a kill mid-write never leaves a file that looks complete
+                return path
+            except OSError:
+                with contextlib.suppress(OSError):  # no folder to hold it, or nothing was written
+                    partial.unlink(missing_ok=True)
+        return None
 
     def replace_run(self, run_id: int, run: dict[str, Any], jobs: list[dict[str, Any]],
                     kernels: dict[str, pd.DataFrame], keep_if_locked: bool = True) -> None:
@@ -448,16 +533,27 @@ class ResultStore:
 
         stored = []
         for path in sorted((self.path.parent / PENDING_DIR).glob("run-*.json")):
-            document = json.loads(path.read_text())
+            try:
+                document = _pending_document(path)
+            except DamagedRowError as damage:  # set aside, so that it blocks no later write
+                path.replace(path.with_suffix(".rejected"))
+                self._note_damage(f"{damage}; set aside as {str(path.with_suffix('.rejected'))!r}")
+                continue
             kernels = {mode: pd.DataFrame(rows) for mode, rows in document["kernels"].items()}
             replaces = document.get("replaces")
             exists = replaces is not None and self.connection.execute(
                 "SELECT 1 FROM runs WHERE id=?", (replaces,)).fetchone() is not None
-            if exists:
-                self._replace_run(replaces, document["run"], document["jobs"], kernels)
-                run_id: int | None = replaces
-            else:
-                run_id = self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
+            run_id: int | None
+            try:
+                if exists:
+                    run_id = int(replaces or 0)  # exists: replaces names a stored run
+                    self._replace_run(run_id, document["run"], document["jobs"], kernels)
+                else:
+                    run_id = self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
+            except (sqlite3.DatabaseError, OSError) as error:
+                if _is_full(error):  # the pending file stays where it is, for the next try
+                    raise self._full(error, path) from None
+                raise
             if run_id is not None:
                 stored.append(run_id)
             path.unlink()
@@ -528,6 +624,9 @@ class ResultStore:
         recorded relative to its folder)."""
         row = {**row, **{key: store_relative(self.path.parent, row[key])
                          for key in ("predictions_path", "weights_path")}}
+        self._unless_locked(lambda: self._save_stability_run(row), None)
+
+    def _save_stability_run(self, row: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO stability_runs (experiment, task, variant, mode, fixed_json, recipe_json, run_index,"
