@@ -29,7 +29,8 @@ from detprof.gpus import list_gpus
 from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB
 from detprof.modes import ABLATION, MODES
 from detprof.runner.config import CPU_DEFAULTS, CPU_IMAGE_SIZE, CPU_THREADS, GPU_DEFAULTS
-from detprof.store import ResultStore
+from detprof.stats import plus_minus
+from detprof.store import ResultStore, StoreError
 
 PIPE_WIDTH = 10_000
 
@@ -583,10 +584,15 @@ def print_overhead(doc: dict[str, Any]) -> None:
     precision = doc.get("precision") or {}
     if precision.get("target"):
         achieved = precision["achieved"]
-        shown = "none" if achieved is None else f"±{100 * achieved:.1f}%"
+        shown = "none" if achieved is None else plus_minus(achieved)
         state = "reached" if precision["reached"] else f"not reached (stopped by {precision['stopped_by']})"
-        out.print(f"precision: target ±{100 * precision['target']:g}% {state}; achieved {shown} with "
-                  f"{precision['pairs']} pairs in {precision['elapsed_s']:.0f} s", highlight=False)
+        line = (f"precision: target ±{100 * precision['target']:g}% {state}; achieved {shown} with "
+                f"{precision['pairs']} pairs in {precision['elapsed_s']:.0f} s (± is the 95% CI's half-width over "
+                "the ratio)")
+        if precision.get("pairs_needed"):
+            line += (f"; at the spread measured, about {precision['pairs_needed']:,} pairs (~"
+                     f"{_duration(precision['seconds_needed'])}) would reach the target: raise --max-time for that")
+        out.print(line, highlight=False)
     for m in doc["modes"]:
         if m.get("kernel_ms_reason") and m["kernel_ms"] is None and m["repeats_ok"]:
             out.print(f"[yellow]{m['mode']}: no kernel time:[/] {m['kernel_ms_reason']}", highlight=False)
@@ -602,6 +608,15 @@ MAX_TRACE_MB_OPTION = typer.Option(
     float(DEFAULT_MAX_TRACE_MB), "--max-trace-mb",
     help="Refuse a trace whose file or JSON text (after gunzip) is larger than this, in MB (2^20 bytes), before "
          "parsing it.")
+def _duration(seconds: float) -> str:
+    """A projected time for a person: seconds, minutes or hours, whichever reads best."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 SCOPE_HELP = ("Which GPU events of a trace count: `steps` (launched within the profiled steps, as Holistic "
               "Trace Analysis counts them) or `all`.")
 
@@ -967,6 +982,7 @@ def check(
     batch_sizes: str = typer.Option("1,8,64", help="Batch sizes for --batch-invariance, 1 to 64."),
     framework: str = typer.Option("pytorch", help="pytorch, or tf: the Keras model in TensorFlow (modes default and "
                                                   "deterministic; no --locate-op or --batch-invariance)."),
+    db: str | None = typer.Option(None, help=DB_HELP + " The verdict is stored as a run (kind check)."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Is training bitwise reproducible? Trains twice in fresh processes and compares every step.
@@ -982,16 +998,47 @@ def check(
             require(framework in ("pytorch", "torch"), "--batch-invariance is not available with --framework tf")
             require(devices is None and not locate_op and steps == 10,
                     "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op and --steps")
+            check_store_path(db)
             document = run_batch_invariance(arch, model, mode, gpu, _parse_sizes(batch_sizes), image_size, shape,
                                             num_classes, kernel_size, bn, threads, seed)
+            document = stored_verdict("batch-invariance", document, db)
             emit(document, json_output, _print_batch_invariance)
             raise typer.Exit(0 if document["batch_invariant"] else 1)
+        check_store_path(db)
         with progress_once_valid("check") as show:
             document = run_check(arch, model, mode, gpu, threads, devices, steps, batch_size, image_size, shape,
                                  num_classes, kernel_size, bn, seed, locate_op, on_progress=show,
                                  framework=framework)
+    document = stored_verdict("check", document, db)
     emit(document, json_output, _print_check)
     raise typer.Exit(0 if document["bitwise_identical"] else 1)
+
+
+def check_store_path(db: str | None) -> None:
+    """Refuse, before anything runs, a --db that could never hold the verdict (a folder, a file
+    that is not a detprof database); a missing one is created when the verdict is stored."""
+    from detprof.store.db import resolve_db_path
+
+    path = resolve_db_path(db)
+    if path.exists():
+        with ResultStore(path):
+            pass
+    elif db is not None and path.parent.exists() and not path.parent.is_dir():
+        raise StoreError(f"--db {db!r} is not accepted: {str(path.parent)!r} is not a folder")
+
+
+def stored_verdict(kind: str, document: dict[str, Any], db: str | None) -> dict[str, Any]:
+    """The verdict document with the run id it was stored under (``run_id``). A store that cannot
+    take it (locked, full) is named in one warning line and changes nothing else: the exit code
+    stays the verdict's, as the check itself ran."""
+    from detprof.check.record import store_verdict
+
+    try:
+        return {**document, "run_id": store_verdict(kind, document, db, invoked_command())}
+    except DetprofError as error:
+        err.print(f"detprof: warning: the verdict was not stored: {error}", markup=False, highlight=False,
+                  soft_wrap=True)
+        return {**document, "run_id": None, "store_error": str(error)}
 
 
 def _print_check(d: dict[str, Any]) -> None:
@@ -1049,6 +1096,7 @@ def audit(
     bn: bool | None = BN_OPTION,
     batch_size: int | None = BATCH_SIZE_OPTION,
     image_size: int | None = IMAGE_SIZE_OPTION,
+    db: str | None = typer.Option(None, help=DB_HELP + " The findings are stored as a run (kind audit)."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Which ops cannot train deterministically on this device, and what deterministic mode swaps.
@@ -1060,9 +1108,11 @@ def audit(
 
     with user_errors():
         shape = parse_shape(input_shape)
+        check_store_path(db)
         with progress_once_valid("audit") as show:
             document = run_audit(arch, model, gpu, batch_size, image_size, shape, num_classes, kernel_size, bn,
                                  on_progress=show)
+    document = stored_verdict("audit", document, db)
     emit(document, json_output, _print_audit)
     raise typer.Exit(0 if document["fully_deterministic"] else 1)
 
@@ -1074,9 +1124,9 @@ def _print_audit(d: dict[str, Any]) -> None:
     out.print(f"{w['arch']} on {d['device']}, one training step ({d['ops_in_step']:,} ops): {verdict}",
               highlight=False)
     if d["nondeterministic_ops"]:
-        rows = [[o["op"], str(o["count"]), ", ".join(o["modules"]), ", ".join(o["phases"]),
-                 ", ".join(o["dispatched_as"])] for o in d["nondeterministic_ops"]]
-        out.print(grid("ops with no deterministic implementation here",
+        rows = [[printable(o["op"]), str(site["count"]), printable(site["module"]), site["phase"],
+                 ", ".join(o["dispatched_as"])] for o in d["nondeterministic_ops"] for site in o["sites"]]
+        out.print(grid("ops with no deterministic implementation here (one row per module and pass)",
                        ["op", "calls", "module", "pass", "dispatched as"], rows, text={0, 2, 3, 4}))
     if d["swapped_kernels"]:
         rows = [[printable(r["name"]), r["status"], str(r["calls_a"]), str(r["calls_b"]),
@@ -1123,6 +1173,7 @@ def advise(
         with progress_once_valid("advise") as show:  # run_advise checks every value and the database first
             document = run_advise(arch, model, gpu, shape, num_classes, batch_size, image_size, kernel_size, bn,
                                   threads, steps, max_time, db, invoked_command(), on_progress=show)
+    document = stored_verdict("advise", document, db)
     emit(document, json_output, _print_advice)
     raise typer.Exit(0 if document["recommendation"] else 1)
 
@@ -1188,12 +1239,15 @@ def sweep(
     status: bool = typer.Option(False, "--status", help="Show what is stored of the spec; run nothing."),
     probe: bool = typer.Option(False, "--probe", help="With --cluster: one task per GPU type, placed as its jobs "
                                                       "would be, shows the node and the GPU it got; runs no job."),
+    yes: bool = typer.Option(False, "--yes", help="Start a large plan (more than 2,000 worker processes or 5 "
+                                                   "million training steps) without asking."),
     db: str | None = typer.Option(None, help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Many overhead measurements from one spec (archs x kernel sizes x modes x GPUs), resumable:
     running it again skips what is stored. Exit 1 when a job is left failed."""
     from detprof.sweep import load_spec, plan_sweep, run_sweep, sweep_status, with_gpus
+    from detprof.sweep.plan import LARGE_PLAN, plan_size
     from detprof.sweep.run import prepare_backend
 
     with user_errors():
@@ -1210,11 +1264,18 @@ def sweep(
         if status:
             emit(sweep_status(loaded, db), json_output, _print_sweep)
             return
+        size = plan_size(jobs)
+        if size.large and not yes:
+            asked = not json_output and sys.stdin.isatty() and err.is_terminal
+            if not asked or not typer.confirm(f"sweep {loaded.name} plans {size.sentence()}. Start it?",
+                                              default=False, err=True):
+                fail(f"sweep {loaded.name} plans {size.sentence()}, more than {LARGE_PLAN['processes']:,} processes "
+                     f"or {LARGE_PLAN['training_steps']:,} training steps; check the spec, or add --yes to start it")
         prepare_backend(loaded, cluster)  # fails in seconds when the cluster lacks a GPU type
         ResultStore(db, create=True).close()
     if not json_output:
         where = "here" if cluster is None else f"on Ray ({cluster})"
-        out.print(f"sweep {loaded.name}: {len(jobs)} jobs {where}; stored jobs are skipped", highlight=False)
+        out.print(f"sweep {loaded.name}: {size.sentence()} {where}; stored jobs are skipped", highlight=False)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
@@ -1354,7 +1415,8 @@ def runs(
         return
     rows = [[str(r.run_id), r.created_at[5:16].replace("T", " "),
              r.arch + ("" if r.kernel_size is None or r.kernel_size != r.kernel_size else f" k{int(r.kernel_size)}"),
-             r.device, r.modes + (" (partial)" if r.partial else ""), _fmt(r.ratio, 3),
+             r.device, (f"{r.kind}: {r.verdict}" if r.verdict else r.modes) + (" (partial)" if r.partial else ""),
+             _fmt(r.ratio, 3),
              "—" if not r.ratio_ci else f"{r.ratio_ci[0]:.3f}-{r.ratio_ci[1]:.3f}",
              _kernel_cell(r.kernel_ratio, r.kernel_times_reliable)]
             for r in frame.itertuples(index=False)]

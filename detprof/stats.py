@@ -152,9 +152,18 @@ def unpaired_ratio(baseline: Sequence[Sequence[float]], treatment: Sequence[Sequ
     return RatioEstimate(point, float(low), float(high), "cluster-bootstrap", n)
 
 
+def plus_minus(half_width: float) -> str:
+    """A relative CI half-width as people read it: 0.0213 -> "±2.2%", rounded up to a tenth of a
+    percent (after rounding off float noise), so that the stated precision is never better than
+    the interval. The one definition of ± that every line of detprof uses: the 95% CI's
+    half-width over the ratio (RatioEstimate.half_width)."""
+    return f"±{math.ceil(round(half_width * 1000, 6)) / 10:.1f}%"
+
+
 def verdict(estimate: RatioEstimate | None, baseline: str, treatment: str) -> str:
     """The sentence a person reads first, e.g. "deterministic is 1.23x slower than default (95% CI
-    1.19-1.27)" or "no difference resolved at ±2.1% (95% CI 0.979-1.021)"."""
+    1.19-1.27)" or "no difference resolved at ±2.1% (95% CI 0.979-1.021)", where ± is the
+    CI's half-width over the ratio (``plus_minus``), as in the precision line."""
     if estimate is None:
         return "no ratio: every job of at least one mode failed"
     r = estimate.ratio
@@ -165,6 +174,4 @@ def verdict(estimate: RatioEstimate | None, baseline: str, treatment: str) -> st
         return f"{treatment} is {r:.3f}x slower than {baseline} ({ci})"
     if estimate.high < 1.0:
         return f"{treatment} is faster than {baseline}: x{r:.3f} the step time ({ci})"
-    resolution = max(1.0 - estimate.low, estimate.high - 1.0)
-    # Rounded up to a tenth of a percent (after rounding off float noise such as 1.021 - 1 = 0.0210000001).
-    return f"no difference resolved at ±{math.ceil(round(resolution * 1000, 6)) / 10:.1f}% ({ci})"
+    return f"no difference resolved at {plus_minus(estimate.half_width or 0.0)} ({ci})"

@@ -25,6 +25,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def results_database_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run without --db stores to ./.detprof/results.sqlite; in a test, "." is the
+    test's own tmp_path, so that no test writes to the developer's store (child processes inherit it)."""
+    monkeypatch.setenv("DETPROF_DB", str(tmp_path / ".detprof" / "results.sqlite"))
+
+
 @pytest.fixture(scope="session")
 def shared_traces() -> Path:
     """The folder of real A100/V100 traces kept in the repository."""

@@ -210,6 +210,28 @@ def test_op_recorder_labels_forward_and_backward_ops_with_their_module() -> None
     assert any(op["op"] == "aten::addmm" and op["module"] == "0 (Linear)" for op in ops)
 
 
+class TwoOpBlock(torch.nn.Module):
+    """A module whose forward runs several ops: only the last makes its output's autograd node."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * 3.0).sin() + 1.0
+
+
+def test_every_backward_op_of_a_module_is_named_by_it_not_only_its_outputs_node() -> None:
+    torch.manual_seed(0)
+    inner = torch.nn.Sequential(torch.nn.Linear(4, 4), TwoOpBlock())
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), TwoOpBlock(), inner)
+    ops = _record(model, torch.randn(2, 4), 1.0)
+    backward = [op for op in ops if op["phase"] == "backward"]
+    # sin's backward is aten::cos, mul's is aten::mul: neither runs in the block's output node (add).
+    cos_modules = [op["module"] for op in backward if op["op"] == "aten::cos"]
+    assert cos_modules == ["2.1 (TwoOpBlock)", "1 (TwoOpBlock)"]  # backward runs the last block first
+    # The innermost module names what it made, and the nesting Sequential names nothing of it.
+    assert not any(op["module"] == "2 (Sequential)" for op in backward if op["op"] == "aten::cos")
+    # Control: outside any module (the loss's own ops, made after the model ran) stays unnamed.
+    assert any(op["module"] is None for op in backward)
+
+
 def test_first_divergent_op_of_two_records() -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
@@ -323,3 +345,48 @@ def test_uninitialized_memory_is_never_blamed() -> None:
     # Negative control: the same memory hashed as data can differ, which is what the marker prevents.
     recorder = OpRecorder(hash_tensors=True, scheme="host")
     assert recorder._digests(torch.empty(64, 32))[0] != "uninitialized float32(64, 32)"
+
+
+@pytest.mark.slow
+def test_check_and_audit_verdicts_are_stored_as_runs_that_runs_export_merge_and_the_report_see(
+        tmp_path: Path) -> None:
+    db = tmp_path / "verdicts.sqlite"
+    code, checked = invoke("check", "--arch", "small-cnn", "--steps", "2", "--db", str(db))
+    assert code == 0 and checked["bitwise_identical"] is True and checked["run_id"] == 1
+    code, audited = invoke("audit", "--model", f"{MODELS}:unpool_net", *SMALL, "--db", str(db))
+    assert code == 1 and audited["run_id"] == 2
+    [finding] = audited["nondeterministic_ops"]
+    assert finding["sites"] == [{"module": "2.unpool (MaxUnpool2d)", "phase": "forward", "count": 1}]
+    listed = runner.invoke(app, ["runs", "--db", str(db), "--json"])
+    verdicts = {r["kind"]: r["verdict"] for r in json.loads(listed.stdout)["runs"]}
+    assert verdicts == {"check": "bitwise identical", "audit": "1 op(s) without a deterministic implementation"}
+    human = runner.invoke(app, ["runs", "--db", str(db)])
+    assert "check: bitwise identical" in human.stdout and "audit: 1 op(s) without" in human.stdout
+    exported = runner.invoke(app, ["db", "export", "--db", str(db)]).stdout.splitlines()
+    assert exported[0].startswith("run_id,uid,created_at,kind,verdict,arch")
+    assert [line.split(",")[3] for line in exported[1:]] == ["check", "audit"]
+    merged = tmp_path / "merged.sqlite"
+    assert json.loads(runner.invoke(app, ["db", "merge", str(db), "--db", str(merged), "--json"]).stdout)[
+        "runs_added"] == 2
+    page = runner.invoke(app, ["report", "--db", str(merged), "--out", str(tmp_path / "r.html"), "--json"])
+    assert page.exit_code == 0 and json.loads(page.stdout)["sections"]["reproducibility"] == "drawn"
+    html = (tmp_path / "r.html").read_text()
+    section = html[html.index("<h2>Reproducibility"):]
+    assert '<span class="pass">bitwise identical</span>' in section
+    assert "max_unpooling2d" in section and "2.unpool (MaxUnpool2d) (forward) x1" in section
+    # Control: a store with no verdict runs says so instead of drawing an empty table.
+    from tests.stores import store_with_kernels
+
+    other = tmp_path / "plain.sqlite"
+    store_with_kernels(other, ["sgemm_kernel"])
+    plain = runner.invoke(app, ["report", "--db", str(other), "--out", str(tmp_path / "p.html"), "--json"])
+    assert json.loads(plain.stdout)["sections"]["reproducibility"] == "no data"
+
+
+def test_a_db_that_cannot_hold_the_verdict_is_refused_before_the_check_runs(tmp_path: Path) -> None:
+    not_a_store = tmp_path / "notes.txt"
+    not_a_store.write_text("hello")
+    for command in ("check", "audit"):
+        result = runner.invoke(app, [command, "--arch", "small-cnn", "--db", str(not_a_store)])
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+        assert f"cannot use {str(not_a_store)!r} as a detprof results database" in result.stderr

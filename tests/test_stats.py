@@ -97,3 +97,19 @@ def test_unpaired_ratio_of_pooled_medians_with_cluster_bootstrap() -> None:
 ])
 def test_verdict_is_the_sentence_a_person_reads_first(estimate: RatioEstimate | None, expected: str) -> None:
     assert verdict(estimate, "default", "deterministic").startswith(expected)
+
+
+def test_the_verdict_and_the_precision_line_state_one_width() -> None:
+    from detprof.runner.launcher import projected_pairs
+    from detprof.stats import plus_minus
+
+    # The main job's case: an interval lopsided about 1, where the distance of its far end from 1
+    # (6.6%) and its half-width over the ratio (4.9%) differ. Both lines now state the latter.
+    lopsided = RatioEstimate(1.017, 0.968, 1.066, "paired-t", 10)
+    assert lopsided.half_width == pytest.approx(0.04818, abs=1e-5)
+    assert verdict(lopsided, "default", "deterministic") == "no difference resolved at ±4.9% (95% CI 0.968-1.066)"
+    assert plus_minus(lopsided.half_width or 0) == "±4.9%"
+    assert plus_minus(0.02) == "±2.0%" and plus_minus(0.0201) == "±2.1%"  # rounded up, never flattering
+    # The projection on the precision line: the half-width shrinks as 1/sqrt(pairs).
+    assert projected_pairs(5, 0.117, 0.02) == 172 and projected_pairs(5, 0.019, 0.02) is None
+    assert projected_pairs(0, None, 0.02) is None

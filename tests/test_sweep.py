@@ -390,3 +390,35 @@ def test_the_ray_extra_brings_ray_client_which_a_ray_address_needs(monkeypatch: 
     with pytest.raises(ClusterError, match=r"--cluster 'ray://head:10001' connects through Ray Client, which needs "
                                            r"grpcio; install it with: pip install 'detprof\[ray\]'"):
         require_ray_client("ray://head:10001")
+
+
+BIG_GRID = """\
+name = "huge"
+archs = ["small-cnn", "medium-cnn", "resnet18", "vgg16"]
+kernel_sizes = [1, 2, 3, 4, 5, 6, 7]
+modes = ["default", "deterministic", "deterministic-nofill", "deterministic-algorithms"]
+gpus = ["cpu"]
+steps = 100000
+repeats = 50
+"""
+
+
+def test_a_large_plan_is_sized_first_and_needs_yes(tmp_path: Path) -> None:
+    from detprof.sweep.plan import plan_size
+
+    spec = tmp_path / "huge.toml"
+    spec.write_text(BIG_GRID)
+    size = plan_size(plan_sweep(load_spec(spec)))
+    assert size.jobs == 30 and size.processes == 3_000 and size.large  # (3 + 7) archs x kernels x 3 treatments
+    assert size.training_steps == 3_000 * 100_003 + 30 * 2 * 3 * 2  # warm-up 3 + timed; 3 profiled pairs x 2 steps
+    db = tmp_path / "r.sqlite"
+    refused = runner.invoke(app, ["sweep", str(spec), "--db", str(db)])
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert ("sweep huge plans 30 jobs: at least 3,000 worker processes and 300,009,360 training steps, more than "
+            "2,000 processes or 5,000,000 training steps; check the spec, or add --yes to start it") in refused.stderr
+    assert not db.exists()  # asked before anything, even the store, was made
+    # Control: --yes passes the gate, and the next check (an unreachable cluster here) speaks instead.
+    passed = runner.invoke(app, ["sweep", str(spec), "--db", str(db), "--yes", "--cluster", "slurm"])
+    assert passed.exit_code == 2 and "plans 30 jobs" not in passed.stderr and "--cluster 'slurm'" in passed.stderr
+    small = plan_size(plan_sweep(load_spec(CPU_SPEC)))
+    assert not small.large and small.sentence() == "3 jobs: at least 18 worker processes and 126 training steps"

@@ -274,25 +274,55 @@ class OpRecorder(TorchDispatchMode):
         return out
 
 
+ACCUMULATE_GRAD_SEQUENCE = 2**64 - 1  # what autograd gives the leaf nodes that accumulate .grad
+
+
+def _sequence(node: Any) -> int:
+    return int(node._sequence_nr())
+
+
+def label_created_nodes(roots: list[Any], name: str, since: int) -> None:
+    """Label with ``name`` every autograd node a module's forward created: from its outputs' nodes
+    back through the graph, over nodes newer than ``since`` (its inputs' newest node; sequence
+    numbers grow as nodes are made); a node an inner module labelled first keeps its label
+    (innermost wins). So an op of the backward pass is named by its module whatever node of the
+    module's forward ran it. Leaf nodes (AccumulateGrad) and older nodes end the walk."""
+    stack, seen = list(roots), set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        sequence = _sequence(node)
+        if sequence == ACCUMULATE_GRAD_SEQUENCE or sequence <= since:
+            continue
+        # An inner module's node keeps its label; behind it may lie this module's own nodes.
+        node.metadata.setdefault(MODULE_KEY, name)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+
+
 @contextmanager
 def module_tracking(model: torch.nn.Module, recorder: OpRecorder) -> Any:
     """Hooks that keep ``recorder.module_stack`` on the running module in the forward pass and label
     each module's output autograd node with its name for the backward pass. Removed on exit."""
     handles = []
+    started: list[int] = []  # per running module: the newest autograd node of its inputs (sequence nr)
 
     def push(name: str) -> Any:
         def hook(module: Any, inputs: Any) -> None:
             recorder.module_stack.append(name)
+            started.append(max((_sequence(leaf.grad_fn) for leaf in pytree.tree_flatten(inputs)[0]
+                                if isinstance(leaf, torch.Tensor) and leaf.grad_fn is not None), default=-1))
         return hook
 
     def pop(name: str) -> Any:
         def hook(module: Any, inputs: Any, output: Any) -> None:
             if recorder.module_stack and recorder.module_stack[-1] == name:
                 recorder.module_stack.pop()
-            for leaf in pytree.tree_flatten(output)[0]:
-                node = getattr(leaf, "grad_fn", None) if isinstance(leaf, torch.Tensor) else None
-                if node is not None and MODULE_KEY not in node.metadata:
-                    node.metadata[MODULE_KEY] = name  # innermost module first: its label stays
+            since = started.pop() if started else -1
+            roots = [leaf.grad_fn for leaf in pytree.tree_flatten(output)[0]
+                     if isinstance(leaf, torch.Tensor) and leaf.grad_fn is not None]
+            label_created_nodes(roots, name, since)
         return hook
 
     for name, module in model.named_modules():

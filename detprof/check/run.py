@@ -227,6 +227,29 @@ def run_batch_invariance(arch: str | None = None, model: str | None = None, mode
             "batch_invariant": all(row["fraction_equal"] == 1.0 for row in result["rows"])}
 
 
+OUTSIDE_MODULES = "(outside any module)"
+
+
+def group_findings(warned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The audit's findings, one entry per op in the order first met: ``count`` calls, the ops it
+    was ``dispatched_as``, and its ``sites``: each (module, pass) it ran in, with its calls there,
+    so that a module is never separated from the pass it ran in. ``modules`` and ``phases`` list
+    the same, flattened."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for finding in warned:
+        entry = grouped.setdefault(finding["name"], {"op": finding["name"], "count": 0, "dispatched_as": set(),
+                                                     "sites": {}})
+        entry["count"] += 1
+        entry["dispatched_as"].add(finding["op"])
+        site = (finding["module"] or OUTSIDE_MODULES, finding["phase"])
+        entry["sites"][site] = entry["sites"].get(site, 0) + 1
+    return [{"op": e["op"], "count": e["count"], "dispatched_as": sorted(e["dispatched_as"]),
+             "sites": [{"module": module, "phase": phase, "count": count}
+                       for (module, phase), count in e["sites"].items()],
+             "modules": sorted({module for module, _ in e["sites"]}),
+             "phases": sorted({phase for _, phase in e["sites"]})} for e in grouped.values()]
+
+
 def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None = "auto",
               batch_size: int | None = None, image_size: int | None = None,
               input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
@@ -248,17 +271,7 @@ def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None
     if on_progress:
         on_progress("audit: one step in deterministic mode, then one profiled step per mode")
     audit = _run_side("detprof.check.trainer:audit_step", spec, device.gpu.uuid if device.gpu else None, timeout_s)
-    grouped: dict[str, dict[str, Any]] = {}
-    for warned in audit["nondeterministic"]:
-        name = warned["name"]
-        entry = grouped.setdefault(name, {"op": name, "count": 0, "dispatched_as": set(), "modules": set(),
-                                          "phases": set()})
-        entry["count"] += 1
-        entry["dispatched_as"].add(warned["op"])
-        entry["modules"].add(warned["module"] or "(outside any module)")
-        entry["phases"].add(warned["phase"])
-    ops = [{**e, "dispatched_as": sorted(e["dispatched_as"]), "modules": sorted(e["modules"]),
-            "phases": sorted(e["phases"])} for e in grouped.values()]
+    ops = group_findings(audit["nondeterministic"])
     protocol = replace(default_protocol(device.kind == "cuda", warmup_steps=1, timed_steps=1, profile_steps=1,
                                         repeats=1), precision=None, max_time_s=None)
     config = OverheadConfig(workload, protocol, ("default", "deterministic"), device.torch_device,

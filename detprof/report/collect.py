@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from detprof.check.record import VERDICT_KINDS
 from detprof.kernels import diff_tables, load_catalog
 from detprof.kernels.catalog import catalog_path
 from detprof.store import ResultStore, StoreError, StoreLike, open_store
@@ -36,6 +37,7 @@ class ReportData:
     run_ids: list[int] = field(default_factory=list)
     stability: list[dict[str, Any]] = field(default_factory=list)  # experiments with their measures
     skipped: list[str] = field(default_factory=list)  # stored rows and files left out, one sentence each
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # check, audit and advise runs (reproducibility)
 
 
 def paper_reference() -> dict[str, Any]:
@@ -156,6 +158,39 @@ def _stability(store: ResultStore, skipped: list[str]) -> list[dict[str, Any]]:
     return found
 
 
+def verdict_row(run_id: int, kind: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """One check, audit or advise run as the Reproducibility section shows it: run, kind, arch,
+    device, modes, passed, verdict and ``findings`` (the first divergence, the ops to blame with
+    their module and pass, or the recommendation), in words."""
+    findings: list[str] = []
+    if kind == "check":
+        divergence = summary.get("first_divergence")
+        if divergence:
+            findings.append(f"first divergent step {divergence['step']}, parameter {divergence['parameter'] or '—'}")
+            op = divergence.get("op")
+            if op:
+                findings.append(f"first divergent op {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
+                                f"({op['kind']})")
+        findings.append(f"max |weight difference| {summary.get('max_abs_diff', 0):.3g}")
+    elif kind == "audit":
+        for op in summary.get("nondeterministic_ops", []):
+            sites = ", ".join(f"{site['module']} ({site['phase']}) x{site['count']}" for site in op.get("sites", []))
+            findings.append(f"{op['op']}: {sites or ', '.join(op.get('modules', []))}")
+    elif kind == "advise":
+        for row in summary.get("candidates", []):
+            state = ("bitwise identical" if row["bitwise_identical"] else
+                     f"differs from step {row['first_divergent_step']}")
+            measured = row.get("ratio") is not None and row["mode"] != "default"
+            cost = f", step time x{row['ratio']:.3f}" if measured else ""
+            findings.append(f"{row['mode']}: {state}{cost}")
+    elif kind == "batch-invariance":
+        findings += [f"batch {r['batch_size']}: {100 * r['fraction_equal']:.1f}% bitwise equal" for r in
+                     summary.get("rows", [])]
+    return {"run_id": run_id, "kind": kind, "arch": summary["arch"], "device": summary["device"]["name"],
+            "modes": [m["mode"] for m in summary["modes"]], "passed": bool(summary.get("passed")),
+            "verdict": summary.get("verdict", ""), "findings": findings}
+
+
 def collect(db: StoreLike = None, run_ids: list[int] | None = None, kernels_run: int | None = None) -> ReportData:
     """Everything the report shows, from the store (all runs, or only ``run_ids``); Figure 8 shows
     ``kernels_run`` when given (see ``_comparison``)."""
@@ -174,9 +209,11 @@ def collect(db: StoreLike = None, run_ids: list[int] | None = None, kernels_run:
             raise StoreError(f"no runs yet in {str(store.path)!r}; run `detprof overhead`, `detprof import` or "
                              "`detprof stability` first")
         rows = [_overhead_row(run_id, s) for run_id, kind, s in runs if kind == "overhead"]
+        runs_with_kernels = [r for r in runs if r[1] not in VERDICT_KINDS]
         overhead = pd.DataFrame(rows, columns=OVERHEAD_COLUMNS)
-        return ReportData(overhead=overhead, comparison=_comparison(store, runs, kernels_run),
+        return ReportData(overhead=overhead, comparison=_comparison(store, runs_with_kernels, kernels_run),
                           environments=[_environment(run_id, kind, s) for run_id, kind, s in runs],
                           paper=paper_reference(), run_ids=[r[0] for r in runs], stability=stability,
-                          skipped=skipped)
+                          skipped=skipped, verdicts=[verdict_row(run_id, kind, s) for run_id, kind, s in runs
+                                                     if kind in VERDICT_KINDS])
 

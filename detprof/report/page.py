@@ -34,6 +34,8 @@ table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .nodata { color: #777; font-style: italic; } .paper { color: #555; } code { font-size: 0.85rem; }
+.pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
+.skipped { border-left: 4px solid #d4a72c; padding-left: 0.75rem; }
 """
 
 ERROR_HOOK = """
@@ -172,6 +174,18 @@ def _stability_table(data: ReportData) -> str:
          "max per-class std (pp)"], rows, {4, 5, 6, 7, 8, 9})
 
 
+def _reproducibility_section(verdicts: list[dict[str, Any]]) -> str:
+    """The stored check, audit and advise verdicts: one row each, newest last, with what they found."""
+    if not verdicts:
+        return ('<p class="nodata">No check, audit or advise runs yet: run `detprof check`, `detprof audit` or '
+                "`detprof advise` to fill this section.</p>")
+    rows = [[str(v["run_id"]), _escape(v["kind"]), _escape(v["arch"]), _escape(v["device"]),
+             _escape(", ".join(v["modes"])),
+             ('<span class="pass">' if v["passed"] else '<span class="fail">') + _escape(v["verdict"]) + "</span>",
+             "<br>".join(_escape(f) for f in v["findings"]) or "—"] for v in verdicts]
+    return _table(["run", "kind", "network", "device", "modes", "verdict", "findings"], rows, {0})
+
+
 def _skipped_section(skipped: list[str]) -> str:
     """What the report left out because it could not be read, named at the top of the page."""
     if not skipped:
@@ -217,6 +231,9 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
             bodies.append(_stability_table(data))
     sections["kernel_diff"] = "drawn" if data.comparison is not None else "no data"
     bodies.append(f"<h2>Kernel diff</h2>{_diff_section(data)}")
+    sections["reproducibility"] = "drawn" if data.verdicts else "no data"
+    bodies.append("<h2>Reproducibility: check, audit and advise verdicts</h2>"
+                  f"{_reproducibility_section(data.verdicts)}")
     bodies.append(f"<h2>The paper's published figures</h2>{_paper_section(data.paper)}")
     bodies.append(f"<h2>Runs: environment and command</h2>{_environment_section(data.environments)}")
     sections["paper"] = sections["environment"] = "drawn"

@@ -7,6 +7,7 @@ printing are the caller's business.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import tempfile
@@ -90,6 +91,19 @@ class PrecisionOutcome:
     stopped_by: str
     elapsed_s: float
     max_time_s: float | None
+    # A projection, for a target not reached: the pairs at which the half-width would reach it if
+    # the spread between pairs stayed as measured (it shrinks as 1/sqrt(pairs)), and the seconds
+    # that many would take at the measured time per pair. None when reached or not projectable.
+    pairs_needed: int | None = None
+    seconds_needed: float | None = None
+
+
+def projected_pairs(pairs: int, achieved: float | None, target: float | None) -> int | None:
+    """Pairs at which a CI half-width of ``achieved`` from ``pairs`` pairs would shrink to ``target``
+    at the same spread (half-width ~ 1/sqrt(pairs)); None when there is nothing to project."""
+    if not pairs or achieved is None or not target or achieved <= target:
+        return None
+    return math.ceil(pairs * (achieved / target) ** 2)
 
 
 @dataclass
@@ -430,11 +444,15 @@ def summarize_outcomes(config: OverheadConfig, device_kind: str, device_name: st
     protocol = config.protocol
     ratio = _ratio(outcomes)
     achieved = ratio.half_width if ratio else None
+    target = protocol.precision if protocol.adaptive else None
+    pairs = ratio.pairs if ratio else 0
+    needed = projected_pairs(pairs, achieved, target)
     precision = PrecisionOutcome(
-        target=protocol.precision if protocol.adaptive else None, achieved=achieved,
+        target=target, achieved=achieved,
         reached=bool(protocol.adaptive and achieved is not None and achieved <= (protocol.precision or 0.0)),
-        pairs=ratio.pairs if ratio else 0, stopped_by=stopped_by, elapsed_s=elapsed_s,
-        max_time_s=protocol.max_time_s if protocol.adaptive else None)
+        pairs=pairs, stopped_by=stopped_by, elapsed_s=elapsed_s,
+        max_time_s=protocol.max_time_s if protocol.adaptive else None, pairs_needed=needed,
+        seconds_needed=None if needed is None else elapsed_s / pairs * needed)
 
     # The A/A test uses one mode twice: tell its two sides apart by position, not name.
     sides: list[list[JobOutcome]] = [[o for o in outcomes if o.spec.side == side] for side in (0, 1)]

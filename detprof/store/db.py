@@ -183,7 +183,8 @@ def insert_run(db: sqlite3.Connection, run: dict[str, Any], jobs: list[dict[str,
 
 
 LIST_COLUMNS = ["run_id", "uid", "created_at", "kind", "arch", "kernel_size", "batch_size", "image_size", "device",
-                "modes", "ratio", "ratio_ci", "kernel_ratio", "kernel_times_reliable", "partial", "sweep", "config"]
+                "modes", "ratio", "ratio_ci", "kernel_ratio", "kernel_times_reliable", "partial", "sweep", "verdict",
+                "config"]
 
 
 class StoreError(DetprofError):
@@ -664,13 +665,13 @@ class ResultStore:
             self.damaged.append(sentence)
 
     def run_documents(self) -> list[dict[str, Any]]:
-        """Every readable run as a document (run_id, uid, created_at, command, config, environment,
-        summary), oldest first; a damaged run is left out and named in ``damaged``."""
+        """Every readable run as a document (run_id, uid, created_at, kind, command, config,
+        environment, summary), oldest first; a damaged run is left out and named in ``damaged``."""
         rows = self.connection.execute(
-            "SELECT id, uid, created_at, command, config_json, environment_json, summary_json FROM runs ORDER BY id"
-        ).fetchall()
+            "SELECT id, uid, created_at, kind, command, config_json, environment_json, summary_json FROM runs"
+            " ORDER BY id").fetchall()
         documents = []
-        for run_id, uid, created, command, *texts in rows:
+        for run_id, uid, created, kind, command, *texts in rows:
             try:
                 config, environment, summary = (decode_document(text, f"run {run_id}'s {column}") for text, column
                                                 in zip(texts, ("config_json", "environment_json", "summary_json"),
@@ -678,7 +679,7 @@ class ResultStore:
             except DamagedRowError as damage:
                 self._note_damage(str(damage))
                 continue
-            documents.append({"run_id": run_id, "uid": uid, "created_at": created, "command": command,
+            documents.append({"run_id": run_id, "uid": uid, "created_at": created, "kind": kind, "command": command,
                               "config": config, "environment": environment, "summary": summary})
         return documents
 
@@ -689,7 +690,8 @@ class ResultStore:
         Columns: run_id, uid, created_at, kind, arch, kernel_size (archs that take one), batch_size,
         image_size, device, modes, ratio, ratio_ci, kernel_ratio, kernel_times_reliable (False:
         coverage outside 90-110%; None: not judged), partial (stopped early), sweep (its name, for
-        runs a sweep stored) and config (the run's full stored configuration, a dict)."""
+        runs a sweep stored), verdict (of a check, audit or advise run, in words) and config (the
+        run's full stored configuration, a dict)."""
         import pandas as pd
 
         from detprof.store.transfer import kernel_size_of
@@ -715,7 +717,8 @@ class ResultStore:
                             "kernel_ratio": summary.get("kernel_ratio"),
                             "kernel_times_reliable": summary.get("kernel_times_reliable"),
                             "partial": bool(summary.get("partial")),
-                            "sweep": (config.get("sweep") or {}).get("name"), "config": config})
+                            "sweep": (config.get("sweep") or {}).get("name"), "verdict": summary.get("verdict")
+                            if kind != "overhead" else None, "config": config})
         return pd.DataFrame.from_records(records, columns=LIST_COLUMNS)
 
     def run_ids(self, framework: str) -> list[int]:

@@ -211,7 +211,7 @@ def _merge_stability(src: sqlite3.Connection, dst: sqlite3.Connection, source_di
 
 
 def export_runs(db: StoreLike = None, format: str = "csv", skipped: list[str] | None = None) -> str:
-    """Every stored overhead run as text: ``csv`` (one row per run: uid, time, arch, kernel size,
+    """Every stored run as text: ``csv`` (one row per run: uid, time, kind, verdict, arch, kernel size,
     batch, image size, modes, device, ratio and its 95% CI, kernel and memory ratios, step time of
     each mode in ms, sweep) or ``json`` (each run's full configuration, environment and summary).
     A damaged run is left out and named in ``skipped`` (when given)."""
@@ -242,9 +242,9 @@ def spreadsheet_safe(value: Any) -> Any:
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
-FLAT_COLUMNS = ["run_id", "uid", "created_at", "arch", "kernel_size", "batch_size", "image_size", "baseline",
-                "treatment", "device", "ratio", "ratio_ci_low", "ratio_ci_high", "ratio_pairs", "kernel_ratio",
-                "memory_ratio", "baseline_step_ms", "treatment_step_ms", "sweep", "command"]
+FLAT_COLUMNS = ["run_id", "uid", "created_at", "kind", "verdict", "arch", "kernel_size", "batch_size", "image_size",
+                "baseline", "treatment", "device", "ratio", "ratio_ci_low", "ratio_ci_high", "ratio_pairs",
+                "kernel_ratio", "memory_ratio", "baseline_step_ms", "treatment_step_ms", "sweep", "command"]
 
 
 def flat_run(document: dict[str, Any]) -> dict[str, Any]:
@@ -255,7 +255,8 @@ def flat_run(document: dict[str, Any]) -> dict[str, Any]:
     ci = summary.get("ratio_ci") or [None, None]
     device = summary.get("device", {})
     return {"run_id": document["run_id"], "uid": document["uid"], "created_at": document["created_at"],
-            "arch": summary.get("arch"), "kernel_size": kernel_size_of(workload),
+            "kind": document["kind"],
+            "verdict": summary.get("verdict"), "arch": summary.get("arch"), "kernel_size": kernel_size_of(workload),
             "batch_size": workload.get("batch_size"), "image_size": workload.get("image_size"),
             "baseline": modes[0].get("mode"), "treatment": modes[1].get("mode") if len(modes) > 1 else None,
             "device": device.get("name") if device.get("kind") != "cpu" else "cpu", "ratio": summary.get("ratio"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from detprof.errors import DetprofError
 from detprof.gpus import DeviceChoice
-from detprof.runner.config import OverheadConfig
+from detprof.runner.config import PROFILED_PAIRS, OverheadConfig
 from detprof.sweep.spec import SpecError, SweepSpec
 from detprof.zoo import arch_spec
 
@@ -91,3 +91,56 @@ def plan_sweep(spec: SweepSpec) -> list[SweepJob]:
                         raise SpecError(f"{spec.path}: job {job.label}: {error}") from None
                     jobs.append(job)
     return jobs
+
+
+@dataclass(frozen=True)
+class PlanSize:
+    """What a sweep plan asks for before anything runs: ``jobs``, the worker processes and
+    training steps its fewest pairs take (``processes``, ``training_steps``), and, for adaptive
+    jobs, the most pairs they may grow to (``max_processes``) and seconds they may spend
+    (``max_measuring_s``, summed over jobs; None without a time budget)."""
+
+    jobs: int
+    processes: int
+    training_steps: int
+    max_processes: int
+    max_measuring_s: float | None
+
+    @property
+    def large(self) -> bool:
+        """Beyond LARGE_PLAN: more than a long day's work on one machine at any step time."""
+        return self.processes > LARGE_PLAN["processes"] or self.training_steps > LARGE_PLAN["training_steps"]
+
+    def sentence(self) -> str:
+        """The plan in words, e.g. "220 jobs: at least 2,200 worker processes and 220,000 training steps"."""
+        grow = (f" (adaptive jobs may grow to {self.max_processes:,} processes" +
+                (f" and {self.max_measuring_s / 3600:,.1f} h of measuring)" if self.max_measuring_s else ")")
+                if self.max_processes > self.processes else "")
+        return (f"{self.jobs:,} jobs: at least {self.processes:,} worker processes and {self.training_steps:,} "
+                f"training steps{grow}")
+
+
+# A plan larger than either is asked about first (--yes goes on without asking). The paper's
+# Figure 9 campaigns are a few hundred processes and well under a million steps.
+LARGE_PLAN = {"processes": 2_000, "training_steps": 5_000_000}
+
+
+def plan_size(jobs: list[SweepJob]) -> PlanSize:
+    """The size of a plan, from each job's resolved protocol (see PlanSize)."""
+    from detprof.runner.config import MAX_PAIRS
+
+    processes = steps = most = 0
+    seconds: float | None = 0.0
+    for job in jobs:
+        protocol = job.identity()["protocol"]
+        per_process = protocol["warmup_steps"] + protocol["timed_steps"]
+        pairs = protocol["repeats"]
+        processes += 2 * pairs
+        steps += 2 * pairs * per_process + 2 * min(pairs, PROFILED_PAIRS) * protocol["profile_steps"]
+        adaptive = protocol.get("precision") is not None
+        most += 2 * (MAX_PAIRS if adaptive else pairs)
+        if adaptive and seconds is not None and protocol.get("max_time_s"):
+            seconds += float(protocol["max_time_s"])
+        elif adaptive:
+            seconds = None
+    return PlanSize(len(jobs), processes, steps, most, seconds or None)

@@ -1,0 +1,75 @@
+"""Store the verdicts of ``check``, ``audit`` and ``advise`` as runs, beside the overhead runs.
+
+So ``runs`` lists them, ``db merge`` carries them, ``db export`` writes them and the report's
+Reproducibility section shows them. A verdict run has no jobs, steps or kernels: its summary is
+the command's own document (what ``--json`` prints) with the fields every run carries (arch,
+device, modes, verdict, passed).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from detprof.store import StoreLike, open_store
+
+VERDICT_KINDS = ("check", "batch-invariance", "audit", "advise")
+
+
+def _device(document: dict[str, Any], kind: str) -> dict[str, str]:
+    """{kind, name} of the device a verdict was reached on (check records a torch device per side)."""
+    if isinstance(document.get("device"), dict):
+        return {"kind": document["device"]["kind"], "name": document["device"]["name"]}
+    if kind == "check":
+        names = sorted({side["device"] for side in document["runs"]})
+        name = " vs ".join(names)
+        return {"kind": "cuda" if any(n.startswith("cuda") for n in names) else "cpu", "name": name}
+    name = str(document.get("device") or "cpu")
+    return {"kind": "cpu" if name == "cpu" else "cuda", "name": name}
+
+
+def verdict_of(kind: str, document: dict[str, Any]) -> tuple[bool, str]:
+    """(passed, the verdict in words) of a check, batch-invariance, audit or advise document."""
+    if kind == "check":
+        passed = bool(document["bitwise_identical"])
+        return passed, "bitwise identical" if passed else "not identical"
+    if kind == "batch-invariance":
+        passed = bool(document["batch_invariant"])
+        return passed, "batch invariant" if passed else "not batch invariant"
+    if kind == "audit":
+        count = len(document["nondeterministic_ops"])
+        return count == 0, ("can train fully deterministically" if count == 0 else
+                            f"{count} op(s) without a deterministic implementation")
+    recommendation = document.get("recommendation")
+    return recommendation is not None, (f"recommends {recommendation['mode']}" if recommendation else
+                                        "no candidate mode was bitwise reproducible")
+
+
+def _modes(kind: str, document: dict[str, Any]) -> list[str]:
+    if kind == "advise":
+        return [row["mode"] for row in document["candidates"]]
+    return [document.get("mode") or "deterministic"]
+
+
+def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, command: str = "") -> int:
+    """Store one verdict document as a run of ``kind`` (check, batch-invariance, audit, advise);
+    returns its run id. The summary holds the whole document, plus ``passed`` and ``verdict``."""
+    if kind not in VERDICT_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(VERDICT_KINDS)}")
+    passed, verdict = verdict_of(kind, document)
+    device = _device(document, kind)
+    workload = document.get("workload") or {}
+    modes = _modes(kind, document)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary = {**document, "kind": kind, "arch": workload.get("arch", "?"), "device": device,
+               "framework": document.get("framework") or "pytorch", "created_at": created,
+               "modes": [{"mode": mode} for mode in modes], "passed": passed, "verdict": verdict,
+               "ratio": None, "ratio_ci": None, "kernel_ratio": None, "command": command}
+    run = {"created_at": created, "kind": kind, "arch": summary["arch"], "framework": summary["framework"],
+           "device_kind": device["kind"], "device_name": device["name"], "modes": modes, "command": command,
+           "config": {"workload": workload}, "environment": {}, "summary": summary}
+    with open_store(db, create=True) as store:
+        store.store_pending()
+        run_id = store.save_run(run, [], {})
+    assert run_id is not None  # no sweep job: a run is always stored (or StoreError raised)
+    return run_id
