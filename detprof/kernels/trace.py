@@ -361,7 +361,7 @@ def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False,
     if str(path).endswith(".xplane.pb"):  # TensorFlow's profiler: every event of the profiled steps
         from detprof.kernels.xplane import load_xplane
 
-        return load_xplane(path)
+        return load_xplane(path, read_trace_bytes(path, max_trace_mb))  # under the same cap
     raw = read_trace_bytes(path, max_trace_mb)
     with collector_paused():
         fast = scan_gpu_activities(raw, str(path), scope)

@@ -216,14 +216,16 @@ def profiled_steps(planes: list[XPlane]) -> int:
     return len(steps)
 
 
-def load_xplane(path: str | Path) -> TraceActivities:
+def load_xplane(path: str | Path, data: bytes | None = None) -> TraceActivities:
     """The timed activities of a TensorFlow trace: GPU kernels, memcpys and memsets where a GPU
     plane holds any (kind ``gpu``), else the host's TensorFlow ops with self times (kind ``cpu``).
-    Times in µs. Raises XPlaneError for a file that is not an XSpace, or holds neither."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise XPlaneError(f"cannot read trace {str(path)!r}: {error.strerror or error}") from None
+    Times in µs. ``data`` is the file's bytes when already read. Raises XPlaneError for a file
+    that is not an XSpace, or holds neither."""
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise XPlaneError(f"cannot read trace {str(path)!r}: {error.strerror or error}") from None
     planes = parse_xspace(data, str(path))
     names: list[str] = []
     cats: list[str] = []
