@@ -26,7 +26,6 @@ GPU_DEFAULTS: dict[str, Any] = {"batch_size": 64, "warmup_steps": 10, "timed_ste
 CPU_DEFAULTS: dict[str, Any] = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 10, "profile_steps": 2,
                                  "repeats": 5, "precision": 0.02, "max_time_s": 40.0}
 MAX_PAIRS = 50  # never more than this many pairs of processes, whatever the precision asked
-STEP_FIELDS = ("warmup_steps", "timed_steps", "profile_steps", "repeats")
 # On CPU one intra-op thread by default: with every core busy, background work lands on the measured
 # threads and process-to-process spread grows several-fold (see benchmarks/aa_test.py).
 CPU_THREADS = 1
