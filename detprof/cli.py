@@ -41,7 +41,7 @@ class StdoutConsole(Console):
     needs whole. Tables take only the width their content needs. Decided at each print, as the
     stream and the environment may change between commands run in one process."""
 
-    @property
+    @property  # type: ignore[misc]  # rich's size has a setter; a width set explicitly still wins
     def size(self) -> ConsoleDimensions:
         dimensions = super().size
         if self._width is None and not self.file.isatty() and not os.environ.get("COLUMNS"):
@@ -87,8 +87,8 @@ def interrupted_line(chain: list[BaseException]) -> str:
             "runs stay stored; run the same command again to resume a sweep")
 # The parser's exception classes: typer re-exports BadParameter and Abort only, and carries its own
 # copy of click since 0.2x, so the others are found among BadParameter's bases.
-UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+ClickException: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _wants_json() -> bool:
@@ -129,7 +129,7 @@ def usage_message(error: Exception) -> str:
             f"{option} {value!r} is not accepted: {message}"
     ctx = getattr(error, "ctx", None)
     message = f"{message[:1].lower()}{message[1:]}"
-    words = []  # the command's words below the program: "db merge"
+    words: list[str] = []  # the command's words below the program: "db merge"
     while ctx is not None and ctx.parent is not None:
         words.insert(0, ctx.info_name)
         ctx = ctx.parent
@@ -167,8 +167,8 @@ class OneLineErrors(TyperGroup):
             OneLineErrors.stop_chain = _stop_chain(error)
             raise
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]  # click's own
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:  # is overloaded
         OneLineErrors.invocation = [str(a) for a in (sys.argv[1:] if args is None else args)]
         empty = empty_value(OneLineErrors.invocation)
         if empty:  # '' never means anything: refused before the parser can take it for "the default"
@@ -398,7 +398,8 @@ def overhead(
     from detprof.gpus import select_device
     from detprof.overhead import build_config, measure_and_store
 
-    measurement = dict(kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size, image_size=image_size,
+    measurement: dict[str, Any] = dict(
+                       kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size, image_size=image_size,
                        warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps, repeats=repeats,
                        threads=threads, seed=seed, job_timeout_s=job_timeout, precision=precision,
                        max_time_s=max_time, model=model, num_classes=num_classes, framework=framework)

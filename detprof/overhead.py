@@ -16,10 +16,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from detprof.errors import ArgumentError, require
+from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import parse_modes
 from detprof.runner.config import MAX_PAIRS, OverheadConfig, build_workload, default_protocol
+from detprof.runner.host import process_alive
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
 from detprof.stats import verdict
 from detprof.store import ResultStore, StoreLike, open_store
@@ -35,8 +36,6 @@ MAX_SEED = 2**32 - 1  # what every generator detprof seeds accepts
 MAX_STEPS = 100_000  # warm-up or timed steps per process
 MAX_PROFILE_STEPS = 1_000
 MAX_TIME_S = 7 * 24 * 3600.0  # a week: --max-time and --job-timeout
-OverheadArgumentError = ArgumentError  # the name earlier versions exported
-_require = require
 
 
 def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,deterministic",
@@ -48,7 +47,7 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
                  max_time_s: float | None = None, model: str | None = None,
                  input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
                  framework: str = "pytorch") -> OverheadConfig:
-    """Validate the user's choices and fill device-dependent defaults; raises OverheadArgumentError
+    """Validate the user's choices and fill device-dependent defaults; raises ArgumentError
     (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted.
 
     ``repeats`` is the number of pairs of processes (one per mode) that always run. The protocol
@@ -65,25 +64,25 @@ def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,d
     mode_pair = parse_modes(modes)
     if framework == "tensorflow":
         require_tf_modes(mode_pair)
-    _require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
+    require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
     cpus = os.cpu_count() or 1
-    _require(threads is None or threads <= cpus,
+    require(threads is None or threads <= cpus,
              f"--threads {threads} is not accepted; this machine has {cpus} CPUs: use 1 to {cpus}")
-    _require(warmup_steps is None or 0 <= warmup_steps <= MAX_STEPS,
+    require(warmup_steps is None or 0 <= warmup_steps <= MAX_STEPS,
              f"--warmup {warmup_steps} is not accepted; use 0 to {MAX_STEPS:,}")
-    _require(timed_steps is None or 1 <= timed_steps <= MAX_STEPS,
+    require(timed_steps is None or 1 <= timed_steps <= MAX_STEPS,
              f"--steps {timed_steps} is not accepted; use 1 to {MAX_STEPS:,}")
-    _require(profile_steps is None or 0 <= profile_steps <= MAX_PROFILE_STEPS,
+    require(profile_steps is None or 0 <= profile_steps <= MAX_PROFILE_STEPS,
              f"--profile-steps {profile_steps} is not accepted; use 0 to {MAX_PROFILE_STEPS:,} "
              "(0 skips kernel profiling)")
-    _require(repeats is None or 1 <= repeats <= MAX_PAIRS,
+    require(repeats is None or 1 <= repeats <= MAX_PAIRS,
              f"--repeats {repeats} is not accepted; use 1 to {MAX_PAIRS} (pairs of processes)")
-    _require(threads is None or threads >= 1, f"--threads {threads} is not accepted; use >= 1")
-    _require(math.isfinite(job_timeout_s) and 0 < job_timeout_s <= MAX_TIME_S,
+    require(threads is None or threads >= 1, f"--threads {threads} is not accepted; use >= 1")
+    require(math.isfinite(job_timeout_s) and 0 < job_timeout_s <= MAX_TIME_S,
              f"--job-timeout {job_timeout_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
-    _require(precision is None or 0 <= precision < 1,
+    require(precision is None or 0 <= precision < 1,
              f"--precision {precision} is not accepted; use a fraction such as 0.02 (±2%), or 0 for fixed repeats")
-    _require(max_time_s is None or (math.isfinite(max_time_s) and 0 < max_time_s <= MAX_TIME_S),
+    require(max_time_s is None or (math.isfinite(max_time_s) and 0 < max_time_s <= MAX_TIME_S),
              f"--max-time {max_time_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
     on_gpu = device.kind == "cuda"
     workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
@@ -193,16 +192,6 @@ API_COMMAND = "Python API: detprof.overhead.run_overhead"
 TRACE_OWNER = ".measuring"  # in a trace folder whose run is not stored yet: the measuring process's pid
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
 def remove_abandoned_traces(traces: Path) -> list[Path]:
     """Delete trace folders of measurements that never got stored (their process was killed);
     returns what was removed. A folder still being measured into, or already stored, stays."""
@@ -212,7 +201,7 @@ def remove_abandoned_traces(traces: Path) -> list[Path]:
             pid = int(owner.read_text().strip())
         except (OSError, ValueError):
             continue
-        if not _alive(pid):
+        if not process_alive(pid):
             shutil.rmtree(owner.parent, ignore_errors=True)
             removed.append(owner.parent)
     return removed

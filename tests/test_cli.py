@@ -200,16 +200,15 @@ def test_parser_errors_are_one_line_naming_the_value(args: list[str], line: str)
 
 def test_only_detprofs_own_errors_are_user_mistakes() -> None:
     """A ValueError from a bug is not a one-line user error: it keeps its traceback."""
-    from detprof.errors import DetprofError
+    from detprof.errors import ArgumentError, DetprofError
     from detprof.gpus import GpuSelectionError
     from detprof.kernels import TraceError
     from detprof.modes import UnknownModeError
-    from detprof.overhead import OverheadArgumentError
     from detprof.stability.data import DatasetError
     from detprof.store import StoreError
     from detprof.zoo import UnknownArchError
 
-    for error in (GpuSelectionError, TraceError, UnknownModeError, OverheadArgumentError, DatasetError, StoreError,
+    for error in (GpuSelectionError, TraceError, UnknownModeError, ArgumentError, DatasetError, StoreError,
                   UnknownArchError):
         assert issubclass(error, DetprofError)
     from detprof import cli

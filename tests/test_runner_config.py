@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from detprof.errors import ArgumentError
 from detprof.gpus import DeviceChoice, GpuInfo
 from detprof.modes import UnknownModeError
-from detprof.overhead import OverheadArgumentError, build_config
+from detprof.overhead import build_config
 from detprof.runner import JobSpec, OverheadConfig, default_protocol, default_workload, plan_jobs
 from detprof.runner.config import CPU_DEFAULTS, GPU_DEFAULTS, plan_pair
 
@@ -48,9 +49,9 @@ def test_the_protocol_is_adaptive_by_default_and_fixed_when_repeats_alone_are_gi
     assert not build_config("resnet18", CPU, precision=0).protocol.adaptive
     gpu = build_config("vgg19", FAKE_GPU).protocol
     assert (gpu.precision, gpu.max_time_s) == (GPU_DEFAULTS["precision"], GPU_DEFAULTS["max_time_s"])
-    with pytest.raises(OverheadArgumentError, match=r"--precision 1.5 is not accepted; use a fraction"):
+    with pytest.raises(ArgumentError, match=r"--precision 1.5 is not accepted; use a fraction"):
         build_config("resnet18", CPU, precision=1.5)
-    with pytest.raises(OverheadArgumentError, match=r"--max-time 0 is not accepted"):
+    with pytest.raises(ArgumentError, match=r"--max-time 0 is not accepted"):
         build_config("resnet18", CPU, max_time_s=0)
 
 
@@ -74,9 +75,9 @@ def test_overrides_and_their_validation() -> None:
                           threads=2, modes="no-benchmark,deterministic-nofill")
     assert (config.protocol.timed_steps, config.protocol.warmup_steps, config.protocol.repeats) == (3, 0, 1)
     assert config.protocol.cpu_threads == 2 and config.modes == ("no-benchmark", "deterministic-nofill")
-    with pytest.raises(OverheadArgumentError, match="--warmup -1"):
+    with pytest.raises(ArgumentError, match="--warmup -1"):
         build_config("resnet18", CPU, warmup_steps=-1)
-    with pytest.raises(OverheadArgumentError, match="--profile-steps -2"):
+    with pytest.raises(ArgumentError, match="--profile-steps -2"):
         build_config("resnet18", CPU, profile_steps=-2)
     with pytest.raises(UnknownModeError):
         build_config("resnet18", CPU, modes="default,deterministic,default")

@@ -80,7 +80,7 @@ def run_advise(arch: str | None = None, model: str | None = None, gpu: str | Non
     require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
     cpu_threads = (threads or CPU_THREADS) if device.kind == "cpu" else None
     modes = [mode for mode, gpu_only in CANDIDATES if device.kind == "cuda" or not gpu_only]
-    measure_options = dict(kernel_size=kernel_size, batch_norm=batch_norm, batch_size=batch_size,
+    measure_options: dict[str, Any] = dict(kernel_size=kernel_size, batch_norm=batch_norm, batch_size=batch_size,
                            image_size=image_size, threads=threads, model=model, input_shape=input_shape,
                            num_classes=num_classes, max_time_s=max_time_s or ADVISE_MAX_TIME_S[device.kind])
     zoo_arch = None if model else arch

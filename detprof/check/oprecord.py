@@ -243,7 +243,7 @@ class OpRecorder(TorchDispatchMode):
     def _module(self) -> tuple[str, str | None]:
         node = torch._C._current_autograd_node()
         if node is not None:
-            return "backward", node.metadata.get(MODULE_KEY)
+            return "backward", node.metadata.get(MODULE_KEY)  # type: ignore[attr-defined]  # a dict at run time
         return self.phase, self.module_stack[-1] if self.module_stack else None
 
     def _run(self, func: Any, args: Any, kwargs: Any, record: dict[str, Any]) -> Any:

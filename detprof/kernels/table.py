@@ -47,7 +47,7 @@ def kernel_records(names: Iterable[str], durations: Iterable[float],
             groups[name] = [float(duration)]
         else:
             group.append(float(duration))
-    records = []
+    records: list[KernelRecord] = []
     for name, values in groups.items():
         values.sort()
         calls = len(values)

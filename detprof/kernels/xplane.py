@@ -132,7 +132,8 @@ def _event(data: bytes) -> XEvent:
         elif number == 3:
             event.duration_ps = _signed(int(value))  # type: ignore[arg-type]
         elif number == 4:
-            stat_id, stat_value = 0, None
+            stat_id = 0
+            stat_value: int | str | None = None
             for inner, _, inner_value in _fields(value):  # type: ignore[arg-type]
                 if inner == 1:
                     stat_id = _signed(int(inner_value))  # type: ignore[arg-type]

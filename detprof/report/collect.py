@@ -118,8 +118,8 @@ def _comparison(store: ResultStore, runs: list[tuple[int, str, dict[str, Any]]],
     if kernels_run is not None:
         raise StoreError(f"--kernels-run {kernels_run} is not accepted: that run has no kernels in two modes; "
                          "use a run listed by `detprof runs` whose profiled pass ran in both modes")
-    singles = [(run_id, store.kernel_modes(run_id)) for run_id, _, _ in runs]
-    singles = [(run_id, modes[0]) for run_id, modes in singles if len(modes) == 1]
+    with_modes = [(run_id, store.kernel_modes(run_id)) for run_id, _, _ in runs]
+    singles = [(run_id, modes[0]) for run_id, modes in with_modes if len(modes) == 1]
     if len(singles) >= 2:
         (id_a, mode_a), (id_b, mode_b) = singles[-2], singles[-1]
         a, b = store.kernels(id_a, mode_a), store.kernels(id_b, mode_b)

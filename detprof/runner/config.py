@@ -21,12 +21,11 @@ if TYPE_CHECKING:
 # pairs of processes (one per mode) run before the precision target is checked; ``precision`` is
 # the target half-width of the ratio's 95% CI (a fraction); ``max_time_s`` bounds the measurement.
 # The CPU figures keep the README's main job (resnet18) under 60 s on 2 cores.
-GPU_DEFAULTS = {"batch_size": 64, "warmup_steps": 10, "timed_steps": 100, "profile_steps": 10, "repeats": 3,
-                "precision": 0.01, "max_time_s": 600.0}
-CPU_DEFAULTS = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 10, "profile_steps": 2, "repeats": 5,
-                "precision": 0.02, "max_time_s": 40.0}
+GPU_DEFAULTS: dict[str, Any] = {"batch_size": 64, "warmup_steps": 10, "timed_steps": 100, "profile_steps": 10,
+                                 "repeats": 3, "precision": 0.01, "max_time_s": 600.0}
+CPU_DEFAULTS: dict[str, Any] = {"batch_size": 16, "warmup_steps": 3, "timed_steps": 10, "profile_steps": 2,
+                                 "repeats": 5, "precision": 0.02, "max_time_s": 40.0}
 MAX_PAIRS = 50  # never more than this many pairs of processes, whatever the precision asked
-STEP_FIELDS = ("warmup_steps", "timed_steps", "profile_steps", "repeats")
 # On CPU one intra-op thread by default: with every core busy, background work lands on the measured
 # threads and process-to-process spread grows several-fold (see benchmarks/aa_test.py).
 CPU_THREADS = 1

@@ -3,6 +3,7 @@ the CPU model, and the process's peak resident memory (with its reset after warm
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 from pathlib import Path
@@ -46,3 +47,18 @@ def reset_peak_rss() -> bool:
     except OSError:
         return False
     return status_kib("VmHWM") is not None
+
+
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie (killed, not yet reaped); a process of
+    another user counts as alive. The one check detprof uses for its drivers, workers and owners."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: existence is all we can tell

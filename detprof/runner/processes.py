@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detprof.runner.host import process_alive
+
 # Imported once by the fork server. torch._dynamo is imported by every optimizer's constructor
 # anyway; preloading it moves that second off every job.
 FORK_SERVER_PRELOAD = ["detprof.runner.worker", "torch._dynamo"]
@@ -55,27 +57,13 @@ def restart_fork_server() -> None:
 PARENT_POLL_S = 0.5
 
 
-def _running(pid: int) -> bool:
-    """True while process ``pid`` exists and is not a zombie (killed, not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc: existence is all we can tell
-
-
 def die_with(measuring_pid: int) -> None:
     """End this job as soon as the process that asked for it is gone, however it went (kill -9
     included). The fork server cannot be relied on for that: every job it forks holds the
     measuring process's end of the pipe the server watches, so the server outlives it."""
 
     def watch() -> None:
-        while _running(measuring_pid):
+        while process_alive(measuring_pid):
             time.sleep(PARENT_POLL_S)
         os._exit(1)
 

@@ -177,7 +177,7 @@ def _celeba_images(root: Path, files: list[str], size: int) -> np.ndarray:
         width, height = rgb.size
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
-        square = rgb.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        square = rgb.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
         images[index] = np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
     cache.parent.mkdir(exist_ok=True)
     partial = cache.with_suffix(".partial.npy")

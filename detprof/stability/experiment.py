@@ -277,7 +277,7 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
         base.mkdir(parents=True, exist_ok=True)
         np.save(base / "test_labels.npy", data.y_test)  # so the measures can be recomputed without the data
         if data.groups:
-            np.savez(base / "test_groups.npz", **data.groups)
+            np.savez(base / "test_groups.npz", **data.groups)  # type: ignore[arg-type]  # numpy's stub: names
         failures = []
         toggles = toggles_for(chosen.mode)
         environment = environment_for(toggles, dict(os.environ), device.gpu.uuid if device.gpu else None)

@@ -114,7 +114,7 @@ def _per_example_dropout(model: Any, examples: int, seed: int) -> list[Any]:
     from torch import nn
 
     example_dropout = example_dropout_class()
-    replaced = []
+    replaced: list[Any] = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Dropout):
@@ -208,7 +208,10 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
         torch.set_num_threads(int(spec["threads"]))
     applied = apply_toggles(Toggles(**spec["toggles"]))
     data = load_task(spec["task"], spec.get("data_dir"), spec.get("target"))
-    trained = train_model(spec, data, lambda epoch: (directory / "progress").write_text(str(epoch)))
+    def progress(epoch: int) -> None:
+        (directory / "progress").write_text(str(epoch))
+
+    trained = train_model(spec, data, progress)
     np.save(directory / "predictions.npy", trained["predictions"])
     torch.save(trained["state"], directory / "weights.pt")
     result = {"accuracy": trained["accuracy"], "applied_toggles": applied,

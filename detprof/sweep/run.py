@@ -27,6 +27,7 @@ from typing import Any
 
 from detprof.errors import DetprofError, require
 from detprof.gpus import select_device
+from detprof.runner.host import process_alive
 from detprof.runner.launcher import JobOutcome, OverheadResult
 from detprof.store import ResultStore, StoreLike, open_store, resolve_db_path
 from detprof.sweep.plan import SweepJob, plan_sweep
@@ -54,13 +55,7 @@ def owner_alive(owner: str) -> bool:
     host, _, pid = owner.rpartition(":")
     if host != this_host() or not pid.isdigit():
         return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(int(pid))
 
 
 def one_line(error: BaseException) -> str:

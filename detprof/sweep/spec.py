@@ -30,7 +30,7 @@ from detprof.zoo import ARCHS, MEDIUM_CNN_KERNEL_SIZES
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # the same parser, before it joined the standard library
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 
 class SpecError(ArgumentError):
