@@ -8,7 +8,7 @@
 2. The digest itself: ``device_digest`` (computed where the tensor lives; 16 bytes cross to the
    host) against the byte copy plus BLAKE2b that detprof used before, on a 64 MiB float32 tensor.
 
-Output goes to stdout as a table; the README quotes it with the command and the date.
+Output goes to stdout as a table; docs/benchmarks.md quotes it with the command and the date.
 """
 
 from __future__ import annotations

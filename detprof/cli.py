@@ -35,9 +35,9 @@ from detprof.store import ResultStore, StoreError
 PIPE_WIDTH = 10_000
 
 
-class StdoutConsole(Console):
-    """Standard output: the terminal's width on a terminal or when $COLUMNS says; otherwise (a pipe, a
-    CI log) a width no table reaches, so that rich never wraps a mode or kernel name that a reader
+class PipeAwareConsole(Console):
+    """Standard output or error: the terminal's width on a terminal or when $COLUMNS says; otherwise
+    (a pipe, a CI log) a width no table or line reaches, so that rich never wraps a mode or kernel name that a reader
     needs whole. Tables take only the width their content needs. Decided at each print, as the
     stream and the environment may change between commands run in one process."""
 
@@ -49,8 +49,8 @@ class StdoutConsole(Console):
         return dimensions
 
 
-out = StdoutConsole()
-err = Console(stderr=True)
+out = PipeAwareConsole()
+err = PipeAwareConsole(stderr=True)
 INTERRUPTED = 130  # the shell's exit status for Ctrl-C (128 + SIGINT)
 TERMINATED = 143  # and for SIGTERM (128 + 15), which `timeout` and schedulers send
 

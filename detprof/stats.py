@@ -5,7 +5,7 @@ order (AB, BA, AB, ...). Two processes started back to back share the machine's 
 other tenants' load), so the ratio *within* a pair is far steadier than either time alone: on
 the 2-core CPU machine the per-process medians of one mode drift by about 4% (sd of the log),
 while the log ratio of adjacent processes varies by about 3.5% and carries no drift
-(benchmarks/aa_test.py, README).
+(benchmarks/aa_test.py, docs/benchmarks.md).
 
 The ratio is therefore estimated per pair, as the ratio of the two processes' median step
 times, and summarised as the geometric mean over pairs, with a Student-t interval on the log

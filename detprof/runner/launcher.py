@@ -360,7 +360,7 @@ def _ratio(outcomes: list[JobOutcome]) -> RatioEstimate | None:
 # ratios is itself so uncertain that stopping as soon as the CI looks narrow stops on the pairs
 # that happened to agree: in the A/A benchmark a resnet18 trial stopped at 3 pairs with a CI
 # (0.965-0.995) that missed 1.0; replaying the recorded A/A jobs, the minimum of 5 raised coverage
-# from 88% to 92% on the noisier small CNN (benchmarks/aa_test.py, README).
+# from 88% to 92% on the noisier small CNN (benchmarks/aa_test.py, docs/benchmarks.md).
 MIN_PAIRS_FOR_PRECISION = 5
 
 
