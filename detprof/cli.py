@@ -680,7 +680,7 @@ def kernels(
 
 def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> RenderableType:
     """Kernels with calls, total, share and mean, in µs throughout (one time unit per table)."""
-    from detprof.kernels.table import signature
+    from detprof.kernels.names import signature
 
     cells = [[printable(signature(k["name"])) + (" *" if k["nondeterministic"] else ""), k["category"],
               f"{k['calls']:,}",
@@ -691,7 +691,7 @@ def _kernel_rows_table(title: str, rows: list[dict[str, Any]]) -> RenderableType
 
 def _kernel_stats_table(rows: list[dict[str, Any]]) -> RenderableType:
     """The per-kernel statistics asked for with --stats: median, min, max and std of one call, in µs."""
-    from detprof.kernels.table import signature
+    from detprof.kernels.names import signature
 
     cells = [[printable(signature(k["name"])), f"{k['calls']:,}", *(_fmt(k[key], 1, grouped=True) for key in
                                                              ("median_us", "min_us", "max_us", "std_us"))]
@@ -730,7 +730,7 @@ def _print_kernel_report(report: dict[str, Any], stats: bool = False) -> None:
 
 def _diff_table(title: str, rows: list[dict[str, Any]], a: str, b: str) -> RenderableType:
     """Kernels added, removed and changed, in ms; columns A and B are named in the title."""
-    from detprof.kernels.table import signature
+    from detprof.kernels.names import signature
 
     cells = [[printable(signature(d["name"])), d["category"], d["status"], f"{d['calls_a']:,}", f"{d['calls_b']:,}",
               _fmt(d["total_us_a"] / 1000, 3, grouped=True), _fmt(d["total_us_b"] / 1000, 3, grouped=True),

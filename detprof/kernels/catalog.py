@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from detprof.errors import DetprofError
+from detprof.kernels.names import signature
 
 CATEGORIES = ("conv forward", "conv data-grad", "conv weight-grad", "conv backward", "gemm", "elementwise",
               "reduction", "normalization", "pooling", "memory copy/set", "fill", "optimizer", "other")
@@ -58,8 +59,6 @@ class KernelCatalog:
 
         Patterns are matched against the signature (no ``void``, no parameter list), which keeps
         parameter types from deciding the category and halves the text searched."""
-        from detprof.kernels.table import signature
-
         hit = self._cache.get(name)
         if hit is None:
             hit = ("other", None)

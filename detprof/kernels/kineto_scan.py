@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 
-from detprof.kernels.trace import TraceActivities, launched_in_steps, loads_json
+from detprof.kernels.activities import TraceActivities, launched_in_steps, loads_json
 
 _NUMBER = rb"(-?[0-9][0-9.eE+-]*)"
 _SKIP_NUMBER = rb"-?[0-9][0-9.eE+-]*"

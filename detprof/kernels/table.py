@@ -12,7 +12,6 @@ numpy, which cost more start-up time than the work itself; ``kernel_table``, ``t
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +24,6 @@ KERNEL_COLUMNS = ["name", "category", "nondeterministic", "calls", "total_us", "
                   "median_us", "min_us", "max_us", "std_us"]
 CATEGORY_COLUMNS = ["category", "calls", "total_us", "share"]
 OTHERS = "(others)"
-_BRACKETS = re.compile(r"[<>(]")
-_ANONYMOUS = "(anonymous namespace)"
-
 KernelRecord = dict[str, Any]
 
 
@@ -144,27 +140,3 @@ def diff_tables(baseline: pd.DataFrame, treatment: pd.DataFrame) -> pd.DataFrame
                    "share_a", "share_b"]].reset_index(drop=True)
 
 
-def signature(name: str) -> str:
-    """A demangled kernel name without ``void`` and without its parameter list (which repeats the
-    template types and is often half the name). ``(anonymous namespace)`` is part of the name, and
-    so is a parenthesis after a space, as in ``Memcpy HtoD (Pinned -> Device)``."""
-    text = name[5:] if name.startswith("void ") else name
-    if "(" not in text:
-        return text
-    depth = 0
-    # Visit only the characters that matter: names run to thousands of characters.
-    for match in _BRACKETS.finditer(text):
-        char, index = match.group(), match.start()
-        if char == "<":
-            depth += 1
-        elif char == ">":
-            depth = max(depth - 1, 0)
-        elif depth == 0 and index > 0 and text[index - 1] != " " and not text.startswith(_ANONYMOUS, index):
-            return text[:index]
-    return text
-
-
-def short_name(name: str, width: int = 80) -> str:
-    """``signature(name)`` cut to ``width`` characters, for tables."""
-    text = signature(name)
-    return text if len(text) <= width else text[: width - 1] + "…"

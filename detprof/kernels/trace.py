@@ -21,57 +21,27 @@ error unless the CPU ops are asked for: its CPU op times are not GPU time.
 from __future__ import annotations
 
 import gc
-import json
 import math
 import re
 import stat
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from detprof.errors import DetprofError
-
-if TYPE_CHECKING:
-    import pandas as pd
+from detprof.kernels.activities import (
+    TraceActivities,
+    TraceError,
+    launched_in_steps,
+    loads_json,
+)
+from detprof.kernels.kineto_scan import scan_gpu_activities
+from detprof.kernels.xplane import load_xplane
 
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
-COLUMNS = ["name", "cat", "ts_us", "dur_us"]
 SCOPES = ("steps", "all")
 PROFILER_STEP = re.compile(r"^ProfilerStep#\d+$")
-
-
-class TraceError(DetprofError, ValueError):
-    """Raised for a file that is not a readable Chrome trace, or one with nothing to measure."""
-
-
-@dataclass(frozen=True)
-class TraceActivities:
-    """Timed activities of one trace, as parallel lists: ``names``, ``cats``, ``ts_us`` (start) and
-    ``dur_us`` (duration; self time for CPU ops), in µs; ``events`` gives them as a DataFrame.
-
-    ``source`` is the file it came from; ``parser`` which reader produced it: ``kineto-scan`` (the
-    fast scan of Kineto's layout) or ``json`` (the whole document parsed)."""
-
-    kind: str  # "gpu" or "cpu"
-    names: list[str]
-    cats: list[str]
-    ts_us: list[float]
-    dur_us: list[float]
-    device_name: str | None
-    source: str
-    parser: str = "json"
-
-    @cached_property
-    def events(self) -> pd.DataFrame:
-        """The activities as a DataFrame with columns name, cat, ts_us, dur_us."""
-        import pandas as pd
-
-        return pd.DataFrame({"name": self.names, "cat": self.cats, "ts_us": self.ts_us, "dur_us": self.dur_us},
-                            columns=COLUMNS)
 
 
 class KernelLessGpuTraceError(TraceError):
@@ -79,19 +49,6 @@ class KernelLessGpuTraceError(TraceError):
 
 
 GPU_HOST_CATEGORIES = ("cuda_runtime", "cuda_driver", "cuda_sync")
-
-
-def _json_loader() -> Callable[[bytes], Any]:
-    """orjson when installed (faster on large traces), else the standard library."""
-    try:
-        import orjson
-
-        return orjson.loads  # type: ignore[no-any-return]
-    except ImportError:
-        return json.loads
-
-
-loads_json = _json_loader()
 
 
 @contextmanager
@@ -255,21 +212,6 @@ def _correlation(event: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, (int, float)) else None
 
 
-def launched_in_steps(gpu_correlations: Sequence[Hashable], launches: Iterable[tuple[Hashable, float]],
-                      step_end: float | None) -> list[bool] | None:
-    """Which GPU events fall in the ``steps`` scope.
-
-    ``launches`` are (correlation, start µs) of CPU events that carry a correlation; ``step_end``
-    is where the traced iterations end (µs). Correlations may be any hashable spelling (ints, or
-    their digits as bytes) as long as both sides use the same one. Returns None when everything
-    is in scope.
-    """
-    if step_end is None:
-        return None
-    launched = {correlation for correlation, start in launches if start <= step_end}
-    return [c in launched for c in gpu_correlations]
-
-
 def _columns(events: list[dict[str, Any]]) -> tuple[list[str], list[str], list[float], list[float]]:
     """names, categories, start times and durations (µs) straight from the (checked) event dicts."""
     return ([e["name"] for e in events], [e["cat"] for e in events],
@@ -354,13 +296,9 @@ def load_trace(path: str | Path, scope: str = "steps", cpu_ops: bool = False,
     trace without GPU activity, unless ``cpu_ops`` asks for its CPU ops). A file or JSON text over
     ``max_trace_mb`` MB raises TraceTooLargeError before it is parsed.
     """
-    from detprof.kernels.kineto_scan import scan_gpu_activities
-
     if scope not in SCOPES:
         raise TraceError(f"scope {scope!r} is not accepted; use one of {', '.join(SCOPES)}")
     if str(path).endswith(".xplane.pb"):  # TensorFlow's profiler: every event of the profiled steps
-        from detprof.kernels.xplane import load_xplane
-
         return load_xplane(path, read_trace_bytes(path, max_trace_mb))  # under the same cap
     raw = read_trace_bytes(path, max_trace_mb)
     with collector_paused():

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detprof.kernels.trace import TraceActivities, TraceError
+from detprof.kernels.activities import TraceActivities, TraceError
 
 GPU_PLANE_PREFIX = "/device:GPU:"
 HOST_PLANE = "/host:CPU"

@@ -694,7 +694,7 @@ class ResultStore:
         run's full stored configuration, a dict)."""
         import pandas as pd
 
-        from detprof.store.transfer import kernel_size_of
+        from detprof.zoo import kernel_size_of
 
         rows = self.connection.execute(
             "SELECT id, uid, created_at, kind, arch, device_kind, device_name, modes, config_json, summary_json"

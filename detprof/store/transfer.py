@@ -28,6 +28,7 @@ from detprof.store.db import (
     stored_file,
 )
 from detprof.store.rows import check_rows
+from detprof.zoo import kernel_size_of
 
 JOB_COLUMNS = ("job_index", "side", "mode", "repeat", "status", "error", "peak_mem_bytes", "peak_mem_kind",
                "toggles_json", "applied_toggles_json", "nondeterministic_ops_json", "gpu_monitor_json", "trace_path",
@@ -265,11 +266,3 @@ def flat_run(document: dict[str, Any]) -> dict[str, Any]:
             "baseline_step_ms": modes[0].get("step_ms"),
             "treatment_step_ms": modes[1].get("step_ms") if len(modes) > 1 else None,
             "sweep": (config.get("sweep") or {}).get("name"), "command": document["command"]}
-
-
-def kernel_size_of(workload: dict[str, Any]) -> int | None:
-    """The convolution kernel size of a stored workload, for the archs that take one; else None."""
-    from detprof.zoo import ARCHS
-
-    spec = ARCHS.get(workload.get("arch", ""))
-    return workload.get("kernel_size") if spec is not None and spec.takes_kernel_size else None

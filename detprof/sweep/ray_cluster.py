@@ -27,7 +27,7 @@ from detprof.sweep.spec import SweepSpec
 
 if TYPE_CHECKING:
     from detprof.store import ResultStore
-    from detprof.sweep.run import ProgressCallback, SweepProgress
+    from detprof.sweep.jobs import ProgressCallback, SweepProgress
 
 CPU_JOB_CPUS = 2
 ACCELERATOR_PREFIX = "accelerator_type:"
@@ -158,7 +158,7 @@ def measure_in_task(job: SweepJob, command: str) -> dict[str, Any]:
 
 def _failure(error: BaseException) -> str:
     """One line for a task that raised or died: the cause inside the task when Ray has it."""
-    from detprof.sweep.run import one_line
+    from detprof.sweep.jobs import one_line
 
     cause = getattr(error, "cause", None)
     if isinstance(cause, BaseException):
@@ -172,7 +172,7 @@ def run_on_ray(store: ResultStore, jobs: list[SweepJob], command: str, progress:
     """Submit every job as a task, store each result as it arrives (here, in the driver) and
     record failures; Ctrl-C cancels what is still running. ``task`` is what each task runs."""
     from detprof.overhead import trace_folder
-    from detprof.sweep.run import now_utc, store_job_result
+    from detprof.sweep.jobs import now_utc, store_job_result
 
     ray = _ray()
     remote = ray.remote(task)

@@ -16,108 +16,28 @@ process writes the store.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from detprof.errors import DetprofError, require
+from detprof.errors import require
 from detprof.gpus import select_device
-from detprof.runner.host import process_alive
-from detprof.runner.launcher import JobOutcome, OverheadResult
+from detprof.runner.launcher import JobOutcome
 from detprof.store import ResultStore, StoreLike, open_store, resolve_db_path
+from detprof.sweep.jobs import (
+    ProgressCallback,
+    SweepProgress,
+    now_utc,
+    one_line,
+    owner_alive,
+    owner_id,
+    store_job_result,
+    this_host,
+)
 from detprof.sweep.plan import SweepJob, plan_sweep
 from detprof.sweep.spec import SweepSpec, load_spec
 
 API_COMMAND = "Python API: detprof.sweep.run_sweep"
-
-
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def owner_id() -> str:
-    """Who holds a claimed job: ``host:pid`` of this sweep driver."""
-    return f"{this_host()}:{os.getpid()}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the sweep driver ``host:pid`` still runs. Another host's driver cannot be checked
-    from here and is taken to be alive (stores are merged across machines, never shared)."""
-    host, _, pid = owner.rpartition(":")
-    if host != this_host() or not pid.isdigit():
-        return True
-    return process_alive(int(pid))
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as one line: its type (unless detprof's own) and first line of message."""
-    text = (str(error).strip().splitlines() or [""])[0]
-    return text if isinstance(error, DetprofError) else f"{type(error).__name__}: {text}"
-
-
-def failure_reason(result: OverheadResult) -> str | None:
-    """Why a measurement cannot stand as a sweep job's result (a worker that failed, or no
-    complete pair), or None when it can."""
-    failed = [job for job in result.jobs if not job.ok]
-    if failed:
-        first = failed[0]
-        more = f" (and {len(failed) - 1} more failed worker(s))" if len(failed) > 1 else ""
-        return f"{first.spec.mode} pair {first.spec.repeat + 1}: {first.status}: {first.error}{more}"
-    if result.ratio is None:
-        return "no complete pair of jobs"
-    return None
-
-
-@dataclass
-class SweepProgress:
-    """Counts while a sweep runs: jobs done (stored, now or before), failed, and left to run."""
-
-    total: int
-    done: int = 0
-    failed: int = 0
-    running: list[str] = field(default_factory=list)
-
-    @property
-    def left(self) -> int:
-        return self.total - self.done - self.failed
-
-
-ProgressCallback = Callable[[SweepProgress], None]
-
-
-def _sweep_config(job: SweepJob) -> dict[str, Any]:
-    """What a sweep adds to a stored run's configuration."""
-    return {"sweep": {"name": job.sweep, "job_key": job.key, "gpu": job.gpu, "label": job.label}}
-
-
-def store_job_result(store: ResultStore, job: SweepJob, result: OverheadResult, trace_dir: Path,
-                     node: str) -> int | None:
-    """Store a finished job's measurement and mark it done, or record why it failed; returns the
-    run id (None when failed, or when another sweep stored the same job first)."""
-    from detprof.overhead import release_trace_folder, run_records
-
-    reason = failure_reason(result)
-    if reason is not None:
-        shutil.rmtree(trace_dir, ignore_errors=True)
-        store.fail_sweep_job(job.key, reason, node, now_utc())
-        return None
-    try:
-        run_id = store.save_run(*run_records(result, _sweep_config(job)), sweep_job=job.key)
-    finally:
-        release_trace_folder(trace_dir)
-    store.set_sweep_job_node(job.key, node)
-    if run_id is None:
-        shutil.rmtree(trace_dir, ignore_errors=True)
-    return run_id
 
 
 def _run_locally(store: ResultStore, job: SweepJob, command: str,

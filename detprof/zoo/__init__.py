@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detprof.errors import DetprofError
 
 if TYPE_CHECKING:
     from torch import nn
 
-MEDIUM_CNN_KERNEL_SIZES = range(1, 8)
+from detprof.zoo.sizes import MEDIUM_CNN_KERNEL_SIZES
 
 
 class UnknownArchError(DetprofError, ValueError):
@@ -145,8 +145,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def kernel_size_of(workload: dict[str, Any]) -> int | None:
+    """The convolution kernel size of a stored workload (a dict with ``arch``), for the archs that
+    take one; else None."""
+    spec = ARCHS.get(str(workload.get("arch", "")))
+    size = workload.get("kernel_size")
+    return int(size) if spec is not None and spec.takes_kernel_size and size is not None else None
+
+
 __all__ = ["ARCHS", "ArchSpec", "UnknownArchError", "arch_spec", "build_model", "canonical_arch",
-           "count_parameters", "describe_zoo", "MEDIUM_CNN_KERNEL_SIZES"]
+           "count_parameters", "describe_zoo", "kernel_size_of", "MEDIUM_CNN_KERNEL_SIZES"]
 
 
 def describe_zoo() -> list[dict[str, object]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES
+from detprof.zoo.sizes import MEDIUM_CNN_KERNEL_SIZES
 
 SMALL_CNN_CHANNELS = (16, 32, 32)
 MEDIUM_CNN_CHANNELS = (16, 32, 64, 128, 256, 512)
