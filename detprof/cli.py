@@ -396,7 +396,8 @@ def overhead(
 ) -> None:
     """Default vs deterministic: step time, kernel time, memory, and the ratio with a 95% CI."""
     from detprof.gpus import select_device
-    from detprof.overhead import build_config, measure_and_store
+    from detprof.overhead import measure_and_store
+    from detprof.runner.config import build_config
 
     measurement: dict[str, Any] = dict(
                        kernel_size=kernel_size, batch_norm=bn, batch_size=batch_size, image_size=image_size,

@@ -1,4 +1,7 @@
-"""The ``overhead`` capability as a Python API: configure, measure, store, and the JSON document.
+"""The ``overhead`` capability as a Python API: measure a configuration, keep it in the store pair by
+pair, and hand back its JSON document. The configuration is built in ``detprof.runner.config``
+(``build_config``), the document in ``detprof.documents``, the store's records and trace folders in
+``detprof.store.records`` and ``detprof.store.traces``.
 
     from detprof.overhead import run_overhead
     doc = run_overhead("vgg19", gpu="v100")      # dict, as `detprof overhead --json` prints
@@ -6,229 +9,23 @@
 
 from __future__ import annotations
 
-import math
-import os
 import shutil
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from detprof.documents import summary_document
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
-from detprof.modes import parse_modes
-from detprof.runner.config import MAX_PAIRS, OverheadConfig, build_workload, default_protocol
-from detprof.runner.host import process_alive
+from detprof.runner.config import DEFAULT_ARCH, OverheadConfig, build_config
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
-from detprof.stats import verdict
 from detprof.store import ResultStore, StoreLike, open_store
 from detprof.store.db import StoreFullError, StoreLockedError
-from detprof.zoo import arch_spec
-
-DEFAULT_ARCH = "resnet18"
-
-
-MAX_SEED = 2**32 - 1  # what every generator detprof seeds accepts
-# Limits that no real measurement reaches, so that a typo (--steps 100000000000) is refused instead
-# of starting a run that never ends. The paper timed 100 steps per process.
-MAX_STEPS = 100_000  # warm-up or timed steps per process
-MAX_PROFILE_STEPS = 1_000
-MAX_TIME_S = 7 * 24 * 3600.0  # a week: --max-time and --job-timeout
-
-
-def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,deterministic",
-                 kernel_size: int | None = None, batch_norm: bool | None = None, batch_size: int | None = None,
-                 image_size: int | None = None,
-                 warmup_steps: int | None = None, timed_steps: int | None = None, profile_steps: int | None = None,
-                 repeats: int | None = None, threads: int | None = None, seed: int = 0,
-                 job_timeout_s: float = 1800.0, precision: float | None = None,
-                 max_time_s: float | None = None, model: str | None = None,
-                 input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-                 framework: str = "pytorch") -> OverheadConfig:
-    """Validate the user's choices and fill device-dependent defaults; raises ArgumentError
-    (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted.
-
-    ``repeats`` is the number of pairs of processes (one per mode) that always run. The protocol
-    is adaptive by default: more pairs follow until the ratio's 95% CI is within ±``precision``
-    (a fraction) or ``max_time_s`` seconds are spent. Giving ``repeats`` without ``precision``
-    runs exactly that many pairs; ``precision=0`` does the same with the default repeats.
-    ``model`` (MODULE:FUNCTION) measures a user's model instead of ``arch`` (see build_workload).
-    ``framework`` is ``pytorch`` or ``tensorflow`` (also ``tf``): Keras models in TensorFlow's
-    default and op-deterministic modes, each job a new interpreter without torch.
-    """
-    from detprof.tf import canonical_framework, require_tf_modes
-
-    framework = canonical_framework(framework)
-    mode_pair = parse_modes(modes)
-    if framework == "tensorflow":
-        require_tf_modes(mode_pair)
-    require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
-    cpus = os.cpu_count() or 1
-    require(threads is None or threads <= cpus,
-             f"--threads {threads} is not accepted; this machine has {cpus} CPUs: use 1 to {cpus}")
-    require(warmup_steps is None or 0 <= warmup_steps <= MAX_STEPS,
-             f"--warmup {warmup_steps} is not accepted; use 0 to {MAX_STEPS:,}")
-    require(timed_steps is None or 1 <= timed_steps <= MAX_STEPS,
-             f"--steps {timed_steps} is not accepted; use 1 to {MAX_STEPS:,}")
-    require(profile_steps is None or 0 <= profile_steps <= MAX_PROFILE_STEPS,
-             f"--profile-steps {profile_steps} is not accepted; use 0 to {MAX_PROFILE_STEPS:,} "
-             "(0 skips kernel profiling)")
-    require(repeats is None or 1 <= repeats <= MAX_PAIRS,
-             f"--repeats {repeats} is not accepted; use 1 to {MAX_PAIRS} (pairs of processes)")
-    require(threads is None or threads >= 1, f"--threads {threads} is not accepted; use >= 1")
-    require(math.isfinite(job_timeout_s) and 0 < job_timeout_s <= MAX_TIME_S,
-             f"--job-timeout {job_timeout_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
-    require(precision is None or 0 <= precision < 1,
-             f"--precision {precision} is not accepted; use a fraction such as 0.02 (±2%), or 0 for fixed repeats")
-    require(max_time_s is None or (math.isfinite(max_time_s) and 0 < max_time_s <= MAX_TIME_S),
-             f"--max-time {max_time_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
-    on_gpu = device.kind == "cuda"
-    workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
-                              num_classes, framework)
-    overrides: dict[str, Any] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
-                                 "profile_steps": profile_steps, "repeats": repeats, "max_time_s": max_time_s}
-    if threads is not None:
-        overrides["cpu_threads"] = threads
-    if precision is not None:
-        overrides["precision"] = precision or None
-    elif repeats is not None:
-        overrides["precision"] = None  # an explicit --repeats alone means exactly that many pairs
-    protocol = replace(default_protocol(on_gpu), **{k: v for k, v in overrides.items()
-                                                    if v is not None or k == "precision"})
-    if not protocol.adaptive:
-        protocol = replace(protocol, max_time_s=None)
-    return OverheadConfig(workload=workload, protocol=protocol, modes=(mode_pair[0], mode_pair[1]),
-                          device=device.torch_device, gpu_index=device.gpu.index if device.gpu else None,
-                          seed=seed, job_timeout_s=job_timeout_s, gpu_uuid=device.gpu.uuid if device.gpu else None,
-                          framework=framework)
-
-
-def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[str, Any]:
-    """The JSON document of a measurement (what ``overhead --json`` prints). Times in ms, memory in bytes."""
-    config = result.config
-    ratio, kernel = result.ratio, result.kernel_ratio
-    env = next((j.environment for j in result.jobs if j.environment), {})
-    labels = [m.mode for m in result.modes]
-    return {
-        "run_id": run_id,
-        "created_at": result.created_at,
-        "partial": result.partial,
-        "arch": config.workload.arch,
-        "framework": config.framework,
-        "device": {"kind": result.device_kind, "name": result.device_name, "gpu_index": config.gpu_index,
-                   "gpu_uuid": config.gpu_uuid},
-        "workload": asdict(config.workload),
-        "protocol": asdict(config.protocol),
-        "verdict": verdict(ratio, labels[0], labels[1]),
-        "modes": [
-            {"mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
-             "kernel_ms": m.kernel_ms, "kernel_ms_reason": m.kernel_ms_reason, "kernel_coverage": m.kernel_coverage,
-             "kernel_jobs": m.kernel_jobs,
-             "peak_mem_bytes": m.peak_mem_bytes, "peak_mem_warmup_bytes": m.peak_mem_warmup_bytes,
-             "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
-             "determinism": m.determinism, "bitwise_identical_across_repeats": m.bitwise_identical_across_repeats,
-             "distinct_state_hashes": m.distinct_state_hashes, "nondeterministic_ops": m.nondeterministic_ops,
-             "nondeterministic_kernels": m.nondeterministic_kernels, "throttled": m.throttled, "toggles": m.toggles}
-            for m in result.modes
-        ],
-        "ratio": ratio.ratio if ratio else None,
-        "ratio_ci": [ratio.low, ratio.high] if ratio and ratio.has_ci else None,
-        "ratio_ci_reason": None if ratio and ratio.has_ci else (ratio.reason if ratio else "no complete pair of jobs"),
-        "ratio_ci_method": ratio.method if ratio else None,
-        "ratio_pairs": ratio.pairs if ratio else 0,
-        "precision": asdict(result.precision),
-        "kernel_ratio": kernel.ratio if kernel else None,
-        "kernel_ratio_ci": [kernel.low, kernel.high] if kernel and kernel.has_ci else None,
-        "kernel_ratio_ci_reason": None if kernel and kernel.has_ci else (
-            kernel.reason if kernel else "no pair with both jobs profiled"),
-        "kernel_ratio_pairs": kernel.pairs if kernel else 0,
-        "kernel_times_reliable": None if not kernel else result.kernel_times_note is None,
-        "kernel_times_note": result.kernel_times_note,
-        "memory_ratio": result.memory_ratio,
-        "noisy": any(bool(m.noisy) for m in result.modes),
-        "expected_nondeterministic_ops": ([] if config.workload.model_ref or config.framework != "pytorch" else
-                                          list(arch_spec(config.workload.arch).known_nondeterministic_ops)),
-        "failed_jobs": [{"mode": j.spec.mode, "repeat": j.spec.repeat, "status": j.status, "error": j.error}
-                        for j in result.jobs if not j.ok],
-        "environment": env,
-        "command": result.command,
-        "trace_dir": result.trace_dir,
-    }
-
-
-def _job_record(job: JobOutcome) -> dict[str, Any]:
-    return {"index": job.spec.index, "side": job.spec.side, "mode": job.spec.mode, "repeat": job.spec.repeat,
-            "status": job.status, "error": job.error, "peak_mem_bytes": job.peak_mem_bytes,
-            "peak_mem_warmup_bytes": job.peak_mem_warmup_bytes, "peak_mem_kind": job.peak_mem_kind,
-            "toggles": job.spec.toggles, "applied_toggles": job.applied_toggles,
-            "nondeterministic_ops": job.nondeterministic_ops, "gpu_monitor": job.gpu_monitor,
-            "trace_path": job.trace_path, "wall_s": job.wall_s, "step_ms": job.step_ms,
-            "state_sha256": job.state_sha256}
-
-
-def run_records(result: OverheadResult, extra_config: dict[str, Any] | None = None
-                ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """What the store keeps of a measurement: (run, jobs, kernel tables), as ResultStore.save_run
-    takes them. ``extra_config`` is added to the run's stored configuration (a sweep's job key)."""
-    document = summary_document(result)
-    run = {"created_at": result.created_at, "kind": "overhead", "arch": document["arch"],
-           "framework": document["framework"], "device_kind": result.device_kind, "device_name": result.device_name,
-           "modes": list(result.config.modes), "command": result.command,
-           "config": {**result.config.as_dict(), **(extra_config or {})},
-           "environment": document["environment"], "summary": document}
-    return run, [_job_record(j) for j in result.jobs], result.kernel_tables
-
-
-def store_result(store: ResultStore, result: OverheadResult) -> int:
-    """Save a measurement in one transaction; returns the new run id."""
-    run_id = store.save_run(*run_records(result))
-    assert run_id is not None  # only a sweep job's run can be refused as a duplicate
-    return run_id
-
+from detprof.store.records import run_records, store_result
+from detprof.store.traces import release_trace_folder, trace_folder
 
 API_COMMAND = "Python API: detprof.overhead.run_overhead"
-TRACE_OWNER = ".measuring"  # in a trace folder whose run is not stored yet: the measuring process's pid
-
-
-def remove_abandoned_traces(traces: Path) -> list[Path]:
-    """Delete trace folders of measurements that never got stored (their process was killed);
-    returns what was removed. A folder still being measured into, or already stored, stays."""
-    removed = []
-    for owner in traces.glob(f"*/{TRACE_OWNER}"):
-        try:
-            pid = int(owner.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if not process_alive(pid):
-            shutil.rmtree(owner.parent, ignore_errors=True)
-            removed.append(owner.parent)
-    return removed
-
-
-@contextmanager
-def trace_folder(store: ResultStore) -> Iterator[Path]:
-    """A new folder for one measurement's traces, beside the database. It is removed if the block
-    raises before ``release_trace_folder`` marked it as kept (a stored run, partial or whole,
-    refers to it); otherwise it stays. One abandoned by a killed process before any of its run was
-    stored is removed by the next measurement into the same store."""
-    traces = store.path.parent / "traces"
-    remove_abandoned_traces(traces)
-    trace_dir = traces / uuid.uuid4().hex[:12]
-    trace_dir.mkdir(parents=True)
-    (trace_dir / TRACE_OWNER).write_text(str(os.getpid()))
-    try:
-        yield trace_dir
-    except BaseException:
-        if (trace_dir / TRACE_OWNER).exists():  # not released: no stored run refers to it
-            shutil.rmtree(trace_dir, ignore_errors=True)
-        raise
-
-
-def release_trace_folder(trace_dir: Path) -> None:
-    """Mark a trace folder as belonging to a stored (or pending) run: it is never cleaned up."""
-    (trace_dir / TRACE_OWNER).unlink(missing_ok=True)
 
 
 class MeasurementInterrupted(KeyboardInterrupt):

@@ -96,3 +96,23 @@ def test_control_a_circle_through_a_function_level_import_is_found(tmp_path: Pat
     (package / "c.py").write_text("from . import a\n")
     (package / "d.py").write_text("import pkg.a\n")  # imports into the circle, but is not part of it
     assert cycles(import_graph(package)) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def sql_outside_the_store(root: Path) -> list[str]:
+    """Files outside ``store/`` that touch the database themselves: its connection, or SQL text."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if "store" in path.relative_to(root).parts[:1]:
+            continue
+        text = path.read_text()
+        if ".connection" in text or any(word in text for word in ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM")):
+            found.append(path.relative_to(root).as_posix())
+    return found
+
+
+def test_sql_is_written_only_in_the_store(tmp_path: Path) -> None:
+    assert sql_outside_the_store(PACKAGE) == []
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "db.py").write_text('SQL = "SELECT 1"\n')  # allowed there
+    (tmp_path / "report.py").write_text('kind = store.connection.execute("SELECT kind FROM runs")\n')
+    assert sql_outside_the_store(tmp_path) == ["report.py"]  # control

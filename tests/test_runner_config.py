@@ -5,9 +5,8 @@ import pytest
 from detprof.errors import ArgumentError
 from detprof.gpus import DeviceChoice, GpuInfo
 from detprof.modes import UnknownModeError
-from detprof.overhead import build_config
 from detprof.runner import JobSpec, OverheadConfig, default_protocol, default_workload, plan_jobs
-from detprof.runner.config import CPU_DEFAULTS, GPU_DEFAULTS, plan_pair
+from detprof.runner.config import CPU_DEFAULTS, GPU_DEFAULTS, build_config, plan_pair
 
 CPU = DeviceChoice("cpu", "cpu")
 V100 = GpuInfo(1, "Tesla V100-SXM2-16GB", "550", 16 << 30, 1530, 877, 40,

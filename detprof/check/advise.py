@@ -17,8 +17,8 @@ from detprof.check.run import DEFAULT_STEPS, run_check
 from detprof.errors import require
 from detprof.gpus import select_device
 from detprof.modes import settings_code, toggles_for
-from detprof.overhead import build_config, measure_and_store
-from detprof.runner.config import CPU_THREADS
+from detprof.overhead import measure_and_store
+from detprof.runner.config import CPU_THREADS, build_config
 from detprof.store import open_store
 
 # Cheapest first by what they switch on; (mode, only meaningful on a GPU). On a CPU the cuDNN and

@@ -203,7 +203,7 @@ def collect(db: StoreLike = None, run_ids: list[int] | None = None, kernels_run:
         runs = []
         for run_id in wanted:
             summary = store.run_summary(int(run_id))
-            kind = store.connection.execute("SELECT kind FROM runs WHERE id=?", (int(run_id),)).fetchone()[0]
+            kind = store.run_kind(int(run_id))
             runs.append((int(run_id), kind, summary))
         if not runs and not stability:
             raise StoreError(f"no runs yet in {str(store.path)!r}; run `detprof overhead`, `detprof import` or "

@@ -6,12 +6,14 @@ steps); on a CPU a smaller stated one, so that nobody mistakes CPU numbers for t
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detprof.errors import require
-from detprof.modes import toggles_for
+from detprof.modes import parse_modes, toggles_for
 from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
 
 if TYPE_CHECKING:
@@ -284,3 +286,81 @@ def plan_jobs(config: OverheadConfig, trace_dir: str | None, pairs: int | None =
     for pair in range(config.protocol.repeats if pairs is None else pairs):
         jobs += plan_pair(config, pair, len(jobs), trace_dir)
     return jobs
+
+
+DEFAULT_ARCH = "resnet18"
+
+
+MAX_SEED = 2**32 - 1  # what every generator detprof seeds accepts
+# Limits that no real measurement reaches, so that a typo (--steps 100000000000) is refused instead
+# of starting a run that never ends. The paper timed 100 steps per process.
+MAX_STEPS = 100_000  # warm-up or timed steps per process
+MAX_PROFILE_STEPS = 1_000
+MAX_TIME_S = 7 * 24 * 3600.0  # a week: --max-time and --job-timeout
+
+
+def build_config(arch: str | None, device: DeviceChoice, modes: str = "default,deterministic",
+                 kernel_size: int | None = None, batch_norm: bool | None = None, batch_size: int | None = None,
+                 image_size: int | None = None,
+                 warmup_steps: int | None = None, timed_steps: int | None = None, profile_steps: int | None = None,
+                 repeats: int | None = None, threads: int | None = None, seed: int = 0,
+                 job_timeout_s: float = 1800.0, precision: float | None = None,
+                 max_time_s: float | None = None, model: str | None = None,
+                 input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+                 framework: str = "pytorch") -> OverheadConfig:
+    """Validate the user's choices and fill device-dependent defaults; raises ArgumentError
+    (or UnknownArchError / UnknownModeError) naming the bad value and what is accepted.
+
+    ``repeats`` is the number of pairs of processes (one per mode) that always run. The protocol
+    is adaptive by default: more pairs follow until the ratio's 95% CI is within ±``precision``
+    (a fraction) or ``max_time_s`` seconds are spent. Giving ``repeats`` without ``precision``
+    runs exactly that many pairs; ``precision=0`` does the same with the default repeats.
+    ``model`` (MODULE:FUNCTION) measures a user's model instead of ``arch`` (see build_workload).
+    ``framework`` is ``pytorch`` or ``tensorflow`` (also ``tf``): Keras models in TensorFlow's
+    default and op-deterministic modes, each job a new interpreter without torch.
+    """
+    from detprof.tf import canonical_framework, require_tf_modes
+
+    framework = canonical_framework(framework)
+    mode_pair = parse_modes(modes)
+    if framework == "tensorflow":
+        require_tf_modes(mode_pair)
+    require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
+    cpus = os.cpu_count() or 1
+    require(threads is None or threads <= cpus,
+             f"--threads {threads} is not accepted; this machine has {cpus} CPUs: use 1 to {cpus}")
+    require(warmup_steps is None or 0 <= warmup_steps <= MAX_STEPS,
+             f"--warmup {warmup_steps} is not accepted; use 0 to {MAX_STEPS:,}")
+    require(timed_steps is None or 1 <= timed_steps <= MAX_STEPS,
+             f"--steps {timed_steps} is not accepted; use 1 to {MAX_STEPS:,}")
+    require(profile_steps is None or 0 <= profile_steps <= MAX_PROFILE_STEPS,
+             f"--profile-steps {profile_steps} is not accepted; use 0 to {MAX_PROFILE_STEPS:,} "
+             "(0 skips kernel profiling)")
+    require(repeats is None or 1 <= repeats <= MAX_PAIRS,
+             f"--repeats {repeats} is not accepted; use 1 to {MAX_PAIRS} (pairs of processes)")
+    require(threads is None or threads >= 1, f"--threads {threads} is not accepted; use >= 1")
+    require(math.isfinite(job_timeout_s) and 0 < job_timeout_s <= MAX_TIME_S,
+             f"--job-timeout {job_timeout_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
+    require(precision is None or 0 <= precision < 1,
+             f"--precision {precision} is not accepted; use a fraction such as 0.02 (±2%), or 0 for fixed repeats")
+    require(max_time_s is None or (math.isfinite(max_time_s) and 0 < max_time_s <= MAX_TIME_S),
+             f"--max-time {max_time_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
+    on_gpu = device.kind == "cuda"
+    workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
+                              num_classes, framework)
+    overrides: dict[str, Any] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
+                                 "profile_steps": profile_steps, "repeats": repeats, "max_time_s": max_time_s}
+    if threads is not None:
+        overrides["cpu_threads"] = threads
+    if precision is not None:
+        overrides["precision"] = precision or None
+    elif repeats is not None:
+        overrides["precision"] = None  # an explicit --repeats alone means exactly that many pairs
+    protocol = replace(default_protocol(on_gpu), **{k: v for k, v in overrides.items()
+                                                    if v is not None or k == "precision"})
+    if not protocol.adaptive:
+        protocol = replace(protocol, max_time_s=None)
+    return OverheadConfig(workload=workload, protocol=protocol, modes=(mode_pair[0], mode_pair[1]),
+                          device=device.torch_device, gpu_index=device.gpu.index if device.gpu else None,
+                          seed=seed, job_timeout_s=job_timeout_s, gpu_uuid=device.gpu.uuid if device.gpu else None,
+                          framework=framework)

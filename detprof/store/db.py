@@ -609,6 +609,19 @@ class ResultStore:
         with self.transaction() as db:
             db.execute("UPDATE sweep_jobs SET node=? WHERE job_key=?", (node, job_key))
 
+    def sweep_job_status(self, job_key: str) -> str | None:
+        """The status of one sweep job (running, done, failed), or None when it is not recorded."""
+        row = self.connection.execute("SELECT status FROM sweep_jobs WHERE job_key=?", (job_key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def run_kind(self, run_id: int) -> str:
+        """What a stored run is: overhead, trace, or a check, audit, advise or batch-invariance
+        verdict; StoreError for an id with no run."""
+        row = self.connection.execute("SELECT kind FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run with id {run_id} in {self.shown!r}")
+        return str(row[0])
+
     def sweep_jobs(self, sweep: str | None = None) -> pd.DataFrame:
         """Sweep jobs (of one sweep, or all): job_key, sweep, label, status, run_id, error, attempts,
         owner (``host:pid`` of the sweep running it), node, updated_at, config (dict)."""

@@ -87,7 +87,8 @@ def store_job_result(store: ResultStore, job: SweepJob, result: OverheadResult, 
                      node: str) -> int | None:
     """Store a finished job's measurement and mark it done, or record why it failed; returns the
     run id (None when failed, or when another sweep stored the same job first)."""
-    from detprof.overhead import release_trace_folder, run_records
+    from detprof.store.records import run_records
+    from detprof.store.traces import release_trace_folder
 
     reason = failure_reason(result)
     if reason is not None:

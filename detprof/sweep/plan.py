@@ -42,7 +42,7 @@ class SweepJob:
 
     def config(self, device: DeviceChoice) -> OverheadConfig:
         """The validated overhead configuration of this job on ``device`` (ArgumentError otherwise)."""
-        from detprof.overhead import build_config
+        from detprof.runner.config import build_config
 
         return build_config(self.arch, device, modes=",".join(self.modes), kernel_size=self.kernel_size,
                             framework=self.framework, **dict(self.options))

@@ -171,7 +171,7 @@ def run_on_ray(store: ResultStore, jobs: list[SweepJob], command: str, progress:
                task: Callable[[SweepJob, str], dict[str, Any]] = measure_in_task) -> None:
     """Submit every job as a task, store each result as it arrives (here, in the driver) and
     record failures; Ctrl-C cancels what is still running. ``task`` is what each task runs."""
-    from detprof.overhead import trace_folder
+    from detprof.store.traces import trace_folder
     from detprof.sweep.jobs import now_utc, store_job_result
 
     ray = _ray()

@@ -42,8 +42,8 @@ API_COMMAND = "Python API: detprof.sweep.run_sweep"
 
 def _run_locally(store: ResultStore, job: SweepJob, command: str,
                  on_job_done: Callable[[JobOutcome], None] | None) -> None:
-    from detprof.overhead import trace_folder
     from detprof.runner.launcher import measure_overhead
+    from detprof.store.traces import trace_folder
 
     try:
         device = select_device(job.gpu)
@@ -104,9 +104,9 @@ def run_sweep(spec: str | Path | SweepSpec, db: StoreLike = None, cluster: str |
 
         def finished(job: SweepJob) -> None:
             ran.add(job.key)
-            status = store.connection.execute("SELECT status FROM sweep_jobs WHERE job_key=?", (job.key,)).fetchone()
-            progress.done += status is not None and status[0] == "done"
-            progress.failed += status is not None and status[0] == "failed"
+            status = store.sweep_job_status(job.key)
+            progress.done += status == "done"
+            progress.failed += status == "failed"
             if job.label in progress.running:
                 progress.running.remove(job.label)
             if on_progress:
