@@ -997,12 +997,11 @@ def check(
     with user_errors():
         shape = parse_shape(input_shape)
         if batch_invariance:
-            require(framework in ("pytorch", "torch"), "--batch-invariance is not available with --framework tf")
             require(devices is None and not locate_op and steps == 10,
                     "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op and --steps")
             check_store_path(db)
             document = run_batch_invariance(arch, model, mode, gpu, _parse_sizes(batch_sizes), image_size, shape,
-                                            num_classes, kernel_size, bn, threads, seed)
+                                            num_classes, kernel_size, bn, threads, seed, framework=framework)
             document = stored_verdict("batch-invariance", document, db)
             emit(document, json_output, _print_batch_invariance)
             raise typer.Exit(0 if document["batch_invariant"] else 1)

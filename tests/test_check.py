@@ -390,3 +390,14 @@ def test_a_db_that_cannot_hold_the_verdict_is_refused_before_the_check_runs(tmp_
         result = runner.invoke(app, [command, "--arch", "small-cnn", "--db", str(not_a_store)])
         assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
         assert f"cannot use {str(not_a_store)!r} as a detprof results database" in result.stderr
+
+
+@pytest.mark.slow
+def test_every_spelling_of_pytorch_is_one_framework_for_batch_invariance(tmp_path: Path) -> None:
+    for spelling in ("PyTorch", "torch", " pytorch "):
+        code, doc = invoke("check", "--batch-invariance", "--arch", "small-cnn", "--batch-sizes", "1,2",
+                           "--framework", spelling, "--db", str(tmp_path / "r.sqlite"))
+        assert code in (0, 1) and [row["batch_size"] for row in doc["rows"]] == [1, 2], spelling
+    refused = runner.invoke(app, ["check", "--batch-invariance", "--framework", "tf", "--db", str(tmp_path / "t")])
+    assert refused.exit_code == 2 and "--batch-invariance compares PyTorch models; it is not available with " \
+        "--framework tf" in refused.stderr

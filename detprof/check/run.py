@@ -204,10 +204,14 @@ def run_batch_invariance(arch: str | None = None, model: str | None = None, mode
                          image_size: int | None = None, input_shape: tuple[int, int, int] | None = None,
                          num_classes: int | None = None, kernel_size: int | None = None,
                          batch_norm: bool | None = None, threads: str | int | None = None, seed: int = 0,
-                         timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
+                         timeout_s: float = RUN_TIMEOUT_S, framework: str = "pytorch") -> dict[str, Any]:
     """Are the model's eval-mode outputs for an example bitwise the same whatever the batch it is
     in? Per batch size: examples, how many match batch size 1 bit for bit, their fraction, and the
-    largest absolute difference."""
+    largest absolute difference. PyTorch only (``framework`` as any spelling ``--framework`` takes)."""
+    from detprof.tf import canonical_framework
+
+    require(canonical_framework(framework) == "pytorch",
+            f"--batch-invariance compares PyTorch models; it is not available with --framework {framework}")
     toggles_for(mode)
     pair = parse_pair("--threads", None if threads is None else str(threads), "one thread count")
     cpus = os.cpu_count() or 1
