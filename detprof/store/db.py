@@ -20,6 +20,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -451,13 +452,13 @@ class ResultStore:
         When the database stays locked, the run is kept as a file under ``pending/`` beside the
         database (stored by the next ``store_pending``) and StoreLockedError says where; with
         ``keep_if_locked`` off, StoreLockedError is raised and nothing is kept."""
-        return self._unless_locked(lambda: self._save_run(run, jobs, kernels, sweep_job),
+        return self._write_or_keep(lambda: self._save_run(run, jobs, kernels, sweep_job),
                                    (lambda: self._keep_pending(run, jobs, kernels, sweep_job)) if keep_if_locked
                                    else None)
 
-    def _unless_locked(self, write: Callable[[], T], keep_pending: Callable[[], Path | None] | None) -> T:
-        """``write()``, with a database that stayed locked turned into StoreLockedError and a full
-        disk into StoreFullError, each after the write was kept as a pending file by
+    def _write_or_keep(self, write: Callable[[], T], keep_pending: Callable[[], Path | None] | None) -> T:
+        """``write()``; when it cannot happen, a database that stayed locked becomes StoreLockedError
+        and a full disk StoreFullError, each after the write was kept as a pending file by
         ``keep_pending`` when there is one (and room for it)."""
         try:
             return write()
@@ -512,7 +513,7 @@ class ResultStore:
         keeping its id and uid: how a measurement in progress keeps what it has measured so far.
         A database that stays locked is handled as in ``save_run`` (the pending file replaces the
         run when it is stored)."""
-        self._unless_locked(lambda: self._replace_run(run_id, run, jobs, kernels),
+        self._write_or_keep(lambda: self._replace_run(run_id, run, jobs, kernels),
                             (lambda: self._keep_pending(run, jobs, kernels, replaces=run_id)) if keep_if_locked
                             else None)
 
@@ -528,9 +529,20 @@ class ResultStore:
             inserted = insert_run(db, {**run, "uid": uid[0]}, jobs, kernels, run_id=run_id)
             assert inserted == run_id
 
+    def _store_pending_document(self, document: dict[str, Any]) -> int | None:
+        """Store one pending run (replacing the run it was kept for, when that is still stored)."""
+        import pandas as pd
+
+        kernels = {mode: pd.DataFrame(rows) for mode, rows in document["kernels"].items()}
+        replaces = document.get("replaces")
+        if replaces is not None and self.connection.execute(
+                "SELECT 1 FROM runs WHERE id=?", (replaces,)).fetchone() is not None:
+            self._replace_run(int(replaces), document["run"], document["jobs"], kernels)
+            return int(replaces)
+        return self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
+
     def store_pending(self) -> list[int]:
         """Store the runs kept under ``pending/`` while the database was locked; returns their new ids."""
-        import pandas as pd
 
         stored = []
         for path in sorted((self.path.parent / PENDING_DIR).glob("run-*.json")):
@@ -540,21 +552,8 @@ class ResultStore:
                 path.replace(path.with_suffix(".rejected"))
                 self._note_damage(f"{damage}; set aside as {str(path.with_suffix('.rejected'))!r}")
                 continue
-            kernels = {mode: pd.DataFrame(rows) for mode, rows in document["kernels"].items()}
-            replaces = document.get("replaces")
-            exists = replaces is not None and self.connection.execute(
-                "SELECT 1 FROM runs WHERE id=?", (replaces,)).fetchone() is not None
-            run_id: int | None
-            try:
-                if exists:
-                    run_id = int(replaces or 0)  # exists: replaces names a stored run
-                    self._replace_run(run_id, document["run"], document["jobs"], kernels)
-                else:
-                    run_id = self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
-            except (sqlite3.DatabaseError, OSError) as error:
-                if _is_full(error):  # the pending file stays where it is, for the next try
-                    raise self._full(error, path) from None
-                raise
+            # Locked or full: the pending file stays where it is, for the next try, and the error says so.
+            run_id = self._write_or_keep(partial(self._store_pending_document, document), partial(Path, path))
             if run_id is not None:
                 stored.append(run_id)
             path.unlink()
@@ -638,7 +637,7 @@ class ResultStore:
         recorded relative to its folder)."""
         row = {**row, **{key: store_relative(self.path.parent, row[key])
                          for key in ("predictions_path", "weights_path")}}
-        self._unless_locked(lambda: self._save_stability_run(row), None)
+        self._write_or_keep(lambda: self._save_stability_run(row), None)
 
     def _save_stability_run(self, row: dict[str, Any]) -> None:
         with self.transaction() as db:
