@@ -1,6 +1,6 @@
 """The documents detprof hands back: what ``--json`` prints and the store keeps as a run's summary.
 
-``overhead_document`` is the overhead measurement's (times in ms, memory in bytes, ratios as
+``summary_document`` is the overhead measurement's (times in ms, memory in bytes, ratios as
 treatment over baseline).
 """
 

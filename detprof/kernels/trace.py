@@ -122,8 +122,9 @@ def _read_capped(file: Path, limit_bytes: int) -> bytes:
     """The file's bytes; raises TraceTooLargeError when there are more than ``limit_bytes``. A
     regular file is measured first and read in one piece (no second copy); a pipe or a device
     such as /dev/zero has no size to check, and is read in chunks up to the cap."""
-    if stat.S_ISREG(file.stat().st_mode):
-        if file.stat().st_size > limit_bytes:
+    status = file.stat()
+    if stat.S_ISREG(status.st_mode):
+        if status.st_size > limit_bytes:
             raise _too_large(str(file), limit_bytes, "holds")
         return file.read_bytes()
     parts = []

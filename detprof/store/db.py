@@ -676,6 +676,15 @@ class ResultStore:
         if sentence not in self.damaged:
             self.damaged.append(sentence)
 
+    def _decoded(self, run_id: int, **columns: Any) -> list[dict[str, Any]] | None:
+        """The run's JSON object columns (named as keyword arguments, in order) decoded; None when
+        one of them is damaged, which is then named in ``damaged``."""
+        try:
+            return [decode_document(text, f"run {run_id}'s {column}") for column, text in columns.items()]
+        except DamagedRowError as damage:
+            self._note_damage(str(damage))
+            return None
+
     def run_documents(self) -> list[dict[str, Any]]:
         """Every readable run as a document (run_id, uid, created_at, kind, command, config,
         environment, summary), oldest first; a damaged run is left out and named in ``damaged``."""
@@ -683,14 +692,12 @@ class ResultStore:
             "SELECT id, uid, created_at, kind, command, config_json, environment_json, summary_json FROM runs"
             " ORDER BY id").fetchall()
         documents = []
-        for run_id, uid, created, kind, command, *texts in rows:
-            try:
-                config, environment, summary = (decode_document(text, f"run {run_id}'s {column}") for text, column
-                                                in zip(texts, ("config_json", "environment_json", "summary_json"),
-                                                       strict=True))
-            except DamagedRowError as damage:
-                self._note_damage(str(damage))
+        for run_id, uid, created, kind, command, config_json, environment_json, summary_json in rows:
+            decoded = self._decoded(run_id, config_json=config_json, environment_json=environment_json,
+                                    summary_json=summary_json)
+            if decoded is None:
                 continue
+            config, environment, summary = decoded
             documents.append({"run_id": run_id, "uid": uid, "created_at": created, "kind": kind, "command": command,
                               "config": config, "environment": environment, "summary": summary})
         return documents
@@ -714,12 +721,10 @@ class ResultStore:
         ).fetchall()
         records = []
         for run_id, uid, created, kind, arch, device_kind, device_name, modes, config_json, summary_json in rows:
-            try:
-                summary = decode_document(summary_json, f"run {run_id}'s summary_json")
-                config = decode_document(config_json, f"run {run_id}'s config_json")
-            except DamagedRowError as damage:
-                self._note_damage(str(damage))
+            decoded = self._decoded(run_id, summary_json=summary_json, config_json=config_json)
+            if decoded is None:
                 continue
+            summary, config = decoded
             workload = config.get("workload", {})
             records.append({"run_id": run_id, "uid": uid, "created_at": created, "kind": kind,
                             "arch": summary.get("arch", arch), "kernel_size": kernel_size_of(workload),
