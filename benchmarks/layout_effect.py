@@ -5,7 +5,7 @@ run's ratio and 95% CI, then how many CIs contain the median of all runs.
     python benchmarks/layout_effect.py --runs 8                 # jobs forked, each shifting its layout
     python benchmarks/layout_effect.py --runs 4 --spawn         # every job a fresh interpreter (slow)
 
-Before jobs shifted their own memory layout (detprof.runner.worker.shift_memory_layout), all
+Before jobs shifted their own memory layout (detprof.backends.torch.worker.shift_memory_layout), all
 jobs of a mode shared the fork server's layout, and runs of small-cnn gave tight CIs that
 disagreed with each other (results in benchmarks/results/layout_effect_cpu_2core.txt).
 """

@@ -21,7 +21,7 @@ _FACADE = {
     "load_trace": "detprof.kernels.trace", "kernel_table": "detprof.kernels.table",
     "top_kernels": "detprof.kernels.table", "diff_tables": "detprof.kernels.table",
     "import_trace": "detprof.trace_import", "build_report": "detprof.report",
-    "DetprofError": "detprof.errors",
+    "DetprofError": "detprof.errors", "WorkloadRequest": "detprof.workload.request",
 }
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from detprof.store.transfer import export_runs, merge_store
     from detprof.sweep.run import run_sweep, sweep_status
     from detprof.trace_import import import_trace
+    from detprof.workload.request import WorkloadRequest
 
 
 def __getattr__(name: str) -> Any:
@@ -51,7 +52,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_FACADE])
 
 
-__all__ = ["DetprofError", "ResultStore", "build_report", "diff_tables", "export_runs", "import_trace",
-           "kernel_table", "load_trace", "merge_store", "run_ablation", "run_advise", "run_audit",
-           "run_batch_invariance", "run_check", "run_overhead", "run_stability", "run_sweep", "sweep_status",
-           "top_kernels"]  # the same names as _FACADE (tests/test_facade.py checks it)
+__all__ = ["DetprofError", "ResultStore", "WorkloadRequest", "build_report", "diff_tables", "export_runs",
+           "import_trace", "kernel_table", "load_trace", "merge_store", "run_ablation", "run_advise",
+           "run_audit", "run_batch_invariance", "run_check", "run_overhead", "run_stability", "run_sweep",
+           "sweep_status", "top_kernels"]  # the same names as _FACADE (tests/test_facade.py checks it)

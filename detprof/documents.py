@@ -1,67 +1,417 @@
-"""The documents detprof hands back: what ``--json`` prints and the store keeps as a run's summary.
+"""The documents detprof hands back, one type each: what every ``--json`` prints (and the Python
+API returns), the summary the store keeps of each run, and the result file a job or check process
+writes for its parent. Times are in ms unless a key ends in ``_us`` (µs) or ``_s`` (seconds);
+memory is in bytes; ratios are treatment over baseline.
 
-``summary_document`` is the overhead measurement's (times in ms, memory in bytes, ratios as
-treatment over baseline).
+Every document carries ``document_version`` (DOCUMENT_VERSION when it was made): a reader that
+meets a higher version knows it is reading something newer than itself; a stored summary without
+one is from before versions (read as version 0). This module imports nothing heavy: job processes
+of every framework import it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from typing import Any, TypedDict
 
-from detprof.runner.launcher import OverheadResult
-from detprof.stats import verdict
-from detprof.zoo import arch_spec
+DOCUMENT_VERSION = 1
 
 
-def summary_document(result: OverheadResult, run_id: int | None = None) -> dict[str, Any]:
-    """The JSON document of a measurement (what ``overhead --json`` prints). Times in ms, memory in bytes."""
-    config = result.config
-    ratio, kernel = result.ratio, result.kernel_ratio
-    env = next((j.environment for j in result.jobs if j.environment), {})
-    labels = [m.mode for m in result.modes]
-    return {
-        "run_id": run_id,
-        "created_at": result.created_at,
-        "partial": result.partial,
-        "arch": config.workload.arch,
-        "framework": config.framework,
-        "device": {"kind": result.device_kind, "name": result.device_name, "gpu_index": config.gpu_index,
-                   "gpu_uuid": config.gpu_uuid},
-        "workload": asdict(config.workload),
-        "protocol": asdict(config.protocol),
-        "verdict": verdict(ratio, labels[0], labels[1]),
-        "modes": [
-            {"mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
-             "kernel_ms": m.kernel_ms, "kernel_ms_reason": m.kernel_ms_reason, "kernel_coverage": m.kernel_coverage,
-             "kernel_jobs": m.kernel_jobs,
-             "peak_mem_bytes": m.peak_mem_bytes, "peak_mem_warmup_bytes": m.peak_mem_warmup_bytes,
-             "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
-             "determinism": m.determinism, "bitwise_identical_across_repeats": m.bitwise_identical_across_repeats,
-             "distinct_state_hashes": m.distinct_state_hashes, "nondeterministic_ops": m.nondeterministic_ops,
-             "nondeterministic_kernels": m.nondeterministic_kernels, "throttled": m.throttled, "toggles": m.toggles}
-            for m in result.modes
-        ],
-        "ratio": ratio.ratio if ratio else None,
-        "ratio_ci": [ratio.low, ratio.high] if ratio and ratio.has_ci else None,
-        "ratio_ci_reason": None if ratio and ratio.has_ci else (ratio.reason if ratio else "no complete pair of jobs"),
-        "ratio_ci_method": ratio.method if ratio else None,
-        "ratio_pairs": ratio.pairs if ratio else 0,
-        "precision": asdict(result.precision),
-        "kernel_ratio": kernel.ratio if kernel else None,
-        "kernel_ratio_ci": [kernel.low, kernel.high] if kernel and kernel.has_ci else None,
-        "kernel_ratio_ci_reason": None if kernel and kernel.has_ci else (
-            kernel.reason if kernel else "no pair with both jobs profiled"),
-        "kernel_ratio_pairs": kernel.pairs if kernel else 0,
-        "kernel_times_reliable": None if not kernel else result.kernel_times_note is None,
-        "kernel_times_note": result.kernel_times_note,
-        "memory_ratio": result.memory_ratio,
-        "noisy": any(bool(m.noisy) for m in result.modes),
-        "expected_nondeterministic_ops": ([] if config.workload.model_ref or config.framework != "pytorch" else
-                                          list(arch_spec(config.workload.arch).known_nondeterministic_ops)),
-        "failed_jobs": [{"mode": j.spec.mode, "repeat": j.spec.repeat, "status": j.status, "error": j.error}
-                        for j in result.jobs if not j.ok],
-        "environment": env,
-        "command": result.command,
-        "trace_dir": result.trace_dir,
-    }
+class Device(TypedDict):
+    kind: str  # cpu | cuda
+    name: str
+
+
+class OverheadDevice(Device):
+    gpu_index: int | None
+    gpu_uuid: str | None
+
+
+class ModeFigures(TypedDict):
+    """One mode of an overhead run: step and kernel time in ms per step, memory in bytes."""
+
+    mode: str
+    step_ms: float | None
+    step_ms_iqr: float | None
+    noisy: bool | None
+    kernel_ms: float | None
+    kernel_ms_reason: str | None
+    kernel_coverage: float | None
+    kernel_jobs: int
+    peak_mem_bytes: int | None
+    peak_mem_warmup_bytes: int | None
+    peak_mem_kind: str | None
+    repeats_ok: int
+    repeats_failed: int
+    determinism: str
+    bitwise_identical_across_repeats: bool | None
+    distinct_state_hashes: int
+    nondeterministic_ops: list[str]
+    nondeterministic_kernels: list[str]
+    throttled: bool | None
+    toggles: dict[str, Any]
+
+
+class FailedJob(TypedDict):
+    mode: str
+    repeat: int
+    status: str
+    error: str | None
+
+
+class OverheadDocument(TypedDict):
+    """``overhead --json``, and the summary stored with every overhead run."""
+
+    document_version: int
+    run_id: int | None
+    created_at: str
+    partial: bool
+    arch: str
+    framework: str
+    device: OverheadDevice
+    workload: dict[str, Any]  # detprof.workload.Workload.as_dict()
+    protocol: dict[str, Any]  # detprof.runner.config.Protocol as a dict
+    verdict: str
+    modes: list[ModeFigures]
+    ratio: float | None
+    ratio_ci: list[float | None] | None
+    ratio_ci_reason: str | None
+    ratio_ci_method: str | None
+    ratio_pairs: int
+    precision: dict[str, Any]  # detprof.runner.launcher.PrecisionOutcome as a dict
+    kernel_ratio: float | None
+    kernel_ratio_ci: list[float | None] | None
+    kernel_ratio_ci_reason: str | None
+    kernel_ratio_pairs: int
+    kernel_times_reliable: bool | None
+    kernel_times_note: str | None
+    memory_ratio: float | None
+    noisy: bool
+    expected_nondeterministic_ops: list[str]
+    failed_jobs: list[FailedJob]
+    environment: dict[str, Any]
+    command: str
+    trace_dir: str | None
+
+
+class AblationDocument(TypedDict):
+    """``overhead --ablate --json``: each switch of the deterministic mode against default."""
+
+    document_version: int
+    arch: str
+    workload: dict[str, Any]
+    device: Device
+    steps: list[dict[str, Any]]  # mode, changes, run_id, ratio, ratio_ci, ... per measured switch
+    skipped: list[dict[str, str]]
+
+
+class CheckSide(TypedDict):
+    device: str
+    threads: int | None
+    nondeterministic_ops: list[str]
+
+
+class StoredVerdict(TypedDict, total=False):
+    """What every verdict (check, batch invariance, audit, advise) gains once it is stored: the run
+    id it was stored under, or None with ``store_error`` when the store could not take it."""
+
+    run_id: int | None
+    store_error: str
+
+
+class CheckDocument(StoredVerdict, total=False):
+    """``check --json``."""
+
+    document_version: int
+    workload: dict[str, Any]
+    framework: str
+    mode: str
+    steps: int
+    seed: int
+    differing_factor: str  # none | threads | device
+    runs: list[CheckSide]
+    bitwise_identical: bool
+    max_abs_diff: float
+    first_divergence: dict[str, Any] | None  # step, loss_differs, parameter, ...; op with --locate-op
+
+
+class BatchInvarianceDocument(StoredVerdict, total=False):
+    """``check --batch-invariance --json``."""
+
+    document_version: int
+    workload: dict[str, Any]
+    mode: str
+    device: str
+    reference_batch_size: int
+    rows: list[dict[str, Any]]  # batch_size, examples, bitwise_equal, fraction_equal, max_abs_diff
+    batch_invariant: bool
+
+
+class AuditDocument(StoredVerdict, total=False):
+    """``audit --json``."""
+
+    document_version: int
+    workload: dict[str, Any]
+    device: str
+    fully_deterministic: bool
+    nondeterministic_ops: list[dict[str, Any]]  # op, count, dispatched_as, sites, modules, phases
+    ops_in_step: int
+    swapped_kernels: list[dict[str, Any]]  # kernel diff rows, µs
+    kernel_diff_available: bool
+
+
+class AdviseDocument(StoredVerdict, total=False):
+    """``advise --json``."""
+
+    document_version: int
+    workload: dict[str, Any]
+    device: Device
+    check_steps: int
+    threads: int | None
+    candidates: list[dict[str, Any]]
+    recommendation: dict[str, Any] | None
+    full_deterministic: dict[str, Any] | None
+    cheapest_with_switches: dict[str, Any] | None
+    megatron_target_ratio: float
+
+
+class TraceKernelsDocument(TypedDict):
+    """``kernels --trace FILE --json``: µs summed over the whole trace."""
+
+    document_version: int
+    trace: str
+    kind: str  # gpu | cpu
+    device: str | None
+    scope: str
+    top: int
+    parser: str
+    total_us: float
+    events: int
+    kernels: list[dict[str, Any]]
+    categories: list[dict[str, Any]]
+
+
+class RunKernelsDocument(TypedDict):
+    """``kernels --json``: µs over the run's profiled steps."""
+
+    document_version: int
+    run_id: int
+    arch: str
+    device: dict[str, Any]
+    mode: str
+    top: int
+    profile_steps: int | None
+    kernel_ms_total: float
+    kernel_ms_per_step: float | None
+    kernels: list[dict[str, Any]]
+    diff: list[dict[str, Any]]
+    diff_modes: list[str] | None
+
+
+class DiffDocument(TypedDict):
+    """``diff A B --json``: µs over each side's profiled steps or whole trace."""
+
+    document_version: int
+    a: str
+    b: str
+    total_us_a: float
+    total_us_b: float
+    counts: dict[str, int]  # added, removed, changed
+    diff: list[dict[str, Any]]
+
+
+class RunsDocument(TypedDict):
+    """``runs --json``."""
+
+    document_version: int
+    runs: list[dict[str, Any]]
+    skipped: list[str]
+
+
+class GpusDocument(TypedDict):
+    """``gpus --json``."""
+
+    document_version: int
+    gpus: list[dict[str, Any]]
+
+
+class ZooRow(TypedDict, total=False):
+    """One row of ``zoo --json`` (a list: one row per arch and framework)."""
+
+    document_version: int
+    arch: str
+    framework: str
+    family: str
+    params: int
+    trainable_params: int  # Keras rows only
+    input: list[int]
+    num_classes: int
+    options: list[str]
+    notes: str
+    keras: str  # Keras rows only
+
+
+class MergeDocument(TypedDict):
+    """``db merge --json``: what came in and what was already here."""
+
+    document_version: int
+    runs_added: int
+    runs_present: int
+    sweep_jobs_added: int
+    sweep_jobs_completed: int
+    stability_added: int
+    stability_present: int
+    stability_skipped: int
+    files_copied: int
+    paths_dropped: int
+    dropped: list[str]
+
+
+class ReportDocument(TypedDict):
+    """``report --json``."""
+
+    document_version: int
+    out: str
+    bytes: int
+    runs: list[int]
+    sections: dict[str, str]
+    skipped: list[str]
+
+
+class SweepDocument(TypedDict):
+    """``sweep --json`` and ``sweep --status --json``."""
+
+    document_version: int
+    sweep: str
+    spec: str
+    store: str
+    cluster: str
+    jobs: list[dict[str, Any]]
+    counts: dict[str, int]  # done, failed, running, left, ran_now
+
+
+class ProbeDocument(TypedDict):
+    """``sweep --probe --json``."""
+
+    document_version: int
+    probes: list[dict[str, Any]]
+
+
+class ImportDocument(TypedDict):
+    """``import TRACE --json``: the summary the imported trace is stored with, its run id and kernels."""
+
+    document_version: int
+    created_at: str
+    arch: str
+    framework: str
+    device: Device
+    source_trace: str
+    scope: str
+    protocol: dict[str, Any]  # profile_steps, steps_known
+    modes: list[dict[str, Any]]  # one: the label, kernel_ms
+    ratio: None
+    ratio_ci: None
+    kernel_ratio: None
+    command: str
+    run_id: int
+    kernels: int
+
+
+class StabilityDocument(TypedDict, total=False):
+    """``stability --json``: the experiment, and its measures once two runs or more are stored
+    (accuracy in [0, 1], churn as a fraction of test examples, L2 between unit-normalised weights)."""
+
+    document_version: int
+    task: str
+    variant: str
+    mode: str
+    fixed: list[str]
+    description: str
+    recipe: dict[str, Any]
+    experiment: str
+    runs: int
+    accuracies: list[float]  # one per stored run
+    accuracy_mean: float
+    accuracy_mean_ci: list[float] | None
+    accuracy_std: float
+    churn: float | None
+    churn_ci: list[float] | None
+    l2: float
+    l2_ci: list[float] | None
+    per_class_std: list[float] | None  # per class, std over runs
+    per_class_std_max: float
+    per_class_std_ratio_max: float | None
+    subgroups: list[dict[str, Any]]
+    device: str
+    threads: int | None
+    target: str | None
+    training_counts: list[dict[str, Any]] | None
+    paired_with: dict[str, Any] | None
+    requested_runs: int
+    failed: list[dict[str, Any]]
+    nondeterministic_ops: list[str]
+    test_examples: int
+
+
+class ErrorDocument(TypedDict):
+    """What ``--json`` prints on stdout when a command fails: the one line, and the exit code."""
+
+    document_version: int
+    error: dict[str, Any]  # message, exit_code
+
+
+class JobResult(TypedDict, total=False):
+    """The result file of one overhead job process (PyTorch's or TensorFlow's), read by the launcher:
+    step times in ms, memory in bytes, wall time in seconds."""
+
+    document_version: int
+    status: str  # ok | failed | oom
+    error: str
+    traceback: str
+    step_ms: list[float]
+    peak_mem_bytes: int
+    peak_mem_warmup_bytes: int
+    peak_mem_kind: str
+    peak_mem_since_warmup: bool
+    nondeterministic_ops: list[str]
+    applied_toggles: dict[str, Any]
+    environment: dict[str, Any]
+    gpu_monitor: dict[str, Any] | None
+    trace_path: str
+    wall_s: float
+    state_sha256: str
+    steps_trained: int
+
+
+class CheckRunResult(TypedDict, total=False):
+    """The result file of one check process (either backend's ``trainer``), read by its backend's
+    ``run_check_side``: a training's steps (each loss's exact bits and parameter digests), one step's
+    recorded ops, a batch-invariance table, or an audit's findings; or ``error``."""
+
+    document_version: int
+    error: str
+    traceback: str
+    parameters: list[str]
+    steps: list[dict[str, Any]]
+    state_names: list[str]  # TensorFlow: the weights' names, in the order of the saved arrays
+    threads: int | None
+    device: str
+    torch: str
+    framework: str
+    torch_loaded: bool
+    nondeterministic_ops: list[str]
+    wall_s: float
+    step: int
+    ops: Any  # the recorded ops (op recording) or their count (audit)
+    reference_batch_size: int
+    rows: list[dict[str, Any]]
+    nondeterministic: list[dict[str, Any]]
+
+
+def write_result(path: str, document: CheckRunResult) -> None:
+    """Write a check process's result file whole (a partial file renamed into place), versioned."""
+    import json
+    from pathlib import Path
+
+    partial = Path(path + ".partial")
+    partial.write_text(json.dumps({"document_version": DOCUMENT_VERSION, **document}))
+    partial.replace(path)

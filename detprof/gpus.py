@@ -24,9 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detprof.errors import DetprofError
+
+if TYPE_CHECKING:
+    from detprof.documents import GpusDocument
 
 # Aliases users type, matched against the NVML device name with spaces and dashes removed.
 KNOWN_ALIASES = ("k80", "p4", "p100", "v100", "t4", "a10", "a10g", "a30", "a40", "a100", "a6000",
@@ -345,3 +348,11 @@ def summarize_samples(samples: list[ClockSample]) -> dict[str, Any]:
         "reasons": reasons,
         "throttled": any(r in THROTTLING_REASONS for r in reasons),
     }
+
+
+def gpus_document() -> GpusDocument:
+    """What ``gpus --json`` prints: ``gpus``, one record per GPU NVML sees (memory in bytes, clocks
+    in MHz, temperature in °C)."""
+    from detprof.documents import DOCUMENT_VERSION
+
+    return {"document_version": DOCUMENT_VERSION, "gpus": [gpu.as_dict() for gpu in list_gpus()]}

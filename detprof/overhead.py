@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from detprof.documents import summary_document
+from detprof.documents import DOCUMENT_VERSION, AblationDocument, OverheadDocument
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
-from detprof.runner.config import DEFAULT_ARCH, OverheadConfig, build_config
+from detprof.runner.config import OverheadConfig, build_config
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
+from detprof.runner.summary import summary_document
 from detprof.store import ResultStore, StoreLike, open_store
 from detprof.store.db import StoreFullError, StoreLockedError
 from detprof.store.records import run_records, store_result
 from detprof.store.traces import release_trace_folder, trace_folder
+from detprof.workload import DEFAULT_ARCH, WorkloadRequest
 
 API_COMMAND = "Python API: detprof.overhead.run_overhead"
 
@@ -32,7 +33,7 @@ class MeasurementInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped a measurement after some of its pairs had finished: they are stored
     as run ``run_id``, marked partial, with the ratio over those ``pairs``."""
 
-    def __init__(self, run_id: int, pairs: int, document: dict[str, Any] | None = None) -> None:
+    def __init__(self, run_id: int, pairs: int, document: OverheadDocument | None = None) -> None:
         super().__init__(f"interrupted; {pairs} finished pairs stored as run {run_id} (partial)")
         self.run_id = run_id
         self.pairs = pairs
@@ -75,7 +76,7 @@ class PartialRunKeeper:
 
 def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLike = None,
                       on_job_done: Callable[[JobOutcome], None] | None = None,
-                      command: str | None = None) -> dict[str, Any]:
+                      command: str | None = None) -> OverheadDocument:
     """Run a validated config, store it (traces beside the database) and return its summary document.
 
     ``command`` is what the stored run records as its origin (the command line passes its own;
@@ -113,20 +114,25 @@ def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLik
     return summary_document(result, run_id)
 
 
-def run_overhead(arch: str | None = DEFAULT_ARCH, gpu: str | None = None, db: StoreLike = None,
-                 on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
-                 **options: Any) -> dict[str, Any]:
-    """Measure, store and return the summary document of one overhead comparison.
+def _request(workload: WorkloadRequest | str | None) -> WorkloadRequest:
+    """A request from what was given: a WorkloadRequest, a zoo arch's name, or None (the default arch)."""
+    if isinstance(workload, WorkloadRequest):
+        return workload
+    return WorkloadRequest(arch=workload or DEFAULT_ARCH)
 
-    ``options`` are build_config's keyword arguments (modes, kernel_size, batch_size, ...).
+
+def run_overhead(workload: WorkloadRequest | str | None = None, gpu: str | None = None, db: StoreLike = None,
+                 on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
+                 **options: Any) -> OverheadDocument:
+    """Measure, store and return the summary document of one overhead comparison (times in ms,
+    memory in bytes). ``workload`` is a WorkloadRequest, or a zoo arch's name; ``options`` are
+    build_config's keyword arguments (modes, timed_steps, precision, framework, ...).
     """
     device = select_device(gpu)
-    if options.get("model"):
-        arch = None  # a user's model replaces the zoo arch (and its default)
-    return measure_and_store(build_config(arch, device, **options), device, db, on_job_done, command)
+    return measure_and_store(build_config(_request(workload), device, **options), device, db, on_job_done, command)
 
 
-def ablation_configs(arch: str | None, device: DeviceChoice, only: list[str] | None = None,
+def ablation_configs(request: WorkloadRequest, device: DeviceChoice, only: list[str] | None = None,
                      **options: Any) -> tuple[list[tuple[Any, OverheadConfig]], list[Any]]:
     """The configs of ``overhead --ablate``: each ablation step (detprof.modes.ABLATION) against
     default, validated before anything runs. Returns (steps to measure with their configs, steps
@@ -142,23 +148,22 @@ def ablation_configs(arch: str | None, device: DeviceChoice, only: list[str] | N
     measured = [step for step in chosen if device.kind == "cuda" or not step.gpu_only]
     skipped = [step for step in chosen if step not in measured]
     require(bool(measured), "--ablate-modes names only GPU switches (cuDNN, cuBLAS, TF32), and this device is a CPU")
-    return [(step, build_config(arch, device, modes=f"default,{step.mode}", **options)) for step in measured], skipped
+    return [(step, build_config(request, device, modes=f"default,{step.mode}", **options))
+            for step in measured], skipped
 
 
-def run_ablation(arch: str | None = DEFAULT_ARCH, gpu: str | None = None, db: StoreLike = None,
+def run_ablation(workload: WorkloadRequest | str | None = None, gpu: str | None = None, db: StoreLike = None,
                  only: list[str] | None = None,
                  on_step: Callable[[Any, int, int], None] | None = None,
                  on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
-                 **options: Any) -> dict[str, Any]:
+                 **options: Any) -> AblationDocument:
     """Each switch of the deterministic mode on its own against default (``overhead --ablate``),
     every comparison an adaptive paired measurement stored as its own run. Returns ``steps``: one
     row per measured step (mode, what it changes, run_id, ratio and 95% CI of step time, kernel
     ratio, peak memory of both sides in bytes, memory ratio, verdict) and ``skipped``.
     ``on_step(step, number, total)`` is called as each comparison starts."""
     device = select_device(gpu)
-    if options.get("model"):
-        arch = None
-    plans, skipped = ablation_configs(arch, device, only, **options)
+    plans, skipped = ablation_configs(_request(workload), device, only, **options)
     rows = []
     for number, (step, config) in enumerate(plans, start=1):
         if on_step:
@@ -173,7 +178,8 @@ def run_ablation(arch: str | None = DEFAULT_ARCH, gpu: str | None = None, db: St
                      "step_ms": [m["step_ms"] for m in document["modes"]],
                      "determinism": document["modes"][1]["determinism"],
                      "failed_jobs": len(document["failed_jobs"])})
-    workload = plans[0][1].workload
-    return {"arch": workload.arch, "workload": asdict(workload), "device": {"kind": device.kind, "name": device.name},
+    built = plans[0][1].workload
+    return {"document_version": DOCUMENT_VERSION,
+            "arch": built.arch, "workload": built.as_dict(), "device": {"kind": device.kind, "name": device.name},
             "steps": rows, "skipped": [{"mode": s.mode, "changes": s.changes,
                                         "reason": "cuDNN, cuBLAS and TF32 exist only on a GPU"} for s in skipped]}

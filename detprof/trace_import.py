@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from detprof.backends import DEFAULT_FRAMEWORK
+from detprof.documents import DOCUMENT_VERSION, ImportDocument
 from detprof.kernels import kernel_table, load_trace
 from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB, count_profiler_steps
 from detprof.store import StoreLike, open_store
@@ -16,7 +18,7 @@ API_COMMAND = "Python API: detprof.trace_import.import_trace"
 
 def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: str | None = None,
                  scope: str = "steps", command: str = API_COMMAND,
-                 max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> dict[str, Any]:
+                 max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> ImportDocument:
     """Store the trace's per-kernel table as a run (kind ``trace``); returns its summary document.
 
     The run has one mode, ``label``. Its protocol records the trace's profiler steps
@@ -31,7 +33,7 @@ def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: st
     kernel_ms = float(table["total_us"].sum()) / 1000.0
     summary: dict[str, Any] = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "arch": arch or Path(path).name.split(".")[0], "framework": "pytorch",
+        "arch": arch or Path(path).name.split(".")[0], "framework": DEFAULT_FRAMEWORK,
         "device": {"kind": device_kind, "name": device_name}, "source_trace": str(Path(path).resolve()),
         "scope": scope, "protocol": {"profile_steps": steps or 1, "steps_known": steps > 0},
         "modes": [{"mode": label, "step_ms": None, "step_ms_iqr": None, "kernel_ms": kernel_ms,
@@ -39,10 +41,13 @@ def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: st
         "ratio": None, "ratio_ci": None, "kernel_ratio": None,
         "command": command,
     }
-    run = {"created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"], "framework": "pytorch",
-           "device_kind": device_kind, "device_name": device_name, "modes": [label], "command": summary["command"],
+    run = {"created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"],
+           "framework": DEFAULT_FRAMEWORK, "device_kind": device_kind, "device_name": device_name, "modes": [label],
+           "command": summary["command"],
            "config": {"trace": str(path), "scope": scope}, "environment": {}, "summary": summary}
     with open_store(db, create=True) as store:
         store.store_pending()
         run_id = store.save_run(run, [], {label: table})
-    return {**summary, "run_id": run_id, "kernels": int(len(table))}
+    document: ImportDocument = {"document_version": DOCUMENT_VERSION, **summary,  # type: ignore[typeddict-item]
+                                "run_id": run_id, "kernels": int(len(table))}
+    return document

@@ -75,7 +75,8 @@ def test_bad_input_exits_2_in_one_line_and_as_json(command: str, terminal: bool,
     code, stdout, stderr = _run([*args, "--json"], tmp_path, terminal)
     assert code == 2
     document = json.loads(stdout)  # exactly one JSON document
-    assert document == {"error": {"message": lines[0].removeprefix("detprof: error: "), "exit_code": 2}}
+    assert document == {"document_version": 1,
+                        "error": {"message": lines[0].removeprefix("detprof: error: "), "exit_code": 2}}
 
 
 def test_a_json_error_document_can_fail_its_negative_control(tmp_path: Path) -> None:

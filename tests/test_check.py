@@ -12,7 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from detprof.check.oprecord import OpRecorder, first_divergent_op, module_tracking
+from detprof.backends.torch.oprecord import OpRecorder, module_tracking
+from detprof.check.compare import first_divergent_op
 from detprof.cli import app
 
 MODELS = Path(__file__).resolve().parent / "data" / "models" / "check_models.py"
@@ -145,8 +146,8 @@ def _record(model: torch.nn.Module, x: torch.Tensor, scale: float) -> list[dict[
                                    torch.uint8, torch.bool, torch.complex64])
 def test_the_device_digest_changes_with_any_single_bit_and_with_order(dtype: torch.dtype) -> None:
     """The digest is all that crosses to the host, so it must see what a byte-wise hash would."""
-    from detprof.check.oprecord import DIGEST_CHUNK
-    from detprof.check.oprecord import tensor_digest as device_scheme
+    from detprof.backends.torch.oprecord import DIGEST_CHUNK
+    from detprof.backends.torch.oprecord import tensor_digest as device_scheme
 
     def tensor_digest(t: torch.Tensor) -> str:  # both schemes see the same changes
         host = host_digest(t)
@@ -154,7 +155,7 @@ def test_the_device_digest_changes_with_any_single_bit_and_with_order(dtype: tor
             else True
         return device_scheme(t)
 
-    from detprof.check.oprecord import host_digest
+    from detprof.backends.torch.oprecord import host_digest
 
     generator = torch.Generator().manual_seed(1)
     base = (torch.rand(257, generator=generator) * 200).to(dtype)  # 257: not a whole number of 32-bit words
@@ -184,7 +185,7 @@ def test_the_device_digest_changes_with_any_single_bit_and_with_order(dtype: tor
 def test_recording_copies_digests_not_tensors_to_the_host() -> None:
     """--locate-op on a GPU once copied every tensor to the host; now only 16 bytes per tensor,
     once per step. Here the recorder must hash views and odd offsets without copying them out."""
-    from detprof.check.oprecord import tensor_digest
+    from detprof.backends.torch.oprecord import tensor_digest
 
     storage = torch.arange(11, dtype=torch.float32)
     view = storage[1:8]  # starts at a 4-byte offset: a view, not a copy
@@ -399,5 +400,5 @@ def test_every_spelling_of_pytorch_is_one_framework_for_batch_invariance(tmp_pat
                            "--framework", spelling, "--db", str(tmp_path / "r.sqlite"))
         assert code in (0, 1) and [row["batch_size"] for row in doc["rows"]] == [1, 2], spelling
     refused = runner.invoke(app, ["check", "--batch-invariance", "--framework", "tf", "--db", str(tmp_path / "t")])
-    assert refused.exit_code == 2 and "--batch-invariance compares PyTorch models; it is not available with " \
-        "--framework tf" in refused.stderr
+    assert refused.exit_code == 2 and "--batch-invariance is not available with --framework tf; it works with " \
+        "PyTorch" in refused.stderr

@@ -348,8 +348,9 @@ def test_the_api_works_from_a_plain_script_without_a_main_guard(tmp_path: Path) 
 
     script = tmp_path / "measure.py"
     script.write_text(
-        "from detprof.overhead import run_overhead\n"
-        f"doc = run_overhead('small-cnn', gpu='cpu', db={str(tmp_path / 'api.sqlite')!r}, batch_size=4,\n"
+        "from detprof import WorkloadRequest, run_overhead\n"
+        "doc = run_overhead(WorkloadRequest(arch='small-cnn', batch_size=4), gpu='cpu',\n"
+        f"                   db={str(tmp_path / 'api.sqlite')!r},\n"
         "                   warmup_steps=1, timed_steps=2, repeats=3, profile_steps=0)\n"
         "print(doc['ratio_pairs'], len(doc['failed_jobs']), doc['command'])\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from detprof.runner.worker import TraceWriteError, _profiled_pass, check_gzip_copy, check_trace_text
+from detprof.backends.torch.worker import TraceWriteError, _profiled_pass, check_gzip_copy, check_trace_text
 from tests.conftest import fill_up
 
 TRACE = Path(__file__).parent / "data" / "traces" / "a100_alexnet_train.json.gz"

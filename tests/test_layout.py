@@ -116,3 +116,87 @@ def test_sql_is_written_only_in_the_store(tmp_path: Path) -> None:
     (tmp_path / "store" / "db.py").write_text('SQL = "SELECT 1"\n')  # allowed there
     (tmp_path / "report.py").write_text('kind = store.connection.execute("SELECT kind FROM runs")\n')
     assert sql_outside_the_store(tmp_path) == ["report.py"]  # control
+
+
+# What a framework comparison would compare against: every spelling --framework takes, and the
+# names a backend goes by.
+FRAMEWORK_WORDS = {"pytorch", "torch", "tensorflow", "tf", "keras", "PyTorch", "TensorFlow"}
+BACKEND_PACKAGES = ("detprof.backends.torch", "detprof.backends.tf")
+
+
+def framework_branches(root: Path, package: str = "detprof") -> list[str]:
+    """``file:line`` of every comparison with a framework's name (``==``, ``!=``, ``in``) and every
+    import of a backend's own package, in the modules outside ``<package>/backends/``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[:1] == ("backends",):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                names = {o.value for o in operands if isinstance(o, ast.Constant) and isinstance(o.value, str)}
+                names |= {e.value for o in operands if isinstance(o, ast.Tuple | ast.Set | ast.List)
+                          for e in o.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                if names & FRAMEWORK_WORDS:
+                    found.append(f"{relative.as_posix()}:{node.lineno}")
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            backend = tuple(name.replace(package, "detprof", 1) for name in BACKEND_PACKAGES)
+            if any(m == b or m.startswith(b + ".") for m in modules for b in backend):
+                found.append(f"{relative.as_posix()}:{node.lineno}")
+    return found
+
+
+def test_nothing_outside_the_backends_branches_on_the_framework(tmp_path: Path) -> None:
+    assert framework_branches(PACKAGE) == []
+    (tmp_path / "backends").mkdir()
+    (tmp_path / "backends" / "tf.py").write_text('IS_TF = name == "tensorflow"\n')  # allowed there
+    (tmp_path / "plan.py").write_text('label = " (TensorFlow)" if job.framework == "tensorflow" else ""\n')
+    (tmp_path / "spec.py").write_text('ok = value in ("pytorch", "tf")\n')
+    (tmp_path / "run.py").write_text("def side():\n    from detprof.backends.tf import run_tf_process\n")
+    (tmp_path / "fine.py").write_text("from detprof.backends import backend_for\nx = backend_for(name).label\n")
+    assert framework_branches(tmp_path) == ["plan.py:1", "run.py:2", "spec.py:1"]  # control
+
+
+def terminal_output(root: Path) -> list[str]:
+    """``file:line`` of every call that writes to the terminal (print, a console's print, a stream's
+    write, typer.echo, a new rich Console) outside ``render/``. Worker scripts run in a child
+    process write their result files, never the terminal, and are not exempt."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[:1] == ("render",):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            function = node.func
+            name = function.id if isinstance(function, ast.Name) else function.attr \
+                if isinstance(function, ast.Attribute) else ""
+            owner = ast.unparse(function.value) if isinstance(function, ast.Attribute) else ""
+            if name in ("print", "echo", "Console", "secho", "confirm", "prompt") or \
+                    (name == "write" and owner in ("sys.stdout", "sys.stderr")):
+                found.append(f"{relative.as_posix()}:{node.lineno}")
+    return found
+
+
+def test_no_terminal_printing_outside_the_renderers(tmp_path: Path) -> None:
+    assert terminal_output(PACKAGE) == []
+    (tmp_path / "render").mkdir()
+    (tmp_path / "render" / "table.py").write_text("out.print(table)\n")  # allowed there
+    (tmp_path / "cli.py").write_text("import sys\nerr.print('x')\nsys.stdout.write('y')\nprint(3)\n"
+                                     "typer.confirm('go?')\n")
+    (tmp_path / "trace.py").write_text("handle.write(text)\n")  # a file, not the terminal
+    assert terminal_output(tmp_path) == ["cli.py:2", "cli.py:3", "cli.py:4", "cli.py:5"]  # control
+
+
+CLI_MODULE_MAX_LINES = 200
+
+
+def test_every_cli_module_is_small_and_only_parses_calls_and_emits() -> None:
+    modules = sorted((PACKAGE / "cli").glob("*.py"))
+    assert len(modules) >= 8
+    sizes = {path.name: len(path.read_text().splitlines()) for path in modules}
+    assert {name: size for name, size in sizes.items() if size > CLI_MODULE_MAX_LINES} == {}, sizes
+    assert not (PACKAGE / "cli.py").exists()

@@ -7,6 +7,7 @@ from detprof.gpus import DeviceChoice, GpuInfo
 from detprof.modes import UnknownModeError
 from detprof.runner import JobSpec, OverheadConfig, default_protocol, default_workload, plan_jobs
 from detprof.runner.config import CPU_DEFAULTS, GPU_DEFAULTS, build_config, plan_pair
+from detprof.workload import WorkloadRequest
 
 CPU = DeviceChoice("cpu", "cpu")
 V100 = GpuInfo(1, "Tesla V100-SXM2-16GB", "550", 16 << 30, 1530, 877, 40,
@@ -38,45 +39,46 @@ def test_aa_jobs_keep_two_sides_with_one_name() -> None:
 
 
 def test_the_protocol_is_adaptive_by_default_and_fixed_when_repeats_alone_are_given() -> None:
-    adaptive = build_config("resnet18", CPU).protocol
+    adaptive = build_config(WorkloadRequest(arch="resnet18"), CPU).protocol
     assert adaptive.adaptive and adaptive.precision == CPU_DEFAULTS["precision"]
     assert adaptive.max_time_s == CPU_DEFAULTS["max_time_s"] and adaptive.repeats == CPU_DEFAULTS["repeats"] == 5
-    fixed = build_config("resnet18", CPU, repeats=4).protocol
+    fixed = build_config(WorkloadRequest(arch="resnet18"), CPU, repeats=4).protocol
     assert not fixed.adaptive and fixed.repeats == 4 and fixed.max_time_s is None
-    both = build_config("resnet18", CPU, repeats=4, precision=0.05, max_time_s=30).protocol
+    both = build_config(WorkloadRequest(arch="resnet18"), CPU, repeats=4, precision=0.05, max_time_s=30).protocol
     assert both.adaptive and (both.repeats, both.precision, both.max_time_s) == (4, 0.05, 30)
-    assert not build_config("resnet18", CPU, precision=0).protocol.adaptive
-    gpu = build_config("vgg19", FAKE_GPU).protocol
+    assert not build_config(WorkloadRequest(arch="resnet18"), CPU, precision=0).protocol.adaptive
+    gpu = build_config(WorkloadRequest(arch="vgg19"), FAKE_GPU).protocol
     assert (gpu.precision, gpu.max_time_s) == (GPU_DEFAULTS["precision"], GPU_DEFAULTS["max_time_s"])
     with pytest.raises(ArgumentError, match=r"--precision 1.5 is not accepted; use a fraction"):
-        build_config("resnet18", CPU, precision=1.5)
+        build_config(WorkloadRequest(arch="resnet18"), CPU, precision=1.5)
     with pytest.raises(ArgumentError, match=r"--max-time 0 is not accepted"):
-        build_config("resnet18", CPU, max_time_s=0)
+        build_config(WorkloadRequest(arch="resnet18"), CPU, max_time_s=0)
 
 
 def test_gpu_defaults_are_the_papers_and_cpu_defaults_are_smaller() -> None:
-    gpu = build_config("vgg19", FAKE_GPU)
+    gpu = build_config(WorkloadRequest(arch="vgg19"), FAKE_GPU)
     assert (gpu.workload.batch_size, gpu.workload.image_size) == (64, 224)
     assert gpu.protocol.timed_steps == GPU_DEFAULTS["timed_steps"] == 100
     # The worker sees only the chosen GPU (CUDA_VISIBLE_DEVICES=<uuid>), as its cuda:0.
     assert gpu.device == "cuda:0" and gpu.gpu_index == 1 and gpu.gpu_uuid == V100.uuid
     assert gpu.protocol.cpu_threads is None
-    cpu = build_config("vgg19", CPU)
+    cpu = build_config(WorkloadRequest(arch="vgg19"), CPU)
     assert (cpu.workload.batch_size, cpu.workload.image_size) == (CPU_DEFAULTS["batch_size"], 64)
     assert cpu.protocol.cpu_threads == 1 and cpu.device == "cpu"
-    assert build_config("inception-v3", CPU).workload.image_size == 299  # its minimum to train
-    assert build_config("small-cnn", CPU).workload.image_size == 32
-    assert build_config("medium-cnn", CPU, kernel_size=6).workload.kernel_size == 6
+    assert build_config(WorkloadRequest(arch="inception-v3"), CPU).workload.image_size == 299  # its minimum to train
+    assert build_config(WorkloadRequest(arch="small-cnn"), CPU).workload.image_size == 32
+    assert build_config(WorkloadRequest(arch="medium-cnn", kernel_size=6), CPU).workload.kernel_size == 6
 
 
 def test_overrides_and_their_validation() -> None:
-    config = build_config("resnet18", CPU, batch_size=4, timed_steps=3, warmup_steps=0, repeats=1, profile_steps=0,
+    config = build_config(WorkloadRequest(arch="resnet18", batch_size=4), CPU, timed_steps=3, warmup_steps=0, repeats=1,
+                          profile_steps=0,
                           threads=2, modes="no-benchmark,deterministic-nofill")
     assert (config.protocol.timed_steps, config.protocol.warmup_steps, config.protocol.repeats) == (3, 0, 1)
     assert config.protocol.cpu_threads == 2 and config.modes == ("no-benchmark", "deterministic-nofill")
     with pytest.raises(ArgumentError, match="--warmup -1"):
-        build_config("resnet18", CPU, warmup_steps=-1)
+        build_config(WorkloadRequest(arch="resnet18"), CPU, warmup_steps=-1)
     with pytest.raises(ArgumentError, match="--profile-steps -2"):
-        build_config("resnet18", CPU, profile_steps=-2)
+        build_config(WorkloadRequest(arch="resnet18"), CPU, profile_steps=-2)
     with pytest.raises(UnknownModeError):
-        build_config("resnet18", CPU, modes="default,deterministic,default")
+        build_config(WorkloadRequest(arch="resnet18"), CPU, modes="default,deterministic,default")

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from detprof.backends.tf import tensorflow_available
 from detprof.cli import app
 from detprof.kernels import kernel_table, load_trace
 from detprof.kernels.xplane import XPlaneError, load_xplane, parse_xspace, profiled_steps
-from detprof.tf import tensorflow_available
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -30,7 +30,7 @@ PROFILE_SCRIPT = r"""
 import glob, importlib, json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf, keras
-from detprof.tf.zoo import build_keras_model
+from detprof.backends.tf.zoo import build_keras_model
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 keras.utils.set_random_seed(0)
@@ -126,7 +126,7 @@ def test_a_file_that_is_not_an_xplane_exits_2_in_one_line(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_the_stored_keras_counts_are_keras_own() -> None:
     script = ("import os, sys, csv; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n"
-              "from detprof.tf.zoo import write_counts\n"
+              "from detprof.backends.tf.zoo import write_counts\n"
               "write_counts(__import__('pathlib').Path(sys.argv[1]))\n"
               "print('torch' in sys.modules)")
     out = REPO / "tests" / "artifacts" / "keras_zoo_check.csv"
@@ -269,8 +269,8 @@ def test_check_with_tensorflow_finds_determinism_and_a_thread_count_that_breaks_
 def test_locate_op_is_pytorch_only(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", "--framework", "tf", "--arch", "small-cnn", "--locate-op"])
     assert result.exit_code == 2
-    assert result.stderr.strip() == ("detprof: error: --locate-op records PyTorch's ops; it is not available with "
-                                     "--framework tf")
+    assert result.stderr.strip() == ("detprof: error: --locate-op is not available with --framework tf; it works "
+                                     "with PyTorch")
 
 
 @pytest.mark.parametrize(("message", "op"), [
@@ -287,6 +287,6 @@ def test_locate_op_is_pytorch_only(tmp_path: Path) -> None:
 ])
 def test_the_op_tensorflow_refuses_is_named_from_its_message(message: str, op: str | None) -> None:
     # The messages are TensorFlow's own (its kernels' UnimplementedError texts); no GPU here raises them.
-    from detprof.tf.worker import refused_op
+    from detprof.backends.tf.worker import refused_op
 
     assert refused_op(message) == op

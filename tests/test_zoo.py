@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detprof.zoo import ARCHS, UnknownArchError, build_model, canonical_arch, count_parameters, describe_zoo
+from detprof.backends import zoo_rows
+from detprof.zoo import ARCHS, UnknownArchError, build_model, canonical_arch, count_parameters
 from detprof.zoo.paper_cnns import MediumCNN, SmallCNN
 
 # Reference implementations' parameter counts at 1000 classes (torchvision model docs).
@@ -95,12 +96,12 @@ def test_medium_cnn_rejects_kernel_sizes_outside_1_to_7(bad: int) -> None:
 
 
 def test_describe_zoo_lists_every_arch_with_params_and_input() -> None:
-    rows = {r["arch"]: r for r in describe_zoo() if r["framework"] == "pytorch"}
+    rows = {r["arch"]: r for r in zoo_rows() if r["framework"] == "pytorch"}
     assert set(rows) == set(ARCHS)
     assert rows["vgg19"]["params"] == REFERENCE_PARAMS["vgg19"]
     assert rows["inception-v3"]["input"] == [3, 299, 299]
     assert rows["small-cnn"]["input"] == [3, 32, 32]
-    keras = {r["arch"]: r for r in describe_zoo() if r["framework"] == "tensorflow"}
+    keras = {r["arch"]: r for r in zoo_rows() if r["framework"] == "tensorflow"}
     assert keras["resnet50"]["params"] == 25_636_712  # Keras' own count (not torchvision's 25,557,032)
     assert keras["medium-cnn"]["trainable_params"] == rows["medium-cnn"]["params"]  # the same layers
     assert "resnet18" not in keras

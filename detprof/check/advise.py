@@ -10,16 +10,18 @@ reported as such, and on a CPU default itself often passes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
+from detprof.backends import backend_for, require_support
 from detprof.check.run import DEFAULT_STEPS, run_check
+from detprof.documents import DOCUMENT_VERSION, AdviseDocument
 from detprof.errors import require
 from detprof.gpus import select_device
 from detprof.modes import settings_code, toggles_for
 from detprof.overhead import measure_and_store
 from detprof.runner.config import CPU_THREADS, build_config
 from detprof.store import open_store
+from detprof.workload import WorkloadRequest
 
 # Cheapest first by what they switch on; (mode, only meaningful on a GPU). On a CPU the cuDNN and
 # cuBLAS switches do nothing, so deterministic-nofill would repeat deterministic-algorithms there.
@@ -64,39 +66,34 @@ def _advice(row: dict[str, Any] | None, cpu_threads: int | None) -> dict[str, An
             "settings": settings_code(toggles_for(row["mode"]), cpu_threads)}
 
 
-def run_advise(arch: str | None = None, model: str | None = None, gpu: str | None = "auto",
-               input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-               batch_size: int | None = None, image_size: int | None = None, kernel_size: int | None = None,
-               batch_norm: bool | None = None, threads: int | None = None, check_steps: int = DEFAULT_STEPS,
-               max_time_s: float | None = None, db: Any = None, command: str | None = None,
-               on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Check every candidate mode, measure the ones that pass against default, recommend the
+def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto", threads: int | None = None,
+               check_steps: int = DEFAULT_STEPS, max_time_s: float | None = None, db: Any = None,
+               command: str | None = None, on_progress: Callable[[str], None] | None = None,
+               framework: str = "pytorch") -> AdviseDocument:
+    """For ``request``'s workload: check every candidate mode, measure the ones that pass against default, recommend the
     cheapest. Returns ``candidates`` (mode, bitwise_identical, max_abs_diff, first divergent step,
     and for those measured: run_id, ratio, ratio_ci, memory_ratio, kernel_ratio) and
     ``recommendation`` (None when no candidate passed) with its ``settings`` (environment and
     Python lines) and ``megatron_target`` (under/over/unresolved 10% step overhead)."""
+    backend = backend_for(framework)
+    require_support(backend, "audit", "advise")
+    request = request or WorkloadRequest()
     device = select_device(gpu)
     require(check_steps >= 1, f"--steps {check_steps} is not accepted; use 1 or more")
     require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
     cpu_threads = (threads or CPU_THREADS) if device.kind == "cpu" else None
     modes = [mode for mode, gpu_only in CANDIDATES if device.kind == "cuda" or not gpu_only]
-    measure_options: dict[str, Any] = dict(kernel_size=kernel_size, batch_norm=batch_norm, batch_size=batch_size,
-                           image_size=image_size, threads=threads, model=model, input_shape=input_shape,
-                           num_classes=num_classes, max_time_s=max_time_s or ADVISE_MAX_TIME_S[device.kind])
-    zoo_arch = None if model else arch
-    configs = {mode: build_config(zoo_arch, device, modes=f"default,{mode}", **measure_options)
+    configs = {mode: build_config(request, device, modes=f"default,{mode}", threads=threads,
+                                  max_time_s=max_time_s or ADVISE_MAX_TIME_S[device.kind])
                for mode in modes if mode != "default"}  # every bad value fails here, before anything runs
     with open_store(db, create=True):  # and the database, still before anything runs
         pass
-    check_options = dict(arch=zoo_arch, model=model, gpu=gpu, steps=check_steps, batch_size=batch_size,
-                         image_size=image_size, input_shape=input_shape, num_classes=num_classes,
-                         kernel_size=kernel_size, batch_norm=batch_norm,
-                         threads=str(cpu_threads) if cpu_threads else None)
-    candidates = []
+    candidates: list[dict[str, Any]] = []
     for mode in modes:
         if on_progress:
             on_progress(f"check {mode}: two trainings of {check_steps} steps")
-        checked = run_check(mode=mode, **check_options)  # type: ignore[arg-type]
+        checked = run_check(request, mode=mode, gpu=gpu, steps=check_steps,
+                            threads=str(cpu_threads) if cpu_threads else None)
         divergence = checked["first_divergence"]
         candidates.append({"mode": mode, "bitwise_identical": checked["bitwise_identical"],
                            "max_abs_diff": checked["max_abs_diff"],
@@ -120,7 +117,8 @@ def run_advise(arch: str | None = None, model: str | None = None, gpu: str | Non
     switched_on = _advice(choose([row for row in passing if row["mode"] != "default"]), cpu_threads)
     full = next((row for row in candidates if row["mode"] == "deterministic"), None)
     workload = next(iter(configs.values())).workload
-    return {"workload": asdict(workload), "device": {"kind": device.kind, "name": device.name},
+    return {"document_version": DOCUMENT_VERSION,
+            "workload": workload.as_dict(), "device": {"kind": device.kind, "name": device.name},
             "check_steps": check_steps, "threads": cpu_threads, "candidates": candidates,
             "recommendation": recommendation, "full_deterministic": full,
             "cheapest_with_switches": switched_on if recommendation and recommendation["mode"] == "default" else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from detprof.backends import DEFAULT_FRAMEWORK
 from detprof.store import StoreLike, open_store
 
 VERDICT_KINDS = ("check", "batch-invariance", "audit", "advise")
@@ -62,7 +63,7 @@ def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, com
     modes = _modes(kind, document)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = {**document, "kind": kind, "arch": workload.get("arch", "?"), "device": device,
-               "framework": document.get("framework") or "pytorch", "created_at": created,
+               "framework": document.get("framework") or DEFAULT_FRAMEWORK, "created_at": created,
                "modes": [{"mode": mode} for mode in modes], "passed": passed, "verdict": verdict,
                "ratio": None, "ratio_ci": None, "kernel_ratio": None, "command": command}
     run = {"created_at": created, "kind": kind, "arch": summary["arch"], "framework": summary["framework"],
@@ -73,3 +74,20 @@ def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, com
         run_id = store.save_run(run, [], {})
     assert run_id is not None  # no sweep job: a run is always stored (or StoreError raised)
     return run_id
+
+
+def check_verdict_store(db: StoreLike) -> None:
+    """Refuse, before anything runs, a database that could never hold a verdict (a folder, a file
+    that is not a detprof database: StoreError naming it); a missing one is created when the
+    verdict is stored."""
+    from detprof.store import ResultStore, StoreError, resolve_db_path
+
+    if isinstance(db, ResultStore):
+        return
+    path = resolve_db_path(db)
+    if path.exists():
+        with ResultStore(path):
+            pass
+    elif db is not None and path.parent.exists() and not path.parent.is_dir():
+        raise StoreError(f"--db {str(db)!r} is not accepted: {str(path.parent)!r} is not a folder")
+

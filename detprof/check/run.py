@@ -5,23 +5,25 @@ differing only in what was asked (nothing, the CPU thread count, or the device),
 step; with ``locate_op``, both re-run up to the first divergent step recording every op, to name
 the first op whose output differs while its inputs matched. audit: one step in deterministic
 mode, listing every op without a deterministic implementation and what the mode swaps.
+The trainings run in the framework's backend (detprof.backends); the comparison is
+detprof.check.compare.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-from detprof.errors import DetprofError, require
+from detprof.backends import backend_for, canonical_framework, require_support
+from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff
+from detprof.documents import DOCUMENT_VERSION, AuditDocument, BatchInvarianceDocument, CheckDocument, CheckSide
+from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
-from detprof.modes import environment_for, toggles_for
-from detprof.runner.config import CPU_THREADS, Workload, build_workload
-from detprof.runner.processes import ProcessOutcome, run_in_fresh_process
+from detprof.runner.config import CPU_THREADS
+from detprof.workload import Workload, WorkloadRequest, build_workload
 
 DEFAULT_STEPS = 10
 MAX_STEPS = 10_000
@@ -29,8 +31,19 @@ DEFAULT_BATCH_SIZES = (1, 8, 64)
 RUN_TIMEOUT_S = 1800.0
 
 
-class CheckError(DetprofError):
-    """A check run that could not finish (its process failed or timed out)."""
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    """``"1,8,64"`` as (1, 8, 64); ArgumentError naming the value otherwise."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    require(bool(parts) and all(p.isdigit() for p in parts),
+            f"--batch-sizes {text!r} is not accepted; use batch sizes as N,N,..., such as 1,8,64")
+    return tuple(int(p) for p in parts)
+
+
+def require_batch_invariance_alone(devices: str | None, locate_op: bool, steps: int | None) -> None:
+    """Raise ArgumentError when a batch-invariance check is asked for with options of a training
+    check (it compares batch sizes in one run: no second device, no op location, no steps)."""
+    require(devices is None and not locate_op and steps is None,
+            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op and --steps")
 
 
 def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] | None:
@@ -42,109 +55,28 @@ def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] 
     return (parts[0], parts[-1])
 
 
-def _side_result(outcome: ProcessOutcome, out: Path, timeout_s: float) -> dict[str, Any]:
-    """The result document a check run wrote; CheckError when it timed out or wrote none."""
-    if outcome.timed_out:
-        raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
-    if not out.exists():
-        raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): {outcome.log_tail[-300:]}")
-    return dict(json.loads(out.read_text()))
-
-
-def _run_side(target: str, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
-    """Run ``target`` with ``spec`` in a fresh process under the spec's mode; its result document."""
-    environment = environment_for(toggles_for(spec["mode"]), dict(os.environ), gpu_uuid)
-    with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
-        out = Path(scratch, "result.json")
-        outcome = run_in_fresh_process(target, (spec, str(out)), environment, Path(scratch, "run.log"), timeout_s)
-        document = _side_result(outcome, out, timeout_s)
-        state_file = Path(str(out) + ".pt")
-        if state_file.exists():
-            import torch
-
-            document["state"] = torch.load(state_file, map_location="cpu", weights_only=True)
-    if "error" in document:
-        raise CheckError(f"a check run failed: {document['error']}")
-    return document
-
-
-def _run_tf_side(spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
-    """The TensorFlow side of a check: detprof.tf.trainer in a new interpreter (never beside torch);
-    its result document, with the final weights as tensors."""
-    import numpy as np
-    import torch
-
-    from detprof.tf import run_tf_process
-
-    with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
-        out = Path(scratch, "result.json")
-        outcome = run_tf_process("detprof.tf.trainer", spec, out, scratch, gpu_uuid, timeout_s)
-        document = _side_result(outcome, out, timeout_s)
-        weights = Path(str(out) + ".npz")
-        if weights.exists():
-            with np.load(weights) as arrays:
-                document["state"] = {name: torch.from_numpy(arrays[f"w{index}"].copy())
-                                     for index, name in enumerate(document["state_names"])}
-    if "error" in document:
-        raise CheckError(f"a check run failed: {document['error']}")
-    return document
-
-
 def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int | None, seed: int,
-               steps: int) -> dict[str, Any]:
-    return {"workload": asdict(workload), "mode": mode, "toggles": toggles_for(mode).as_dict(),
+               steps: int, framework: str = "pytorch") -> dict[str, Any]:
+    """What one check run is told: the workload, the mode and its toggles, device, threads, seed, steps."""
+    return {"workload": workload.as_dict(), "mode": mode, "toggles": backend_for(framework).toggles(mode),
             "device": device.torch_device, "threads": threads if device.kind == "cpu" else None, "seed": seed,
             "steps": steps}
 
 
-def max_abs_diff(state_a: dict[str, Any], state_b: dict[str, Any]) -> float:
-    """Largest absolute difference over every floating tensor of two state dicts (inf when an
-    integer buffer or a shape differs)."""
-    import torch
-
-    worst = 0.0
-    for name, a in state_a.items():
-        b = state_b[name]
-        if a.shape != b.shape:
-            return float("inf")
-        if a.is_floating_point():
-            worst = max(worst, float((a.double() - b.double()).abs().max()) if a.numel() else 0.0)
-        elif not torch.equal(a, b):
-            return float("inf")
-    return worst
-
-
-def first_divergence(run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, Any] | None:
-    """The first step (1-based) where the loss or a parameter differs, and the first such parameter in
-    module order; None when every step agrees bit for bit."""
-    names = run_a["parameters"]
-    for number, (a, b) in enumerate(zip(run_a["steps"], run_b["steps"], strict=True), start=1):
-        params = [name for name, x, y in zip(names, a["params"], b["params"], strict=True) if x != y]
-        if a["loss"] != b["loss"] or params:
-            return {"step": number, "loss_differs": a["loss"] != b["loss"],
-                    "parameter": params[0] if params else None, "parameters_differing": len(params)}
-    return None
-
-
-def run_check(arch: str | None = None, model: str | None = None, mode: str = "deterministic",
-              gpu: str | None = "auto", threads: str | None = None, devices: str | None = None,
-              steps: int = DEFAULT_STEPS, batch_size: int | None = None, image_size: int | None = None,
-              input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-              kernel_size: int | None = None, batch_norm: bool | None = None, seed: int = 0,
+def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic", gpu: str | None = "auto",
+              threads: str | None = None, devices: str | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
-              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch") -> dict[str, Any]:
-    """Train twice and compare; returns bitwise_identical, max_abs_diff (over all parameters and
-    buffers after the last step) and first_divergence (null, or step, parameter and, with
-    ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs differ
-    in that one factor; otherwise both are the same configuration. ``framework`` ``tf`` trains the
-    Keras model in TensorFlow (modes default and deterministic; no ``locate_op``)."""
-    from detprof.tf import canonical_framework, require_tf_modes
-
+              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch") -> CheckDocument:
+    """Train ``request``'s workload twice and compare; returns bitwise_identical, max_abs_diff (over
+    all parameters and buffers after the last step) and first_divergence (null, or step, parameter
+    and, with ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs
+    differ in that one factor; otherwise both are the same configuration. ``framework`` is any
+    spelling of a backend's name (tf trains the Keras model in TensorFlow)."""
     framework = canonical_framework(framework)
-    toggles_for(mode)  # an unknown mode fails here, before anything runs
-    if framework == "tensorflow":
-        require(not locate_op, "--locate-op records PyTorch's ops; it is not available with --framework tf")
-        require_tf_modes([mode], "--mode")
+    backend = backend_for(framework)
+    if locate_op:
+        require_support(backend, "locate_op", "--locate-op")
+    backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
     require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
     require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
     thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
@@ -163,20 +95,18 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
     else:
         chosen = select_device(gpu)
         sides_devices = [chosen, chosen]
-    workload = build_workload(sides_devices[0], arch, model, batch_size, image_size, kernel_size, batch_norm,
-                              input_shape, num_classes, framework)
+    workload = build_workload(request or WorkloadRequest(), sides_devices[0], framework)
     side_threads = [int(t) for t in thread_pair] if thread_pair else [CPU_THREADS, CPU_THREADS]
     # Both sides hash alike: on the device whenever one of them has a GPU (see oprecord.DIGEST_SCHEMES).
     digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
-    specs = [{**_side_spec(workload, mode, dev, t, seed, steps), "digest": digest}
+    specs = [{**_side_spec(workload, mode, dev, t, seed, steps, framework), "digest": digest}
              for dev, t in zip(sides_devices, side_threads, strict=True)]
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
     runs = []
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):
         if on_progress:
             on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} thread(s)")
-        runs.append(_run_tf_side(spec, uuid, timeout_s) if framework == "tensorflow" else
-                    _run_side("detprof.check.trainer:train_and_record", spec, uuid, timeout_s))
+        runs.append(backend.run_check_side(spec, uuid, timeout_s))
     divergence = first_divergence(runs[0], runs[1])
     identical = divergence is None and max_abs_diff(runs[0]["state"], runs[1]["state"]) == 0.0
     if divergence and locate_op:
@@ -184,35 +114,31 @@ def run_check(arch: str | None = None, model: str | None = None, mode: str = "de
         for label, spec, uuid in zip("AB", specs, uuids, strict=True):
             if on_progress:
                 on_progress(f"run {label} again, recording every op of step {divergence['step']}")
-            records.append(_run_side("detprof.check.trainer:record_ops_at_step",
-                                     {**spec, "locate_step": divergence["step"]}, uuid, timeout_s))
-        from detprof.check.oprecord import first_divergent_op
-
+            records.append(backend.run_check_side({**spec, "entry": "record_ops_at_step",
+                                                   "locate_step": divergence["step"]}, uuid, timeout_s))
         divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
         divergence["ops_recorded"] = len(records[0]["ops"])
-    sides = [{"device": run["device"], "threads": run["threads"], "nondeterministic_ops": run["nondeterministic_ops"]}
-             for run in runs]
-    return {"workload": asdict(workload), "framework": framework, "mode": mode, "steps": steps, "seed": seed,
+    sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"],
+                               "nondeterministic_ops": run["nondeterministic_ops"]} for run in runs]
+    return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "framework": framework,
+            "mode": mode, "steps": steps, "seed": seed,
             "differing_factor": "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
             "runs": sides, "bitwise_identical": identical,
             "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence}
 
 
-def run_batch_invariance(arch: str | None = None, model: str | None = None, mode: str = "deterministic",
+def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "deterministic",
                          gpu: str | None = "auto", batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
-                         image_size: int | None = None, input_shape: tuple[int, int, int] | None = None,
-                         num_classes: int | None = None, kernel_size: int | None = None,
-                         batch_norm: bool | None = None, threads: str | int | None = None, seed: int = 0,
-                         timeout_s: float = RUN_TIMEOUT_S, framework: str = "pytorch") -> dict[str, Any]:
+                         threads: str | int | None = None, seed: int = 0, timeout_s: float = RUN_TIMEOUT_S,
+                         framework: str = "pytorch") -> BatchInvarianceDocument:
     """Are the model's eval-mode outputs for an example bitwise the same whatever the batch it is
     in? Per batch size: examples, how many match batch size 1 bit for bit, their fraction, and the
-    largest absolute difference. PyTorch only (``framework`` as any spelling ``--framework`` takes)."""
-    from detprof.tf import canonical_framework
-
-    require(canonical_framework(framework) == "pytorch",
-            f"--batch-invariance compares PyTorch models; it is not available with --framework {framework}")
-    toggles_for(mode)
+    largest absolute difference. Only for a backend that supports it (``framework`` as any spelling
+    ``--framework`` takes); the request's batch size is not used."""
+    backend = backend_for(framework)
+    require_support(backend, "batch_invariance", "--batch-invariance")
+    backend.check_modes([mode], "--mode")
     pair = parse_pair("--threads", None if threads is None else str(threads), "one thread count")
     cpus = os.cpu_count() or 1
     if pair:
@@ -221,13 +147,13 @@ def run_batch_invariance(arch: str | None = None, model: str | None = None, mode
     require(all(1 <= b <= 64 for b in batch_sizes),
             f"--batch-sizes {','.join(map(str, batch_sizes))} is not accepted; use sizes from 1 to 64")
     device = select_device(gpu)
-    workload = build_workload(device, arch, model, None, image_size, kernel_size, batch_norm, input_shape,
-                              num_classes)
+    workload = build_workload(replace(request or WorkloadRequest(), batch_size=None), device, backend.name)
     side_threads = int(pair[0]) if pair else CPU_THREADS
-    spec = {**_side_spec(workload, mode, device, side_threads, seed, 0), "batch_sizes": list(batch_sizes)}
-    result = _run_side("detprof.check.trainer:batch_invariance", spec, device.gpu.uuid if device.gpu else None,
-                       timeout_s)
-    return {"workload": asdict(workload), "mode": mode, "device": device.name, **result,
+    spec = {**_side_spec(workload, mode, device, side_threads, seed, 0, backend.name),
+            "batch_sizes": list(batch_sizes), "entry": "batch_invariance"}
+    result = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)
+    return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "mode": mode,
+            "device": device.name, "reference_batch_size": result["reference_batch_size"], "rows": result["rows"],
             "batch_invariant": all(row["fraction_equal"] == 1.0 for row in result["rows"])}
 
 
@@ -254,12 +180,9 @@ def group_findings(warned: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "phases": sorted({phase for _, phase in e["sites"]})} for e in grouped.values()]
 
 
-def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None = "auto",
-              batch_size: int | None = None, image_size: int | None = None,
-              input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-              kernel_size: int | None = None, batch_norm: bool | None = None,
-              timeout_s: float = RUN_TIMEOUT_S, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """One training step in deterministic mode: every op with no deterministic
+def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", timeout_s: float = RUN_TIMEOUT_S,
+              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch") -> AuditDocument:
+    """One training step of ``request``'s workload in deterministic mode: every op with no deterministic
     implementation on this device (op, count, the modules that called it, and whether in the
     forward or backward pass), and what the mode swaps, from the kernel diff of a profiled step in
     each mode (calls and µs). ``fully_deterministic`` is True when there is no such op.
@@ -268,13 +191,14 @@ def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None
     from detprof.runner.config import OverheadConfig, default_protocol
     from detprof.runner.launcher import measure_overhead
 
+    backend = backend_for(framework)
+    require_support(backend, "audit", "audit")
     device = select_device(gpu)
-    workload = build_workload(device, arch, model, batch_size, image_size, kernel_size, batch_norm, input_shape,
-                              num_classes)
-    spec = _side_spec(workload, "deterministic", device, CPU_THREADS, 0, 1)
+    workload = build_workload(request or WorkloadRequest(), device, backend.name)
+    spec = {**_side_spec(workload, "deterministic", device, CPU_THREADS, 0, 1, backend.name), "entry": "audit_step"}
     if on_progress:
         on_progress("audit: one step in deterministic mode, then one profiled step per mode")
-    audit = _run_side("detprof.check.trainer:audit_step", spec, device.gpu.uuid if device.gpu else None, timeout_s)
+    audit = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)
     ops = group_findings(audit["nondeterministic"])
     protocol = replace(default_protocol(device.kind == "cuda", warmup_steps=1, timed_steps=1, profile_steps=1,
                                         repeats=1), precision=None, max_time_s=None)
@@ -288,6 +212,7 @@ def run_audit(arch: str | None = None, model: str | None = None, gpu: str | None
         diff = diff_tables(profiled.kernel_tables["default"], profiled.kernel_tables["deterministic"])
         moved = diff[(diff["status"] != "changed") | (diff["calls_a"] != diff["calls_b"])]
         swapped = moved.head(15).to_dict(orient="records")
-    return {"workload": asdict(workload), "device": device.name, "fully_deterministic": not ops,
+    return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "device": device.name,
+            "fully_deterministic": not ops,
             "nondeterministic_ops": ops, "ops_in_step": audit["ops"], "swapped_kernels": swapped,
             "kernel_diff_available": bool(swapped) or len(profiled.kernel_tables) == 2}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from detprof.backends import DEFAULT_FRAMEWORK, backend_for
 from detprof.check.record import VERDICT_KINDS
 from detprof.kernels import diff_tables, load_catalog
 from detprof.kernels.catalog import catalog_path
@@ -49,13 +50,11 @@ def paper_reference() -> dict[str, Any]:
 OVERHEAD_COLUMNS = ["run_id", "arch", "kernel_size", "device", "device_kind", "framework", "series", "comparison",
                     "baseline", "treatment", "ratio", "ci_low", "ci_high", "kernel_ratio", "kernel_ci_low",
                     "kernel_ci_high", "kernel_reliable", "memory_ratio", "noisy", "aa_test", "partial"]
-FRAMEWORK_LABELS = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}
-
-
 def series_label(device: str, framework: str) -> str:
     """What one line or bar series of Figures 9a/9b stands for: the device, and the framework
-    when it is not PyTorch (the paper's figures are PyTorch's)."""
-    return device if framework == "pytorch" else f"{device}, {FRAMEWORK_LABELS.get(framework, framework)}"
+    when it is not the default one (the paper's figures are PyTorch's)."""
+    backend = backend_for(framework)
+    return device if backend.name == DEFAULT_FRAMEWORK else f"{device}, {backend.label}"
 MAIN_COMPARISON = "deterministic / default"  # what the paper's Figures 9a and 9b show
 
 
@@ -64,7 +63,7 @@ def _overhead_row(run_id: int, summary: dict[str, Any]) -> dict[str, Any]:
     workload = summary.get("workload") or {}
     ci = summary.get("ratio_ci") or [None, None]
     kernel_ci = summary.get("kernel_ratio_ci") or [None, None]
-    framework = summary.get("framework") or "pytorch"
+    framework = summary.get("framework") or DEFAULT_FRAMEWORK
     return {"run_id": run_id, "arch": summary["arch"], "kernel_size": workload.get("kernel_size"),
             "device": summary["device"]["name"], "device_kind": summary["device"]["kind"], "framework": framework,
             "series": series_label(summary["device"]["name"], framework),
@@ -81,7 +80,7 @@ def _environment(run_id: int, kind: str, summary: dict[str, Any]) -> dict[str, A
     env = summary.get("environment") or {}
     return {
         "run_id": run_id, "kind": kind, "arch": summary["arch"], "device": summary["device"]["name"],
-        "created_at": summary.get("created_at"), "framework": summary.get("framework") or "pytorch",
+        "created_at": summary.get("created_at"), "framework": summary.get("framework") or DEFAULT_FRAMEWORK,
         "torch": env.get("torch"), "tensorflow": env.get("tensorflow"), "cuda": env.get("cuda"),
         "cudnn": env.get("cudnn"), "threads": env.get("threads"), "cpu": env.get("cpu"),
         "toggles": {m["mode"]: m.get("toggles") for m in summary["modes"]},

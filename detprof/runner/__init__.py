@@ -1,7 +1,7 @@
 """Runner: one fresh process per (arch, mode, repeat); warm-up, timed steps, profiled pass.
 
-Everything is imported lazily: a PyTorch job process imports ``detprof.runner.worker`` and starts
-with torch alone, and a TensorFlow job process (detprof.tf.worker) imports
+Everything is imported lazily: a PyTorch job process imports ``detprof.backends.torch.worker`` and starts
+with torch alone, and a TensorFlow job process (detprof.backends.tf.worker) imports
 ``detprof.runner.processes`` and ``detprof.runner.host`` without torch ever being loaded.
 """
 
@@ -11,16 +11,17 @@ import importlib
 from typing import Any
 
 _NAMES = {
-    "CPU_DEFAULTS": "config", "GPU_DEFAULTS": "config", "JobSpec": "config", "OverheadConfig": "config",
-    "Protocol": "config", "Workload": "config", "default_protocol": "config", "default_workload": "config",
-    "plan_jobs": "config", "JobOutcome": "launcher", "ModeSummary": "launcher", "OverheadResult": "launcher",
-    "measure_overhead": "launcher",
+    "CPU_DEFAULTS": "runner.config", "GPU_DEFAULTS": "runner.config", "JobSpec": "runner.config",
+    "OverheadConfig": "runner.config", "Protocol": "runner.config", "default_protocol": "runner.config",
+    "plan_jobs": "runner.config", "JobOutcome": "runner.launcher", "ModeSummary": "runner.launcher",
+    "OverheadResult": "runner.launcher", "measure_overhead": "runner.launcher",
+    "Workload": "workload", "default_workload": "workload",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _NAMES:
-        return getattr(importlib.import_module(f"detprof.runner.{_NAMES[name]}"), name)
+        return getattr(importlib.import_module(f"detprof.{_NAMES[name]}"), name)
     raise AttributeError(f"module 'detprof.runner' has no attribute {name!r}")
 
 

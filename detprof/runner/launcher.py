@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import tempfile
 import time
@@ -20,10 +19,11 @@ from typing import Any
 
 import pandas as pd
 
+from detprof.backends import backend_for
+from detprof.documents import JobResult
 from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
-from detprof.modes import Toggles, environment_for
 from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
-from detprof.runner.processes import ProcessOutcome, restart_fork_server, run_in_fresh_process
+from detprof.runner.processes import ProcessOutcome, restart_fork_server
 from detprof.stats import RatioEstimate, paired_ratio, summarize
 
 
@@ -144,15 +144,9 @@ def failure_of(exitcode: int, log_tail: str) -> tuple[str, str]:
 
 
 def _start_job(spec: JobSpec, scratch: str, result_file: Path, timeout_s: float) -> ProcessOutcome:
-    """A PyTorch job forked from the fork server; a TensorFlow job in a new interpreter (the two
-    frameworks never share a process)."""
-    if spec.framework == "tensorflow":
-        from detprof.tf import run_tf_process
-
-        return run_tf_process("detprof.tf.worker", spec.to_json_dict(), result_file, scratch, spec.gpu_uuid, timeout_s)
-    env = environment_for(Toggles(**spec.toggles), dict(os.environ), spec.gpu_uuid)
-    return run_in_fresh_process("detprof.runner.worker:run_to_file", (spec.to_json_dict(), str(result_file)),
-                                env, Path(scratch, "job.log"), timeout_s)
+    """The job in a process of its backend's kind (a PyTorch job forked from the fork server, a
+    TensorFlow one in a new interpreter: the two frameworks never share a process)."""
+    return backend_for(spec.framework).start_job(spec.to_json_dict(), result_file, scratch, spec.gpu_uuid, timeout_s)
 
 
 def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
@@ -166,7 +160,7 @@ def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
             status, error = failure_of(outcome.exitcode or 0, outcome.log_tail)
             return JobOutcome(spec, status, error=error)
         try:
-            data = json.loads(result_file.read_text())
+            data: JobResult = json.loads(result_file.read_text())
         except (OSError, ValueError) as error:  # cut short: the job's disk was full, or it was killed writing
             return JobOutcome(spec, "failed", error=f"the job's result file could not be read ({error}); "
                                                     "is the disk full?")
@@ -311,10 +305,7 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
     toggles = outcomes[0].spec.toggles
     ops = sorted({op for o in outcomes for op in o.nondeterministic_ops})
     flagged = [] if table is None else sorted(table.loc[table["nondeterministic"] == True, "name"])  # noqa: E712
-    requested = bool(toggles.get("deterministic_algorithms") or toggles.get("cudnn_deterministic")
-                     or toggles.get("tf_op_determinism"))
-    # TensorFlow's op determinism is one switch: asked for, it is the whole request.
-    fully = requested if "tf_op_determinism" in toggles else Toggles(**toggles).fully_deterministic_request
+    requested, fully = backend_for(outcomes[0].spec.framework).determinism_requested(toggles)
     hashes = [o.state_sha256 for o in ok if o.state_sha256]
     memories = [o.peak_mem_bytes for o in ok if o.peak_mem_bytes is not None]
     warmups = [o.peak_mem_warmup_bytes for o in ok if o.peak_mem_warmup_bytes is not None]

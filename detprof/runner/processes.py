@@ -21,7 +21,7 @@ from detprof.runner.host import process_alive
 
 # Imported once by the fork server. torch._dynamo is imported by every optimizer's constructor
 # anyway; preloading it moves that second off every job.
-FORK_SERVER_PRELOAD = ["detprof.runner.worker", "torch._dynamo"]
+FORK_SERVER_PRELOAD = ["detprof.backends.torch.worker", "torch._dynamo"]
 LOG_TAIL_CHARS = 2000
 _fork_context: multiprocessing.context.ForkServerContext | None = None
 

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from detprof.documents import DOCUMENT_VERSION, StabilityDocument
 from detprof.errors import DetprofError
 from detprof.modes import environment_for, toggles_for
 from detprof.runner.processes import run_in_fresh_process
@@ -236,7 +237,7 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
                   batch_norm: bool | None = None, db: StoreLike = None, data_dir: str | None = None,
                   on_progress: Callable[[int, int, int, int], None] | None = None,
                   arch: str | None = None, gpu: str | None = "auto", threads: int | None = None,
-                  run_timeout_s: float = RUN_TIMEOUT_S, target: str | None = None) -> dict[str, Any]:
+                  run_timeout_s: float = RUN_TIMEOUT_S, target: str | None = None) -> StabilityDocument:
     """Train the missing runs of an experiment, store them, and return its measures.
 
     ``gpu`` chooses the device as ``detprof overhead --gpu`` does (alias, index, ``cpu``, ``auto``);
@@ -313,13 +314,14 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
             partner_key = experiment_key(task, partner, partner_mode, chosen.fixed, recipe, device_label,
                                          cpu_threads, data.target)
             paired = paired_comparison(store, key, partner_key, partner)
-    return {"task": task, "variant": chosen.label, "mode": chosen.mode, "fixed": list(chosen.fixed),
-            "description": chosen.description, "recipe": asdict(recipe), "experiment": key, **summary,
-            "device": device_label, "threads": cpu_threads, "target": data.target,
-            "training_counts": training_counts(data), "paired_with": paired,
-            "requested_runs": runs, "failed": failures,
-            "nondeterministic_ops": sorted({op for r in stored for op in r["environment"]["nondeterministic_ops"]}),
-            "test_examples": int(len(data.y_test))}
+    document: dict[str, Any] = {  # the measures' keys (StabilityDocument's) come with **summary
+        "document_version": DOCUMENT_VERSION, "task": task, "variant": chosen.label, "mode": chosen.mode,
+        "fixed": list(chosen.fixed), "description": chosen.description, "recipe": asdict(recipe), "experiment": key,
+        **summary, "device": device_label, "threads": cpu_threads, "target": data.target,
+        "training_counts": training_counts(data), "paired_with": paired, "requested_runs": runs, "failed": failures,
+        "nondeterministic_ops": sorted({op for r in stored for op in r["environment"]["nondeterministic_ops"]}),
+        "test_examples": int(len(data.y_test))}
+    return cast(StabilityDocument, document)
 
 
 def _train_with_progress(spec: dict[str, Any], out_dir: Path, environment: dict[str, str], run_index: int,

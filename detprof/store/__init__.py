@@ -11,5 +11,14 @@ from detprof.store.db import (
     resolve_db_path,
 )
 
-__all__ = ["DB_ENV_VAR", "SCHEMA_VERSION", "ResultStore", "StoreError", "StoreLike", "StoreLockedError", "open_store",
-           "resolve_db_path"]
+
+def ensure_store(db: StoreLike = None) -> None:
+    """Open (creating it if missing) and close the database ``db``, so that a path that can never be
+    a store is refused (StoreError, one line) before a measurement starts."""
+    if isinstance(db, ResultStore):
+        return
+    ResultStore(db, create=True).close()
+
+
+__all__ = ["DB_ENV_VAR", "SCHEMA_VERSION", "ResultStore", "StoreError", "StoreLike", "StoreLockedError", "ensure_store",
+           "open_store", "resolve_db_path"]

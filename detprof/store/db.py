@@ -740,13 +740,14 @@ class ResultStore:
 
     def run_ids(self, framework: str) -> list[int]:
         """Ids of the runs of ``framework`` (pytorch, or tensorflow/tf), oldest first; StoreError when none."""
-        from detprof.tf import canonical_framework
+        from detprof.backends import backend_for
 
-        name = canonical_framework(framework)
-        ids = [int(r[0]) for r in self.connection.execute("SELECT id FROM runs WHERE framework=? ORDER BY id", (name,))]
+        backend = backend_for(framework)
+        ids = [int(r[0]) for r in self.connection.execute("SELECT id FROM runs WHERE framework=? ORDER BY id",
+                                                          (backend.name,))]
         if not ids:
-            flag = " --framework tf" if name == "tensorflow" else ""
-            raise StoreError(f"no {name} runs in {self.shown!r}; run `detprof overhead{flag}` first")
+            flag = f" {backend.option}" if backend.option else ""
+            raise StoreError(f"no {backend.name} runs in {self.shown!r}; run `detprof overhead{flag}` first")
         return ids
 
     def latest_run_id(self, framework: str | None = None) -> int:

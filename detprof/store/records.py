@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from detprof.documents import summary_document
 from detprof.runner.launcher import JobOutcome, OverheadResult
+from detprof.runner.summary import summary_document
 from detprof.store.db import ResultStore
 
 

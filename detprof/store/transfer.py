@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from detprof.documents import DOCUMENT_VERSION, MergeDocument
 from detprof.errors import require
 from detprof.store.db import (
     RUN_COLUMNS,
@@ -108,7 +109,7 @@ def _moved(path: str | None, source_dir: Path, target_dir: Path, counts: dict[st
 EXPERIMENT_FILES = ("test_labels.npy", "test_groups.npz")
 
 
-def merge_store(db: StoreLike, other: str | Path) -> dict[str, Any]:
+def merge_store(db: StoreLike, other: str | Path) -> MergeDocument:
     """Bring the runs, sweep jobs and stability runs of the database ``other`` into ``db`` in one
     transaction, skipping what is already there.
 
@@ -161,7 +162,8 @@ def merge_store(db: StoreLike, other: str | Path) -> dict[str, Any]:
                                         f"SELECT {', '.join(KERNEL_COLUMNS)} FROM kernels WHERE run_id=?", (old_id,))])
                 _merge_sweep_jobs(src, dst, new_ids, counts)
                 _merge_stability(src, dst, source_dir, target_dir, counts, dropped)
-    return {**counts, "dropped": dropped}
+    merged: MergeDocument = {"document_version": DOCUMENT_VERSION, **counts, "dropped": dropped}  # type: ignore[typeddict-item]
+    return merged
 
 
 def _merge_sweep_jobs(src: sqlite3.Connection, dst: sqlite3.Connection, new_ids: dict[int, int],
@@ -266,3 +268,24 @@ def flat_run(document: dict[str, Any]) -> dict[str, Any]:
             "baseline_step_ms": modes[0].get("step_ms"),
             "treatment_step_ms": modes[1].get("step_ms") if len(modes) > 1 else None,
             "sweep": (config.get("sweep") or {}).get("name"), "command": document["command"]}
+
+
+def export_runs_to(db: StoreLike, format: str, output: str | None, skipped: list[str]) -> str | None:
+    """``export_runs`` written to the file ``output`` (checked before anything is read: never the
+    database itself; OutputError naming it when it cannot be written); with ``output`` None, the
+    text itself is returned instead. Damaged runs left out are named in ``skipped``."""
+    from detprof.outputs import OutputError, check_writable
+    from detprof.store.db import resolve_db_path
+
+    if output is not None:
+        check_writable(output, db.path if isinstance(db, ResultStore) else resolve_db_path(db), "--output",
+                       "runs.csv")
+    text = export_runs(db, format, skipped)
+    if output is None:
+        return text
+    try:
+        Path(output).write_text(text)
+    except OSError as error:
+        raise OutputError(f"--output {output!r} cannot be written: {error.strerror or error}") from None
+    return None
+

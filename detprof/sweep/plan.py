@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
+from detprof.backends import DEFAULT_FRAMEWORK, backend_for
 from detprof.errors import DetprofError
 from detprof.gpus import DeviceChoice
 from detprof.runner.config import PROFILED_PAIRS, OverheadConfig
 from detprof.sweep.spec import SpecError, SweepSpec
+from detprof.workload import WorkloadRequest
 from detprof.zoo import arch_spec
 
 
@@ -37,15 +39,18 @@ class SweepJob:
     def label(self) -> str:
         """Short human name: ``medium-cnn k=3 on h100: deterministic/default``."""
         kernel = f" k={self.kernel_size}" if self.kernel_size is not None else ""
-        framework = " (TensorFlow)" if self.framework == "tensorflow" else ""
+        backend = backend_for(self.framework)
+        framework = f" ({backend.label})" if backend.name != DEFAULT_FRAMEWORK else ""
         return f"{self.arch}{kernel}{framework} on {self.gpu}: {self.modes[1]}/{self.modes[0]}"
 
     def config(self, device: DeviceChoice) -> OverheadConfig:
         """The validated overhead configuration of this job on ``device`` (ArgumentError otherwise)."""
         from detprof.runner.config import build_config
 
-        return build_config(self.arch, device, modes=",".join(self.modes), kernel_size=self.kernel_size,
-                            framework=self.framework, **dict(self.options))
+        options = dict(self.options)
+        request = WorkloadRequest(arch=self.arch, kernel_size=self.kernel_size,
+                                  **{key: options.pop(key) for key in WORKLOAD_OPTIONS if key in options})
+        return build_config(request, device, modes=",".join(self.modes), framework=self.framework, **options)
 
     def identity(self) -> dict[str, Any]:
         """The full configuration this job is matched on when a sweep resumes: the workload and
@@ -53,7 +58,7 @@ class SweepJob:
         placeholder = DeviceChoice(kind="cpu" if self.gpu == "cpu" else "cuda", name=self.gpu)
         config = self.config(placeholder)
         return {"framework": self.framework, "gpu": self.gpu, "modes": list(self.modes),
-                "workload": asdict(config.workload), "protocol": asdict(config.protocol), "seed": config.seed}
+                "workload": config.workload.as_dict(), "protocol": asdict(config.protocol), "seed": config.seed}
 
     @cached_property
     def key(self) -> str:
@@ -63,11 +68,12 @@ class SweepJob:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-# Spec key -> build_config keyword.
+# Spec key -> build_config keyword, or WorkloadRequest field (WORKLOAD_OPTIONS).
 OPTION_NAMES = {"batch_size": "batch_size", "image_size": "image_size", "steps": "timed_steps",
                 "warmup": "warmup_steps", "profile_steps": "profile_steps", "repeats": "repeats",
                 "precision": "precision", "max_time": "max_time_s", "threads": "threads", "seed": "seed",
                 "job_timeout": "job_timeout_s"}
+WORKLOAD_OPTIONS = ("batch_size", "image_size", "batch_norm")
 
 
 def plan_sweep(spec: SweepSpec) -> list[SweepJob]:

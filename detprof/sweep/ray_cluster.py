@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detprof.documents import DOCUMENT_VERSION, ProbeDocument
 from detprof.errors import DetprofError
 from detprof.sweep.plan import SweepJob
 from detprof.sweep.spec import SweepSpec
@@ -215,6 +216,11 @@ def probe_in_task(gpu: str) -> dict[str, Any]:
     visible = [g.name for g in list_gpus()]
     return {"gpu": gpu, "node": node_description(), "node_id": ray.get_runtime_context().get_node_id(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "gpus_seen": visible}
+
+
+def probe_document(spec: SweepSpec, cluster: str) -> ProbeDocument:
+    """What ``sweep --probe --json`` prints: ``probes``, one per GPU type (see probe_placement)."""
+    return {"document_version": DOCUMENT_VERSION, "probes": probe_placement(spec, cluster)}
 
 
 def probe_placement(spec: SweepSpec, cluster: str) -> list[dict[str, Any]]:

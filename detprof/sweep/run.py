@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from detprof.documents import DOCUMENT_VERSION, SweepDocument
 from detprof.errors import require
 from detprof.gpus import select_device
 from detprof.runner.launcher import JobOutcome
@@ -74,7 +74,7 @@ def prepare_backend(spec: SweepSpec, cluster: str | None) -> None:
 
 def run_sweep(spec: str | Path | SweepSpec, db: StoreLike = None, cluster: str | None = None,
               rerun_failed: bool = False, on_progress: ProgressCallback | None = None,
-              on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None) -> dict[str, Any]:
+              on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None) -> SweepDocument:
     """Run every job of ``spec`` (a path or a SweepSpec) not yet in the store ``db``; returns the
     sweep document: ``jobs`` (one row per job: label, arch, kernel_size, gpu, modes, status,
     ``ran`` in this call, run_id, ratio with its 95% CI, kernel and memory ratio, device measured,
@@ -131,7 +131,7 @@ def run_sweep(spec: str | Path | SweepSpec, db: StoreLike = None, cluster: str |
 
 
 def sweep_document(store: ResultStore | None, spec: SweepSpec, jobs: list[SweepJob], ran: set[str] | None = None,
-                   cluster: str | None = None, store_path: str | None = None) -> dict[str, Any]:
+                   cluster: str | None = None, store_path: str | None = None) -> SweepDocument:
     """The state of every job of ``spec`` in ``store`` (see run_sweep); ``ran`` marks the jobs run
     now. ``store`` None means nothing is stored yet (``store_path`` names where it would be)."""
     import pandas as pd
@@ -157,11 +157,12 @@ def sweep_document(store: ResultStore | None, spec: SweepSpec, jobs: list[SweepJ
                       "node": None if row is None else row["node"], "job_key": job.key})
     counts = {status: sum(r["status"] == status for r in table) for status in ("done", "failed", "running", "left")}
     counts["ran_now"] = sum(r["ran"] for r in table)
-    return {"sweep": spec.name, "spec": spec.path, "store": store_path if store is None else str(store.path),
+    return {"document_version": DOCUMENT_VERSION,
+            "sweep": spec.name, "spec": str(spec.path), "store": str(store_path) if store is None else str(store.path),
             "cluster": cluster or "local", "jobs": table, "counts": counts}
 
 
-def sweep_status(spec: str | Path | SweepSpec, db: StoreLike = None) -> dict[str, Any]:
+def sweep_status(spec: str | Path | SweepSpec, db: StoreLike = None) -> SweepDocument:
     """What is stored of ``spec`` without running anything (the document of run_sweep)."""
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     jobs = plan_sweep(spec)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detprof.backends import FRAMEWORK_SPELLINGS, canonical_framework
 from detprof.errors import ArgumentError
 from detprof.gpus import KNOWN_ALIASES
 from detprof.modes import MODES
@@ -37,7 +38,7 @@ class SpecError(ArgumentError):
     """A sweep spec that cannot be run: unreadable, not TOML, or a key detprof does not accept."""
 
 
-FRAMEWORKS = ("pytorch", "tensorflow", "tf")
+FRAMEWORKS = tuple(FRAMEWORK_SPELLINGS)
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,8 @@ def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
     if "cpu" in values["gpus"] and len(values["gpus"]) > 1:
         raise SpecError(f"{where('gpus')}: gpus mixes \"cpu\" with GPU types; a sweep runs on CPUs or on GPUs, "
                         "use one spec each")
-    if values.get("framework") == "tf":
-        values["framework"] = "tensorflow"
+    if "framework" in values:
+        values["framework"] = canonical_framework(values["framework"])
     name = values.pop("name", None) or re.sub(r"[^A-Za-z0-9_.\-]", "", Path(path).stem) or "sweep"
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise SpecError(f"{where('name')}: name = \"{name}\" is not accepted; use {KEYS['name'].accepts}")

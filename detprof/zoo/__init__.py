@@ -171,32 +171,4 @@ def describe_zoo() -> list[dict[str, object]]:
         rows.append({"arch": spec.name, "framework": spec.framework, "family": spec.family, "params": params,
                      "input": list(spec.input_shape), "num_classes": spec.num_classes, "options": options,
                      "notes": spec.notes})
-    return rows + tensorflow_rows()
-
-
-# Why Keras' counts differ from the PyTorch models' (same arch name, same layers where it matters).
-KERAS_NOTES = {
-    "resnet50": "Keras' ResNets give every convolution a bias, and Keras counts BatchNorm's moving statistics",
-    "resnet152": "Keras' ResNets give every convolution a bias, and Keras counts BatchNorm's moving statistics",
-    "inception-v3": "Keras' InceptionV3 has no auxiliary classifier",
-    "efficientnet-b0": "Keras' EfficientNetB0 also holds its input normalisation layer's statistics",
-}
-KERAS_COUNT_NOTE = "Keras counts BatchNorm's moving mean and variance (PyTorch keeps them as buffers)"
-
-
-def tensorflow_rows() -> list[dict[str, object]]:
-    """One dict per TensorFlow arch (framework ``tensorflow``), with Keras' own parameter counts:
-    ``params`` (every weight, as ``model.count_params()``) and ``trainable_params``, from
-    kernels_db/keras_zoo.csv (TensorFlow is not imported here)."""
-    from detprof.tf.zoo import keras_counts
-
-    rows: list[dict[str, object]] = []
-    for arch, count in keras_counts().items():
-        note = KERAS_NOTES.get(arch) or (KERAS_COUNT_NOTE if count.params != count.trainable_params else "")
-        rows.append({"arch": arch, "framework": "tensorflow", "family": ARCHS[arch].family, "params": count.params,
-                     "trainable_params": count.trainable_params, "input": list(count.input),
-                     "num_classes": count.num_classes, "options": ["--framework tf"]
-                     + (["--kernel-size 1..7"] if ARCHS[arch].takes_kernel_size else [])
-                     + (["--bn"] if ARCHS[arch].takes_batch_norm else []),
-                     "notes": note, "keras": count.application})
     return rows

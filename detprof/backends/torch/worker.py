@@ -1,7 +1,7 @@
 """The measurement of one job, in a fresh process.
 
 The launcher starts each job with ``run_to_file`` in a fresh process (detprof.runner.processes);
-``python -m detprof.runner.worker SPEC RESULT`` runs one job from a spec file by hand.
+``python -m detprof.backends.torch.worker SPEC RESULT`` runs one job from a spec file by hand.
 
 Order inside the process: the GPU made current (the parent already set the environment, including
 CUDA_VISIBLE_DEVICES=<uuid>), toggles, model, warm-up steps (cuDNN autotuning happens here and is
@@ -23,17 +23,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detprof.backends.torch.training import build_training
+from detprof.documents import DOCUMENT_VERSION, JobResult
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
-from detprof.runner.config import JobSpec, Workload
+from detprof.runner.config import JobSpec
 from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
-
-AUX_LOSS_WEIGHT = 0.4  # Inception-v3's auxiliary classifier, as in its paper
-LEARNING_RATE = 0.01
-MOMENTUM = 0.9
 
 
 def _environment(torch: Any, spec: JobSpec) -> dict[str, Any]:
@@ -60,48 +57,6 @@ def _environment(torch: Any, spec: JobSpec) -> dict[str, Any]:
                    compute_capability=f"{props.major}.{props.minor}", gpu_memory_bytes=props.total_memory,
                    gpu_uuid=(uuid if not uuid or uuid.startswith("GPU-") else f"GPU-{uuid}"))
     return env
-
-
-@dataclass
-class TrainingStep:
-    """One SGD step of the workload on synthetic data; ``run()`` returns the loss tensor (no sync)."""
-
-    model: Any
-    run: Callable[[], Any]
-    device: Any
-
-
-def workload_model(workload: Workload) -> Any:
-    """A fresh, randomly initialised model of the workload: the zoo's arch, or the user's --model."""
-    if workload.model_ref:
-        from detprof.zoo.custom import build_user_model
-
-        return build_user_model(workload.model_ref, workload.num_classes)
-    from detprof.zoo import build_model
-
-    return build_model(workload.arch, workload.num_classes, kernel_size=workload.kernel_size,
-                       batch_norm=workload.batch_norm, image_size=workload.image_size)
-
-
-def _training_step(torch: Any, spec: JobSpec) -> TrainingStep:
-    w = spec.workload
-    device = torch.device(spec.device)
-    model = workload_model(w).to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-    inputs = torch.randn(w.batch_size, *w.shape, device=device)
-    targets = torch.randint(0, w.num_classes, (w.batch_size,), device=device)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step() -> Any:
-        optimizer.zero_grad(set_to_none=True)
-        out = model(inputs)
-        loss = loss_fn(out[0], targets) + AUX_LOSS_WEIGHT * loss_fn(out[1], targets) \
-            if isinstance(out, tuple) else loss_fn(out, targets)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    return TrainingStep(model, step, device)
 
 
 def _timed_steps(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool) -> list[float]:
@@ -232,7 +187,7 @@ def shift_memory_layout(torch: Any) -> list[Any]:
             torch.empty(sizes[2] + 1, dtype=torch.uint8)]
 
 
-def run_job(spec: JobSpec) -> dict[str, Any]:
+def run_job(spec: JobSpec) -> JobResult:
     """Measure one job in this process; returns the result document (times in ms, memory in bytes).
 
     Besides the step times it records the peak memory of the warm-up and of the timed steps,
@@ -252,14 +207,13 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
     if spec.protocol.cpu_threads:
         torch.set_num_threads(spec.protocol.cpu_threads)
     applied = apply_toggles(Toggles(**spec.toggles))
-    torch.manual_seed(spec.seed)
-    result: dict[str, Any] = {"status": "ok", "applied_toggles": applied}
+    result: JobResult = {"document_version": DOCUMENT_VERSION, "status": "ok", "applied_toggles": applied}
     with capture_nondeterministic_ops() as nondeterministic_ops:
-        training = _training_step(torch, spec)
+        training = build_training(spec.workload, spec.seed, torch.device(spec.device))
         result["environment"] = _environment(torch, spec)
         memory = PeakMemory(torch, training.device, on_gpu)
         for _ in range(spec.protocol.warmup_steps):
-            training.run()
+            training.step()
         if on_gpu:
             torch.cuda.synchronize(training.device)
         result["peak_mem_warmup_bytes"] = memory.end_warmup()
@@ -267,17 +221,17 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
             from detprof.gpus import GpuMonitor
 
             with GpuMonitor(spec.gpu_uuid) as monitor:
-                result["step_ms"] = _timed_steps(torch, training.run, spec.protocol.timed_steps, on_gpu)
+                result["step_ms"] = _timed_steps(torch, training.step, spec.protocol.timed_steps, on_gpu)
             result["gpu_monitor"] = monitor.summary()
         else:
-            result["step_ms"] = _timed_steps(torch, training.run, spec.protocol.timed_steps, on_gpu)
+            result["step_ms"] = _timed_steps(torch, training.step, spec.protocol.timed_steps, on_gpu)
         result["peak_mem_bytes"] = memory.steady()
         result["peak_mem_kind"] = memory.kind
         result["peak_mem_since_warmup"] = memory.reset_after_warmup
         result["state_sha256"] = state_fingerprint(training.model.state_dict())
         result["steps_trained"] = spec.protocol.warmup_steps + spec.protocol.timed_steps
         if spec.profile and spec.trace_path:
-            _profiled_pass(torch, training.run, spec.protocol.profile_steps, on_gpu, spec.trace_path)
+            _profiled_pass(torch, training.step, spec.protocol.profile_steps, on_gpu, spec.trace_path)
             result["trace_path"] = spec.trace_path
     result["nondeterministic_ops"] = sorted(nondeterministic_ops)
     return result
@@ -296,7 +250,7 @@ def _run_and_record(spec: JobSpec, result_path: str) -> int:
         code = 0
     except Exception as error:  # the parent records the failure; one job lost, not the run
         out_of_memory = "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
-        result = {"status": "oom" if out_of_memory else "failed",
+        result = {"document_version": DOCUMENT_VERSION, "status": "oom" if out_of_memory else "failed",
                   "error": f"{type(error).__name__}: {error}".strip()[:2000],
                   "traceback": traceback.format_exc()[-4000:]}
         code = 1

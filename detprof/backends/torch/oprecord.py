@@ -334,21 +334,3 @@ def module_tracking(model: torch.nn.Module, recorder: OpRecorder) -> Any:
     finally:
         for handle in handles:
             handle.remove()
-
-
-def first_divergent_op(ops_a: list[dict[str, Any]], ops_b: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Where two records of the same step part: the first op whose output differs while its inputs
-    matched (``kind`` root-cause), or, when its inputs already differed, the first op that saw a
-    difference coming from outside the dispatcher (``kind`` input-differs: a value made in Python
-    or NumPy, say), or the first place the op sequences themselves differ. None when they agree."""
-    for a, b in zip(ops_a, ops_b, strict=False):
-        where = {"index": a["index"], "op": a["op"], "phase": a["phase"], "module": a["module"]}
-        if a["op"] != b["op"]:
-            return {**where, "kind": "different-ops", "other_op": b["op"]}
-        if a.get("outputs") != b.get("outputs"):
-            kind = "root-cause" if a.get("inputs") == b.get("inputs") else "input-differs"
-            return {**where, "kind": kind}
-    if len(ops_a) != len(ops_b):
-        shorter = min(len(ops_a), len(ops_b))
-        return {"index": shorter, "op": None, "phase": None, "module": None, "kind": "different-length"}
-    return None

@@ -1,8 +1,6 @@
-"""The TensorFlow backend: Keras models under detprof's arch names, and the job process that
-measures them. Nothing in this package imports torch (TensorFlow and PyTorch never share a
-process), and nothing imports TensorFlow until a job runs: the measuring process only checks that
-it is installed (``tensorflow_available``).
-"""
+"""How the TensorFlow backend's processes start: whether TensorFlow is installed (checked without
+importing it), its modes and their toggles, and a new interpreter with a TensorFlow job's
+environment for each job or check run (never a fork of a process that has imported torch)."""
 
 from __future__ import annotations
 
@@ -16,21 +14,11 @@ if TYPE_CHECKING:
     from detprof.runner.processes import ProcessOutcome
 
 INSTALL_HINT = "pip install 'detprof[tf]' (or 'detprof[tf-cpu]' where there is no GPU)"
-FRAMEWORK_NAMES = {"pytorch": "pytorch", "torch": "pytorch", "tf": "tensorflow", "tensorflow": "tensorflow"}
 TF_MODES = ("default", "deterministic")
 
 
 class TensorFlowMissingError(DetprofError):
     """--framework tf was asked for where TensorFlow is not installed."""
-
-
-def canonical_framework(name: str) -> str:
-    """``pytorch`` or ``tensorflow`` for what a user typed (torch, tf, ...); ArgumentError otherwise."""
-    from detprof.errors import require
-
-    key = name.strip().lower()
-    require(key in FRAMEWORK_NAMES, f"--framework {name!r} is not accepted; use pytorch or tf (tensorflow)")
-    return FRAMEWORK_NAMES[key]
 
 
 def tensorflow_available() -> bool:

@@ -97,13 +97,13 @@ def default_input(arch: str) -> tuple[int, int]:
 
 def write_counts(path: Path) -> None:
     """Build every TensorFlow arch at its default input and write its Keras parameter counts
-    (``python -m detprof.tf.zoo [PATH]``)."""
+    (``python -m detprof.backends.tf.zoo [PATH]``)."""
     rows = []
     for arch in TF_ARCHS:
         side, classes = default_input(arch)
         model = build_keras_model(arch, classes, side)
         trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
-        rows.append({"arch": arch, "application": KERAS_APPLICATIONS.get(arch, "detprof.tf.zoo"),
+        rows.append({"arch": arch, "application": KERAS_APPLICATIONS.get(arch, "detprof.backends.tf.zoo"),
                      "params": model.count_params(), "trainable_params": trainable,
                      "input": f"3x{side}x{side}", "num_classes": classes})
     with path.open("w", newline="") as handle:

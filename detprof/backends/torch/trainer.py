@@ -1,7 +1,7 @@
 """What ``check`` and ``audit`` run inside a fresh process (detprof.runner.processes).
 
 Each function takes a JSON-able spec and writes its result to a file; the parent compares. A
-spec holds: ``workload`` (as detprof.runner.config.Workload), ``toggles`` (a mode's), ``device``
+spec holds: ``workload`` (as detprof.workload.Workload), ``toggles`` (a mode's), ``device``
 (``cpu`` or ``cuda:0``: the worker sees only its GPU), ``threads`` (CPU intra-op threads, or
 None), ``seed``, ``steps`` and, for op recording, ``locate_step``. The model is initialised and
 the synthetic batch drawn on the CPU, then moved, so that both runs start from the same bits on
@@ -10,61 +10,37 @@ any device.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
-from detprof.runner.config import Workload
+import torch
 
-LEARNING_RATE = 0.01
-MOMENTUM = 0.9
+from detprof.backends.torch.training import Training, build_training, main_output
+from detprof.documents import write_result
+from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
+from detprof.workload import Workload
+
 INVARIANCE_EXAMPLES = 64
 
 
-def _setup(spec: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
-    """(torch, model, inputs, targets, device) with the spec's toggles, threads and seed applied."""
-    import torch
-
-    from detprof.runner.worker import workload_model
-
+def _setup(spec: dict[str, Any]) -> Training:
+    """The spec's training (model, batch and optimizer on its device), with its toggles, threads and
+    seed applied."""
     device = torch.device(spec["device"])
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     apply_toggles(Toggles(**spec["toggles"]))
-    workload = Workload.from_dict(spec["workload"])
-    torch.manual_seed(spec["seed"])
-    model = workload_model(workload)  # on the CPU: the same initial weights on every device
-    generator = torch.Generator().manual_seed(spec["seed"] + 1)
-    inputs = torch.randn(workload.batch_size, *workload.shape, generator=generator)
-    targets = torch.randint(0, workload.num_classes, (workload.batch_size,), generator=generator)
-    return torch, model.to(device), inputs.to(device), targets.to(device), device
-
-
-def _loss(torch: Any, out: Any, targets: Any) -> Any:
-    from detprof.runner.worker import AUX_LOSS_WEIGHT
-
-    loss_fn = torch.nn.functional.cross_entropy
-    if isinstance(out, tuple):  # Inception-v3's auxiliary head
-        return loss_fn(out[0], targets) + AUX_LOSS_WEIGHT * loss_fn(out[1], targets)
-    return loss_fn(out, targets)
+    return build_training(Workload.from_dict(spec["workload"]), spec["seed"], device)
 
 
 def _parameter_digests(model: Any, scheme: str) -> list[str]:
-    from detprof.check.oprecord import tensor_digests
+    from detprof.backends.torch.oprecord import tensor_digests
 
     return tensor_digests(list(model.parameters()), scheme)  # on a GPU: computed there, copied once
-
-
-def _write(out_path: str, document: dict[str, Any]) -> None:
-    partial = Path(out_path + ".partial")
-    partial.write_text(json.dumps(document))
-    partial.replace(out_path)
 
 
 def _guarded(run: Callable[[dict[str, Any], str], None]) -> Callable[[dict[str, Any], str], int]:
@@ -75,8 +51,8 @@ def _guarded(run: Callable[[dict[str, Any], str], None]) -> Callable[[dict[str, 
             run(spec, out_path)
             return 0
         except Exception as error:
-            _write(out_path, {"error": f"{type(error).__name__}: {error}"[:2000],
-                              "traceback": traceback.format_exc()[-4000:]})
+            write_result(out_path, {"error": f"{type(error).__name__}: {error}"[:2000],
+                                    "traceback": traceback.format_exc()[-4000:]})
             return 1
 
     return entry
@@ -87,63 +63,53 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
     final state dict beside the result (``.pt``) for the largest weight difference."""
     started = time.perf_counter()
     with capture_nondeterministic_ops() as warned:
-        torch, model, inputs, targets, device = _setup(spec)
-        model.train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+        training = _setup(spec)
+        model, device = training.model, training.device
         names = [name for name, _ in model.named_parameters()]
         steps = []
         for _ in range(int(spec["steps"])):
-            optimizer.zero_grad(set_to_none=True)
-            loss = _loss(torch, model(inputs), targets)
-            loss.backward()
-            optimizer.step()
-            steps.append({"loss": float(loss.detach()).hex(),
+            loss = training.step()
+            steps.append({"loss": float(loss).hex(),
                           "params": _parameter_digests(model, spec.get("digest", "host"))})
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    _write(out_path, {"parameters": names, "steps": steps, "threads": torch.get_num_threads(),
-                      "device": device_name, "torch": torch.__version__, "nondeterministic_ops": sorted(warned),
-                      "wall_s": time.perf_counter() - started})
+    write_result(out_path, {"parameters": names, "steps": steps, "threads": torch.get_num_threads(),
+                            "device": device_name, "torch": torch.__version__,
+                            "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
 
 
 def _record_step(spec: dict[str, Any], out_path: str) -> None:
     """Train up to ``locate_step`` and record every op of that step with the digests of what it read
     and wrote (forward, backward and optimizer)."""
-    from detprof.check.oprecord import OpRecorder, module_tracking
+    from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 
-    torch, model, inputs, targets, _ = _setup(spec)
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+    training = _setup(spec)
     target_step = int(spec["locate_step"])
     recorder = OpRecorder(hash_tensors=True, scheme=spec.get("digest", "host"))
-    for step in range(1, target_step + 1):
-        optimizer.zero_grad(set_to_none=True)
-        if step < target_step:
-            _loss(torch, model(inputs), targets).backward()
-            optimizer.step()
-            continue
-        with module_tracking(model, recorder), recorder:
-            recorder.phase = "forward"
-            loss = _loss(torch, model(inputs), targets)
-            loss.backward()  # ops run by the autograd engine are labelled backward
-            recorder.phase = "optimizer"
-            optimizer.step()
-    _write(out_path, {"step": target_step, "ops": recorder.finished_ops()})
+    for _ in range(1, target_step):
+        training.step()
+    training.optimizer.zero_grad(set_to_none=True)
+    with module_tracking(training.model, recorder), recorder:
+        recorder.phase = "forward"
+        training.loss().backward()  # ops run by the autograd engine are labelled backward
+        recorder.phase = "optimizer"
+        training.optimizer.step()
+    write_result(out_path, {"step": target_step, "ops": recorder.finished_ops()})
 
 
 def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
     """Eval-mode outputs of the same examples at each batch size, compared bitwise with batch size 1."""
-    torch, model, _, _, device = _setup(spec)
-    model.eval()
+    training = _setup(spec)
+    model = training.model.eval()
     workload = Workload.from_dict(spec["workload"])
     generator = torch.Generator().manual_seed(spec["seed"] + 2)
-    examples = torch.randn(INVARIANCE_EXAMPLES, *workload.shape, generator=generator).to(device)
+    examples = torch.randn(INVARIANCE_EXAMPLES, *workload.shape, generator=generator).to(training.device)
 
     def outputs(batch: int) -> Any:
         with torch.no_grad():
             chunks = [model(examples[i:i + batch]) for i in range(0, len(examples), batch)]
-        return torch.cat([c[0] if isinstance(c, tuple) else c for c in chunks]).cpu()
+        return torch.cat([main_output(c) for c in chunks]).cpu()
 
     reference = outputs(1)
     rows = []
@@ -153,27 +119,25 @@ def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
         rows.append({"batch_size": int(batch), "examples": int(len(got)), "bitwise_equal": int(same.sum()),
                      "fraction_equal": float(same.float().mean()),
                      "max_abs_diff": float((got.double() - reference.double()).abs().max())})
-    _write(out_path, {"reference_batch_size": 1, "rows": rows})
+    write_result(out_path, {"reference_batch_size": 1, "rows": rows})
 
 
 def _audit(spec: dict[str, Any], out_path: str) -> None:
     """One training step in deterministic mode: every op that has no deterministic implementation
     here, with the module that called it and the pass."""
-    from detprof.check.oprecord import OpRecorder, module_tracking
+    from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 
-    torch, model, inputs, targets, _ = _setup(spec)
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+    training = _setup(spec)
     torch.use_deterministic_algorithms(True)  # errors, not warnings: see OpRecorder
     recorder = OpRecorder(hash_tensors=False, catch_nondeterministic=True)
-    with module_tracking(model, recorder), recorder:
+    with module_tracking(training.model, recorder), recorder:
         recorder.phase = "forward"
-        _loss(torch, model(inputs), targets).backward()
+        training.loss().backward()
         recorder.phase = "optimizer"
-        optimizer.step()
+        training.optimizer.step()
     found = [{"op": op["op"], "phase": op["phase"], "module": op["module"], "name": op["nondeterministic"]}
               for op in recorder.ops if "nondeterministic" in op]
-    _write(out_path, {"nondeterministic": found, "ops": len(recorder.ops)})
+    write_result(out_path, {"nondeterministic": found, "ops": len(recorder.ops)})
 
 
 train_and_record = _guarded(_train)

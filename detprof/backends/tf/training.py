@@ -1,16 +1,14 @@
 """The Keras training step every TensorFlow job runs (``overhead`` and ``check`` alike): the
-model, one synthetic batch drawn from the seed, SGD with momentum as in the PyTorch jobs, and a
-``tf.function`` step that returns the loss. Imports TensorFlow: job processes only."""
+model, one synthetic batch drawn from the seed, SGD with momentum (detprof.workload.RECIPE, as in
+the PyTorch jobs), and a ``tf.function`` step that returns the loss. Imports TensorFlow: job processes only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from detprof.tf.zoo import build_keras_model
-
-LEARNING_RATE = 0.01
-MOMENTUM = 0.9
+from detprof.backends.tf.zoo import build_keras_model
+from detprof.workload.recipe import RECIPE
 
 
 @dataclass
@@ -30,7 +28,7 @@ def keras_training(tf: Any, keras: Any, workload: dict[str, Any], seed: int, bui
         side, batch = workload["image_size"], workload["batch_size"]
         inputs = tf.random.stateless_normal((batch, side, side, 3), seed=(seed, 0))
         targets = tf.random.stateless_uniform((batch,), seed=(seed, 1), maxval=workload["num_classes"], dtype=tf.int32)
-    optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+    optimizer = keras.optimizers.SGD(learning_rate=RECIPE.learning_rate, momentum=RECIPE.momentum)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function

@@ -1,6 +1,6 @@
 """The measurement of one TensorFlow job, in a new interpreter that never loads torch.
 
-    python -m detprof.tf.worker SPEC.json RESULT.json --parent PID
+    python -m detprof.backends.tf.worker SPEC.json RESULT.json --parent PID
 
 The launcher (detprof.runner.launcher) starts it with the job's spec, the same JSON a PyTorch job
 gets, and reads back a result document of the same form. Order inside the process: threads and
@@ -26,9 +26,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from detprof.backends.tf.training import keras_training
+from detprof.documents import DOCUMENT_VERSION, JobResult
 from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
 from detprof.runner.processes import die_with_parent_in
-from detprof.tf.training import keras_training
 
 STEP_MARKER = "train"  # the name of the profiler's step markers (with step_num)
 # How TensorFlow names an op it refuses in deterministic mode (its UnimplementedError messages:
@@ -87,7 +88,7 @@ def _sync(tf: Any, loss: Any) -> None:
     loss.numpy()
 
 
-def run_job(spec: dict[str, Any]) -> dict[str, Any]:
+def run_job(spec: dict[str, Any]) -> JobResult:
     """Measure one job in this process; the result document has the PyTorch worker's form (times in
     ms, memory in bytes)."""
     protocol = spec["protocol"]
@@ -106,8 +107,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     keras.utils.set_random_seed(spec["seed"])
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    result: dict[str, Any] = {"status": "ok", "applied_toggles": {"op_determinism": deterministic,
-                                                                   "seeds": "keras.utils.set_random_seed"}}
+    applied = {"op_determinism": deterministic, "seeds": "keras.utils.set_random_seed"}
+    result: JobResult = {"document_version": DOCUMENT_VERSION, "status": "ok", "applied_toggles": applied}
     device = "/GPU:0" if on_gpu else "/CPU:0"
     training = keras_training(tf, keras, spec["workload"], spec["seed"], device)
     step, model = training.step, training.model
@@ -159,13 +160,13 @@ def _profiled_pass(tf: Any, step: Any, count: int, logdir: str) -> str:
     return str(found[-1])
 
 
-def _failure(error: BaseException) -> dict[str, Any]:
+def _failure(error: BaseException) -> JobResult:
     text = f"{type(error).__name__}: {error}".strip()
     out_of_memory = "out of memory" in text.lower() or type(error).__name__ == "ResourceExhaustedError"
     op = refused_op(text) if type(error).__name__ == "UnimplementedError" else None
     ops = [op] if op else []
-    return {"status": "oom" if out_of_memory else "failed", "error": text[:2000], "nondeterministic_ops": ops,
-            "traceback": traceback.format_exc()[-4000:]}
+    return {"document_version": DOCUMENT_VERSION, "status": "oom" if out_of_memory else "failed",
+            "error": text[:2000], "nondeterministic_ops": ops, "traceback": traceback.format_exc()[-4000:]}
 
 
 def main(argv: list[str]) -> int:

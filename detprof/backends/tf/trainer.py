@@ -1,6 +1,6 @@
 """What ``check --framework tf`` runs in a new interpreter (never beside torch):
 
-    python -m detprof.tf.trainer SPEC.json RESULT.json --parent PID
+    python -m detprof.backends.tf.trainer SPEC.json RESULT.json --parent PID
 
 Trains the spec's Keras model ``steps`` steps from its seed (``keras.utils.set_random_seed``; op
 determinism in the deterministic mode) and records, per step, the loss's exact bits and a SHA-256
@@ -18,8 +18,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from detprof.backends.tf.training import keras_training
+from detprof.documents import write_result
 from detprof.runner.processes import die_with_parent_in
-from detprof.tf.training import keras_training
 
 
 def _digest(value: Any) -> str:
@@ -56,15 +57,9 @@ def train_and_record(spec: dict[str, Any], out_path: str) -> None:
     if on_gpu:
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
         device_name = details.get("device_name") or "GPU"
-    _write(out_path, {"steps": steps, "parameters": names, "state_names": list(state), "device": device_name,
-                      "threads": spec.get("threads"), "nondeterministic_ops": [], "framework": "tensorflow",
-                      "torch_loaded": "torch" in sys.modules})
-
-
-def _write(out_path: str, document: dict[str, Any]) -> None:
-    partial = Path(out_path + ".partial")
-    partial.write_text(json.dumps(document))
-    partial.replace(out_path)
+    write_result(out_path, {"steps": steps, "parameters": names, "state_names": list(state), "device": device_name,
+                            "threads": spec.get("threads"), "nondeterministic_ops": [], "framework": "tensorflow",
+                            "torch_loaded": "torch" in sys.modules})
 
 
 def main(argv: list[str]) -> int:
@@ -73,8 +68,8 @@ def main(argv: list[str]) -> int:
         train_and_record(json.loads(Path(spec_path).read_text()), out_path)
         return 0
     except Exception as error:  # the parent reports it in one line
-        _write(out_path, {"error": f"{type(error).__name__}: {error}"[:2000],
-                          "traceback": traceback.format_exc()[-4000:]})
+        write_result(out_path, {"error": f"{type(error).__name__}: {error}"[:2000],
+                                "traceback": traceback.format_exc()[-4000:]})
         return 1
 
 

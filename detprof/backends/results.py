@@ -1,0 +1,34 @@
+"""Reading back what a backend's check process wrote: one JSON result document per side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from detprof.errors import DetprofError
+
+if TYPE_CHECKING:
+    from detprof.runner.processes import ProcessOutcome
+
+
+class CheckError(DetprofError):
+    """A check run that could not finish (its process failed, timed out or wrote no result)."""
+
+
+def side_result(outcome: ProcessOutcome, out: Path, timeout_s: float) -> dict[str, Any]:
+    """The result document a check run wrote to ``out``; CheckError when it timed out, wrote none, or
+    wrote an error instead."""
+    if outcome.timed_out:
+        raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
+    if not out.exists():
+        raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): {outcome.log_tail[-300:]}")
+    try:
+        document = json.loads(out.read_text())
+    except (OSError, ValueError) as error:
+        raise CheckError(f"a check run's result could not be read ({error}); is the disk full?") from None
+    if not isinstance(document, dict):
+        raise CheckError("a check run's result file holds no result document")
+    if "error" in document:
+        raise CheckError(f"a check run failed: {document['error']}")
+    return document

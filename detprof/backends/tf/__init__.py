@@ -1,0 +1,125 @@
+"""The TensorFlow backend: Keras models under detprof's arch names (``zoo``), the training step its
+job and check processes share (``training``), the job process that measures one (``worker``) and
+the check run (``trainer``). Nothing in this package imports torch at import time, and its
+processes never do (TensorFlow and PyTorch never share a process); nothing imports TensorFlow
+until a job runs: the measuring process only checks that it is installed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from detprof.backends import Capabilities
+from detprof.backends.tf.processes import (
+    INSTALL_HINT,
+    TF_MODES,
+    TensorFlowMissingError,
+    require_tensorflow,
+    require_tf_modes,
+    run_tf_process,
+    tensorflow_available,
+    tf_toggles,
+)
+from detprof.errors import require
+
+if TYPE_CHECKING:
+    from detprof.runner.processes import ProcessOutcome
+    from detprof.workload.request import WorkloadRequest
+    from detprof.workload.spec import Workload
+
+WORKER = "detprof.backends.tf.worker"
+TRAINER = "detprof.backends.tf.trainer"
+
+# Why Keras' counts differ from the PyTorch models' (same arch name, same layers where it matters).
+KERAS_NOTES = {
+    "resnet50": "Keras' ResNets give every convolution a bias, and Keras counts BatchNorm's moving statistics",
+    "resnet152": "Keras' ResNets give every convolution a bias, and Keras counts BatchNorm's moving statistics",
+    "inception-v3": "Keras' InceptionV3 has no auxiliary classifier",
+    "efficientnet-b0": "Keras' EfficientNetB0 also holds its input normalisation layer's statistics",
+}
+KERAS_COUNT_NOTE = "Keras counts BatchNorm's moving mean and variance (PyTorch keeps them as buffers)"
+
+
+class TensorFlowBackend:
+    """Keras models in TensorFlow, default and op-deterministic modes, each job a new interpreter."""
+
+    name = "tensorflow"
+    label = "TensorFlow"
+    option = "--framework tf"
+    supports = Capabilities(own_model=False, locate_op=False, batch_invariance=False, audit=False)
+
+    def check_modes(self, modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
+        require_tf_modes(modes, label)
+
+    def toggles(self, mode: str) -> dict[str, Any]:
+        return dict(tf_toggles(mode))
+
+    def check_workload(self, request: WorkloadRequest) -> None:
+        from detprof.backends.tf.zoo import KERAS_MIN_IMAGE_SIZE, TF_ARCHS
+        from detprof.zoo import canonical_arch
+
+        require(request.model is None, "--model is a PyTorch module; with --framework tf use --arch")
+        arch = canonical_arch(request.arch) if request.arch else None
+        require(arch in TF_ARCHS,
+                f"--arch {request.arch} is not available with --framework tf; TensorFlow archs: {', '.join(TF_ARCHS)}")
+        minimum = KERAS_MIN_IMAGE_SIZE.get(str(arch))
+        require(minimum is None or request.image_size is None or request.image_size >= minimum,
+                f"--image-size {request.image_size} is too small for Keras' {request.arch}; use >= {minimum}")
+
+    def determinism_requested(self, toggles: dict[str, Any]) -> tuple[bool, bool]:
+        requested = bool(toggles.get("tf_op_determinism"))
+        return requested, requested  # op determinism is one switch: asked for, it is the whole request
+
+    def trace_name(self, stem: str) -> str:
+        return stem  # a TensorBoard log folder holding the job's *.xplane.pb
+
+    def start_job(self, spec: dict[str, Any], result_file: Path, scratch: str, gpu_uuid: str | None,
+                  timeout_s: float) -> ProcessOutcome:
+        return run_tf_process(WORKER, spec, result_file, scratch, gpu_uuid, timeout_s)
+
+    def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+        """The TensorFlow side of a check in a new interpreter; its result document, with the final
+        weights as numpy arrays (``state``)."""
+        import numpy as np
+
+        from detprof.backends.results import side_result
+
+        with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
+            out = Path(scratch, "result.json")
+            outcome = run_tf_process(TRAINER, spec, out, scratch, gpu_uuid, timeout_s)
+            document = side_result(outcome, out, timeout_s)
+            weights = Path(str(out) + ".npz")
+            if weights.exists():
+                with np.load(weights) as arrays:
+                    document["state"] = {name: arrays[f"w{index}"].copy()
+                                         for index, name in enumerate(document["state_names"])}
+        return document
+
+    def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
+        return []  # PyTorch's list; TensorFlow refuses such ops in deterministic mode instead
+
+    def zoo_rows(self) -> list[dict[str, Any]]:
+        """One row per TensorFlow arch, with Keras' own parameter counts: ``params`` (every weight,
+        as ``model.count_params()``) and ``trainable_params``, from kernels_db/keras_zoo.csv
+        (TensorFlow is not imported)."""
+        from detprof.backends.tf.zoo import keras_counts
+        from detprof.zoo import ARCHS
+
+        rows: list[dict[str, Any]] = []
+        for arch, count in keras_counts().items():
+            note = KERAS_NOTES.get(arch) or (KERAS_COUNT_NOTE if count.params != count.trainable_params else "")
+            rows.append({"arch": arch, "framework": self.name, "family": ARCHS[arch].family, "params": count.params,
+                         "trainable_params": count.trainable_params, "input": list(count.input),
+                         "num_classes": count.num_classes, "options": [self.option]
+                         + (["--kernel-size 1..7"] if ARCHS[arch].takes_kernel_size else [])
+                         + (["--bn"] if ARCHS[arch].takes_batch_norm else []),
+                         "notes": note, "keras": count.application})
+        return rows
+
+
+BACKEND = TensorFlowBackend()
+
+__all__ = ["BACKEND", "INSTALL_HINT", "TF_MODES", "TensorFlowBackend", "TensorFlowMissingError", "require_tensorflow",
+           "tensorflow_available"]

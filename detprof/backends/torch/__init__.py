@@ -1,0 +1,106 @@
+"""The PyTorch backend: the zoo's networks and a user's own modules, the modes of detprof.modes,
+job processes forked from a fork server that has imported torch (detprof.runner.processes), and the
+check, op-recording, batch-invariance and audit runs of ``trainer``. Importing this package does
+not import torch; its job processes do.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from detprof.backends import Capabilities
+
+if TYPE_CHECKING:
+    from detprof.runner.processes import ProcessOutcome
+    from detprof.workload.request import WorkloadRequest
+    from detprof.workload.spec import Workload
+
+WORKER = "detprof.backends.torch.worker:run_to_file"
+TRAINER = "detprof.backends.torch.trainer"  # :train_and_record, :record_ops_at_step, ...
+
+
+def _arrays(state: dict[str, Any]) -> dict[str, Any]:
+    """A state dict of tensors as numpy arrays (bfloat16, which numpy lacks, widened to float32)."""
+    import torch
+
+    return {name: (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+            for name, tensor in state.items()}
+
+
+class TorchBackend:
+    """PyTorch, the default backend."""
+
+    name = "pytorch"
+    label = "PyTorch"
+    option = ""
+    supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True)
+
+    def check_modes(self, modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
+        from detprof.modes import toggles_for
+
+        for mode in modes:
+            toggles_for(mode)  # UnknownModeError names it and the modes there are
+
+    def toggles(self, mode: str) -> dict[str, Any]:
+        from detprof.modes import toggles_for
+
+        return dict(toggles_for(mode).as_dict())
+
+    def check_workload(self, request: WorkloadRequest) -> None:
+        return None  # the zoo's own checks (detprof.workload.resolve) are PyTorch's
+
+    def determinism_requested(self, toggles: dict[str, Any]) -> tuple[bool, bool]:
+        from detprof.modes import Toggles
+
+        requested = bool(toggles.get("deterministic_algorithms") or toggles.get("cudnn_deterministic"))
+        return requested, Toggles(**toggles).fully_deterministic_request
+
+    def trace_name(self, stem: str) -> str:
+        return f"{stem}.json.gz"  # the profiler's Chrome trace, gzipped
+
+    def start_job(self, spec: dict[str, Any], result_file: Path, scratch: str, gpu_uuid: str | None,
+                  timeout_s: float) -> ProcessOutcome:
+        from detprof.modes import Toggles, environment_for
+        from detprof.runner.processes import run_in_fresh_process
+
+        env = environment_for(Toggles(**spec["toggles"]), dict(os.environ), gpu_uuid)
+        return run_in_fresh_process(WORKER, (spec, str(result_file)), env, Path(scratch, "job.log"), timeout_s)
+
+    def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+        """Run ``trainer:<spec['entry']>`` (default train_and_record) under the spec's mode in a fresh
+        process; its result document, with ``state`` as numpy arrays when the run saved one."""
+        from detprof.backends.results import side_result
+        from detprof.modes import environment_for, toggles_for
+        from detprof.runner.processes import run_in_fresh_process
+
+        entry = spec.get("entry", "train_and_record")
+        environment = environment_for(toggles_for(spec["mode"]), dict(os.environ), gpu_uuid)
+        with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
+            out = Path(scratch, "result.json")
+            outcome = run_in_fresh_process(f"{TRAINER}:{entry}", (spec, str(out)), environment,
+                                           Path(scratch, "run.log"), timeout_s)
+            document = side_result(outcome, out, timeout_s)
+            state_file = Path(str(out) + ".pt")
+            if state_file.exists():
+                import torch
+
+                document["state"] = _arrays(torch.load(state_file, map_location="cpu", weights_only=True))
+        return document
+
+    def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
+        from detprof.zoo import arch_spec
+
+        return [] if workload.model_ref else list(arch_spec(workload.arch).known_nondeterministic_ops)
+
+    def zoo_rows(self) -> list[dict[str, Any]]:
+        from detprof.zoo import describe_zoo
+
+        return describe_zoo()
+
+
+BACKEND = TorchBackend()
+
+__all__ = ["BACKEND", "TorchBackend"]

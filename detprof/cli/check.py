@@ -1,0 +1,141 @@
+"""``detprof check``, ``audit`` and ``advise``: is training bitwise reproducible, which op is to blame,
+and the cheapest configuration that holds. Each verdict is stored as a run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+import typer
+
+from detprof.cli.app import app
+from detprof.cli.common import DB_HELP, GPU_OPTION, JSON_OPTION, emit, invoked_command, user_errors, workload_options
+from detprof.documents import AdviseDocument, AuditDocument, BatchInvarianceDocument, CheckDocument
+from detprof.errors import DetprofError
+from detprof.modes import MODES
+from detprof.render.console import warning_line
+from detprof.render.progress import progress_once_valid
+from detprof.runner.config import CPU_THREADS
+from detprof.workload import WorkloadRequest
+
+Verdict = TypeVar("Verdict", CheckDocument, BatchInvarianceDocument, AuditDocument, AdviseDocument)
+
+
+def stored_verdict(kind: str, document: Verdict, db: str | None) -> Verdict:
+    """The verdict document with the run id it was stored under (``run_id``). A store that cannot
+    take it (locked, full) is named in one warning line and changes nothing else: the exit code
+    stays the verdict's, as the check itself ran."""
+    from detprof.check.record import store_verdict
+
+    stored = document.copy()
+    try:
+        stored["run_id"] = store_verdict(kind, dict(document), db, invoked_command())
+    except DetprofError as error:
+        warning_line(f"the verdict was not stored: {error}")
+        stored["run_id"], stored["store_error"] = None, str(error)
+    return stored
+
+
+def conclude(kind: str, document: Verdict, db: str | None, json_output: bool,
+             passed: Callable[[Verdict], bool]) -> NoReturn:
+    """Store the verdict, emit it, and exit 0 when it ``passed``, 1 when not."""
+    stored = stored_verdict(kind, document, db)
+    emit(kind, stored, json_output)
+    raise typer.Exit(0 if passed(stored) else 1)
+
+
+@app.command()
+@workload_options
+def check(
+    request: WorkloadRequest,
+    mode: str = typer.Option("deterministic", help=f"Mode of both runs. Known: {', '.join(MODES)}."),
+    gpu: str = GPU_OPTION,
+    threads: str | None = typer.Option(None, help="CPU intra-op threads: N for both runs, or A,B to make the runs "
+                                                  f"differ in that alone (default: {CPU_THREADS} for both)."),
+    devices: str | None = typer.Option(None, help="cpu,cuda: run A on the CPU, run B on the GPU."),
+    steps: int | None = typer.Option(None, help="Training steps per run (SGD, momentum 0.9, one synthetic batch; "
+                                                "default 10)."),
+    seed: int = typer.Option(0, help="Seed for weights and data (the same for both runs)."),
+    locate_op: bool = typer.Option(False, "--locate-op", help="When the runs differ, re-run both up to the first "
+                                                              "divergent step recording every op, and name the first "
+                                                              "op whose output differs while its inputs matched."),
+    batch_invariance: bool = typer.Option(False, "--batch-invariance",
+                                          help="Instead of training: are eval outputs for the same examples bitwise "
+                                               "equal at every batch size (against batch size 1)?"),
+    batch_sizes: str = typer.Option("1,8,64", help="Batch sizes for --batch-invariance, 1 to 64."),
+    framework: str = typer.Option("pytorch", help="pytorch, or tf: the Keras model in TensorFlow (modes default and "
+                                                  "deterministic; no --locate-op or --batch-invariance)."),
+    db: str | None = typer.Option(None, help=DB_HELP + " The verdict is stored as a run (kind check)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Is training bitwise reproducible? Trains twice in fresh processes and compares every step.
+
+    Exit 0 when the two runs are bitwise identical (or, with --batch-invariance, every batch size
+    matches), 1 when they differ, 2 for bad input.
+    """
+    from detprof.check import run_batch_invariance, run_check
+    from detprof.check.record import check_verdict_store
+    from detprof.check.run import DEFAULT_STEPS, parse_batch_sizes, require_batch_invariance_alone
+
+    with user_errors():
+        if batch_invariance:
+            require_batch_invariance_alone(devices, locate_op, steps)
+            check_verdict_store(db)
+            invariance = run_batch_invariance(request, mode, gpu, parse_batch_sizes(batch_sizes), threads, seed,
+                                              framework=framework)
+            conclude("batch-invariance", invariance, db, json_output, lambda d: bool(d["batch_invariant"]))
+        check_verdict_store(db)
+        with progress_once_valid("check") as show:
+            document = run_check(request, mode, gpu, threads, devices, DEFAULT_STEPS if steps is None else steps,
+                                 seed, locate_op, on_progress=show, framework=framework)
+    conclude("check", document, db, json_output, lambda d: bool(d["bitwise_identical"]))
+
+
+@app.command()
+@workload_options
+def audit(
+    request: WorkloadRequest,
+    gpu: str = GPU_OPTION,
+    db: str | None = typer.Option(None, help=DB_HELP + " The findings are stored as a run (kind audit)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Which ops cannot train deterministically on this device, and what deterministic mode swaps.
+
+    Exit 0 when the model can train fully deterministically, 1 when an op has no deterministic
+    implementation, 2 for bad input.
+    """
+    from detprof.check import run_audit
+    from detprof.check.record import check_verdict_store
+
+    with user_errors():
+        check_verdict_store(db)
+        with progress_once_valid("audit") as show:
+            document = run_audit(request, gpu, on_progress=show)
+    conclude("audit", document, db, json_output, lambda d: bool(d["fully_deterministic"]))
+
+
+@app.command()
+@workload_options
+def advise(
+    request: WorkloadRequest,
+    gpu: str = GPU_OPTION,
+    threads: int | None = typer.Option(None, help=f"CPU intra-op threads (default: {CPU_THREADS})."),
+    steps: int = typer.Option(10, help="Training steps of each check (two fresh processes per candidate)."),
+    max_time: float | None = typer.Option(None, help="Seconds each overhead comparison may spend (default: 120 on "
+                                                     "GPU, 30 on CPU)."),
+    db: str | None = typer.Option(None, help=DB_HELP),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """The cheapest configuration confirmed bitwise reproducible here, its cost, and the lines to get it.
+
+    Checks each candidate (default, deterministic algorithms alone, deterministic with autotuning,
+    without the NaN fill, and the full deterministic mode; the GPU-only ones on a GPU), measures
+    those that pass against default (stored as overhead runs), and recommends the cheapest. Exit 0
+    with a recommendation, 1 when no candidate was bitwise identical, 2 for bad input.
+    """
+    from detprof.check.advise import run_advise
+
+    with user_errors():
+        with progress_once_valid("advise") as show:  # run_advise checks every value and the database first
+            document = run_advise(request, gpu, threads, steps, max_time, db, invoked_command(), on_progress=show)
+    conclude("advise", document, db, json_output, lambda d: d["recommendation"] is not None)

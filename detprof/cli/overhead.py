@@ -1,0 +1,125 @@
+"""``detprof overhead``: default against deterministic (or any two modes), or each switch alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from detprof.cli.app import app
+from detprof.cli.common import (
+    DB_OPTION,
+    FRAMEWORK_HELP,
+    GPU_OPTION,
+    JSON_OPTION,
+    THREADS_HELP,
+    defaults_of,
+    emit,
+    invoked_command,
+    user_errors,
+    workload_options,
+)
+from detprof.errors import require
+from detprof.modes import ABLATION, MODES
+from detprof.render import overhead as show
+from detprof.render.console import status_line
+from detprof.render.progress import progress_bar
+from detprof.workload import WorkloadRequest
+
+
+@app.command()
+@workload_options
+def overhead(
+    request: WorkloadRequest,
+    framework: str = typer.Option("pytorch", help=FRAMEWORK_HELP),
+    gpu: str = GPU_OPTION,
+    modes: str | None = typer.Option(None, help="Two modes A,B; the ratio is B/A (default: default,deterministic). "
+                                                f"Known: {', '.join(MODES)}. `default,default` is the A/A test."),
+    ablate: bool = typer.Option(False, "--ablate", help="Measure each switch of the deterministic mode on its own "
+                                                        "against default, one stored run per switch (GPU-only "
+                                                        "switches are skipped on a CPU)."),
+    ablate_modes: str | None = typer.Option(None, help="With --ablate: only these steps, as M,M,... Steps: "
+                                                       f"{', '.join(step.mode for step in ABLATION)}."),
+    warmup: int | None = typer.Option(None, help=f"Warm-up steps, excluded ({defaults_of('warmup_steps')})."),
+    steps: int | None = typer.Option(None, help=f"Timed steps per job ({defaults_of('timed_steps')})."),
+    profile_steps: int | None = typer.Option(None, help=f"Profiled steps per mode, 0 to skip "
+                                                        f"({defaults_of('profile_steps')})."),
+    repeats: int | None = typer.Option(None, help="Pairs of fresh processes (one per mode, balanced order AB, BA, "
+                                                  f"...) that always run ({defaults_of('repeats')}). Given without "
+                                                  "--precision: exactly this many."),
+    precision: float | None = typer.Option(None, help="Target half-width of the ratio's 95% CI as a fraction "
+                                                      "(0.02 = ±2%): pairs are added until it is reached or "
+                                                      f"--max-time is spent ({defaults_of('precision')}); 0 runs "
+                                                      "exactly --repeats pairs."),
+    max_time: float | None = typer.Option(None, help="Seconds the adaptive protocol may spend measuring; no pair "
+                                                     f"starts that would overrun it ({defaults_of('max_time_s')})."),
+    threads: int | None = typer.Option(None, help=THREADS_HELP),
+    seed: int = typer.Option(0, help="Seed for weights and synthetic data (same for every job)."),
+    job_timeout: float = typer.Option(1800.0, help="Seconds before a job is killed and recorded as timed out."),
+    db: str | None = DB_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Default vs deterministic: step time, kernel time, memory, and the ratio with a 95% CI."""
+    from detprof.gpus import select_device
+    from detprof.overhead import measure_and_store
+    from detprof.runner.config import build_config
+    from detprof.store import ensure_store
+
+    measurement: dict[str, Any] = dict(
+        warmup_steps=warmup, timed_steps=steps, profile_steps=profile_steps, repeats=repeats, threads=threads,
+        seed=seed, job_timeout_s=job_timeout, precision=precision, max_time_s=max_time, framework=framework)
+    if ablate or ablate_modes:
+        with user_errors():
+            require(modes is None, "--ablate measures every step against default; drop --modes")
+        _ablation(request, gpu, db, json_output, ablate_modes, measurement)
+        return
+    with user_errors():
+        device = select_device(gpu)
+        # Every value, and the database, checked before the plan says what will run.
+        config = build_config(request, device, modes=modes or "default,deterministic", **measurement)
+        ensure_store(db)
+    if not json_output:
+        show.plan(config, device)
+    protocol = config.protocol
+    total = protocol.repeats * 2  # adaptive runs have no known total: toward the minimum, then the cap
+    with progress_bar() as progress:
+        task = progress.add_task(f"{config.workload.arch}: jobs", total=total)
+
+        def advance(job: Any) -> None:
+            done = job.spec.index + 1
+            budget = f" (adaptive, up to {protocol.max_time_s:g} s)" if protocol.adaptive else ""
+            progress.update(task, completed=done, total=max(total, done + (done % 2)),
+                            description=f"{config.workload.arch}: pair {job.spec.repeat + 1} {job.spec.mode} "
+                                        f"{job.status}{budget}")
+
+        with user_errors():
+            document = measure_and_store(config, device, db=db, on_job_done=advance, command=invoked_command())
+    emit("overhead", document, json_output)
+    if document["ratio"] is None:
+        status_line(f"detprof: run {document['run_id']} stored, but no ratio: every job of at least one mode failed")
+        raise typer.Exit(1)
+
+
+def _ablation(request: WorkloadRequest, gpu: str, db: str | None, json_output: bool, only: str | None,
+              options: dict[str, Any]) -> None:
+    from detprof.gpus import select_device
+    from detprof.overhead import ablation_configs, run_ablation
+    from detprof.store import ensure_store
+
+    with user_errors():
+        chosen = [m.strip() for m in only.split(",") if m.strip()] if only else None
+        device = select_device(gpu)
+        plans, skipped = ablation_configs(request, device, chosen, **options)
+        ensure_store(db)
+    if not json_output:
+        show.plan(plans[0][1], device)
+        show.ablation_plan(len(plans), len(skipped))
+    with progress_bar() as progress:
+        bar = progress.add_task("ablation", total=len(plans))
+
+        def started(step: Any, number: int, total: int) -> None:
+            progress.update(bar, completed=number - 1, description=f"ablation {number}/{total}: {step.mode}")
+
+        with user_errors():
+            document = run_ablation(request, gpu, db, chosen, on_step=started, command=invoked_command(), **options)
+    emit("ablation", document, json_output)

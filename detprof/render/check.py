@@ -1,0 +1,136 @@
+"""Reproducibility documents for people: a check, a batch-invariance check, an audit and advice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from detprof.documents import AdviseDocument, AuditDocument, BatchInvarianceDocument, CheckDocument
+from detprof.render.console import out, printable
+from detprof.render.tables import fmt, grid, interval
+
+OP_MEANINGS = {"root-cause": "its output differs while its inputs matched",
+               "input-differs": "first op fed a value that differs, made outside PyTorch's ops",
+               "different-length": "the runs dispatched different numbers of ops"}
+TARGET_WORDS = {"under": "under", "over": "over", "unresolved": "not resolved against", "unknown": "unknown against"}
+
+
+def _divergence_rows(div: dict[str, Any]) -> list[list[str]]:
+    rows = [["first divergent step", f"{div['step']} (loss {'differs' if div['loss_differs'] else 'equal'})"],
+            ["first parameter", f"{div['parameter'] or '—'} (module order; {div['parameters_differing']} "
+                                "differ at that step)"]]
+    op = div.get("op")
+    if op:
+        where = f"{op['op']} in {op['module'] or '(no module)'}, {op['phase']}, op {op['index']} of " \
+                f"{div['ops_recorded']}"
+        meaning = OP_MEANINGS.get(op["kind"]) or f"the runs dispatched different ops here ({op.get('other_op')})"
+        rows.append(["first divergent op", f"{where}: {meaning}"])
+    elif "op" in div:
+        rows.append(["first divergent op", "none: every op of the step matched, so the difference comes from "
+                                           "outside the dispatcher"])
+    return rows
+
+
+def check(d: CheckDocument, console: Console = out) -> None:
+    """A check document (``check --json``): the verdict, the largest weight difference, and where the
+    two runs parted."""
+    w = d["workload"]
+    sides = d["runs"]
+    factors = {"threads": f"threads {sides[0]['threads']} vs {sides[1]['threads']}",
+               "device": f"device {sides[0]['device']} vs {sides[1]['device']}",
+               "none": f"same configuration ({sides[0]['device']}, {sides[0]['threads']} thread(s))"}
+    factor = factors[d["differing_factor"]]
+    verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
+    console.print(f"{w['arch']}, mode {d['mode']}, {d['steps']} steps x 2 fresh processes, {factor}: {verdict}",
+                  highlight=False)
+    rows = [["bitwise identical", "yes" if d["bitwise_identical"] else "no"],
+            ["max |weight difference|", f"{d['max_abs_diff']:.3g} (all parameters and buffers, last step)"]]
+    if d["first_divergence"]:
+        rows += _divergence_rows(d["first_divergence"])
+    warned = sorted({op for side in sides for op in side["nondeterministic_ops"]})
+    if warned:
+        rows.append(["no deterministic implementation", ", ".join(warned)])
+    console.print(grid("check", ["measure", "value"], rows, text={0, 1}, console=console))
+
+
+def batch_invariance(d: BatchInvarianceDocument, console: Console = out) -> None:
+    """A batch-invariance document (``check --batch-invariance --json``)."""
+    verdict = "[green]batch invariant[/]" if d["batch_invariant"] else "[red]not batch invariant[/]"
+    console.print(f"{d['workload']['arch']}, mode {d['mode']}, eval outputs on {d['device']}: {verdict}",
+                  highlight=False)
+    rows = [[str(r["batch_size"]), f"{r['bitwise_equal']} / {r['examples']}", f"{100 * r['fraction_equal']:.1f}%",
+             f"{r['max_abs_diff']:.3g}"] for r in d["rows"]]
+    console.print(grid("outputs against batch size 1", ["batch size", "bitwise equal", "fraction",
+                                                        "max |difference|"], rows, console=console))
+
+
+def audit(d: AuditDocument, console: Console = out) -> None:
+    """An audit document (``audit --json``): the ops without a deterministic implementation, by module
+    and pass, and the kernels deterministic mode swaps."""
+    w = d["workload"]
+    verdict = ("[green]can train fully deterministically[/]" if d["fully_deterministic"]
+               else f"[red]{len(d['nondeterministic_ops'])} op(s) without a deterministic implementation[/]")
+    console.print(f"{w['arch']} on {d['device']}, one training step ({d['ops_in_step']:,} ops): {verdict}",
+                  highlight=False)
+    if d["nondeterministic_ops"]:
+        rows = [[printable(o["op"]), str(site["count"]), printable(site["module"]), site["phase"],
+                 ", ".join(o["dispatched_as"])] for o in d["nondeterministic_ops"] for site in o["sites"]]
+        console.print(grid("ops with no deterministic implementation here (one row per module and pass)",
+                           ["op", "calls", "module", "pass", "dispatched as"], rows, text={0, 2, 3, 4},
+                           console=console))
+    if d["swapped_kernels"]:
+        rows = [[printable(r["name"]), r["status"], str(r["calls_a"]), str(r["calls_b"]),
+                 fmt(r["total_us_a"], 1, grouped=True), fmt(r["total_us_b"], 1, grouped=True)]
+                for r in d["swapped_kernels"]]
+        console.print(grid("kernels deterministic mode adds, drops or calls differently (one profiled step each, µs)",
+                           ["kernel", "status", "calls default", "calls det.", "µs default", "µs det."], rows,
+                           text={0, 1}, console=console))
+    elif not d["kernel_diff_available"]:
+        console.print("no kernel diff: the profiled step of a mode failed", highlight=False)
+    else:
+        console.print("deterministic mode swaps no kernel here (the same kernels, the same call counts)",
+                      highlight=False)
+
+
+def _candidate_row(r: dict[str, Any]) -> list[str]:
+    measured = r["ratio"] is not None and r["mode"] != "default"
+    return [r["mode"], "yes" if r["bitwise_identical"] else f"no (step {r['first_divergent_step']})",
+            fmt(r["ratio"], 3) if r["bitwise_identical"] else "—",
+            interval(r["ratio_ci"], "by definition" if r["mode"] == "default" else "—"),
+            fmt(r["memory_ratio"], 3) if r["bitwise_identical"] else "—", str(r["run_id"]) if measured else "—"]
+
+
+def advice(d: AdviseDocument, console: Console = out) -> None:
+    """An advise document (``advise --json``): every candidate's check and cost, the recommendation
+    and the lines that set it."""
+    threads = f", {d['threads']} thread(s)" if d["threads"] else ""
+    console.print(grid(f"advise: {d['workload']['arch']} on {d['device']['name']}{threads}; bitwise identical over "
+                       f"{d['check_steps']} steps in two fresh processes, cost against default",
+                       ["candidate", "bitwise identical", "step time ratio", "95% CI", "memory ratio", "run"],
+                       [_candidate_row(r) for r in d["candidates"]], text={0, 1, 3}, console=console))
+    best = d["recommendation"]
+    if best is None:
+        console.print("[red]no candidate was bitwise identical here[/]: run `detprof audit` with the same options to "
+                      "find the ops to blame", highlight=False)
+        return
+    target = TARGET_WORDS[best["megatron_target"]]
+    cost = "nothing: default training was already bitwise identical here" if best["mode"] == "default" else \
+        f"x{best['ratio']:.3f} step time" + (f" (95% CI {interval(best['ratio_ci'])})" if best["ratio_ci"] else "")
+    console.print(f"[bold]recommended: {best['mode']}[/], cost {cost}; {target} Megatron-LM's target of under 10% "
+                  "step overhead", highlight=False)
+    full = d["full_deterministic"]
+    if full and full["mode"] != best["mode"] and full["ratio"] is not None:
+        console.print(f"the full deterministic mode costs x{full['ratio']:.3f} here", highlight=False)
+    switched = d.get("cheapest_with_switches")
+    if switched:
+        console.print(f"default passed this check, but PyTorch promises nothing for it; the cheapest candidate with "
+                      f"determinism switched on is {switched['mode']} (x{switched['ratio']:.3f}), set as follows:",
+                      highlight=False)
+        best = switched
+    settings = best["settings"]
+    if settings["environment"]:
+        console.print("in the shell, before the process starts CUDA:\n  " + "\n  ".join(settings["environment"]),
+                      highlight=False, markup=False, soft_wrap=True)
+    console.print("in the training script, after `import torch`:\n  " + "\n  ".join(settings["python"]),
+                  highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,124 @@
+"""The overhead documents for people: a measurement's plan (on stderr, before it runs), its result,
+and an ablation's table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from detprof.documents import AblationDocument, OverheadDocument
+from detprof.render.console import err, out
+from detprof.render.tables import bitwise, duration, fmt, grid, interval, kernel_cell, mib
+from detprof.stats import plus_minus
+
+
+def plan(config: Any, device: Any, console: Console = err) -> None:
+    """One line saying what an OverheadConfig will run on a DeviceChoice, before it starts."""
+    w, p = config.workload, config.protocol
+    pairs = (f"at least {p.repeats} pairs of processes, more until the ratio's CI is within ±{100 * p.precision:g}% "
+             f"or {p.max_time_s:g} s are spent" if p.adaptive else f"{p.repeats} pairs of processes")
+    line = (f"{w.describe()}; {p.warmup_steps} warm-up + {p.timed_steps} timed steps per process, {pairs}; "
+            f"{p.profile_steps} profiled steps")
+    if device.kind == "cpu":
+        line += (f"; CPU, {p.cpu_threads or 'default'} thread(s). CPU defaults are smaller than the paper's GPU "
+                 "setting (224x224, batch 64, 100 steps)")
+    else:
+        line += f"; GPU {device.gpu.index} ({device.name}, {device.gpu.uuid or 'no UUID'})"
+        if device.gpu.source != "nvml":
+            line += ". NVML is unavailable: clocks, temperature and throttling are not monitored"
+    console.print(line, highlight=False)
+
+
+def kernel_ratio_phrase(doc: OverheadDocument) -> str:
+    """The kernel-time ratio as far as the data support it: with its paired CI, without a CI when
+    too few pairs were profiled, and not at all when the kernel times do not stand for the timed
+    steps (``kernel_times_note`` then says why)."""
+    ratio = doc.get("kernel_ratio")
+    if ratio is None:
+        return "kernel time not measured"
+    if doc.get("kernel_times_reliable") is False:
+        return "kernel time ratio not stated (kernel times unreliable, below)"
+    ci = doc.get("kernel_ratio_ci")
+    pairs = doc.get("kernel_ratio_pairs", 0)
+    shown = f"95% CI {interval(ci)}" if ci else f"no CI: {pairs} profiled pair{'s' * (pairs != 1)}"
+    return f"kernel time x{ratio:.3f} ({shown})"
+
+
+def _precision_line(precision: dict[str, Any]) -> str:
+    achieved = precision["achieved"]
+    shown = "none" if achieved is None else plus_minus(achieved)
+    state = "reached" if precision["reached"] else f"not reached (stopped by {precision['stopped_by']})"
+    line = (f"precision: target ±{100 * precision['target']:g}% {state}; achieved {shown} with "
+            f"{precision['pairs']} pairs in {precision['elapsed_s']:.0f} s (± is the 95% CI's half-width over "
+            "the ratio)")
+    if precision.get("pairs_needed"):
+        line += (f"; at the spread measured, about {precision['pairs_needed']:,} pairs (~"
+                 f"{duration(precision['seconds_needed'])}) would reach the target: raise --max-time for that")
+    return line
+
+
+def overhead(doc: OverheadDocument, console: Console = out) -> None:
+    """An overhead document (``overhead --json``): verdict, per-mode table, ratios, and what to doubt."""
+    console.print(doc["verdict"], highlight=False)
+    rows = []
+    for m in doc["modes"]:
+        noisy = " (noisy)" if m["noisy"] else ""
+        rows.append([m["mode"], fmt(m["step_ms"]) + noisy, fmt(m["step_ms_iqr"]), fmt(m["kernel_ms"]),
+                     fmt(None if m["kernel_coverage"] is None else 100 * m["kernel_coverage"], 0, "%"),
+                     mib(m["peak_mem_bytes"]), f"{m['repeats_ok']}/{m['repeats_ok'] + m['repeats_failed']}",
+                     bitwise(m)])
+    console.print(grid(f"run {doc['run_id']}: {doc['arch']} on {doc['device']['name']}",
+                       ["mode", "step ms (median)", "IQR ms", "kernel ms/step", "coverage", "peak memory",
+                        "repeats ok", "final weights"], rows, text={0, 7}, console=console))
+    for m in doc["modes"]:
+        ops = m["nondeterministic_ops"]
+        console.print(f"determinism of {m['mode']}: {m['determinism']}" + (f" ({', '.join(ops)} warned)" if ops
+                                                                          else ""), highlight=False)
+    names = [m["mode"] for m in doc["modes"]]
+    if doc["ratio"] is not None:
+        ci = doc["ratio_ci"]
+        shown = f"95% CI {interval(ci)}" if ci else doc["ratio_ci_reason"]
+        memory = f", peak memory x{doc['memory_ratio']:.3f}" if doc.get("memory_ratio") is not None else ""
+        console.print(f"{names[1]} / {names[0]}: step time x{doc['ratio']:.3f} ({shown}; {doc['ratio_pairs']} "
+                      f"pairs), {kernel_ratio_phrase(doc)}{memory}", highlight=False)
+    if doc.get("partial"):
+        console.print(f"[yellow]partial: the measurement was stopped before it finished; these are its "
+                      f"{doc['ratio_pairs']} finished pairs[/]", highlight=False)
+    if doc.get("kernel_times_note"):
+        console.print(f"[yellow]{doc['kernel_times_note']}[/]", highlight=False)
+    precision = doc.get("precision") or {}
+    if precision.get("target"):
+        console.print(_precision_line(precision), highlight=False)
+    for m in doc["modes"]:
+        if m.get("kernel_ms_reason") and m["kernel_ms"] is None and m["repeats_ok"]:
+            console.print(f"[yellow]{m['mode']}: no kernel time:[/] {m['kernel_ms_reason']}", highlight=False)
+    for failure in doc["failed_jobs"]:
+        console.print(f"[yellow]job {failure['mode']} r{failure['repeat']} {failure['status']}:[/] "
+                      f"{(failure['error'] or '')[:300]}", highlight=False)
+    if doc["noisy"]:
+        console.print("[yellow]noisy: step times vary by more than 10% (IQR/median) within at least one mode; the "
+                      "CI above accounts for it, and more --steps per process narrow it[/]")
+
+
+def ablation(d: AblationDocument, console: Console = out) -> None:
+    """An ablation document (``overhead --ablate --json``): each switch against default."""
+    rows = []
+    for r in d["steps"]:
+        rows.append([r["mode"], fmt(r["ratio"], 3), interval(r["ratio_ci"]),
+                     kernel_cell(r["kernel_ratio"], r.get("kernel_times_reliable")), fmt(r["memory_ratio"], 3),
+                     mib(r["peak_mem_bytes"][1]), str(r["run_id"])])
+    console.print(grid(f"ablation: {d['arch']} on {d['device']['name']}, each mode against default in paired "
+                       "processes", ["mode", "step time ratio", "95% CI", "kernel ratio", "memory ratio",
+                                     "peak memory", "run"], rows, console=console))
+    for r in d["steps"]:
+        console.print(f"{r['mode']} ({r['changes']}): {r['verdict']}", highlight=False)
+    if d["skipped"]:
+        console.print("not measured on a CPU (cuDNN, cuBLAS and TF32 exist only on a GPU): "
+                      + ", ".join(s["mode"] for s in d["skipped"]), highlight=False)
+
+
+def ablation_plan(comparisons: int, skipped: int, console: Console = err) -> None:
+    """The line an ablation starts with: how many comparisons, and what a CPU skips."""
+    console.print(f"ablation: {comparisons} comparisons against default, one after the other"
+                  + (f"; {skipped} GPU-only switches skipped on this CPU" if skipped else ""), highlight=False)

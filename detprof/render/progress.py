@@ -1,0 +1,61 @@
+"""Progress displays of long commands, on stderr and gone when done; off when stderr is not a
+terminal (a pipe, a CI log), where a bar only left a blank line before the one line of an error.
+rich.progress is imported when a bar is made, not at start-up, so that quick commands do not pay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from detprof.render.console import err
+
+
+def progress_bar() -> Any:
+    """A bar with a description, a count and the time elapsed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)
+
+
+def counts_bar() -> Any:
+    """A bar with a description, a ``counts`` field, the time elapsed and the time left (a sweep's)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
+                    transient=True, disable=not err.is_terminal)
+
+
+@contextmanager
+def progress_once_valid(description: str) -> Iterator[Callable[..., None]]:
+    """A progress bar that appears only when the work starts: the API calls the ``show(text, **fields)``
+    this yields once every value has been checked, so a bad value is reported alone, never after
+    a bar (on a terminal, too)."""
+    bar = progress_bar()
+    task: list[Any] = []
+
+    def show(text: str | None = None, **fields: Any) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task(description, total=None))
+        bar.update(task[0], description=text or description, **fields)
+
+    try:
+        yield show
+    finally:
+        if task:
+            bar.stop()
+
+
+def can_ask() -> bool:
+    """Whether a question can be put to a person (stderr is a terminal)."""
+    return bool(err.is_terminal)
+
+
+def ask(question: str) -> bool:
+    """Put a yes/no question to the person at the terminal (on stderr); False unless they say yes."""
+    import typer
+
+    return bool(typer.confirm(question, default=False, err=True))

@@ -1,0 +1,35 @@
+"""What a user asks to train, before any default is filled in: one frozen value that flows from the
+command line (or a script) through every API function as one argument."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WorkloadRequest:
+    """The network and its input as asked for; None leaves the choice to the device's defaults.
+
+    ``arch`` is a zoo name, ``model`` a user's MODULE:FUNCTION (one of the two; neither means the
+    default arch). ``input_shape`` is one example's shape (C, H, W) for a user's model;
+    ``image_size`` the side in pixels of a zoo arch's square images. ``kernel_size`` applies to
+    medium-cnn and ``batch_norm`` to small-cnn only.
+    """
+
+    arch: str | None = None
+    model: str | None = None
+    batch_size: int | None = None
+    image_size: int | None = None
+    input_shape: tuple[int, ...] | None = None
+    num_classes: int | None = None
+    kernel_size: int | None = None
+    batch_norm: bool | None = None
+
+    def with_values(self, **changes: Any) -> WorkloadRequest:
+        """A copy with ``changes`` applied (a sweep's arch and kernel size, an audit's batch size)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The request as plain values (what a sweep job's key hashes)."""
+        return asdict(self)

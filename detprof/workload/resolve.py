@@ -1,0 +1,129 @@
+"""From a WorkloadRequest to a checked Workload: the device's defaults, the limits every value must
+meet, and the backend's own checks, all before any process starts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from detprof.errors import require
+from detprof.workload.request import WorkloadRequest
+from detprof.workload.spec import Workload
+
+if TYPE_CHECKING:
+    from detprof.gpus import DeviceChoice
+
+GPU_BATCH_SIZE = 64  # the paper's
+CPU_BATCH_SIZE = 16  # keeps the README's main job under 60 s on 2 cores
+CPU_IMAGE_SIZE = 64  # pixels; ImageNet-shaped models run at this side on CPU unless told otherwise
+USER_MODEL_GPU_SIDE = 224  # pixels, a user's model's default input side on a GPU
+USER_MODEL_CLASSES = 1000
+DEFAULT_ARCH = "resnet18"
+MAX_BATCH_SIZE = 65_536
+MAX_IMAGE_SIZE = 4_096  # pixels per side
+MAX_CLASSES = 1_000_000
+
+
+def default_workload(arch: str, on_gpu: bool, batch_size: int | None = None, image_size: int | None = None,
+                     kernel_size: int = 3, batch_norm: bool = False) -> Workload:
+    """The workload for zoo ``arch`` with device-dependent defaults for what was not given."""
+    from detprof.zoo import arch_spec
+
+    spec = arch_spec(arch)
+    if image_size is None:
+        image_size = spec.image_size if on_gpu else min(spec.image_size, max(CPU_IMAGE_SIZE, spec.min_image_size))
+    return Workload(arch=spec.name, batch_size=batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE),
+                    image_size=image_size, num_classes=spec.num_classes, kernel_size=kernel_size,
+                    batch_norm=batch_norm)
+
+
+def device_memory_bytes(device: DeviceChoice) -> int | None:
+    """Memory of the measuring device in bytes: the GPU's, or the memory available on this machine."""
+    if device.gpu is not None:
+        return device.gpu.memory_total_bytes
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _check_input_fits(workload: Workload, device: DeviceChoice) -> None:
+    """Refuse, before any process starts, a batch whose input alone takes more than a quarter of the
+    device's memory: its activations (several times the input, for every layer) cannot fit."""
+    memory = device_memory_bytes(device)
+    if memory is None:
+        return
+    elements = 1
+    for side in workload.shape:
+        elements *= side
+    input_bytes = workload.batch_size * elements * 4  # float32
+    where = f"the {device.name} has" if device.gpu is not None else "this machine has"
+    size = "x".join(map(str, workload.shape[1:])) if len(workload.shape) == 3 else "x".join(map(str, workload.shape))
+    require(input_bytes <= memory / 4,
+            f"--batch-size {workload.batch_size} at {size} is not accepted: its input alone is "
+            f"{input_bytes / 2**30:,.1f} GiB and {where} {memory / 2**30:,.1f} GiB; use a smaller --batch-size or "
+            "--image-size")
+
+
+def _check_limits(request: WorkloadRequest) -> None:
+    batch_size, image_size, input_shape = request.batch_size, request.image_size, request.input_shape
+    require(batch_size is None or 1 <= batch_size <= MAX_BATCH_SIZE,
+            f"--batch-size {batch_size} is not accepted; use an integer from 1 to {MAX_BATCH_SIZE:,}")
+    require(image_size is None or image_size <= MAX_IMAGE_SIZE,
+            f"--image-size {image_size} is not accepted; use at most {MAX_IMAGE_SIZE:,} pixels")
+    require(input_shape is None or (len(input_shape) == 3 and all(1 <= d <= MAX_IMAGE_SIZE for d in input_shape)),
+            f"--input-shape {input_shape} is not accepted; use C,H,W such as 3,224,224 (each 1 to {MAX_IMAGE_SIZE:,})")
+    require(request.num_classes is None or 1 <= request.num_classes <= MAX_CLASSES,
+            f"--num-classes {request.num_classes} is not accepted; use 1 to {MAX_CLASSES:,}")
+
+
+def _user_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
+    from detprof.zoo.custom import check_user_model
+
+    model = str(request.model)
+    require(request.arch is None, "give --arch or --model, not both")
+    require(request.kernel_size is None and not request.batch_norm,
+            "--kernel-size and --bn apply to zoo archs, not to --model")
+    side = request.image_size or (USER_MODEL_GPU_SIDE if on_gpu else CPU_IMAGE_SIZE)
+    shape = request.input_shape or (3, side, side)
+    classes = request.num_classes or USER_MODEL_CLASSES
+    check_user_model(model, classes)
+    return Workload(arch=model, batch_size=request.batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE),
+                    image_size=shape[1], num_classes=classes, model_ref=model, input_shape=tuple(shape))
+
+
+def _zoo_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
+    from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
+
+    spec = arch_spec(request.arch or DEFAULT_ARCH)
+    kernel_size, image_size = request.kernel_size, request.image_size
+    require(request.input_shape is None, "--input-shape applies to --model; zoo archs take --image-size")
+    require(kernel_size is None or spec.takes_kernel_size,
+            f"--kernel-size applies to medium-cnn only; {spec.name} has no kernel size to choose")
+    require(kernel_size is None or kernel_size in MEDIUM_CNN_KERNEL_SIZES,
+            f"--kernel-size {kernel_size} is not accepted; use 1 to 7")
+    require(not request.batch_norm or spec.takes_batch_norm,
+            f"--bn applies to small-cnn only; {spec.name} has its own normalisation (or none) built in")
+    require(image_size is None or image_size >= spec.min_image_size,
+            f"--image-size {image_size} is too small for {spec.name}; use >= {spec.min_image_size}")
+    workload = default_workload(spec.name, on_gpu, request.batch_size, image_size, kernel_size or 3,
+                                bool(request.batch_norm))
+    return workload if request.num_classes is None else replace(workload, num_classes=request.num_classes)
+
+
+def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: str = "pytorch") -> Workload:
+    """The checked workload of ``request`` for ``device`` (its defaults for what was not given) in
+    ``framework``; raises ArgumentError (or UnknownArchError, UserModelError) in one line, before
+    anything runs. A user's model takes ``input_shape`` (C, H, W) or ``image_size`` (3 channels)."""
+    from detprof.backends import backend_for
+
+    _check_limits(request)
+    backend_for(framework).check_workload(request)
+    on_gpu = device.kind == "cuda"
+    workload = _user_workload(request, on_gpu) if request.model is not None else _zoo_workload(request, on_gpu)
+    _check_input_fits(workload, device)
+    return workload

@@ -1,0 +1,64 @@
+"""The workload a backend builds: a request with every default filled in and checked.
+
+A workload has a ``kind``: what its batches hold and how its loss is computed. Each backend keeps
+one batch maker per kind it supports (``detprof/backends/<name>/training.py``), so a new kind (token
+batches, several inputs, a model that returns its own loss, a user's batch maker) is a new value
+here and a batch maker in a backend, not a branch in the runner, check or store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Synthetic images of ``shape`` and integer class targets; cross-entropy on the model's logits (or
+# on its main and auxiliary logits, for a model that returns both).
+IMAGE_CLASSIFICATION = "image-classification"
+WORKLOAD_KINDS = (IMAGE_CLASSIFICATION,)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The network and its synthetic input. Image size in pixels (square); ``input_shape`` (one
+    example's shape, (C, H, W) for images) overrides it. ``model_ref`` (MODULE:FUNCTION) is a
+    user's model instead of the zoo's ``arch``."""
+
+    arch: str
+    batch_size: int
+    image_size: int
+    num_classes: int
+    kernel_size: int = 3  # medium-cnn only
+    batch_norm: bool = False  # small-cnn only
+    model_ref: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    kind: str = IMAGE_CLASSIFICATION
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one input example ((channels, height, width) for images)."""
+        return self.input_shape or (3, self.image_size, self.image_size)
+
+    def describe(self) -> str:
+        """One line for people: the network, batch and input."""
+        from detprof.zoo import arch_spec
+
+        if self.model_ref:
+            return f"{self.model_ref}, batch {self.batch_size}, input {'x'.join(map(str, self.shape))}"
+        extra = f", kernel {self.kernel_size}" if arch_spec(self.arch).takes_kernel_size else ""
+        extra += ", BN" if self.batch_norm else ""
+        return f"{self.arch}{extra}, batch {self.batch_size}, {self.image_size}x{self.image_size}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The workload as plain values, as stored and as job specs carry it. ``kind`` is written only
+        when it is not image classification, so that the documents and sweep job keys of image
+        workloads stay what they were before workloads had kinds."""
+        values = asdict(self)
+        if self.kind == IMAGE_CLASSIFICATION:
+            del values["kind"]
+        return values
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Workload:
+        """Inverse of ``as_dict`` (JSON turns the input shape into a list; older runs have no kind)."""
+        shape = data.get("input_shape")
+        return cls(**{**data, "input_shape": tuple(shape) if shape else None})

@@ -1,0 +1,85 @@
+"""The renderers, from the golden documents in tests/data/documents/ (real --json output): each
+kind prints what its .txt holds, prints to any console (as from a notebook), and a changed value
+changes what it prints. ``python tests/test_render.py --write`` regenerates the .txt files."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from detprof.render import RENDERERS, render
+
+DOCUMENTS = Path(__file__).parent / "data" / "documents"
+WIDTH = 100
+OPTIONS: dict[str, dict[str, Any]] = {"merge": {"source": "COPY.sqlite"}}
+
+
+def rendered(kind: str, document: Any) -> str:
+    """What the renderer of ``kind`` prints for ``document`` on a plain 100-column console."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=WIDTH, color_system=None, force_terminal=False, legacy_windows=False)
+    render(kind, document, console, **OPTIONS.get(kind, {}))
+    return buffer.getvalue()
+
+
+def golden(kind: str) -> Any:
+    return json.loads((DOCUMENTS / f"{kind}.json").read_text())
+
+
+def test_every_renderer_has_a_golden_document() -> None:
+    assert sorted(path.stem for path in DOCUMENTS.glob("*.json")) == sorted(RENDERERS)
+
+
+@pytest.mark.parametrize("kind", sorted(RENDERERS))
+def test_each_renderer_prints_its_golden_document_as_recorded(kind: str) -> None:
+    expected = (DOCUMENTS / f"{kind}.txt").read_text()
+    assert rendered(kind, golden(kind)) == expected
+
+
+def test_what_is_printed_comes_from_the_document() -> None:
+    overhead = golden("overhead")
+    text = rendered("overhead", overhead)
+    assert f"step time x{overhead['ratio']:.3f}" in text and overhead["verdict"] in text
+    for mode in overhead["modes"]:
+        assert f"determinism of {mode['mode']}: {mode['determinism']}" in text
+    kernels = golden("trace-kernels")
+    assert f"{kernels['total_us'] / 1000:,.2f} ms in all" in rendered("trace-kernels", kernels)
+    check = golden("check")
+    assert ("bitwise identical" if check["bitwise_identical"] else "not identical") in rendered("check", check)
+
+
+@pytest.mark.parametrize(("kind", "change"), [
+    ("overhead", lambda d: d.update(ratio=d["ratio"] * 2)),
+    ("check", lambda d: d.update(max_abs_diff=0.5)),
+    ("trace-kernels", lambda d: d["kernels"][0].update(calls=d["kernels"][0]["calls"] + 1)),
+    ("sweep", lambda d: d["counts"].update(failed=7)),
+    ("stability", lambda d: d.update(accuracy_mean=0.1234)),
+])
+def test_control_a_changed_value_prints_differently(kind: str, change: Any) -> None:
+    document = copy.deepcopy(golden(kind))
+    change(document)
+    assert rendered(kind, document) != (DOCUMENTS / f"{kind}.txt").read_text()
+
+
+def test_a_renderer_prints_to_the_console_it_is_given_and_nowhere_else(capsys: pytest.CaptureFixture[str]) -> None:
+    text = rendered("zoo", golden("zoo"))
+    assert "model zoo (PyTorch)" in text and "model zoo (TensorFlow" in text
+    assert capsys.readouterr().out == ""
+
+
+def test_an_unknown_kind_is_named() -> None:
+    with pytest.raises(KeyError, match="no renderer for 'nope'; kinds: overhead"):
+        render("nope", {})
+
+
+if __name__ == "__main__" and "--write" in sys.argv:
+    for name in sorted(RENDERERS):
+        (DOCUMENTS / f"{name}.txt").write_text(rendered(name, golden(name)))
+        print(f"wrote {name}.txt")
