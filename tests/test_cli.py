@@ -366,3 +366,21 @@ def test_no_output_can_overwrite_the_results_database(command: list[str], suffix
         pytest.importorskip("plotly")
     elsewhere = tmp_path / ("out.html" if command[0] == "report" else "runs.csv")
     assert runner.invoke(app, [*command, str(elsewhere), "--db", str(db)]).exit_code == 0 and elsewhere.exists()
+
+
+def test_the_workload_options_are_declared_once_and_read_alike_in_every_command_that_trains() -> None:
+    from detprof.cli.common import WORKLOAD_NAMES
+
+    group = get_command(app)
+    flags = {"--arch", "--model", "--input-shape", "--num-classes", "--kernel-size", "--bn", "--batch-size",
+             "--image-size"}
+    helps = {}
+    for name in ("overhead", "check", "audit", "advise"):
+        options = {opt: param.help for param in group.commands[name].params for opt in param.opts}  # type: ignore[attr-defined]
+        assert flags <= set(options), name
+        helps[name] = {flag: options[flag] for flag in flags}
+    assert helps["overhead"] == helps["check"] == helps["audit"] == helps["advise"]
+    assert len(WORKLOAD_NAMES) == len(flags)
+    # control: stability trains too, but with its own recipe's options, not the workload's
+    stability = {opt for param in group.commands["stability"].params for opt in param.opts}  # type: ignore[attr-defined]
+    assert not flags <= stability
