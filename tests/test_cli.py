@@ -170,14 +170,24 @@ def test_import_then_kernels_runs_and_diff(shared_traces: Path, tmp_path: Path) 
                                                                          - a100["modes"][0]["kernel_ms"] * 1000)
 
 
-def test_trace_commands_do_not_import_torch(shared_traces: Path) -> None:
-    # torch's import costs about a second; only commands that build a model should pay it
-    trace = str(shared_traces / "a100_alexnet_train.json.gz")
+HEAVY = ("torch", "pandas", "numpy", "scipy")
+
+
+def heavy_modules_after(args: list[str]) -> list[str]:
+    """The heavy libraries loaded by a fresh interpreter that ran ``detprof ARGS`` (and nothing else)."""
     script = ("import sys; from typer.testing import CliRunner; from detprof.cli import app; "
-              f"result = CliRunner().invoke(app, ['kernels', '--trace', {trace!r}, '--json']); "
-              "assert result.exit_code == 0, result.output; print('torch' in sys.modules)")
+              f"result = CliRunner().invoke(app, {args!r}); "
+              f"assert result.exit_code == 0, result.output; print([m for m in {HEAVY!r} if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    return list(json.loads(done.stdout.strip().replace("'", '"')))
+
+
+def test_trace_commands_import_no_torch_pandas_numpy_or_scipy(shared_traces: Path) -> None:
+    # torch's import costs about a second, scipy's most of another: only commands that measure should pay them
+    trace = str(shared_traces / "a100_alexnet_train.json.gz")
+    assert heavy_modules_after(["kernels", "--trace", trace, "--json"]) == []
+    assert heavy_modules_after(["kernels", "--trace", trace, "--top", "3"]) == []  # the tables too
+    assert "torch" in heavy_modules_after(["zoo", "--json"])  # control: a command that builds models loads torch
 
 
 @pytest.mark.parametrize(("args", "line"), [
@@ -384,3 +394,11 @@ def test_the_workload_options_are_declared_once_and_read_alike_in_every_command_
     # control: stability trains too, but with its own recipe's options, not the workload's
     stability = {opt for param in group.commands["stability"].params for opt in param.opts}  # type: ignore[attr-defined]
     assert not flags <= stability
+
+
+def test_help_lists_the_commands_in_the_order_a_user_meets_them() -> None:
+    result = runner.invoke(app, ["--help"])
+    listed = [line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed[:3] == ["overhead", "kernels", "diff"] and listed[-3:] == ["runs", "gpus", "zoo"]
+    assert sorted(listed) == sorted(get_command(app).commands)  # every command, once
+

@@ -50,9 +50,19 @@ def _report_stop(result: int, chain: list[BaseException]) -> None:
         json_error(line.removeprefix("detprof: "), result)
 
 
+# How --help lists the commands: in the order a user meets them (the modules register them in
+# another order).
+COMMAND_ORDER = ("overhead", "kernels", "diff", "import", "report", "stability", "check", "audit", "advise", "sweep",
+                 "db", "runs", "gpus", "zoo")
+
+
 class OneLineErrors(TyperGroup):
     """Every usage error in one line, in the same form as detprof's own errors (the parser's default
     is a four-line block without the bad value), and a line on Ctrl-C."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        known = [name for name in COMMAND_ORDER if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))
 
     invocation: list[str] = []  # the arguments of the command being run, for invoked_command()
     stop_chain: list[BaseException] = []  # what stopped the command, when Ctrl-C or SIGTERM did

@@ -10,7 +10,6 @@ from rich.console import Console
 from detprof.documents import AblationDocument, OverheadDocument
 from detprof.render.console import err, out
 from detprof.render.tables import bitwise, duration, fmt, grid, interval, kernel_cell, mib
-from detprof.stats import plus_minus
 
 
 def plan(config: Any, device: Any, console: Console = err) -> None:
@@ -46,6 +45,8 @@ def kernel_ratio_phrase(doc: OverheadDocument) -> str:
 
 
 def _precision_line(precision: dict[str, Any]) -> str:
+    from detprof.stats import plus_minus  # with numpy and scipy: not for the commands that print no run
+
     achieved = precision["achieved"]
     shown = "none" if achieved is None else plus_minus(achieved)
     state = "reached" if precision["reached"] else f"not reached (stopped by {precision['stopped_by']})"
