@@ -82,6 +82,15 @@ CPU_COST = CostModel(  # the dry run's tiny sizes on the 2-core CPU machine, fro
     deterministic_factor=1.2, check_step_factor=4.0, hash_s_per_100m=12.0, stability_run_s=4.0, pytest_s=5.0)
 
 
+def whole_run_document(path: Path) -> bool:
+    """Whether ``path`` starts with a run's whole document (a run id, not partial)."""
+    try:
+        document, _ = json.JSONDecoder().raw_decode(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and "run_id" in document and document.get("partial") is False
+
+
 @dataclass(frozen=True)
 class Sizes:
     """The measurement sizes of a campaign: the paper's setting on a GPU, tiny ones in a dry run."""
@@ -340,10 +349,15 @@ class Campaign:
                     os.killpg(process.pid, signal.SIGKILL)
                     code = process.wait()
         step.wall_s = time.monotonic() - started
+        # A step that printed its whole run document just as the budget ran out finished: the
+        # SIGTERM met a process already on its way out.
+        finished_at_limit = cut and target is not None and whole_run_document(target)
+        cut = cut and not finished_at_limit
         if target is not None and step.pair_s is not None:
             self.keep_partial(target, newest)
-        step.status = ("cut short (budget)" if cut else "ok" if code == 0 else
-                       f"ok (exit {code}: a finding)" if code in step.ok_codes else f"failed (exit {code})")
+        step.status = ("cut short (budget)" if cut else "ok (finished at the budget)" if finished_at_limit else
+                       "ok" if code == 0 else f"ok (exit {code}: a finding)" if code in step.ok_codes else
+                       f"failed (exit {code})")
         self.say(f"END {step.name}: {step.status} in {step.wall_s:.0f}s")
         self.record(f"{step.name}: {step.status}, exit {code} in {step.wall_s:.0f}s")
         self.calibration.add(step)
