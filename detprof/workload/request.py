@@ -3,8 +3,7 @@ command line (or a script) through every API function as one argument."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -25,11 +24,3 @@ class WorkloadRequest:
     num_classes: int | None = None
     kernel_size: int | None = None
     batch_norm: bool | None = None
-
-    def with_values(self, **changes: Any) -> WorkloadRequest:
-        """A copy with ``changes`` applied (a sweep's arch and kernel size, an audit's batch size)."""
-        return replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The request as plain values (what a sweep job's key hashes)."""
-        return asdict(self)
