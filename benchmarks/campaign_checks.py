@@ -120,11 +120,15 @@ def vgg19_kernels(db: str, results_dir: str) -> int:
 
 
 def _load(results: Path, name: str) -> dict[str, Any] | None:
+    """The step's result document, or None where the step measured nothing: no file, an empty or cut
+    file, or the error document that ``--json`` prints when a command fails (a step cut at the budget
+    before its first pair); the Steps section says what happened to it."""
     path = results / f"{name}.json"
     try:
-        return json.loads(path.read_text())
+        document = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return document if isinstance(document, dict) and "error" not in document else None
 
 
 def _interval(value: float | None, ci: list[float] | None, reason: str | None) -> str:

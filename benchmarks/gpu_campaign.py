@@ -448,7 +448,15 @@ class Campaign:
         helper = [sys.executable, str(REPO / "benchmarks" / "campaign_checks.py")]
         summary = [*helper, "summary", str(self.results), "--out", str(self.out / "summary.md"),
                    "--calibration", json.dumps(self.calibration.history)]
-        subprocess.run(summary, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("a"), timeout=60)
+        written = subprocess.run(summary, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("a"),
+                                 timeout=60)
+        if written.returncode != 0:  # still say what ran: the steps, and where the helper's error is
+            steps = self.results / "steps.txt"
+            (self.out / "summary.md").write_text(
+                "# detprof GPU campaign: summary\n\nThe summary could not be written (exit "
+                f"{written.returncode}; the traceback is in campaign.log).\n\n## Steps\n\n```\n"
+                f"{steps.read_text().strip() if steps.exists() else ''}\n```\n")
+        self.record(f"summary: exit {written.returncode}")
         report = [sys.executable, "-m", "detprof.cli", "report", "--db", str(self.db), "--out",
                   str(self.out / "report.html")]
         vgg19 = self.results / "vgg19.json"

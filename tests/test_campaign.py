@@ -92,6 +92,26 @@ def test_a_step_cut_at_the_budget_keeps_its_finished_pairs(tmp_path: Path) -> No
     __import__("shutil").rmtree(campaign.work)  # finish() would have removed it
 
 
+def test_the_summary_is_written_when_a_step_left_an_error_document_or_an_empty_file(tmp_path: Path) -> None:
+    """A step cut at the budget before its first pair leaves the error document ``--json`` printed;
+    the summary says "not measured" for it and still shows every other run (seen in a CI run)."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "vgg19.json").write_text((REPO / "tests" / "data" / "documents" / "overhead.json").read_text())
+    (results / "vgg19-nofill.json").write_text(json.dumps({"document_version": 1, "error": {
+        "message": "interrupted before the first pair", "exit_code": 130}}))
+    (results / "mobilenet.json").write_text("")
+    (results / "steps.txt").write_text("vgg19: ok, exit 0 in 41s\nvgg19-nofill: cut short (budget), exit 130\n")
+    out = tmp_path / "summary.md"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "campaign_checks.py"), "summary", str(results),
+                           "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split(" | ")[1]: line for line in out.read_text().splitlines() if line.startswith("| vgg19 | default")}
+    assert "not measured" in rows["default vs deterministic-nofill"]
+    assert "not measured" not in rows["default vs deterministic"]  # the control: a real run is shown
+    assert "vgg19-nofill: cut short (budget)" in out.read_text()
+
+
 def _run_dry(tmp_path: Path, budget: int) -> tuple[Path, str, dict[str, dict], list[dict]]:
     out = tmp_path / "out"
     process = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_campaign.sh"), "--dry-run", "--out", str(out),
@@ -127,8 +147,9 @@ def test_a_dry_run_with_a_budget_far_too_small_measures_vgg19_and_returns_what_i
         assert run["ratio_pairs"] >= 1
         assert run["partial"] is (run["precision"]["stopped_by"] == "interrupted")
     cut = [line.split(":")[0] for line in lines if "cut short" in line]
-    for name in cut:  # a step cut before its first pair finished stored nothing, and has no document
-        assert name not in documents or (documents[name]["partial"] is True and documents[name]["ratio_pairs"] >= 1)
+    for name in cut:  # a step cut before its first pair finished stored nothing: no document, or the error one
+        document = documents.get(name, {"error": "none written"})
+        assert "error" in document or (document["partial"] is True and document["ratio_pairs"] >= 1), document
     summary = (out / "summary.md").read_text()
     assert "| vgg19 | default vs deterministic |" in summary and "## Steps" in summary
     assert "default vs deterministic-nofill, kernel time" in summary  # which comparison stands beside the paper
