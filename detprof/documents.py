@@ -26,7 +26,13 @@ class OverheadDevice(Device):
     gpu_uuid: str | None
 
 
-class ModeFigures(TypedDict):
+class ModeObservations(TypedDict, total=False):
+    """What an overhead run's mode has only where it was observed."""
+
+    attention_backends: list[str]  # the SDPA backends that ran (absent: the model calls no SDPA)
+
+
+class ModeFigures(ModeObservations):
     """One mode of an overhead run: step and kernel time in ms per step, memory in bytes."""
 
     mode: str
@@ -380,6 +386,7 @@ class JobResult(TypedDict, total=False):
     wall_s: float
     state_sha256: str
     steps_trained: int
+    attention_backends: list[str]  # SDPA backends seen in the first warm-up step; [] when no attention
 
 
 class CheckRunResult(TypedDict, total=False):

@@ -206,6 +206,18 @@ def test_diff_reports_added_removed_and_changed_sorted_by_change() -> None:
     ("aten::convolution_backward", "conv backward", False),
     ("aten::native_batch_norm_backward", "normalization", False),
     ("something_never_seen", "other", None),
+    ("void pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<Flash_bwd_kernel_traits<64>, true>(Params)",
+     "attention", True),
+    ("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64>, false>(Flash_fwd_params)", "attention", False),
+    ("fmha_cutlassB_f32_aligned_64x64_k64_sm80(PyTorchMemEffAttention::AttentionBackwardKernel)", "attention", None),
+    ("fmha_cutlassF_f32_aligned_64x64_rf_sm80(PyTorchMemEffAttention::AttentionKernel)", "attention", False),
+    ("aten::_scaled_dot_product_flash_attention_for_cpu", "attention", False),
+    ("void at::native::(anonymous namespace)::embedding_backward_feature_kernel<float, float, long>(long*)",
+     "embedding", False),
+    ("aten::embedding_dense_backward", "embedding", False),
+    ("split_embedding_codegen_forward_unweighted_kernel", "other", None),  # FBGEMM's tables, not nn.Embedding
+    ("aten::rms_norm", "normalization", False),
+    ("aten::gelu_backward", "elementwise", False),
 ])
 def test_catalog_classifies_known_kernels(name: str, category: str, nondeterministic: bool | None) -> None:
     assert load_catalog().classify(name) == (category, nondeterministic)

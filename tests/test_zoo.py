@@ -7,31 +7,83 @@ from detprof.backends import zoo_rows
 from detprof.zoo import ARCHS, UnknownArchError, build_model, canonical_arch, count_parameters
 from detprof.zoo.paper_cnns import MediumCNN, SmallCNN
 
-# Reference implementations' parameter counts at 1000 classes (torchvision model docs).
+# Reference implementations' parameter counts: torchvision's model docs at 1000 classes, and Hugging
+# Face transformers' classes at their default configurations (GPT2LMHeadModel(GPT2Config()),
+# BertForMaskedLM(BertConfig()), ViTForImageClassification(ViTConfig(num_labels=1000))).
 REFERENCE_PARAMS = {
     "vgg16": 138_357_544, "vgg19": 143_667_240, "resnet18": 11_689_512, "resnet50": 25_557_032,
     "resnet152": 60_192_808, "densenet121": 7_978_856, "densenet201": 20_013_928, "mobilenet-v2": 3_504_872,
     "efficientnet-b0": 5_288_548, "inception-v3": 27_161_264,
+    "gpt2-small": 124_439_808, "bert-base": 109_514_298, "vit-b16": 86_567_656,
 }
+# Counts of the zoo's own configurations: llama-small's is also LlamaForCausalLM's at the same
+# configuration (below, where transformers is installed); unet-small's follows from UNET_SMALL.
+OWN_CONFIGURATION_PARAMS = {"llama-small": 55_321_088, "unet-small": 1_974_211}
 
 
-@pytest.mark.parametrize("arch", sorted(REFERENCE_PARAMS))
+@pytest.mark.parametrize("arch", sorted(REFERENCE_PARAMS) + sorted(OWN_CONFIGURATION_PARAMS))
 def test_parameter_counts_match_reference(arch: str) -> None:
+    spec = ARCHS[arch]
     with torch.device("meta"):
-        model = build_model(arch, num_classes=1000)
-    assert count_parameters(model) == REFERENCE_PARAMS[arch]
+        model = build_model(arch, num_classes=1000 if spec.kind == "image-classification" else None)
+    assert count_parameters(model) == {**REFERENCE_PARAMS, **OWN_CONFIGURATION_PARAMS}[arch]
+
+
+def test_transformer_counts_equal_hugging_face_classes_of_the_same_configuration() -> None:
+    transformers = pytest.importorskip("transformers")
+    from detprof.zoo.language import LLAMA_SMALL
+
+    with torch.device("meta"):
+        theirs = {
+            "gpt2-small": transformers.GPT2LMHeadModel(transformers.GPT2Config()),
+            "bert-base": transformers.BertForMaskedLM(transformers.BertConfig()),
+            "vit-b16": transformers.ViTForImageClassification(transformers.ViTConfig(num_labels=1000)),
+            "llama-small": transformers.LlamaForCausalLM(transformers.LlamaConfig(
+                vocab_size=LLAMA_SMALL.vocab, hidden_size=LLAMA_SMALL.dim, intermediate_size=LLAMA_SMALL.hidden,
+                num_hidden_layers=LLAMA_SMALL.layers, num_attention_heads=LLAMA_SMALL.heads,
+                num_key_value_heads=LLAMA_SMALL.kv_heads, max_position_embeddings=LLAMA_SMALL.max_tokens,
+                tie_word_embeddings=False)),
+        }
+        ours = {arch: build_model(arch) for arch in theirs}
+    for arch in theirs:
+        assert count_parameters(ours[arch]) == count_parameters(theirs[arch]), arch
+    # The control: one layer fewer is a different count.
+    with torch.device("meta"):
+        fewer = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=11))
+    assert count_parameters(fewer) != count_parameters(ours["gpt2-small"])
+
+
+def _example(arch: str, batch: int = 2) -> tuple[torch.nn.Module, object, object, object]:
+    """A zoo model at its smallest input (8 tokens for the language models), one synthetic batch of
+    its workload kind, and the kind's loss."""
+    from detprof.backends.torch.training import KINDS
+    from detprof.workload import TOKEN_KINDS, default_workload
+
+    spec = ARCHS[arch]
+    side = max(spec.min_image_size, spec.image_multiple)
+    workload = default_workload(arch, on_gpu=False, batch_size=batch, image_size=side,
+                                sequence_length=8 if spec.kind in TOKEN_KINDS else None)
+    kind = KINDS[workload.kind]
+    model = build_model(arch, image_size=None if spec.kind in TOKEN_KINDS else side)
+    return model, kind.make_batch(workload, torch.Generator().manual_seed(0)), kind.loss, workload
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_every_arch_trains_one_step_at_its_smallest_input(arch: str) -> None:
+    from detprof.backends.torch.training import call_model, main_output
+
     spec = ARCHS[arch]
-    side = spec.min_image_size
-    model = build_model(arch, image_size=side).train()
-    out = model(torch.randn(2, 3, side, side))
+    model, batch, loss, workload = _example(arch)
+    out = call_model(model.train(), batch.inputs)  # type: ignore[attr-defined]
+    expected = {"image-classification": (2, spec.num_classes), "causal-lm": (2, 8, spec.num_classes),
+                "masked-lm": (2, 8, spec.num_classes), "noise-prediction": (2, *workload.shape)}[spec.kind]
     outputs = out if isinstance(out, tuple) else (out,)
-    assert all(o.shape == (2, spec.num_classes) for o in outputs)
-    sum(o.sum() for o in outputs).backward()
+    assert all(o.shape == expected for o in outputs), [o.shape for o in outputs]
+    assert main_output(out).shape == expected
+    value = loss(out, batch.targets)  # type: ignore[operator, attr-defined]
+    assert value.ndim == 0 and torch.isfinite(value)
+    value.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
@@ -109,7 +161,8 @@ def test_describe_zoo_lists_every_arch_with_params_and_input() -> None:
 
 
 # aten ops whose CUDA kernels have no deterministic implementation, by the name PyTorch's warning uses.
-CUDA_NONDETERMINISTIC_BACKWARDS = {"_adaptive_avg_pool2d_backward": "adaptive_avg_pool2d_backward_cuda"}
+CUDA_NONDETERMINISTIC_BACKWARDS = {"_adaptive_avg_pool2d_backward": "adaptive_avg_pool2d_backward_cuda",
+                                   "upsample_bilinear2d_backward": "upsample_bilinear2d_backward_out_cuda"}
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -128,13 +181,15 @@ def test_known_nondeterministic_ops_are_the_ones_the_network_dispatches(arch: st
             self.ops.add(func._schema.name.split("::")[-1])
             return func(*args, **(kwargs or {}))
 
+    from detprof.backends.torch.training import call_model
+
     spec = ARCHS[arch]
-    side = max(spec.min_image_size, 64)
     with torch.device("meta"):
-        model = build_model(arch, image_size=side).train()
-        batch = torch.randn(2, 3, side, side)
+        model, batch, loss, _ = _example(arch)
+    model.train()
+    inputs = batch.to(torch.device("meta")).inputs  # type: ignore[attr-defined]
     with RecordOps() as recorder:
-        out = model(batch)
+        out = call_model(model, inputs)
         sum(o.sum() for o in (out if isinstance(out, tuple) else (out,))).backward()
     reached = {CUDA_NONDETERMINISTIC_BACKWARDS[op] for op in recorder.ops if op in CUDA_NONDETERMINISTIC_BACKWARDS}
     assert reached == set(spec.known_nondeterministic_ops)

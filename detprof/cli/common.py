@@ -18,7 +18,7 @@ from detprof.render import render
 from detprof.render.console import print_json
 from detprof.runner.config import CPU_DEFAULTS, CPU_THREADS, GPU_DEFAULTS
 from detprof.workload import WorkloadRequest
-from detprof.workload.resolve import CPU_IMAGE_SIZE
+from detprof.workload.resolve import CPU_IMAGE_SIZE, CPU_SEQUENCE_LENGTH
 
 # Only detprof's own errors are user mistakes; anything else is a bug and keeps its traceback.
 USER_ERRORS = (DetprofError,)
@@ -52,8 +52,8 @@ WORKLOAD_PARAMETERS = [
         ("model", str | None, typer.Option(None, help=MODEL_HELP)),
         ("input_shape", str | None, typer.Option(None, help="Input shape C,H,W of one example for --model (default "
                                                             "3 x the image size).")),
-        ("num_classes", int | None, typer.Option(None, help="Classes of the output layer (default: the arch's; 1000 "
-                                                            "for --model).")),
+        ("num_classes", int | None, typer.Option(None, help="Classes of the output layer, the vocabulary for a "
+                                                            "language model (default: the arch's; 1000 for --model).")),
         ("kernel_size", int | None, typer.Option(None, help="Convolution kernel size of medium-cnn, 1 to 7 (default "
                                                             "3); other networks have none to choose.")),
         ("bn", bool | None, typer.Option(None, "--bn/--no-bn", help="BatchNorm in small-cnn (the only network where "
@@ -61,6 +61,11 @@ WORKLOAD_PARAMETERS = [
         ("batch_size", int | None, typer.Option(None, help=f"Batch size ({defaults_of('batch_size')}).")),
         ("image_size", int | None, typer.Option(None, help=f"Input side in pixels (default: the arch's own on GPU, "
                                                            f"{CPU_IMAGE_SIZE} or the arch's minimum on CPU).")),
+        ("sdpa_backend", str | None, typer.Option(None, help="Attention backend SDPA may use: auto, math, flash, "
+                                                             "efficient or cudnn (default auto: PyTorch's choice; "
+                                                             "the one that ran is recorded).")),
+        ("seq_len", int | None, typer.Option(None, help=f"Tokens per example for the language models (default: the "
+                                                        f"arch's own on GPU, {CPU_SEQUENCE_LENGTH} on CPU).")),
     ]
 ]
 WORKLOAD_NAMES = [parameter.name for parameter in WORKLOAD_PARAMETERS]
@@ -93,11 +98,12 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
 
 def workload_request(arch: str | None, model: str | None, input_shape: str | None, num_classes: int | None,
                      kernel_size: int | None, bn: bool | None, batch_size: int | None,
-                     image_size: int | None) -> WorkloadRequest:
+                     image_size: int | None, seq_len: int | None = None,
+                     sdpa_backend: str | None = None) -> WorkloadRequest:
     """The WorkloadRequest of the workload options as typed (ArgumentError for a bad --input-shape)."""
     return WorkloadRequest(arch=arch, model=model, batch_size=batch_size, image_size=image_size,
                            input_shape=parse_shape(input_shape), num_classes=num_classes, kernel_size=kernel_size,
-                           batch_norm=bn)
+                           batch_norm=bn, sequence_length=seq_len, sdpa_backend=sdpa_backend)
 
 
 def workload_options(command: Callable[..., None]) -> Callable[..., None]:

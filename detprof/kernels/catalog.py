@@ -18,7 +18,8 @@ from detprof.errors import DetprofError
 from detprof.kernels.names import signature
 
 CATEGORIES = ("conv forward", "conv data-grad", "conv weight-grad", "conv backward", "gemm", "elementwise",
-              "reduction", "normalization", "pooling", "memory copy/set", "fill", "optimizer", "other")
+              "reduction", "normalization", "pooling", "memory copy/set", "fill", "optimizer", "attention", "embedding",
+              "other")
 
 
 class CatalogError(DetprofError, ValueError):

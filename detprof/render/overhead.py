@@ -20,13 +20,23 @@ def plan(config: Any, device: Any, console: Console = err) -> None:
     line = (f"{w.describe()}; {p.warmup_steps} warm-up + {p.timed_steps} timed steps per process, {pairs}; "
             f"{p.profile_steps} profiled steps")
     if device.kind == "cpu":
-        line += (f"; CPU, {p.cpu_threads or 'default'} thread(s). CPU defaults are smaller than the paper's GPU "
-                 "setting (224x224, batch 64, 100 steps)")
+        line += f"; CPU, {p.cpu_threads or 'default'} thread(s). {_cpu_defaults_note(w)}"
     else:
         line += f"; GPU {device.gpu.index} ({device.name}, {device.gpu.uuid or 'no UUID'})"
         if device.gpu.source != "nvml":
             line += ". NVML is unavailable: clocks, temperature and throttling are not monitored"
     console.print(line, highlight=False)
+
+
+def _cpu_defaults_note(workload: Any) -> str:
+    """How the CPU defaults compare with a GPU's: the language models' own GPU sizes, else the paper's."""
+    from detprof.workload import TOKEN_KINDS, default_workload
+
+    if workload.kind in TOKEN_KINDS and not workload.model_ref:
+        gpu = default_workload(workload.arch, on_gpu=True)
+        return (f"CPU defaults are smaller than on a GPU ({gpu.sequence_length:,} tokens, batch "
+                f"{gpu.batch_size})")
+    return "CPU defaults are smaller than the paper's GPU setting (224x224, batch 64, 100 steps)"
 
 
 def kernel_ratio_phrase(doc: OverheadDocument) -> str:
@@ -76,6 +86,10 @@ def overhead(doc: OverheadDocument, console: Console = out) -> None:
         ops = m["nondeterministic_ops"]
         console.print(f"determinism of {m['mode']}: {m['determinism']}" + (f" ({', '.join(ops)} warned)" if ops
                                                                           else ""), highlight=False)
+    observed = [(m["mode"], m.get("attention_backends")) for m in doc["modes"] if m.get("attention_backends")]
+    if observed:
+        console.print("attention (SDPA) backend that ran: " + "; ".join(
+            f"{mode} {', '.join(backends or [])}" for mode, backends in observed), highlight=False)
     names = [m["mode"] for m in doc["modes"]]
     if doc["ratio"] is not None:
         ci = doc["ratio_ci"]

@@ -45,6 +45,7 @@ class JobOutcome:
     trace_path: str | None = None
     wall_s: float | None = None
     state_sha256: str | None = None  # fingerprint of parameters and buffers after the timed steps
+    attention_backends: list[str] | None = None  # SDPA backends that ran (None: not observed)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +77,7 @@ class ModeSummary:
     bitwise_identical_across_repeats: bool | None
     distinct_state_hashes: int
     throttled: bool | None
+    attention_backends: list[str] | None = None  # union over the mode's jobs; None: not observed
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
         peak_mem_kind=data.get("peak_mem_kind"), nondeterministic_ops=data.get("nondeterministic_ops", []),
         applied_toggles=data.get("applied_toggles", {}), environment=data.get("environment", {}),
         gpu_monitor=data.get("gpu_monitor"), trace_path=data.get("trace_path"), wall_s=data.get("wall_s"),
-        state_sha256=data.get("state_sha256"),
+        state_sha256=data.get("state_sha256"), attention_backends=data.get("attention_backends"),
     )
 
 
@@ -326,6 +328,8 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
         bitwise_identical_across_repeats=(len(set(hashes)) == 1) if len(hashes) >= 2 else None,
         distinct_state_hashes=len(set(hashes)),
         throttled=any(throttles) if throttles else None,
+        attention_backends=(sorted({b for o in ok for b in o.attention_backends or []})
+                            if any(o.attention_backends is not None for o in ok) else None),
     )
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from detprof.backends import backend_for
-from detprof.documents import DOCUMENT_VERSION, OverheadDocument
-from detprof.runner.launcher import OverheadResult
+from detprof.documents import DOCUMENT_VERSION, ModeFigures, OverheadDocument
+from detprof.runner.launcher import ModeSummary, OverheadResult
 from detprof.stats import verdict
 
 
@@ -30,17 +30,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> Overh
         "workload": config.workload.as_dict(),
         "protocol": asdict(config.protocol),
         "verdict": verdict(ratio, labels[0], labels[1]),
-        "modes": [
-            {"mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
-             "kernel_ms": m.kernel_ms, "kernel_ms_reason": m.kernel_ms_reason, "kernel_coverage": m.kernel_coverage,
-             "kernel_jobs": m.kernel_jobs,
-             "peak_mem_bytes": m.peak_mem_bytes, "peak_mem_warmup_bytes": m.peak_mem_warmup_bytes,
-             "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
-             "determinism": m.determinism, "bitwise_identical_across_repeats": m.bitwise_identical_across_repeats,
-             "distinct_state_hashes": m.distinct_state_hashes, "nondeterministic_ops": m.nondeterministic_ops,
-             "nondeterministic_kernels": m.nondeterministic_kernels, "throttled": m.throttled, "toggles": m.toggles}
-            for m in result.modes
-        ],
+        "modes": [_mode_figures(m) for m in result.modes],
         "ratio": ratio.ratio if ratio else None,
         "ratio_ci": [ratio.low, ratio.high] if ratio and ratio.has_ci else None,
         "ratio_ci_reason": None if ratio and ratio.has_ci else (ratio.reason if ratio else "no complete pair of jobs"),
@@ -63,3 +53,19 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> Overh
         "command": result.command,
         "trace_dir": result.trace_dir,
     }
+
+
+def _mode_figures(m: ModeSummary) -> ModeFigures:
+    """One mode's part of the document (``attention_backends`` only where attention was observed)."""
+    figures: ModeFigures = {
+        "mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
+        "kernel_ms": m.kernel_ms, "kernel_ms_reason": m.kernel_ms_reason, "kernel_coverage": m.kernel_coverage,
+        "kernel_jobs": m.kernel_jobs,
+        "peak_mem_bytes": m.peak_mem_bytes, "peak_mem_warmup_bytes": m.peak_mem_warmup_bytes,
+        "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
+        "determinism": m.determinism, "bitwise_identical_across_repeats": m.bitwise_identical_across_repeats,
+        "distinct_state_hashes": m.distinct_state_hashes, "nondeterministic_ops": m.nondeterministic_ops,
+        "nondeterministic_kernels": m.nondeterministic_kernels, "throttled": m.throttled, "toggles": m.toggles}
+    if m.attention_backends:
+        figures["attention_backends"] = m.attention_backends
+    return figures

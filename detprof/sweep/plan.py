@@ -18,7 +18,7 @@ from detprof.errors import DetprofError
 from detprof.gpus import DeviceChoice
 from detprof.runner.config import PROFILED_PAIRS, OverheadConfig
 from detprof.sweep.spec import SpecError, SweepSpec
-from detprof.workload import WorkloadRequest
+from detprof.workload import TOKEN_KINDS, WorkloadRequest
 from detprof.zoo import arch_spec
 
 
@@ -69,11 +69,14 @@ class SweepJob:
 
 
 # Spec key -> build_config keyword, or WorkloadRequest field (WORKLOAD_OPTIONS).
-OPTION_NAMES = {"batch_size": "batch_size", "image_size": "image_size", "steps": "timed_steps",
+OPTION_NAMES = {"batch_size": "batch_size", "image_size": "image_size", "seq_len": "sequence_length",
+                "sdpa_backend": "sdpa_backend", "steps": "timed_steps",
                 "warmup": "warmup_steps", "profile_steps": "profile_steps", "repeats": "repeats",
                 "precision": "precision", "max_time": "max_time_s", "threads": "threads", "seed": "seed",
                 "job_timeout": "job_timeout_s"}
-WORKLOAD_OPTIONS = ("batch_size", "image_size", "batch_norm")
+WORKLOAD_OPTIONS = ("batch_size", "image_size", "sequence_length", "sdpa_backend", "batch_norm")
+# In a sweep over image networks and language models alike, each size applies where it means something.
+NOT_FOR_TOKENS, ONLY_FOR_TOKENS = ("image_size",), ("sequence_length",)
 
 
 def plan_sweep(spec: SweepSpec) -> list[SweepJob]:
@@ -86,10 +89,12 @@ def plan_sweep(spec: SweepSpec) -> list[SweepJob]:
             arch_info = arch_spec(arch)
             sizes: list[int | None] = list(spec.kernel_sizes) if arch_info.takes_kernel_size else [None]
             extra = {"batch_norm": True} if spec.batch_norm and arch_info.takes_batch_norm else {}
+            skipped = NOT_FOR_TOKENS if arch_info.kind in TOKEN_KINDS else ONLY_FOR_TOKENS
+            arch_options = {key: value for key, value in options.items() if key not in skipped}
             for kernel_size in sizes:
                 for treatment in spec.modes[1:]:
                     job = SweepJob(sweep=spec.name, arch=arch, gpu=gpu, modes=(spec.modes[0], treatment),
-                                   kernel_size=kernel_size, options=tuple(sorted({**options, **extra}.items())),
+                                   kernel_size=kernel_size, options=tuple(sorted({**arch_options, **extra}.items())),
                                    framework=spec.framework)
                     try:
                         job.identity()

@@ -64,7 +64,10 @@ KEYS: dict[str, KeyRule] = {
     "gpus": KeyRule("list[str]", f"a list of GPU types ({', '.join(KNOWN_ALIASES)}) or [\"cpu\"]",
                     choices=("cpu", *KNOWN_ALIASES)),
     "batch_size": KeyRule("int", "an integer from 1 to 65,536", 1, 65_536),
-    "image_size": KeyRule("int", "pixels per side, 1 to 4,096", 1, 4_096),
+    "image_size": KeyRule("int", "pixels per side, 1 to 4,096 (the image networks)", 1, 4_096),
+    "seq_len": KeyRule("int", "tokens per example, 1 to 1,048,576 (the language models)", 1, 1_048_576),
+    "sdpa_backend": KeyRule("str", "the attention backend: auto, math, flash, efficient or cudnn",
+                            choices=("auto", "math", "flash", "efficient", "cudnn")),
     "batch_norm": KeyRule("bool", "true or false (small-cnn)"),
     "steps": KeyRule("int", "timed steps per job, 1 to 100,000", 1, 100_000),
     "warmup": KeyRule("int", "warm-up steps per job, 0 to 100,000", 0, 100_000),
@@ -95,6 +98,8 @@ class SweepSpec:
     description: str = ""
     batch_size: int | None = None
     image_size: int | None = None
+    seq_len: int | None = None
+    sdpa_backend: str | None = None
     batch_norm: bool = False
     steps: int | None = None
     warmup: int | None = None

@@ -13,7 +13,9 @@ class WorkloadRequest:
     ``arch`` is a zoo name, ``model`` a user's MODULE:FUNCTION (one of the two; neither means the
     default arch). ``input_shape`` is one example's shape (C, H, W) for a user's model;
     ``image_size`` the side in pixels of a zoo arch's square images. ``kernel_size`` applies to
-    medium-cnn and ``batch_norm`` to small-cnn only.
+    medium-cnn and ``batch_norm`` to small-cnn only; ``sequence_length`` (tokens per example) to
+    the language models, whose ``num_classes`` is their vocabulary. ``sdpa_backend`` restricts
+    scaled-dot-product attention to one backend (detprof.backends.torch.attention).
     """
 
     arch: str | None = None
@@ -24,3 +26,5 @@ class WorkloadRequest:
     num_classes: int | None = None
     kernel_size: int | None = None
     batch_norm: bool | None = None
+    sequence_length: int | None = None
+    sdpa_backend: str | None = None

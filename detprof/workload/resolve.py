@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detprof.errors import require
+from detprof.workload.kinds import TOKEN_KINDS
 from detprof.workload.request import WorkloadRequest
 from detprof.workload.spec import Workload
 
@@ -17,25 +18,33 @@ if TYPE_CHECKING:
 GPU_BATCH_SIZE = 64  # the paper's
 CPU_BATCH_SIZE = 16  # keeps the README's main job under 60 s on 2 cores
 CPU_IMAGE_SIZE = 64  # pixels; ImageNet-shaped models run at this side on CPU unless told otherwise
+CPU_SEQUENCE_LENGTH = 128  # tokens per example for the language models on a CPU unless told otherwise
 USER_MODEL_GPU_SIDE = 224  # pixels, a user's model's default input side on a GPU
 USER_MODEL_CLASSES = 1000
 DEFAULT_ARCH = "resnet18"
 MAX_BATCH_SIZE = 65_536
 MAX_IMAGE_SIZE = 4_096  # pixels per side
 MAX_CLASSES = 1_000_000
+MAX_SEQUENCE_LENGTH = 1_048_576  # tokens; a network's own position limit is usually lower
 
 
 def default_workload(arch: str, on_gpu: bool, batch_size: int | None = None, image_size: int | None = None,
-                     kernel_size: int = 3, batch_norm: bool = False) -> Workload:
-    """The workload for zoo ``arch`` with device-dependent defaults for what was not given."""
+                     kernel_size: int = 3, batch_norm: bool = False, sequence_length: int | None = None) -> Workload:
+    """The workload for zoo ``arch`` with device-dependent defaults for what was not given (for the
+    token kinds: the arch's sequence length on a GPU, at most CPU_SEQUENCE_LENGTH on a CPU)."""
     from detprof.zoo import arch_spec
 
     spec = arch_spec(arch)
+    device_batch = (spec.gpu_batch_size or GPU_BATCH_SIZE) if on_gpu else (spec.cpu_batch_size or CPU_BATCH_SIZE)
+    if spec.kind in TOKEN_KINDS:
+        tokens = sequence_length or (spec.sequence_length if on_gpu else
+                                     min(int(spec.sequence_length or CPU_SEQUENCE_LENGTH), CPU_SEQUENCE_LENGTH))
+        return Workload(arch=spec.name, batch_size=batch_size or device_batch, image_size=0,
+                        num_classes=spec.num_classes, kind=spec.kind, sequence_length=tokens)
     if image_size is None:
         image_size = spec.image_size if on_gpu else min(spec.image_size, max(CPU_IMAGE_SIZE, spec.min_image_size))
-    return Workload(arch=spec.name, batch_size=batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE),
-                    image_size=image_size, num_classes=spec.num_classes, kernel_size=kernel_size,
-                    batch_norm=batch_norm)
+    return Workload(arch=spec.name, batch_size=batch_size or device_batch, image_size=image_size,
+                    num_classes=spec.num_classes, kernel_size=kernel_size, batch_norm=batch_norm, kind=spec.kind)
 
 
 def device_memory_bytes(device: DeviceChoice) -> int | None:
@@ -100,7 +109,7 @@ def _zoo_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
     from detprof.zoo import MEDIUM_CNN_KERNEL_SIZES, arch_spec
 
     spec = arch_spec(request.arch or DEFAULT_ARCH)
-    kernel_size, image_size = request.kernel_size, request.image_size
+    kernel_size, image_size, tokens = request.kernel_size, request.image_size, request.sequence_length
     require(request.input_shape is None, "--input-shape applies to --model; zoo archs take --image-size")
     require(kernel_size is None or spec.takes_kernel_size,
             f"--kernel-size applies to medium-cnn only; {spec.name} has no kernel size to choose")
@@ -108,11 +117,37 @@ def _zoo_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
             f"--kernel-size {kernel_size} is not accepted; use 1 to 7")
     require(not request.batch_norm or spec.takes_batch_norm,
             f"--bn applies to small-cnn only; {spec.name} has its own normalisation (or none) built in")
-    require(image_size is None or image_size >= spec.min_image_size,
-            f"--image-size {image_size} is too small for {spec.name}; use >= {spec.min_image_size}")
+    if spec.kind in TOKEN_KINDS:
+        require(image_size is None, f"--image-size applies to image networks; {spec.name} takes --seq-len")
+        limit = int(spec.max_sequence_length or MAX_SEQUENCE_LENGTH)
+        require(tokens is None or 1 <= tokens <= limit,
+                f"--seq-len {tokens} is not accepted for {spec.name}; use 1 to {limit:,} tokens")
+    else:
+        require(tokens is None, f"--seq-len applies to the language models; {spec.name} takes --image-size")
+        require(image_size is None or image_size >= spec.min_image_size,
+                f"--image-size {image_size} is too small for {spec.name}; use >= {spec.min_image_size}")
+        require(image_size is None or image_size % spec.image_multiple == 0,
+                f"--image-size {image_size} is not accepted for {spec.name}; use a multiple of {spec.image_multiple}")
+    require(request.num_classes is None or spec.num_classes > 0,
+            f"--num-classes applies to classifiers and language models; {spec.name} predicts noise, not classes")
     workload = default_workload(spec.name, on_gpu, request.batch_size, image_size, kernel_size or 3,
-                                bool(request.batch_norm))
+                                bool(request.batch_norm), tokens)
     return workload if request.num_classes is None else replace(workload, num_classes=request.num_classes)
+
+
+SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
+GPU_ONLY_SDPA_BACKENDS = ("efficient", "cudnn")  # PyTorch has no CPU kernel for them
+
+
+def _with_attention_backend(workload: Workload, request: WorkloadRequest, on_gpu: bool) -> Workload:
+    backend = request.sdpa_backend
+    if backend is None:
+        return workload
+    require(backend in SDPA_BACKENDS, f"--sdpa-backend {backend!r} is not accepted; use one of "
+                                      f"{', '.join(SDPA_BACKENDS)}")
+    require(on_gpu or backend not in GPU_ONLY_SDPA_BACKENDS,
+            f"--sdpa-backend {backend} needs a CUDA GPU; on a CPU use auto, math or flash")
+    return replace(workload, sdpa_backend=backend)
 
 
 def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: str = "pytorch") -> Workload:
@@ -126,4 +161,4 @@ def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: st
     on_gpu = device.kind == "cuda"
     workload = _user_workload(request, on_gpu) if request.model is not None else _zoo_workload(request, on_gpu)
     _check_input_fits(workload, device)
-    return workload
+    return _with_attention_backend(workload, request, on_gpu)

@@ -1,9 +1,10 @@
 """The workload a backend builds: a request with every default filled in and checked.
 
-A workload has a ``kind``: what its batches hold and how its loss is computed. Each backend keeps
-one batch maker per kind it supports (``detprof/backends/<name>/training.py``), so a new kind (token
-batches, several inputs, a model that returns its own loss, a user's batch maker) is a new value
-here and a batch maker in a backend, not a branch in the runner, check or store.
+A workload has a ``kind`` (detprof.workload.kinds): what its batches hold and how its loss is
+computed. Each backend keeps one batch maker and loss per kind it supports
+(``detprof/backends/<name>/training.py``), so a new kind (token batches, several inputs, a model
+that returns its own loss, a user's batch maker) is a new value there and an entry in a backend,
+not a branch in the runner, check or store.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Synthetic images of ``shape`` and integer class targets; cross-entropy on the model's logits (or
-# on its main and auxiliary logits, for a model that returns both).
-IMAGE_CLASSIFICATION = "image-classification"
-WORKLOAD_KINDS = (IMAGE_CLASSIFICATION,)
+from detprof.workload.kinds import IMAGE_CLASSIFICATION, TOKEN_KINDS
+
+# Fields added after runs were first stored: written only when set, so that the documents and sweep
+# job keys of the workloads that existed before them stay what they were.
+_LATER_FIELDS = {"kind": IMAGE_CLASSIFICATION, "sequence_length": None, "sdpa_backend": "auto"}
 
 
 @dataclass(frozen=True)
 class Workload:
     """The network and its synthetic input. Image size in pixels (square); ``input_shape`` (one
     example's shape, (C, H, W) for images) overrides it. ``model_ref`` (MODULE:FUNCTION) is a
-    user's model instead of the zoo's ``arch``."""
+    user's model instead of the zoo's ``arch``. For the token kinds, ``sequence_length`` is the
+    tokens per example and ``num_classes`` the vocabulary; ``image_size`` is 0 there."""
 
     arch: str
     batch_size: int
@@ -32,10 +35,15 @@ class Workload:
     model_ref: str | None = None
     input_shape: tuple[int, ...] | None = None
     kind: str = IMAGE_CLASSIFICATION
+    sequence_length: int | None = None
+    sdpa_backend: str = "auto"  # the attention backend SDPA may use: auto, math, flash, efficient, cudnn
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """The shape of one input example ((channels, height, width) for images)."""
+        """The shape of one input example ((channels, height, width) for images, (tokens,) for token
+        ids)."""
+        if self.kind in TOKEN_KINDS:
+            return (int(self.sequence_length or 0),)
         return self.input_shape or (3, self.image_size, self.image_size)
 
     def describe(self) -> str:
@@ -44,17 +52,20 @@ class Workload:
 
         if self.model_ref:
             return f"{self.model_ref}, batch {self.batch_size}, input {'x'.join(map(str, self.shape))}"
+        if self.kind in TOKEN_KINDS:
+            return (f"{self.arch}, batch {self.batch_size}, sequence {self.sequence_length}, "
+                    f"vocabulary {self.num_classes:,}")
         extra = f", kernel {self.kernel_size}" if arch_spec(self.arch).takes_kernel_size else ""
         extra += ", BN" if self.batch_norm else ""
         return f"{self.arch}{extra}, batch {self.batch_size}, {self.image_size}x{self.image_size}"
 
     def as_dict(self) -> dict[str, Any]:
-        """The workload as plain values, as stored and as job specs carry it. ``kind`` is written only
-        when it is not image classification, so that the documents and sweep job keys of image
-        workloads stay what they were before workloads had kinds."""
+        """The workload as plain values, as stored and as job specs carry it (the later fields only
+        where they are set: see ``_LATER_FIELDS``)."""
         values = asdict(self)
-        if self.kind == IMAGE_CLASSIFICATION:
-            del values["kind"]
+        for name, unset in _LATER_FIELDS.items():
+            if values[name] == unset:
+                del values[name]
         return values
 
     @classmethod

@@ -16,6 +16,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from detprof.errors import DetprofError
+from detprof.workload.kinds import CAUSAL_LM, IMAGE_CLASSIFICATION, MASKED_LM, NOISE_PREDICTION, TOKEN_KINDS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -32,7 +33,11 @@ class ArchSpec:
     """What the runner needs to know about one architecture.
 
     ``image_size`` is the paper's / reference input side in pixels; ``min_image_size`` the
-    smallest side the network accepts (its downsampling factor).
+    smallest side the network accepts (its downsampling factor) and ``image_multiple`` what the
+    side must be a multiple of (ViT's patch). ``kind`` is the workload kind it trains
+    (detprof.workload.kinds); for the token kinds ``num_classes`` is the vocabulary,
+    ``sequence_length`` the tokens per example on a GPU and ``max_sequence_length`` what its
+    positions allow. ``gpu_batch_size`` and ``cpu_batch_size`` override the device defaults.
     """
 
     name: str
@@ -47,10 +52,18 @@ class ArchSpec:
     notes: str = ""
     # Ops known to lack a deterministic CUDA implementation in PyTorch (warn_only reports them).
     known_nondeterministic_ops: tuple[str, ...] = field(default_factory=tuple)
+    kind: str = IMAGE_CLASSIFICATION
+    image_multiple: int = 1
+    sequence_length: int | None = None
+    max_sequence_length: int | None = None
+    gpu_batch_size: int | None = None
+    cpu_batch_size: int | None = None
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """Default input shape (channels, height, width)."""
+    def input_shape(self) -> tuple[int, ...]:
+        """Default input shape: (channels, height, width), or (tokens,) for token ids."""
+        if self.kind in TOKEN_KINDS:
+            return (int(self.sequence_length or 0),)
         return (3, self.image_size, self.image_size)
 
 
@@ -74,6 +87,12 @@ def _small_cnn(num_classes: int, batch_norm: bool = False, image_size: int = 32,
     from detprof.zoo.paper_cnns import SmallCNN
 
     return SmallCNN(num_classes, batch_norm, image_size)
+
+
+def _vit_b16(num_classes: int, image_size: int = 224, **_: object) -> nn.Module:
+    from detprof.zoo.vision_transformer import vit_b16
+
+    return vit_b16(num_classes, image_size)
 
 
 def _medium_cnn(num_classes: int, kernel_size: int = 3, **_: object) -> nn.Module:
@@ -106,6 +125,25 @@ ARCHS: dict[str, ArchSpec] = {
                  takes_batch_norm=True, notes="paper Appendix C; --bn adds BatchNorm"),
         ArchSpec("medium-cnn", "paper-cnn", 1000, 224, 64, _medium_cnn,
                  takes_kernel_size=True, notes="paper Appendix C; --kernel-size 1..7"),
+        # Transformers. GPU defaults are common single-GPU training sizes; the CPU defaults are small
+        # (batch 4, 128 tokens, 64 px) so that a check finishes in seconds.
+        ArchSpec("gpt2-small", "transformer", 50_257, 0, 0, _builder("language", "gpt2_small"), kind=CAUSAL_LM,
+                 sequence_length=1_024, max_sequence_length=1_024, gpu_batch_size=8, cpu_batch_size=4,
+                 notes="GPT-2 small (GPT2Config()), causal LM, tied embeddings; Zipf-distributed tokens"),
+        ArchSpec("bert-base", "transformer", 30_522, 0, 0, _builder("language", "bert_base"), kind=MASKED_LM,
+                 sequence_length=512, max_sequence_length=512, gpu_batch_size=16, cpu_batch_size=4,
+                 notes="BERT base (BertConfig()), masked LM on 15% of the tokens"),
+        ArchSpec("llama-small", "transformer", 32_000, 0, 0, _builder("language", "llama_small"), kind=CAUSAL_LM,
+                 sequence_length=2_048, max_sequence_length=2_048, gpu_batch_size=8, cpu_batch_size=4,
+                 notes="Llama-style: width 512, 8 layers, 8 query / 2 key-value heads, SwiGLU 1408, RMSNorm, "
+                       "rotary, untied output; vocabulary 32,000"),
+        ArchSpec("vit-b16", "transformer", 1000, 224, 32, _vit_b16, image_multiple=16, cpu_batch_size=4,
+                 notes="ViT-B/16; position embeddings sized for the image side (the count is at 224)"),
+        ArchSpec("unet-small", "diffusion", 0, 32, 8, _builder("unet", "unet_small"), kind=NOISE_PREDICTION,
+                 image_multiple=4, gpu_batch_size=128,
+                 notes="DDPM-style noise prediction: channels 32/64/128, GroupNorm, attention at 8x8 and in the "
+                       "middle, bilinear upsampling (no deterministic CUDA backward)",
+                 known_nondeterministic_ops=("upsample_bilinear2d_backward_out_cuda",)),
     ]
 }
 
@@ -136,7 +174,7 @@ def build_model(name: str, num_classes: int | None = None, kernel_size: int = 3,
     spec = arch_spec(name)
     if spec.takes_kernel_size and kernel_size not in MEDIUM_CNN_KERNEL_SIZES:
         raise ValueError(f"kernel size {kernel_size} is not accepted; medium-cnn takes 1 to 7")
-    return spec.builder(num_classes or spec.num_classes, kernel_size=kernel_size,
+    return spec.builder(num_classes if num_classes is not None else spec.num_classes, kernel_size=kernel_size,
                         batch_norm=batch_norm, image_size=image_size or spec.image_size)
 
 

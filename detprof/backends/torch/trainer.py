@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from detprof.backends.torch.training import Training, build_training, main_output
+from detprof.backends.torch.training import Training, build_training, call_model, example_slice, main_output, make_batch
 from detprof.documents import write_result
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
 from detprof.workload import Workload
@@ -99,17 +100,18 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
 
 
 def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
-    """Eval-mode outputs of the same examples at each batch size, compared bitwise with batch size 1."""
+    """Eval-mode outputs of the same examples at each batch size, compared bitwise with batch size 1
+    (each example's whole output: its logits, or every token's logits for a language model)."""
     training = _setup(spec)
     model = training.model.eval()
-    workload = Workload.from_dict(spec["workload"])
-    generator = torch.Generator().manual_seed(spec["seed"] + 2)
-    examples = torch.randn(INVARIANCE_EXAMPLES, *workload.shape, generator=generator).to(training.device)
+    workload = replace(Workload.from_dict(spec["workload"]), batch_size=INVARIANCE_EXAMPLES)
+    examples = make_batch(workload, spec["seed"] + 2).to(training.device).inputs
 
     def outputs(batch: int) -> Any:
         with torch.no_grad():
-            chunks = [model(examples[i:i + batch]) for i in range(0, len(examples), batch)]
-        return torch.cat([main_output(c) for c in chunks]).cpu()
+            chunks = [main_output(call_model(model, example_slice(examples, i, i + batch)))
+                      for i in range(0, INVARIANCE_EXAMPLES, batch)]
+        return torch.cat(chunks).flatten(1).cpu()
 
     reference = outputs(1)
     rows = []

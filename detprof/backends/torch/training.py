@@ -5,8 +5,8 @@ with momentum (detprof.workload.RECIPE).
 The model is initialised and the batch drawn on the CPU from the seed, then moved, so that two runs
 start from the same bits on any device. ``forward_loss`` calls the model on a batch of any form
 (one tensor, a tuple of inputs, or a dict of keyword inputs) and takes its loss: the model's own
-(a dict with ``loss``), or cross-entropy on the targets (main and auxiliary logits for a model
-that returns both). Imports torch: job processes only.
+(a dict with ``loss``), or the kind's loss on the output and the targets (``KINDS``: cross-entropy
+for classes and tokens, mean squared error for noise). Imports torch: job processes only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from detprof.workload import IMAGE_CLASSIFICATION, RECIPE, Workload
+from detprof.backends.torch.attention import AttentionProbe, attention_context
+from detprof.workload import CAUSAL_LM, IMAGE_CLASSIFICATION, MASKED_LM, NOISE_PREDICTION, RECIPE, Workload
 
 
 @dataclass
@@ -49,8 +50,88 @@ def image_batch(workload: Workload, generator: torch.Generator) -> Batch:
     return Batch(inputs, targets)
 
 
-# One batch maker per workload kind this backend trains (see detprof.workload.spec).
-BATCH_MAKERS: dict[str, Callable[[Workload, torch.Generator], Batch]] = {IMAGE_CLASSIFICATION: image_batch}
+ZIPF_EXPONENT = 1.0  # word frequencies in text fall about as 1/rank: tokens repeat, as they do in real batches
+
+
+def zipf_tokens(count: int, vocabulary: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` token ids drawn with probability proportional to 1/(rank + 1), from a random
+    order of the vocabulary: repeated ids are as common as in text, which is what the embedding
+    backward's cost depends on (uniform ids over 50,000 would hardly repeat)."""
+    weights = 1.0 / torch.arange(1, vocabulary + 1, dtype=torch.float64) ** ZIPF_EXPONENT
+    ranks = torch.multinomial(weights, count, replacement=True, generator=generator)
+    return torch.randperm(vocabulary, generator=generator)[ranks]
+
+
+def causal_lm_batch(workload: Workload, generator: torch.Generator) -> Batch:
+    """Token ids (batch, tokens) and their next tokens as targets."""
+    tokens = int(workload.sequence_length or 1)
+    ids = zipf_tokens(workload.batch_size * (tokens + 1), workload.num_classes, generator)
+    ids = ids.view(workload.batch_size, tokens + 1)
+    return Batch(ids[:, :-1].contiguous(), ids[:, 1:].contiguous())
+
+
+MASK_FRACTION = 0.15  # BERT's
+MASK_TOKEN = 103  # BERT's [MASK] in its own vocabulary (the last id in a smaller one)
+
+
+def masked_lm_batch(workload: Workload, generator: torch.Generator) -> Batch:
+    """Token ids with MASK_FRACTION of the positions (at least one per example) replaced by the
+    mask token; the targets are the original ids there and -100 (ignored) elsewhere."""
+    tokens = int(workload.sequence_length or 1)
+    ids = zipf_tokens(workload.batch_size * tokens, workload.num_classes, generator).view(workload.batch_size, tokens)
+    masked = torch.rand(ids.shape, generator=generator) < MASK_FRACTION
+    masked[:, 0] |= ~masked.any(dim=1)
+    inputs = ids.masked_fill(masked, min(MASK_TOKEN, workload.num_classes - 1))
+    return Batch(inputs, ids.masked_fill(~masked, -100))
+
+
+DIFFUSION_STEPS = 1_000  # DDPM's
+
+
+def noise_prediction_batch(workload: Workload, generator: torch.Generator) -> Batch:
+    """Two inputs, noisy images and their timesteps, with the noise as the target: the images are
+    normal, mixed with normal noise by a cosine schedule's signal level at each timestep."""
+    images = torch.randn(workload.batch_size, *workload.shape, generator=generator)
+    noise = torch.randn(images.shape, generator=generator)
+    timesteps = torch.randint(0, DIFFUSION_STEPS, (workload.batch_size,), generator=generator)
+    signal = torch.cos((timesteps.float() / DIFFUSION_STEPS + 0.008) / 1.008 * torch.pi / 2) ** 2
+    signal = signal.view(-1, 1, 1, 1)
+    return Batch((signal.sqrt() * images + (1 - signal).sqrt() * noise, timesteps), noise)
+
+
+def classification_loss(output: Any, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the logits (main and auxiliary, for Inception-v3's pair)."""
+    cross_entropy = torch.nn.functional.cross_entropy
+    if isinstance(output, tuple):
+        return cross_entropy(output[0], targets) + RECIPE.aux_loss_weight * cross_entropy(output[1], targets)
+    return cross_entropy(output, targets)
+
+
+def token_loss(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every (example, token) logit row; targets of -100 are ignored."""
+    return torch.nn.functional.cross_entropy(output.reshape(-1, output.shape[-1]), targets.reshape(-1))
+
+
+def noise_loss(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the predicted and the true noise."""
+    return torch.nn.functional.mse_loss(output, targets)
+
+
+@dataclass(frozen=True)
+class KindTraining:
+    """How this backend trains one workload kind: its synthetic batch and its loss on the model's output."""
+
+    make_batch: Callable[[Workload, torch.Generator], Batch]
+    loss: Callable[[Any, Any], torch.Tensor]
+
+
+# One entry per workload kind this backend trains (see detprof.workload.kinds).
+KINDS: dict[str, KindTraining] = {
+    IMAGE_CLASSIFICATION: KindTraining(image_batch, classification_loss),
+    CAUSAL_LM: KindTraining(causal_lm_batch, token_loss),
+    MASKED_LM: KindTraining(masked_lm_batch, token_loss),
+    NOISE_PREDICTION: KindTraining(noise_prediction_batch, noise_loss),
+}
 
 
 def workload_model(workload: Workload) -> torch.nn.Module:
@@ -67,29 +148,44 @@ def workload_model(workload: Workload) -> torch.nn.Module:
 
 def make_batch(workload: Workload, seed: int) -> Batch:
     """The workload's synthetic batch, drawn on the CPU from its own generator seeded with ``seed``."""
-    return BATCH_MAKERS[workload.kind](workload, torch.Generator().manual_seed(seed))
+    return KINDS[workload.kind].make_batch(workload, torch.Generator().manual_seed(seed))
 
 
-def forward_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """The model's loss on ``batch`` (see the module's docstring for the forms it takes)."""
-    inputs = batch.inputs
+def call_model(model: torch.nn.Module, inputs: Any) -> Any:
+    """The model's output on inputs of any form: one tensor, a tuple of inputs, or keyword inputs."""
     if isinstance(inputs, dict):
-        out = model(**inputs)
-    elif isinstance(inputs, tuple):
-        out = model(*inputs)
-    else:
-        out = model(inputs)
+        return model(**inputs)
+    if isinstance(inputs, tuple):
+        return model(*inputs)
+    return model(inputs)
+
+
+def forward_loss(model: torch.nn.Module, batch: Batch, loss: Callable[[Any, Any], torch.Tensor]) -> torch.Tensor:
+    """The model's loss on ``batch``: its own (a dict output with ``loss``, Hugging Face style), or
+    ``loss`` on its output and the batch's targets."""
+    out = call_model(model, batch.inputs)
     if isinstance(out, dict) and "loss" in out:
         return out["loss"]
-    cross_entropy = torch.nn.functional.cross_entropy
-    if isinstance(out, tuple):  # main and auxiliary logits (Inception-v3)
-        return cross_entropy(out[0], batch.targets) + RECIPE.aux_loss_weight * cross_entropy(out[1], batch.targets)
-    return cross_entropy(out, batch.targets)
+    return loss(out, batch.targets)
 
 
 def main_output(out: Any) -> torch.Tensor:
-    """The logits of a model's output (the main head of a model with an auxiliary one)."""
+    """The main prediction of a model's output: the main head of a model with an auxiliary one, the
+    ``logits`` of a dict (Hugging Face style), else the output itself."""
+    if isinstance(out, dict):
+        return out["logits"]
     return out[0] if isinstance(out, tuple) else out
+
+
+def example_slice(inputs: Any, start: int, stop: int) -> Any:
+    """Examples ``start`` to ``stop`` of batched inputs of any form (a tensor, a tuple, a dict)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs[start:stop]
+    if isinstance(inputs, dict):
+        return {key: example_slice(value, start, stop) for key, value in inputs.items()}
+    if isinstance(inputs, tuple | list):
+        return type(inputs)(example_slice(value, start, stop) for value in inputs)
+    return inputs
 
 
 @dataclass
@@ -100,10 +196,26 @@ class Training:
     batch: Batch
     optimizer: torch.optim.Optimizer
     device: torch.device
+    loss_function: Callable[[Any, Any], torch.Tensor]
+    sdpa_backend: str = "auto"
 
     def loss(self) -> torch.Tensor:
-        """Forward pass and loss (no backward)."""
-        return forward_loss(self.model, self.batch)
+        """Forward pass and loss (no backward), attention on the workload's SDPA backend."""
+        try:
+            with attention_context(self.sdpa_backend):
+                return forward_loss(self.model, self.batch, self.loss_function)
+        except RuntimeError as error:
+            if self.sdpa_backend == "auto" or "No available kernel" not in str(error):
+                raise
+            raise RuntimeError(f"--sdpa-backend {self.sdpa_backend} has no kernel for this model's attention on "
+                               f"{self.device.type} (PyTorch: No available kernel; its warnings say which condition "
+                               "failed, e.g. attention dropout in training); use auto or math") from None
+
+    def probed_step(self) -> tuple[torch.Tensor, list[str]]:
+        """One step as ``step``, and the SDPA backends that ran in it (empty: no attention)."""
+        with AttentionProbe() as probe:
+            loss = self.step()
+        return loss, probe.backends
 
     def step(self) -> torch.Tensor:
         """One SGD step; returns the loss, detached (no device synchronisation)."""
@@ -121,4 +233,4 @@ def build_training(workload: Workload, seed: int, device: torch.device) -> Train
     model = workload_model(workload).to(device).train()
     batch = make_batch(workload, seed + 1).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=RECIPE.learning_rate, momentum=RECIPE.momentum)
-    return Training(model, batch, optimizer, device)
+    return Training(model, batch, optimizer, device, KINDS[workload.kind].loss, workload.sdpa_backend)

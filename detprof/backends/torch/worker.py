@@ -212,8 +212,11 @@ def run_job(spec: JobSpec) -> JobResult:
         training = build_training(spec.workload, spec.seed, torch.device(spec.device))
         result["environment"] = _environment(torch, spec)
         memory = PeakMemory(torch, training.device, on_gpu)
-        for _ in range(spec.protocol.warmup_steps):
-            training.step()
+        for warmup in range(spec.protocol.warmup_steps):
+            if warmup == 0:  # the attention backends that ran, observed outside the timed steps
+                result["attention_backends"] = training.probed_step()[1]
+            else:
+                training.step()
         if on_gpu:
             torch.cuda.synchronize(training.device)
         result["peak_mem_warmup_bytes"] = memory.end_warmup()
