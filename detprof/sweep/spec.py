@@ -26,6 +26,7 @@ from detprof.backends import FRAMEWORK_SPELLINGS, canonical_framework
 from detprof.errors import ArgumentError
 from detprof.gpus import KNOWN_ALIASES
 from detprof.modes import MODES
+from detprof.workload.resolve import MAX_SEQUENCE_LENGTH, SDPA_BACKENDS
 from detprof.zoo import ARCHS, MEDIUM_CNN_KERNEL_SIZES
 
 if sys.version_info >= (3, 11):
@@ -65,9 +66,9 @@ KEYS: dict[str, KeyRule] = {
                     choices=("cpu", *KNOWN_ALIASES)),
     "batch_size": KeyRule("int", "an integer from 1 to 65,536", 1, 65_536),
     "image_size": KeyRule("int", "pixels per side, 1 to 4,096 (the image networks)", 1, 4_096),
-    "seq_len": KeyRule("int", "tokens per example, 1 to 1,048,576 (the language models)", 1, 1_048_576),
-    "sdpa_backend": KeyRule("str", "the attention backend: auto, math, flash, efficient or cudnn",
-                            choices=("auto", "math", "flash", "efficient", "cudnn")),
+    "seq_len": KeyRule("int", f"tokens per example, 1 to {MAX_SEQUENCE_LENGTH:,} (the language models)", 1,
+                       MAX_SEQUENCE_LENGTH),
+    "sdpa_backend": KeyRule("str", f"the attention backend: {', '.join(SDPA_BACKENDS)}", choices=SDPA_BACKENDS),
     "batch_norm": KeyRule("bool", "true or false (small-cnn)"),
     "steps": KeyRule("int", "timed steps per job, 1 to 100,000", 1, 100_000),
     "warmup": KeyRule("int", "warm-up steps per job, 0 to 100,000", 0, 100_000),

@@ -2,13 +2,13 @@
 training recipe every backend runs."""
 
 from detprof.workload.kinds import (
-                                    CAUSAL_LM,
-                                    IMAGE_CLASSIFICATION,
-                                    MASKED_LM,
-                                    NOISE_PREDICTION,
-                                    TOKEN_KINDS,
-                                    USER_DEFINED,
-                                    WORKLOAD_KINDS,
+           CAUSAL_LM,
+           IMAGE_CLASSIFICATION,
+           MASKED_LM,
+           NOISE_PREDICTION,
+           TOKEN_KINDS,
+           USER_DEFINED,
+           WORKLOAD_KINDS,
 )
 from detprof.workload.recipe import RECIPE, TrainingRecipe
 from detprof.workload.request import WorkloadRequest

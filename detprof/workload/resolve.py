@@ -146,7 +146,8 @@ def _with_attention_backend(workload: Workload, request: WorkloadRequest, on_gpu
     require(backend in SDPA_BACKENDS, f"--sdpa-backend {backend!r} is not accepted; use one of "
                                       f"{', '.join(SDPA_BACKENDS)}")
     require(on_gpu or backend not in GPU_ONLY_SDPA_BACKENDS,
-            f"--sdpa-backend {backend} needs a CUDA GPU; on a CPU use auto, math or flash")
+            f"--sdpa-backend {backend} needs a CUDA GPU; on a CPU use "
+            f"{', '.join(b for b in SDPA_BACKENDS if b not in GPU_ONLY_SDPA_BACKENDS)}")
     return replace(workload, sdpa_backend=backend)
 
 
