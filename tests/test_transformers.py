@@ -107,6 +107,17 @@ def test_bad_transformer_options_exit_2_in_one_line_before_measuring(command: st
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_tensorflow_refuses_an_sdpa_backend_instead_of_ignoring_it() -> None:
+    done = _detprof("overhead", "--framework", "tf", "--arch", "small-cnn", "--sdpa-backend", "math", "--gpu", "cpu",
+                    timeout=120)
+    assert done.returncode == 2 and "--framework tf has no SDPA to choose" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    # the control: auto (PyTorch's own choice) asks nothing of TensorFlow
+    from detprof.backends import backend_for
+
+    backend_for("tensorflow").check_workload(WorkloadRequest(arch="small-cnn", sdpa_backend="auto"))
+
+
 @pytest.mark.slow
 def test_overhead_and_kernels_run_on_each_of_the_five_networks(tmp_path: Path) -> None:
     db = str(tmp_path / "runs.sqlite")

@@ -61,6 +61,9 @@ class TensorFlowBackend:
         from detprof.zoo import canonical_arch
 
         require(request.model is None, "--model is a PyTorch module; with --framework tf use --arch")
+        require(request.sdpa_backend in (None, "auto"),
+                f"--sdpa-backend {request.sdpa_backend} chooses PyTorch's attention backend; --framework tf has no "
+                "SDPA to choose")
         arch = canonical_arch(request.arch) if request.arch else None
         require(arch in TF_ARCHS,
                 f"--arch {request.arch} is not available with --framework tf; TensorFlow archs: {', '.join(TF_ARCHS)}")
