@@ -66,6 +66,22 @@ def stored(db: Path) -> dict[str, object]:
     return {"jobs": jobs, "runs": runs, "orphans": orphans[0]}
 
 
+def done_jobs_so_far(db: Path) -> int:
+    """How many sweep jobs a running driver has finished; 0 until its store has the sweep table.
+
+    SQLite creates the file on connect, a moment before the driver's schema exists, so a poll
+    can see a file without tables.
+    """
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as connection:
+        has_table = connection.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sweep_jobs'").fetchone()[0]
+        if not has_table:
+            return 0
+        return int(connection.execute("SELECT COUNT(*) FROM sweep_jobs WHERE status = 'done'").fetchone()[0])
+
+
 def assert_every_job_once(db: Path, expected: int) -> None:
     state = stored(db)
     jobs = state["jobs"]
@@ -242,7 +258,7 @@ def test_a_driver_killed_mid_sweep_resumes_with_every_job_exactly_once(tmp_path:
     sweep = detprof_process("sweep", str(spec), "--db", str(db), "--json")
     deadline = time.time() + 120
     while time.time() < deadline and sweep.poll() is None:
-        if db.exists() and any(status == "done" for _, status, _, _ in stored(db)["jobs"]):  # type: ignore[union-attr]
+        if done_jobs_so_far(db) >= 1:
             break
         time.sleep(0.05)
     assert sweep.poll() is None, "the sweep ended before it could be killed"
