@@ -119,7 +119,8 @@ def test_a_job_is_matched_on_its_configuration_not_on_the_spec_it_came_from(tmp_
 
 @pytest.mark.parametrize(("text", "message"), [
     ('archs = ["small-cnn"]\ngpus = ["cpu"]\nkernel_size = 3\n',
-     r"spec.toml:3: unknown key 'kernel_size'; accepted keys: name, description, framework, archs, kernel_sizes"),
+     r"spec.toml:3: unknown key 'kernel_size'; accepted keys: name, description, framework, archs, workloads, "
+     r"kernel_sizes"),
     ('archs = ["vgg99"]\ngpus = ["cpu"]\n', r"spec.toml:1: archs = \['vgg99'\] is not accepted \('vgg99' is unknown\); "
                                             r"use a list of zoo archs \(vgg16, "),
     ('archs = ["vgg19"]\nmodes = ["default", "turbo"]\ngpus = ["cpu"]\n',
@@ -130,6 +131,11 @@ def test_a_job_is_matched_on_its_configuration_not_on_the_spec_it_came_from(tmp_
      r"spec.toml:2: kernel_sizes = \[3, 9\] is not accepted \(9 is unknown\); use a list of kernel sizes 1 to 7"),
     ('archs = ["vgg19"]\nkernel_sizes = [3]\ngpus = ["cpu"]\n', r"spec.toml:2: kernel_sizes apply to medium-cnn only"),
     ('archs = ["vgg19"]\n', r"spec.toml: the key 'gpus' is missing; use a list of GPU types"),
+    ('gpus = ["cpu"]\n', r"spec.toml: the key 'archs' is missing; use a list of zoo archs .* \(or workloads, a list "
+                         r"of your own training steps"),
+    ('workloads = ["examples/nothing.py:build"]\ngpus = ["cpu"]\n',
+     r"spec.toml: job examples/nothing.py:build on cpu: deterministic/default: --workload 'examples/nothing.py': "
+     r"no such file"),
     ('archs = ["vgg19"]\ngpus = ["cpu", "h100"]\n', r"spec.toml:2: gpus mixes \"cpu\" with GPU types"),
     ('archs = ["vgg19"]\ngpus = ["z9000"]\n', r"spec.toml:2: gpus = \['z9000'\] is not accepted"),
     ('archs = ["vgg19"]\ngpus = ["cpu"]\nprecision = 1.5\n', r"spec.toml:3: precision = 1.5 is not accepted"),

@@ -39,7 +39,7 @@ ACCEPTED = "pytorch or tf (tensorflow)"
 class Capabilities:
     """What a backend can do beyond timing a training step of a zoo arch."""
 
-    own_model: bool  # --model MODULE:FUNCTION, a user's network
+    own_model: bool  # --model MODULE:FUNCTION, a user's network; --workload, a user's training step
     locate_op: bool  # check --locate-op: the first op whose output differs
     batch_invariance: bool  # check --batch-invariance
     audit: bool  # detprof audit and advise
@@ -62,6 +62,10 @@ class Backend(Protocol):
 
     def check_workload(self, request: WorkloadRequest) -> None:
         """Raise ArgumentError when this backend cannot build ``request``'s workload."""
+
+    def check_user_code(self, workload: Workload, on_gpu: bool) -> None:
+        """Run the workload's user code (a --model or --workload) once in a child process and raise
+        a UserCodeError in one line when it does not work; nothing for a zoo arch."""
 
     def determinism_requested(self, toggles: dict[str, Any]) -> tuple[bool, bool]:
         """(whether ``toggles`` ask for any determinism, whether they ask for all this backend offers)."""

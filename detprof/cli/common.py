@@ -1,4 +1,4 @@
-"""What every command shares: help texts, options declared once (the workload's eight, --db,
+"""What every command shares: help texts, options declared once (the workload's eleven, --db,
 --json, --gpu), the parsing of a few values, the one-line error path, and emitting a document."""
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ JSON_HELP = "Print one JSON document on stdout instead of tables."
 DB_HELP = "Results database (default: $DETPROF_DB or ./.detprof/results.sqlite)."
 MODEL_HELP = ("Your own model instead of --arch: MODULE:FUNCTION, where MODULE is importable or a path to a .py file "
               "and FUNCTION(num_classes) returns an nn.Module. This runs your code.")
+WORKLOAD_HELP = ("Your own training step instead of --arch: MODULE:FUNCTION, where FUNCTION(batch_size, device) "
+                 "returns (model, make_batch, loss_fn), (model, make_batch) for a model that returns its own loss, "
+                 "or detprof.workload.UserWorkload; see docs/workloads.md. This runs your code.")
 FRAMEWORK_HELP = ("pytorch, or tf: the Keras model of --arch in TensorFlow's default and op-deterministic modes, "
                   "each job a new interpreter (needs pip install 'detprof[tf]').")
 SCOPE_HELP = ("Which GPU events of a trace count: `steps` (launched within the profiled steps, as Holistic "
@@ -50,6 +53,7 @@ WORKLOAD_PARAMETERS = [
         ("arch", str | None, typer.Option(None, help="Network from `detprof zoo` (default resnet18; e.g. vgg19, "
                                                      "resnet50, medium-cnn).")),
         ("model", str | None, typer.Option(None, help=MODEL_HELP)),
+        ("workload", str | None, typer.Option(None, help=WORKLOAD_HELP)),
         ("input_shape", str | None, typer.Option(None, help="Input shape C,H,W of one example for --model (default "
                                                             "3 x the image size).")),
         ("num_classes", int | None, typer.Option(None, help="Classes of the output layer, the vocabulary for a "
@@ -99,11 +103,11 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
 def workload_request(arch: str | None, model: str | None, input_shape: str | None, num_classes: int | None,
                      kernel_size: int | None, bn: bool | None, batch_size: int | None,
                      image_size: int | None, seq_len: int | None = None,
-                     sdpa_backend: str | None = None) -> WorkloadRequest:
+                     sdpa_backend: str | None = None, workload: str | None = None) -> WorkloadRequest:
     """The WorkloadRequest of the workload options as typed (ArgumentError for a bad --input-shape)."""
     return WorkloadRequest(arch=arch, model=model, batch_size=batch_size, image_size=image_size,
                            input_shape=parse_shape(input_shape), num_classes=num_classes, kernel_size=kernel_size,
-                           batch_norm=bn, sequence_length=seq_len, sdpa_backend=sdpa_backend)
+                           batch_norm=bn, sequence_length=seq_len, sdpa_backend=sdpa_backend, workload=workload)
 
 
 def workload_options(command: Callable[..., None]) -> Callable[..., None]:

@@ -31,7 +31,11 @@ def plan(config: Any, device: Any, console: Console = err) -> None:
 def _cpu_defaults_note(workload: Any) -> str:
     """How the CPU defaults compare with a GPU's: the language models' own GPU sizes, else the paper's."""
     from detprof.workload import TOKEN_KINDS, default_workload
+    from detprof.workload.resolve import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
+    if workload.workload_ref:
+        return (f"CPU defaults are smaller than on a GPU (batch {CPU_BATCH_SIZE} against {GPU_BATCH_SIZE}, 100 steps); "
+                "your workload sets its own input sizes")
     if workload.kind in TOKEN_KINDS and not workload.model_ref:
         gpu = default_workload(workload.arch, on_gpu=True)
         return (f"CPU defaults are smaller than on a GPU ({gpu.sequence_length:,} tokens, batch "

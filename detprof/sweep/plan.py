@@ -34,6 +34,7 @@ class SweepJob:
     kernel_size: int | None
     options: tuple[tuple[str, Any], ...]  # build_config keyword arguments (sorted), as the spec gave them
     framework: str = "pytorch"
+    user_workload: bool = False  # ``arch`` is a --workload reference, not a zoo arch
 
     @property
     def label(self) -> str:
@@ -48,8 +49,8 @@ class SweepJob:
         from detprof.runner.config import build_config
 
         options = dict(self.options)
-        request = WorkloadRequest(arch=self.arch, kernel_size=self.kernel_size,
-                                  **{key: options.pop(key) for key in WORKLOAD_OPTIONS if key in options})
+        named = {"workload": self.arch} if self.user_workload else {"arch": self.arch, "kernel_size": self.kernel_size}
+        request = WorkloadRequest(**named, **{key: options.pop(key) for key in WORKLOAD_OPTIONS if key in options})
         return build_config(request, device, modes=",".join(self.modes), framework=self.framework, **options)
 
     def identity(self) -> dict[str, Any]:
@@ -77,11 +78,13 @@ OPTION_NAMES = {"batch_size": "batch_size", "image_size": "image_size", "seq_len
 WORKLOAD_OPTIONS = ("batch_size", "image_size", "sequence_length", "sdpa_backend", "batch_norm")
 # In a sweep over image networks and language models alike, each size applies where it means something.
 NOT_FOR_TOKENS, ONLY_FOR_TOKENS = ("image_size",), ("sequence_length",)
+NOT_FOR_WORKLOADS = ("image_size", "sequence_length", "batch_norm")  # a --workload makes its own batches
 
 
 def plan_sweep(spec: SweepSpec) -> list[SweepJob]:
-    """Every job of ``spec`` in run order (GPU type, then arch, then kernel size, then mode), each
-    validated as ``overhead`` would validate it; raises SpecError naming the spec and the job."""
+    """Every job of ``spec`` in run order (GPU type, then arch, then kernel size, then mode; the
+    spec's workloads after its archs), each validated as ``overhead`` would validate it (a
+    workload's code is checked in a child process); raises SpecError naming the spec and the job."""
     options = {target: getattr(spec, key) for key, target in OPTION_NAMES.items() if getattr(spec, key) is not None}
     jobs = []
     for gpu in spec.gpus:
@@ -93,15 +96,26 @@ def plan_sweep(spec: SweepSpec) -> list[SweepJob]:
             arch_options = {key: value for key, value in options.items() if key not in skipped}
             for kernel_size in sizes:
                 for treatment in spec.modes[1:]:
-                    job = SweepJob(sweep=spec.name, arch=arch, gpu=gpu, modes=(spec.modes[0], treatment),
-                                   kernel_size=kernel_size, options=tuple(sorted({**arch_options, **extra}.items())),
-                                   framework=spec.framework)
-                    try:
-                        job.identity()
-                    except DetprofError as error:
-                        raise SpecError(f"{spec.path}: job {job.label}: {error}") from None
-                    jobs.append(job)
+                    jobs.append(_validated(spec, SweepJob(
+                        sweep=spec.name, arch=arch, gpu=gpu, modes=(spec.modes[0], treatment), kernel_size=kernel_size,
+                        options=tuple(sorted({**arch_options, **extra}.items())), framework=spec.framework)))
+        for reference in spec.workloads:
+            workload_options = tuple(sorted((k, v) for k, v in options.items() if k not in NOT_FOR_WORKLOADS))
+            for treatment in spec.modes[1:]:
+                jobs.append(_validated(spec, SweepJob(
+                    sweep=spec.name, arch=reference, gpu=gpu, modes=(spec.modes[0], treatment), kernel_size=None,
+                    options=workload_options, framework=spec.framework, user_workload=True)))
     return jobs
+
+
+def _validated(spec: SweepSpec, job: SweepJob) -> SweepJob:
+    """``job`` once its configuration resolves as ``overhead`` would resolve it; SpecError naming the
+    spec and the job otherwise."""
+    try:
+        job.identity()
+    except DetprofError as error:
+        raise SpecError(f"{spec.path}: job {job.label}: {error}") from None
+    return job
 
 
 @dataclass(frozen=True)

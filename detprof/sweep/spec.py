@@ -1,6 +1,7 @@
 """A sweep spec: a TOML file naming networks x kernel sizes x modes x GPUs and the protocol.
 
     archs = ["medium-cnn"]
+    workloads = ["examples/token_lm.py:build"]   # your own training steps, optional
     kernel_sizes = [1, 3, 5, 7]
     modes = ["default", "deterministic"]
     gpus = ["h100", "a100"]          # or ["cpu"]
@@ -58,6 +59,7 @@ KEYS: dict[str, KeyRule] = {
     "description": KeyRule("str", "a sentence"),
     "framework": KeyRule("str", "pytorch or tensorflow (tf)", choices=FRAMEWORKS),
     "archs": KeyRule("list[str]", f"a list of zoo archs ({', '.join(ARCHS)})", choices=tuple(ARCHS)),
+    "workloads": KeyRule("list[str]", "a list of your own training steps, MODULE:FUNCTION as --workload takes them"),
     "kernel_sizes": KeyRule("list[int]", "a list of kernel sizes 1 to 7 (medium-cnn)",
                             choices=tuple(MEDIUM_CNN_KERNEL_SIZES)),
     "modes": KeyRule("list[str]", f"a list of at least two modes, the baseline first ({', '.join(MODES)})",
@@ -81,7 +83,7 @@ KEYS: dict[str, KeyRule] = {
     "job_timeout": KeyRule("float", "seconds per worker process, > 0 and at most 604,800 (a week)", 1e-9,
                            604_800.0),
 }
-REQUIRED = ("archs", "gpus")
+REQUIRED = ("gpus",)  # and archs or workloads, or both
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class SweepSpec:
     path: str
     archs: tuple[str, ...]
     gpus: tuple[str, ...]
+    workloads: tuple[str, ...] = ()  # --workload references, measured after the archs
     modes: tuple[str, ...] = ("default", "deterministic")
     kernel_sizes: tuple[int, ...] = (3,)
     framework: str = "pytorch"
@@ -154,7 +157,7 @@ def _check_value(key: str, value: Any, rule: KeyRule, where: str) -> Any:
                 raise bad()
             if rule.choices is not None and (item.lower() if isinstance(item, str) else item) not in rule.choices:
                 raise bad(f" ({item!r} is unknown)")
-            items.append(item.lower() if isinstance(item, str) else item)
+            items.append(item.lower() if isinstance(item, str) and rule.choices is not None else item)
         if len(set(items)) != len(items):
             raise bad(" (a value repeats)")
         return tuple(items)
@@ -198,6 +201,10 @@ def parse_spec(text: str, path: str = "<spec>") -> SweepSpec:
     for key in REQUIRED:
         if key not in values:
             raise SpecError(f"{path}: the key {key!r} is missing; use {KEYS[key].accepts}")
+    if "archs" not in values and "workloads" not in values:
+        raise SpecError(f"{path}: the key 'archs' is missing; use {KEYS['archs'].accepts} (or workloads, "
+                        f"{KEYS['workloads'].accepts})")
+    values.setdefault("archs", ())
     modes = values.get("modes", ("default", "deterministic"))
     if len(modes) < 2:
         raise SpecError(f"{where('modes')}: modes = {list(modes)} is not accepted; use {KEYS['modes'].accepts}")

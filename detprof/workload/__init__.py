@@ -14,7 +14,9 @@ from detprof.workload.recipe import RECIPE, TrainingRecipe
 from detprof.workload.request import WorkloadRequest
 from detprof.workload.resolve import DEFAULT_ARCH, build_workload, default_workload
 from detprof.workload.spec import Workload
+from detprof.workload.user import UserWorkload, UserWorkloadError
 
 __all__ = ["CAUSAL_LM", "DEFAULT_ARCH", "IMAGE_CLASSIFICATION", "MASKED_LM", "NOISE_PREDICTION", "RECIPE",
-           "TOKEN_KINDS", "TrainingRecipe", "USER_DEFINED", "WORKLOAD_KINDS", "Workload", "WorkloadRequest",
+           "TOKEN_KINDS", "TrainingRecipe", "USER_DEFINED", "UserWorkload", "UserWorkloadError", "WORKLOAD_KINDS",
+           "Workload", "WorkloadRequest",
            "build_workload", "default_workload"]

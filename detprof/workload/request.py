@@ -10,8 +10,9 @@ from dataclasses import dataclass
 class WorkloadRequest:
     """The network and its input as asked for; None leaves the choice to the device's defaults.
 
-    ``arch`` is a zoo name, ``model`` a user's MODULE:FUNCTION (one of the two; neither means the
-    default arch). ``input_shape`` is one example's shape (C, H, W) for a user's model;
+    ``arch`` is a zoo name, ``model`` a user's image classifier and ``workload`` a user's whole
+    training step, both MODULE:FUNCTION (one of the three; none means the default arch).
+    ``input_shape`` is one example's shape (C, H, W) for a user's model;
     ``image_size`` the side in pixels of a zoo arch's square images. ``kernel_size`` applies to
     medium-cnn and ``batch_norm`` to small-cnn only; ``sequence_length`` (tokens per example) to
     the language models, whose ``num_classes`` is their vocabulary. ``sdpa_backend`` restricts
@@ -28,3 +29,4 @@ class WorkloadRequest:
     batch_norm: bool | None = None
     sequence_length: int | None = None
     sdpa_backend: str | None = None
+    workload: str | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detprof.errors import require
-from detprof.workload.kinds import TOKEN_KINDS
+from detprof.workload.kinds import TOKEN_KINDS, USER_DEFINED
 from detprof.workload.request import WorkloadRequest
 from detprof.workload.spec import Workload
 
@@ -91,18 +91,36 @@ def _check_limits(request: WorkloadRequest) -> None:
 
 
 def _user_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
-    from detprof.zoo.custom import check_user_model
-
     model = str(request.model)
     require(request.arch is None, "give --arch or --model, not both")
     require(request.kernel_size is None and not request.batch_norm,
             "--kernel-size and --bn apply to zoo archs, not to --model")
+    require(request.sequence_length is None, "--seq-len applies to the zoo's language models; a --model takes images "
+                                             "(for token inputs use --workload)")
     side = request.image_size or (USER_MODEL_GPU_SIDE if on_gpu else CPU_IMAGE_SIZE)
     shape = request.input_shape or (3, side, side)
     classes = request.num_classes or USER_MODEL_CLASSES
-    check_user_model(model, classes)
     return Workload(arch=model, batch_size=request.batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE),
                     image_size=shape[1], num_classes=classes, model_ref=model, input_shape=tuple(shape))
+
+
+# What a --workload decides itself, by the option a user might still give.
+_WORKLOAD_DECIDES = {"image_size": "--image-size", "input_shape": "--input-shape", "num_classes": "--num-classes",
+                     "kernel_size": "--kernel-size", "batch_norm": "--bn", "sequence_length": "--seq-len"}
+
+
+def _training_step_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
+    from detprof.usercode import parse_reference
+    from detprof.workload.user import OPTION, UserWorkloadError
+
+    reference = str(request.workload)
+    require(request.arch is None and request.model is None, "give one of --arch, --model and --workload")
+    for field, option in _WORKLOAD_DECIDES.items():
+        require(getattr(request, field) is None,
+                f"{option} applies to zoo archs and --model; a --workload makes its own batches")
+    parse_reference(reference, OPTION, UserWorkloadError)
+    return Workload(arch=reference, batch_size=request.batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE),
+                    image_size=0, num_classes=0, kind=USER_DEFINED, workload_ref=reference)
 
 
 def _zoo_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
@@ -153,13 +171,22 @@ def _with_attention_backend(workload: Workload, request: WorkloadRequest, on_gpu
 
 def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: str = "pytorch") -> Workload:
     """The checked workload of ``request`` for ``device`` (its defaults for what was not given) in
-    ``framework``; raises ArgumentError (or UnknownArchError, UserModelError) in one line, before
-    anything runs. A user's model takes ``input_shape`` (C, H, W) or ``image_size`` (3 channels)."""
+    ``framework``; raises ArgumentError (or UnknownArchError, a UserCodeError) in one line, before
+    anything is measured: a --model or --workload is checked in a child process here. A user's
+    model takes ``input_shape`` (C, H, W) or ``image_size`` (3 channels)."""
     from detprof.backends import backend_for
 
     _check_limits(request)
-    backend_for(framework).check_workload(request)
+    backend = backend_for(framework)
+    backend.check_workload(request)
     on_gpu = device.kind == "cuda"
-    workload = _user_workload(request, on_gpu) if request.model is not None else _zoo_workload(request, on_gpu)
+    if request.workload is not None:
+        workload = _training_step_workload(request, on_gpu)
+    elif request.model is not None:
+        workload = _user_workload(request, on_gpu)
+    else:
+        workload = _zoo_workload(request, on_gpu)
     _check_input_fits(workload, device)
-    return _with_attention_backend(workload, request, on_gpu)
+    workload = _with_attention_backend(workload, request, on_gpu)
+    backend.check_user_code(workload, on_gpu)  # last: it runs the user's code, in a child process
+    return workload

@@ -12,18 +12,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from detprof.workload.kinds import IMAGE_CLASSIFICATION, TOKEN_KINDS
+from detprof.workload.kinds import IMAGE_CLASSIFICATION, TOKEN_KINDS, USER_DEFINED
 
 # Fields added after runs were first stored: written only when set, so that the documents and sweep
 # job keys of the workloads that existed before them stay what they were.
-_LATER_FIELDS = {"kind": IMAGE_CLASSIFICATION, "sequence_length": None, "sdpa_backend": "auto"}
+_LATER_FIELDS = {"kind": IMAGE_CLASSIFICATION, "sequence_length": None, "sdpa_backend": "auto", "workload_ref": None}
 
 
 @dataclass(frozen=True)
 class Workload:
     """The network and its synthetic input. Image size in pixels (square); ``input_shape`` (one
     example's shape, (C, H, W) for images) overrides it. ``model_ref`` (MODULE:FUNCTION) is a
-    user's model instead of the zoo's ``arch``. For the token kinds, ``sequence_length`` is the
+    user's model instead of the zoo's ``arch``; ``workload_ref`` a user's whole training step
+    (detprof.workload.user: its own batches and loss). For the token kinds, ``sequence_length`` is the
     tokens per example and ``num_classes`` the vocabulary; ``image_size`` is 0 there."""
 
     arch: str
@@ -37,6 +38,7 @@ class Workload:
     kind: str = IMAGE_CLASSIFICATION
     sequence_length: int | None = None
     sdpa_backend: str = "auto"  # the attention backend SDPA may use: auto, math, flash, efficient, cudnn
+    workload_ref: str | None = None  # a user's --workload MODULE:FUNCTION (kind user-defined)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -44,12 +46,16 @@ class Workload:
         ids)."""
         if self.kind in TOKEN_KINDS:
             return (int(self.sequence_length or 0),)
+        if self.kind == USER_DEFINED:
+            return ()  # the workload's own batches: their shapes are its business
         return self.input_shape or (3, self.image_size, self.image_size)
 
     def describe(self) -> str:
         """One line for people: the network, batch and input."""
         from detprof.zoo import arch_spec
 
+        if self.workload_ref:
+            return f"{self.workload_ref}, batch {self.batch_size}"
         if self.model_ref:
             return f"{self.model_ref}, batch {self.batch_size}, input {'x'.join(map(str, self.shape))}"
         if self.kind in TOKEN_KINDS:

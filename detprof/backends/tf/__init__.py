@@ -61,6 +61,7 @@ class TensorFlowBackend:
         from detprof.zoo import canonical_arch
 
         require(request.model is None, "--model is a PyTorch module; with --framework tf use --arch")
+        require(request.workload is None, "--workload is a PyTorch training step; with --framework tf use --arch")
         require(request.sdpa_backend in (None, "auto"),
                 f"--sdpa-backend {request.sdpa_backend} chooses PyTorch's attention backend; --framework tf has no "
                 "SDPA to choose")
@@ -70,6 +71,9 @@ class TensorFlowBackend:
         minimum = KERAS_MIN_IMAGE_SIZE.get(str(arch))
         require(minimum is None or request.image_size is None or request.image_size >= minimum,
                 f"--image-size {request.image_size} is too small for Keras' {request.arch}; use >= {minimum}")
+
+    def check_user_code(self, workload: Workload, on_gpu: bool) -> None:
+        return None  # check_workload refuses --model and --workload
 
     def determinism_requested(self, toggles: dict[str, Any]) -> tuple[bool, bool]:
         requested = bool(toggles.get("tf_op_determinism"))

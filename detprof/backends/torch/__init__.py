@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 WORKER = "detprof.backends.torch.worker:run_to_file"
 TRAINER = "detprof.backends.torch.trainer"  # :train_and_record, :record_ops_at_step, ...
+USER_WORKLOAD_PROBE = "detprof.backends.torch.user_workload:probe_to_file"
 
 
 def _arrays(state: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +52,18 @@ class TorchBackend:
 
     def check_workload(self, request: WorkloadRequest) -> None:
         return None  # the zoo's own checks (detprof.workload.resolve) are PyTorch's
+
+    def check_user_code(self, workload: Workload, on_gpu: bool) -> None:
+        from detprof.usercode import probe_in_child
+        from detprof.workload.user import OPTION, UserWorkloadError
+        from detprof.zoo.custom import check_user_model
+
+        if workload.model_ref:
+            check_user_model(workload.model_ref, workload.num_classes)
+        if workload.workload_ref:
+            arguments = (workload.workload_ref, workload.batch_size, "cuda" if on_gpu else "cpu")
+            probe_in_child(USER_WORKLOAD_PROBE, arguments, OPTION, workload.workload_ref, UserWorkloadError,
+                           doing="importing, building and one forward pass")
 
     def determinism_requested(self, toggles: dict[str, Any]) -> tuple[bool, bool]:
         from detprof.modes import Toggles
@@ -93,7 +106,9 @@ class TorchBackend:
     def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
         from detprof.zoo import arch_spec
 
-        return [] if workload.model_ref else list(arch_spec(workload.arch).known_nondeterministic_ops)
+        if workload.model_ref or workload.workload_ref:
+            return []  # a user's network: nothing is known about it in advance
+        return list(arch_spec(workload.arch).known_nondeterministic_ops)
 
     def zoo_rows(self) -> list[dict[str, Any]]:
         from detprof.zoo import describe_zoo

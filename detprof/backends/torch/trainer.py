@@ -13,12 +13,11 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import torch
 
-from detprof.backends.torch.training import Training, build_training, call_model, example_slice, main_output, make_batch
+from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.documents import write_result
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
 from detprof.workload import Workload
@@ -104,12 +103,11 @@ def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
     (each example's whole output: its logits, or every token's logits for a language model)."""
     training = _setup(spec)
     model = training.model.eval()
-    workload = replace(Workload.from_dict(spec["workload"]), batch_size=INVARIANCE_EXAMPLES)
-    examples = make_batch(workload, spec["seed"] + 2).to(training.device).inputs
+    examples = training.fresh_inputs(INVARIANCE_EXAMPLES, spec["seed"] + 2)
 
     def outputs(batch: int) -> Any:
         with torch.no_grad():
-            chunks = [main_output(call_model(model, example_slice(examples, i, i + batch)))
+            chunks = [main_output(training.forward(model, example_slice(examples, i, i + batch)))
                       for i in range(0, INVARIANCE_EXAMPLES, batch)]
         return torch.cat(chunks).flatten(1).cpu()
 

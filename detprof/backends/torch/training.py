@@ -12,13 +12,22 @@ for classes and tokens, mean squared error for noise). Imports torch: job proces
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from detprof.backends.torch.attention import AttentionProbe, attention_context
-from detprof.workload import CAUSAL_LM, IMAGE_CLASSIFICATION, MASKED_LM, NOISE_PREDICTION, RECIPE, Workload
+from detprof.backends.torch.user_workload import checked_loss, draw_batch, load_user_workload, own_loss, spread_call
+from detprof.workload import (
+           CAUSAL_LM,
+           IMAGE_CLASSIFICATION,
+           MASKED_LM,
+           NOISE_PREDICTION,
+           RECIPE,
+           USER_DEFINED,
+           Workload,
+)
 
 
 @dataclass
@@ -160,10 +169,14 @@ def call_model(model: torch.nn.Module, inputs: Any) -> Any:
     return model(inputs)
 
 
-def forward_loss(model: torch.nn.Module, batch: Batch, loss: Callable[[Any, Any], torch.Tensor]) -> torch.Tensor:
+Forward = Callable[[torch.nn.Module, Any], Any]
+
+
+def forward_loss(model: torch.nn.Module, batch: Batch, loss: Callable[[Any, Any], torch.Tensor],
+                 forward: Forward = call_model) -> torch.Tensor:
     """The model's loss on ``batch``: its own (a dict output with ``loss``, Hugging Face style), or
-    ``loss`` on its output and the batch's targets."""
-    out = call_model(model, batch.inputs)
+    ``loss`` on its output (``forward(model, batch.inputs)``) and the batch's targets."""
+    out = forward(model, batch.inputs)
     if isinstance(out, dict) and "loss" in out:
         return out["loss"]
     return loss(out, batch.targets)
@@ -173,8 +186,9 @@ def main_output(out: Any) -> torch.Tensor:
     """The main prediction of a model's output: the main head of a model with an auxiliary one, the
     ``logits`` of a dict (Hugging Face style), else the output itself."""
     if isinstance(out, dict):
-        return out["logits"]
-    return out[0] if isinstance(out, tuple) else out
+        return out["logits"] if "logits" in out else next(v for v in out.values() if isinstance(v, torch.Tensor)
+                                                          and v.dim() > 0)
+    return out[0] if isinstance(out, tuple | list) else out
 
 
 def example_slice(inputs: Any, start: int, stop: int) -> Any:
@@ -198,12 +212,21 @@ class Training:
     device: torch.device
     loss_function: Callable[[Any, Any], torch.Tensor]
     sdpa_backend: str = "auto"
+    forward: Forward = call_model  # how the model is called on the batch's inputs
+    # ``draw_inputs(count, generator)``: the inputs of ``count`` fresh examples (batch invariance)
+    draw_inputs: Callable[[int, torch.Generator], Any] | None = None
+
+    def fresh_inputs(self, count: int, seed: int) -> Any:
+        """The inputs of ``count`` examples drawn from ``seed`` (not the training batch), on the device."""
+        if self.draw_inputs is None:
+            raise ValueError("this training has no batch maker for fresh examples")
+        return _moved(self.draw_inputs(count, torch.Generator().manual_seed(seed)), self.device)
 
     def loss(self) -> torch.Tensor:
         """Forward pass and loss (no backward), attention on the workload's SDPA backend."""
         try:
             with attention_context(self.sdpa_backend):
-                return forward_loss(self.model, self.batch, self.loss_function)
+                return forward_loss(self.model, self.batch, self.loss_function, self.forward)
         except RuntimeError as error:
             if self.sdpa_backend == "auto" or "No available kernel" not in str(error):
                 raise
@@ -229,8 +252,57 @@ class Training:
 def build_training(workload: Workload, seed: int, device: torch.device) -> Training:
     """The workload's model (initialised from ``seed``), its batch (from ``seed + 1``) and an SGD
     optimizer, all on ``device``, the model in training mode."""
+    if workload.kind == USER_DEFINED:
+        return _user_training(workload, seed, device)
     torch.manual_seed(seed)
     model = workload_model(workload).to(device).train()
     batch = make_batch(workload, seed + 1).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=RECIPE.learning_rate, momentum=RECIPE.momentum)
-    return Training(model, batch, optimizer, device, KINDS[workload.kind].loss, workload.sdpa_backend)
+    kind = KINDS[workload.kind]
+
+    def draw_inputs(count: int, generator: torch.Generator) -> Any:
+        return kind.make_batch(replace(workload, batch_size=count), generator).inputs
+
+    return Training(model, batch, optimizer, device, kind.loss, workload.sdpa_backend, draw_inputs=draw_inputs)
+
+
+def _user_training(workload: Workload, seed: int, device: torch.device) -> Training:
+    """A --workload's training: its model (built by its function after seeding torch with ``seed``),
+    its batch (from a generator seeded ``seed + 1``), its loss of (output, batch) and its forward."""
+    reference = str(workload.workload_ref)
+    torch.manual_seed(seed)
+    user = load_user_workload(reference, workload.batch_size, device)
+    model = user.model.to(device).train()
+    inputs = _moved(draw_batch(user, reference, torch.Generator().manual_seed(seed + 1)), device)
+    def loss(output: Any, batch: Any) -> torch.Tensor:
+        return checked_loss(user.loss(output, batch) if user.loss else own_loss(output, reference), reference)
+
+    def draw_inputs(count: int, generator: torch.Generator) -> Any:
+        batches = [draw_batch(user, reference, generator)]
+        while example_count(batches[0]) * len(batches) < count:
+            batches.append(draw_batch(user, reference, generator))
+        return example_slice(concatenated(batches), 0, count)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=RECIPE.learning_rate, momentum=RECIPE.momentum)
+    # The whole batch is both what the model is called with and what the loss reads (loss_fn(output, batch)).
+    return Training(model, Batch(inputs, inputs), optimizer, device, loss, workload.sdpa_backend,
+                    forward=user.forward or spread_call, draw_inputs=draw_inputs)
+
+
+def example_count(batch: Any) -> int:
+    """Examples in a batch of any form: the first dimension of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, dict):
+        return example_count(next(iter(batch.values())))
+    return example_count(batch[0])
+
+
+def concatenated(batches: list[Any]) -> Any:
+    """Batches of one form joined along their first (example) dimension."""
+    first = batches[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(batches)
+    if isinstance(first, dict):
+        return {key: concatenated([batch[key] for batch in batches]) for key in first}
+    return type(first)(concatenated([batch[i] for batch in batches]) for i in range(len(first)))
