@@ -110,10 +110,17 @@ class AblationDocument(TypedDict):
     skipped: list[dict[str, str]]
 
 
-class CheckSide(TypedDict):
+class _CheckSideKeys(TypedDict):
     device: str
     threads: int | None
     nondeterministic_ops: list[str]
+
+
+class CheckSide(_CheckSideKeys, total=False):
+    """One run of a check; the compile keys are absent in checks stored before --compile."""
+
+    compiled: bool  # trained through torch.compile
+    inductor_deterministic: bool | None  # Inductor's deterministic switch; None: not compiled, or no such switch
 
 
 class StoredVerdict(TypedDict, total=False):
@@ -133,7 +140,7 @@ class CheckDocument(StoredVerdict, total=False):
     mode: str
     steps: int
     seed: int
-    differing_factor: str  # none | threads | device
+    differing_factor: str  # none | threads | device | compile
     runs: list[CheckSide]
     bitwise_identical: bool
     max_abs_diff: float
@@ -404,6 +411,8 @@ class CheckRunResult(TypedDict, total=False):
     device: str
     torch: str
     framework: str
+    compiled: bool
+    inductor_deterministic: bool | None
     torch_loaded: bool
     nondeterministic_ops: list[str]
     wall_s: float

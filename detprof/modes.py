@@ -12,11 +12,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from detprof.errors import DetprofError
 
 # cuBLAS needs a fixed workspace to pick reproducible reduction orders (PyTorch's reproducibility notes).
 DETERMINISTIC_CUBLAS_WORKSPACE = ":4096:8"
+SMALL_CUBLAS_WORKSPACE = ":16:8"  # the other setting those notes allow: less memory, possibly slower
 
 
 class UnknownModeError(DetprofError, ValueError):
@@ -39,6 +41,10 @@ class Toggles:
     # torch.backends.cuda.matmul.allow_tf32); None leaves PyTorch's own defaults. TF32 is not a
     # source of run-to-run noise, but it decides which kernels run: part of what a user may ablate.
     allow_tf32: bool | None = None
+    # torch._inductor.config.deterministic, under torch.compile only: Inductor skips the on-device
+    # benchmarking (autotuning) whose choice changes numerics. Ignored by eager runs, and where this
+    # torch has no such switch (then recorded as None).
+    inductor_deterministic: bool = False
 
     def as_dict(self) -> dict[str, bool | str | None]:
         """The toggles as a plain dict (what is stored with every run)."""
@@ -56,7 +62,7 @@ MODES: dict[str, Toggles] = {
     "default": Toggles(),
     # Everything PyTorch offers for reproducibility.
     "deterministic": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=False,
-                             cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
+                             cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE, inductor_deterministic=True),
     # One toggle at a time, for ablation.
     "no-benchmark": Toggles(cudnn_benchmark=False),
     "cudnn-deterministic": Toggles(cudnn_deterministic=True, cudnn_benchmark=False),
@@ -65,18 +71,25 @@ MODES: dict[str, Toggles] = {
     # Fully deterministic kernels without the NaN fill of fresh allocations.
     "deterministic-nofill": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=False,
                                     cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE,
-                                    fill_uninitialized_memory=False),
+                                    fill_uninitialized_memory=False, inductor_deterministic=True),
     # For ablation and advice: one switch on its own, and deterministic kernels chosen by autotuning.
     "cudnn-deterministic-only": Toggles(cudnn_deterministic=True),
     "deterministic-algorithms": Toggles(deterministic_algorithms=True, fill_uninitialized_memory=False),
     "deterministic-algorithms-fill": Toggles(deterministic_algorithms=True),
     "cublas-workspace": Toggles(cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
+    "cublas-workspace-small": Toggles(cublas_workspace_config=SMALL_CUBLAS_WORKSPACE),
+    "inductor-deterministic": Toggles(inductor_deterministic=True),
+    # The deterministic mode with Inductor's autotuning kept (under --compile): beside the deterministic
+    # mode, what Inductor's deterministic switch costs on its own.
+    "deterministic-inductor-autotune": Toggles(deterministic_algorithms=True, cudnn_deterministic=True,
+                                               cudnn_benchmark=False,
+                                               cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
     "tf32-off": Toggles(allow_tf32=False),
     # The deterministic mode with TF32 off: beside tf32-off, the setting of GPUs without TF32
     # (the paper's V100, P100 and T4), where convolutions and matmuls run in full float32.
     "deterministic-tf32-off": Toggles(deterministic_algorithms=True, cudnn_deterministic=True,
                                       cudnn_benchmark=False, cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE,
-                                      allow_tf32=False),
+                                      allow_tf32=False, inductor_deterministic=True),
     "deterministic-autotune": Toggles(deterministic_algorithms=True, cudnn_deterministic=True, cudnn_benchmark=True,
                                       cublas_workspace_config=DETERMINISTIC_CUBLAS_WORKSPACE),
 }
@@ -84,12 +97,23 @@ MODES: dict[str, Toggles] = {
 
 @dataclass(frozen=True)
 class AblationStep:
-    """A mode measured against default by ``overhead --ablate``: what it changes, and whether it
-    can change anything on a CPU (cuDNN, cuBLAS and TF32 exist only on a GPU)."""
+    """A mode measured against default by ``overhead --ablate``: what it changes, whether it can
+    change anything on a CPU (cuDNN, cuBLAS, TF32 and Inductor's benchmarking exist only on a
+    GPU), and whether it acts only under ``--compile`` (Inductor's switch)."""
 
     mode: str
     changes: str
     gpu_only: bool
+    needs_compile: bool = False
+
+    def skip_reason(self, on_gpu: bool, compiled: bool) -> str | None:
+        """Why this step is not measured here (None: it is)."""
+        if self.gpu_only and not on_gpu:
+            return ("Inductor benchmarks its kernels only on a GPU" if self.needs_compile else
+                    "cuDNN, cuBLAS and TF32 exist only on a GPU")
+        if self.needs_compile and not compiled:
+            return "Inductor's switch acts under --compile only"
+        return None
 
 
 ABLATION = (
@@ -99,9 +123,15 @@ ABLATION = (
     AblationStep("deterministic-algorithms-fill", "use_deterministic_algorithms with its NaN fill of torch.empty",
                  gpu_only=False),
     AblationStep("cublas-workspace", f"CUBLAS_WORKSPACE_CONFIG={DETERMINISTIC_CUBLAS_WORKSPACE}", gpu_only=True),
+    AblationStep("cublas-workspace-small", f"CUBLAS_WORKSPACE_CONFIG={SMALL_CUBLAS_WORKSPACE} (the smaller workspace)",
+                 gpu_only=True),
     AblationStep("tf32-off", "TF32 off for convolutions and matmuls", gpu_only=True),
     AblationStep("deterministic-autotune", "every determinism switch, autotuning among deterministic algorithms",
                  gpu_only=True),
+    AblationStep("inductor-deterministic", "Inductor's deterministic switch alone (no numerics-changing autotuning)",
+                 gpu_only=True, needs_compile=True),
+    AblationStep("deterministic-inductor-autotune", "every determinism switch but Inductor's: its autotuning kept",
+                 gpu_only=True, needs_compile=True),
     AblationStep("deterministic", "every determinism switch: the deterministic mode", gpu_only=False),
 )
 
@@ -121,6 +151,8 @@ def settings_code(toggles: Toggles, threads: int | None = None) -> dict[str, lis
     if toggles.cudnn_deterministic:
         python.append("torch.backends.cudnn.deterministic = True")
     python.append(f"torch.backends.cudnn.benchmark = {toggles.cudnn_benchmark}")
+    if toggles.inductor_deterministic:
+        python.append("torch._inductor.config.deterministic = True  # under torch.compile")
     if toggles.allow_tf32 is not None:
         python += [f"torch.backends.cudnn.allow_tf32 = {toggles.allow_tf32}",
                    f"torch.backends.cuda.matmul.allow_tf32 = {toggles.allow_tf32}"]
@@ -163,8 +195,9 @@ def environment_for(toggles: Toggles, base: dict[str, str], gpu_uuid: str | None
     return env
 
 
-def apply_toggles(toggles: Toggles) -> dict[str, object]:
-    """Set the framework flags in this process; returns what torch now reports.
+def apply_toggles(toggles: Toggles, compiled: bool = False) -> dict[str, object]:
+    """Set the framework flags in this process; returns what torch now reports (with
+    ``inductor_deterministic`` when ``compiled``: None where this torch has no such switch).
 
     ``use_deterministic_algorithms`` is set with ``warn_only=True`` so that an op without a
     deterministic implementation is reported (see ``capture_nondeterministic_ops``) instead of
@@ -173,6 +206,9 @@ def apply_toggles(toggles: Toggles) -> dict[str, object]:
     import torch
 
     torch.use_deterministic_algorithms(toggles.deterministic_algorithms, warn_only=True)
+    inductor = _inductor_config() if compiled else None  # importing Inductor costs a second: only when used
+    if inductor is not None:
+        inductor.deterministic = toggles.inductor_deterministic
     torch.backends.cudnn.deterministic = toggles.cudnn_deterministic
     torch.backends.cudnn.benchmark = toggles.cudnn_benchmark
     torch.utils.deterministic.fill_uninitialized_memory = toggles.fill_uninitialized_memory  # type: ignore[attr-defined]
@@ -187,7 +223,17 @@ def apply_toggles(toggles: Toggles) -> dict[str, object]:
         "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        **({"inductor_deterministic": None if inductor is None else bool(inductor.deterministic)} if compiled else {}),
     }
+
+
+def _inductor_config() -> Any:
+    """torch._inductor.config when this torch has Inductor's deterministic switch, else None."""
+    try:
+        import torch._inductor.config as inductor
+    except ImportError:
+        return None
+    return inductor if "deterministic" in inductor.get_config_copy() else None
 
 
 _NONDETERMINISTIC_WARNING = re.compile(r"^(\S+) does not have a deterministic implementation")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from detprof.documents import DOCUMENT_VERSION, AblationDocument, OverheadDocument
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
+from detprof.modes import AblationStep
 from detprof.runner.config import OverheadConfig, build_config
 from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
 from detprof.runner.summary import summary_document
@@ -25,6 +27,7 @@ from detprof.store.db import StoreFullError, StoreLockedError
 from detprof.store.records import run_records, store_result
 from detprof.store.traces import release_trace_folder, trace_folder
 from detprof.workload import DEFAULT_ARCH, WorkloadRequest
+from detprof.workload.resolve import SDPA_BACKENDS
 
 API_COMMAND = "Python API: detprof.overhead.run_overhead"
 
@@ -145,9 +148,11 @@ def ablation_configs(request: WorkloadRequest, device: DeviceChoice, only: list[
         require(mode in known, f"--ablate-modes {mode!r} is not accepted; use any of {', '.join(known)}")
     require("modes" not in options, "--ablate measures every step against default; drop --modes")
     chosen = [step for step in ABLATION if not only or step.mode in only]
-    measured = [step for step in chosen if device.kind == "cuda" or not step.gpu_only]
+    compiled = bool(request.compiled)
+    measured = [step for step in chosen if step.skip_reason(device.kind == "cuda", compiled) is None]
     skipped = [step for step in chosen if step not in measured]
-    require(bool(measured), "--ablate-modes names only GPU switches (cuDNN, cuBLAS, TF32), and this device is a CPU")
+    require(bool(measured), "--ablate-modes names only switches that change nothing here (GPU switches on a CPU, or "
+                            "Inductor's without --compile)")
     return [(step, build_config(request, device, modes=f"default,{step.mode}", **options))
             for step in measured], skipped
 
@@ -163,13 +168,59 @@ def run_ablation(workload: WorkloadRequest | str | None = None, gpu: str | None 
     ratio, peak memory of both sides in bytes, memory ratio, verdict) and ``skipped``.
     ``on_step(step, number, total)`` is called as each comparison starts."""
     device = select_device(gpu)
-    plans, skipped = ablation_configs(_request(workload), device, only, **options)
+    request = _request(workload)
+    plans, skipped = ablation_configs(request, device, only, **options)
     rows = []
+    sdpa_skip: dict[str, Any] | None = None
     for number, (step, config) in enumerate(plans, start=1):
         if on_step:
             on_step(step, number, len(plans))
         document = measure_and_store(config, device, db, on_job_done, command)
-        rows.append({"mode": step.mode, "changes": step.changes, "run_id": document["run_id"],
+        rows.append(_ablation_row(step.mode, step.changes, document))
+        if step.mode == "deterministic":
+            held, why_not = _sdpa_held_step(document)
+            if held is None:
+                sdpa_skip = {"mode": SDPA_HELD, "changes": SDPA_HELD_CHANGES, "reason": why_not}
+                continue
+            if on_step:
+                on_step(AblationStep(SDPA_HELD, f"{SDPA_HELD_CHANGES} ({held})", gpu_only=False), number, len(plans))
+            held_config = build_config(replace(request, sdpa_backend=held), device, modes="default,deterministic",
+                                       **options)
+            rows.append({**_ablation_row(SDPA_HELD, f"{SDPA_HELD_CHANGES} ({held})",
+                                         measure_and_store(held_config, device, db, on_job_done, command)),
+                         "sdpa_backend": held})
+    built = plans[0][1].workload
+    return {"document_version": DOCUMENT_VERSION,
+            "arch": built.arch, "workload": built.as_dict(), "device": {"kind": device.kind, "name": device.name},
+            "steps": rows, "skipped": [{"mode": s.mode, "changes": s.changes,
+                                        "reason": s.skip_reason(device.kind == "cuda", bool(built.compiled))}
+                                       for s in skipped] + ([sdpa_skip] if sdpa_skip else [])}
+
+
+SDPA_HELD = "deterministic, SDPA held"
+SDPA_HELD_CHANGES = "every determinism switch, attention held on the SDPA backend default ran"
+
+
+def _sdpa_held_step(document: OverheadDocument) -> tuple[str | None, str | None]:
+    """(the SDPA backend to hold the deterministic mode to, None) when the two modes ran different
+    ones: default's, which separates the cost of the backend the mode switched to; else (None, why
+    there is nothing to separate)."""
+    ran = [list(mode.get("attention_backends") or []) for mode in document["modes"]]
+    if not any(ran):
+        return None, "no scaled-dot-product attention ran in this network"
+    if ran[0] == ran[1]:
+        return None, (f"the deterministic mode ran the same SDPA backend as default ({', '.join(ran[0])}): no "
+                      "switch to separate")
+    if len(ran[0]) != 1:
+        return None, f"default ran several SDPA backends ({', '.join(ran[0])}): there is no one backend to hold"
+    if ran[0][0] not in SDPA_BACKENDS:
+        return None, f"default ran the {ran[0][0]} SDPA backend, which --sdpa-backend cannot choose"
+    return str(ran[0][0]), None
+
+
+def _ablation_row(mode: str, changes: str, document: OverheadDocument) -> dict[str, Any]:
+    """One measured row of ``overhead --ablate``: ``mode`` against default, from its stored document."""
+    return {"mode": mode, "changes": changes, "run_id": document["run_id"],
                      "ratio": document["ratio"], "ratio_ci": document["ratio_ci"],
                      "ratio_pairs": document["ratio_pairs"], "verdict": document["verdict"],
                      "kernel_ratio": document["kernel_ratio"], "memory_ratio": document["memory_ratio"],
@@ -177,9 +228,4 @@ def run_ablation(workload: WorkloadRequest | str | None = None, gpu: str | None 
                      "peak_mem_bytes": [m["peak_mem_bytes"] for m in document["modes"]],
                      "step_ms": [m["step_ms"] for m in document["modes"]],
                      "determinism": document["modes"][1]["determinism"],
-                     "failed_jobs": len(document["failed_jobs"])})
-    built = plans[0][1].workload
-    return {"document_version": DOCUMENT_VERSION,
-            "arch": built.arch, "workload": built.as_dict(), "device": {"kind": device.kind, "name": device.name},
-            "steps": rows, "skipped": [{"mode": s.mode, "changes": s.changes,
-                                        "reason": "cuDNN, cuBLAS and TF32 exist only on a GPU"} for s in skipped]}
+                     "failed_jobs": len(document["failed_jobs"])}

@@ -271,7 +271,7 @@ def test_ablation_measures_each_cpu_switch_against_default_and_the_report_draws_
 @pytest.mark.parametrize(("args", "message"), [
     (["--ablate", "--modes", "default,default"], "--ablate measures every step against default; drop --modes"),
     (["--ablate-modes", "fast"], "--ablate-modes 'fast' is not accepted; use any of no-benchmark"),
-    (["--ablate-modes", "tf32-off"], "names only GPU switches"),
+    (["--ablate-modes", "tf32-off"], "names only switches that change nothing here"),
 ])
 def test_bad_ablation_input_exits_2(args: list[str], message: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["overhead", *args, "--db", str(tmp_path / "r.sqlite")])

@@ -383,7 +383,7 @@ def test_the_workload_options_are_declared_once_and_read_alike_in_every_command_
 
     group = get_command(app)
     flags = {"--arch", "--model", "--input-shape", "--num-classes", "--kernel-size", "--bn", "--batch-size",
-             "--image-size", "--seq-len", "--sdpa-backend", "--workload"}
+             "--image-size", "--seq-len", "--sdpa-backend", "--workload", "--compile"}
     helps = {}
     for name in ("overhead", "check", "audit", "advise"):
         options = {opt: param.help for param in group.commands[name].params for opt in param.opts}  # type: ignore[attr-defined]

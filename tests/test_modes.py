@@ -105,7 +105,8 @@ def test_every_ablation_step_is_a_mode_that_changes_one_thing_from_default() -> 
         assert changed, step.mode
         # CPU-relevant steps change only PyTorch's own switches, never cuDNN, cuBLAS or TF32
         assert step.gpu_only or changed <= {"deterministic_algorithms", "fill_uninitialized_memory",
-                                            "cudnn_deterministic", "cudnn_benchmark", "cublas_workspace_config"}
+                                            "cudnn_deterministic", "cudnn_benchmark", "cublas_workspace_config",
+                                            "inductor_deterministic"}
     assert [s.mode for s in ABLATION][-1] == "deterministic"
     autotune = toggles_for("deterministic-autotune")
     assert autotune.cudnn_benchmark and autotune.cudnn_deterministic and autotune.deterministic_algorithms

@@ -10,9 +10,11 @@ reported as such, and on a CPU default itself often passes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from detprof.backends import backend_for, require_support
+from detprof.backends.results import CheckError
 from detprof.check.run import DEFAULT_STEPS, run_check
 from detprof.documents import DOCUMENT_VERSION, AdviseDocument
 from detprof.errors import require
@@ -23,10 +25,32 @@ from detprof.runner.config import CPU_THREADS, build_config
 from detprof.store import open_store
 from detprof.workload import WorkloadRequest
 
-# Cheapest first by what they switch on; (mode, only meaningful on a GPU). On a CPU the cuDNN and
-# cuBLAS switches do nothing, so deterministic-nofill would repeat deterministic-algorithms there.
-CANDIDATES = (("default", False), ("deterministic-algorithms", False), ("deterministic-autotune", True),
-              ("deterministic-nofill", True), ("deterministic", False))
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration advise checks: a mode, whether it can differ from the others only on a GPU,
+    and the SDPA backend attention is held to (None: PyTorch's choice)."""
+
+    mode: str
+    gpu_only: bool
+    sdpa_backend: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``deterministic``, or ``deterministic, SDPA flash``."""
+        return self.mode + (f", SDPA {self.sdpa_backend}" if self.sdpa_backend else "")
+
+
+# Cheapest first by what they switch on. On a CPU the cuDNN and cuBLAS switches do nothing, so
+# deterministic-nofill would repeat deterministic-algorithms there.
+CANDIDATES = (Candidate("default", False), Candidate("deterministic-algorithms", False),
+              Candidate("deterministic-autotune", True), Candidate("deterministic-nofill", True),
+              Candidate("deterministic", False))
+# For networks with attention, on a GPU: the deterministic mode with each fused SDPA backend held,
+# since which backend the mode leaves PyTorch to pick, and what its backward costs, differ by GPU.
+SDPA_CANDIDATES = (Candidate("deterministic", True, "flash"), Candidate("deterministic", True, "efficient"),
+                   Candidate("deterministic", True, "cudnn"), Candidate("deterministic", True, "math"))
+ATTENTION_FAMILIES = ("transformer", "diffusion")
 MEGATRON_TARGET = 1.10  # Megatron-LM: bit-exact training under 10% step overhead
 ADVISE_MAX_TIME_S = {"cpu": 30.0, "cuda": 120.0}  # per comparison; the overhead command allows more
 
@@ -62,8 +86,23 @@ def choose(passing: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _advice(row: dict[str, Any] | None, cpu_threads: int | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    return {**row, "toggles": toggles_for(row["mode"]).as_dict(),
-            "settings": settings_code(toggles_for(row["mode"]), cpu_threads)}
+    settings = settings_code(toggles_for(row["mode"]), cpu_threads)
+    if row.get("sdpa_backend"):
+        member = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
+                  "math": "MATH"}[row["sdpa_backend"]]
+        settings["python"].append(f"with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.{member}): "
+                                  "...  # around the training step")
+    return {**row, "toggles": toggles_for(row["mode"]).as_dict(), "settings": settings}
+
+
+def _has_attention(request: WorkloadRequest) -> bool:
+    """Whether the workload may attend through SDPA: a zoo transformer or diffusion UNet, or a
+    user's model or workload (unknown in advance: its candidates fail their check if not)."""
+    from detprof.zoo import arch_spec
+
+    if request.model or request.workload:
+        return True
+    return arch_spec(request.arch or "resnet18").family in ATTENTION_FAMILIES
 
 
 def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto", threads: int | None = None,
@@ -82,20 +121,36 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
     require(check_steps >= 1, f"--steps {check_steps} is not accepted; use 1 or more")
     require(max_time_s is None or max_time_s > 0, f"--max-time {max_time_s} is not accepted; use seconds > 0")
     cpu_threads = (threads or CPU_THREADS) if device.kind == "cpu" else None
-    modes = [mode for mode, gpu_only in CANDIDATES if device.kind == "cuda" or not gpu_only]
-    configs = {mode: build_config(request, device, modes=f"default,{mode}", threads=threads,
-                                  max_time_s=max_time_s or ADVISE_MAX_TIME_S[device.kind])
-               for mode in modes if mode != "default"}  # every bad value fails here, before anything runs
+    listed = CANDIDATES + (SDPA_CANDIDATES if request.sdpa_backend in (None, "auto") and _has_attention(request)
+                           else ())
+    chosen = [c for c in listed if device.kind == "cuda" or not c.gpu_only]
+    requests = {c.label: replace(request, sdpa_backend=c.sdpa_backend) if c.sdpa_backend else request
+                for c in chosen}
+    configs = {c.label: build_config(requests[c.label], device, modes=f"default,{c.mode}", threads=threads,
+                                     max_time_s=max_time_s or ADVISE_MAX_TIME_S[device.kind])
+               for c in chosen if c.mode != "default"}  # every bad value fails here, before anything runs
     with open_store(db, create=True):  # and the database, still before anything runs
         pass
     candidates: list[dict[str, Any]] = []
-    for mode in modes:
+    for candidate in chosen:
+        mode = candidate.mode
         if on_progress:
-            on_progress(f"check {mode}: two trainings of {check_steps} steps")
-        checked = run_check(request, mode=mode, gpu=gpu, steps=check_steps,
-                            threads=str(cpu_threads) if cpu_threads else None)
+            on_progress(f"check {candidate.label}: two trainings of {check_steps} steps")
+        try:
+            checked = run_check(requests[candidate.label], mode=mode, gpu=gpu, steps=check_steps,
+                                threads=str(cpu_threads) if cpu_threads else None)
+        except CheckError as error:
+            if not candidate.sdpa_backend:
+                raise
+            # a backend this GPU or model cannot run (e.g. no kernel for its head size): not a candidate here
+            candidates.append({"mode": mode, "sdpa_backend": candidate.sdpa_backend, "label": candidate.label,
+                               "bitwise_identical": False, "max_abs_diff": None, "first_divergent_step": None,
+                               "run_id": None, "ratio": None, "ratio_ci": None, "memory_ratio": None,
+                               "kernel_ratio": None, "verdict": None, "error": str(error)[:300]})
+            continue
         divergence = checked["first_divergence"]
-        candidates.append({"mode": mode, "bitwise_identical": checked["bitwise_identical"],
+        candidates.append({"mode": mode, **({"sdpa_backend": candidate.sdpa_backend} if candidate.sdpa_backend else {}),
+                           "label": candidate.label, "bitwise_identical": checked["bitwise_identical"],
                            "max_abs_diff": checked["max_abs_diff"],
                            "first_divergent_step": divergence["step"] if divergence else None,
                            "run_id": None, "ratio": 1.0 if mode == "default" else None, "ratio_ci": None,
@@ -105,8 +160,8 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
         if row["mode"] == "default" or not row["bitwise_identical"]:
             continue
         if on_progress:
-            on_progress(f"overhead of {row['mode']} against default")
-        document = measure_and_store(configs[row["mode"]], device, db, command=command)
+            on_progress(f"overhead of {row['label']} against default")
+        document = measure_and_store(configs[row["label"]], device, db, command=command)
         row.update(run_id=document["run_id"], ratio=document["ratio"], ratio_ci=document["ratio_ci"],
                    memory_ratio=document["memory_ratio"], kernel_ratio=document["kernel_ratio"],
                    verdict=document["verdict"])
@@ -115,7 +170,7 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
     passing = [row for row in candidates if row["bitwise_identical"] and row["ratio"] is not None]
     recommendation = _advice(choose(passing), cpu_threads)
     switched_on = _advice(choose([row for row in passing if row["mode"] != "default"]), cpu_threads)
-    full = next((row for row in candidates if row["mode"] == "deterministic"), None)
+    full = next((row for row in candidates if row["label"] == "deterministic"), None)
     workload = next(iter(configs.values())).workload
     return {"document_version": DOCUMENT_VERSION,
             "workload": workload.as_dict(), "device": {"kind": device.kind, "name": device.name},

@@ -26,6 +26,7 @@ from detprof.runner.config import CPU_THREADS
 from detprof.workload import Workload, WorkloadRequest, build_workload
 
 DEFAULT_STEPS = 10
+COMPARE_COMPILED = "eager,compiled"  # check --compare: run A eager, run B through torch.compile
 MAX_STEPS = 10_000
 DEFAULT_BATCH_SIZES = (1, 8, 64)
 RUN_TIMEOUT_S = 1800.0
@@ -39,11 +40,12 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def require_batch_invariance_alone(devices: str | None, locate_op: bool, steps: int | None) -> None:
+def require_batch_invariance_alone(devices: str | None, locate_op: bool, steps: int | None,
+                                   compare: str | None = None) -> None:
     """Raise ArgumentError when a batch-invariance check is asked for with options of a training
     check (it compares batch sizes in one run: no second device, no op location, no steps)."""
-    require(devices is None and not locate_op and steps is None,
-            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op and --steps")
+    require(devices is None and not locate_op and steps is None and compare is None,
+            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op, --steps and --compare")
 
 
 def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] | None:
@@ -66,12 +68,16 @@ def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int
 def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic", gpu: str | None = "auto",
               threads: str | None = None, devices: str | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
-              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch") -> CheckDocument:
+              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch",
+              compare: str | None = None) -> CheckDocument:
     """Train ``request``'s workload twice and compare; returns bitwise_identical, max_abs_diff (over
     all parameters and buffers after the last step) and first_divergence (null, or step, parameter
     and, with ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs
-    differ in that one factor; otherwise both are the same configuration. ``framework`` is any
-    spelling of a backend's name (tf trains the Keras model in TensorFlow)."""
+    differ in that one factor, and ``compare`` "eager,compiled" makes run B go through torch.compile
+    (with Inductor's RNG falling back to eager's, so that dropout draws alike: what differs is the
+    arithmetic); otherwise both are the same configuration (compiled in both with the request's
+    ``compiled``). ``framework`` is any spelling of a backend's name (tf trains the Keras model in
+    TensorFlow)."""
     framework = canonical_framework(framework)
     backend = backend_for(framework)
     if locate_op:
@@ -79,6 +85,11 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
     require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
     require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
+    require(compare in (None, COMPARE_COMPILED), f"--compare {compare!r} is not accepted; use {COMPARE_COMPILED}")
+    require(not (compare and locate_op), "--locate-op records the eager ops of a step, which compiled code replaces "
+                                         "with Inductor's kernels; drop --locate-op or --compare")
+    require(not (compare and (threads and "," in threads or devices)),
+            "--compare changes one factor, eager against compiled; drop the second value of --threads or --devices")
     thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
     device_pair = parse_pair("--devices", devices, "cpu or cuda, e.g. cpu,cuda")
     cpus = os.cpu_count() or 1
@@ -95,12 +106,18 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     else:
         chosen = select_device(gpu)
         sides_devices = [chosen, chosen]
+    if compare:
+        request = replace(request or WorkloadRequest(), compiled=True)  # checks the compiler, once
     workload = build_workload(request or WorkloadRequest(), sides_devices[0], framework)
+    require(not (locate_op and workload.compiled), "--locate-op records the eager ops of a step, which compiled code "
+                                                   "replaces with Inductor's kernels; drop --locate-op or --compile")
+    side_workloads = [replace(workload, compiled=False), workload] if compare else [workload, workload]
     side_threads = [int(t) for t in thread_pair] if thread_pair else [CPU_THREADS, CPU_THREADS]
     # Both sides hash alike: on the device whenever one of them has a GPU (see oprecord.DIGEST_SCHEMES).
     digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
-    specs = [{**_side_spec(workload, mode, dev, t, seed, steps, framework), "digest": digest}
-             for dev, t in zip(sides_devices, side_threads, strict=True)]
+    specs = [{**_side_spec(side, mode, dev, t, seed, steps, framework), "digest": digest,
+              "inductor_fallback_random": bool(compare)}
+             for side, dev, t in zip(side_workloads, sides_devices, side_threads, strict=True)]
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
     runs = []
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):
@@ -119,10 +136,13 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
         divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
         divergence["ops_recorded"] = len(records[0]["ops"])
     sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"],
-                               "nondeterministic_ops": run["nondeterministic_ops"]} for run in runs]
+                               "nondeterministic_ops": run["nondeterministic_ops"],
+                               "compiled": bool(run.get("compiled")),
+                               "inductor_deterministic": run.get("inductor_deterministic")} for run in runs]
     return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "framework": framework,
             "mode": mode, "steps": steps, "seed": seed,
-            "differing_factor": "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
+            "differing_factor": "compile" if compare else
+            "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
             "runs": sides, "bitwise_identical": identical,
             "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence}

@@ -59,6 +59,8 @@ def check(
     locate_op: bool = typer.Option(False, "--locate-op", help="When the runs differ, re-run both up to the first "
                                                               "divergent step recording every op, and name the first "
                                                               "op whose output differs while its inputs matched."),
+    compare: str | None = typer.Option(None, help="eager,compiled: run A eager, run B through torch.compile, the "
+                                                  "same seeds and mode (low bits may legitimately differ)."),
     batch_invariance: bool = typer.Option(False, "--batch-invariance",
                                           help="Instead of training: are eval outputs for the same examples bitwise "
                                                "equal at every batch size (against batch size 1)?"),
@@ -79,7 +81,7 @@ def check(
 
     with user_errors():
         if batch_invariance:
-            require_batch_invariance_alone(devices, locate_op, steps)
+            require_batch_invariance_alone(devices, locate_op, steps, compare)
             check_verdict_store(db)
             invariance = run_batch_invariance(request, mode, gpu, parse_batch_sizes(batch_sizes), threads, seed,
                                               framework=framework)
@@ -87,7 +89,7 @@ def check(
         check_verdict_store(db)
         with progress_once_valid("check") as show:
             document = run_check(request, mode, gpu, threads, devices, DEFAULT_STEPS if steps is None else steps,
-                                 seed, locate_op, on_progress=show, framework=framework)
+                                 seed, locate_op, on_progress=show, framework=framework, compare=compare)
     conclude("check", document, db, json_output, lambda d: bool(d["bitwise_identical"]))
 
 

@@ -1,4 +1,4 @@
-"""What every command shares: help texts, options declared once (the workload's eleven, --db,
+"""What every command shares: help texts, options declared once (the workload's twelve, --db,
 --json, --gpu), the parsing of a few values, the one-line error path, and emitting a document."""
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ WORKLOAD_PARAMETERS = [
         ("sdpa_backend", str | None, typer.Option(None, help="Attention backend SDPA may use: auto, math, flash, "
                                                              "efficient or cudnn (default auto: PyTorch's choice; "
                                                              "the one that ran is recorded).")),
+        ("compile", bool, typer.Option(False, "--compile", help="Train through torch.compile (Inductor): forward "
+                                                               "and backward compiled, the deterministic modes "
+                                                               "with Inductor's deterministic switch.")),
         ("seq_len", int | None, typer.Option(None, help=f"Tokens per example for the language models (default: the "
                                                         f"arch's own on GPU, {CPU_SEQUENCE_LENGTH} on CPU).")),
     ]
@@ -103,11 +106,13 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
 def workload_request(arch: str | None, model: str | None, input_shape: str | None, num_classes: int | None,
                      kernel_size: int | None, bn: bool | None, batch_size: int | None,
                      image_size: int | None, seq_len: int | None = None,
-                     sdpa_backend: str | None = None, workload: str | None = None) -> WorkloadRequest:
+                     sdpa_backend: str | None = None, workload: str | None = None,
+                     compile: bool = False) -> WorkloadRequest:
     """The WorkloadRequest of the workload options as typed (ArgumentError for a bad --input-shape)."""
     return WorkloadRequest(arch=arch, model=model, batch_size=batch_size, image_size=image_size,
                            input_shape=parse_shape(input_shape), num_classes=num_classes, kernel_size=kernel_size,
-                           batch_norm=bn, sequence_length=seq_len, sdpa_backend=sdpa_backend, workload=workload)
+                           batch_norm=bn, sequence_length=seq_len, sdpa_backend=sdpa_backend, workload=workload,
+                           compiled=compile or None)
 
 
 def workload_options(command: Callable[..., None]) -> Callable[..., None]:

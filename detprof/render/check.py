@@ -39,15 +39,25 @@ def check(d: CheckDocument, console: Console = out) -> None:
     sides = d["runs"]
     factors = {"threads": f"threads {sides[0]['threads']} vs {sides[1]['threads']}",
                "device": f"device {sides[0]['device']} vs {sides[1]['device']}",
+               "compile": f"eager vs compiled ({sides[0]['device']}, {sides[0]['threads']} thread(s))",
                "none": f"same configuration ({sides[0]['device']}, {sides[0]['threads']} thread(s))"}
     factor = factors[d["differing_factor"]]
     verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
-    console.print(f"{w['arch']}, mode {d['mode']}, {d['steps']} steps x 2 fresh processes, {factor}: {verdict}",
-                  highlight=False)
+    compiled = ", compiled" if w.get("compiled") and d["differing_factor"] != "compile" else ""
+    console.print(f"{w['arch']}{compiled}, mode {d['mode']}, {d['steps']} steps x 2 fresh processes, {factor}: "
+                  f"{verdict}", highlight=False)
     rows = [["bitwise identical", "yes" if d["bitwise_identical"] else "no"],
             ["max |weight difference|", f"{d['max_abs_diff']:.3g} (all parameters and buffers, last step)"]]
     if d["first_divergence"]:
         rows += _divergence_rows(d["first_divergence"])
+    inductor = [side.get("inductor_deterministic") for side in sides if side.get("compiled")]
+    if inductor:
+        rows.append(["Inductor deterministic switch", "not in this torch" if inductor[0] is None else
+                     ("on" if inductor[0] else "off") + " (torch._inductor.config.deterministic)"])
+    if d["differing_factor"] == "compile" and not d["bitwise_identical"]:
+        rows.append(["eager vs compiled", "compiled code may legitimately differ from eager in low bits: Inductor "
+                                          "fuses and reorders floating-point operations (dropout drew alike: "
+                                          "Inductor's fallback_random was on)"])
     warned = sorted({op for side in sides for op in side["nondeterministic_ops"]})
     if warned:
         rows.append(["no deterministic implementation", ", ".join(warned)])
@@ -95,7 +105,9 @@ def audit(d: AuditDocument, console: Console = out) -> None:
 
 def _candidate_row(r: dict[str, Any]) -> list[str]:
     measured = r["ratio"] is not None and r["mode"] != "default"
-    return [r["mode"], "yes" if r["bitwise_identical"] else f"no (step {r['first_divergent_step']})",
+    verdict = "yes" if r["bitwise_identical"] else \
+        f"not run here: {r['error']}" if r.get("error") else f"no (step {r['first_divergent_step']})"
+    return [r.get("label", r["mode"]), verdict,
             fmt(r["ratio"], 3) if r["bitwise_identical"] else "—",
             interval(r["ratio_ci"], "by definition" if r["mode"] == "default" else "—"),
             fmt(r["memory_ratio"], 3) if r["bitwise_identical"] else "—", str(r["run_id"]) if measured else "—"]
@@ -117,10 +129,10 @@ def advice(d: AdviseDocument, console: Console = out) -> None:
     target = TARGET_WORDS[best["megatron_target"]]
     cost = "nothing: default training was already bitwise identical here" if best["mode"] == "default" else \
         f"x{best['ratio']:.3f} step time" + (f" (95% CI {interval(best['ratio_ci'])})" if best["ratio_ci"] else "")
-    console.print(f"[bold]recommended: {best['mode']}[/], cost {cost}; {target} Megatron-LM's target of under 10% "
-                  "step overhead", highlight=False)
+    console.print(f"[bold]recommended: {best.get('label', best['mode'])}[/], cost {cost}; {target} Megatron-LM's "
+                  "target of under 10% step overhead", highlight=False)
     full = d["full_deterministic"]
-    if full and full["mode"] != best["mode"] and full["ratio"] is not None:
+    if full and full.get("label", full["mode"]) != best.get("label", best["mode"]) and full["ratio"] is not None:
         console.print(f"the full deterministic mode costs x{full['ratio']:.3f} here", highlight=False)
     switched = d.get("cheapest_with_switches")
     if switched:

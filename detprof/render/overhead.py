@@ -132,12 +132,16 @@ def ablation(d: AblationDocument, console: Console = out) -> None:
                                      "peak memory", "run"], rows, console=console))
     for r in d["steps"]:
         console.print(f"{r['mode']} ({r['changes']}): {r['verdict']}", highlight=False)
-    if d["skipped"]:
-        console.print("not measured on a CPU (cuDNN, cuBLAS and TF32 exist only on a GPU): "
-                      + ", ".join(s["mode"] for s in d["skipped"]), highlight=False)
+    reasons: dict[str, list[str]] = {}
+    for skipped in d["skipped"]:
+        reasons.setdefault(skipped.get("reason") or "cuDNN, cuBLAS and TF32 exist only on a GPU", []).append(
+            skipped["mode"])
+    for reason, modes in reasons.items():
+        console.print(f"not measured here ({reason}): {'; '.join(modes)}", highlight=False)
 
 
 def ablation_plan(comparisons: int, skipped: int, console: Console = err) -> None:
     """The line an ablation starts with: how many comparisons, and what a CPU skips."""
     console.print(f"ablation: {comparisons} comparisons against default, one after the other"
-                  + (f"; {skipped} GPU-only switches skipped on this CPU" if skipped else ""), highlight=False)
+                  + (f"; {skipped} switches skipped, as they change nothing here (listed at the end)" if skipped
+                     else ""), highlight=False)

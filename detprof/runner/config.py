@@ -195,6 +195,9 @@ def build_config(request: WorkloadRequest, device: DeviceChoice, modes: str = "d
     require(max_time_s is None or (math.isfinite(max_time_s) and 0 < max_time_s <= MAX_TIME_S),
              f"--max-time {max_time_s} is not accepted; use seconds > 0, at most {MAX_TIME_S:,.0f} (a week)")
     on_gpu = device.kind == "cuda"
+    require(not request.compiled or warmup_steps != 0,
+            "--warmup 0 is not accepted with --compile: the first step compiles, and a timed step must not; use "
+            "--warmup 1 or more")
     workload = build_workload(request, device, framework)
     overrides: dict[str, Any] = {"warmup_steps": warmup_steps, "timed_steps": timed_steps,
                                  "profile_steps": profile_steps, "repeats": repeats, "max_time_s": max_time_s}

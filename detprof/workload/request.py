@@ -30,3 +30,4 @@ class WorkloadRequest:
     sequence_length: int | None = None
     sdpa_backend: str | None = None
     workload: str | None = None
+    compiled: bool | None = None  # train through torch.compile (--compile)

@@ -169,6 +169,20 @@ def _with_attention_backend(workload: Workload, request: WorkloadRequest, on_gpu
     return replace(workload, sdpa_backend=backend)
 
 
+def require_compiler(on_gpu: bool) -> None:
+    """Raise ArgumentError when torch.compile cannot work here: on a CPU, Inductor builds its
+    kernels with a C++ compiler ($CXX, else g++, as torch's own builder looks for it)."""
+    import os
+    import shutil
+
+    if on_gpu:
+        return  # Inductor writes Triton kernels for the GPU; their compiler comes with PyTorch's CUDA wheels
+    compiler = os.environ.get("CXX") or "g++"
+    require(shutil.which(compiler) is not None,
+            f"--compile on a CPU needs a C++ compiler for Inductor, and {compiler!r} is not on PATH; install one "
+            "(e.g. apt-get install g++), set $CXX to it, or drop --compile")
+
+
 def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: str = "pytorch") -> Workload:
     """The checked workload of ``request`` for ``device`` (its defaults for what was not given) in
     ``framework``; raises ArgumentError (or UnknownArchError, a UserCodeError) in one line, before
@@ -188,5 +202,8 @@ def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: st
         workload = _zoo_workload(request, on_gpu)
     _check_input_fits(workload, device)
     workload = _with_attention_backend(workload, request, on_gpu)
+    if request.compiled:
+        require_compiler(on_gpu)
+        workload = replace(workload, compiled=True)
     backend.check_user_code(workload, on_gpu)  # last: it runs the user's code, in a child process
     return workload

@@ -16,7 +16,8 @@ from detprof.workload.kinds import IMAGE_CLASSIFICATION, TOKEN_KINDS, USER_DEFIN
 
 # Fields added after runs were first stored: written only when set, so that the documents and sweep
 # job keys of the workloads that existed before them stay what they were.
-_LATER_FIELDS = {"kind": IMAGE_CLASSIFICATION, "sequence_length": None, "sdpa_backend": "auto", "workload_ref": None}
+_LATER_FIELDS = {"kind": IMAGE_CLASSIFICATION, "sequence_length": None, "sdpa_backend": "auto", "workload_ref": None,
+                 "compiled": False}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Workload:
     sequence_length: int | None = None
     sdpa_backend: str = "auto"  # the attention backend SDPA may use: auto, math, flash, efficient, cudnn
     workload_ref: str | None = None  # a user's --workload MODULE:FUNCTION (kind user-defined)
+    compiled: bool = False  # the model runs through torch.compile (Inductor), forward and backward
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -51,7 +53,10 @@ class Workload:
         return self.input_shape or (3, self.image_size, self.image_size)
 
     def describe(self) -> str:
-        """One line for people: the network, batch and input."""
+        """One line for people: the network, batch and input (and "compiled" under torch.compile)."""
+        return self._described() + (", compiled" if self.compiled else "")
+
+    def _described(self) -> str:
         from detprof.zoo import arch_spec
 
         if self.workload_ref:

@@ -62,6 +62,7 @@ class TensorFlowBackend:
 
         require(request.model is None, "--model is a PyTorch module; with --framework tf use --arch")
         require(request.workload is None, "--workload is a PyTorch training step; with --framework tf use --arch")
+        require(not request.compiled, "--compile is PyTorch's torch.compile; --framework tf has no compiler to choose")
         require(request.sdpa_backend in (None, "auto"),
                 f"--sdpa-backend {request.sdpa_backend} chooses PyTorch's attention backend; --framework tf has no "
                 "SDPA to choose")

@@ -25,16 +25,21 @@ from detprof.workload import Workload
 INVARIANCE_EXAMPLES = 64
 
 
-def _setup(spec: dict[str, Any]) -> Training:
+def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object]]:
     """The spec's training (model, batch and optimizer on its device), with its toggles, threads and
-    seed applied."""
+    seed applied; and the switches as torch then reports them (detprof.modes.apply_toggles)."""
     device = torch.device(spec["device"])
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    apply_toggles(Toggles(**spec["toggles"]))
-    return build_training(Workload.from_dict(spec["workload"]), spec["seed"], device)
+    workload = Workload.from_dict(spec["workload"])
+    applied = apply_toggles(Toggles(**spec["toggles"]), compiled=workload.compiled)
+    if workload.compiled and spec.get("inductor_fallback_random"):
+        import torch._inductor.config as inductor
+
+        inductor.fallback_random = True  # dropout draws from eager's generator, as the eager side does
+    return build_training(workload, spec["seed"], device), applied
 
 
 def _parameter_digests(model: Any, scheme: str) -> list[str]:
@@ -63,7 +68,7 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
     final state dict beside the result (``.pt``) for the largest weight difference."""
     started = time.perf_counter()
     with capture_nondeterministic_ops() as warned:
-        training = _setup(spec)
+        training, applied = _setup(spec)
         model, device = training.model, training.device
         names = [name for name, _ in model.named_parameters()]
         steps = []
@@ -76,7 +81,13 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     write_result(out_path, {"parameters": names, "steps": steps, "threads": torch.get_num_threads(),
                             "device": device_name, "torch": torch.__version__,
+                            "compiled": bool(spec["workload"].get("compiled")),
+                            "inductor_deterministic": _optional_bool(applied.get("inductor_deterministic")),
                             "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
+
+
+def _optional_bool(value: object) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _record_step(spec: dict[str, Any], out_path: str) -> None:
@@ -84,7 +95,7 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
     and wrote (forward, backward and optimizer)."""
     from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 
-    training = _setup(spec)
+    training, _ = _setup(spec)
     target_step = int(spec["locate_step"])
     recorder = OpRecorder(hash_tensors=True, scheme=spec.get("digest", "host"))
     for _ in range(1, target_step):
@@ -101,7 +112,7 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
 def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
     """Eval-mode outputs of the same examples at each batch size, compared bitwise with batch size 1
     (each example's whole output: its logits, or every token's logits for a language model)."""
-    training = _setup(spec)
+    training, _ = _setup(spec)
     model = training.model.eval()
     examples = training.fresh_inputs(INVARIANCE_EXAMPLES, spec["seed"] + 2)
 
@@ -127,7 +138,7 @@ def _audit(spec: dict[str, Any], out_path: str) -> None:
     here, with the module that called it and the pass."""
     from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 
-    training = _setup(spec)
+    training, _ = _setup(spec)
     torch.use_deterministic_algorithms(True)  # errors, not warnings: see OpRecorder
     recorder = OpRecorder(hash_tensors=False, catch_nondeterministic=True)
     with module_tracking(training.model, recorder), recorder:

@@ -252,8 +252,25 @@ class Training:
 def build_training(workload: Workload, seed: int, device: torch.device) -> Training:
     """The workload's model (initialised from ``seed``), its batch (from ``seed + 1``) and an SGD
     optimizer, all on ``device``, the model in training mode."""
-    if workload.kind == USER_DEFINED:
-        return _user_training(workload, seed, device)
+    training = _user_training(workload, seed, device) if workload.kind == USER_DEFINED else \
+        _zoo_training(workload, seed, device)
+    if workload.compiled:
+        training.forward = compiled_forward(training.model, training.forward)
+    return training
+
+
+def compiled_forward(model: torch.nn.Module, forward: Forward) -> Forward:
+    """``forward`` through ``torch.compile(model)`` (Inductor, forward and backward graphs): the
+    module keeps its parameters and state dict names; only its calls are compiled."""
+    compiled = torch.compile(model)
+
+    def run(_model: torch.nn.Module, inputs: Any) -> Any:
+        return forward(compiled, inputs)  # type: ignore[arg-type]
+
+    return run
+
+
+def _zoo_training(workload: Workload, seed: int, device: torch.device) -> Training:
     torch.manual_seed(seed)
     model = workload_model(workload).to(device).train()
     batch = make_batch(workload, seed + 1).to(device)

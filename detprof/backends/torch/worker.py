@@ -206,7 +206,7 @@ def run_job(spec: JobSpec) -> JobResult:
         torch.cuda.set_device(torch.device(spec.device))
     if spec.protocol.cpu_threads:
         torch.set_num_threads(spec.protocol.cpu_threads)
-    applied = apply_toggles(Toggles(**spec.toggles))
+    applied = apply_toggles(Toggles(**spec.toggles), compiled=spec.workload.compiled)
     result: JobResult = {"document_version": DOCUMENT_VERSION, "status": "ok", "applied_toggles": applied}
     with capture_nondeterministic_ops() as nondeterministic_ops:
         training = build_training(spec.workload, spec.seed, torch.device(spec.device))
