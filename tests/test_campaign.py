@@ -193,4 +193,4 @@ def test_the_whole_dry_run_measures_every_step(tmp_path: Path) -> None:
     assert "equal_to_full_parse=True" in log and "equal_to_full_parse=False" not in log
     # the fast scan took a GPU trace in torch 2.11's layout, though this CPU's own traces hold no GPU work
     assert "synthetic compact trace scope=all: kind=gpu parser=kineto-scan" in log
-    assert len(runs) == 13  # the overhead steps, each one stored run
+    assert len(runs) == 14  # the overhead steps, each one stored run
