@@ -22,6 +22,7 @@ _FACADE = {
     "top_kernels": "detprof.kernels.table", "diff_tables": "detprof.kernels.table",
     "import_trace": "detprof.trace_import", "build_report": "detprof.report",
     "DetprofError": "detprof.errors", "WorkloadRequest": "detprof.workload.request",
+    "UserWorkload": "detprof.workload.user",
 }
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from detprof.sweep.run import run_sweep, sweep_status
     from detprof.trace_import import import_trace
     from detprof.workload.request import WorkloadRequest
+    from detprof.workload.user import UserWorkload
 
 
 def __getattr__(name: str) -> Any:
@@ -52,7 +54,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_FACADE])
 
 
-__all__ = ["DetprofError", "ResultStore", "WorkloadRequest", "build_report", "diff_tables", "export_runs",
-           "import_trace", "kernel_table", "load_trace", "merge_store", "run_ablation", "run_advise",
+__all__ = ["DetprofError", "ResultStore", "UserWorkload", "WorkloadRequest", "build_report", "diff_tables",
+           "export_runs", "import_trace", "kernel_table", "load_trace", "merge_store", "run_ablation", "run_advise",
            "run_audit", "run_batch_invariance", "run_check", "run_overhead", "run_stability", "run_sweep",
            "sweep_status", "top_kernels"]  # the same names as _FACADE (tests/test_facade.py checks it)
