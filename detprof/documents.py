@@ -145,6 +145,7 @@ class CheckDocument(StoredVerdict, total=False):
     bitwise_identical: bool
     max_abs_diff: float
     first_divergence: dict[str, Any] | None  # step, loss_differs, parameter, ...; op with --locate-op
+    sensitivity: dict[str, Any] | None  # the control: change, step, parameter, detected (None: not recorded)
 
 
 class BatchInvarianceDocument(StoredVerdict, total=False):
@@ -413,6 +414,7 @@ class CheckRunResult(TypedDict, total=False):
     framework: str
     compiled: bool
     inductor_deterministic: bool | None
+    ulp_control: dict[str, Any] | None  # step 1's parameter digests with one element moved by one ulp
     torch_loaded: bool
     nondeterministic_ops: list[str]
     wall_s: float

@@ -84,6 +84,30 @@ def test_the_same_configuration_twice_is_bitwise_identical() -> None:
     code, doc = invoke("check", "--arch", "small-cnn", "--steps", "3", "--locate-op")
     assert code == 0 and doc["bitwise_identical"] is True and doc["max_abs_diff"] == 0.0
     assert doc["first_divergence"] is None and doc["differing_factor"] == "none"
+    # the identical verdict says what it could have caught: a 1-ulp change at step 1
+    assert doc["sensitivity"] == {"change": "one ulp", "step": 1, "parameter": "features.0.weight", "detected": True}
+
+
+def test_the_sensitivity_control_fails_when_the_change_is_invisible() -> None:
+    from detprof.check.compare import sensitivity
+
+    run = {"parameters": ["a", "b"], "steps": [{"loss": "0x1p+0", "params": ["d1", "d2"]}]}
+    assert sensitivity({**run, "ulp_control": {"parameter": "b", "params": ["d1", "d2*"]}})["detected"] is True
+    # the negative control: a digest blind to the change (the same digests) is reported as such
+    assert sensitivity({**run, "ulp_control": {"parameter": "b", "params": ["d1", "d2"]}})["detected"] is False
+    assert sensitivity(run) is None  # a run that recorded no control (an older backend) says nothing
+
+
+def test_a_one_ulp_change_changes_the_digest_on_both_schemes() -> None:
+    from detprof.backends.torch.oprecord import tensor_digest
+
+    weights = torch.randn(64, generator=torch.Generator().manual_seed(0))
+    nudged = weights.clone()
+    nudged[0] = torch.nextafter(nudged[0], torch.tensor(float("inf")))
+    assert nudged[0] != weights[0] and (nudged[1:] == weights[1:]).all()
+    for scheme in ("device", "host"):
+        assert tensor_digest(nudged, scheme) != tensor_digest(weights, scheme)
+        assert tensor_digest(weights.clone(), scheme) == tensor_digest(weights, scheme)  # the control
 
 
 @pytest.mark.slow

@@ -37,6 +37,21 @@ def first_divergence(run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, 
     return None
 
 
+def sensitivity(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The check's control on itself: run A's step 1 against the same step with one element of one
+    parameter moved by one ulp (the run's ``ulp_control``), through ``first_divergence``. Returns
+    the change, the parameter, and ``detected`` (False would mean an "identical" verdict could not
+    have seen such a change); None when the run recorded no control."""
+    control = run.get("ulp_control")
+    if not control or not run["steps"]:
+        return None
+    first = run["steps"][0]
+    found = first_divergence({"parameters": run["parameters"], "steps": [first]},
+                             {"parameters": run["parameters"], "steps": [{**first, "params": control["params"]}]})
+    return {"change": "one ulp", "step": 1, "parameter": control["parameter"],
+            "detected": found is not None and found["parameter"] == control["parameter"]}
+
+
 def first_divergent_op(ops_a: list[dict[str, Any]], ops_b: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Where two records of the same step part: the first op whose output differs while its inputs
     matched (``kind`` root-cause), or, when its inputs already differed, the first op that saw a

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from detprof.backends import backend_for, canonical_framework, require_support
-from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff
+from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff, sensitivity
 from detprof.documents import DOCUMENT_VERSION, AuditDocument, BatchInvarianceDocument, CheckDocument, CheckSide
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
@@ -145,7 +145,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
             "runs": sides, "bitwise_identical": identical,
-            "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence}
+            "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence,
+            "sensitivity": sensitivity(runs[0])}
 
 
 def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "deterministic",

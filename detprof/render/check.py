@@ -50,6 +50,11 @@ def check(d: CheckDocument, console: Console = out) -> None:
             ["max |weight difference|", f"{d['max_abs_diff']:.3g} (all parameters and buffers, last step)"]]
     if d["first_divergence"]:
         rows += _divergence_rows(d["first_divergence"])
+    control = d.get("sensitivity")
+    rows.append(["sensitivity", "not recorded by this run" if not control else
+                 f"a 1-ulp change at step 1 is detected ({control['parameter']})" if control["detected"] else
+                 f"a 1-ulp change at step 1 is NOT detected ({control['parameter']}): this check could not have "
+                 "seen it"])
     inductor = [side.get("inductor_deterministic") for side in sides if side.get("compiled")]
     if inductor:
         rows.append(["Inductor deterministic switch", "not in this torch" if inductor[0] is None else

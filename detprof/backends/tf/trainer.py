@@ -46,11 +46,17 @@ def train_and_record(spec: dict[str, Any], out_path: str) -> None:
     model, step = training.model, training.step
     names = [getattr(w, "path", w.name) for w in model.trainable_weights]
     steps = []
+    control = None
     with tf.device("/GPU:0" if on_gpu else "/CPU:0"):
         for _ in range(int(spec["steps"])):
             loss = step()
-            steps.append({"loss": float(loss.numpy()).hex(), "params": [_digest(w.numpy()) for w in
-                                                                        model.trainable_weights]})
+            weights = [w.numpy() for w in model.trainable_weights]
+            steps.append({"loss": float(loss.numpy()).hex(), "params": [_digest(w) for w in weights]})
+            if control is None and weights:
+                # the sensitivity control: the first weight's first element moved by one ulp, hashed alike
+                nudged = weights[0].copy()
+                nudged.flat[0] = np.nextafter(nudged.flat[0], np.inf)
+                control = {"parameter": names[0], "params": [_digest(nudged), *(_digest(w) for w in weights[1:])]}
     state = {getattr(w, "path", w.name): w.numpy() for w in model.weights}
     np.savez(out_path + ".npz", **{f"w{index}": value for index, value in enumerate(state.values())})
     device_name = "cpu"
@@ -59,6 +65,7 @@ def train_and_record(spec: dict[str, Any], out_path: str) -> None:
         device_name = details.get("device_name") or "GPU"
     write_result(out_path, {"steps": steps, "parameters": names, "state_names": list(state), "device": device_name,
                             "threads": spec.get("threads"), "nondeterministic_ops": [], "framework": "tensorflow",
+                            "ulp_control": control,
                             "torch_loaded": "torch" in sys.modules})
 
 

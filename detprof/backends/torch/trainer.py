@@ -72,10 +72,13 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
         model, device = training.model, training.device
         names = [name for name, _ in model.named_parameters()]
         steps = []
+        control: dict[str, Any] | None = None
         for _ in range(int(spec["steps"])):
             loss = training.step()
             steps.append({"loss": float(loss).hex(),
                           "params": _parameter_digests(model, spec.get("digest", "host"))})
+            if control is None:
+                control = _one_ulp_control(model, names, spec.get("digest", "host"))
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -83,7 +86,26 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
                             "device": device_name, "torch": torch.__version__,
                             "compiled": bool(spec["workload"].get("compiled")),
                             "inductor_deterministic": _optional_bool(applied.get("inductor_deterministic")),
+                            "ulp_control": control,
                             "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
+
+
+def _one_ulp_control(model: Any, names: list[str], scheme: str) -> dict[str, Any] | None:
+    """The parameter digests after step 1 with one element of the first floating-point parameter moved
+    by one ulp (to the next representable value), hashed as the run's own are: the check's
+    sensitivity control (detprof.check.compare.sensitivity). None for a model without one."""
+    parameters = list(model.parameters())
+    index = next((i for i, p in enumerate(parameters) if p.is_floating_point() and p.numel() > 0), None)
+    if index is None:
+        return None
+    with torch.no_grad():
+        nudged = parameters[index].detach().clone()
+        flat = nudged.view(-1)
+        flat[0] = torch.nextafter(flat[0], torch.tensor(float("inf"), dtype=flat.dtype, device=flat.device))
+    tensors = [nudged if i == index else p for i, p in enumerate(parameters)]
+    from detprof.backends.torch.oprecord import tensor_digests
+
+    return {"parameter": names[index], "params": tensor_digests(tensors, scheme)}
 
 
 def _optional_bool(value: object) -> bool | None:
