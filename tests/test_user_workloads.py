@@ -43,6 +43,7 @@ BROKEN = [
     ("loss_per_example", "the loss is a float32 tensor of shape (2,); return a floating-point scalar"),
     ("no_loss_anywhere", "holds no loss and the workload gives no loss_fn"),
     ("exits_zero", "called sys.exit(0) while being imported, built or run once"),
+    ("save_without_load", "give both save and load, or neither (then detprof's own checkpoint is used)"),
 ]
 
 

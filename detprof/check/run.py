@@ -41,11 +41,12 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def require_batch_invariance_alone(devices: str | None, locate_op: bool, steps: int | None,
-                                   compare: str | None = None) -> None:
+                                   compare: str | int | None = None) -> None:
     """Raise ArgumentError when a batch-invariance check is asked for with options of a training
     check (it compares batch sizes in one run: no second device, no op location, no steps)."""
     require(devices is None and not locate_op and steps is None and compare is None,
-            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op, --steps and --compare")
+            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op, --steps, --compare and "
+            "--restart-at")
 
 
 def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] | None:
@@ -69,14 +70,16 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
               threads: str | None = None, devices: str | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
               on_progress: Callable[[str], None] | None = None, framework: str = "pytorch",
-              compare: str | None = None) -> CheckDocument:
+              compare: str | None = None, restart_at: int | None = None) -> CheckDocument:
     """Train ``request``'s workload twice and compare; returns bitwise_identical, max_abs_diff (over
     all parameters and buffers after the last step) and first_divergence (null, or step, parameter
     and, with ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs
     differ in that one factor, and ``compare`` "eager,compiled" makes run B go through torch.compile
     (with Inductor's RNG falling back to eager's, so that dropout draws alike: what differs is the
-    arithmetic); otherwise both are the same configuration (compiled in both with the request's
-    ``compiled``). ``framework`` is any spelling of a backend's name (tf trains the Keras model in
+    arithmetic); ``restart_at`` K trains run B for K steps, saves a checkpoint, and trains on to
+    ``steps`` in a new process from it (the restart gate: a divergence at step K + 1 is what the
+    checkpoint forgot); otherwise both are the same configuration (compiled in both with the
+    request's ``compiled``). ``framework`` is any spelling of a backend's name (tf trains the Keras model in
     TensorFlow)."""
     framework = canonical_framework(framework)
     backend = backend_for(framework)
@@ -90,6 +93,13 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
                                          "with Inductor's kernels; drop --locate-op or --compare")
     require(not (compare and (threads and "," in threads or devices)),
             "--compare changes one factor, eager against compiled; drop the second value of --threads or --devices")
+    if restart_at is not None:
+        require_support(backend, "restart", "--restart-at")
+        require(1 <= restart_at < steps, f"--restart-at {restart_at} is not accepted with --steps {steps}; use a step "
+                                         f"from 1 to {steps - 1}, after which run B is saved and restarted")
+        require(not (locate_op or compare or devices or (threads and "," in threads)),
+                "--restart-at compares a straight run with a restarted one; drop --locate-op, --compare, --devices "
+                "and a second --threads value")
     thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
     device_pair = parse_pair("--devices", devices, "cpu or cuda, e.g. cpu,cuda")
     cpus = os.cpu_count() or 1
@@ -121,6 +131,9 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
     runs = []
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):
+        if label == "B" and restart_at is not None:
+            runs.append(_restarted_side(backend, spec, uuid, timeout_s, restart_at, on_progress))
+            continue
         if on_progress:
             on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} thread(s)")
         runs.append(backend.run_check_side(spec, uuid, timeout_s))
@@ -141,12 +154,27 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
                                "inductor_deterministic": run.get("inductor_deterministic")} for run in runs]
     return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "framework": framework,
             "mode": mode, "steps": steps, "seed": seed,
-            "differing_factor": "compile" if compare else
+            "differing_factor": "restart" if restart_at is not None else "compile" if compare else
             "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
             "runs": sides, "bitwise_identical": identical,
             "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence,
-            "sensitivity": sensitivity(runs[0])}
+            "sensitivity": sensitivity(runs[0]),
+            **({"restart_at": restart_at} if restart_at is not None else {})}
+
+
+def _restarted_side(backend: Any, spec: dict[str, Any], uuid: str | None, timeout_s: float, restart_at: int,
+                    on_progress: Callable[[str], None] | None) -> dict[str, Any]:
+    """Run B of the restart gate: ``restart_at`` steps, a checkpoint, then a new process that loads it
+    and trains to the end; one result, its steps from both processes."""
+    with tempfile.TemporaryDirectory(prefix="detprof-restart-") as folder:
+        if on_progress:
+            on_progress(f"run B: {restart_at} steps, then a checkpoint")
+        before = backend.run_check_side({**spec, "save_at": restart_at, "checkpoint": folder}, uuid, timeout_s)
+        if on_progress:
+            on_progress(f"run B again in a new process: load the checkpoint, steps {restart_at + 1} to {spec['steps']}")
+        after = backend.run_check_side({**spec, "resume_from": folder}, uuid, timeout_s)
+    return {**after, "steps": before["steps"] + after["steps"]}
 
 
 def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "deterministic",

@@ -40,16 +40,26 @@ def check(d: CheckDocument, console: Console = out) -> None:
     factors = {"threads": f"threads {sides[0]['threads']} vs {sides[1]['threads']}",
                "device": f"device {sides[0]['device']} vs {sides[1]['device']}",
                "compile": f"eager vs compiled ({sides[0]['device']}, {sides[0]['threads']} thread(s))",
+               "restart": f"straight vs restarted from a checkpoint after step {d.get('restart_at')}",
                "none": f"same configuration ({sides[0]['device']}, {sides[0]['threads']} thread(s))"}
     factor = factors[d["differing_factor"]]
     verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
     compiled = ", compiled" if w.get("compiled") and d["differing_factor"] != "compile" else ""
-    console.print(f"{w['arch']}{compiled}, mode {d['mode']}, {d['steps']} steps x 2 fresh processes, {factor}: "
+    processes = "2 runs (B in two processes)" if d["differing_factor"] == "restart" else "2 fresh processes"
+    console.print(f"{w['arch']}{compiled}, mode {d['mode']}, {d['steps']} steps x {processes}, {factor}: "
                   f"{verdict}", highlight=False)
     rows = [["bitwise identical", "yes" if d["bitwise_identical"] else "no"],
             ["max |weight difference|", f"{d['max_abs_diff']:.3g} (all parameters and buffers, last step)"]]
     if d["first_divergence"]:
         rows += _divergence_rows(d["first_divergence"])
+    restart, divergence = d.get("restart_at"), d["first_divergence"]
+    if restart is not None and divergence:
+        step = divergence["step"]
+        rows.append(["restart", f"step {restart + 1}, the first after the restart, differs first: the checkpoint "
+                                "does not restore everything the training depends on" if step == restart + 1
+                     else f"the runs parted at step {step}, "
+                          + ("before the restart: the training itself is not reproducible here"
+                             if step <= restart else "after the first step past the restart")])
     control = d.get("sensitivity")
     rows.append(["sensitivity", "not recorded by this run" if not control else
                  f"a 1-ulp change at step 1 is detected ({control['parameter']})" if control["detected"] else

@@ -47,9 +47,13 @@ class UserWorkload:
     ``loss(output, batch)`` returns a scalar tensor, or is None when the model's output holds
     its own ``loss``; ``forward(model, batch)`` returns the model's output, or is None to call the
     model with the batch spread out (dict as keyword arguments, tuple as positional ones).
+    ``save(path, model, optimizer)`` and ``load(path, model, optimizer)`` are your checkpoint code,
+    which ``check --restart-at`` tests (None: detprof's own checkpoint, which holds everything).
     """
 
     model: Any
     make_batch: Callable[[Any], Any]
     loss: Callable[[Any, Any], Any] | None = None
     forward: Callable[[Any, Any], Any] | None = None
+    save: Callable[[str, Any, Any], None] | None = None
+    load: Callable[[str, Any, Any], None] | None = None

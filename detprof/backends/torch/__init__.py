@@ -37,7 +37,7 @@ class TorchBackend:
     name = "pytorch"
     label = "PyTorch"
     option = ""
-    supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True)
+    supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True, restart=True)
 
     def check_modes(self, modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
         from detprof.modes import toggles_for

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.documents import write_result
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
@@ -73,12 +74,17 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
         names = [name for name, _ in model.named_parameters()]
         steps = []
         control: dict[str, Any] | None = None
-        for _ in range(int(spec["steps"])):
+        save, load = training.checkpoint_code or (None, None)
+        start = load_checkpoint(training, spec["resume_from"], load) if spec.get("resume_from") else 0
+        stop = int(spec.get("save_at") or spec["steps"])
+        for _ in range(start, stop):
             loss = training.step()
             steps.append({"loss": float(loss).hex(),
                           "params": _parameter_digests(model, spec.get("digest", "host"))})
             if control is None:
                 control = _one_ulp_control(model, names, spec.get("digest", "host"))
+        if spec.get("save_at"):
+            save_checkpoint(training, spec["checkpoint"], stop, save)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

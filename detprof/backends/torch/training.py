@@ -215,6 +215,8 @@ class Training:
     forward: Forward = call_model  # how the model is called on the batch's inputs
     # ``draw_inputs(count, generator)``: the inputs of ``count`` fresh examples (batch invariance)
     draw_inputs: Callable[[int, torch.Generator], Any] | None = None
+    # A --workload's own checkpoint code, save and load of (path, model, optimizer); None: detprof's
+    checkpoint_code: tuple[Callable[[str, Any, Any], None], Callable[[str, Any, Any], None]] | None = None
 
     def fresh_inputs(self, count: int, seed: int) -> Any:
         """The inputs of ``count`` examples drawn from ``seed`` (not the training batch), on the device."""
@@ -303,7 +305,8 @@ def _user_training(workload: Workload, seed: int, device: torch.device) -> Train
     optimizer = torch.optim.SGD(model.parameters(), lr=RECIPE.learning_rate, momentum=RECIPE.momentum)
     # The whole batch is both what the model is called with and what the loss reads (loss_fn(output, batch)).
     return Training(model, Batch(inputs, inputs), optimizer, device, loss, workload.sdpa_backend,
-                    forward=user.forward or spread_call, draw_inputs=draw_inputs)
+                    forward=user.forward or spread_call, draw_inputs=draw_inputs,
+                    checkpoint_code=(user.save, user.load) if user.save and user.load else None)
 
 
 def example_count(batch: Any) -> int:

@@ -34,10 +34,13 @@ def load_user_workload(reference: str, batch_size: int, device: torch.device) ->
     if not isinstance(workload.model, torch.nn.Module):
         raise UserWorkloadError(f"{OPTION} {reference!r}: the model is {type(workload.model).__name__}, not a "
                                 "torch.nn.Module")
-    for name in ("make_batch", "loss", "forward"):
+    for name in ("make_batch", "loss", "forward", "save", "load"):
         value = getattr(workload, name)
         if value is not None and not callable(value):
             raise UserWorkloadError(f"{OPTION} {reference!r}: {name} is {type(value).__name__}, not a function")
+    if (workload.save is None) != (workload.load is None):
+        raise UserWorkloadError(f"{OPTION} {reference!r}: give both save and load, or neither (then detprof's own "
+                                "checkpoint is used)")
     if not callable(workload.make_batch):
         raise UserWorkloadError(f"{OPTION} {reference!r}: make_batch is missing; give a function of a "
                                 "torch.Generator that returns one batch")

@@ -91,3 +91,73 @@ def no_loss_anywhere(batch_size, device):
 
 def exits_zero(batch_size, device):
     sys.exit(0)
+
+
+class DropoutNet(nn.Module):
+    """Dropout in training: after a restart, its masks come from torch's RNG, so a checkpoint that
+    forgets that RNG's state makes the first step after the restart differ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(16, 32)
+        self.drop = nn.Dropout(0.5)
+        self.out = nn.Linear(32, 4)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(torch.relu(self.hidden(features))))
+
+
+def _dropout_parts(batch_size):
+    def make_batch(generator):
+        return torch.randn(batch_size, 16, generator=generator), torch.randint(0, 4, (batch_size,), generator=generator)
+
+    return DropoutNet(), make_batch
+
+
+def _save_weights(path, model, optimizer):
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+
+
+def _load_weights(path, model, optimizer):
+    state = torch.load(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+
+
+def dropout_checkpoint_forgets_rng(batch_size, device):
+    """The restart gate's negative control: the user's checkpoint holds the weights and the optimizer,
+    but not the RNG state behind the dropout."""
+    model, make_batch = _dropout_parts(batch_size)
+    return UserWorkload(model=model, make_batch=make_batch, forward=lambda m, batch: m(batch[0]),
+                        loss=lambda logits, batch: nn.functional.cross_entropy(logits, batch[1]),
+                        save=_save_weights, load=_load_weights)
+
+
+def dropout_checkpoint_keeps_rng(batch_size, device):
+    """The same, with a checkpoint that also keeps torch's RNG state: the restart is bitwise invisible."""
+
+    def save(path, model, optimizer):
+        _save_weights(path, model, optimizer)
+        torch.save(torch.get_rng_state(), path + ".rng")
+
+    def load(path, model, optimizer):
+        _load_weights(path, model, optimizer)
+        torch.set_rng_state(torch.load(path + ".rng"))
+
+    model, make_batch = _dropout_parts(batch_size)
+    return UserWorkload(model=model, make_batch=make_batch, forward=lambda m, batch: m(batch[0]),
+                        loss=lambda logits, batch: nn.functional.cross_entropy(logits, batch[1]),
+                        save=save, load=load)
+
+
+def dropout_detprof_checkpoint(batch_size, device):
+    """Dropout with no checkpoint code of its own: detprof's checkpoint (with every RNG) is used."""
+    model, make_batch = _dropout_parts(batch_size)
+    return UserWorkload(model=model, make_batch=make_batch, forward=lambda m, batch: m(batch[0]),
+                        loss=lambda logits, batch: nn.functional.cross_entropy(logits, batch[1]))
+
+
+def save_without_load(batch_size, device):
+    model, make_batch = _dropout_parts(batch_size)
+    return UserWorkload(model=model, make_batch=make_batch, forward=lambda m, batch: m(batch[0]),
+                        loss=lambda logits, batch: nn.functional.cross_entropy(logits, batch[1]), save=_save_weights)

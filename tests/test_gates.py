@@ -1,0 +1,57 @@
+"""The reproducibility gates beyond one training (issue 22), each with a passing case and its
+negative control: restart replay (``check --restart-at K``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKLOADS = REPO / "tests" / "data" / "workloads" / "user_workloads.py"
+
+
+def _check(*args: str, timeout: float = 600) -> tuple[int, dict[str, object], str]:
+    done = subprocess.run([sys.executable, "-m", "detprof.cli", "check", "--gpu", "cpu", *args, "--json"],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return done.returncode, (json.loads(done.stdout) if done.stdout.strip() else {}), done.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--steps", "3", "--restart-at", "3"], "--restart-at 3 is not accepted with --steps 3; use a step from 1 to 2"),
+    (["--steps", "3", "--restart-at", "1", "--locate-op"], "--restart-at compares a straight run with a restarted"),
+    (["--steps", "3", "--restart-at", "1", "--framework", "tf"], "--restart-at is not available with --framework"),
+    (["--restart-at", "1", "--batch-invariance"], "--batch-invariance compares batch sizes in one run"),
+])
+def test_bad_restart_options_exit_2_in_one_line(args: list[str], message: str) -> None:
+    code, _, stderr = _check("--arch", "small-cnn", *args, timeout=120)
+    assert code == 2 and message in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_restart_from_detprofs_checkpoint_is_bitwise_invisible() -> None:
+    code, document, stderr = _check("--arch", "small-cnn", "--batch-size", "4", "--steps", "4", "--restart-at", "2")
+    assert code == 0, stderr
+    assert document["differing_factor"] == "restart" and document["restart_at"] == 2
+    assert document["bitwise_identical"] is True and document["sensitivity"]["detected"] is True  # type: ignore[index]
+    # with dropout, the restart is invisible only because detprof's checkpoint keeps torch's RNG state
+    code, document, stderr = _check("--workload", f"{WORKLOADS}:dropout_detprof_checkpoint", "--batch-size", "8",
+                                    "--steps", "4", "--restart-at", "2")
+    assert code == 0 and document["bitwise_identical"] is True, stderr
+
+
+@pytest.mark.slow
+def test_a_users_checkpoint_that_forgets_the_dropout_rng_fails_the_gate_at_the_step_after_the_restart() -> None:
+    code, document, stderr = _check("--workload", f"{WORKLOADS}:dropout_checkpoint_forgets_rng", "--batch-size", "8",
+                                    "--steps", "4", "--restart-at", "2")
+    assert code == 1, stderr
+    divergence = document["first_divergence"]
+    assert divergence["step"] == 3 and divergence["parameter"] == "hidden.weight"  # type: ignore[index]
+    # the control: the same checkpoint code that also keeps torch's RNG state passes
+    code, document, stderr = _check("--workload", f"{WORKLOADS}:dropout_checkpoint_keeps_rng", "--batch-size", "8",
+                                    "--steps", "4", "--restart-at", "2")
+    assert code == 0 and document["bitwise_identical"] is True, stderr
