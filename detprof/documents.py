@@ -140,13 +140,14 @@ class CheckDocument(StoredVerdict, total=False):
     mode: str
     steps: int
     seed: int
-    differing_factor: str  # none | threads | device | compile | restart
+    differing_factor: str  # none | threads | device | compile | restart | workers
     runs: list[CheckSide]
     bitwise_identical: bool
     max_abs_diff: float
     first_divergence: dict[str, Any] | None  # step, loss_differs, parameter, ...; op with --locate-op
     sensitivity: dict[str, Any] | None  # the control: change, step, parameter, detected (None: not recorded)
     restart_at: int  # check --restart-at: run B was saved after this step and restarted from it
+    loader_workers: list[int]  # check --workers: the DataLoader worker processes of runs A and B
 
 
 class BatchInvarianceDocument(StoredVerdict, total=False):

@@ -1,5 +1,6 @@
 """The reproducibility gates beyond one training (issue 22), each with a passing case and its
-negative control: restart replay (``check --restart-at K``)."""
+negative control: restart replay (``check --restart-at K``) and data loading (``check --workers
+A,B``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def _check(*args: str, timeout: float = 600) -> tuple[int, dict[str, object], st
     (["--steps", "3", "--restart-at", "1", "--locate-op"], "--restart-at compares a straight run with a restarted"),
     (["--steps", "3", "--restart-at", "1", "--framework", "tf"], "--restart-at is not available with --framework"),
     (["--restart-at", "1", "--batch-invariance"], "--batch-invariance compares batch sizes in one run"),
+    (["--workers", "0,x"], "--workers '0,x' is not accepted; use 0 to 64 worker processes"),
+    (["--workers", "0,2", "--threads", "1,2"], "--workers changes one factor, the DataLoader's worker processes"),
 ])
 def test_bad_restart_options_exit_2_in_one_line(args: list[str], message: str) -> None:
     code, _, stderr = _check("--arch", "small-cnn", *args, timeout=120)
@@ -55,3 +58,23 @@ def test_a_users_checkpoint_that_forgets_the_dropout_rng_fails_the_gate_at_the_s
     code, document, stderr = _check("--workload", f"{WORKLOADS}:dropout_checkpoint_keeps_rng", "--batch-size", "8",
                                     "--steps", "4", "--restart-at", "2")
     assert code == 0 and document["bitwise_identical"] is True, stderr
+
+
+@pytest.mark.slow
+def test_a_dataloader_fed_training_is_the_same_with_zero_and_two_workers() -> None:
+    code, document, stderr = _check("--arch", "small-cnn", "--batch-size", "4", "--steps", "3", "--workers", "0,2")
+    assert code == 0, stderr
+    assert document["differing_factor"] == "workers" and document["loader_workers"] == [0, 2]
+    assert document["bitwise_identical"] is True
+    # a dataset whose augmentation is seeded by the example's index passes too
+    code, document, stderr = _check("--workload", f"{WORKLOADS}:augments_per_example", "--batch-size", "8",
+                                    "--steps", "3", "--workers", "0,2")
+    assert code == 0 and document["bitwise_identical"] is True, stderr
+
+
+@pytest.mark.slow
+def test_a_dataset_augmenting_from_numpys_global_generator_fails_the_data_loading_gate() -> None:
+    code, document, stderr = _check("--workload", f"{WORKLOADS}:augments_from_global_numpy", "--batch-size", "8",
+                                    "--steps", "3", "--workers", "0,2")
+    assert code == 1, stderr
+    assert document["first_divergence"]["step"] == 1 and document["first_divergence"]["loss_differs"] is True  # type: ignore[index]

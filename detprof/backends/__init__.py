@@ -43,7 +43,7 @@ class Capabilities:
     locate_op: bool  # check --locate-op: the first op whose output differs
     batch_invariance: bool  # check --batch-invariance
     audit: bool  # detprof audit and advise
-    restart: bool = False  # check --restart-at: a training saved, restarted in a new process and compared
+    restart: bool = False  # check --restart-at and --workers: checkpoints, and DataLoader-fed trainings
 
 
 class Backend(Protocol):

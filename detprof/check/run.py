@@ -26,6 +26,7 @@ from detprof.runner.config import CPU_THREADS
 from detprof.workload import Workload, WorkloadRequest, build_workload
 
 DEFAULT_STEPS = 10
+MAX_LOADER_WORKERS = 64
 COMPARE_COMPILED = "eager,compiled"  # check --compare: run A eager, run B through torch.compile
 MAX_STEPS = 10_000
 DEFAULT_BATCH_SIZES = (1, 8, 64)
@@ -45,8 +46,8 @@ def require_batch_invariance_alone(devices: str | None, locate_op: bool, steps: 
     """Raise ArgumentError when a batch-invariance check is asked for with options of a training
     check (it compares batch sizes in one run: no second device, no op location, no steps)."""
     require(devices is None and not locate_op and steps is None and compare is None,
-            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op, --steps, --compare and "
-            "--restart-at")
+            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op, --steps, --compare, "
+            "--restart-at and --workers")
 
 
 def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] | None:
@@ -70,7 +71,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
               threads: str | None = None, devices: str | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
               on_progress: Callable[[str], None] | None = None, framework: str = "pytorch",
-              compare: str | None = None, restart_at: int | None = None) -> CheckDocument:
+              compare: str | None = None, restart_at: int | None = None,
+              workers: str | None = None) -> CheckDocument:
     """Train ``request``'s workload twice and compare; returns bitwise_identical, max_abs_diff (over
     all parameters and buffers after the last step) and first_divergence (null, or step, parameter
     and, with ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs
@@ -78,7 +80,9 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     (with Inductor's RNG falling back to eager's, so that dropout draws alike: what differs is the
     arithmetic); ``restart_at`` K trains run B for K steps, saves a checkpoint, and trains on to
     ``steps`` in a new process from it (the restart gate: a divergence at step K + 1 is what the
-    checkpoint forgot); otherwise both are the same configuration (compiled in both with the
+    checkpoint forgot); ``workers`` "A,B" feeds both runs from a shuffling DataLoader, a new batch
+    every step, with A and B worker processes (the data-loading gate); otherwise both are the same
+    configuration (compiled in both with the
     request's ``compiled``). ``framework`` is any spelling of a backend's name (tf trains the Keras model in
     TensorFlow)."""
     framework = canonical_framework(framework)
@@ -100,6 +104,15 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
         require(not (locate_op or compare or devices or (threads and "," in threads)),
                 "--restart-at compares a straight run with a restarted one; drop --locate-op, --compare, --devices "
                 "and a second --threads value")
+    worker_pair = parse_pair("--workers", workers, "DataLoader worker processes, e.g. 0,2")
+    if worker_pair:
+        require_support(backend, "restart", "--workers")
+        require(all(w.isdigit() and int(w) <= MAX_LOADER_WORKERS for w in worker_pair),
+                f"--workers {workers!r} is not accepted; use 0 to {MAX_LOADER_WORKERS} worker processes, one or two "
+                "as A,B")
+        require(not (compare or devices or restart_at is not None or (threads and "," in threads)),
+                "--workers changes one factor, the DataLoader's worker processes; drop --compare, --devices, "
+                "--restart-at and a second --threads value")
     thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
     device_pair = parse_pair("--devices", devices, "cpu or cuda, e.g. cpu,cuda")
     cpus = os.cpu_count() or 1
@@ -128,6 +141,9 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     specs = [{**_side_spec(side, mode, dev, t, seed, steps, framework), "digest": digest,
               "inductor_fallback_random": bool(compare)}
              for side, dev, t in zip(side_workloads, sides_devices, side_threads, strict=True)]
+    if worker_pair:
+        for spec, count in zip(specs, worker_pair, strict=True):
+            spec["loader_workers"] = int(count)
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
     runs = []
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):
@@ -155,12 +171,14 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "framework": framework,
             "mode": mode, "steps": steps, "seed": seed,
             "differing_factor": "restart" if restart_at is not None else "compile" if compare else
+            "workers" if worker_pair and worker_pair[0] != worker_pair[1] else
             "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
             "runs": sides, "bitwise_identical": identical,
             "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence,
             "sensitivity": sensitivity(runs[0]),
-            **({"restart_at": restart_at} if restart_at is not None else {})}
+            **({"restart_at": restart_at} if restart_at is not None else {}),
+            **({"loader_workers": [int(w) for w in worker_pair]} if worker_pair else {})}
 
 
 def _restarted_side(backend: Any, spec: dict[str, Any], uuid: str | None, timeout_s: float, restart_at: int,

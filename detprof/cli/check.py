@@ -64,6 +64,8 @@ def check(
     restart_at: int | None = typer.Option(None, help="Restart gate: run B trains K steps, saves a checkpoint, and goes "
                                                      "on from it in a new process; compared with run A straight "
                                                      "through (a --workload's own save and load are what is tested)."),
+    workers: str | None = typer.Option(None, help="Data-loading gate: A,B DataLoader worker processes (shuffling, "
+                                                  "seeded generator and worker_init_fn, a new batch every step)."),
     batch_invariance: bool = typer.Option(False, "--batch-invariance",
                                           help="Instead of training: are eval outputs for the same examples bitwise "
                                                "equal at every batch size (against batch size 1)?"),
@@ -84,7 +86,7 @@ def check(
 
     with user_errors():
         if batch_invariance:
-            require_batch_invariance_alone(devices, locate_op, steps, compare or restart_at)
+            require_batch_invariance_alone(devices, locate_op, steps, compare or restart_at or workers)
             check_verdict_store(db)
             invariance = run_batch_invariance(request, mode, gpu, parse_batch_sizes(batch_sizes), threads, seed,
                                               framework=framework)
@@ -93,7 +95,7 @@ def check(
         with progress_once_valid("check") as show:
             document = run_check(request, mode, gpu, threads, devices, DEFAULT_STEPS if steps is None else steps,
                                  seed, locate_op, on_progress=show, framework=framework, compare=compare,
-                                 restart_at=restart_at)
+                                 restart_at=restart_at, workers=workers)
     conclude("check", document, db, json_output, lambda d: bool(d["bitwise_identical"]))
 
 

@@ -41,6 +41,7 @@ def check(d: CheckDocument, console: Console = out) -> None:
                "device": f"device {sides[0]['device']} vs {sides[1]['device']}",
                "compile": f"eager vs compiled ({sides[0]['device']}, {sides[0]['threads']} thread(s))",
                "restart": f"straight vs restarted from a checkpoint after step {d.get('restart_at')}",
+               "workers": "DataLoader workers " + " vs ".join(map(str, d.get("loader_workers") or [])),
                "none": f"same configuration ({sides[0]['device']}, {sides[0]['threads']} thread(s))"}
     factor = factors[d["differing_factor"]]
     verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
@@ -60,6 +61,10 @@ def check(d: CheckDocument, console: Console = out) -> None:
                      else f"the runs parted at step {step}, "
                           + ("before the restart: the training itself is not reproducible here"
                              if step <= restart else "after the first step past the restart")])
+    if d["differing_factor"] == "workers" and not d["bitwise_identical"]:
+        rows.append(["data loading", "the batches depend on the number of worker processes: the dataset draws from "
+                                     "a generator each worker seeds its own way (numpy's or random's global one, "
+                                     "say); seed it from the example's index instead"])
     control = d.get("sensitivity")
     rows.append(["sensitivity", "not recorded by this run" if not control else
                  f"a 1-ulp change at step 1 is detected ({control['parameter']})" if control["detected"] else

@@ -49,6 +49,8 @@ class UserWorkload:
     model with the batch spread out (dict as keyword arguments, tuple as positional ones).
     ``save(path, model, optimizer)`` and ``load(path, model, optimizer)`` are your checkpoint code,
     which ``check --restart-at`` tests (None: detprof's own checkpoint, which holds everything).
+    ``dataset`` is a ``torch.utils.data.Dataset`` of single examples that ``check --workers``
+    serves through a DataLoader (None: examples drawn with ``make_batch``).
     """
 
     model: Any
@@ -57,3 +59,4 @@ class UserWorkload:
     forward: Callable[[Any, Any], Any] | None = None
     save: Callable[[str, Any, Any], None] | None = None
     load: Callable[[str, Any, Any], None] | None = None
+    dataset: Any = None

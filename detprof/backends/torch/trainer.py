@@ -40,7 +40,13 @@ def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object]]:
         import torch._inductor.config as inductor
 
         inductor.fallback_random = True  # dropout draws from eager's generator, as the eager side does
-    return build_training(workload, spec["seed"], device), applied
+    training = build_training(workload, spec["seed"], device)
+    if spec.get("loader_workers") is not None:
+        from detprof.backends.torch.loading import feed_from_loader
+
+        feed_from_loader(training, workload.batch_size, int(spec["loader_workers"]), spec["seed"],
+                         int(spec.get("steps") or 1))
+    return training, applied
 
 
 def _parameter_digests(model: Any, scheme: str) -> list[str]:

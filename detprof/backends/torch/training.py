@@ -39,16 +39,17 @@ class Batch:
     targets: Any
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(_moved(self.inputs, device), _moved(self.targets, device))
+        return Batch(moved_to_device(self.inputs, device), moved_to_device(self.targets, device))
 
 
-def _moved(value: Any, device: torch.device) -> Any:
+def moved_to_device(value: Any, device: torch.device) -> Any:
+    """``value`` (a tensor, or a dict, tuple or list of them, nested alike) on ``device``."""
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if isinstance(value, dict):
-        return {key: _moved(item, device) for key, item in value.items()}
+        return {key: moved_to_device(item, device) for key, item in value.items()}
     if isinstance(value, tuple | list):
-        return type(value)(_moved(item, device) for item in value)
+        return type(value)(moved_to_device(item, device) for item in value)
     return value
 
 
@@ -213,16 +214,19 @@ class Training:
     loss_function: Callable[[Any, Any], torch.Tensor]
     sdpa_backend: str = "auto"
     forward: Forward = call_model  # how the model is called on the batch's inputs
-    # ``draw_inputs(count, generator)``: the inputs of ``count`` fresh examples (batch invariance)
-    draw_inputs: Callable[[int, torch.Generator], Any] | None = None
+    # ``draw_examples(count, generator)``: ``count`` fresh examples as one Batch (batch invariance, loaders)
+    draw_examples: Callable[[int, torch.Generator], Batch] | None = None
+    # A DataLoader's next batch, on the device (check --workers): then every step trains on a new one
+    next_batch: Callable[[], Batch] | None = None
+    dataset: Any = None  # a --workload's own torch Dataset, for the loader (None: examples drawn up front)
     # A --workload's own checkpoint code, save and load of (path, model, optimizer); None: detprof's
     checkpoint_code: tuple[Callable[[str, Any, Any], None], Callable[[str, Any, Any], None]] | None = None
 
     def fresh_inputs(self, count: int, seed: int) -> Any:
         """The inputs of ``count`` examples drawn from ``seed`` (not the training batch), on the device."""
-        if self.draw_inputs is None:
+        if self.draw_examples is None:
             raise ValueError("this training has no batch maker for fresh examples")
-        return _moved(self.draw_inputs(count, torch.Generator().manual_seed(seed)), self.device)
+        return moved_to_device(self.draw_examples(count, torch.Generator().manual_seed(seed)).inputs, self.device)
 
     def loss(self) -> torch.Tensor:
         """Forward pass and loss (no backward), attention on the workload's SDPA backend."""
@@ -244,6 +248,8 @@ class Training:
 
     def step(self) -> torch.Tensor:
         """One SGD step; returns the loss, detached (no device synchronisation)."""
+        if self.next_batch is not None:
+            self.batch = self.next_batch()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss()
         loss.backward()
@@ -279,10 +285,10 @@ def _zoo_training(workload: Workload, seed: int, device: torch.device) -> Traini
     optimizer = torch.optim.SGD(model.parameters(), lr=RECIPE.learning_rate, momentum=RECIPE.momentum)
     kind = KINDS[workload.kind]
 
-    def draw_inputs(count: int, generator: torch.Generator) -> Any:
-        return kind.make_batch(replace(workload, batch_size=count), generator).inputs
+    def draw_examples(count: int, generator: torch.Generator) -> Batch:
+        return kind.make_batch(replace(workload, batch_size=count), generator)
 
-    return Training(model, batch, optimizer, device, kind.loss, workload.sdpa_backend, draw_inputs=draw_inputs)
+    return Training(model, batch, optimizer, device, kind.loss, workload.sdpa_backend, draw_examples=draw_examples)
 
 
 def _user_training(workload: Workload, seed: int, device: torch.device) -> Training:
@@ -292,21 +298,23 @@ def _user_training(workload: Workload, seed: int, device: torch.device) -> Train
     torch.manual_seed(seed)
     user = load_user_workload(reference, workload.batch_size, device)
     model = user.model.to(device).train()
-    inputs = _moved(draw_batch(user, reference, torch.Generator().manual_seed(seed + 1)), device)
+    inputs = moved_to_device(draw_batch(user, reference, torch.Generator().manual_seed(seed + 1)), device)
     def loss(output: Any, batch: Any) -> torch.Tensor:
         return checked_loss(user.loss(output, batch) if user.loss else own_loss(output, reference), reference)
 
-    def draw_inputs(count: int, generator: torch.Generator) -> Any:
+    def draw_examples(count: int, generator: torch.Generator) -> Batch:
         batches = [draw_batch(user, reference, generator)]
         while example_count(batches[0]) * len(batches) < count:
             batches.append(draw_batch(user, reference, generator))
-        return example_slice(concatenated(batches), 0, count)
+        examples = example_slice(concatenated(batches), 0, count)
+        return Batch(examples, examples)
 
     optimizer = torch.optim.SGD(model.parameters(), lr=RECIPE.learning_rate, momentum=RECIPE.momentum)
     # The whole batch is both what the model is called with and what the loss reads (loss_fn(output, batch)).
     return Training(model, Batch(inputs, inputs), optimizer, device, loss, workload.sdpa_backend,
-                    forward=user.forward or spread_call, draw_inputs=draw_inputs,
-                    checkpoint_code=(user.save, user.load) if user.save and user.load else None)
+                    forward=user.forward or spread_call, draw_examples=draw_examples,
+                    checkpoint_code=(user.save, user.load) if user.save and user.load else None,
+                    dataset=user.dataset)
 
 
 def example_count(batch: Any) -> int:

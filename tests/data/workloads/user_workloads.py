@@ -161,3 +161,54 @@ def save_without_load(batch_size, device):
     model, make_batch = _dropout_parts(batch_size)
     return UserWorkload(model=model, make_batch=make_batch, forward=lambda m, batch: m(batch[0]),
                         loss=lambda logits, batch: nn.functional.cross_entropy(logits, batch[1]), save=_save_weights)
+
+
+class _Features(torch.utils.data.Dataset):
+    """64 examples of 16 features and a label, made once from a fixed seed."""
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.features = torch.randn(64, 16, generator=generator)
+        self.labels = torch.randint(0, 4, (64,), generator=generator)
+
+    def __len__(self) -> int:
+        return 64
+
+
+class AugmentedFromGlobalNumpy(_Features):
+    """Noise from numpy's global generator, which a worker inherits or is seeded with by its own seed:
+    the batches then depend on how many workers there are (the data-loading gate's negative control)."""
+
+    def __getitem__(self, index):
+        import numpy as np
+
+        noise = torch.from_numpy(np.random.normal(size=16).astype(np.float32))
+        return self.features[index] + noise, self.labels[index]
+
+
+class AugmentedPerExample(_Features):
+    """The same augmentation, drawn from a generator seeded by the example's index: the same noise for
+    an example whichever worker (or none) loads it."""
+
+    def __getitem__(self, index):
+        import numpy as np
+
+        noise = torch.from_numpy(np.random.default_rng(1000 + index).normal(size=16).astype(np.float32))
+        return self.features[index] + noise, self.labels[index]
+
+
+def _loader_workload(dataset, batch_size):
+    def make_batch(generator):
+        return torch.randn(batch_size, 16, generator=generator), torch.randint(0, 4, (batch_size,), generator=generator)
+
+    return UserWorkload(model=nn.Linear(16, 4), make_batch=make_batch, dataset=dataset,
+                        forward=lambda m, batch: m(batch[0]),
+                        loss=lambda logits, batch: nn.functional.cross_entropy(logits, batch[1]))
+
+
+def augments_from_global_numpy(batch_size, device):
+    return _loader_workload(AugmentedFromGlobalNumpy(), batch_size)
+
+
+def augments_per_example(batch_size, device):
+    return _loader_workload(AugmentedPerExample(), batch_size)
