@@ -140,7 +140,7 @@ class CheckDocument(StoredVerdict, total=False):
     mode: str
     steps: int
     seed: int
-    differing_factor: str  # none | threads | device | compile | restart | workers
+    differing_factor: str  # none | threads | device | compile | restart | workers | world-size | bucket-cap
     runs: list[CheckSide]
     bitwise_identical: bool
     max_abs_diff: float
@@ -148,6 +148,9 @@ class CheckDocument(StoredVerdict, total=False):
     sensitivity: dict[str, Any] | None  # the control: change, step, parameter, detected (None: not recorded)
     restart_at: int  # check --restart-at: run B was saved after this step and restarted from it
     loader_workers: list[int]  # check --workers: the DataLoader worker processes of runs A and B
+    world_sizes: list[int]  # check --world-size: the DDP processes of runs A and B
+    bucket_cap_mb: list[float] | None  # check --bucket-cap-mb: DDP's bucket sizes of runs A and B (None: DDP's)
+    nccl_environment: dict[str, str]  # the NCCL variables set for a GPU run
 
 
 class BatchInvarianceDocument(StoredVerdict, total=False):
@@ -417,6 +420,9 @@ class CheckRunResult(TypedDict, total=False):
     compiled: bool
     inductor_deterministic: bool | None
     ulp_control: dict[str, Any] | None  # step 1's parameter digests with one element moved by one ulp
+    world_size: int
+    bucket_cap_mb: float | None
+    nccl_environment: dict[str, str]
     torch_loaded: bool
     nondeterministic_ops: list[str]
     wall_s: float

@@ -1,6 +1,6 @@
 """The reproducibility gates beyond one training (issue 22), each with a passing case and its
-negative control: restart replay (``check --restart-at K``) and data loading (``check --workers
-A,B``)."""
+negative control: restart replay (``check --restart-at K``), data loading (``check --workers
+A,B``) and distributed training (``check --world-size A,B``, ``--bucket-cap-mb A,B``)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def _check(*args: str, timeout: float = 600) -> tuple[int, dict[str, object], st
     (["--restart-at", "1", "--batch-invariance"], "--batch-invariance compares batch sizes in one run"),
     (["--workers", "0,x"], "--workers '0,x' is not accepted; use 0 to 64 worker processes"),
     (["--workers", "0,2", "--threads", "1,2"], "--workers changes one factor, the DataLoader's worker processes"),
+    (["--world-size", "0,2"], "--world-size '0,2' is not accepted; use 1 to 16 processes"),
+    (["--world-size", "1,2", "--batch-size", "5"], "--batch-size 5 is not accepted with --world-size 2"),
+    (["--world-size", "2", "--compile"], "--world-size and --bucket-cap-mb change how one training is distributed"),
+    (["--bucket-cap-mb", "0,25"], "--bucket-cap-mb '0,25' is not accepted; use sizes in MiB above 0"),
 ])
 def test_bad_restart_options_exit_2_in_one_line(args: list[str], message: str) -> None:
     code, _, stderr = _check("--arch", "small-cnn", *args, timeout=120)
@@ -78,3 +82,16 @@ def test_a_dataset_augmenting_from_numpys_global_generator_fails_the_data_loadin
                                     "--steps", "3", "--workers", "0,2")
     assert code == 1, stderr
     assert document["first_divergence"]["step"] == 1 and document["first_divergence"]["loss_differs"] is True  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_world_sizes_1_and_2_differ_only_in_low_bits_and_2_repeats_itself() -> None:
+    code, document, stderr = _check("--arch", "small-cnn", "--batch-size", "4", "--steps", "3", "--world-size", "1,2")
+    assert code in (0, 1), stderr
+    assert document["differing_factor"] == "world-size" and document["world_sizes"] == [1, 2]
+    # the same global batch and mean: whatever differs is the all-reduce's order, in low bits
+    assert document["max_abs_diff"] < 1e-5  # type: ignore[operator]
+    if not document["bitwise_identical"]:
+        assert document["first_divergence"]["step"] >= 1  # type: ignore[index]
+    code, document, stderr = _check("--arch", "small-cnn", "--batch-size", "4", "--steps", "3", "--world-size", "2")
+    assert code == 0 and document["bitwise_identical"] is True and document["world_sizes"] == [2, 2], stderr

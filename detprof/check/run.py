@@ -27,6 +27,7 @@ from detprof.workload import Workload, WorkloadRequest, build_workload
 
 DEFAULT_STEPS = 10
 MAX_LOADER_WORKERS = 64
+MAX_WORLD_SIZE = 16
 COMPARE_COMPILED = "eager,compiled"  # check --compare: run A eager, run B through torch.compile
 MAX_STEPS = 10_000
 DEFAULT_BATCH_SIZES = (1, 8, 64)
@@ -72,7 +73,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
               on_progress: Callable[[str], None] | None = None, framework: str = "pytorch",
               compare: str | None = None, restart_at: int | None = None,
-              workers: str | None = None) -> CheckDocument:
+              workers: str | None = None, world_size: str | None = None,
+              bucket_cap_mb: str | None = None) -> CheckDocument:
     """Train ``request``'s workload twice and compare; returns bitwise_identical, max_abs_diff (over
     all parameters and buffers after the last step) and first_divergence (null, or step, parameter
     and, with ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs
@@ -81,7 +83,9 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     arithmetic); ``restart_at`` K trains run B for K steps, saves a checkpoint, and trains on to
     ``steps`` in a new process from it (the restart gate: a divergence at step K + 1 is what the
     checkpoint forgot); ``workers`` "A,B" feeds both runs from a shuffling DataLoader, a new batch
-    every step, with A and B worker processes (the data-loading gate); otherwise both are the same
+    every step, with A and B worker processes (the data-loading gate); ``world_size`` "A,B" trains
+    each run as DDP over that many processes with the same global batch, and ``bucket_cap_mb``
+    "A,B" varies DDP's gradient buckets (the distributed gate); otherwise both are the same
     configuration (compiled in both with the
     request's ``compiled``). ``framework`` is any spelling of a backend's name (tf trains the Keras model in
     TensorFlow)."""
@@ -113,6 +117,20 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
         require(not (compare or devices or restart_at is not None or (threads and "," in threads)),
                 "--workers changes one factor, the DataLoader's worker processes; drop --compare, --devices, "
                 "--restart-at and a second --threads value")
+    size_pair = parse_pair("--world-size", world_size, "DDP processes, e.g. 1,2")
+    bucket_pair = parse_pair("--bucket-cap-mb", bucket_cap_mb, "DDP bucket sizes in MiB, e.g. 1,25")
+    if bucket_pair and not size_pair:
+        size_pair = ("2", "2")  # buckets exist where gradients are reduced across processes
+    if size_pair:
+        require_support(backend, "restart", "--world-size")
+        require(all(w.isdigit() and 1 <= int(w) <= MAX_WORLD_SIZE for w in size_pair),
+                f"--world-size {world_size!r} is not accepted; use 1 to {MAX_WORLD_SIZE} processes, one or two as A,B")
+        require(not bucket_pair or all(_positive_number(b) for b in bucket_pair),
+                f"--bucket-cap-mb {bucket_cap_mb!r} is not accepted; use sizes in MiB above 0, one or two as A,B")
+        require(not (compare or devices or locate_op or restart_at is not None or worker_pair
+                     or (threads and "," in threads) or (request and request.compiled)),
+                "--world-size and --bucket-cap-mb change how one training is distributed; drop --compare, --devices, "
+                "--locate-op, --restart-at, --workers, --compile and a second --threads value")
     thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
     device_pair = parse_pair("--devices", devices, "cpu or cuda, e.g. cpu,cuda")
     cpus = os.cpu_count() or 1
@@ -144,6 +162,14 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     if worker_pair:
         for spec, count in zip(specs, worker_pair, strict=True):
             spec["loader_workers"] = int(count)
+    if size_pair:
+        for spec, size in zip(specs, size_pair, strict=True):
+            require(workload.batch_size % int(size) == 0,
+                    f"--batch-size {workload.batch_size} is not accepted with --world-size {size}: the global batch "
+                    "must split into equal shares; use a multiple of the world size")
+            spec["world_size"] = int(size)
+        for spec, bucket in zip(specs, bucket_pair or (None, None), strict=True):
+            spec["bucket_cap_mb"] = float(bucket) if bucket is not None else None
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
     runs = []
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):
@@ -172,13 +198,25 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             "mode": mode, "steps": steps, "seed": seed,
             "differing_factor": "restart" if restart_at is not None else "compile" if compare else
             "workers" if worker_pair and worker_pair[0] != worker_pair[1] else
+            "world-size" if size_pair and size_pair[0] != size_pair[1] else
+            "bucket-cap" if bucket_pair and bucket_pair[0] != bucket_pair[1] else
             "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
             "runs": sides, "bitwise_identical": identical,
             "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence,
             "sensitivity": sensitivity(runs[0]),
             **({"restart_at": restart_at} if restart_at is not None else {}),
-            **({"loader_workers": [int(w) for w in worker_pair]} if worker_pair else {})}
+            **({"loader_workers": [int(w) for w in worker_pair]} if worker_pair else {}),
+            **({"world_sizes": [int(w) for w in size_pair],
+                "bucket_cap_mb": [float(b) for b in bucket_pair] if bucket_pair else None,
+                "nccl_environment": runs[0].get("nccl_environment") or {}} if size_pair else {})}
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        return float(text) > 0 and float(text) != float("inf")
+    except ValueError:
+        return False
 
 
 def _restarted_side(backend: Any, spec: dict[str, Any], uuid: str | None, timeout_s: float, restart_at: int,

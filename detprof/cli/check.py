@@ -66,6 +66,11 @@ def check(
                                                      "through (a --workload's own save and load are what is tested)."),
     workers: str | None = typer.Option(None, help="Data-loading gate: A,B DataLoader worker processes (shuffling, "
                                                   "seeded generator and worker_init_fn, a new batch every step)."),
+    world_size: str | None = typer.Option(None, help="Distributed gate: A,B DDP processes on this machine (gloo on "
+                                                     "CPUs, NCCL on GPUs), the same global batch; one value: run "
+                                                     "to run at that size."),
+    bucket_cap_mb: str | None = typer.Option(None, help="DDP's gradient bucket size in MiB, A,B to vary it (with "
+                                                        "--world-size; default 2 processes)."),
     batch_invariance: bool = typer.Option(False, "--batch-invariance",
                                           help="Instead of training: are eval outputs for the same examples bitwise "
                                                "equal at every batch size (against batch size 1)?"),
@@ -95,7 +100,8 @@ def check(
         with progress_once_valid("check") as show:
             document = run_check(request, mode, gpu, threads, devices, DEFAULT_STEPS if steps is None else steps,
                                  seed, locate_op, on_progress=show, framework=framework, compare=compare,
-                                 restart_at=restart_at, workers=workers)
+                                 restart_at=restart_at, workers=workers, world_size=world_size,
+                                 bucket_cap_mb=bucket_cap_mb)
     conclude("check", document, db, json_output, lambda d: bool(d["bitwise_identical"]))
 
 

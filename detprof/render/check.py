@@ -42,6 +42,9 @@ def check(d: CheckDocument, console: Console = out) -> None:
                "compile": f"eager vs compiled ({sides[0]['device']}, {sides[0]['threads']} thread(s))",
                "restart": f"straight vs restarted from a checkpoint after step {d.get('restart_at')}",
                "workers": "DataLoader workers " + " vs ".join(map(str, d.get("loader_workers") or [])),
+               "world-size": "DDP world size " + " vs ".join(map(str, d.get("world_sizes") or [])),
+               "bucket-cap": "DDP buckets of " + " vs ".join(f"{b:g}" for b in d.get("bucket_cap_mb") or [])
+                             + " MiB",
                "none": f"same configuration ({sides[0]['device']}, {sides[0]['threads']} thread(s))"}
     factor = factors[d["differing_factor"]]
     verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
@@ -61,6 +64,11 @@ def check(d: CheckDocument, console: Console = out) -> None:
                      else f"the runs parted at step {step}, "
                           + ("before the restart: the training itself is not reproducible here"
                              if step <= restart else "after the first step past the restart")])
+    if d["differing_factor"] in ("world-size", "bucket-cap") and not d["bitwise_identical"]:
+        rows.append(["distributed", "the all-reduce sums the gradients in another order: a difference in low bits "
+                                    "is expected, the max |weight difference| above says how large"])
+    elif d["differing_factor"] == "none" and d.get("world_sizes"):
+        rows.append(["distributed", f"DDP over {d['world_sizes'][0]} processes, run to run"])
     if d["differing_factor"] == "workers" and not d["bitwise_identical"]:
         rows.append(["data loading", "the batches depend on the number of worker processes: the dataset draws from "
                                      "a generator each worker seeds its own way (numpy's or random's global one, "

@@ -72,10 +72,26 @@ def _guarded(run: Callable[[dict[str, Any], str], None]) -> Callable[[dict[str, 
 
 def _train(spec: dict[str, Any], out_path: str) -> None:
     """Train ``steps`` steps; record each step's loss (exact bits) and parameter digests, and save the
-    final state dict beside the result (``.pt``) for the largest weight difference."""
+    final state dict beside the result (``.pt``) for the largest weight difference. With
+    ``world_size``, as DDP over that many processes (detprof.backends.torch.distributed), rank 0
+    recording."""
+    world_size = spec.get("world_size")
+    if world_size is None:
+        _train_rank(spec, out_path)
+        return
+    from detprof.backends.torch.distributed import run_ranks
+
+    run_ranks(int(world_size), lambda rank, store: _train_rank(spec, out_path, rank, store))
+
+
+def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str | None = None) -> None:
     started = time.perf_counter()
     with capture_nondeterministic_ops() as warned:
         training, applied = _setup(spec)
+        if store is not None:
+            from detprof.backends.torch.distributed import distributed_training
+
+            distributed_training(training, rank, int(spec["world_size"]), store, spec.get("bucket_cap_mb"))
         model, device = training.model, training.device
         names = [name for name, _ in model.named_parameters()]
         steps = []
@@ -85,20 +101,32 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
         stop = int(spec.get("save_at") or spec["steps"])
         for _ in range(start, stop):
             loss = training.step()
+            if store is not None:
+                loss = _global_mean(loss, int(spec["world_size"]))  # every rank joins; the whole batch's loss
+            if rank:
+                continue  # the other ranks train; rank 0 records
             steps.append({"loss": float(loss).hex(),
                           "params": _parameter_digests(model, spec.get("digest", "host"))})
             if control is None:
                 control = _one_ulp_control(model, names, spec.get("digest", "host"))
-        if spec.get("save_at"):
+        if spec.get("save_at") and not rank:
             save_checkpoint(training, spec["checkpoint"], stop, save)
+    if rank:
+        return
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    extra: dict[str, Any] = {}
+    if store is not None:
+        from detprof.backends.torch.distributed import nccl_environment
+
+        extra = {"world_size": int(spec["world_size"]), "bucket_cap_mb": spec.get("bucket_cap_mb"),
+                 "nccl_environment": nccl_environment() if device.type == "cuda" else {}}
     write_result(out_path, {"parameters": names, "steps": steps, "threads": torch.get_num_threads(),
                             "device": device_name, "torch": torch.__version__,
                             "compiled": bool(spec["workload"].get("compiled")),
                             "inductor_deterministic": _optional_bool(applied.get("inductor_deterministic")),
-                            "ulp_control": control,
+                            "ulp_control": control, **extra,  # type: ignore[typeddict-item]
                             "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
 
 
@@ -118,6 +146,15 @@ def _one_ulp_control(model: Any, names: list[str], scheme: str) -> dict[str, Any
     from detprof.backends.torch.oprecord import tensor_digests
 
     return {"parameter": names[index], "params": tensor_digests(tensors, scheme)}
+
+
+def _global_mean(loss: torch.Tensor, world_size: int) -> torch.Tensor:
+    """The mean of every rank's loss: the global batch's loss (equal shares), comparable across world sizes."""
+    import torch.distributed as dist
+
+    total = loss.detach().clone()
+    dist.all_reduce(total)
+    return total / world_size
 
 
 def _optional_bool(value: object) -> bool | None:
