@@ -278,7 +278,13 @@ def test_ablation_measures_each_cpu_switch_against_default_and_the_report_draws_
     assert [row["mode"] for row in doc["steps"]] == ["deterministic-algorithms", "deterministic-algorithms-fill",
                                                      "deterministic"]
     assert {s["mode"] for s in doc["skipped"]} == {"no-benchmark", "cudnn-deterministic-only", "cublas-workspace",
-                                                   "tf32-off", "deterministic-autotune"}
+                                                   "cublas-workspace-small", "tf32-off", "deterministic-autotune",
+                                                   "inductor-deterministic", "deterministic-inductor-autotune",
+                                                   "deterministic, SDPA held"}
+    reasons = {s["mode"]: s["reason"] for s in doc["skipped"]}
+    assert reasons["tf32-off"] == "cuDNN, cuBLAS and TF32 exist only on a GPU"
+    assert reasons["inductor-deterministic"] == "Inductor benchmarks its kernels only on a GPU"
+    assert reasons["deterministic, SDPA held"] == "no scaled-dot-product attention ran in this network"
     assert len({row["run_id"] for row in doc["steps"]}) == 3
     assert all(row["ratio"] > 0 and row["ratio_pairs"] == 3 and row["peak_mem_bytes"][1] > 0 for row in doc["steps"])
     report = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "r.html")])

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from detprof.cli import app
 
 from detprof.gpus import select_device
 from detprof.modes import ABLATION, apply_toggles, toggles_for
@@ -50,7 +53,9 @@ def test_without_a_cpp_compiler_compile_is_refused_in_one_line() -> None:
     (["overhead", "--framework", "tf", "--compile"], "--compile is PyTorch's torch.compile"),
 ])
 def test_bad_compile_options_exit_2_in_one_line_before_measuring(args: list[str], message: str) -> None:
-    _one_line_exit_2(_detprof(*args, "--arch", "small-cnn", "--gpu", "cpu"), message)
+    result = CliRunner().invoke(app, [*args, "--arch", "small-cnn", "--gpu", "cpu"])
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_the_deterministic_modes_set_inductors_switch_only_when_compiled() -> None:

@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from detprof.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = REPO / "tests" / "data" / "workloads" / "user_workloads.py"
@@ -33,10 +36,10 @@ def _check(*args: str, timeout: float = 600) -> tuple[int, dict[str, object], st
     (["--world-size", "2", "--compile"], "--world-size and --bucket-cap-mb change how one training is distributed"),
     (["--bucket-cap-mb", "0,25"], "--bucket-cap-mb '0,25' is not accepted; use sizes in MiB above 0"),
 ])
-def test_bad_restart_options_exit_2_in_one_line(args: list[str], message: str) -> None:
-    code, _, stderr = _check("--arch", "small-cnn", *args, timeout=120)
-    assert code == 2 and message in stderr, stderr
-    assert len(stderr.strip().splitlines()) == 1
+def test_bad_gate_options_exit_2_in_one_line(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["check", "--gpu", "cpu", "--arch", "small-cnn", *args])
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

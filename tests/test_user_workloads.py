@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from detprof.backends.torch.training import build_training, concatenated, example_count
 from detprof.backends.torch.user_workload import describe_batch, load_user_workload
+from detprof.cli import app
 from detprof.gpus import select_device
 from detprof.workload import USER_DEFINED, UserWorkload, UserWorkloadError, Workload, WorkloadRequest, build_workload
 
@@ -28,6 +30,12 @@ TINY = ["--gpu", "cpu", "--batch-size", "2"]
 def _detprof(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "detprof.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    """detprof in this process (its user code still runs in a child): exit code, stdout, stderr."""
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
 
 
 def _workload(function: str, batch_size: int = 4) -> Workload:
@@ -49,11 +57,10 @@ BROKEN = [
 
 @pytest.mark.parametrize(("function", "message"), BROKEN)
 def test_a_broken_workload_is_refused_in_one_line_before_measuring(function: str, message: str) -> None:
-    done = _detprof("overhead", "--workload", f"{WORKLOADS}:{function}", *TINY, "--json", timeout=180)
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr, done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert json.loads(done.stdout)["error"]["message"] == done.stderr.strip().removeprefix("detprof: error: ")
+    code, stdout, stderr = _invoke("overhead", "--workload", f"{WORKLOADS}:{function}", *TINY, "--json")
+    assert code == 2 and message in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert json.loads(stdout)["error"]["message"] == stderr.strip().removeprefix("detprof: error: ")
 
 
 @pytest.mark.parametrize("function", ["two_inputs", "own_loss", "custom_forward"])
@@ -69,17 +76,17 @@ def test_each_documented_form_passes_the_same_check(function: str) -> None:
     (["--image-size", "32"], "--image-size applies to zoo archs and --model"),
 ])
 def test_options_a_workload_decides_itself_are_refused(extra: list[str], message: str) -> None:
-    done = _detprof("check", "--workload", TOKEN_LM, *extra, "--gpu", "cpu", timeout=120)
-    assert done.returncode == 2 and message in done.stderr, done.stderr
+    code, _, stderr = _invoke("check", "--workload", TOKEN_LM, *extra, "--gpu", "cpu")
+    assert code == 2 and message in stderr, stderr
 
 
 def test_a_reference_of_the_wrong_form_and_tensorflow_are_refused() -> None:
-    bare = _detprof("audit", "--workload", "examples/token_lm.py", "--gpu", "cpu", timeout=120)
-    assert bare.returncode == 2 and "is not accepted; use MODULE:FUNCTION" in bare.stderr, bare.stderr
-    missing = _detprof("audit", "--workload", "examples/nothing.py:build", "--gpu", "cpu", timeout=120)
-    assert missing.returncode == 2 and "'examples/nothing.py': no such file" in missing.stderr, missing.stderr
-    tf = _detprof("overhead", "--framework", "tf", "--workload", TOKEN_LM, "--gpu", "cpu", timeout=120)
-    assert tf.returncode == 2 and "--workload is a PyTorch training step" in tf.stderr, tf.stderr
+    code, _, stderr = _invoke("audit", "--workload", f"{REPO}/examples/token_lm.py", "--gpu", "cpu")
+    assert code == 2 and "is not accepted; use MODULE:FUNCTION" in stderr, stderr
+    code, _, stderr = _invoke("audit", "--workload", "examples/nothing.py:build", "--gpu", "cpu")
+    assert code == 2 and "'examples/nothing.py': no such file" in stderr, stderr
+    code, _, stderr = _invoke("overhead", "--framework", "tf", "--workload", f"{REPO}/{TOKEN_LM}", "--gpu", "cpu")
+    assert code == 2 and "--workload is a PyTorch training step" in stderr, stderr
 
 
 def test_the_three_return_forms_load_as_one_typed_workload() -> None:
