@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from detprof.cli import app
-
 from detprof.gpus import select_device
 from detprof.modes import ABLATION, apply_toggles, toggles_for
 from detprof.overhead import _sdpa_held_step
