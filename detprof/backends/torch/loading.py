@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from detprof.backends.torch.training import Batch, Training, moved_to_device
+from detprof.backends.torch.training import Batch, Training
+from detprof.backends.torch.user_workload import moved_to_device
 
 LOADER_SEED_OFFSET = 3  # the shuffle's generator: seed + 3 (the model is seed, the batch seed + 1)
 

@@ -18,7 +18,14 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.attention import AttentionProbe, attention_context
-from detprof.backends.torch.user_workload import checked_loss, draw_batch, load_user_workload, own_loss, spread_call
+from detprof.backends.torch.user_workload import (
+           checked_loss,
+           draw_batch,
+           load_user_workload,
+           moved_to_device,
+           own_loss,
+           spread_call,
+)
 from detprof.workload import (
            CAUSAL_LM,
            IMAGE_CLASSIFICATION,
@@ -41,16 +48,6 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         return Batch(moved_to_device(self.inputs, device), moved_to_device(self.targets, device))
 
-
-def moved_to_device(value: Any, device: torch.device) -> Any:
-    """``value`` (a tensor, or a dict, tuple or list of them, nested alike) on ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {key: moved_to_device(item, device) for key, item in value.items()}
-    if isinstance(value, tuple | list):
-        return type(value)(moved_to_device(item, device) for item in value)
-    return value
 
 
 def image_batch(workload: Workload, generator: torch.Generator) -> Batch:

@@ -136,12 +136,17 @@ def _forward_and_loss(workload: UserWorkload, batch: Any, reference: str) -> tor
     return checked_loss(loss, reference)
 
 
-def _moved(batch: Any, device: torch.device | str) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {key: _moved(item, device) for key, item in batch.items()}
-    return type(batch)(_moved(item, device) for item in batch)
+def moved_to_device(value: Any, device: torch.device | str) -> Any:
+    """``value`` (a tensor, or a mapping, tuple or list of them, nested alike; anything else as it
+    is) on ``device``. A mapping comes back as a dict, so that a Hugging Face ``BatchEncoding`` is
+    moved too."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return {key: moved_to_device(item, device) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return type(value)(moved_to_device(item, device) for item in value)
+    return value
 
 
 def _probe(reference: str, batch_size: int, device_type: str) -> dict[str, Any]:
@@ -152,7 +157,7 @@ def _probe(reference: str, batch_size: int, device_type: str) -> dict[str, Any]:
         with torch.device("meta"):
             workload = load_user_workload(reference, batch_size, torch.device("meta"))
         batch = draw_batch(workload, reference, torch.Generator().manual_seed(1))
-        loss = _forward_and_loss(workload, _moved(batch, "meta"), reference)
+        loss = _forward_and_loss(workload, moved_to_device(batch, "meta"), reference)
         where = "meta"
     except UserWorkloadError as error:
         if "rejected its batch" not in str(error) and "the loss" not in str(error):
