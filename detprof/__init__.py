@@ -15,6 +15,7 @@ _FACADE = {
     "run_overhead": "detprof.overhead", "run_ablation": "detprof.overhead",
     "run_check": "detprof.check.run", "run_audit": "detprof.check.run",
     "run_batch_invariance": "detprof.check.run", "run_advise": "detprof.check.advise",
+    "run_script_check": "detprof.check.script",
     "run_sweep": "detprof.sweep.run", "sweep_status": "detprof.sweep.run",
     "run_stability": "detprof.stability.experiment",
     "ResultStore": "detprof.store.db", "merge_store": "detprof.store.transfer", "export_runs": "detprof.store.transfer",
@@ -28,6 +29,7 @@ _FACADE = {
 if TYPE_CHECKING:
     from detprof.check.advise import run_advise
     from detprof.check.run import run_audit, run_batch_invariance, run_check
+    from detprof.check.script import run_script_check
     from detprof.errors import DetprofError
     from detprof.kernels.table import diff_tables, kernel_table, top_kernels
     from detprof.kernels.trace import load_trace
@@ -56,5 +58,6 @@ def __dir__() -> list[str]:
 
 __all__ = ["DetprofError", "ResultStore", "UserWorkload", "WorkloadRequest", "build_report", "diff_tables",
            "export_runs", "import_trace", "kernel_table", "load_trace", "merge_store", "run_ablation", "run_advise",
-           "run_audit", "run_batch_invariance", "run_check", "run_overhead", "run_stability", "run_sweep",
+           "run_audit", "run_batch_invariance", "run_check", "run_overhead", "run_script_check", "run_stability",
+           "run_sweep",
            "sweep_status", "top_kernels"]  # the same names as _FACADE (tests/test_facade.py checks it)

@@ -139,7 +139,7 @@ class CheckDocument(StoredVerdict, total=False):
     framework: str
     mode: str
     steps: int
-    seed: int
+    seed: int | None  # None for a --script, which seeds itself
     differing_factor: str  # none | threads | device | compile | restart | workers | world-size | bucket-cap
     runs: list[CheckSide]
     bitwise_identical: bool
@@ -151,6 +151,7 @@ class CheckDocument(StoredVerdict, total=False):
     world_sizes: list[int]  # check --world-size: the DDP processes of runs A and B
     bucket_cap_mb: list[float] | None  # check --bucket-cap-mb: DDP's bucket sizes of runs A and B (None: DDP's)
     nccl_environment: dict[str, str]  # the NCCL variables set for a GPU run
+    script: dict[str, Any]  # check --script: path, arguments, steps_taken and ended per run, optimizers, ...
 
 
 class BatchInvarianceDocument(StoredVerdict, total=False):

@@ -44,6 +44,7 @@ class Capabilities:
     batch_invariance: bool  # check --batch-invariance
     audit: bool  # detprof audit and advise
     restart: bool = False  # check --restart-at and --workers: checkpoints, and DataLoader-fed trainings
+    script: bool = False  # check --script: a user's own training script, watched step by step
 
 
 class Backend(Protocol):
@@ -81,6 +82,12 @@ class Backend(Protocol):
     def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """Train one side of a check in a process of its own; its result document, with ``state``: the
         final parameters and buffers as numpy arrays by name."""
+
+    def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
+        """Run a user's training script once, watched (check --script; ``spec`` as
+        detprof.check.script builds it), its files in ``folder``: ``records`` (what its hooks
+        wrote, one dict a line), ``exitcode``, ``timed_out``, ``log_tail``, ``pythonhashseed``, and
+        ``state`` (final parameters as numpy arrays) or ``ops`` (a recorded step) when written."""
 
     def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
         """Ops known to lack a deterministic GPU implementation in this workload's network."""

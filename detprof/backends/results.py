@@ -32,3 +32,16 @@ def side_result(outcome: ProcessOutcome, out: Path, timeout_s: float) -> dict[st
     if "error" in document:
         raise CheckError(f"a check run failed: {document['error']}")
     return document
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines a watched run wrote (a line cut off by a kill is left out)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records

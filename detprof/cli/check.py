@@ -18,6 +18,8 @@ from detprof.render.progress import progress_once_valid
 from detprof.runner.config import CPU_THREADS
 from detprof.workload import WorkloadRequest
 
+SCRIPT_ARGUMENTS = typer.Argument(None, metavar="[-- SCRIPT_ARGS]", show_default=False,
+                                  help="With --script: the arguments the script is given.")
 Verdict = TypeVar("Verdict", CheckDocument, BatchInvarianceDocument, AuditDocument, AdviseDocument)
 
 
@@ -48,7 +50,13 @@ def conclude(kind: str, document: Verdict, db: str | None, json_output: bool,
 @workload_options
 def check(
     request: WorkloadRequest,
-    mode: str = typer.Option("deterministic", help=f"Mode of both runs. Known: {', '.join(MODES)}."),
+    script_args: list[str] | None = SCRIPT_ARGUMENTS,
+    script: str | None = typer.Option(None, help="Your own training script instead of --arch: run it twice "
+                                                 "(python SCRIPT SCRIPT_ARGS) in new interpreters, hash the "
+                                                 "parameters after every optimizer step, compare. This runs "
+                                                 "your code; see docs/cli.md."),
+    mode: str | None = typer.Option(None, help=f"Mode of both runs (default deterministic; with --script, as-is: the "
+                                               f"script's own switches). Known: {', '.join(MODES)}."),
     gpu: str = GPU_OPTION,
     threads: str | None = typer.Option(None, help="CPU intra-op threads: N for both runs, or A,B to make the runs "
                                                   f"differ in that alone (default: {CPU_THREADS} for both)."),
@@ -90,6 +98,19 @@ def check(
     from detprof.check.run import DEFAULT_STEPS, parse_batch_sizes, require_batch_invariance_alone
 
     with user_errors():
+        if script is not None or script_args:
+            from detprof.check.script import AS_IS, require_script_alone, run_script_check
+
+            require_script_alone(script, script_args or [], request, devices=devices, compare=compare,
+                                 restart_at=restart_at, workers=workers, world_size=world_size,
+                                 bucket_cap_mb=bucket_cap_mb, batch_invariance=batch_invariance,
+                                 framework=framework, seed=seed)
+            check_verdict_store(db)
+            with progress_once_valid("check") as show:
+                document = run_script_check(str(script), script_args or [], DEFAULT_STEPS if steps is None else steps,
+                                            mode or AS_IS, threads, locate_op, on_progress=show)
+            conclude("check", document, db, json_output, lambda d: bool(d["bitwise_identical"]))
+        mode = mode or "deterministic"
         if batch_invariance:
             require_batch_invariance_alone(devices, locate_op, steps, compare or restart_at or workers)
             check_verdict_store(db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from rich.console import Console
@@ -16,10 +17,16 @@ OP_MEANINGS = {"root-cause": "its output differs while its inputs matched",
 TARGET_WORDS = {"under": "under", "over": "over", "unresolved": "not resolved against", "unknown": "unknown against"}
 
 
-def _divergence_rows(div: dict[str, Any]) -> list[list[str]]:
-    rows = [["first divergent step", f"{div['step']} (loss {'differs' if div['loss_differs'] else 'equal'})"],
+def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str]]:
+    loss = "" if script else f" (loss {'differs' if div['loss_differs'] else 'equal'})"  # a script's loss is its own
+    rows = [["first divergent step", f"{div['step']}{loss}"],
             ["first parameter", f"{div['parameter'] or '—'} (module order; {div['parameters_differing']} "
                                 "differ at that step)"]]
+    if div.get("steps_differ"):
+        rows.append(["optimizer steps", "the runs took different numbers of steps: "
+                                        + " vs ".join(map(str, div["steps_differ"]))])
+    if div.get("parameters_named_differently"):
+        rows.append(["parameters", "the runs stepped different parameters (their names differ)"])
     op = div.get("op")
     if op:
         where = f"{op['op']} in {op['module'] or '(no module)'}, {op['phase']}, op {op['index']} of " \
@@ -30,6 +37,18 @@ def _divergence_rows(div: dict[str, Any]) -> list[list[str]]:
         rows.append(["first divergent op", "none: every op of the step matched, so the difference comes from "
                                            "outside the dispatcher"])
     return rows
+
+
+def _script_rows(script: dict[str, Any], steps: int) -> list[list[str]]:
+    taken = script["steps_taken"]
+    ended = {"steps": f"stopped at --steps {steps}", "returned": "the script ended by itself"}
+    how = " / ".join(sorted({ended.get(e, e) for e in script["ended"]}))
+    counted = f"{taken[0]} in each run" if taken[0] == taken[1] else f"run A {taken[0]}, run B {taken[1]}"
+    return [["script", printable(shlex.join([script["path"], *script["arguments"]]))],
+            ["optimizer steps compared", f"{counted} ({how})"],
+            ["parameters hashed", f"{script['parameters_tracked']} tensors of {script['optimizers']} optimizer(s), "
+                                  "after every optimizer step"],
+            ["PYTHONHASHSEED", f"{script['pythonhashseed']} in both runs"]]
 
 
 def check(d: CheckDocument, console: Console = out) -> None:
@@ -50,12 +69,19 @@ def check(d: CheckDocument, console: Console = out) -> None:
     verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
     compiled = ", compiled" if w.get("compiled") and d["differing_factor"] != "compile" else ""
     processes = "2 runs (B in two processes)" if d["differing_factor"] == "restart" else "2 fresh processes"
-    console.print(f"{w['arch']}{compiled}, mode {d['mode']}, {d['steps']} steps x {processes}, {factor}: "
+    script = d.get("script")
+    title = f"script {shlex.join([w['arch'], *script['arguments']])}" if script else w["arch"]
+    steps = f"up to {d['steps']} optimizer steps" if script else f"{d['steps']} steps"
+    console.print(f"{printable(title)}{compiled}, mode {d['mode']}, {steps} x {processes}, {factor}: "
                   f"{verdict}", highlight=False)
     rows = [["bitwise identical", "yes" if d["bitwise_identical"] else "no"],
-            ["max |weight difference|", f"{d['max_abs_diff']:.3g} (all parameters and buffers, last step)"]]
+            ["max |weight difference|", f"{d['max_abs_diff']:.3g} ("
+                                        + ("every parameter an optimizer steps" if d.get("script") else
+                                           "all parameters and buffers") + ", last step)"]]
+    if script:
+        rows += _script_rows(script, d["steps"])
     if d["first_divergence"]:
-        rows += _divergence_rows(d["first_divergence"])
+        rows += _divergence_rows(d["first_divergence"], bool(script))
     restart, divergence = d.get("restart_at"), d["first_divergence"]
     if restart is not None and divergence:
         step = divergence["step"]

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detprof.backends import Capabilities
+from detprof.backends import Capabilities, require_support
 from detprof.backends.tf.processes import (
     INSTALL_HINT,
     TF_MODES,
@@ -104,6 +104,10 @@ class TensorFlowBackend:
                     document["state"] = {name: arrays[f"w{index}"].copy()
                                          for index, name in enumerate(document["state_names"])}
         return document
+
+    def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
+        require_support(self, "script", "--script")  # raises: this backend watches no scripts
+        return {}
 
     def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
         return []  # PyTorch's list; TensorFlow refuses such ops in deterministic mode instead

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 WORKER = "detprof.backends.torch.worker:run_to_file"
 TRAINER = "detprof.backends.torch.trainer"  # :train_and_record, :record_ops_at_step, ...
 USER_WORKLOAD_PROBE = "detprof.backends.torch.user_workload:probe_to_file"
+SCRIPT_RUNNER = "detprof.backends.torch.script"  # python -m: check --script's watched interpreter
+FIXED_HASH_SEED = "0"  # PYTHONHASHSEED for a --script where the caller's environment sets none
 
 
-def _arrays(state: dict[str, Any]) -> dict[str, Any]:
+def arrays_of(state: dict[str, Any]) -> dict[str, Any]:
     """A state dict of tensors as numpy arrays (bfloat16, which numpy lacks, widened to float32)."""
     import torch
 
@@ -37,7 +39,8 @@ class TorchBackend:
     name = "pytorch"
     label = "PyTorch"
     option = ""
-    supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True, restart=True)
+    supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True, restart=True,
+                            script=True)
 
     def check_modes(self, modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
         from detprof.modes import toggles_for
@@ -100,8 +103,41 @@ class TorchBackend:
             if state_file.exists():
                 import torch
 
-                document["state"] = _arrays(torch.load(state_file, map_location="cpu", weights_only=True))
+                document["state"] = arrays_of(torch.load(state_file, map_location="cpu", weights_only=True))
         return document
+
+    def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
+        """Run ``spec['script']`` once in a new interpreter, watched (detprof.backends.torch.script), in
+        the caller's working directory and environment: PYTHONHASHSEED fixed where unset, detprof
+        importable, and ``spec['mode']``'s environment and switches where one is given. What its
+        hooks wrote, as the Backend protocol describes."""
+        import json
+
+        from detprof.backends.results import read_records
+        from detprof.modes import environment_for, toggles_for
+        from detprof.runner.processes import run_in_new_interpreter
+
+        mode = spec.get("mode")
+        environment = environment_for(toggles_for(mode), dict(os.environ)) if mode else dict(os.environ)
+        environment.setdefault("PYTHONHASHSEED", FIXED_HASH_SEED)
+        root = str(Path(__file__).resolve().parents[3])  # the folder holding detprof: importable in the child
+        environment["PYTHONPATH"] = os.pathsep.join(p for p in (root, environment.get("PYTHONPATH")) if p)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {"records": folder / "steps.jsonl", "state": folder / "state.pt", "ops": folder / "ops.json"}
+        child = {**spec, "toggles": self.toggles(mode) if mode else None, **{k: str(v) for k, v in files.items()}}
+        (folder / "spec.json").write_text(json.dumps(child))
+        outcome = run_in_new_interpreter(SCRIPT_RUNNER, [str(folder / "spec.json")], environment,
+                                         folder / "run.log", timeout_s)
+        watched: dict[str, Any] = {"records": read_records(files["records"]), "exitcode": outcome.exitcode,
+                                   "timed_out": outcome.timed_out, "log_tail": outcome.log_tail,
+                                   "pythonhashseed": environment["PYTHONHASHSEED"], "ops": None, "state": None}
+        if files["ops"].exists():
+            watched["ops"] = json.loads(files["ops"].read_text())["ops"]
+        if files["state"].exists():
+            import torch
+
+            watched["state"] = arrays_of(torch.load(files["state"], map_location="cpu", weights_only=True))
+        return watched
 
     def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
         from detprof.zoo import arch_spec
@@ -118,4 +154,4 @@ class TorchBackend:
 
 BACKEND = TorchBackend()
 
-__all__ = ["BACKEND", "TorchBackend"]
+__all__ = ["BACKEND", "TorchBackend", "arrays_of"]

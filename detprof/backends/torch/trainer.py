@@ -108,7 +108,7 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
             steps.append({"loss": float(loss).hex(),
                           "params": _parameter_digests(model, spec.get("digest", "host"))})
             if control is None:
-                control = _one_ulp_control(model, names, spec.get("digest", "host"))
+                control = one_ulp_control(list(model.parameters()), names, spec.get("digest", "host"))
         if spec.get("save_at") and not rank:
             save_checkpoint(training, spec["checkpoint"], stop, save)
     if rank:
@@ -130,11 +130,11 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
                             "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
 
 
-def _one_ulp_control(model: Any, names: list[str], scheme: str) -> dict[str, Any] | None:
-    """The parameter digests after step 1 with one element of the first floating-point parameter moved
-    by one ulp (to the next representable value), hashed as the run's own are: the check's
-    sensitivity control (detprof.check.compare.sensitivity). None for a model without one."""
-    parameters = list(model.parameters())
+def one_ulp_control(parameters: list[torch.Tensor], names: list[str], scheme: str) -> dict[str, Any] | None:
+    """The digests of ``parameters`` (named ``names``) with one element of the first floating-point
+    one moved by one ulp (to the next representable value), hashed as the run's own are: the
+    check's sensitivity control at step 1 (detprof.check.compare.sensitivity). None when there is
+    no floating-point parameter."""
     index = next((i for i, p in enumerate(parameters) if p.is_floating_point() and p.numel() > 0), None)
     if index is None:
         return None

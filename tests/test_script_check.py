@@ -1,0 +1,138 @@
+"""``detprof check --script train.py [-- ARGS]``: the user's own training script, run twice in new
+interpreters and watched through torch's global optimizer step hooks. A plain loop passes and its
+unseeded-shuffle twin fails at step 1 (the negative control); Lightning and Hugging Face Trainer
+scripts pass where those packages are installed; bad scripts exit 2 in one line."""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from detprof.backends.torch.script import parameter_names
+from detprof.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "scripts"
+SCRIPTS = REPO / "tests" / "data" / "scripts"
+
+
+def _check(*args: str, timeout: float = 600) -> tuple[int, dict, str]:
+    done = subprocess.run([sys.executable, "-m", "detprof.cli", "check", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+    json_output = "--json" in args
+    return done.returncode, (json.loads(done.stdout) if json_output and done.stdout.strip() else {}), \
+        done.stderr if json_output else done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_seeded_plain_loop_is_bitwise_identical_and_its_arguments_reach_it() -> None:
+    # one epoch of batches of 64 is 8 steps: the script ends by itself before --steps 20
+    code, document, stderr = _check("--script", str(EXAMPLES / "train_loop.py"), "--steps", "20", "--json", "--",
+                                    "--epochs", "1", "--batch-size", "64")
+    assert code == 0, stderr
+    assert document["bitwise_identical"] is True and document["max_abs_diff"] == 0.0
+    assert document["mode"] == "as-is" and document["differing_factor"] == "none"
+    script = document["script"]
+    assert script["arguments"] == ["--epochs", "1", "--batch-size", "64"]
+    assert script["steps_taken"] == [8, 8] and script["ended"] == ["returned", "returned"]
+    assert script["parameters_tracked"] == 4 and script["optimizers"] == 1
+    assert document["sensitivity"] == {"change": "one ulp", "step": 1, "parameter": "0.weight", "detected": True}
+    # --steps stops the script: the default two epochs of batches of 32 would be 32 steps
+    code, document, stderr = _check("--script", str(EXAMPLES / "train_loop.py"), "--steps", "3", "--json")
+    assert code == 0 and document["script"]["steps_taken"] == [3, 3], stderr
+    assert document["script"]["ended"] == ["steps", "steps"]
+
+
+@pytest.mark.slow
+def test_an_unseeded_shuffle_differs_from_step_1_and_locate_op_finds_where_the_difference_enters() -> None:
+    code, document, stderr = _check("--script", str(EXAMPLES / "train_loop.py"), "--steps", "4", "--locate-op",
+                                    "--json", "--", "--shuffle", "unseeded")
+    assert code == 1, stderr
+    assert document["bitwise_identical"] is False and document["max_abs_diff"] > 0
+    divergence = document["first_divergence"]
+    assert divergence["step"] == 1 and divergence["parameter"] == "0.weight"
+    op = divergence["op"]
+    # the indices come from Python's random module, outside PyTorch: the first op fed them differs
+    assert op["kind"] == "input-differs" and op["op"] == "aten::lift_fresh", op  # the index list made a tensor
+    assert divergence["ops_recorded"] > 10
+    code, _, text = _check("--script", str(EXAMPLES / "train_loop.py"), "--steps", "2", "--", "--shuffle", "unseeded")
+    assert code == 1 and "not identical" in text and "first divergent step" in text, text
+
+
+@pytest.mark.slow
+def test_a_script_with_two_optimizers_that_ends_by_itself_is_compared_over_every_step() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "two_optimizers.py"), "--threads", "1", "--json")
+    assert code == 0, stderr
+    assert document["bitwise_identical"] is True
+    assert document["script"]["optimizers"] == 2 and document["script"]["steps_taken"] == [6, 6]
+    assert document["script"]["parameters_tracked"] == 8
+    assert [side["threads"] for side in document["runs"]] == [1, 1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("lightning") is None, reason="needs lightning")
+def test_a_lightning_script_is_bitwise_identical() -> None:
+    code, document, stderr = _check("--script", str(EXAMPLES / "train_lightning.py"), "--steps", "6", "--json")
+    assert code == 0, stderr
+    assert document["bitwise_identical"] is True and document["script"]["steps_taken"] == [6, 6]
+    assert document["sensitivity"]["parameter"] == "net.0.weight" and document["sensitivity"]["detected"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None or importlib.util.find_spec("accelerate") is None,
+                    reason="needs transformers and accelerate")
+def test_a_hugging_face_trainer_script_is_bitwise_identical() -> None:
+    code, document, stderr = _check("--script", str(EXAMPLES / "train_hf_trainer.py"), "--steps", "4", "--json")
+    assert code == 0, stderr
+    assert document["bitwise_identical"] is True and document["script"]["steps_taken"] == [4, 4]
+    assert document["sensitivity"]["parameter"] == "transformer.wte.weight", document["sensitivity"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "message"), [
+    ("never_steps.py", "ran to its end without an optimizer step"),
+    ("fails.py", "failed after step 2 (run A): ValueError: the data folder /no/such/folder is empty"),
+    ("exits_early.py", "ended before its first optimizer step with exit 0 and no word from detprof's hooks"),
+])
+def test_a_script_that_cannot_be_checked_exits_2_in_one_line_with_its_own_error(script: str, message: str) -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / script), "--json")
+    assert code == 2 and message in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert message in document["error"]["message"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--script", "no/such/train.py"], "--script 'no/such/train.py': no such file"),
+    (["--arch", "small-cnn", "--", "--lr", "1"], "arguments after -- go to a --script"),
+    (["--script", str(SCRIPTS / "fails.py"), "--arch", "small-cnn"], "--script runs your script as it is; drop --arch"),
+    (["--script", str(SCRIPTS / "fails.py"), "--compare", "eager,compiled"], "drop --compare"),
+    (["--script", str(SCRIPTS / "fails.py"), "--mode", "no-such-mode"], "no-such-mode"),
+    (["--script", str(SCRIPTS / "fails.py"), "--threads", "1,99"], "--threads '1,99' is not accepted"),
+])
+def test_bad_script_options_exit_2_in_one_line_before_anything_runs(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["check", *args])
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_parameters_are_named_by_the_module_that_holds_most_of_them() -> None:
+    inner = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    outer = torch.nn.ModuleDict({"body": inner})
+    stray = torch.nn.Parameter(torch.zeros(5))
+    names, model = parameter_names([*inner.parameters(), stray], ["a", "b", "c", "d", "the stray one"])
+    # the outer wrapper holds as many as the inner one and names them in full
+    assert model is outer and names[:4] == ["body.0.weight", "body.0.bias", "body.1.weight", "body.1.bias"]
+    assert names[4] == "the stray one"
+    # control: without the wrapper, the inner module's own names
+    del outer, model
+    gc.collect()
+    names, model = parameter_names(list(inner.parameters()), ["a", "b", "c", "d"])
+    assert model is inner and names[0] == "0.weight"
