@@ -158,7 +158,7 @@ def test_a_bad_spec_exits_2_naming_key_and_line_before_anything_runs(text: str, 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["sweep", "nope.toml"], r"sweep spec 'nope.toml' does not exist"),
-    (["sweep", str(CPU_SPEC), "--cluster", "slurm"], r"--cluster 'slurm' is not accepted; use ray"),
+    (["sweep", str(CPU_SPEC), "--cluster", "pbs"], r"--cluster 'pbs' is not accepted; use ray"),
     (["sweep", str(CPU_SPEC), "--probe"], r"--probe checks placement on a Ray cluster; add --cluster ray"),
     (["db", "merge", "missing.sqlite"], r"db merge: 'missing.sqlite' is not a file"),
     (["db", "export", "--format", "xml"], r"--format 'xml' is not accepted; use csv or json"),
@@ -440,7 +440,7 @@ def test_a_large_plan_is_sized_first_and_needs_yes(tmp_path: Path) -> None:
             "2,000 processes or 5,000,000 training steps; check the spec, or add --yes to start it") in refused.stderr
     assert not db.exists()  # asked before anything, even the store, was made
     # Control: --yes passes the gate, and the next check (an unreachable cluster here) speaks instead.
-    passed = runner.invoke(app, ["sweep", str(spec), "--db", str(db), "--yes", "--cluster", "slurm"])
-    assert passed.exit_code == 2 and "plans 30 jobs" not in passed.stderr and "--cluster 'slurm'" in passed.stderr
+    passed = runner.invoke(app, ["sweep", str(spec), "--db", str(db), "--yes", "--cluster", "pbs"])
+    assert passed.exit_code == 2 and "plans 30 jobs" not in passed.stderr and "--cluster 'pbs'" in passed.stderr
     small = plan_size(plan_sweep(load_spec(CPU_SPEC)))
     assert not small.large and small.sentence() == "3 jobs: at least 18 worker processes and 126 training steps"

@@ -1,4 +1,4 @@
-"""``detprof sweep``: many overhead measurements from one spec, here or on Ray, resumable."""
+"""``detprof sweep``: many overhead measurements from one spec, here, on Ray or on Slurm, resumable."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from detprof.render.console import status_line
 from detprof.render.progress import ask, can_ask, counts_bar
 from detprof.render.sweep import sweep_start
 
-CLUSTER_HELP = ("Run each job as a Ray task instead of here: `ray` (the cluster at $RAY_ADDRESS, or a new local "
-                "Ray) or ray://HOST:PORT. GPU jobs land on nodes with the spec's GPU type, one job per GPU.")
+CLUSTER_HELP = ("Run each job elsewhere: `ray` (the cluster at $RAY_ADDRESS, or a new local Ray) or ray://HOST:PORT, "
+                "each job a Ray task on a node with the spec's GPU type; `slurm`, each job a Slurm job through "
+                "submitit, the GPU type as its constraint; `slurm-local`, the Slurm path through submitit's local "
+                "executor, one job at a time here. Only this process writes the store.")
+SLURM = "With --cluster slurm: "
 
 
 def _confirm_large(name: str, size: Any, yes: bool, json_output: bool) -> None:
@@ -41,6 +44,16 @@ def sweep(
     status: bool = typer.Option(False, "--status", help="Show what is stored of the spec; run nothing."),
     probe: bool = typer.Option(False, "--probe", help="With --cluster: one task per GPU type, placed as its jobs "
                                                       "would be, shows the node and the GPU it got; runs no job."),
+    slurm_partition: str | None = typer.Option(None, help=SLURM + "the partition (sbatch --partition)."),
+    slurm_account: str | None = typer.Option(None, help=SLURM + "the account charged (sbatch --account)."),
+    slurm_time: int = typer.Option(60, help=SLURM + "each job's time limit in minutes (sbatch --time)."),
+    slurm_gpus: int = typer.Option(1, help=SLURM + "GPUs per job (the measurement uses the first)."),
+    slurm_constraint: str | None = typer.Option(None, help=SLURM + "the site's node feature per GPU type, as "
+                                                           "ALIAS=FEATURE,... (default: the alias itself, e.g. v100)."),
+    slurm_option: str | None = typer.Option(None, help=SLURM + "further sbatch options as NAME=VALUE,..., e.g. "
+                                                       "qos=high."),
+    slurm_folder: str = typer.Option(".detprof/slurm", help=SLURM + "where submitit keeps each job's script, "
+                                                                  "pickles and logs."),
     yes: bool = typer.Option(False, "--yes", help="Start a large plan (more than 2,000 worker processes or 5 "
                                                    "million training steps) without asking."),
     db: str | None = DB_OPTION,
@@ -52,8 +65,19 @@ def sweep(
     from detprof.sweep import load_spec, plan_sweep, run_sweep, sweep_status, with_gpus
     from detprof.sweep.plan import plan_size
     from detprof.sweep.run import prepare_backend
+    from detprof.sweep.slurm_cluster import SLURM_CLUSTERS, SlurmOptions, describe, parse_mapping
 
     with user_errors():
+        given = {"--slurm-partition": slurm_partition, "--slurm-account": slurm_account,
+                 "--slurm-constraint": slurm_constraint, "--slurm-option": slurm_option}
+        slurm = None
+        if cluster in SLURM_CLUSTERS:
+            slurm = SlurmOptions(slurm_partition, slurm_account, slurm_time, slurm_gpus,
+                                 parse_mapping("--slurm-constraint", slurm_constraint),
+                                 slurm_folder, parse_mapping("--slurm-option", slurm_option))
+        else:
+            named = [name for name, value in given.items() if value is not None]
+            require(not named, f"{', '.join(named)} go with --cluster slurm or slurm-local; add it or drop them")
         loaded = load_spec(spec)
         if gpus is not None:
             loaded = with_gpus(loaded, gpus)
@@ -69,10 +93,11 @@ def sweep(
             return
         size = plan_size(jobs)
         _confirm_large(loaded.name, size, yes, json_output)
-        prepare_backend(loaded, cluster)  # fails in seconds when the cluster lacks a GPU type
+        prepare_backend(loaded, cluster, slurm)  # fails in seconds when the cluster lacks a GPU type
         ensure_store(db)
     if not json_output:
-        sweep_start(loaded.name, size.sentence(), "here" if cluster is None else f"on Ray ({cluster})")
+        where = "here" if cluster is None else describe(cluster, loaded, slurm) if slurm else f"on Ray ({cluster})"
+        sweep_start(loaded.name, size.sentence(), where)
     with counts_bar() as progress:
         task = progress.add_task(loaded.name, total=len(jobs), counts="")
 
@@ -84,7 +109,7 @@ def sweep(
 
         with user_errors():
             document = run_sweep(loaded, db=db, cluster=cluster, rerun_failed=rerun_failed, on_progress=show,
-                                 command=invoked_command())
+                                 command=invoked_command(), slurm=slurm)
     emit("sweep", document, json_output)
     failed = document["counts"]["failed"]
     if failed:

@@ -1,6 +1,7 @@
-"""What a sweep's driver and its Ray backend share about one job: who holds it, how it ended, how
-its result is stored, and the progress counts. Both ``sweep.run`` and ``sweep.ray_cluster`` build
-on this module, so neither imports the other in a circle."""
+"""What a sweep's driver and its cluster backends (Ray, Slurm) share about one job: who holds it,
+how it ended, how its result is measured remotely and stored, and the progress counts.
+``sweep.run``, ``sweep.ray_cluster`` and ``sweep.slurm_cluster`` build on this module, so none
+imports another in a circle."""
 
 from __future__ import annotations
 
@@ -103,3 +104,39 @@ def store_job_result(store: ResultStore, job: SweepJob, result: OverheadResult, 
     if run_id is None:
         shutil.rmtree(trace_dir, ignore_errors=True)
     return run_id
+
+
+def measure_with_traces(job: SweepJob, command: str, prefix: str) -> dict[str, Any]:
+    """What a remote task or job runs (Ray, Slurm): the job's measurement on the device it was given,
+    checked to be the type asked for (GpuSelectionError otherwise), with its traces read back as
+    bytes; returns ``result`` (an OverheadResult) and ``traces`` (file name to bytes)."""
+    import tempfile
+
+    from detprof.gpus import select_device
+    from detprof.runner.launcher import measure_overhead
+
+    device = select_device(job.gpu)
+    config = job.config(device)
+    scratch = tempfile.mkdtemp(prefix=prefix)
+    try:
+        result = measure_overhead(config, device.kind, device.name, scratch, command=command)
+        traces = {path.name: path.read_bytes() for path in Path(scratch).iterdir() if path.is_file()}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"result": result, "traces": traces}
+
+
+def store_remote_result(store: ResultStore, job: SweepJob, answer: dict[str, Any]) -> int | None:
+    """Store what a remote task returned (``result``, ``traces``, ``node``): its traces written
+    beside this store, the result pointing at them; returns the run id as store_job_result does."""
+    from detprof.store.traces import trace_folder
+
+    with trace_folder(store) as trace_dir:
+        for name, data in answer["traces"].items():
+            (trace_dir / name).write_bytes(data)
+        result = answer["result"]
+        for outcome in result.jobs:  # the traces now live beside this store
+            if outcome.trace_path:
+                outcome.trace_path = str(trace_dir / Path(outcome.trace_path).name)
+        result.trace_dir = str(trace_dir)
+    return store_job_result(store, job, result, trace_dir, answer["node"])

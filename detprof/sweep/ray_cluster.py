@@ -15,10 +15,7 @@ Ray is an optional extra: ``pip install 'detprof[ray]'``.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detprof.documents import DOCUMENT_VERSION, ProbeDocument
@@ -142,18 +139,9 @@ def measure_in_task(job: SweepJob, command: str) -> dict[str, Any]:
     set by Ray), with its traces read back as bytes. Returns result, traces, node, node_id."""
     import ray
 
-    from detprof.gpus import select_device
-    from detprof.runner.launcher import measure_overhead
+    from detprof.sweep.jobs import measure_with_traces
 
-    device = select_device(job.gpu)  # GpuSelectionError when the node's GPU is not the type asked for
-    config = job.config(device)
-    scratch = tempfile.mkdtemp(prefix="detprof-ray-")
-    try:
-        result = measure_overhead(config, device.kind, device.name, scratch, command=command)
-        traces = {path.name: path.read_bytes() for path in Path(scratch).iterdir() if path.is_file()}
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return {"result": result, "traces": traces, "node": node_description(),
+    return {**measure_with_traces(job, command, "detprof-ray-"), "node": node_description(),
             "node_id": ray.get_runtime_context().get_node_id()}
 
 
@@ -172,8 +160,7 @@ def run_on_ray(store: ResultStore, jobs: list[SweepJob], command: str, progress:
                task: Callable[[SweepJob, str], dict[str, Any]] = measure_in_task) -> None:
     """Submit every job as a task, store each result as it arrives (here, in the driver) and
     record failures; Ctrl-C cancels what is still running. ``task`` is what each task runs."""
-    from detprof.store.traces import trace_folder
-    from detprof.sweep.jobs import now_utc, store_job_result
+    from detprof.sweep.jobs import now_utc, store_remote_result
 
     ray = _ray()
     remote = ray.remote(task)
@@ -191,15 +178,7 @@ def run_on_ray(store: ResultStore, jobs: list[SweepJob], command: str, progress:
                 store.fail_sweep_job(job.key, _failure(error), None, now_utc())
                 finished(job)
                 continue
-            with trace_folder(store) as trace_dir:
-                for name, data in answer["traces"].items():
-                    (trace_dir / name).write_bytes(data)
-                result = answer["result"]
-                for outcome in result.jobs:  # the traces now live beside this store
-                    if outcome.trace_path:
-                        outcome.trace_path = str(trace_dir / Path(outcome.trace_path).name)
-                result.trace_dir = str(trace_dir)
-            store_job_result(store, job, result, trace_dir, answer["node"])
+            store_remote_result(store, job, answer)
             finished(job)
     except BaseException:
         for ref in pending:

@@ -9,9 +9,10 @@ written in one transaction; a failure (out of memory, a crash, a killed worker, 
 recorded with its reason and the sweep goes on. Running the spec again skips what is done (and,
 unless ``rerun_failed``, what failed), and re-runs jobs whose driver died mid-job.
 
-Jobs run here one after another (``cluster=None``), or as Ray tasks on a cluster
-(``cluster="ray"`` or ``"ray://HOST:PORT"``, see detprof.sweep.ray_cluster); either way only this
-process writes the store.
+Jobs run here one after another (``cluster=None``), as Ray tasks on a cluster (``cluster="ray"``
+or ``"ray://HOST:PORT"``, see detprof.sweep.ray_cluster), or as Slurm jobs through submitit
+(``cluster="slurm"``, or ``"slurm-local"`` for submitit's local executor, see
+detprof.sweep.slurm_cluster); in every case only this process writes the store.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from detprof.sweep.jobs import (
     this_host,
 )
 from detprof.sweep.plan import SweepJob, plan_sweep
+from detprof.sweep.slurm_cluster import SLURM_CLUSTERS, SlurmOptions, check_options
 from detprof.sweep.spec import SweepSpec, load_spec
 
 API_COMMAND = "Python API: detprof.sweep.run_sweep"
@@ -57,13 +59,18 @@ def _run_locally(store: ResultStore, job: SweepJob, command: str,
     store_job_result(store, job, result, trace_dir, this_host())
 
 
-def prepare_backend(spec: SweepSpec, cluster: str | None) -> None:
-    """Check, before anything runs, that the spec can run where asked: here, every GPU type of the
-    spec must be on this machine (GpuSelectionError naming what is); on Ray, the cluster must be
-    reachable and have every GPU type (ClusterError naming what it has)."""
-    require(cluster is None or cluster == "ray" or cluster.startswith("ray://"),
-            f"--cluster {cluster!r} is not accepted; use ray (the local Ray or $RAY_ADDRESS) or ray://HOST:PORT")
-    if cluster is None:
+def prepare_backend(spec: SweepSpec, cluster: str | None, slurm: SlurmOptions | None = None) -> None:
+    """Check, before anything runs, that the spec can run where asked: here (and through submitit's
+    local executor), every GPU type of the spec must be on this machine (GpuSelectionError naming
+    what is); on Ray, the cluster must be reachable and have every GPU type (ClusterError naming
+    what it has); on Slurm, submitit and sbatch must be here and the options valid (SlurmError)."""
+    require(cluster is None or cluster == "ray" or cluster.startswith("ray://") or cluster in SLURM_CLUSTERS,
+            f"--cluster {cluster!r} is not accepted; use ray (the local Ray or $RAY_ADDRESS), ray://HOST:PORT, slurm, "
+            "or slurm-local (the Slurm path through submitit's local executor)")
+    require(slurm is None or cluster in SLURM_CLUSTERS, "the --slurm-* options are for --cluster slurm or slurm-local")
+    if cluster in SLURM_CLUSTERS:
+        check_options(cluster, slurm or SlurmOptions())
+    if cluster is None or cluster == "slurm-local":
         for gpu in spec.gpus:
             select_device(gpu)
         return
@@ -74,20 +81,24 @@ def prepare_backend(spec: SweepSpec, cluster: str | None) -> None:
 
 def run_sweep(spec: str | Path | SweepSpec, db: StoreLike = None, cluster: str | None = None,
               rerun_failed: bool = False, on_progress: ProgressCallback | None = None,
-              on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None) -> SweepDocument:
+              on_job_done: Callable[[JobOutcome], None] | None = None, command: str | None = None,
+              slurm: SlurmOptions | None = None) -> SweepDocument:
     """Run every job of ``spec`` (a path or a SweepSpec) not yet in the store ``db``; returns the
     sweep document: ``jobs`` (one row per job: label, arch, kernel_size, gpu, modes, status,
     ``ran`` in this call, run_id, ratio with its 95% CI, kernel and memory ratio, device measured,
     error, node) and ``counts`` (done, failed, left, ran_now).
 
     ``cluster`` None runs here, one job at a time; ``"ray"`` (the local Ray, or $RAY_ADDRESS) or
-    ``"ray://HOST:PORT"`` runs each job as a Ray task on a node with the spec's GPU type. Raises
-    SpecError or GpuSelectionError (one line) before anything runs.
+    ``"ray://HOST:PORT"`` runs each job as a Ray task on a node with the spec's GPU type;
+    ``"slurm"`` submits each as a Slurm job constrained to that GPU type, with ``slurm``'s
+    partition, account, time limit and GPUs (``"slurm-local"``: through submitit's local executor,
+    one at a time here). Raises SpecError, GpuSelectionError or SlurmError (one line) before
+    anything runs.
     """
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     jobs = plan_sweep(spec)
     command = command or API_COMMAND
-    prepare_backend(spec, cluster)
+    prepare_backend(spec, cluster, slurm)
     with open_store(db, create=True) as store:
         store.store_pending()
         ran: set[str] = set()
@@ -122,6 +133,11 @@ def run_sweep(spec: str | Path | SweepSpec, db: StoreLike = None, cluster: str |
                     on_progress(progress)
                 _run_locally(store, job, command, on_job_done)
                 finished(job)
+        elif cluster in SLURM_CLUSTERS:
+            from detprof.sweep.slurm_cluster import run_on_slurm
+
+            claimed = [job for job in jobs if claim(job)]
+            run_on_slurm(store, claimed, command, progress, on_progress, finished, cluster, slurm)
         else:
             from detprof.sweep.ray_cluster import run_on_ray
 
