@@ -151,6 +151,7 @@ class CheckDocument(StoredVerdict, total=False):
     world_sizes: list[int]  # check --world-size: the DDP processes of runs A and B
     bucket_cap_mb: list[float] | None  # check --bucket-cap-mb: DDP's bucket sizes of runs A and B (None: DDP's)
     nccl_environment: dict[str, str]  # the NCCL variables set for a GPU run
+    gpu_topology: str | None  # nvidia-smi topo -m of a GPU run's machine (None: a CPU run, or no nvidia-smi)
     script: dict[str, Any]  # check --script: path, arguments, steps_taken and ended per run, optimizers, ...
 
 

@@ -98,3 +98,19 @@ def test_world_sizes_1_and_2_differ_only_in_low_bits_and_2_repeats_itself() -> N
         assert document["first_divergence"]["step"] >= 1  # type: ignore[index]
     code, document, stderr = _check("--arch", "small-cnn", "--batch-size", "4", "--steps", "3", "--world-size", "2")
     assert code == 0 and document["bitwise_identical"] is True and document["world_sizes"] == [2, 2], stderr
+
+
+def test_the_gpu_topology_is_what_nvidia_smi_prints_and_nothing_where_it_fails_or_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detprof.backends.torch.distributed import gpu_topology
+
+    tool = tmp_path / "nvidia-smi"
+    matrix = "\tGPU0\tGPU1\nGPU0\t X \tNV18\nGPU1\tNV18\t X "
+    tool.write_text(f"#!/bin/sh\n[ \"$1 $2\" = \"topo -m\" ] || exit 9\nprintf '{matrix}\\n'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert gpu_topology() == matrix.strip()
+    tool.write_text("#!/bin/sh\necho 'NVML: driver not loaded' >&2\nexit 1\n")  # control: a failing tool
+    assert gpu_topology() is None
+    tool.unlink()  # and none at all
+    assert gpu_topology() is None

@@ -209,7 +209,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             **({"loader_workers": [int(w) for w in worker_pair]} if worker_pair else {}),
             **({"world_sizes": [int(w) for w in size_pair],
                 "bucket_cap_mb": [float(b) for b in bucket_pair] if bucket_pair else None,
-                "nccl_environment": runs[0].get("nccl_environment") or {}} if size_pair else {})}
+                "nccl_environment": runs[0].get("nccl_environment") or {},
+                "gpu_topology": runs[0].get("gpu_topology")} if size_pair else {})}
 
 
 def _positive_number(text: str) -> bool:

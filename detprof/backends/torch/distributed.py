@@ -92,3 +92,22 @@ def distributed_training(training: Training, rank: int, world_size: int, store: 
 def nccl_environment() -> dict[str, str]:
     """The NCCL variables set in this process's environment (what a GPU run records)."""
     return {name: os.environ[name] for name in NCCL_VARIABLES if name in os.environ}
+
+
+def gpu_topology(timeout_s: float = 20.0) -> str | None:
+    """How this machine's GPUs (and NICs) connect, as ``nvidia-smi topo -m`` prints it (NVLink,
+    PCIe switch, CPU socket: what decides NCCL's rings and trees); None where nvidia-smi is
+    missing or fails."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return None
+    try:
+        done = subprocess.run([tool, "topo", "-m"], capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None

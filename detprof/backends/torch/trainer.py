@@ -118,10 +118,11 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     extra: dict[str, Any] = {}
     if store is not None:
-        from detprof.backends.torch.distributed import nccl_environment
+        from detprof.backends.torch.distributed import gpu_topology, nccl_environment
 
         extra = {"world_size": int(spec["world_size"]), "bucket_cap_mb": spec.get("bucket_cap_mb"),
-                 "nccl_environment": nccl_environment() if device.type == "cuda" else {}}
+                 "nccl_environment": nccl_environment() if device.type == "cuda" else {},
+                 "gpu_topology": gpu_topology() if device.type == "cuda" else None}
     write_result(out_path, {"parameters": names, "steps": steps, "threads": torch.get_num_threads(),
                             "device": device_name, "torch": torch.__version__,
                             "compiled": bool(spec["workload"].get("compiled")),
