@@ -71,6 +71,9 @@ def scan_check(result_json: str) -> int:
 
 
 CHECKED = ("vgg19",)  # what the campaign checks and audits
+# The campaign's checks of each: result file key -> what the row says (the mode, and the gate).
+CHECK_ROWS = {"default": "default", "world-size-1": "deterministic, DDP over 1 process (NCCL), run to run",
+              "restart": "deterministic, straight vs restarted from a checkpoint"}
 
 
 def synthetic_scan_check(folder: Path) -> int:
@@ -272,9 +275,9 @@ def summary(results_dir: str, out: str | None, calibration: str | None = None) -
     lines += ["", "## Bitwise checks (two trainings in fresh processes) and audit", "",
               "| network | mode | bitwise identical | max weight difference | first divergence |",
               "|---|---|---|---|---|"]
-    for net in CHECKED:
-        for mode in ("default", "deterministic"):
-            doc = _load(results, f"check-{net}-{mode}")
+    for net in CHECKED:  # each check's result file is check-NET-KEY.json (CHECK_ROWS)
+        for key, mode in CHECK_ROWS.items():
+            doc = _load(results, f"check-{net}-{key}")
             if not doc:
                 lines.append(f"| {net} | {mode} | not measured | — | — |")
                 continue

@@ -225,7 +225,6 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     stand_in = "small-cnn" if dry_run else "vgg19"
     overhead("vgg19-nofill", stand_in, ("default", "deterministic-nofill"))
     overhead("mobilenet", "mobilenet")
-    overhead("mobilenet-nofill", "mobilenet", ("default", "deterministic-nofill"))
     # 2. The ends of Figure 9b, then its middle.
     for k in (1, 7, 3, 5):
         overhead(f"medium-cnn-k{k}", "medium-cnn", extra=["--kernel-size", str(k)], key=f"medium-cnn-k{k}")
@@ -253,15 +252,22 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     threads = ["--threads", "1,2"] if dry_run else []
     command("check vgg19 default", [*check, "--mode", "default", "--locate-op", *threads], locate_cost, 5,
             result="check-vgg19-default.json", finding=True)
-    command("check vgg19 deterministic", [*check, "--mode", "deterministic"], check_cost, 3,
-            result="check-vgg19-deterministic.json", finding=True)
+    # Repeatability as a DDP training over one process (NCCL, its variables and the topology
+    # recorded), and the restart gate: the second run saved halfway and resumed in a new process.
+    command("check vgg19 world-size 1", [*check, "--mode", "deterministic", "--world-size", "1"],
+            check_cost + 2 * cost.process_start_s, 3, result="check-vgg19-world-size-1.json", finding=True)
+    restart_at = str(sizes.check_steps // 2)
+    command("check vgg19 restart", [*check, "--mode", "deterministic", "--restart-at", restart_at],
+            check_cost + cost.process_start_s + build, 4, result="check-vgg19-restart.json", finding=True)
     # The dry run audits a model with max_unpool2d (no deterministic CPU implementation): the catch path.
     audit_model = (["--model", str(REPO / "tests" / "data" / "models" / "check_models.py") + ":unpool_net"]
                    if dry_run else check_arch)
     command("audit vgg19", [*detprof, "audit", *audit_model, *sizes.device, *sizes.check, "--json"],
             check_cost + cost.process_start_s + build, 4, result="audit-vgg19.json", finding=True)
-    # 6. Extras, in the time a machine faster than planned leaves: TF32's share (one pair, both
-    #    modes without TF32), a short stability run, and a few GPU tests.
+    # 6. Extras, in the time a machine faster than planned leaves: mobilenet's like-with-like
+    #    comparison, TF32's share (one pair, both modes without TF32), a short stability run, and a
+    #    few GPU tests.
+    overhead("mobilenet-nofill", "mobilenet", ("default", "deterministic-nofill"), optional=True)
     overhead("vgg19-tf32-off", stand_in, ("tf32-off", "deterministic-tf32-off"), pairs=1, optional=True)
     command("stability algo+impl", [*detprof, "stability", "--task", "digits", "--variant", "algo+impl", "--runs", "2",
                                     *sizes.stability, *sizes.device, "--db", str(db), "--json"],

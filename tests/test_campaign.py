@@ -18,11 +18,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CAMPAIGN = REPO / "benchmarks" / "gpu_campaign.py"
-ORDER = ["vgg19", "vgg19 kernels", "vgg19-nofill", "mobilenet", "mobilenet-nofill", "medium-cnn-k1", "medium-cnn-k7",
+ORDER = ["vgg19", "vgg19 kernels", "vgg19-nofill", "mobilenet", "medium-cnn-k1", "medium-cnn-k7",
          "medium-cnn-k3", "medium-cnn-k5", "resnet50", "densenet121", "gpt2-small", "vit-b16", "aa-resnet50",
-         "check vgg19 default", "check vgg19 deterministic", "audit vgg19", "vgg19-tf32-off", "stability algo+impl",
-         "pytest -m gpu (fast)"]
-EXTRAS = ("vgg19-tf32-off", "stability algo+impl", "pytest -m gpu (fast)")
+         "check vgg19 default", "check vgg19 world-size 1", "check vgg19 restart", "audit vgg19", "mobilenet-nofill",
+         "vgg19-tf32-off", "stability algo+impl", "pytest -m gpu (fast)"]
+EXTRAS = ("mobilenet-nofill", "vgg19-tf32-off", "stability algo+impl", "pytest -m gpu (fast)")
 
 
 def _campaign() -> ModuleType:
@@ -184,7 +184,10 @@ def test_the_whole_dry_run_measures_every_step(tmp_path: Path) -> None:
     # the audit's catch of an op without a deterministic implementation.
     located = documents["check-vgg19-default"]
     assert located["bitwise_identical"] is False and located["first_divergence"]["op"]
-    assert documents["check-vgg19-deterministic"]["bitwise_identical"] is True
+    repeated = documents["check-vgg19-world-size-1"]  # run to run as DDP over one process
+    assert repeated["bitwise_identical"] is True and repeated["world_sizes"] == [1, 1]
+    restarted = documents["check-vgg19-restart"]  # the restart gate: straight vs saved after step 1 and resumed
+    assert restarted["bitwise_identical"] is True and restarted["restart_at"] == 1
     assert any("max_unpool" in o["op"] for o in documents["audit-vgg19"]["nondeterministic_ops"])
     assert documents["stability-algo+impl"]["runs"] == 2
     summary = (out / "summary.md").read_text()
