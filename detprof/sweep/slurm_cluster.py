@@ -141,7 +141,7 @@ def run_on_slurm(store: ResultStore, jobs: list[SweepJob], command: str, progres
     from detprof.sweep.jobs import now_utc, store_remote_result
 
     options = options or SlurmOptions()
-    executor = submitit.AutoExecutor(folder=Path(options.folder) / "%j", cluster="local" if cluster == "slurm-local"
+    executor = submitit.AutoExecutor(folder=Path(options.folder), cluster="local" if cluster == "slurm-local"
                                      else "slurm")
     waiting = list(jobs)
     running: dict[Any, SweepJob] = {}
