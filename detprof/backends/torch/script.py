@@ -24,6 +24,7 @@ import runpy
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,11 @@ def parameter_names(parameters: list[torch.Tensor], places: list[str]) -> tuple[
     in its optimizer (``places``)."""
     wanted = {id(p) for p in parameters}
     best: tuple[tuple[int, int, str], torch.nn.Module, dict[int, str]] | None = None
-    for candidate in gc.get_objects():
-        if not isinstance(candidate, torch.nn.Module):
-            continue
+    with warnings.catch_warnings():
+        # isinstance reads __class__, and some live objects warn when touched (deprecated aliases)
+        warnings.simplefilter("ignore")
+        modules = [candidate for candidate in gc.get_objects() if isinstance(candidate, torch.nn.Module)]
+    for candidate in modules:
         named = {id(p): name for name, p in candidate.named_parameters() if id(p) in wanted}
         if not named:
             continue
