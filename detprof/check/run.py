@@ -60,6 +60,23 @@ def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] 
     return (parts[0], parts[-1])
 
 
+def parse_thread_pair(threads: str | None) -> tuple[int, int] | None:
+    """A check's ``--threads``: "A,B" or "N" (both runs) as CPU thread counts from 1 to this
+    machine's CPUs; None for None. Raises ArgumentError naming the value otherwise."""
+    pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
+    if pair is None:
+        return None
+    cpus = os.cpu_count() or 1
+    require(all(t.isdigit() and 1 <= int(t) <= cpus for t in pair),
+            f"--threads {threads!r} is not accepted; use 1 to {cpus} (this machine's CPUs), one or two as A,B")
+    return (int(pair[0]), int(pair[1]))
+
+
+def require_steps(steps: int) -> None:
+    """Raise ArgumentError unless a check's ``--steps`` is from 1 to MAX_STEPS."""
+    require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
+
+
 def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int | None, seed: int,
                steps: int, framework: str = "pytorch") -> dict[str, Any]:
     """What one check run is told: the workload, the mode and its toggles, device, threads, seed, steps."""
@@ -94,7 +111,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     if locate_op:
         require_support(backend, "locate_op", "--locate-op")
     backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
-    require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
+    require_steps(steps)
     require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
     require(compare in (None, COMPARE_COMPILED), f"--compare {compare!r} is not accepted; use {COMPARE_COMPILED}")
     require(not (compare and locate_op), "--locate-op records the eager ops of a step, which compiled code replaces "
@@ -131,12 +148,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
                      or (threads and "," in threads) or (request and request.compiled)),
                 "--world-size and --bucket-cap-mb change how one training is distributed; drop --compare, --devices, "
                 "--locate-op, --restart-at, --workers, --compile and a second --threads value")
-    thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
+    thread_pair = parse_thread_pair(threads)
     device_pair = parse_pair("--devices", devices, "cpu or cuda, e.g. cpu,cuda")
-    cpus = os.cpu_count() or 1
-    if thread_pair:
-        require(all(t.isdigit() and 1 <= int(t) <= cpus for t in thread_pair),
-                f"--threads {threads!r} is not accepted; use 1 to {cpus} (this machine's CPUs), one or two as A,B")
     if device_pair:
         require(all(d in ("cpu", "cuda") for d in device_pair),
                 f"--devices {devices!r} is not accepted; use cpu or cuda, one or two as A,B")
@@ -153,7 +166,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     require(not (locate_op and workload.compiled), "--locate-op records the eager ops of a step, which compiled code "
                                                    "replaces with Inductor's kernels; drop --locate-op or --compile")
     side_workloads = [replace(workload, compiled=False), workload] if compare else [workload, workload]
-    side_threads = [int(t) for t in thread_pair] if thread_pair else [CPU_THREADS, CPU_THREADS]
+    side_threads = list(thread_pair) if thread_pair else [CPU_THREADS, CPU_THREADS]
     # Both sides hash alike: on the device whenever one of them has a GPU (see oprecord.DIGEST_SCHEMES).
     digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
     specs = [{**_side_spec(side, mode, dev, t, seed, steps, framework), "digest": digest,

@@ -12,7 +12,6 @@ backend's (``run_script_side``); this module turns what the runs recorded into a
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import tempfile
@@ -146,22 +145,18 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
     applies that mode's first. ``threads`` "A,B" sets each run's CPU threads before the script
     starts (it may set its own). With ``locate_op``, both runs are re-run up to the first divergent
     step recording every op, to name the first op whose output differs while its inputs matched."""
-    from detprof.check.run import MAX_STEPS, parse_pair
+    from detprof.check.run import parse_thread_pair, require_steps
 
     backend = backend_for(framework)
     require_support(backend, "script", "--script")
     path = check_script_path(script)
-    require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
+    require_steps(steps)
     if mode != AS_IS:
         backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
-    thread_pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
-    cpus = os.cpu_count() or 1
-    if thread_pair:
-        require(all(t.isdigit() and 1 <= int(t) <= cpus for t in thread_pair),
-                f"--threads {threads!r} is not accepted; use 1 to {cpus} (this machine's CPUs), one or two as A,B")
+    thread_pair = parse_thread_pair(threads)
     base = {"script": str(path), "arguments": list(arguments), "steps": steps,
             "mode": None if mode == AS_IS else mode}
-    side_threads = [int(t) for t in thread_pair] if thread_pair else [None, None]
+    side_threads: list[int | None] = list(thread_pair) if thread_pair else [None, None]
     command = shlex.join([sys.executable, str(path), *arguments])
     with tempfile.TemporaryDirectory(prefix="detprof-script-") as scratch:
         runs = []
