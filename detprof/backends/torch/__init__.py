@@ -33,6 +33,15 @@ def arrays_of(state: dict[str, Any]) -> dict[str, Any]:
             for name, tensor in state.items()}
 
 
+def saved_state(path: Path) -> dict[str, Any] | None:
+    """The state a check run saved with torch.save at ``path``, as numpy arrays; None when it saved none."""
+    if not path.exists():
+        return None
+    import torch
+
+    return arrays_of(torch.load(path, map_location="cpu", weights_only=True))
+
+
 class TorchBackend:
     """PyTorch, the default backend."""
 
@@ -99,11 +108,9 @@ class TorchBackend:
             outcome = run_in_fresh_process(f"{TRAINER}:{entry}", (spec, str(out)), environment,
                                            Path(scratch, "run.log"), timeout_s)
             document = side_result(outcome, out, timeout_s)
-            state_file = Path(str(out) + ".pt")
-            if state_file.exists():
-                import torch
-
-                document["state"] = arrays_of(torch.load(state_file, map_location="cpu", weights_only=True))
+            state = saved_state(Path(str(out) + ".pt"))
+            if state is not None:
+                document["state"] = state
         return document
 
     def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
@@ -133,10 +140,7 @@ class TorchBackend:
                                    "pythonhashseed": environment["PYTHONHASHSEED"], "ops": None, "state": None}
         if files["ops"].exists():
             watched["ops"] = json.loads(files["ops"].read_text())["ops"]
-        if files["state"].exists():
-            import torch
-
-            watched["state"] = arrays_of(torch.load(files["state"], map_location="cpu", weights_only=True))
+        watched["state"] = saved_state(files["state"])
         return watched
 
     def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:

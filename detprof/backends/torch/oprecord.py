@@ -139,6 +139,22 @@ def tensor_digest(tensor: torch.Tensor, scheme: str = "device") -> str:
     return tensor_digests([tensor], scheme)[0]
 
 
+def one_ulp_control(parameters: list[torch.Tensor], names: list[str], scheme: str) -> dict[str, Any] | None:
+    """The digests of ``parameters`` (named ``names``) with one element of the first floating-point
+    one moved by one ulp (to the next representable value), hashed as the run's own are: the
+    check's sensitivity control at step 1 (detprof.check.compare.sensitivity). None when there is
+    no floating-point parameter."""
+    index = next((i for i, p in enumerate(parameters) if p.is_floating_point() and p.numel() > 0), None)
+    if index is None:
+        return None
+    with torch.no_grad():
+        nudged = parameters[index].detach().clone()
+        flat = nudged.view(-1)
+        flat[0] = torch.nextafter(flat[0], torch.tensor(float("inf"), dtype=flat.dtype, device=flat.device))
+    tensors = [nudged if i == index else p for i, p in enumerate(parameters)]
+    return {"parameter": names[index], "params": tensor_digests(tensors, scheme)}
+
+
 # Non-tensor arguments whose value can carry a difference into an op (a Python float made from
 # os.urandom, say); objects such as generators are left out, since their repr names an address.
 VALUE_TYPES = (bool, int, float, complex, str, torch.dtype, torch.device, torch.layout, torch.memory_format)

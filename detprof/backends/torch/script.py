@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from detprof.backends.torch.oprecord import OpRecorder, module_tracking, tensor_digests
+from detprof.backends.torch.oprecord import OpRecorder, module_tracking, one_ulp_control, tensor_digests
 
 UNNAMED = "optimizer {optimizer}, group {group}, tensor {index} ({shape})"
 
@@ -144,17 +144,13 @@ class StepWatch:
                                   "optimizer": self.optimizers.index(id(optimizer)), "scheme": self.scheme,
                                   "device": self.device}
         if self.count == 1:
-            record["ulp_control"] = self.one_ulp_control()
+            record["ulp_control"] = one_ulp_control(self.tracked, self.names, self.scheme)
         self.write(record)
         if self.locate_step is not None and self.count + 1 == self.locate_step:
             self.start_recording()
         elif self.count >= self.steps_wanted:
             self.end("steps")
 
-    def one_ulp_control(self) -> dict[str, Any] | None:
-        from detprof.backends.torch.trainer import one_ulp_control
-
-        return one_ulp_control(self.tracked, self.names, self.scheme)
 
     def finish_recording(self) -> None:
         assert self.recorder is not None

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
+from detprof.backends.torch.oprecord import one_ulp_control
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.documents import write_result
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
@@ -129,24 +130,6 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
                             "inductor_deterministic": _optional_bool(applied.get("inductor_deterministic")),
                             "ulp_control": control, **extra,  # type: ignore[typeddict-item]
                             "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
-
-
-def one_ulp_control(parameters: list[torch.Tensor], names: list[str], scheme: str) -> dict[str, Any] | None:
-    """The digests of ``parameters`` (named ``names``) with one element of the first floating-point
-    one moved by one ulp (to the next representable value), hashed as the run's own are: the
-    check's sensitivity control at step 1 (detprof.check.compare.sensitivity). None when there is
-    no floating-point parameter."""
-    index = next((i for i, p in enumerate(parameters) if p.is_floating_point() and p.numel() > 0), None)
-    if index is None:
-        return None
-    with torch.no_grad():
-        nudged = parameters[index].detach().clone()
-        flat = nudged.view(-1)
-        flat[0] = torch.nextafter(flat[0], torch.tensor(float("inf"), dtype=flat.dtype, device=flat.device))
-    tensors = [nudged if i == index else p for i, p in enumerate(parameters)]
-    from detprof.backends.torch.oprecord import tensor_digests
-
-    return {"parameter": names[index], "params": tensor_digests(tensors, scheme)}
 
 
 def _global_mean(loss: torch.Tensor, world_size: int) -> torch.Tensor:
