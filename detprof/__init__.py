@@ -23,7 +23,7 @@ _FACADE = {
     "top_kernels": "detprof.kernels.table", "diff_tables": "detprof.kernels.table",
     "import_trace": "detprof.trace_import", "build_report": "detprof.report",
     "DetprofError": "detprof.errors", "WorkloadRequest": "detprof.workload.request",
-    "UserWorkload": "detprof.workload.user",
+    "UserWorkload": "detprof.workload.user", "step": "detprof.marker",
 }
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from detprof.errors import DetprofError
     from detprof.kernels.table import diff_tables, kernel_table, top_kernels
     from detprof.kernels.trace import load_trace
+    from detprof.marker import step
     from detprof.overhead import run_ablation, run_overhead
     from detprof.report import build_report
     from detprof.stability.experiment import run_stability
@@ -59,5 +60,5 @@ def __dir__() -> list[str]:
 __all__ = ["DetprofError", "ResultStore", "UserWorkload", "WorkloadRequest", "build_report", "diff_tables",
            "export_runs", "import_trace", "kernel_table", "load_trace", "merge_store", "run_ablation", "run_advise",
            "run_audit", "run_batch_invariance", "run_check", "run_overhead", "run_script_check", "run_stability",
-           "run_sweep",
-           "sweep_status", "top_kernels"]  # the same names as _FACADE (tests/test_facade.py checks it)
+           "run_sweep", "step", "sweep_status",
+           "top_kernels"]  # the same names as _FACADE (tests/test_facade.py checks it)

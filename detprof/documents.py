@@ -119,6 +119,7 @@ class _CheckSideKeys(TypedDict):
 class CheckSide(_CheckSideKeys, total=False):
     """One run of a check; the compile keys are absent in checks stored before --compile."""
 
+    threads_run: list[int]  # the CPU thread counts its steps actually had, read back after each step
     compiled: bool  # trained through torch.compile
     inductor_deterministic: bool | None  # Inductor's deterministic switch; None: not compiled, or no such switch
 
@@ -129,6 +130,10 @@ class StoredVerdict(TypedDict, total=False):
 
     run_id: int | None
     store_error: str
+
+
+# A check's three verdicts (detprof.check.verdict decides; exit codes 0, 1 and 3).
+IDENTICAL, NOT_IDENTICAL, INCONCLUSIVE = "identical", "not identical", "inconclusive"
 
 
 class CheckDocument(StoredVerdict, total=False):
@@ -142,7 +147,9 @@ class CheckDocument(StoredVerdict, total=False):
     seed: int | None  # None for a --script, which seeds itself
     differing_factor: str  # none | threads | device | compile | restart | workers | world-size | bucket-cap
     runs: list[CheckSide]
-    bitwise_identical: bool
+    bitwise_identical: bool  # what the comparison of bits found (the verdict also asks whether it could see)
+    verdict: str  # identical | not identical | inconclusive (detprof.check.verdict)
+    verdict_reasons: list[str]  # why it is inconclusive; beside a difference, what else did not hold
     max_abs_diff: float
     first_divergence: dict[str, Any] | None  # step, loss_differs, parameter, ...; op with --locate-op
     sensitivity: dict[str, Any] | None  # the control: change, step, parameter, detected (None: not recorded)
@@ -173,9 +180,12 @@ class AuditDocument(StoredVerdict, total=False):
     document_version: int
     workload: dict[str, Any]
     device: str
-    fully_deterministic: bool
-    nondeterministic_ops: list[dict[str, Any]]  # op, count, dispatched_as, sites, modules, phases
-    ops_in_step: int
+    fully_deterministic: bool  # no op without a deterministic implementation, and the switch never turned off
+    steps_audited: int  # training steps the audit ran (an op first taken later is not covered)
+    ops_per_step: list[int]
+    switched_off: dict[str, Any] | None  # the first op the code under audit ran with determinism off: op, module, step
+    nondeterministic_ops: list[dict[str, Any]]  # op, count, dispatched_as, sites, modules, phases, steps
+    ops_in_step: int  # the ops of the first audited step
     swapped_kernels: list[dict[str, Any]]  # kernel diff rows, µs
     kernel_diff_available: bool
 
@@ -395,6 +405,7 @@ class JobResult(TypedDict, total=False):
     peak_mem_since_warmup: bool
     nondeterministic_ops: list[str]
     applied_toggles: dict[str, Any]
+    switches_changed: list[str]  # "name set -> found" for each switch the workload changed (read after its last step)
     environment: dict[str, Any]
     gpu_monitor: dict[str, Any] | None
     trace_path: str
@@ -413,7 +424,11 @@ class CheckRunResult(TypedDict, total=False):
     error: str
     traceback: str
     parameters: list[str]
-    steps: list[dict[str, Any]]
+    buffers: list[str]  # names of the model's buffers, hashed per step beside the parameters
+    initial: dict[str, Any] | None  # the digests before the first step (params, buffers, nonfinite, threads)
+    steps: list[dict[str, Any]]  # per step: loss, params, buffers, nonfinite, threads, switches_changed
+    switches_set: dict[str, Any]  # the determinism switches as the mode left them, before the user's code
+    switch_calls: list[dict[str, Any]]  # calls the user's code made to change a switch or the threads: step, call
     state_names: list[str]  # TensorFlow: the weights' names, in the order of the saved arrays
     threads: int | None
     device: str
@@ -433,6 +448,8 @@ class CheckRunResult(TypedDict, total=False):
     reference_batch_size: int
     rows: list[dict[str, Any]]
     nondeterministic: list[dict[str, Any]]
+    switched_off: dict[str, Any] | None  # audit: the first op run with deterministic algorithms turned off
+    ops_per_step: list[int]  # audit: the ops each audited step dispatched
 
 
 def write_result(path: str, document: CheckRunResult) -> None:

@@ -215,6 +215,22 @@ def apply_toggles(toggles: Toggles, compiled: bool = False) -> dict[str, object]
     if toggles.allow_tf32 is not None:
         torch.backends.cudnn.allow_tf32 = toggles.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = toggles.allow_tf32
+    return read_switches(compiled)
+
+
+# The switches of read_switches a mode sets, whose change by the user's code is what "the mode did
+# not hold" means (the warn-only flag is detprof's own choice, not the mode's).
+WATCHED_SWITCHES = ("deterministic_algorithms", "cudnn_deterministic", "cudnn_benchmark", "fill_uninitialized_memory",
+                    "cudnn_allow_tf32", "cuda_matmul_allow_tf32", "inductor_deterministic")
+
+
+def read_switches(compiled: bool = False) -> dict[str, object]:
+    """The determinism switches as torch reports them now (with ``inductor_deterministic`` when
+    ``compiled``: None where this torch has no such switch): what ``apply_toggles`` returns, and
+    what a check reads back after the user's code has run, to see whether the mode held."""
+    import torch
+
+    inductor = _inductor_config() if compiled else None
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -180,10 +180,12 @@ def test_the_whole_dry_run_measures_every_step(tmp_path: Path) -> None:
     assert documents["gpt2-small"]["workload"]["sequence_length"] == 16
     assert documents["aa-resnet50"]["modes"][0]["mode"] == "default#1"
     assert documents["vgg19-top20-deterministic"]["mode"] == "deterministic"
-    # The GPU-only paths a CPU can still reach: op location (two thread counts differ on a CPU) and
+    # The GPU-only paths a CPU can still reach: op location (a model that depends on the thread count
+    # by construction, at 1 and 2 threads) and
     # the audit's catch of an op without a deterministic implementation.
     located = documents["check-vgg19-default"]
     assert located["bitwise_identical"] is False and located["first_divergence"]["op"]
+    assert [side["threads_run"] for side in located["runs"]] == [[1], [2]]
     repeated = documents["check-vgg19-world-size-1"]  # run to run as DDP over one process
     assert repeated["bitwise_identical"] is True and repeated["world_sizes"] == [1, 1]
     restarted = documents["check-vgg19-restart"]  # the restart gate: straight vs saved after step 1 and resumed

@@ -16,7 +16,7 @@ from typing import Any
 from detprof.backends import backend_for, require_support
 from detprof.backends.results import CheckError
 from detprof.check.run import DEFAULT_STEPS, run_check
-from detprof.documents import DOCUMENT_VERSION, AdviseDocument
+from detprof.documents import DOCUMENT_VERSION, IDENTICAL, AdviseDocument
 from detprof.errors import require
 from detprof.gpus import select_device
 from detprof.modes import settings_code, toggles_for
@@ -150,7 +150,9 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
             continue
         divergence = checked["first_divergence"]
         candidates.append({"mode": mode, **({"sdpa_backend": candidate.sdpa_backend} if candidate.sdpa_backend else {}),
-                           "label": candidate.label, "bitwise_identical": checked["bitwise_identical"],
+                           # identical only when the check could have seen a difference (check.verdict)
+                           "label": candidate.label, "bitwise_identical": checked["verdict"] == IDENTICAL,
+                           "check_verdict": checked["verdict"], "check_reasons": checked["verdict_reasons"],
                            "max_abs_diff": checked["max_abs_diff"],
                            "first_divergent_step": divergence["step"] if divergence else None,
                            "run_id": None, "ratio": 1.0 if mode == "default" else None, "ratio_ci": None,

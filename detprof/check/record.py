@@ -8,13 +8,13 @@ device, modes, verdict, passed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from detprof.backends import DEFAULT_FRAMEWORK
+from detprof.documents import IDENTICAL, NOT_IDENTICAL
 from detprof.store import StoreLike, open_store
-
-VERDICT_KINDS = ("check", "batch-invariance", "audit", "advise")
 
 
 def _device(document: dict[str, Any], kind: str) -> dict[str, str]:
@@ -29,21 +29,50 @@ def _device(document: dict[str, Any], kind: str) -> dict[str, str]:
     return {"kind": "cpu" if name == "cpu" else "cuda", "name": name}
 
 
-def verdict_of(kind: str, document: dict[str, Any]) -> tuple[bool, str]:
-    """(passed, the verdict in words) of a check, batch-invariance, audit or advise document."""
-    if kind == "check":
-        passed = bool(document["bitwise_identical"])
-        return passed, "bitwise identical" if passed else "not identical"
-    if kind == "batch-invariance":
-        passed = bool(document["batch_invariant"])
-        return passed, "batch invariant" if passed else "not batch invariant"
-    if kind == "audit":
-        count = len(document["nondeterministic_ops"])
-        return count == 0, ("can train fully deterministically" if count == 0 else
-                            f"{count} op(s) without a deterministic implementation")
+def _check_outcome(document: dict[str, Any]) -> tuple[int, str]:
+    from detprof.check.verdict import EXIT_CODES
+
+    # a check stored before verdicts had a third outcome reads as what its comparison found
+    verdict = document.get("verdict") or (IDENTICAL if document["bitwise_identical"] else NOT_IDENTICAL)
+    return EXIT_CODES[verdict], "bitwise identical" if verdict == IDENTICAL else verdict
+
+
+def _invariance_outcome(document: dict[str, Any]) -> tuple[int, str]:
+    passed = bool(document["batch_invariant"])
+    return (0, "batch invariant") if passed else (1, "not batch invariant")
+
+
+def _audit_outcome(document: dict[str, Any]) -> tuple[int, str]:
+    count = len(document["nondeterministic_ops"])
+    if document.get("switched_off"):
+        return 1, "its step turns deterministic algorithms off"
+    return (0, "can train fully deterministically") if count == 0 else \
+        (1, f"{count} op(s) without a deterministic implementation")
+
+
+def _advise_outcome(document: dict[str, Any]) -> tuple[int, str]:
     recommendation = document.get("recommendation")
-    return recommendation is not None, (f"recommends {recommendation['mode']}" if recommendation else
-                                        "no candidate mode was bitwise reproducible")
+    return (0, f"recommends {recommendation['mode']}") if recommendation else \
+        (1, "no candidate mode was bitwise reproducible")
+
+
+# Each verdict kind and its outcome: (exit code, the verdict in words). Exit 0 passes; 1 fails;
+# 3 (a check only) is inconclusive: the check could not have seen a difference.
+OUTCOMES: dict[str, Callable[[dict[str, Any]], tuple[int, str]]] = {
+    "check": _check_outcome, "batch-invariance": _invariance_outcome, "audit": _audit_outcome,
+    "advise": _advise_outcome}
+VERDICT_KINDS = tuple(OUTCOMES)
+
+
+def outcome_of(kind: str, document: dict[str, Any]) -> tuple[int, str]:
+    """(exit code, the verdict in words) of a check, batch-invariance, audit or advise document."""
+    return OUTCOMES[kind](document)
+
+
+def verdict_of(kind: str, document: dict[str, Any]) -> tuple[bool, str]:
+    """(passed, the verdict in words) of a verdict document: passed only with exit code 0."""
+    code, words = outcome_of(kind, document)
+    return code == 0, words
 
 
 def _modes(kind: str, document: dict[str, Any]) -> list[str]:

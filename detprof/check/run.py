@@ -18,20 +18,24 @@ from dataclasses import replace
 from typing import Any
 
 from detprof.backends import backend_for, canonical_framework, require_support
-from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff, sensitivity
+from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff, sensitivity, states_bitwise_equal
+from detprof.check.limits import (
+    DEFAULT_AUDIT_STEPS,
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_STEPS,
+    MAX_LOADER_WORKERS,
+    MAX_STEPS,
+    MAX_WORLD_SIZE,
+    RUN_TIMEOUT_S,
+)
+from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, AuditDocument, BatchInvarianceDocument, CheckDocument, CheckSide
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
 from detprof.runner.config import CPU_THREADS
 from detprof.workload import Workload, WorkloadRequest, build_workload
 
-DEFAULT_STEPS = 10
-MAX_LOADER_WORKERS = 64
-MAX_WORLD_SIZE = 16
 COMPARE_COMPILED = "eager,compiled"  # check --compare: run A eager, run B through torch.compile
-MAX_STEPS = 10_000
-DEFAULT_BATCH_SIZES = (1, 8, 64)
-RUN_TIMEOUT_S = 1800.0
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
@@ -193,7 +197,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} thread(s)")
         runs.append(backend.run_check_side(spec, uuid, timeout_s))
     divergence = first_divergence(runs[0], runs[1])
-    identical = divergence is None and max_abs_diff(runs[0]["state"], runs[1]["state"]) == 0.0
+    identical = divergence is None and states_bitwise_equal(runs[0]["state"], runs[1]["state"])
     if divergence and locate_op:
         records = []
         for label, spec, uuid in zip("AB", specs, uuids, strict=True):
@@ -203,10 +207,12 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
                                                    "locate_step": divergence["step"]}, uuid, timeout_s))
         divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
         divergence["ops_recorded"] = len(records[0]["ops"])
-    sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"],
+    sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"], "threads_run": threads_run(run),
                                "nondeterministic_ops": run["nondeterministic_ops"],
                                "compiled": bool(run.get("compiled")),
                                "inductor_deterministic": run.get("inductor_deterministic")} for run in runs]
+    control = sensitivity(runs[0])
+    verdict, reasons = conclude_check(identical, runs, control, mode, thread_pair)
     return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "framework": framework,
             "mode": mode, "steps": steps, "seed": seed,
             "differing_factor": "restart" if restart_at is not None else "compile" if compare else
@@ -215,9 +221,9 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             "bucket-cap" if bucket_pair and bucket_pair[0] != bucket_pair[1] else
             "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
             "device" if device_pair and device_pair[0] != device_pair[1] else "none",
-            "runs": sides, "bitwise_identical": identical,
+            "runs": sides, "bitwise_identical": identical, "verdict": verdict, "verdict_reasons": reasons,
             "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence,
-            "sensitivity": sensitivity(runs[0]),
+            "sensitivity": control,
             **({"restart_at": restart_at} if restart_at is not None else {}),
             **({"loader_workers": [int(w) for w in worker_pair]} if worker_pair else {}),
             **({"world_sizes": [int(w) for w in size_pair],
@@ -244,7 +250,7 @@ def _restarted_side(backend: Any, spec: dict[str, Any], uuid: str | None, timeou
         if on_progress:
             on_progress(f"run B again in a new process: load the checkpoint, steps {restart_at + 1} to {spec['steps']}")
         after = backend.run_check_side({**spec, "resume_from": folder}, uuid, timeout_s)
-    return {**after, "steps": before["steps"] + after["steps"]}
+    return {**after, "initial": before.get("initial"), "steps": before["steps"] + after["steps"]}
 
 
 def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "deterministic",
@@ -283,12 +289,13 @@ def group_findings(warned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The audit's findings, one entry per op in the order first met: ``count`` calls, the ops it
     was ``dispatched_as``, and its ``sites``: each (module, pass) it ran in, with its calls there,
     so that a module is never separated from the pass it ran in. ``modules`` and ``phases`` list
-    the same, flattened."""
+    the same, flattened; ``steps`` the training steps it ran in."""
     grouped: dict[str, dict[str, Any]] = {}
     for finding in warned:
         entry = grouped.setdefault(finding["name"], {"op": finding["name"], "count": 0, "dispatched_as": set(),
-                                                     "sites": {}})
+                                                     "sites": {}, "steps": set()})
         entry["count"] += 1
+        entry["steps"].add(int(finding.get("step") or 1))
         entry["dispatched_as"].add(finding["op"])
         site = (finding["module"] or OUTSIDE_MODULES, finding["phase"])
         entry["sites"][site] = entry["sites"].get(site, 0) + 1
@@ -296,27 +303,34 @@ def group_findings(warned: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "sites": [{"module": module, "phase": phase, "count": count}
                        for (module, phase), count in e["sites"].items()],
              "modules": sorted({module for module, _ in e["sites"]}),
-             "phases": sorted({phase for _, phase in e["sites"]})} for e in grouped.values()]
+             "phases": sorted({phase for _, phase in e["sites"]}), "steps": sorted(e["steps"])}
+            for e in grouped.values()]
 
 
 def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", timeout_s: float = RUN_TIMEOUT_S,
-              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch") -> AuditDocument:
-    """One training step of ``request``'s workload in deterministic mode: every op with no deterministic
-    implementation on this device (op, count, the modules that called it, and whether in the
-    forward or backward pass), and what the mode swaps, from the kernel diff of a profiled step in
-    each mode (calls and µs). ``fully_deterministic`` is True when there is no such op.
-    ``on_progress(text)`` is called once every value has been checked, as the work starts."""
+              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch",
+              steps: int = DEFAULT_AUDIT_STEPS) -> AuditDocument:
+    """``steps`` training steps of ``request``'s workload in deterministic mode: every op with no
+    deterministic implementation on this device (op, count, the modules that called it, whether in
+    the forward or backward pass, and the steps), and what the mode swaps, from the kernel diff of a
+    profiled step in each mode (calls and µs). ``fully_deterministic`` is True when there is no such
+    op and the code under audit never turned deterministic algorithms off (``switched_off``: the
+    first op it ran so). An op first taken after the last audited step is not covered: raise
+    ``steps`` for that. ``on_progress(text)`` is called once every value has been checked, as the
+    work starts."""
     from detprof.kernels import diff_tables
     from detprof.runner.config import OverheadConfig, default_protocol
     from detprof.runner.launcher import measure_overhead
 
     backend = backend_for(framework)
     require_support(backend, "audit", "audit")
+    require_steps(steps)
     device = select_device(gpu)
     workload = build_workload(request or WorkloadRequest(), device, backend.name)
-    spec = {**_side_spec(workload, "deterministic", device, CPU_THREADS, 0, 1, backend.name), "entry": "audit_step"}
+    spec = {**_side_spec(workload, "deterministic", device, CPU_THREADS, 0, steps, backend.name),
+            "entry": "audit_step"}
     if on_progress:
-        on_progress("audit: one step in deterministic mode, then one profiled step per mode")
+        on_progress(f"audit: {steps} step(s) in deterministic mode, then one profiled step per mode")
     audit = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)
     ops = group_findings(audit["nondeterministic"])
     protocol = replace(default_protocol(device.kind == "cuda", warmup_steps=1, timed_steps=1, profile_steps=1,
@@ -331,7 +345,10 @@ def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", 
         diff = diff_tables(profiled.kernel_tables["default"], profiled.kernel_tables["deterministic"])
         moved = diff[(diff["status"] != "changed") | (diff["calls_a"] != diff["calls_b"])]
         swapped = moved.head(15).to_dict(orient="records")
+    switched_off = audit.get("switched_off")
+    per_step = audit.get("ops_per_step") or [audit["ops"]]
     return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "device": device.name,
-            "fully_deterministic": not ops,
-            "nondeterministic_ops": ops, "ops_in_step": audit["ops"], "swapped_kernels": swapped,
+            "fully_deterministic": not ops and not switched_off, "steps_audited": steps,
+            "ops_per_step": per_step, "switched_off": switched_off,
+            "nondeterministic_ops": ops, "ops_in_step": per_step[0], "swapped_kernels": swapped,
             "kernel_diff_available": bool(swapped) or len(profiled.kernel_tables) == 2}

@@ -1,26 +1,38 @@
 """``detprof check --script train.py [-- ARGS]``: is the user's own training script bitwise
 reproducible? Two runs of it, each in a new interpreter with the same environment, watched through
 torch's global optimizer step hooks (detprof.backends.torch.script), compared step by step as the
-zoo's checks are (detprof.check.compare).
+zoo's checks are (detprof.check.compare) and judged by detprof.check.verdict.
 
 The script runs as it is: detprof seeds nothing in it, since an unseeded generator is exactly what
-the check is there to find. Both runs get the caller's environment and working directory, with
-PYTHONHASHSEED fixed when it is unset (set iteration order would otherwise differ by design), and
-with ``mode`` the mode's switches applied before the script starts. Running and watching it is the
-backend's (``run_script_side``); this module turns what the runs recorded into a check document.
+the check is there to find. Both runs get the caller's environment and working directory, each its
+own PYTHONHASHSEED unless the caller fixed one (as two launches would), and with ``mode`` the
+mode's switches applied before the script starts. Each run has a private folder that is gone before
+the other starts. Running and watching it is the backend's (``run_script_side``); this module turns
+what the runs recorded into a check document.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import shlex
+import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from detprof.backends import Backend, backend_for, require_support
-from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff, sensitivity
+from detprof.check.compare import (
+    first_divergence,
+    first_divergent_op,
+    max_abs_diff,
+    sensitivity,
+    states_bitwise_equal,
+)
+from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, CheckDocument, CheckSide
 from detprof.errors import ArgumentError, DetprofError, require
 
@@ -72,10 +84,36 @@ def _last_log_line(log_tail: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _slots(keys: list[str], by_key: dict[str, list[str]]) -> dict[str, list[int]]:
+    """Each key's positions in the concatenation of every key's names (keys in order)."""
+    slots, at = {}, 0
+    for key in keys:
+        slots[key] = list(range(at, at + len(by_key[key])))
+        at += len(by_key[key])
+    return slots
+
+
+def _placed(size: int, positions: list[int], values: list[str]) -> list[str]:
+    """``values`` at ``positions`` of a row of ``size``, NO_STEP elsewhere."""
+    return _merged([NO_STEP] * size, positions, values)
+
+
+def _merged(row: list[str], positions: list[int], values: list[str]) -> list[str]:
+    merged = list(row)
+    for position, value in zip(positions, values, strict=True):
+        merged[position] = value
+    return merged
+
+
 def as_check_run(records: list[dict[str, Any]], label: str, script: str, log_tail: str,
                  exit_code: int | None, timed_out: bool, timeout_s: float) -> dict[str, Any]:
-    """One watched run as a check run (parameters, steps, ulp_control, threads, ended); ScriptError,
-    in one line with the script's last error line, when it failed or never stepped an optimizer."""
+    """One watched run as a check run: its steps in one order that does not depend on how threads
+    interleaved (step 1 of every optimizer in key order, then step 2, ...), each step holding its own
+    optimizer's digests at their places among every tracked name (NO_STEP elsewhere); with
+    ``initial``, ``ulp_control``, ``threads``, ``ended``, ``switches_set``, ``switch_calls`` and
+    ``child_steps`` (steps a forked child took, not compared). ScriptError, in one line with the
+    script's last error line, when it failed, never
+    stepped an optimizer, or detprof refused or failed to watch it."""
     steps = [r for r in records if "step" in r and "params" in r]
     end = next((r for r in records if "ended" in r), None)
     where = f"after step {len(steps)}" if steps else "before its first optimizer step"
@@ -86,29 +124,75 @@ def as_check_run(records: list[dict[str, Any]], label: str, script: str, log_tai
                           f"from detprof's hooks: {_last_log_line(log_tail)}")
     if end["ended"] == "failed":
         raise ScriptError(f"--script {script!r} failed {where} (run {label}): {end['error']}")
+    if end["ended"] == "refused":
+        raise ScriptError(f"--script {script!r} cannot be checked (run {label}, {where}): {end['error']}")
+    if end["ended"] == "watch-failed":
+        raise ScriptError(f"detprof's watch of --script {script!r} failed (run {label}, {where}; a fault of "
+                          f"detprof's, not of the script): {end['error']}")
+    started = records[0] if records and "started" in records[0] else {}
+    common = {"threads": started.get("threads"), "torch": started.get("torch"), "ended": end["ended"],
+              "switches_set": started.get("switches_set"), "switch_calls": end.get("switch_calls") or [],
+              "child_steps": sum(1 for r in records if "child_step" in r)}
     if end["ended"] == "located":
-        return {"ended": "located"}  # a re-run that recorded the ops of one step: its ops are what counts
+        return common  # a re-run that recorded the ops of one step: its ops are what counts
     if not steps:
         raise ScriptError(f"--script {script!r} ran to its end without an optimizer step; give a training script "
-                          "that calls optimizer.step() (directly, or through Lightning or a Hugging Face Trainer)")
-    names: list[str] = steps[-1]["names"]
-    padded = [{"loss": None, "params": s["params"] + [NO_STEP] * (len(names) - len(s["params"]))} for s in steps]
-    control = steps[0].get("ulp_control")
-    if control:
-        control = {**control, "params": control["params"] + [NO_STEP] * (len(names) - len(control["params"]))}
-    started = records[0] if records and "started" in records[0] else {}
-    return {"parameters": names, "steps": padded, "ulp_control": control, "threads": started.get("threads"),
-            "torch": started.get("torch"), "ended": end["ended"], "scheme": steps[0].get("scheme", "host"),
-            "optimizers": 1 + max(s.get("optimizer", 0) for s in steps), "device": steps[0].get("device", "cpu")}
+                          "that calls optimizer.step() (directly, or through Lightning or a Hugging Face Trainer), "
+                          "or mark each step of a loop that updates its weights itself with detprof.step(model)")
+    keys = sorted({r["key"] for r in steps})
+    names = {r["key"]: r["names"] for r in steps}
+    buffer_names = {r["key"]: r.get("buffer_names") or [] for r in steps}
+    slots, buffer_slots = _slots(keys, names), _slots(keys, buffer_names)
+    all_names = [name for key in keys for name in names[key]]
+    all_buffers = [f"{name} ({key})" if len(keys) > 1 else name for key in keys for name in buffer_names[key]]
+    ordered = sorted(steps, key=lambda r: (r["step"], keys.index(r["key"])))
+    placed = [{"loss": r.get("loss"), "params": _placed(len(all_names), slots[r["key"]], r["params"]),
+               "buffers": _placed(len(all_buffers), buffer_slots[r["key"]], r.get("buffers") or []),
+               "nonfinite": r.get("nonfinite") or [], "threads": r.get("threads"),
+               **({"switches_changed": r["switches_changed"]} if r.get("switches_changed") else {})} for r in ordered]
+    initial_records = {r["initial"]: r for r in records if "initial" in r}
+    initial = {"params": [NO_STEP] * len(all_names), "buffers": [NO_STEP] * len(all_buffers)}
+    for key, record in initial_records.items():
+        if key in slots:
+            initial["params"] = _merged(initial["params"], slots[key], record["params"])
+            initial["buffers"] = _merged(initial["buffers"], buffer_slots[key], record.get("buffers") or [])
+    first = next((r for r in steps if r.get("ulp_control")), None)
+    control = None
+    if first is not None:  # recorded on the first step taken: compared with that step where it now stands
+        control = {**first["ulp_control"], "index": ordered.index(first),
+                   "params": _placed(len(all_names), slots[first["key"]], first["ulp_control"]["params"])}
+    return {**common, "parameters": all_names, "buffers": all_buffers, "initial": initial, "steps": placed,
+            "ulp_control": control, "scheme": steps[0].get("scheme", "host"), "optimizers": len(keys),
+            "keys": keys, "device": steps[0].get("device", "cpu")}
 
 
-def _run_watched(backend: Backend, spec: dict[str, Any], label: str, script: str, folder: Path,
-                 timeout_s: float) -> dict[str, Any]:
-    """Run the script once, watched, its files in ``folder``; its check run, with ``state`` (name to
+KEPT_LOGS = "detprof-logs"  # under the temporary folder: the output of a script run that could not be checked
+
+
+def _keep_log(log: Path, label: str) -> Path | None:
+    """A copy of a run's output that outlives its private folder; None when there is none to keep."""
+    if not log.exists():
+        return None
+    kept = Path(tempfile.gettempdir(), KEPT_LOGS)
+    kept.mkdir(exist_ok=True)
+    target = kept / f"script-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-run-{label}.log"
+    shutil.copyfile(log, target)
+    return target
+
+
+def _run_watched(backend: Backend, spec: dict[str, Any], label: str, script: str, timeout_s: float) -> dict[str, Any]:
+    """Run the script once, watched, in a private folder of its own that is gone before the next run
+    starts (so that no run can read another's records); its check run, with ``state`` (name to
     numpy array) when it wrote its final parameters, or ``ops`` for a recording run."""
-    watched = backend.run_script_side(spec, folder, timeout_s)
-    run = as_check_run(watched["records"], label, script, watched["log_tail"], watched["exitcode"],
-                       watched["timed_out"], timeout_s)
+    with tempfile.TemporaryDirectory(prefix="detprof-script-") as scratch:
+        folder = Path(scratch)
+        watched = backend.run_script_side(spec, folder, timeout_s)
+        try:
+            run = as_check_run(watched["records"], label, script, watched["log_tail"], watched["exitcode"],
+                               watched["timed_out"], timeout_s)
+        except ScriptError as error:
+            kept = _keep_log(folder / "run.log", label)
+            raise ScriptError(f"{error}" + (f" (its output is kept in {kept})" if kept else "")) from None
     if spec.get("locate_step"):
         if watched.get("ops") is None:
             raise ScriptError(f"run {label} of --script {script!r} ended before step {spec['locate_step']} when "
@@ -118,6 +202,17 @@ def _run_watched(backend: Backend, spec: dict[str, Any], label: str, script: str
         run["state"] = watched["state"]
     run["pythonhashseed"] = watched["pythonhashseed"]
     return run
+
+
+def hash_seeds(environment: Mapping[str, str]) -> tuple[str, str]:
+    """PYTHONHASHSEED for runs A and B: the caller's, when it fixes one (a number); else two distinct
+    ones, as two launches of ``python train.py`` would each draw their own (so that an order that
+    depends on string hashes, ``list(set(words))`` say, shows up as the difference it is)."""
+    fixed = environment.get("PYTHONHASHSEED", "").strip()
+    if fixed.isascii() and fixed.isdigit():
+        return fixed, fixed
+    first = secrets.randbelow(2**32 - 2) + 1
+    return str(first), str(first % (2**32 - 1) + 1)
 
 
 def _divergence(run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, Any] | None:
@@ -157,38 +252,44 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
     base = {"script": str(path), "arguments": list(arguments), "steps": steps,
             "mode": None if mode == AS_IS else mode}
     side_threads: list[int | None] = list(thread_pair) if thread_pair else [None, None]
+    seeds = hash_seeds(os.environ)
     command = shlex.join([sys.executable, str(path), *arguments])
-    with tempfile.TemporaryDirectory(prefix="detprof-script-") as scratch:
-        runs = []
-        for label, count in zip("AB", side_threads, strict=True):
+    runs = []
+    for label, count, seed in zip("AB", side_threads, seeds, strict=True):
+        if on_progress:
+            on_progress(f"run {label}: {command}, up to {steps} optimizer steps, PYTHONHASHSEED={seed}")
+        runs.append(_run_watched(backend, {**base, "threads": count, "pythonhashseed": seed}, label, script,
+                                 timeout_s))
+    divergence = _divergence(runs[0], runs[1])
+    if divergence and locate_op and divergence.get("parameter") and divergence["step"] >= 1:
+        records = []
+        for label, count, seed in zip("AB", side_threads, seeds, strict=True):
             if on_progress:
-                on_progress(f"run {label}: {command}, up to {steps} optimizer steps")
-            runs.append(_run_watched(backend, {**base, "threads": count}, label, script, Path(scratch, label),
-                                     timeout_s))
-        divergence = _divergence(runs[0], runs[1])
-        if divergence and locate_op and divergence.get("parameter"):
-            records = []
-            for label, count in zip("AB", side_threads, strict=True):
-                if on_progress:
-                    on_progress(f"run {label} again, recording every op of step {divergence['step']}")
-                records.append(_run_watched(backend, {**base, "threads": count, "locate_step": divergence["step"]},
-                                            label, script, Path(scratch, f"locate-{label}"), timeout_s))
-            divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
-            divergence["ops_recorded"] = len(records[0]["ops"])
+                on_progress(f"run {label} again, recording every op of step {divergence['step']}")
+            records.append(_run_watched(backend, {**base, "threads": count, "pythonhashseed": seed,
+                                                  "locate_step": divergence["step"]}, label, script, timeout_s))
+        divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
+        divergence["ops_recorded"] = len(records[0]["ops"])
     states = [run.get("state") for run in runs]
-    worst = (max_abs_diff(states[0], states[1]) if states[0] is not None and states[1] is not None
-             and set(states[0]) == set(states[1]) else float("inf"))
-    identical = divergence is None and worst == 0.0
-    sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"],
+    both = states[0] is not None and states[1] is not None
+    worst = max_abs_diff(states[0], states[1]) if both else float("inf")  # type: ignore[arg-type]
+    identical = divergence is None and both and states_bitwise_equal(states[0], states[1])  # type: ignore[arg-type]
+    sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"], "threads_run": threads_run(run),
                                "nondeterministic_ops": [], "compiled": False, "inductor_deterministic": None}
                               for run in runs]
+    control = sensitivity(runs[0])
+    verdict, reasons = conclude_check(identical, runs, control, mode, thread_pair)
     return {"document_version": DOCUMENT_VERSION,
             "workload": {"arch": path.name, "script": str(path), "arguments": list(arguments)},
             "framework": backend.name, "mode": mode, "steps": steps, "seed": None,
             "differing_factor": "threads" if thread_pair and thread_pair[0] != thread_pair[1] else "none",
-            "runs": sides, "bitwise_identical": identical, "max_abs_diff": worst, "first_divergence": divergence,
-            "sensitivity": sensitivity(runs[0]),
+            "runs": sides, "bitwise_identical": identical, "verdict": verdict, "verdict_reasons": reasons,
+            "max_abs_diff": worst, "first_divergence": divergence, "sensitivity": control,
             "script": {"path": str(path), "arguments": list(arguments),
                        "steps_taken": [len(run["steps"]) for run in runs], "ended": [run["ended"] for run in runs],
                        "optimizers": runs[0]["optimizers"], "parameters_tracked": len(runs[0]["parameters"]),
-                       "pythonhashseed": runs[0]["pythonhashseed"]}}
+                       "buffers_tracked": len(runs[0]["buffers"]),
+                       "pythonhashseed": runs[0]["pythonhashseed"],
+                       "pythonhashseeds": [run["pythonhashseed"] for run in runs],
+                       "child_steps": [run["child_steps"] for run in runs],
+                       "switch_calls": [[call["call"] for call in run["switch_calls"]] for run in runs]}}

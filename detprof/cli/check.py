@@ -3,11 +3,11 @@ and the cheapest configuration that holds. Each verdict is stored as a run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 import typer
 
+from detprof.check.limits import DEFAULT_AUDIT_STEPS
 from detprof.cli.app import app
 from detprof.cli.common import DB_HELP, GPU_OPTION, JSON_OPTION, emit, invoked_command, user_errors, workload_options
 from detprof.documents import AdviseDocument, AuditDocument, BatchInvarianceDocument, CheckDocument
@@ -38,12 +38,14 @@ def stored_verdict(kind: str, document: Verdict, db: str | None) -> Verdict:
     return stored
 
 
-def conclude(kind: str, document: Verdict, db: str | None, json_output: bool,
-             passed: Callable[[Verdict], bool]) -> NoReturn:
-    """Store the verdict, emit it, and exit 0 when it ``passed``, 1 when not."""
+def conclude(kind: str, document: Verdict, db: str | None, json_output: bool) -> NoReturn:
+    """Store the verdict, emit it, and exit with its code: 0 passed, 1 failed, 3 inconclusive
+    (detprof.check.record.OUTCOMES)."""
+    from detprof.check.record import outcome_of
+
     stored = stored_verdict(kind, document, db)
     emit(kind, stored, json_output)
-    raise typer.Exit(0 if passed(stored) else 1)
+    raise typer.Exit(outcome_of(kind, dict(stored))[0])
 
 
 @app.command()
@@ -91,7 +93,9 @@ def check(
     """Is training bitwise reproducible? Trains twice in fresh processes and compares every step.
 
     Exit 0 when the two runs are bitwise identical (or, with --batch-invariance, every batch size
-    matches), 1 when they differ, 2 for bad input.
+    matches), 1 when they differ, 3 when the check could not have seen a difference (a NaN or an
+    infinity, a 1-ulp control not detected, a varied factor that did not differ, a mode the code
+    under test switched off), 2 for bad input.
     """
     from detprof.check import run_batch_invariance, run_check
     from detprof.check.record import check_verdict_store
@@ -109,21 +113,21 @@ def check(
             with progress_once_valid("check") as show:
                 document = run_script_check(str(script), script_args or [], DEFAULT_STEPS if steps is None else steps,
                                             mode or AS_IS, threads, locate_op, on_progress=show)
-            conclude("check", document, db, json_output, lambda d: bool(d["bitwise_identical"]))
+            conclude("check", document, db, json_output)
         mode = mode or "deterministic"
         if batch_invariance:
             require_batch_invariance_alone(devices, locate_op, steps, compare or restart_at or workers)
             check_verdict_store(db)
             invariance = run_batch_invariance(request, mode, gpu, parse_batch_sizes(batch_sizes), threads, seed,
                                               framework=framework)
-            conclude("batch-invariance", invariance, db, json_output, lambda d: bool(d["batch_invariant"]))
+            conclude("batch-invariance", invariance, db, json_output)
         check_verdict_store(db)
         with progress_once_valid("check") as show:
             document = run_check(request, mode, gpu, threads, devices, DEFAULT_STEPS if steps is None else steps,
                                  seed, locate_op, on_progress=show, framework=framework, compare=compare,
                                  restart_at=restart_at, workers=workers, world_size=world_size,
                                  bucket_cap_mb=bucket_cap_mb)
-    conclude("check", document, db, json_output, lambda d: bool(d["bitwise_identical"]))
+    conclude("check", document, db, json_output)
 
 
 @app.command()
@@ -131,13 +135,15 @@ def check(
 def audit(
     request: WorkloadRequest,
     gpu: str = GPU_OPTION,
+    steps: int = typer.Option(DEFAULT_AUDIT_STEPS, help="Training steps audited (an op first taken after the last "
+                                                        "one is not covered)."),
     db: str | None = typer.Option(None, help=DB_HELP + " The findings are stored as a run (kind audit)."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Which ops cannot train deterministically on this device, and what deterministic mode swaps.
 
     Exit 0 when the model can train fully deterministically, 1 when an op has no deterministic
-    implementation, 2 for bad input.
+    implementation or the step turns deterministic algorithms off, 2 for bad input.
     """
     from detprof.check import run_audit
     from detprof.check.record import check_verdict_store
@@ -145,8 +151,8 @@ def audit(
     with user_errors():
         check_verdict_store(db)
         with progress_once_valid("audit") as show:
-            document = run_audit(request, gpu, on_progress=show)
-    conclude("audit", document, db, json_output, lambda d: bool(d["fully_deterministic"]))
+            document = run_audit(request, gpu, on_progress=show, steps=steps)
+    conclude("audit", document, db, json_output)
 
 
 @app.command()
@@ -173,4 +179,4 @@ def advise(
     with user_errors():
         with progress_once_valid("advise") as show:  # run_advise checks every value and the database first
             document = run_advise(request, gpu, threads, steps, max_time, db, invoked_command(), on_progress=show)
-    conclude("advise", document, db, json_output, lambda d: d["recommendation"] is not None)
+    conclude("advise", document, db, json_output)

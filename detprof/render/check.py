@@ -7,7 +7,15 @@ from typing import Any
 
 from rich.console import Console
 
-from detprof.documents import AdviseDocument, AuditDocument, BatchInvarianceDocument, CheckDocument
+from detprof.documents import (
+    IDENTICAL,
+    INCONCLUSIVE,
+    NOT_IDENTICAL,
+    AdviseDocument,
+    AuditDocument,
+    BatchInvarianceDocument,
+    CheckDocument,
+)
 from detprof.render.console import out, printable
 from detprof.render.tables import fmt, grid, interval
 
@@ -18,10 +26,14 @@ TARGET_WORDS = {"under": "under", "over": "over", "unresolved": "not resolved ag
 
 
 def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str]]:
-    loss = "" if script else f" (loss {'differs' if div['loss_differs'] else 'equal'})"  # a script's loss is its own
-    rows = [["first divergent step", f"{div['step']}{loss}"],
-            ["first parameter", f"{div['parameter'] or '—'} (module order; {div['parameters_differing']} "
+    loss = f" (loss {'differs' if div['loss_differs'] else 'equal'})"
+    step = "0: the weights already differ before the first step" if div["step"] == 0 else f"{div['step']}{loss}"
+    rows = [["first divergent step", step],
+            ["first parameter", f"{printable(div['parameter'] or '—')} (module order; {div['parameters_differing']} "
                                 "differ at that step)"]]
+    if div.get("buffer"):
+        rows.append(["first buffer", f"{printable(div['buffer'])} ({div['buffers_differing']} buffer(s) differ at that "
+                                     "step)"])
     if div.get("steps_differ"):
         rows.append(["optimizer steps", "the runs took different numbers of steps: "
                                         + " vs ".join(map(str, div["steps_differ"]))])
@@ -29,8 +41,8 @@ def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str
         rows.append(["parameters", "the runs stepped different parameters (their names differ)"])
     op = div.get("op")
     if op:
-        where = f"{op['op']} in {op['module'] or '(no module)'}, {op['phase']}, op {op['index']} of " \
-                f"{div['ops_recorded']}"
+        where = f"{printable(op['op'] or '—')} in {printable(op['module'] or '(no module)')}, {op['phase']}, op " \
+                f"{op['index'] + 1} of {div['ops_recorded']}"
         meaning = OP_MEANINGS.get(op["kind"]) or f"the runs dispatched different ops here ({op.get('other_op')})"
         rows.append(["first divergent op", f"{where}: {meaning}"])
     elif "op" in div:
@@ -44,11 +56,39 @@ def _script_rows(script: dict[str, Any], steps: int) -> list[list[str]]:
     ended = {"steps": f"stopped at --steps {steps}", "returned": "the script ended by itself"}
     how = " / ".join(sorted({ended.get(e, e) for e in script["ended"]}))
     counted = f"{taken[0]} in each run" if taken[0] == taken[1] else f"run A {taken[0]}, run B {taken[1]}"
-    return [["script", printable(shlex.join([script["path"], *script["arguments"]]))],
+    rows = [["script", printable(shlex.join([script["path"], *script["arguments"]]))],
             ["optimizer steps compared", f"{counted} ({how})"],
-            ["parameters hashed", f"{script['parameters_tracked']} tensors of {script['optimizers']} optimizer(s), "
-                                  "after every optimizer step"],
-            ["PYTHONHASHSEED", f"{script['pythonhashseed']} in both runs"]]
+            ["tensors hashed", f"{script['parameters_tracked']} parameters of {script['optimizers']} optimizer(s)"
+                               + (f" and {script['buffers_tracked']} buffers" if script.get("buffers_tracked") else "")
+                               + ", before the first step and after every step, with the loss"]]
+    seeds = script.get("pythonhashseeds") or [script["pythonhashseed"]] * 2
+    rows.append(["PYTHONHASHSEED", f"{seeds[0]} in both runs (yours)" if seeds[0] == seeds[1] else
+                 f"{seeds[0]} vs {seeds[1]}: each run draws its own, as two launches would (fix one to compare "
+                 "runs with the same)"])
+    children = script.get("child_steps") or [0, 0]
+    if any(children):
+        rows.append(["forked children", f"{children[0]} vs {children[1]} optimizer steps taken in processes the "
+                                        "script forked: not compared"])
+    calls = sorted({call for run in script.get("switch_calls") or [] for call in run})
+    if calls:
+        shown = ", ".join(calls[:4]) + (", ..." if len(calls) > 4 else "")
+        rows.append(["the script's own switches", printable(shown)])
+    return rows
+
+
+VERDICT_MARKUP = {IDENTICAL: "[green]bitwise identical[/]", NOT_IDENTICAL: "[red]not identical[/]",
+                  INCONCLUSIVE: "[yellow]inconclusive[/]: this check could not have seen a difference"}
+
+
+def _verdict(d: CheckDocument) -> str:
+    """The document's verdict (a check stored before there were three reads as its comparison)."""
+    return d.get("verdict") or (IDENTICAL if d["bitwise_identical"] else NOT_IDENTICAL)
+
+
+def _threads(side: Any) -> str:
+    """The thread counts a run's steps had (several joined by /, when its code changed them)."""
+    seen = side.get("threads_run") or ([side["threads"]] if side.get("threads") is not None else [])
+    return "/".join(map(str, seen)) or "default"
 
 
 def check(d: CheckDocument, console: Console = out) -> None:
@@ -56,17 +96,19 @@ def check(d: CheckDocument, console: Console = out) -> None:
     two runs parted."""
     w = d["workload"]
     sides = d["runs"]
-    factors = {"threads": f"threads {sides[0]['threads']} vs {sides[1]['threads']}",
+    threads = [_threads(side) for side in sides]
+    factors = {"threads": f"threads {threads[0]} vs {threads[1]} (as run)",
                "device": f"device {sides[0]['device']} vs {sides[1]['device']}",
-               "compile": f"eager vs compiled ({sides[0]['device']}, {sides[0]['threads']} thread(s))",
+               "compile": f"eager vs compiled ({sides[0]['device']}, {threads[0]} thread(s))",
                "restart": f"straight vs restarted from a checkpoint after step {d.get('restart_at')}",
                "workers": "DataLoader workers " + " vs ".join(map(str, d.get("loader_workers") or [])),
                "world-size": "DDP world size " + " vs ".join(map(str, d.get("world_sizes") or [])),
                "bucket-cap": "DDP buckets of " + " vs ".join(f"{b:g}" for b in d.get("bucket_cap_mb") or [])
                              + " MiB",
-               "none": f"same configuration ({sides[0]['device']}, {sides[0]['threads']} thread(s))"}
+               "none": f"same configuration ({sides[0]['device']}, {threads[0]} thread(s)"
+                       + (f" vs {threads[1]}" if threads[1] != threads[0] else "") + ")"}
     factor = factors[d["differing_factor"]]
-    verdict = "[green]bitwise identical[/]" if d["bitwise_identical"] else "[red]not identical[/]"
+    verdict = VERDICT_MARKUP[_verdict(d)]
     compiled = ", compiled" if w.get("compiled") and d["differing_factor"] != "compile" else ""
     processes = "2 runs (B in two processes)" if d["differing_factor"] == "restart" else "2 fresh processes"
     script = d.get("script")
@@ -91,14 +133,20 @@ def check(d: CheckDocument, console: Console = out) -> None:
                           + ("before the restart: the training itself is not reproducible here"
                              if step <= restart else "after the first step past the restart")])
     if d["differing_factor"] in ("world-size", "bucket-cap") and not d["bitwise_identical"]:
-        rows.append(["distributed", "the all-reduce sums the gradients in another order: a difference in low bits "
-                                    "is expected, the max |weight difference| above says how large"])
+        buffer = (divergence or {}).get("buffer")
+        rows.append(["distributed", f"buffers differ ({printable(buffer)} first): each process computes them over its "
+                                    "own share of the batch (BatchNorm's statistics, say), a different computation, "
+                                    "not only another order of summation" if buffer else
+                     "only parameters differ: the all-reduce sums the gradients in another order; the max |weight "
+                     f"difference| measured is {d['max_abs_diff']:.3g}"])
     elif d["differing_factor"] == "none" and d.get("world_sizes"):
         rows.append(["distributed", f"DDP over {d['world_sizes'][0]} processes, run to run"])
     if d["differing_factor"] == "workers" and not d["bitwise_identical"]:
         rows.append(["data loading", "the batches depend on the number of worker processes: the dataset draws from "
                                      "a generator each worker seeds its own way (numpy's or random's global one, "
                                      "say); seed it from the example's index instead"])
+    for reason in d.get("verdict_reasons") or []:
+        rows.append(["inconclusive: why" if _verdict(d) == INCONCLUSIVE else "also", printable(reason)])
     control = d.get("sensitivity")
     rows.append(["sensitivity", "not recorded by this run" if not control else
                  f"a 1-ulp change at step 1 is detected ({control['parameter']})" if control["detected"] else
@@ -133,10 +181,21 @@ def audit(d: AuditDocument, console: Console = out) -> None:
     """An audit document (``audit --json``): the ops without a deterministic implementation, by module
     and pass, and the kernels deterministic mode swaps."""
     w = d["workload"]
-    verdict = ("[green]can train fully deterministically[/]" if d["fully_deterministic"]
-               else f"[red]{len(d['nondeterministic_ops'])} op(s) without a deterministic implementation[/]")
-    console.print(f"{w['arch']} on {d['device']}, one training step ({d['ops_in_step']:,} ops): {verdict}",
-                  highlight=False)
+    off = d.get("switched_off")
+    verdict = ("[green]can train fully deterministically[/]" if d["fully_deterministic"] else
+               "[red]its step turns deterministic algorithms off[/]" if off and not d["nondeterministic_ops"] else
+               f"[red]{len(d['nondeterministic_ops'])} op(s) without a deterministic implementation[/]")
+    count = d.get("steps_audited", 1)
+    steps = "one training step" if count == 1 else f"{count} training steps"
+    ops = sum(d.get("ops_per_step") or [d["ops_in_step"]])
+    console.print(f"{printable(w['arch'])} on {d['device']}, {steps} ({ops:,} ops): {verdict}", highlight=False)
+    if off:
+        console.print(f"the code under audit turned deterministic algorithms off: first at op {off['index'] + 1} "
+                      f"({printable(off['op'])} in {printable(off['module'] or '(no module)')}, {off['phase']}, step "
+                      f"{off['step']}); every op was still asked with the switch on", highlight=False)
+    if d["fully_deterministic"]:
+        console.print(f"covers the ops of {steps}: an op the training first takes later is not covered (raise "
+                      "--steps)", highlight=False)
     if d["nondeterministic_ops"]:
         rows = [[printable(o["op"]), str(site["count"]), printable(site["module"]), site["phase"],
                  ", ".join(o["dispatched_as"])] for o in d["nondeterministic_ops"] for site in o["sites"]]
@@ -160,7 +219,9 @@ def audit(d: AuditDocument, console: Console = out) -> None:
 def _candidate_row(r: dict[str, Any]) -> list[str]:
     measured = r["ratio"] is not None and r["mode"] != "default"
     verdict = "yes" if r["bitwise_identical"] else \
-        f"not run here: {r['error']}" if r.get("error") else f"no (step {r['first_divergent_step']})"
+        f"not run here: {r['error']}" if r.get("error") else \
+        f"inconclusive: {r['check_reasons'][0]}" if r.get("check_verdict") == INCONCLUSIVE else \
+        f"no (step {r['first_divergent_step']})"
     return [r.get("label", r["mode"]), verdict,
             fmt(r["ratio"], 3) if r["bitwise_identical"] else "—",
             interval(r["ratio_ci"], "by definition" if r["mode"] == "default" else "—"),

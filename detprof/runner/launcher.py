@@ -40,6 +40,7 @@ class JobOutcome:
     peak_mem_kind: str | None = None
     nondeterministic_ops: list[str] = field(default_factory=list)
     applied_toggles: dict[str, Any] = field(default_factory=dict)
+    switches_changed: list[str] = field(default_factory=list)  # "name set -> found", read after the last step
     environment: dict[str, Any] = field(default_factory=dict)
     gpu_monitor: dict[str, Any] | None = None
     trace_path: str | None = None
@@ -172,7 +173,8 @@ def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
         spec=spec, status=data["status"], step_ms=data.get("step_ms", []), error=data.get("error"),
         peak_mem_bytes=data.get("peak_mem_bytes"), peak_mem_warmup_bytes=data.get("peak_mem_warmup_bytes"),
         peak_mem_kind=data.get("peak_mem_kind"), nondeterministic_ops=data.get("nondeterministic_ops", []),
-        applied_toggles=data.get("applied_toggles", {}), environment=data.get("environment", {}),
+        applied_toggles=data.get("applied_toggles", {}), switches_changed=data.get("switches_changed", []),
+        environment=data.get("environment", {}),
         gpu_monitor=data.get("gpu_monitor"), trace_path=data.get("trace_path"), wall_s=data.get("wall_s"),
         state_sha256=data.get("state_sha256"), attention_backends=data.get("attention_backends"),
     )
@@ -278,16 +280,25 @@ def kernel_times_note(modes: list[ModeSummary]) -> str | None:
             f"{100 * low:.0f}-{100 * high:.0f}%); the rest is idle or host time, which kernel time does not see")
 
 
+def changed_switches(outcomes: list[JobOutcome]) -> list[str]:
+    """The switches some job found changed after its last step from what the mode had set (the
+    workload's own code changed them), as ``name set -> found``, each once."""
+    return list(dict.fromkeys(change for outcome in outcomes for change in outcome.switches_changed))
+
+
 def observed_determinism(requested: bool, fully_requested: bool, hashes: list[str], warned_ops: list[str],
-                         flagged_kernels: list[str]) -> str:
+                         flagged_kernels: list[str], changed: list[str] | None = None) -> str:
     """What the repeats showed, not what was asked for.
 
-    ``off`` when determinism was not requested; otherwise ``differs across repeats`` when the
-    repeats' parameter fingerprints differ, ``unverified (one repeat)`` with fewer than two
-    fingerprints, ``not fully deterministic`` when they agree but an op warned that it has no
-    deterministic implementation, the catalog flagged an atomics kernel, or not every toggle was
-    on, and ``on`` when at least two repeats trained bit-identically with none of those signs.
+    ``not as set`` when the workload's code changed a switch the mode set (``changed``); ``off``
+    when determinism was not requested; otherwise ``differs across repeats`` when the repeats'
+    parameter fingerprints differ, ``unverified (one repeat)`` with fewer than two fingerprints,
+    ``not fully deterministic`` when they agree but an op warned that it has no deterministic
+    implementation, the catalog flagged an atomics kernel, or not every toggle was on, and ``on``
+    when at least two repeats trained bit-identically with none of those signs.
     """
+    if changed:
+        return "not as set: the workload changed " + ", ".join(changed)
     if not requested:
         return "off"
     if len(set(hashes)) > 1:
@@ -324,7 +335,7 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
         peak_mem_warmup_bytes=max(warmups) if warmups else None,
         peak_mem_kind=ok[0].peak_mem_kind if ok else None,
         nondeterministic_ops=ops, nondeterministic_kernels=flagged,
-        determinism=observed_determinism(requested, fully, hashes, ops, flagged),
+        determinism=observed_determinism(requested, fully, hashes, ops, flagged, changed_switches(ok)),
         bitwise_identical_across_repeats=(len(set(hashes)) == 1) if len(hashes) >= 2 else None,
         distinct_state_hashes=len(set(hashes)),
         throttled=any(throttles) if throttles else None,

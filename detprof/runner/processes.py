@@ -94,8 +94,23 @@ def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_
         os._exit(1)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    fresh_global_generators()
     module, _, function = target.partition(":")
     sys.exit(getattr(importlib.import_module(module), function)(*args))
+
+
+def fresh_global_generators() -> None:
+    """Reseed Python's ``random`` and numpy's global generator from the operating system, as a new
+    interpreter would have them. A forked job inherits the fork server's: without this, every job
+    would start from the same numpy state, and code drawing from it unseeded would look
+    reproducible when two launches of it are not. torch's default generator needs nothing: a new
+    interpreter starts it from a fixed seed too, and detprof seeds it on purpose."""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")  # imported by the fork server's preload; never imported here for this
+    if numpy is not None:
+        numpy.random.seed()
 
 
 def run_in_new_interpreter(module: str, args: list[str], environment: dict[str, str], log_path: Path,

@@ -22,7 +22,7 @@ WORKER = "detprof.backends.torch.worker:run_to_file"
 TRAINER = "detprof.backends.torch.trainer"  # :train_and_record, :record_ops_at_step, ...
 USER_WORKLOAD_PROBE = "detprof.backends.torch.user_workload:probe_to_file"
 SCRIPT_RUNNER = "detprof.backends.torch.script"  # python -m: check --script's watched interpreter
-FIXED_HASH_SEED = "0"  # PYTHONHASHSEED for a --script where the caller's environment sets none
+FIXED_HASH_SEED = "0"  # PYTHONHASHSEED for a --script run whose spec and environment give none
 
 
 def arrays_of(state: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +115,7 @@ class TorchBackend:
 
     def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
         """Run ``spec['script']`` once in a new interpreter, watched (detprof.backends.torch.script), in
-        the caller's working directory and environment: PYTHONHASHSEED fixed where unset, detprof
+        the caller's working directory and environment: PYTHONHASHSEED as the spec gives it, detprof
         importable, and ``spec['mode']``'s environment and switches where one is given. What its
         hooks wrote, as the Backend protocol describes."""
         import json
@@ -126,7 +126,8 @@ class TorchBackend:
 
         mode = spec.get("mode")
         environment = environment_for(toggles_for(mode), dict(os.environ)) if mode else dict(os.environ)
-        environment.setdefault("PYTHONHASHSEED", FIXED_HASH_SEED)
+        environment["PYTHONHASHSEED"] = str(spec.get("pythonhashseed") or environment.get("PYTHONHASHSEED")
+                                            or FIXED_HASH_SEED)
         root = str(Path(__file__).resolve().parents[3])  # the folder holding detprof: importable in the child
         environment["PYTHONPATH"] = os.pathsep.join(p for p in (root, environment.get("PYTHONPATH")) if p)
         folder.mkdir(parents=True, exist_ok=True)

@@ -89,9 +89,12 @@ def batches(dataset: Dataset[Any], batch_size: int, workers: int, seed: int) -> 
     # Workers fork from the job process, as a training script's would on Linux: a user's dataset class,
     # loaded from a file under a module name of detprof's, could not be pickled into a spawned worker.
     context = multiprocessing.get_context("fork") if workers > 0 and sys.platform == "linux" else None
+    # No persistent workers: a persistent loader draws its workers' base seed from the generator once,
+    # a 0-worker loader once per epoch, so from the second epoch on the two would shuffle differently
+    # and the gate would compare a difference of its own making. Both draw once per epoch this way.
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
                         generator=torch.Generator().manual_seed(seed + LOADER_SEED_OFFSET),
-                        worker_init_fn=seed_worker, persistent_workers=workers > 0, multiprocessing_context=context)
+                        worker_init_fn=seed_worker, persistent_workers=False, multiprocessing_context=context)
     iterator: Iterator[Any] = iter(loader)
 
     def next_batch() -> Any:

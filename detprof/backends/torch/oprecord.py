@@ -207,8 +207,9 @@ class OpRecorder(TorchDispatchMode):
     """
 
     def __init__(self, hash_tensors: bool = True, catch_nondeterministic: bool = False,
-                 scheme: str = "device") -> None:
+                 scheme: str = "device", source: Any = None) -> None:
         super().__init__()
+        self.source = source  # None, or a function giving the user's file and line of the op (user_source)
         self.hash_tensors = hash_tensors
         self.scheme = scheme
         self.catch_nondeterministic = catch_nondeterministic
@@ -265,22 +266,36 @@ class OpRecorder(TorchDispatchMode):
     def _run(self, func: Any, args: Any, kwargs: Any, record: dict[str, Any]) -> Any:
         if not self.catch_nondeterministic:
             return func(*args, **kwargs)
+        # torch._C's own setter, not torch.use_deterministic_algorithms: a check watches calls to that
+        # one as the user's (detprof.backends.torch.observe.SwitchCalls).
+        set_deterministic = torch._C._set_deterministic_algorithms
+        user_turned_off = not torch.are_deterministic_algorithms_enabled()
+        if user_turned_off:
+            # The code under audit switched the check off: note where, and still ask this op.
+            record["switched_off"] = True
+            set_deterministic(True)
         try:
-            return func(*args, **kwargs)
-        except RuntimeError as error:
-            if NONDETERMINISTIC_MESSAGE not in str(error):
-                raise
-            record["nondeterministic"] = str(error).split(" ")[0]
-            torch.use_deterministic_algorithms(False)
             try:
                 return func(*args, **kwargs)
-            finally:
-                torch.use_deterministic_algorithms(True)
+            except RuntimeError as error:
+                if NONDETERMINISTIC_MESSAGE not in str(error):
+                    raise
+                record["nondeterministic"] = str(error).split(" ")[0]
+                set_deterministic(False)
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    set_deterministic(True)
+        finally:
+            if user_turned_off:
+                set_deterministic(False)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         phase, module = self._module()
         record: dict[str, Any] = {"index": len(self.ops), "op": op_name(func), "phase": phase, "module": module}
+        if self.source is not None:
+            record["source"] = self.source()
         if self.hash_tensors:
             record["inputs"] = self._digests((args, kwargs))
         out = self._run(func, args, kwargs, record)
@@ -317,36 +332,100 @@ def label_created_nodes(roots: list[Any], name: str, since: int) -> None:
         stack.extend(next_node for next_node, _ in node.next_functions)
 
 
+def _stack_hooks(recorder: OpRecorder, started: list[int]) -> tuple[Any, Any]:
+    """The forward pre-hook and hook that keep ``recorder.module_stack`` on the running module and
+    label the autograd nodes its forward created (``label_created_nodes``); each is called as
+    ``hook(label, inputs)`` and ``hook(label, output)``. ``started`` holds, per running module,
+    the newest autograd node of its inputs (sequence number)."""
+
+    def push(label: str, inputs: Any) -> None:
+        recorder.module_stack.append(label)
+        started.append(max((_sequence(leaf.grad_fn) for leaf in pytree.tree_flatten(inputs)[0]
+                            if isinstance(leaf, torch.Tensor) and leaf.grad_fn is not None), default=-1))
+
+    def pop(label: str, output: Any) -> None:
+        if recorder.module_stack and recorder.module_stack[-1] == label:
+            recorder.module_stack.pop()
+        since = started.pop() if started else -1
+        roots = [leaf.grad_fn for leaf in pytree.tree_flatten(output)[0]
+                 if isinstance(leaf, torch.Tensor) and leaf.grad_fn is not None]
+        label_created_nodes(roots, label, since)
+
+    return push, pop
+
+
+def module_label(name: str, module: torch.nn.Module) -> str:
+    """How a record names a module: ``features.3 (Conv2d)``, or the class alone for the root."""
+    return f"{name} ({type(module).__name__})" if name else type(module).__name__
+
+
 @contextmanager
 def module_tracking(model: torch.nn.Module, recorder: OpRecorder) -> Any:
     """Hooks that keep ``recorder.module_stack`` on the running module in the forward pass and label
     each module's output autograd node with its name for the backward pass. Removed on exit."""
     handles = []
-    started: list[int] = []  # per running module: the newest autograd node of its inputs (sequence nr)
-
-    def push(name: str) -> Any:
-        def hook(module: Any, inputs: Any) -> None:
-            recorder.module_stack.append(name)
-            started.append(max((_sequence(leaf.grad_fn) for leaf in pytree.tree_flatten(inputs)[0]
-                                if isinstance(leaf, torch.Tensor) and leaf.grad_fn is not None), default=-1))
-        return hook
-
-    def pop(name: str) -> Any:
-        def hook(module: Any, inputs: Any, output: Any) -> None:
-            if recorder.module_stack and recorder.module_stack[-1] == name:
-                recorder.module_stack.pop()
-            since = started.pop() if started else -1
-            roots = [leaf.grad_fn for leaf in pytree.tree_flatten(output)[0]
-                     if isinstance(leaf, torch.Tensor) and leaf.grad_fn is not None]
-            label_created_nodes(roots, name, since)
-        return hook
-
+    push, pop = _stack_hooks(recorder, [])
     for name, module in model.named_modules():
-        label = f"{name} ({type(module).__name__})" if name else type(module).__name__
-        handles.append(module.register_forward_pre_hook(push(label)))
-        handles.append(module.register_forward_hook(pop(label)))
+        label = module_label(name, module)
+        handles.append(module.register_forward_pre_hook(lambda _m, inputs, label=label: push(label, inputs)))
+        handles.append(module.register_forward_hook(lambda _m, _i, output, label=label: pop(label, output)))
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+UNRESOLVED_MODULE = "\0module {id}\0{kind}"  # a module seen before its model was known, resolved afterwards
+
+
+@contextmanager
+def global_module_tracking(recorder: OpRecorder) -> Any:
+    """``module_tracking`` for every module of the process, through torch's global module hooks:
+    for a script whose model is not known yet (its first step). Modules are labelled by identity
+    (UNRESOLVED_MODULE) until ``resolve_module_labels`` names them."""
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    push, pop = _stack_hooks(recorder, [])
+
+    def label(module: torch.nn.Module) -> str:
+        return UNRESOLVED_MODULE.format(id=id(module), kind=type(module).__name__)
+
+    handles = [register_module_forward_pre_hook(lambda module, inputs: push(label(module), inputs)),
+               register_module_forward_hook(lambda module, _i, output: pop(label(module), output))]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def resolve_module_labels(ops: list[dict[str, Any]], model: torch.nn.Module | None) -> None:
+    """Name the modules ``global_module_tracking`` labelled by identity, as ``model`` names them
+    (a module outside it keeps its class name alone)."""
+    named = {} if model is None else {UNRESOLVED_MODULE.format(id=id(m), kind=type(m).__name__): module_label(n, m)
+                                      for n, m in model.named_modules()}
+    for op in ops:
+        label = op.get("module")
+        if label and label.startswith("\0module "):
+            op["module"] = named.get(label) or label.rsplit("\0", 1)[-1]
+
+
+def user_source(folder: str) -> Any:
+    """A function giving the innermost frame of the caller's stack in a file under ``folder`` (the
+    user's script and its modules), as ``train.py:124 get_batch``; None when there is none."""
+    import os
+    import sys
+
+    root = os.path.abspath(folder) + os.sep
+
+    def where() -> str | None:
+        frame = sys._getframe(1)
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename.startswith(root) and "site-packages" not in filename:
+                return f"{os.path.relpath(filename, root)}:{frame.f_lineno} {frame.f_code.co_name}"
+            frame = frame.f_back  # type: ignore[assignment]
+        return None
+
+    return where

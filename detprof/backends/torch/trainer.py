@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
+from detprof.backends.torch.observe import SwitchCalls, observe_step
 from detprof.backends.torch.oprecord import one_ulp_control
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.documents import write_result
@@ -27,9 +28,10 @@ from detprof.workload import Workload
 INVARIANCE_EXAMPLES = 64
 
 
-def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object]]:
+def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object], SwitchCalls]:
     """The spec's training (model, batch and optimizer on its device), with its toggles, threads and
-    seed applied; and the switches as torch then reports them (detprof.modes.apply_toggles)."""
+    seed applied; the switches as torch then reports them (detprof.modes.apply_toggles); and the
+    record of every call the user's code makes to change one afterwards (building the model included)."""
     device = torch.device(spec["device"])
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -41,19 +43,14 @@ def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object]]:
         import torch._inductor.config as inductor
 
         inductor.fallback_random = True  # dropout draws from eager's generator, as the eager side does
+    calls = SwitchCalls().install()
     training = build_training(workload, spec["seed"], device)
     if spec.get("loader_workers") is not None:
         from detprof.backends.torch.loading import feed_from_loader
 
         feed_from_loader(training, workload.batch_size, int(spec["loader_workers"]), spec["seed"],
                          int(spec.get("steps") or 1))
-    return training, applied
-
-
-def _parameter_digests(model: Any, scheme: str) -> list[str]:
-    from detprof.backends.torch.oprecord import tensor_digests
-
-    return tensor_digests(list(model.parameters()), scheme)  # on a GPU: computed there, copied once
+    return training, applied, calls
 
 
 def _guarded(run: Callable[[dict[str, Any], str], None]) -> Callable[[dict[str, Any], str], int]:
@@ -88,28 +85,38 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
 def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str | None = None) -> None:
     started = time.perf_counter()
     with capture_nondeterministic_ops() as warned:
-        training, applied = _setup(spec)
+        training, applied, calls = _setup(spec)
         if store is not None:
             from detprof.backends.torch.distributed import distributed_training
 
             distributed_training(training, rank, int(spec["world_size"]), store, spec.get("bucket_cap_mb"))
         model, device = training.model, training.device
         names = [name for name, _ in model.named_parameters()]
+        buffer_names = [name for name, _ in model.named_buffers()]
+        scheme = spec.get("digest", "host")
+        compiled = bool(spec["workload"].get("compiled"))
+
+        def observed(loss: Any) -> dict[str, Any]:
+            # read after the user's code: its digests, threads and the switches as they now are
+            return observe_step(loss, list(model.parameters()), names, list(model.buffers()), buffer_names, scheme,
+                                applied, compiled)
+
         steps = []
         control: dict[str, Any] | None = None
         save, load = training.checkpoint_code or (None, None)
         start = load_checkpoint(training, spec["resume_from"], load) if spec.get("resume_from") else 0
+        initial = observed(None) if not rank else None
         stop = int(spec.get("save_at") or spec["steps"])
-        for _ in range(start, stop):
+        for number in range(start, stop):
+            calls.step = number + 1
             loss = training.step()
             if store is not None:
                 loss = _global_mean(loss, int(spec["world_size"]))  # every rank joins; the whole batch's loss
             if rank:
                 continue  # the other ranks train; rank 0 records
-            steps.append({"loss": float(loss).hex(),
-                          "params": _parameter_digests(model, spec.get("digest", "host"))})
+            steps.append(observed(loss))
             if control is None:
-                control = one_ulp_control(list(model.parameters()), names, spec.get("digest", "host"))
+                control = one_ulp_control(list(model.parameters()), names, scheme)
         if spec.get("save_at") and not rank:
             save_checkpoint(training, spec["checkpoint"], stop, save)
     if rank:
@@ -124,11 +131,12 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
         extra = {"world_size": int(spec["world_size"]), "bucket_cap_mb": spec.get("bucket_cap_mb"),
                  "nccl_environment": nccl_environment() if device.type == "cuda" else {},
                  "gpu_topology": gpu_topology() if device.type == "cuda" else None}
-    write_result(out_path, {"parameters": names, "steps": steps, "threads": torch.get_num_threads(),
-                            "device": device_name, "torch": torch.__version__,
-                            "compiled": bool(spec["workload"].get("compiled")),
+    write_result(out_path, {"parameters": names, "buffers": buffer_names, "initial": initial, "steps": steps,
+                            "threads": torch.get_num_threads(), "device": device_name, "torch": torch.__version__,
+                            "compiled": compiled,
                             "inductor_deterministic": _optional_bool(applied.get("inductor_deterministic")),
-                            "ulp_control": control, **extra,  # type: ignore[typeddict-item]
+                            "ulp_control": control, "switches_set": applied, "switch_calls": calls.since(0),
+                            **extra,  # type: ignore[typeddict-item]
                             "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
 
 
@@ -150,7 +158,7 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
     and wrote (forward, backward and optimizer)."""
     from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 
-    training, _ = _setup(spec)
+    training, _, _ = _setup(spec)
     target_step = int(spec["locate_step"])
     recorder = OpRecorder(hash_tensors=True, scheme=spec.get("digest", "host"))
     for _ in range(1, target_step):
@@ -167,7 +175,7 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
 def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
     """Eval-mode outputs of the same examples at each batch size, compared bitwise with batch size 1
     (each example's whole output: its logits, or every token's logits for a language model)."""
-    training, _ = _setup(spec)
+    training, _, _ = _setup(spec)
     model = training.model.eval()
     examples = training.fresh_inputs(INVARIANCE_EXAMPLES, spec["seed"] + 2)
 
@@ -189,21 +197,36 @@ def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
 
 
 def _audit(spec: dict[str, Any], out_path: str) -> None:
-    """One training step in deterministic mode: every op that has no deterministic implementation
-    here, with the module that called it and the pass."""
+    """``steps`` training steps in deterministic mode (1 when unset): every op that has no
+    deterministic implementation here, with the module that called it, the pass and the step; the
+    ops each step ran; and where the code under audit had turned deterministic algorithms off
+    (each such op is still asked, with the switch on for it)."""
     from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 
-    training, _ = _setup(spec)
+    training, _, calls = _setup(spec)
+    calls.uninstall()  # the recorder asks every op itself, whatever the code under audit switches
     torch.use_deterministic_algorithms(True)  # errors, not warnings: see OpRecorder
     recorder = OpRecorder(hash_tensors=False, catch_nondeterministic=True)
+    first_op_of_step = []
     with module_tracking(training.model, recorder), recorder:
-        recorder.phase = "forward"
-        training.loss().backward()
-        recorder.phase = "optimizer"
-        training.optimizer.step()
-    found = [{"op": op["op"], "phase": op["phase"], "module": op["module"], "name": op["nondeterministic"]}
-              for op in recorder.ops if "nondeterministic" in op]
-    write_result(out_path, {"nondeterministic": found, "ops": len(recorder.ops)})
+        for _ in range(int(spec.get("steps") or 1)):
+            first_op_of_step.append(len(recorder.ops))
+            training.optimizer.zero_grad(set_to_none=True)
+            recorder.phase = "forward"
+            training.loss().backward()  # ops run by the autograd engine are labelled backward
+            recorder.phase = "optimizer"
+            training.optimizer.step()
+
+    def step_of(index: int) -> int:
+        return sum(1 for start in first_op_of_step if start <= index)
+
+    found = [{"op": op["op"], "phase": op["phase"], "module": op["module"], "name": op["nondeterministic"],
+              "step": step_of(op["index"])} for op in recorder.ops if "nondeterministic" in op]
+    off = next(({"op": op["op"], "phase": op["phase"], "module": op["module"], "index": op["index"],
+                 "step": step_of(op["index"])} for op in recorder.ops if op.get("switched_off")), None)
+    ends = [*first_op_of_step[1:], len(recorder.ops)]
+    write_result(out_path, {"nondeterministic": found, "ops": len(recorder.ops), "switched_off": off,
+                            "ops_per_step": [end - start for start, end in zip(first_op_of_step, ends, strict=True)]})
 
 
 train_and_record = _guarded(_train)

@@ -94,3 +94,143 @@ class BatchCentred(nn.Module):
 def batch_centred_net(num_classes: int) -> nn.Module:
     """Not batch invariant by construction (a batch-statistics layer kept in eval mode)."""
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), BatchCentred(), *_head(8, num_classes))
+
+
+class NanBesideNoise(nn.Module):
+    """A buffer holding a NaN beside a value from the operating system's entropy pool (or, as the
+    control, a fixed value): the noise must be seen although a NaN sits next to it."""
+
+    def __init__(self, noisy: bool) -> None:
+        super().__init__()
+        self.noisy = noisy
+        self.register_buffer("stat", torch.zeros(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fresh = int.from_bytes(os.urandom(4), "little") / 2**32 if self.noisy else 0.5
+        self.stat.copy_(torch.tensor([float("nan"), fresh]))
+        return x
+
+
+def nan_beside_noise_net(num_classes: int) -> nn.Module:
+    """Not reproducible (the buffer's second element is fresh noise) although the loss and weights are."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), NanBesideNoise(noisy=True), *_head(8, num_classes))
+
+
+def nan_beside_constant_net(num_classes: int) -> nn.Module:
+    """Reproducible, but a NaN sits in a buffer: the check cannot vouch for it (inconclusive)."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), NanBesideNoise(noisy=False), *_head(8, num_classes))
+
+
+class Times(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def nan_loss_net(num_classes: int) -> nn.Module:
+    """Every output NaN, so the loss and, after step 1, every weight: nothing is left to compare."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), Times(float("nan")), *_head(8, num_classes))
+
+
+def finite_loss_net(num_classes: int) -> nn.Module:
+    """nan_loss_net's control: the same network with a finite factor."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), Times(0.5), *_head(8, num_classes))
+
+
+class GlobalNumpyNoise(nn.Module):
+    """Noise from numpy's global generator, unseeded: two launches of a script differ."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+
+        return x + 1e-3 * float(np.random.rand())
+
+
+def global_numpy_noise_net(num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), GlobalNumpyNoise(), *_head(8, num_classes))
+
+
+def seeded_numpy_noise_net(num_classes: int) -> nn.Module:
+    """The control: the same noise, numpy's global generator seeded when the model is built."""
+    import numpy as np
+
+    np.random.seed(0)
+    return global_numpy_noise_net(num_classes)
+
+
+class SetsDeterminism(nn.Module):
+    """Calls ``torch.use_deterministic_algorithms`` inside every forward pass."""
+
+    def __init__(self, on: bool) -> None:
+        super().__init__()
+        self.on = on
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.use_deterministic_algorithms(self.on)
+        return x
+
+
+def turns_determinism_off_net(num_classes: int) -> nn.Module:
+    """Switches deterministic algorithms off in its step, then runs max_unpool2d (no deterministic
+    implementation on a CPU): a deterministic mode does not hold here."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), SetsDeterminism(on=False), Unpool(), *_head(8, num_classes))
+
+
+def keeps_determinism_on_net(num_classes: int) -> nn.Module:
+    """The control: the step sets deterministic algorithms on, as the deterministic mode has them."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), SetsDeterminism(on=True), *_head(8, num_classes))
+
+
+class PinsThreads(nn.Module):
+    """Sets the CPU thread count to 2 in every forward pass, whatever the check asked for."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.set_num_threads(2)
+        return x
+
+
+def pins_threads_net(num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), PinsThreads(), *_head(8, num_classes))
+
+
+EPSILON = 2.0**-24  # half an ulp of 1.0 in float32
+
+
+class ThreadSplitSum(nn.Module):
+    """Scales its input by the float32 sum of (1, e, e, e), e half an ulp of 1, reduced as a CPU
+    reduction is: one partial sum per thread, then the partials added in order. Each partial is
+    exact (summed in float64) and then rounded; with one thread the sum rounds to 1 + 4e, with two
+    to (1 + e -> 1) + 2e = 1 + 2e. So the result depends on the thread count for certain, on any CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = torch.tensor([1.0, EPSILON, EPSILON, EPSILON], dtype=torch.float64)
+        partials = [chunk.sum().to(torch.float32) for chunk in values.chunk(torch.get_num_threads())]
+        total = partials[0]
+        for partial in partials[1:]:
+            total = total + partial
+        return x * total
+
+
+def thread_split_net(num_classes: int) -> nn.Module:
+    """Not the same with 1 and 2 threads, by construction (ThreadSplitSum)."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), ThreadSplitSum(), *_head(8, num_classes))
+
+
+class UsesOpFromStep(nn.Module):
+    """Runs max_unpool2d (no deterministic implementation on a CPU) from its second forward pass on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.unpool = Unpool()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.unpool(x) if self.calls >= 2 else x
+
+
+def unpool_from_step_2_net(num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), UsesOpFromStep(), *_head(8, num_classes))

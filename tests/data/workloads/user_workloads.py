@@ -175,6 +175,13 @@ class _Features(torch.utils.data.Dataset):
         return 64
 
 
+class Plain(_Features):
+    """The examples as they are: no randomness at all."""
+
+    def __getitem__(self, index):
+        return self.features[index], self.labels[index]
+
+
 class AugmentedFromGlobalNumpy(_Features):
     """Noise from numpy's global generator, which a worker inherits or is seeded with by its own seed:
     the batches then depend on how many workers there are (the data-loading gate's negative control)."""
@@ -212,3 +219,7 @@ def augments_from_global_numpy(batch_size, device):
 
 def augments_per_example(batch_size, device):
     return _loader_workload(AugmentedPerExample(), batch_size)
+
+
+def plain_dataset(batch_size, device):
+    return _loader_workload(Plain(), batch_size)
