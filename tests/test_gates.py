@@ -35,6 +35,9 @@ def _check(*args: str, timeout: float = 600) -> tuple[int, dict[str, object], st
     (["--world-size", "1,2", "--batch-size", "5"], "--batch-size 5 is not accepted with --world-size 2"),
     (["--world-size", "2", "--compile"], "--world-size and --bucket-cap-mb change how one training is distributed"),
     (["--bucket-cap-mb", "0,25"], "--bucket-cap-mb '0,25' is not accepted; use sizes in MiB above 0"),
+    (["--batch-invariance", "--world-size", "2"], "--batch-invariance compares batch sizes in one run; drop --world"),
+    (["--batch-invariance", "--bucket-cap-mb", "1"], "--batch-invariance compares batch sizes in one run; drop --buck"),
+    (["--batch-invariance", "--restart-at", "0"], "--batch-invariance compares batch sizes in one run; drop --resta"),
 ])
 def test_bad_gate_options_exit_2_in_one_line(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["check", "--gpu", "cpu", "--arch", "small-cnn", *args])

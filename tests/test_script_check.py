@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,10 @@ def test_a_script_that_cannot_be_checked_exits_2_in_one_line_with_its_own_error(
     (["--script", str(SCRIPTS / "fails.py"), "--compare", "eager,compiled"], "drop --compare"),
     (["--script", str(SCRIPTS / "fails.py"), "--mode", "no-such-mode"], "no-such-mode"),
     (["--script", str(SCRIPTS / "fails.py"), "--threads", "1,99"], "--threads '1,99' is not accepted"),
+    (["--script", str(SCRIPTS)], "is a folder; give the path of a Python training script in it"),
+    (["--script", str(SCRIPTS / "fails.py"), "--gpu", "cuda"], "drop --gpu"),
+    (["--script", str(SCRIPTS / "fails.py"), "--framework", "tf"], "drop --framework"),
+    (["--script", str(SCRIPTS / "fails.py"), "--timeout", "0"], "--timeout 0 is not accepted"),
 ])
 def test_bad_script_options_exit_2_in_one_line_before_anything_runs(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["check", *args])
@@ -136,3 +141,71 @@ def test_parameters_are_named_by_the_module_that_holds_most_of_them() -> None:
     gc.collect()
     names, model = parameter_names(list(inner.parameters()), ["a", "b", "c", "d"])
     assert model is inner and names[0] == "0.weight"
+
+
+@pytest.mark.slow
+def test_each_run_draws_its_own_hash_seed_so_a_set_ordered_vocabulary_fails() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "hash_order.py"), "--json")
+    assert code == 1 and document["first_divergence"]["step"] == 1, stderr
+    assert document["first_divergence"]["loss_differs"] is True  # the loss is compared too
+    seeds = document["script"]["pythonhashseeds"]
+    assert seeds[0] != seeds[1]
+    # control: the sorted vocabulary does not depend on string hashes
+    code, document, stderr = _check("--script", str(SCRIPTS / "hash_order.py"), "--json", "--", "--sorted")
+    assert code == 0 and document["verdict"] == "identical", stderr
+
+
+@pytest.mark.slow
+def test_a_loop_that_updates_its_weights_itself_is_watched_through_detprof_step() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "manual_update.py"), "--json")
+    assert code == 0 and document["verdict"] == "identical" and document["script"]["steps_taken"] == [4, 4], stderr
+    code, document, stderr = _check("--script", str(SCRIPTS / "manual_update.py"), "--json", "--", "--unseeded")
+    assert code == 1 and document["first_divergence"]["step"] == 1, stderr  # the negative control
+    code, document, stderr = _check("--script", str(SCRIPTS / "manual_update.py"), "--json", "--", "--no-marker")
+    assert code == 2 and "detprof.step(model)" in stderr and "its output is kept in" in stderr
+
+
+@pytest.mark.slow
+def test_steps_are_counted_per_process_and_per_thread() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "forks_a_child.py"), "--steps", "5", "--json")
+    assert code == 0 and document["script"]["steps_taken"] == [5, 5], stderr
+    assert document["script"]["child_steps"] == [2, 2]
+    code, document, stderr = _check("--script", str(SCRIPTS / "two_threads.py"), "--json")
+    assert code == 0 and document["verdict"] == "identical", stderr
+    assert document["script"]["steps_taken"] == [6, 6] and document["script"]["optimizers"] == 2
+
+
+@pytest.mark.slow
+def test_a_dead_weak_proxy_is_not_the_scripts_error_and_an_empty_optimizer_is_refused() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "dead_weak_proxy.py"), "--json")
+    assert code == 0 and document["verdict"] == "identical", stderr
+    code, document, stderr = _check("--script", str(SCRIPTS / "empty_optimizer.py"), "--json")
+    assert code == 2 and "steps an optimizer that holds no parameters" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_a_script_pinning_its_own_threads_cannot_pass_a_thread_gate() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "pins_threads.py"), "--threads", "1,2", "--json")
+    assert code == 3 and document["verdict"] == "inconclusive", stderr
+    assert [side["threads_run"] for side in document["runs"]] == [[2], [2]]
+    assert document["script"]["switch_calls"][0] == ["torch.set_num_threads(2)"]
+    # its BatchNorm buffers are hashed beside the parameters
+    assert document["script"]["buffers_tracked"] == 3
+
+
+@pytest.mark.slow
+def test_locate_op_at_step_1_names_the_module_the_scripts_line_and_a_random_ops_generator() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "noise_in_a_module.py"), "--steps", "2", "--locate-op",
+                                    "--json")
+    assert code == 1, stderr
+    op = document["first_divergence"]["op"]
+    assert document["first_divergence"]["step"] == 1
+    assert op["op"] == "aten::randn.generator" and op["module"] == "body.noise (Noise)" and op["random"] is True
+    assert op["source"] == "noise_in_a_module.py:12 forward" and op["kind"] == "root-cause"
+    # control: an op fed a value made outside PyTorch is not called random, and has no module
+    code, document, stderr = _check("--script", str(EXAMPLES / "train_loop.py"), "--steps", "2", "--locate-op",
+                                    "--json", "--", "--shuffle", "unseeded")
+    op = document["first_divergence"]["op"]
+    assert code == 1 and "random" not in op and op["module"] is None and op["source"].startswith("train_loop.py:")

@@ -121,6 +121,18 @@ def sensitivity(run: dict[str, Any]) -> dict[str, Any] | None:
             "detected": found is not None and found["parameter"] == control["parameter"]}
 
 
+# Ops that draw from a random generator (their base names, as ``aten::NAME.overload``).
+RANDOM_OPS = frozenset({"rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
+                        "normal_", "uniform_", "bernoulli", "bernoulli_", "multinomial", "exponential_", "geometric_",
+                        "cauchy_", "log_normal_", "random_", "poisson", "native_dropout", "dropout", "rrelu",
+                        "rrelu_with_noise"})
+
+
+def is_random_op(op: str | None) -> bool:
+    """True for an op that draws from a random generator (``aten::randn.generator``, say)."""
+    return bool(op) and op.removeprefix("aten::").split(".")[0] in RANDOM_OPS  # type: ignore[union-attr]
+
+
 def first_divergent_op(ops_a: list[dict[str, Any]], ops_b: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Where two records of the same step part: the first op whose output differs while its inputs
     matched (``kind`` root-cause), or, when its inputs already differed, the first op that saw a
@@ -134,6 +146,8 @@ def first_divergent_op(ops_a: list[dict[str, Any]], ops_b: list[dict[str, Any]])
             return {**where, "kind": "different-ops", "other_op": b["op"]}
         if a.get("outputs") != b.get("outputs"):
             kind = "root-cause" if a.get("inputs") == b.get("inputs") else "input-differs"
+            if kind == "root-cause" and is_random_op(a["op"]):
+                where["random"] = True  # same inputs, other output: the generator's state differed
             return {**where, "kind": kind}
     if len(ops_a) != len(ops_b):
         shorter = min(len(ops_a), len(ops_b))

@@ -46,13 +46,22 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def require_batch_invariance_alone(devices: str | None, locate_op: bool, steps: int | None,
-                                   compare: str | int | None = None) -> None:
-    """Raise ArgumentError when a batch-invariance check is asked for with options of a training
-    check (it compares batch sizes in one run: no second device, no op location, no steps)."""
-    require(devices is None and not locate_op and steps is None and compare is None,
-            "--batch-invariance compares batch sizes in one run; drop --devices, --locate-op, --steps, --compare, "
-            "--restart-at and --workers")
+def require_batch_invariance_alone(locate_op: bool = False, steps: int | None = None, **options: Any) -> None:
+    """Raise ArgumentError when a batch-invariance check is asked for with an option of a training
+    check (it compares batch sizes in one run): ``locate_op``, ``steps`` or any of ``options``
+    (devices, compare, restart_at, workers, world_size, bucket_cap_mb) given, 0 included."""
+    given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
+    given = (["--locate-op"] if locate_op else []) + (["--steps"] if steps is not None else []) + given
+    require(not given, f"--batch-invariance compares batch sizes in one run; drop {', '.join(given)}")
+
+
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week
+
+
+def require_timeout(timeout_s: float) -> None:
+    """Raise ArgumentError unless ``--timeout`` is a number of seconds above 0, at most a week."""
+    require(0 < timeout_s <= MAX_TIMEOUT_S, f"--timeout {timeout_s:g} is not accepted; use seconds above 0, at most "
+                                            f"{MAX_TIMEOUT_S:,.0f} (a week)")
 
 
 def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] | None:
@@ -116,6 +125,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
         require_support(backend, "locate_op", "--locate-op")
     backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
     require_steps(steps)
+    require_timeout(timeout_s)
     require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
     require(compare in (None, COMPARE_COMPILED), f"--compare {compare!r} is not accepted; use {COMPARE_COMPILED}")
     require(not (compare and locate_op), "--locate-op records the eager ops of a step, which compiled code replaces "
@@ -263,6 +273,7 @@ def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "de
     ``--framework`` takes); the request's batch size is not used."""
     backend = backend_for(framework)
     require_support(backend, "batch_invariance", "--batch-invariance")
+    require_timeout(timeout_s)
     backend.check_modes([mode], "--mode")
     pair = parse_pair("--threads", None if threads is None else str(threads), "one thread count")
     cpus = os.cpu_count() or 1
@@ -325,6 +336,7 @@ def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", 
     backend = backend_for(framework)
     require_support(backend, "audit", "audit")
     require_steps(steps)
+    require_timeout(timeout_s)
     device = select_device(gpu)
     workload = build_workload(request or WorkloadRequest(), device, backend.name)
     spec = {**_side_spec(workload, "deterministic", device, CPU_THREADS, 0, steps, backend.name),

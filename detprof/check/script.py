@@ -67,13 +67,19 @@ def require_script_alone(script: str | None, arguments: Sequence[str], request: 
     given += [flag for name, flag in spelled.items() if options.get(name) not in (None, False)]
     if options.get("seed") not in (None, 0):
         given.append("--seed")
+    if options.get("framework") not in (None, "pytorch", "torch"):
+        given.append("--framework")
+    if options.get("gpu") not in (None, "auto"):
+        given.append("--gpu")
     require(not given, f"--script runs your script as it is; drop {', '.join(given)} (the script decides its model, "
-                       "data, seeds and training; --steps, --mode, --threads and --locate-op apply)")
+                       "data, seeds, device and training; --steps, --mode, --threads, --timeout and --locate-op apply)")
 
 
 def check_script_path(script: str) -> Path:
     """The script's path, checked before anything runs; ScriptError naming it otherwise."""
     path = Path(script)
+    if path.is_dir():
+        raise ScriptError(f"--script {script!r} is a folder; give the path of a Python training script in it")
     if not path.is_file():
         raise ScriptError(f"--script {script!r}: no such file; give the path of a Python training script")
     return path
@@ -240,12 +246,13 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
     applies that mode's first. ``threads`` "A,B" sets each run's CPU threads before the script
     starts (it may set its own). With ``locate_op``, both runs are re-run up to the first divergent
     step recording every op, to name the first op whose output differs while its inputs matched."""
-    from detprof.check.run import parse_thread_pair, require_steps
+    from detprof.check.run import parse_thread_pair, require_steps, require_timeout
 
     backend = backend_for(framework)
     require_support(backend, "script", "--script")
     path = check_script_path(script)
     require_steps(steps)
+    require_timeout(timeout_s)
     if mode != AS_IS:
         backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
     thread_pair = parse_thread_pair(threads)

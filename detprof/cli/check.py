@@ -7,7 +7,7 @@ from typing import NoReturn, TypeVar
 
 import typer
 
-from detprof.check.limits import DEFAULT_AUDIT_STEPS
+from detprof.check.limits import DEFAULT_AUDIT_STEPS, RUN_TIMEOUT_S
 from detprof.cli.app import app
 from detprof.cli.common import DB_HELP, GPU_OPTION, JSON_OPTION, emit, invoked_command, user_errors, workload_options
 from detprof.documents import AdviseDocument, AuditDocument, BatchInvarianceDocument, CheckDocument
@@ -61,10 +61,13 @@ def check(
                                                f"script's own switches). Known: {', '.join(MODES)}."),
     gpu: str = GPU_OPTION,
     threads: str | None = typer.Option(None, help="CPU intra-op threads: N for both runs, or A,B to make the runs "
-                                                  f"differ in that alone (default: {CPU_THREADS} for both)."),
+                                                  f"differ in that alone (default: {CPU_THREADS} for both; with "
+                                                  "--script, what the script sets, set before it starts). The "
+                                                  "verdict states the counts each run's steps really had."),
     devices: str | None = typer.Option(None, help="cpu,cuda: run A on the CPU, run B on the GPU."),
     steps: int | None = typer.Option(None, help="Training steps per run (SGD, momentum 0.9, one synthetic batch; "
-                                                "default 10)."),
+                                                "default 10). With --script: the optimizer steps (or detprof.step() "
+                                                "marks) compared, after which each run ends."),
     seed: int = typer.Option(0, help="Seed for weights and data (the same for both runs)."),
     locate_op: bool = typer.Option(False, "--locate-op", help="When the runs differ, re-run both up to the first "
                                                               "divergent step recording every op, and name the first "
@@ -87,6 +90,8 @@ def check(
     batch_sizes: str = typer.Option("1,8,64", help="Batch sizes for --batch-invariance, 1 to 64."),
     framework: str = typer.Option("pytorch", help="pytorch, or tf: the Keras model in TensorFlow (modes default and "
                                                   "deterministic; no --locate-op or --batch-invariance)."),
+    timeout: float = typer.Option(RUN_TIMEOUT_S, help="Seconds each run may take before it is killed (and the check "
+                                                      "ends with exit 2)."),
     db: str | None = typer.Option(None, help=DB_HELP + " The verdict is stored as a run (kind check)."),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -99,33 +104,39 @@ def check(
     """
     from detprof.check import run_batch_invariance, run_check
     from detprof.check.record import check_verdict_store
-    from detprof.check.run import DEFAULT_STEPS, parse_batch_sizes, require_batch_invariance_alone
+    from detprof.check.run import DEFAULT_STEPS, parse_batch_sizes, require_batch_invariance_alone, require_timeout
 
     with user_errors():
+        if script is not None or script_args:
+            from detprof.check.script import AS_IS, require_script_alone, run_script_check
+
+        require_timeout(timeout)
         if script is not None or script_args:
             from detprof.check.script import AS_IS, require_script_alone, run_script_check
 
             require_script_alone(script, script_args or [], request, devices=devices, compare=compare,
                                  restart_at=restart_at, workers=workers, world_size=world_size,
                                  bucket_cap_mb=bucket_cap_mb, batch_invariance=batch_invariance,
-                                 framework=framework, seed=seed)
+                                 framework=framework, seed=seed, gpu=gpu)
             check_verdict_store(db)
             with progress_once_valid("check") as show:
                 document = run_script_check(str(script), script_args or [], DEFAULT_STEPS if steps is None else steps,
-                                            mode or AS_IS, threads, locate_op, on_progress=show)
+                                            mode or AS_IS, threads, locate_op, timeout_s=timeout, on_progress=show)
             conclude("check", document, db, json_output)
         mode = mode or "deterministic"
         if batch_invariance:
-            require_batch_invariance_alone(devices, locate_op, steps, compare or restart_at or workers)
+            require_batch_invariance_alone(locate_op=locate_op, steps=steps, devices=devices, compare=compare,
+                                           restart_at=restart_at, workers=workers, world_size=world_size,
+                                           bucket_cap_mb=bucket_cap_mb)
             check_verdict_store(db)
             invariance = run_batch_invariance(request, mode, gpu, parse_batch_sizes(batch_sizes), threads, seed,
-                                              framework=framework)
+                                              framework=framework, timeout_s=timeout)
             conclude("batch-invariance", invariance, db, json_output)
         check_verdict_store(db)
         with progress_once_valid("check") as show:
             document = run_check(request, mode, gpu, threads, devices, DEFAULT_STEPS if steps is None else steps,
-                                 seed, locate_op, on_progress=show, framework=framework, compare=compare,
-                                 restart_at=restart_at, workers=workers, world_size=world_size,
+                                 seed, locate_op, timeout_s=timeout, on_progress=show, framework=framework,
+                                 compare=compare, restart_at=restart_at, workers=workers, world_size=world_size,
                                  bucket_cap_mb=bucket_cap_mb)
     conclude("check", document, db, json_output)
 
@@ -137,6 +148,7 @@ def audit(
     gpu: str = GPU_OPTION,
     steps: int = typer.Option(DEFAULT_AUDIT_STEPS, help="Training steps audited (an op first taken after the last "
                                                         "one is not covered)."),
+    timeout: float = typer.Option(RUN_TIMEOUT_S, help="Seconds the audited run may take before it is killed."),
     db: str | None = typer.Option(None, help=DB_HELP + " The findings are stored as a run (kind audit)."),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -147,11 +159,13 @@ def audit(
     """
     from detprof.check import run_audit
     from detprof.check.record import check_verdict_store
+    from detprof.check.run import require_timeout
 
     with user_errors():
+        require_timeout(timeout)
         check_verdict_store(db)
         with progress_once_valid("audit") as show:
-            document = run_audit(request, gpu, on_progress=show, steps=steps)
+            document = run_audit(request, gpu, timeout_s=timeout, on_progress=show, steps=steps)
     conclude("audit", document, db, json_output)
 
 

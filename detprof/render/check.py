@@ -44,7 +44,12 @@ def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str
         where = f"{printable(op['op'] or '—')} in {printable(op['module'] or '(no module)')}, {op['phase']}, op " \
                 f"{op['index'] + 1} of {div['ops_recorded']}"
         meaning = OP_MEANINGS.get(op["kind"]) or f"the runs dispatched different ops here ({op.get('other_op')})"
+        if op.get("random"):
+            meaning = ("a random op whose inputs matched while its output differs: its generator's state differed "
+                       "(seeded otherwise, or not at all)")
         rows.append(["first divergent op", f"{where}: {meaning}"])
+        if op.get("source"):
+            rows.append(["in the script", printable(op["source"])])
     elif "op" in div:
         rows.append(["first divergent op", "none: every op of the step matched, so the difference comes from "
                                            "outside the dispatcher"])

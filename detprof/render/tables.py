@@ -14,6 +14,8 @@ from rich.text import Text
 
 from detprof.render.console import PIPE_WIDTH, out
 
+LAST_TEXT_COLUMN = 90  # characters
+
 
 def grid(title: str, headers: list[str], rows: list[list[str]], text: set[int] | None = None,
          console: Console = out) -> RenderableType:
@@ -29,7 +31,11 @@ def grid(title: str, headers: list[str], rows: list[list[str]], text: set[int] |
                   show_edge=False, collapse_padding=True)
     for index, header in enumerate(headers):
         if index in text:  # wraps, but never below the width of its header's longest word (or 12)
-            table.add_column(header, overflow="fold", min_width=min(12, max(len(word) for word in header.split())))
+            # Off a terminal, a last text column (a sentence, mostly) wraps at LAST_TEXT_COLUMN: rich pads
+            # every row to its widest cell, and one long sentence would widen every line of a CI log.
+            last = off_terminal and index == len(headers) - 1
+            table.add_column(header, overflow="fold", min_width=min(12, max(len(word) for word in header.split())),
+                             max_width=LAST_TEXT_COLUMN if last else None)
         else:  # a header wider than the numbers goes on one line per word, as the numbers never wrap
             longest_value = max([len(row[index]) for row in rows] + [0])
             widest = max(longest_value, max(len(word) for word in header.split()))

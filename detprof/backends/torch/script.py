@@ -231,13 +231,15 @@ class StepWatch:
         """Start watching an optimizer (or a marked model) met for the first time: name its tensors,
         find its model's buffers, and record their digests before its first step."""
         if not params:
-            self.end("refused", error=f"the script steps a {kind} that holds no parameters (type "
-                                      f"{type(owner).__name__}): there is nothing to compare")
+            self.end("refused", error=f"the script steps an optimizer that holds no parameters ({type(owner).__name__}"
+                                      "): there is nothing to compare")
         thread = threading.current_thread()
         number = self.per_thread.get(thread.name, 0)
         self.per_thread[thread.name] = number + 1
         key = f"{kind} {number}" if thread is threading.main_thread() else f"{thread.name}: {kind} {number}"
         names, model = parameter_names(params, places)
+        if thread is not threading.main_thread():
+            names = [f"{key}: {name}" for name in names]  # threads race to their first step: name by thread
         taken = {name for stepper in self.steppers.values() for name in stepper.names}
         names = [f"{name} ({key})" if name in taken else name for name in names]
         model = owner if isinstance(owner, torch.nn.Module) else model
