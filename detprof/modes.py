@@ -219,9 +219,19 @@ def apply_toggles(toggles: Toggles, compiled: bool = False) -> dict[str, object]
 
 
 # The switches of read_switches a mode sets, whose change by the user's code is what "the mode did
-# not hold" means (the warn-only flag is detprof's own choice, not the mode's).
+# not hold" means (the warn-only flag is detprof's own choice, not the mode's; TF32's are set only
+# by a mode that names a value, Inductor's only under --compile).
 WATCHED_SWITCHES = ("deterministic_algorithms", "cudnn_deterministic", "cudnn_benchmark", "fill_uninitialized_memory",
                     "cudnn_allow_tf32", "cuda_matmul_allow_tf32", "inductor_deterministic")
+TF32_SWITCHES = ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")
+
+
+def switches_set(toggles: Toggles, applied: dict[str, object]) -> dict[str, object]:
+    """The switches ``toggles`` really set, as ``apply_toggles`` read them back (``applied``): what
+    the user's code must leave alone for the mode to hold. A switch the mode leaves as PyTorch has
+    it (TF32 when ``allow_tf32`` is None) is not among them."""
+    return {name: applied[name] for name in WATCHED_SWITCHES
+            if name in applied and not (name in TF32_SWITCHES and toggles.allow_tf32 is None)}
 
 
 def read_switches(compiled: bool = False) -> dict[str, object]:

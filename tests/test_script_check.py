@@ -209,3 +209,15 @@ def test_locate_op_at_step_1_names_the_module_the_scripts_line_and_a_random_ops_
                                     "--json", "--", "--shuffle", "unseeded")
     op = document["first_divergence"]["op"]
     assert code == 1 and "random" not in op and op["module"] is None and op["source"].startswith("train_loop.py:")
+
+
+@pytest.mark.slow
+def test_a_mode_holds_unless_the_script_changes_a_switch_the_mode_set() -> None:
+    # TF32 is left as PyTorch has it by the deterministic mode: a script setting it does not break the mode
+    code, document, stderr = _check("--script", str(SCRIPTS / "sets_switches.py"), "--mode", "deterministic", "--json")
+    assert code == 0 and document["verdict"] == "identical", (stderr, document.get("verdict_reasons"))
+    # cuDNN's autotuning is one the mode turns off: switched back on, the mode did not hold
+    code, document, stderr = _check("--script", str(SCRIPTS / "sets_switches.py"), "--mode", "deterministic", "--json",
+                                    "--", "--benchmark")
+    assert code == 3 and document["verdict"] == "inconclusive", stderr
+    assert "cudnn_benchmark was True after step 1 (the mode set False)" in document["verdict_reasons"][0]

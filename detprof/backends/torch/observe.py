@@ -12,6 +12,8 @@ seen a difference (detprof.check.verdict).
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
 from typing import Any
 
@@ -42,11 +44,15 @@ def changed_switches(expected: dict[str, object], compiled: bool = False) -> dic
             if key in expected and key in now and expected[key] != now[key]}
 
 
+TORCH_FOLDER = os.path.dirname(torch.__file__) + os.sep
+
+
 class SwitchCalls:
     """Records the calls user code makes to ``torch.use_deterministic_algorithms`` and
     ``torch.set_num_threads`` once installed (after detprof has applied the mode and threads), with
     the step they came in: a switch turned off and back on inside a step leaves no trace in a
-    read-back after the step, but it does here. Thread-safe; the originals still run."""
+    read-back after the step, but it does here. Calls from torch's own code are not the user's and
+    are left out. Thread-safe; the originals still run."""
 
     # Each patched function, the switch it sets, and how to read that switch back after the call.
     PATCHED = {"use_deterministic_algorithms": ("deterministic_algorithms", torch.are_deterministic_algorithms_enabled),
@@ -76,6 +82,8 @@ class SwitchCalls:
         @functools.wraps(original)
         def call(*args: Any, **kwargs: Any) -> Any:
             result = original(*args, **kwargs)
+            if sys._getframe(1).f_code.co_filename.startswith(TORCH_FOLDER):
+                return result  # torch's own (Dynamo puts the switch back as it found it after every frame)
             shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
             with self._lock:
                 self.calls.append({"step": self.step, "call": f"torch.{name}({shown})", "switch": switch,

@@ -137,9 +137,10 @@ class StepWatch:
         if self.spec.get("threads"):
             torch.set_num_threads(int(self.spec["threads"]))
         if self.spec.get("toggles") is not None:
-            from detprof.modes import Toggles, apply_toggles
+            from detprof.modes import Toggles, apply_toggles, switches_set
 
-            self.expected = apply_toggles(Toggles(**self.spec["toggles"]))
+            toggles = Toggles(**self.spec["toggles"])
+            self.expected = switches_set(toggles, apply_toggles(toggles))
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         register_optimizer_step_pre_hook(self.guarded(self.before_step))

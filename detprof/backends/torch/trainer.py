@@ -22,7 +22,7 @@ from detprof.backends.torch.observe import SwitchCalls, observe_step
 from detprof.backends.torch.oprecord import one_ulp_control
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.documents import write_result
-from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
+from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.workload import Workload
 
 INVARIANCE_EXAMPLES = 64
@@ -43,6 +43,7 @@ def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object], SwitchCal
         import torch._inductor.config as inductor
 
         inductor.fallback_random = True  # dropout draws from eager's generator, as the eager side does
+    applied = switches_set(Toggles(**spec["toggles"]), applied)  # what the mode set: what must hold
     calls = SwitchCalls().install()
     training = build_training(workload, spec["seed"], device)
     if spec.get("loader_workers") is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from detprof.backends.torch.training import build_training
 from detprof.documents import DOCUMENT_VERSION, JobResult
-from detprof.modes import WATCHED_SWITCHES, Toggles, apply_toggles, capture_nondeterministic_ops, read_switches
+from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops, read_switches, switches_set
 from detprof.runner.config import JobSpec
 from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
 
@@ -240,8 +240,9 @@ def run_job(spec: JobSpec) -> JobResult:
     # Read back after every step the workload ran: a step that switches determinism off must not
     # leave the mode reported as what was applied.
     after = read_switches(compiled=spec.workload.compiled)
-    result["switches_changed"] = [f"{name} {applied[name]} -> {after[name]}" for name in WATCHED_SWITCHES
-                                  if name in applied and name in after and applied[name] != after[name]]
+    expected = switches_set(Toggles(**spec.toggles), applied)
+    result["switches_changed"] = [f"{name} {expected[name]} -> {after[name]}" for name in expected
+                                  if name in after and expected[name] != after[name]]
     return result
 
 
