@@ -71,6 +71,11 @@ def test_a_gpu_job_asks_slurm_for_its_gpu_type_and_passes_the_site_options_throu
     (["--cluster", "slurm-local", "--slurm-option", "qos"], "--slurm-option 'qos' is not accepted; use NAME=VALUE"),
     (["--cluster", "slurm-local", "--slurm-account", "a b"], "--slurm-account 'a b' is not accepted"),
     (["--cluster", "slurmm"], "--cluster 'slurmm' is not accepted; use ray"),
+    (["--cluster", "slurm-local", "--slurm-account", "lab\nrm -rf /"], "--slurm-account 'lab\\nrm -rf /' is not"),
+    (["--cluster", "slurm-local", "--slurm-option", "qos=high\necho owned"], "--slurm-option qos='high\\necho"),
+    (["--cluster", "slurm-local", "--slurm-option", "q s=high"], "--slurm-option 'q s' is not accepted"),
+    (["--cluster", "slurm-local", "--slurm-constraint", "v100=volta\nid"], "--slurm-constraint v100='volta\\nid'"),
+    (["--cluster", "slurm-local", "--slurm-partition", "gpu\n"], "--slurm-partition 'gpu\\n' is not accepted"),
 ])
 @needs_submitit
 def test_slurm_options_that_cannot_apply_exit_2_in_one_line(args: list[str], message: str, tmp_path: Path,
@@ -82,3 +87,83 @@ def test_slurm_options_that_cannot_apply_exit_2_in_one_line(args: list[str], mes
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s.sqlite").exists()  # refused before the store was made
+
+
+# Stand-ins for Slurm's commands: sbatch records what it is given and runs the job script in the
+# background, as one node would; srun runs its command; sacct says a job is done once it is; scancel
+# and squeue do nothing.
+SBATCH = """#!/bin/bash
+n=$(( $(cat "$FAKE_SLURM/next" 2>/dev/null || echo 100) + 1 )); echo $n > "$FAKE_SLURM/next"
+printf '%s\\n' "$@" > "$FAKE_SLURM/sbatch-$n.args"
+cp "$1" "$FAKE_SLURM/job-$n.sh"
+( SLURM_JOB_ID=$n SLURM_PROCID=0 SLURM_LOCALID=0 SLURM_NTASKS=1 SLURM_NODEID=0 SLURM_JOB_NUM_NODES=1 \\
+  SLURM_JOB_NODELIST=localhost bash "$1"; touch "$FAKE_SLURM/done-$n" ) > "$FAKE_SLURM/job-$n.out" 2>&1 < /dev/null &
+echo "Submitted batch job $n"
+"""
+SRUN = """#!/usr/bin/env python3
+import os, sys
+args = sys.argv[1:]
+while args and args[0].startswith("--"):
+    args = args[2:] if args[0] in ("--output", "--error") else args[1:]
+os.execvp(args[0], args)
+"""
+SACCT = """#!/bin/bash
+echo "JobID|State|NodeList"
+while [ $# -gt 0 ]; do
+  if [ "$1" = "-j" ]; then
+    if [ -e "$FAKE_SLURM/done-$2" ]; then echo "$2|COMPLETED|localhost"; else echo "$2|RUNNING|localhost"; fi
+    shift
+  fi
+  shift
+done
+"""
+
+
+def _stand_in_slurm(folder: Path) -> Path:
+    bin_folder = folder / "bin"
+    bin_folder.mkdir()
+    for name, text in (("sbatch", SBATCH), ("srun", SRUN), ("sacct", SACCT), ("scancel", "#!/bin/sh\n"),
+                       ("squeue", "#!/bin/sh\n")):
+        (bin_folder / name).write_text(text)
+        (bin_folder / name).chmod(0o755)
+    return bin_folder
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_a_slurm_sweep_reaches_sbatch_with_exactly_the_values_given_and_its_results_come_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    records = tmp_path / "slurm"
+    records.mkdir()
+    monkeypatch.setenv("FAKE_SLURM", str(records))
+    monkeypatch.setenv("PATH", f"{_stand_in_slurm(tmp_path)}{os.pathsep}{os.environ['PATH']}")
+    one_arch = SPEC.replace('archs = ["small-cnn", "medium-cnn"]', 'archs = ["small-cnn"]').replace(
+        "kernel_sizes = [1]\n", "")
+    spec, db = tmp_path / "slurm.toml", tmp_path / "s.sqlite"
+    # A GPU type: every site option reaches the job's script as given
+    spec.write_text(one_arch.replace('gpus = ["cpu"]', 'gpus = ["v100"]'))
+    result = runner.invoke(app, ["sweep", str(spec), "--cluster", "slurm", "--slurm-partition", "gpu",
+                                 "--slurm-account", "lab", "--slurm-time", "90", "--slurm-constraint",
+                                 "v100=volta32gb&ib", "--slurm-option", "qos=high", "--slurm-folder",
+                                 str(tmp_path / "submitit"), "--db", str(db), "--json"])
+    [arguments] = [path.read_text().split() for path in records.glob("sbatch-*.args")]  # one job, sbatch SCRIPT
+    [script] = [path.read_text() for path in records.glob("job-*.sh")]
+    assert len(arguments) == 1 and arguments[0].endswith(".sh")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --account=lab", "#SBATCH --time=90", "#SBATCH --qos=high",
+                 "#SBATCH --constraint='volta32gb&ib'", "#SBATCH --gpus-per-node=1"):
+        assert line in script, script
+    # the job ran on a "node" without a v100 and says so, instead of measuring another device
+    [job] = json.loads(result.stdout)["jobs"]
+    assert result.exit_code == 1 and job["status"] == "failed" and "v100" in job["error"], (result.stderr, job)
+    # A CPU spec: the job measures, and its result comes back to the driver, which stores it
+    spec.write_text(one_arch)
+    result = runner.invoke(app, ["sweep", str(spec), "--cluster", "slurm", "--slurm-partition", "cpu",
+                                 "--slurm-folder", str(tmp_path / "submitit"), "--db", str(tmp_path / "c.sqlite"),
+                                 "--json"])
+    assert result.exit_code == 0, result.stderr
+    [job] = json.loads(result.stdout)["jobs"]
+    assert job["status"] == "done" and job["ratio"] is not None and "(Slurm job 102)" in job["node"], job
+    cpu_script = (records / "job-102.sh").read_text()
+    assert "#SBATCH --partition=cpu" in cpu_script and "--gpus-per-node" not in cpu_script

@@ -70,6 +70,8 @@ def prepare_backend(spec: SweepSpec, cluster: str | None, slurm: SlurmOptions | 
     require(slurm is None or cluster in SLURM_CLUSTERS, "the --slurm-* options are for --cluster slurm or slurm-local")
     if cluster in SLURM_CLUSTERS:
         check_options(cluster, slurm or SlurmOptions())
+    if cluster == "slurm":
+        return  # the GPU types are the jobs' constraints: Slurm finds the nodes, each job checks what it got
     if cluster is None or cluster == "slurm-local":
         for gpu in spec.gpus:
             select_device(gpu)

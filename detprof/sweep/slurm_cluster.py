@@ -16,6 +16,7 @@ run. submitit is an optional extra: ``pip install 'detprof[slurm]'``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,13 @@ INSTALL_HINT = "pip install 'detprof[slurm]'"
 CPU_JOB_CPUS = 2  # the measured thread and the process driving it, as for Ray
 DEFAULT_TIME_MIN = 60
 POLL_S = 1.0
+# What a value may hold: each becomes a "#SBATCH --name=value" line of the job's script, where a line
+# break would start a shell command of its own. Slurm's names are these characters; features add
+# the operators of a --constraint expression.
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.,-]+")
+SLURM_CONSTRAINT = re.compile(r"[A-Za-z0-9_.,&|\[\]*:()!-]+")
+SLURM_OPTION = re.compile(r"[a-z][a-z0-9_-]*")
+SLURM_VALUE = re.compile(r"[!#-&(-~]+")  # printable ASCII without space, " or '
 
 
 class SlurmError(DetprofError):
@@ -77,8 +85,20 @@ def check_options(cluster: str, options: SlurmOptions) -> None:
             f"--slurm-gpus {options.gpus_per_job} is not accepted; use 1 to 16 GPUs per job")
     for name in ("partition", "account"):
         value = getattr(options, name)
-        require(value is None or (value.strip() and " " not in value),
-                f"--slurm-{name} {value!r} is not accepted; give the name Slurm knows, without spaces")
+        require(value is None or SLURM_NAME.fullmatch(value) is not None,
+                f"--slurm-{name} {value!r} is not accepted; give the name Slurm knows (letters, digits, _ . - and , "
+                "between several)")
+    for gpu, feature in options.constraints.items():
+        require(SLURM_NAME.fullmatch(gpu) is not None and SLURM_CONSTRAINT.fullmatch(feature) is not None,
+                f"--slurm-constraint {gpu}={feature!r} is not accepted; give node features as Slurm writes them "
+                "(letters, digits, _ . - and the operators & | [ ] * ( ) !)")
+    for key, value in options.extra.items():
+        require(SLURM_OPTION.fullmatch(key) is not None,
+                f"--slurm-option {key!r} is not accepted; give an sbatch option's long name (letters, digits, - and "
+                "_), e.g. qos=high")
+        require(SLURM_VALUE.fullmatch(value) is not None,
+                f"--slurm-option {key}={value!r} is not accepted; give a value of printable characters without "
+                "spaces, quotes or line breaks")
     try:
         import submitit  # noqa: F401
     except ImportError:
@@ -124,8 +144,12 @@ def measure_in_job(job: SweepJob, command: str) -> dict[str, Any]:
 
 
 def _failure(error: BaseException) -> str:
-    """One line for a job that failed: the last line of submitit's report (the job's own error)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    """One line for a job that failed: the job's own error, the last line of the trace submitit's
+    report holds between its rules of dashes (else the report's last line: a timeout, a cancel)."""
+    text = str(error)
+    parts = text.split("-" * 22)
+    trace = parts[1] if len(parts) >= 3 else text
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
     return (lines[-1] if lines else type(error).__name__)[:500]
 
 
