@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from detprof.errors import DetprofError
+from detprof.parse import is_whole_number
 
 if TYPE_CHECKING:
     from detprof.documents import GpusDocument
@@ -248,7 +249,7 @@ def select_device(gpu: str | None, gpus: list[GpuInfo] | None = None) -> DeviceC
     if request == "auto":
         return DeviceChoice("cuda", available[0].name, available[0]) if available else cpu
     here = ", ".join([f"{g.index} ({g.name})" for g in available] + ["cpu"])
-    if request.isdigit():
+    if is_whole_number(request):
         index = int(request)
         for g in available:
             if g.index == index:

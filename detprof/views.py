@@ -11,6 +11,7 @@ from detprof.errors import require
 from detprof.kernels import TraceError, diff_tables, kernel_table, load_trace, top_kernels
 from detprof.kernels.table import category_records, kernel_records, top_records
 from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB
+from detprof.parse import is_whole_number
 from detprof.store import ResultStore, StoreError, StoreLike, open_store
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def _kernel_source(spec: str, db: StoreLike, scope: str,
                    max_trace_mb: float = DEFAULT_MAX_TRACE_MB) -> tuple[str, pd.DataFrame]:
     """A kernel table from ``RUN``, ``RUN:MODE`` or a trace file path, with a label for it."""
     run, _, mode = spec.partition(":")
-    if run.isdigit():
+    if is_whole_number(run):
         with open_store(db) as store:
             chosen, _ = _kernel_mode(store, int(run), mode or None)
             return f"run {run}:{chosen}", store.kernels(int(run), chosen)

@@ -100,6 +100,16 @@ LIMITS = [
     (["import", "t.json", "--label", ""], "--label '' is not accepted; give a value"),
     (["stability", "--fix", ""], "--fix '' is not accepted; give a value"),
     (["diff", "", "b.json"], "an empty argument ('', argument 2) is not accepted"),
+    # digits that str.isdigit() takes and int() does not: one parser reads every whole number
+    (["check", "--arch", "small-cnn", "--workers", "\u00b2,1"], "--workers '\u00b2,1' is not accepted"),
+    (["check", "--arch", "small-cnn", "--world-size", "\u00b2"], "--world-size '\u00b2' is not accepted"),
+    (["check", "--arch", "small-cnn", "--threads", "\u00b2"], "--threads '\u00b2' is not accepted"),
+    (["check", "--arch", "small-cnn", "--batch-invariance", "--batch-sizes", "\u00b2"],
+     "--batch-sizes '\u00b2' is not accepted"),
+    (["overhead", "--gpu", "\u00b2"], "GPU '\u00b2' is not on this machine"),
+    (["overhead", "--arch", "small-cnn", "--input-shape", "3,\u00b2,4"], "--input-shape '3,\u00b2,4' is not accepted"),
+    (["diff", "\u00b2", "1"], "'\u00b2' is neither a run id"),
+    (["check", "--arch", "small-cnn", "--workers", "\u0663"], "--workers '\u0663' is not accepted"),
 ]
 
 

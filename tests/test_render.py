@@ -83,3 +83,26 @@ if __name__ == "__main__" and "--write" in sys.argv:
     for name in sorted(RENDERERS):
         (DOCUMENTS / f"{name}.txt").write_text(rendered(name, golden(name)))
         print(f"wrote {name}.txt")
+
+
+def test_names_holding_markup_or_control_characters_print_as_they_are() -> None:
+    hostile = "[/]\x1b[31mred\x00[bold]"
+    shown_hostile = "[/]\\u001b[31mred\\u0000[bold]"
+    check = copy.deepcopy(golden("check"))
+    check["workload"]["arch"] = hostile
+    check["bitwise_identical"], check["verdict"] = False, "not identical"
+    check["first_divergence"] = {"step": 1, "loss_differs": True, "parameter": hostile, "parameters_differing": 1,
+                                 "op": {"index": 0, "op": hostile, "phase": "forward", "module": hostile,
+                                        "kind": "root-cause"}, "ops_recorded": 3}
+    audit = copy.deepcopy(golden("audit"))
+    audit["workload"]["arch"] = hostile
+    audit["fully_deterministic"] = False
+    audit["nondeterministic_ops"] = [{"op": hostile, "count": 1, "dispatched_as": [hostile], "modules": [hostile],
+                                      "phases": ["forward"], "steps": [1],
+                                      "sites": [{"module": hostile, "phase": "forward", "count": 1}]}]
+    for kind, document in (("check", check), ("audit", audit)):
+        text = rendered(kind, document)
+        assert shown_hostile in text.replace("\n", "").replace(" ", "") or shown_hostile in text, text
+        assert "\x1b" not in text and "\x00" not in text
+    # control: a plain name is printed unchanged
+    assert "small-cnn" in rendered("check", golden("check"))

@@ -52,6 +52,9 @@ BROKEN = [
     ("no_loss_anywhere", "holds no loss and the workload gives no loss_fn"),
     ("exits_zero", "called sys.exit(0) while being imported, built or run once"),
     ("save_without_load", "give both save and load, or neither (then detprof's own checkpoint is used)"),
+    ("empty_batch", "make_batch returned a batch of 0 examples; return at least one"),
+    ("empty_dataset", "its dataset is empty"),
+    ("text_dataset", "its dataset's examples hold text"),
 ]
 
 

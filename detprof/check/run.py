@@ -32,6 +32,7 @@ from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, AuditDocument, BatchInvarianceDocument, CheckDocument, CheckSide
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
+from detprof.parse import is_whole_number, whole_number
 from detprof.runner.config import CPU_THREADS
 from detprof.workload import Workload, WorkloadRequest, build_workload
 
@@ -41,7 +42,7 @@ COMPARE_COMPILED = "eager,compiled"  # check --compare: run A eager, run B throu
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
     """``"1,8,64"`` as (1, 8, 64); ArgumentError naming the value otherwise."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    require(bool(parts) and all(p.isdigit() for p in parts),
+    require(bool(parts) and all(is_whole_number(p) for p in parts),
             f"--batch-sizes {text!r} is not accepted; use batch sizes as N,N,..., such as 1,8,64")
     return tuple(int(p) for p in parts)
 
@@ -80,7 +81,7 @@ def parse_thread_pair(threads: str | None) -> tuple[int, int] | None:
     if pair is None:
         return None
     cpus = os.cpu_count() or 1
-    require(all(t.isdigit() and 1 <= int(t) <= cpus for t in pair),
+    require(all(1 <= (whole_number(t) or 0) <= cpus for t in pair),
             f"--threads {threads!r} is not accepted; use 1 to {cpus} (this machine's CPUs), one or two as A,B")
     return (int(pair[0]), int(pair[1]))
 
@@ -134,6 +135,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             "--compare changes one factor, eager against compiled; drop the second value of --threads or --devices")
     if restart_at is not None:
         require_support(backend, "restart", "--restart-at")
+        require(steps >= 2, f"--restart-at needs --steps 2 or more (run B is saved after a step and goes on from it); "
+                            f"--steps is {steps}")
         require(1 <= restart_at < steps, f"--restart-at {restart_at} is not accepted with --steps {steps}; use a step "
                                          f"from 1 to {steps - 1}, after which run B is saved and restarted")
         require(not (locate_op or compare or devices or (threads and "," in threads)),
@@ -142,7 +145,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     worker_pair = parse_pair("--workers", workers, "DataLoader worker processes, e.g. 0,2")
     if worker_pair:
         require_support(backend, "restart", "--workers")
-        require(all(w.isdigit() and int(w) <= MAX_LOADER_WORKERS for w in worker_pair),
+        require(all(is_whole_number(w) and int(w) <= MAX_LOADER_WORKERS for w in worker_pair),
                 f"--workers {workers!r} is not accepted; use 0 to {MAX_LOADER_WORKERS} worker processes, one or two "
                 "as A,B")
         require(not (compare or devices or restart_at is not None or (threads and "," in threads)),
@@ -154,10 +157,11 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
         size_pair = ("2", "2")  # buckets exist where gradients are reduced across processes
     if size_pair:
         require_support(backend, "restart", "--world-size")
-        require(all(w.isdigit() and 1 <= int(w) <= MAX_WORLD_SIZE for w in size_pair),
+        require(all(1 <= (whole_number(w) or 0) <= MAX_WORLD_SIZE for w in size_pair),
                 f"--world-size {world_size!r} is not accepted; use 1 to {MAX_WORLD_SIZE} processes, one or two as A,B")
         require(not bucket_pair or all(_positive_number(b) for b in bucket_pair),
-                f"--bucket-cap-mb {bucket_cap_mb!r} is not accepted; use sizes in MiB above 0, one or two as A,B")
+                f"--bucket-cap-mb {bucket_cap_mb!r} is not accepted; use sizes in MiB above 0, at most "
+                f"{MAX_BUCKET_CAP_MB:,.0f}, one or two as A,B")
         require(not (compare or devices or locate_op or restart_at is not None or worker_pair
                      or (threads and "," in threads) or (request and request.compiled)),
                 "--world-size and --bucket-cap-mb change how one training is distributed; drop --compare, --devices, "
@@ -242,9 +246,13 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
                 "gpu_topology": runs[0].get("gpu_topology")} if size_pair else {})}
 
 
+MAX_BUCKET_CAP_MB = 1_048_576.0  # 1 TiB: no gradient bucket is larger
+
+
 def _positive_number(text: str) -> bool:
+    """A bucket size DDP can take: a number of MiB above 0, at most MAX_BUCKET_CAP_MB."""
     try:
-        return float(text) > 0 and float(text) != float("inf")
+        return 0 < float(text) <= MAX_BUCKET_CAP_MB
     except ValueError:
         return False
 
@@ -278,7 +286,7 @@ def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "de
     pair = parse_pair("--threads", None if threads is None else str(threads), "one thread count")
     cpus = os.cpu_count() or 1
     if pair:
-        require(pair[0] == pair[1] and pair[0].isdigit() and 1 <= int(pair[0]) <= cpus,
+        require(pair[0] == pair[1] and 1 <= (whole_number(pair[0]) or 0) <= cpus,
                 f"--threads {threads!r} is not accepted here; use one count from 1 to {cpus}")
     require(all(1 <= b <= 64 for b in batch_sizes),
             f"--batch-sizes {','.join(map(str, batch_sizes))} is not accepted; use sizes from 1 to 64")

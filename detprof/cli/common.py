@@ -14,6 +14,7 @@ import typer
 
 from detprof.cli.app import OneLineErrors, report_error
 from detprof.errors import DetprofError, require
+from detprof.parse import whole_number
 from detprof.render import render
 from detprof.render.console import print_json
 from detprof.runner.config import CPU_DEFAULTS, CPU_THREADS, GPU_DEFAULTS
@@ -98,7 +99,7 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
     if text is None:
         return None
     parts = [p.strip() for p in text.split(",")]
-    require(len(parts) == 3 and all(p.isdigit() and int(p) > 0 for p in parts),
+    require(len(parts) == 3 and all((whole_number(p) or 0) > 0 for p in parts),
             f"--input-shape {text!r} is not accepted; use C,H,W with positive integers, such as 3,224,224")
     return (int(parts[0]), int(parts[1]), int(parts[2]))
 

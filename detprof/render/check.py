@@ -29,10 +29,10 @@ def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str
     loss = f" (loss {'differs' if div['loss_differs'] else 'equal'})"
     step = "0: the weights already differ before the first step" if div["step"] == 0 else f"{div['step']}{loss}"
     rows = [["first divergent step", step],
-            ["first parameter", f"{printable(div['parameter'] or '—')} (module order; {div['parameters_differing']} "
+            ["first parameter", f"{div['parameter'] or '—'} (module order; {div['parameters_differing']} "
                                 "differ at that step)"]]
     if div.get("buffer"):
-        rows.append(["first buffer", f"{printable(div['buffer'])} ({div['buffers_differing']} buffer(s) differ at that "
+        rows.append(["first buffer", f"{div['buffer']} ({div['buffers_differing']} buffer(s) differ at that "
                                      "step)"])
     if div.get("steps_differ"):
         rows.append(["optimizer steps", "the runs took different numbers of steps: "
@@ -41,7 +41,7 @@ def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str
         rows.append(["parameters", "the runs stepped different parameters (their names differ)"])
     op = div.get("op")
     if op:
-        where = f"{printable(op['op'] or '—')} in {printable(op['module'] or '(no module)')}, {op['phase']}, op " \
+        where = f"{op['op'] or '—'} in {op['module'] or '(no module)'}, {op['phase']}, op " \
                 f"{op['index'] + 1} of {div['ops_recorded']}"
         meaning = OP_MEANINGS.get(op["kind"]) or f"the runs dispatched different ops here ({op.get('other_op')})"
         if op.get("random"):
@@ -49,7 +49,7 @@ def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str
                        "(seeded otherwise, or not at all)")
         rows.append(["first divergent op", f"{where}: {meaning}"])
         if op.get("source"):
-            rows.append(["in the script", printable(op["source"])])
+            rows.append(["in the script", str(op["source"])])
     elif "op" in div:
         rows.append(["first divergent op", "none: every op of the step matched, so the difference comes from "
                                            "outside the dispatcher"])
@@ -61,7 +61,7 @@ def _script_rows(script: dict[str, Any], steps: int) -> list[list[str]]:
     ended = {"steps": f"stopped at --steps {steps}", "returned": "the script ended by itself"}
     how = " / ".join(sorted({ended.get(e, e) for e in script["ended"]}))
     counted = f"{taken[0]} in each run" if taken[0] == taken[1] else f"run A {taken[0]}, run B {taken[1]}"
-    rows = [["script", printable(shlex.join([script["path"], *script["arguments"]]))],
+    rows = [["script", str(shlex.join([script["path"], *script["arguments"]]))],
             ["optimizer steps compared", f"{counted} ({how})"],
             ["tensors hashed", f"{script['parameters_tracked']} parameters of {script['optimizers']} optimizer(s)"
                                + (f" and {script['buffers_tracked']} buffers" if script.get("buffers_tracked") else "")
@@ -77,7 +77,7 @@ def _script_rows(script: dict[str, Any], steps: int) -> list[list[str]]:
     calls = sorted({call for run in script.get("switch_calls") or [] for call in run})
     if calls:
         shown = ", ".join(calls[:4]) + (", ..." if len(calls) > 4 else "")
-        rows.append(["the script's own switches", printable(shown)])
+        rows.append(["the script's own switches", str(shown)])
     return rows
 
 
@@ -139,7 +139,7 @@ def check(d: CheckDocument, console: Console = out) -> None:
                              if step <= restart else "after the first step past the restart")])
     if d["differing_factor"] in ("world-size", "bucket-cap") and not d["bitwise_identical"]:
         buffer = (divergence or {}).get("buffer")
-        rows.append(["distributed", f"buffers differ ({printable(buffer)} first): each process computes them over its "
+        rows.append(["distributed", f"buffers differ ({buffer} first): each process computes them over its "
                                     "own share of the batch (BatchNorm's statistics, say), a different computation, "
                                     "not only another order of summation" if buffer else
                      "only parameters differ: the all-reduce sums the gradients in another order; the max |weight "
@@ -151,7 +151,7 @@ def check(d: CheckDocument, console: Console = out) -> None:
                                      "a generator each worker seeds its own way (numpy's or random's global one, "
                                      "say); seed it from the example's index instead"])
     for reason in d.get("verdict_reasons") or []:
-        rows.append(["inconclusive: why" if _verdict(d) == INCONCLUSIVE else "also", printable(reason)])
+        rows.append(["inconclusive: why" if _verdict(d) == INCONCLUSIVE else "also", str(reason)])
     control = d.get("sensitivity")
     rows.append(["sensitivity", "not recorded by this run" if not control else
                  f"a 1-ulp change at step 1 is detected ({control['parameter']})" if control["detected"] else
@@ -202,13 +202,13 @@ def audit(d: AuditDocument, console: Console = out) -> None:
         console.print(f"covers the ops of {steps}: an op the training first takes later is not covered (raise "
                       "--steps)", highlight=False)
     if d["nondeterministic_ops"]:
-        rows = [[printable(o["op"]), str(site["count"]), printable(site["module"]), site["phase"],
+        rows = [[str(o["op"]), str(site["count"]), str(site["module"]), site["phase"],
                  ", ".join(o["dispatched_as"])] for o in d["nondeterministic_ops"] for site in o["sites"]]
         console.print(grid("ops with no deterministic implementation here (one row per module and pass)",
                            ["op", "calls", "module", "pass", "dispatched as"], rows, text={0, 2, 3, 4},
                            console=console))
     if d["swapped_kernels"]:
-        rows = [[printable(r["name"]), r["status"], str(r["calls_a"]), str(r["calls_b"]),
+        rows = [[str(r["name"]), r["status"], str(r["calls_a"]), str(r["calls_b"]),
                  fmt(r["total_us_a"], 1, grouped=True), fmt(r["total_us_b"], 1, grouped=True)]
                 for r in d["swapped_kernels"]]
         console.print(grid("kernels deterministic mode adds, drops or calls differently (one profiled step each, µs)",

@@ -32,16 +32,21 @@ out = PipeAwareConsole()
 err = PipeAwareConsole(stderr=True)
 
 
+def shown(text: str) -> str:
+    """Text safe to show as it is: control and bidirectional formatting characters (U+202E would
+    reverse what follows it on screen; ESC starts a terminal's own codes) as ``\\uXXXX``."""
+    import unicodedata
+
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(text))
+
+
 def printable(text: str) -> str:
     """A name from a trace or a model, safe to print in a terminal table: control and bidirectional
     formatting characters (U+202E would reverse what follows it on screen) shown as ``\\uXXXX``,
     and rich's markup brackets escaped, so that ``[/x]`` in a kernel name is text, not a style."""
-    import unicodedata
-
     from rich.markup import escape
 
-    shown = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(text))
-    return escape(shown)
+    return escape(shown(text))
 
 
 def clean_json(value: Any) -> Any:

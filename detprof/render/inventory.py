@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from detprof.documents import GpusDocument, MergeDocument, ReportDocument, RunsDocument, ZooRow
-from detprof.render.console import out, printable
+from detprof.render.console import out, shown
 from detprof.render.tables import fmt, grid, interval, kernel_cell, mib
 
 
@@ -85,7 +85,7 @@ def merged(c: MergeDocument, source: str = "the other store", console: Console =
                   f"{c['stability_added']} added, {c['stability_present']} already here{skipped}; "
                   f"{c['files_copied']} files copied", highlight=False, soft_wrap=True, markup=False)
     for sentence in c["dropped"]:
-        console.print(f"not copied: {printable(sentence)}", highlight=False, soft_wrap=True, markup=False)
+        console.print(f"not copied: {shown(sentence)}", highlight=False, soft_wrap=True, markup=False)
 
 
 def report_written(d: ReportDocument, console: Console = out) -> None:

@@ -10,13 +10,13 @@ from rich.console import Console, RenderableType
 
 from detprof.documents import DiffDocument, ImportDocument, RunKernelsDocument, TraceKernelsDocument
 from detprof.kernels.names import signature
-from detprof.render.console import out, printable
+from detprof.render.console import out
 from detprof.render.tables import fmt, grid
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], console: Console) -> RenderableType:
     """Kernels with calls, total, share and mean, in µs throughout (one time unit per table)."""
-    cells = [[printable(signature(k["name"])) + (" *" if k["nondeterministic"] else ""), k["category"],
+    cells = [[str(signature(k["name"])) + (" *" if k["nondeterministic"] else ""), k["category"],
               f"{k['calls']:,}", fmt(k["total_us"], 1, grouped=True), fmt(100 * k["share"], 1, "%"),
               fmt(k["mean_us"], 1, grouped=True)] for k in rows]
     return grid(title, ["kernel", "category", "calls", "total µs", "share", "mean µs"], cells, text={0, 1},
@@ -25,7 +25,7 @@ def _rows_table(title: str, rows: list[dict[str, Any]], console: Console) -> Ren
 
 def _stats_table(rows: list[dict[str, Any]], console: Console) -> RenderableType:
     """The per-kernel statistics asked for with --stats: median, min, max and std of one call, in µs."""
-    cells = [[printable(signature(k["name"])), f"{k['calls']:,}", *(fmt(k[key], 1, grouped=True) for key in
+    cells = [[str(signature(k["name"])), f"{k['calls']:,}", *(fmt(k[key], 1, grouped=True) for key in
                                                                    ("median_us", "min_us", "max_us", "std_us"))]
              for k in rows]
     return grid("per call (µs)", ["kernel", "calls", "median µs", "min µs", "max µs", "std µs"], cells,
@@ -42,7 +42,7 @@ def _kernels(title: str, rows: list[dict[str, Any]], stats: bool, console: Conso
 
 def _diff_table(title: str, rows: list[dict[str, Any]], a: str, b: str, console: Console) -> RenderableType:
     """Kernels added, removed and changed, in ms; columns A and B are named in the title."""
-    cells = [[printable(signature(d["name"])), d["category"], d["status"], f"{d['calls_a']:,}", f"{d['calls_b']:,}",
+    cells = [[str(signature(d["name"])), d["category"], d["status"], f"{d['calls_a']:,}", f"{d['calls_b']:,}",
               fmt(d["total_us_a"] / 1000, 3, grouped=True), fmt(d["total_us_b"] / 1000, 3, grouped=True),
               fmt(d["delta_us"] / 1000, 3, grouped=True)] for d in rows]
     return grid(f"{title}; A = {a}, B = {b}", ["kernel", "category", "status", "calls A", "calls B", "ms A", "ms B",

@@ -12,7 +12,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from detprof.render.console import PIPE_WIDTH, out
+from detprof.render.console import PIPE_WIDTH, out, shown
 
 LAST_TEXT_COLUMN = 90  # characters
 
@@ -42,7 +42,9 @@ def grid(title: str, headers: list[str], rows: list[list[str]], text: set[int] |
             label = "\n".join(header.split()) if len(header) > longest_value else header
             table.add_column(label, justify="right", no_wrap=True, min_width=widest)
     for row in rows:
-        table.add_row(*row)
+        # Every cell is text, never markup: a name holding "[/]" (a module, a workload, a merged store's
+        # arch) is shown as it is, and control characters as \uXXXX (render.console.printable).
+        table.add_row(*(Text(shown(cell)) if isinstance(cell, str) else cell for cell in row))
     if off_terminal:
         return Group(Text(title), table)
     return table

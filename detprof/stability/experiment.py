@@ -23,6 +23,7 @@ import numpy as np
 from detprof.documents import DOCUMENT_VERSION, StabilityDocument
 from detprof.errors import DetprofError
 from detprof.modes import environment_for, toggles_for
+from detprof.parse import is_whole_number
 from detprof.runner.processes import run_in_fresh_process
 from detprof.stability.data import load_task
 from detprof.stability.measures import summarize_runs
@@ -338,7 +339,7 @@ def _train_with_progress(spec: dict[str, Any], out_dir: Path, environment: dict[
             progress = out_dir / "progress"
             if on_progress and progress.exists():
                 text = progress.read_text().strip()
-                if text.isdigit():
+                if is_whole_number(text):
                     on_progress(run_index, runs, int(text), epochs)
 
     watcher = threading.Thread(target=watch, daemon=True)

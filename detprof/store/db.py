@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from detprof.errors import DetprofError
+from detprof.parse import is_whole_number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -377,7 +378,7 @@ class ResultStore:
         value = row[0]
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().isdigit() and value.isascii():
+        if isinstance(value, str) and is_whole_number(value):
             return int(value)
         raise StoreError(f"{self.shown!r} records schema_version {value!r}, not a whole number: it is damaged or "
                          "was not written by detprof")

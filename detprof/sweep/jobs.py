@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from detprof.errors import DetprofError
+from detprof.parse import is_whole_number
 from detprof.runner.host import process_alive
 from detprof.runner.launcher import OverheadResult
 from detprof.store import ResultStore
@@ -38,7 +39,7 @@ def owner_alive(owner: str) -> bool:
     """Whether the sweep driver ``host:pid`` still runs. Another host's driver cannot be checked
     from here and is taken to be alive (stores are merged across machines, never shared)."""
     host, _, pid = owner.rpartition(":")
-    if host != this_host() or not pid.isdigit():
+    if host != this_host() or not is_whole_number(pid):
         return True
     return process_alive(int(pid))
 

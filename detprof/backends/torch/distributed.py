@@ -28,7 +28,7 @@ NCCL_VARIABLES = ("NCCL_ALGO", "NCCL_PROTO", "NCCL_MIN_NCHANNELS", "NCCL_MAX_NCH
 
 def shard(batch: Batch, rank: int, world_size: int) -> Batch:
     """Rank ``rank``'s equal share of a global batch (examples along the first dimension)."""
-    from detprof.backends.torch.training import example_count
+    from detprof.backends.torch.user_workload import example_count
 
     size = example_count(batch.inputs) // world_size
     start, stop = rank * size, (rank + 1) * size

@@ -21,6 +21,7 @@ from detprof.backends.torch.attention import AttentionProbe, attention_context
 from detprof.backends.torch.user_workload import (
            checked_loss,
            draw_batch,
+           example_count,
            load_user_workload,
            moved_to_device,
            own_loss,
@@ -301,6 +302,8 @@ def _user_training(workload: Workload, seed: int, device: torch.device) -> Train
 
     def draw_examples(count: int, generator: torch.Generator) -> Batch:
         batches = [draw_batch(user, reference, generator)]
+        if example_count(batches[0]) == 0:
+            raise ValueError(f"--workload {reference}: make_batch returned a batch of 0 examples; return at least one")
         while example_count(batches[0]) * len(batches) < count:
             batches.append(draw_batch(user, reference, generator))
         examples = example_slice(concatenated(batches), 0, count)
@@ -312,15 +315,6 @@ def _user_training(workload: Workload, seed: int, device: torch.device) -> Train
                     forward=user.forward or spread_call, draw_examples=draw_examples,
                     checkpoint_code=(user.save, user.load) if user.save and user.load else None,
                     dataset=user.dataset)
-
-
-def example_count(batch: Any) -> int:
-    """Examples in a batch of any form: the first dimension of its first tensor."""
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.dim() else 1
-    if isinstance(batch, dict):
-        return example_count(next(iter(batch.values())))
-    return example_count(batch[0])
 
 
 def concatenated(batches: list[Any]) -> Any:

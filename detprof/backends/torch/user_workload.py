@@ -149,6 +149,46 @@ def moved_to_device(value: Any, device: torch.device | str) -> Any:
     return value
 
 
+def example_count(batch: Any) -> int:
+    """Examples in a batch of any form: the first dimension of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, Mapping):
+        return example_count(next(iter(batch.values())))
+    return example_count(batch[0])
+
+
+def _has_text(value: Any) -> bool:
+    if isinstance(value, str | bytes):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_text(item) for item in value.values())
+    if isinstance(value, tuple | list):
+        return any(_has_text(item) for item in value)
+    return False
+
+
+def _check_data(workload: UserWorkload, batch: Any, reference: str) -> None:
+    """Refuse, before any measurement, data a training could not run on: a batch of 0 examples, and
+    a dataset that is empty or whose examples hold text (the loader batches tensors and numbers)."""
+    try:
+        examples = example_count(batch)
+    except (IndexError, KeyError, StopIteration, TypeError):
+        examples = None
+    if examples == 0:
+        raise UserWorkloadError(f"{OPTION} {reference!r}: make_batch returned a batch of 0 examples; return at "
+                                "least one")
+    dataset = workload.dataset
+    if dataset is None:
+        return
+    if len(dataset) == 0:
+        raise UserWorkloadError(f"{OPTION} {reference!r}: its dataset is empty; give one with at least a batch of "
+                                "examples")
+    if _has_text(dataset[0]):
+        raise UserWorkloadError(f"{OPTION} {reference!r}: its dataset's examples hold text; return tensors or numbers "
+                                "(tokenize in the dataset)")
+
+
 def _probe(reference: str, batch_size: int, device_type: str) -> dict[str, Any]:
     """Build the workload and run one forward pass and its loss, on the meta device when the model
     allows, else for real on the CPU with at most PROBE_BATCH_LIMIT examples."""
@@ -165,6 +205,7 @@ def _probe(reference: str, batch_size: int, device_type: str) -> dict[str, Any]:
         workload, batch, loss, where = _real_probe(reference, batch_size, device_type)
     except Exception:  # a constructor or op the meta device cannot run: check it for real instead
         workload, batch, loss, where = _real_probe(reference, batch_size, device_type)
+    _check_data(workload, batch, reference)
     parameters = sum(p.numel() for p in workload.model.parameters())
     return {"parameters": int(parameters), "batch": describe_batch(batch), "checked_on": where,
             "loss_shape": list(loss.shape)}
@@ -179,6 +220,9 @@ def _real_probe(reference: str, batch_size: int, device_type: str) -> tuple[User
     except Exception as error:
         raise UserWorkloadError(f"{OPTION} {reference!r} raised {type(error).__name__} while building its "
                                 f"workload: {one_line(error)}") from None
+    if any(p.is_meta for p in workload.model.parameters()):
+        raise UserWorkloadError(f"{OPTION} {reference!r}: the model's parameters are on the meta device (shapes "
+                                "without data); build it with real tensors")
     workload.model.to("cpu").train()
     batch = draw_batch(workload, reference, torch.Generator().manual_seed(1))
     return workload, batch, _forward_and_loss(workload, batch, reference), "cpu"

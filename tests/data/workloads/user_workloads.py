@@ -223,3 +223,30 @@ def augments_per_example(batch_size, device):
 
 def plain_dataset(batch_size, device):
     return _loader_workload(Plain(), batch_size)
+
+
+def empty_batch(batch_size, device):
+    """make_batch returns 0 examples: a batch-invariance check would never gather enough."""
+    return (nn.Linear(16, 4), lambda generator: torch.randn(0, 16, generator=generator),
+            lambda output, batch: output.sum() * 0 + output.new_zeros(()).requires_grad_())
+
+
+class _Empty(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, index):
+        raise IndexError(index)
+
+
+class _Words(_Features):
+    def __getitem__(self, index):
+        return "a sentence", self.labels[index]
+
+
+def empty_dataset(batch_size, device):
+    return _loader_workload(_Empty(), batch_size)
+
+
+def text_dataset(batch_size, device):
+    return _loader_workload(_Words(), batch_size)
