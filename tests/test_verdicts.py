@@ -189,3 +189,25 @@ def test_the_data_loading_gate_compares_only_the_worker_count_across_epochs() ->
     code, doc = invoke("check", "--gpu", "cpu", "--workload", f"{WORKLOADS}:augments_from_global_numpy",
                        "--batch-size", "8", "--steps", "2", "--workers", "0,2")
     assert code == 1 and doc["first_divergence"]["step"] == 1
+
+
+@pytest.mark.slow
+def test_a_thread_left_running_by_user_code_does_not_hold_a_finished_run(tmp_path: Path) -> None:
+    # with the thread joined at exit, each run would wait out the timeout and fail instead of passing
+    code, doc = invoke("check", "--model", f"{MODELS}:leaves_a_thread_running_net", *SMALL, "--steps", "2",
+                       "--timeout", "60")
+    assert code == 0 and doc["verdict"] == "identical"
+    code, doc = invoke("overhead", "--model", f"{MODELS}:leaves_a_thread_running_net", *SMALL, "--repeats", "2",
+                       "--steps", "2", "--warmup", "1", "--precision", "0", "--job-timeout", "60", "--db",
+                       str(tmp_path / "r.sqlite"))
+    assert [mode["repeats_ok"] for mode in doc["modes"]] == [2, 2]
+
+
+@pytest.mark.slow
+def test_a_job_that_kills_the_fork_server_costs_nothing_but_a_new_server(tmp_path: Path) -> None:
+    for _ in range(2):  # the server dies in the probe, in run A and in run B: each time a new one serves
+        code, doc = invoke("check", "--model", f"{MODELS}:kills_its_parent_net", *SMALL, "--steps", "2")
+        assert code == 0 and doc["verdict"] == "identical"
+    code, doc = invoke("overhead", "--model", f"{MODELS}:kills_its_parent_net", *SMALL, "--repeats", "2",
+                       "--steps", "2", "--warmup", "1", "--precision", "0", "--db", str(tmp_path / "r.sqlite"))
+    assert [mode["repeats_ok"] for mode in doc["modes"]] == [2, 2]

@@ -22,7 +22,8 @@ def side_result(outcome: ProcessOutcome, out: Path, timeout_s: float) -> dict[st
     if outcome.timed_out:
         raise CheckError(f"a check run exceeded {timeout_s:g} s and was killed")
     if not out.exists():
-        raise CheckError(f"a check run ended without a result (exit {outcome.exitcode}): {outcome.log_tail[-300:]}")
+        raise CheckError(f"a check run ended without a result ({_how_it_ended(outcome.exitcode)})"
+                         + (f"; its last output: {last_line(outcome.log_tail)}" if outcome.log_tail.strip() else ""))
     try:
         document = json.loads(out.read_text())
     except (OSError, ValueError) as error:
@@ -32,6 +33,25 @@ def side_result(outcome: ProcessOutcome, out: Path, timeout_s: float) -> dict[st
     if "error" in document:
         raise CheckError(f"a check run failed: {document['error']}")
     return document
+
+
+def last_line(log: str, limit: int = 200) -> str:
+    """The last non-empty line of a process's output, cut to ``limit`` characters: what a one-line
+    error can quote of it."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    text = lines[-1] if lines else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        import signal
+
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit {exitcode}"
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from detprof.backends import backend_for
+from detprof.backends.results import last_line
 from detprof.documents import JobResult
 from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
 from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
@@ -143,7 +144,7 @@ def failure_of(exitcode: int, log_tail: str) -> tuple[str, str]:
     tail = log_tail.strip()
     status = "oom" if "out of memory" in tail.lower() else "killed" if exitcode < 0 else "crashed"
     how = f"killed by signal {-exitcode} ({_signal_name(-exitcode)})" if exitcode < 0 else f"exit code {exitcode}"
-    return status, f"worker {how}" + (f": {tail}" if tail else "")
+    return status, f"worker {how}" + (f"; its last output: {last_line(tail)}" if tail else "")
 
 
 def _start_job(spec: JobSpec, scratch: str, result_file: Path, timeout_s: float) -> ProcessOutcome:

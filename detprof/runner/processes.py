@@ -96,7 +96,12 @@ def _child(target: str, args: tuple[Any, ...], environment: dict[str, str], log_
     os.dup2(log, 2)
     fresh_global_generators()
     module, _, function = target.partition(":")
-    sys.exit(getattr(importlib.import_module(module), function)(*args))
+    code = getattr(importlib.import_module(module), function)(*args)
+    # A result written is a result: end now, without waiting for threads the user's code left
+    # running (a Process would join every non-daemon thread before it exits) or for atexit handlers.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0)
 
 
 def fresh_global_generators() -> None:
@@ -160,19 +165,60 @@ def _main_module_hidden() -> Iterator[None]:
             setattr(main, name, value)
 
 
+def _fork_server_pid() -> int | None:
+    from multiprocessing import forkserver
+
+    return getattr(forkserver._forkserver, "_forkserver_pid", None)  # type: ignore[attr-defined]
+
+
+def _fork_server_gone() -> bool:
+    """True when the fork server this process started has died (a job's code killed it, say)."""
+    pid = _fork_server_pid()
+    return pid is not None and not process_alive(pid)
+
+
+SERVER_GONE_POLL_S = 0.2
+SERVER_DEATH_S = 5.0  # how long a killed fork server may take to be gone
+
+
 def run_in_fresh_process(target: str, args: tuple[Any, ...], environment: dict[str, str], log_path: Path,
                          timeout_s: float | None, preload: list[str] | None = None) -> ProcessOutcome:
     """Run ``module:function(*args)`` in a fresh process; kill it after ``timeout_s`` seconds.
 
-    ``preload`` names the modules the fork server imports first, when this call starts it."""
-    process = _context(preload).Process(target=_child, name=f"detprof:{target}",
-                                        args=(target, args, environment, str(log_path), os.getpid()))
-    try:
+    ``preload`` names the modules the fork server imports first, when this call starts it. A fork
+    server that a job's code killed is started again for the next job; the job that killed it is
+    still waited for (by its pid) and its result read, as any other's."""
+    started_at = time.monotonic()
+
+    def start() -> Any:
+        process = _context(preload).Process(target=_child, name=f"detprof:{target}",
+                                            args=(target, args, environment, str(log_path), os.getpid()))
         with _main_module_hidden():
             process.start()
+        return process
+
+    process = None
+    try:
+        try:
+            process = start()
+        except (EOFError, ConnectionError, OSError):
+            deadline = time.monotonic() + SERVER_DEATH_S
+            while not _fork_server_gone() and time.monotonic() < deadline:
+                time.sleep(SERVER_GONE_POLL_S)  # a server killed a moment ago may not be gone yet
+            if not _fork_server_gone():
+                raise
+            restart_fork_server()  # the last job's code killed it: one fresh server, one more try
+            process = start()
         process.join(timeout_s)
+        if process.exitcode == 255 and process.pid is not None and process_alive(process.pid):
+            # 255 is what a fork server that died under a still-running job reports: wait for the job itself.
+            while process_alive(process.pid) and (timeout_s is None or time.monotonic() - started_at < timeout_s):
+                time.sleep(SERVER_GONE_POLL_S)
+            if process_alive(process.pid):
+                os.kill(process.pid, 9)
+                return _outcome(None, True, log_path)
     except BaseException:  # Ctrl-C in the measuring process: the job goes with it, not on its own
-        if process.pid is not None:
+        if process is not None and process.pid is not None:
             process.kill()
             process.join()
         raise
@@ -180,5 +226,9 @@ def run_in_fresh_process(target: str, args: tuple[Any, ...], environment: dict[s
     if timed_out:
         process.kill()
         process.join()
+    return _outcome(None if timed_out else process.exitcode, timed_out, log_path)
+
+
+def _outcome(exitcode: int | None, timed_out: bool, log_path: Path) -> ProcessOutcome:
     tail = log_path.read_text(errors="replace").strip()[-LOG_TAIL_CHARS:] if log_path.exists() else ""
-    return ProcessOutcome(None if timed_out else process.exitcode, timed_out, tail)
+    return ProcessOutcome(exitcode, timed_out, tail)

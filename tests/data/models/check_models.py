@@ -234,3 +234,22 @@ class UsesOpFromStep(nn.Module):
 
 def unpool_from_step_2_net(num_classes: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), UsesOpFromStep(), *_head(8, num_classes))
+
+
+def leaves_a_thread_running_net(num_classes: int) -> nn.Module:
+    """Starts a non-daemon thread that outlives everything (a logger, a prefetcher left behind): the
+    process must still end once its result is written."""
+    import threading
+    import time
+
+    threading.Thread(target=time.sleep, args=(3600,), name="left-behind", daemon=False).start()
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *_head(8, num_classes))
+
+
+def kills_its_parent_net(num_classes: int) -> nn.Module:
+    """Kills the process that started its job (detprof's fork server) while it is being built: the job
+    itself goes on, and the next job needs a new server."""
+    import signal
+
+    os.kill(os.getppid(), signal.SIGKILL)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *_head(8, num_classes))
