@@ -211,3 +211,12 @@ def test_a_job_that_kills_the_fork_server_costs_nothing_but_a_new_server(tmp_pat
     code, doc = invoke("overhead", "--model", f"{MODELS}:kills_its_parent_net", *SMALL, "--repeats", "2",
                        "--steps", "2", "--warmup", "1", "--precision", "0", "--db", str(tmp_path / "r.sqlite"))
     assert [mode["repeats_ok"] for mode in doc["modes"]] == [2, 2]
+
+
+@pytest.mark.slow
+def test_a_module_with_extra_state_is_checked_with_it(tmp_path: Path) -> None:
+    code, doc = invoke("check", "--model", f"{MODELS}:extra_state_net", *SMALL, "--steps", "2")
+    assert code == 0 and doc["verdict"] == "identical"
+    code, doc = invoke("overhead", "--model", f"{MODELS}:extra_state_net", *SMALL, "--repeats", "2",
+                       "--steps", "2", "--warmup", "1", "--precision", "0", "--db", str(tmp_path / "r.sqlite"))
+    assert [mode["repeats_ok"] for mode in doc["modes"]] == [2, 2]

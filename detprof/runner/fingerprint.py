@@ -21,7 +21,15 @@ def state_fingerprint(state: Mapping[str, Any]) -> str:
 
     digest = hashlib.sha256()
     for name, value in state.items():
-        tensor = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        if not isinstance(value, torch.Tensor):  # a module's extra state: any object, by its pickle
+            import pickle
+
+            try:
+                digest.update(f"{name}|extra|".encode() + pickle.dumps(value))
+            except Exception:  # noqa: BLE001 - an unpicklable extra state holds nothing to compare
+                pass
+            continue
+        tensor = value.detach()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         flat = tensor.cpu().contiguous().reshape(-1)
         digest.update(flat.view(torch.uint8).numpy().tobytes())

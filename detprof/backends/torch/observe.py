@@ -22,6 +22,26 @@ import torch
 from detprof.backends.torch.oprecord import tensor_digests
 from detprof.modes import WATCHED_SWITCHES, read_switches
 
+EXTRA_STATE_SUFFIX = " (extra state, pickled)"
+
+
+def tensor_state(state: Any) -> dict[str, torch.Tensor]:
+    """A state dict as tensors on the host: each tensor detached, and each value a module's
+    ``get_extra_state`` put there (any picklable object) as the bytes of its pickle, so that it is
+    compared bit for bit too; an object that cannot be pickled is left out."""
+    import pickle
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor):
+            tensors[name] = value.detach().cpu()
+            continue
+        try:
+            tensors[name + EXTRA_STATE_SUFFIX] = torch.frombuffer(bytearray(pickle.dumps(value)), dtype=torch.uint8)
+        except Exception:  # noqa: BLE001 - an unpicklable extra state holds nothing to compare
+            continue
+    return tensors
+
 
 def nonfinite_names(tensors: list[torch.Tensor], names: list[str]) -> list[str]:
     """Names of the floating-point ``tensors`` holding a NaN or an infinity (one copy to the host for all)."""

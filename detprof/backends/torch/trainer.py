@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
-from detprof.backends.torch.observe import SwitchCalls, observe_step
+from detprof.backends.torch.observe import SwitchCalls, observe_step, tensor_state
 from detprof.backends.torch.oprecord import one_ulp_control
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.documents import write_result
@@ -122,7 +122,7 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
             save_checkpoint(training, spec["checkpoint"], stop, save)
     if rank:
         return
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    state = tensor_state(model.state_dict())
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     extra: dict[str, Any] = {}

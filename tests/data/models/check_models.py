@@ -253,3 +253,25 @@ def kills_its_parent_net(num_classes: int) -> nn.Module:
 
     os.kill(os.getppid(), signal.SIGKILL)
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *_head(8, num_classes))
+
+
+class CountsCalls(nn.Module):
+    """Keeps a Python call count as its extra state (get_extra_state / set_extra_state)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"calls": self.calls}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.calls = state["calls"]
+
+
+def extra_state_net(num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), CountsCalls(), *_head(8, num_classes))
