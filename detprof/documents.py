@@ -236,6 +236,7 @@ class RunKernelsDocument(TypedDict):
     kernels: list[dict[str, Any]]
     diff: list[dict[str, Any]]
     diff_modes: list[str] | None
+    kernel_times_note: str | None  # why this run's kernel times do not stand for its timed steps (None: they do)
 
 
 class DiffDocument(TypedDict):

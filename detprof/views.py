@@ -34,8 +34,8 @@ def _kernel_mode(store: ResultStore, run_id: int, mode: str | None) -> tuple[str
 
 def kernel_report(db: StoreLike, run_id: int | None, mode: str | None, top: int,
                   framework: str | None = None) -> RunKernelsDocument:
-    """Top-``top`` kernels of one mode of a stored run (default: the newest run, or the newest of
-    ``framework``), and the diff between the run's two modes.
+    """Top-``top`` kernels of one mode of a stored run (default: the newest run with kernel rows, or
+    the newest of ``framework``), and the diff between the run's two modes.
 
     Times are µs over the run's profiled steps; ``kernel_ms_per_step`` divides by their number
     (None for an imported trace that does not say how many steps it holds: ``kernel_ms_total``
@@ -46,6 +46,8 @@ def kernel_report(db: StoreLike, run_id: int | None, mode: str | None, top: int,
     with open_store(db) as store:
         if framework is not None:
             run_id = store.latest_run_id(framework)
+        elif run_id is None:
+            run_id = store.latest_run_with_kernels()
         summary = store.run_summary(run_id)
         run_id = int(summary["run_id"])
         chosen, available = _kernel_mode(store, run_id, mode)
@@ -61,6 +63,8 @@ def kernel_report(db: StoreLike, run_id: int | None, mode: str | None, top: int,
             "kernel_ms_per_step": total_ms / profile_steps if steps_known else None,
             "kernels": top_kernels(full, top).to_dict(orient="records"),
             "diff": [], "diff_modes": None,
+            "kernel_times_note": (summary.get("kernel_times_note") or "kernel times flagged unreliable (no reason "
+                                  "stored)") if summary.get("kernel_times_reliable") is False else None,
         }
         if len(available) == 2:
             base, treat = (store.kernels(run_id, m) for m in available)

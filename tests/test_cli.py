@@ -402,3 +402,17 @@ def test_help_lists_the_commands_in_the_order_a_user_meets_them() -> None:
     assert listed[:3] == ["overhead", "kernels", "diff"] and listed[-3:] == ["runs", "gpus", "zoo"]
     assert sorted(listed) == sorted(get_command(app).commands)  # every command, once
 
+
+
+def test_runs_and_kernels_read_a_store_that_mixes_verdicts_and_measurements(tmp_path: Path) -> None:
+    from detprof.check.record import store_verdict
+    from tests.stores import store_with_kernels
+
+    db = tmp_path / "mixed.sqlite"
+    measured = store_with_kernels(db, ["sgemm"])
+    check = json.loads((Path(__file__).parent / "data" / "documents" / "check.json").read_text())
+    store_verdict("check", check, str(db))  # the newest run is now a verdict, with no kernel rows
+    listed = runner.invoke(app, ["runs", "--db", str(db)]).stdout
+    assert "default,deterministic" in listed and "nan" not in listed and "check: bitwise identical" in listed
+    shown = runner.invoke(app, ["kernels", "--db", str(db)])
+    assert shown.exit_code == 0 and f"run {measured}, mode deterministic" in shown.stdout, shown.stderr

@@ -218,6 +218,11 @@ def test_diff_reports_added_removed_and_changed_sorted_by_change() -> None:
     ("split_embedding_codegen_forward_unweighted_kernel", "other", None),  # FBGEMM's tables, not nn.Embedding
     ("aten::rms_norm", "normalization", False),
     ("aten::gelu_backward", "elementwise", False),
+    # TensorFlow on a CPU: Grappler fuses a convolution with its bias and activation into _FusedConv2D
+    ("_FusedConv2D", "conv forward", None),
+    ("_MklNativeFusedConv2D", "conv forward", None),
+    ("_FusedDepthwiseConv2dNative", "conv forward", None),
+    ("Conv2DBackpropFilter", "conv weight-grad", None),
 ])
 def test_catalog_classifies_known_kernels(name: str, category: str, nondeterministic: bool | None) -> None:
     assert load_catalog().classify(name) == (category, nondeterministic)

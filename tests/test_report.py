@@ -201,3 +201,35 @@ def test_the_api_refuses_to_write_the_report_over_its_store(tmp_path: Path) -> N
         build_report(store, str(db) + "-wal")
     assert db.read_bytes() == before
     assert build_report(db, tmp_path / "ok.html").path.exists()  # the negative control
+
+
+def test_kernel_figures_of_a_run_flagged_unreliable_carry_the_caveat_everywhere(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detprof import build_report
+    from detprof.cli import app
+    from tests.stores import store_with_kernels
+
+    db = tmp_path / "r.sqlite"
+    flagged = store_with_kernels(db, ["ReluBackward0", "sgemm"], reliable=False)
+    page = tmp_path / "flagged.html"
+    build_report(db, page)
+    assert "flagged unreliable" in page.read_text() and 'class="caveat"' in page.read_text()
+    shown = CliRunner().invoke(app, ["kernels", "--run", str(flagged), "--db", str(db)]).stdout
+    assert "caution, this run's kernel times" in shown
+    def exported_kernel_ratios() -> list[str]:
+        import csv
+        import io
+
+        text = CliRunner().invoke(app, ["db", "export", "--db", str(db)]).stdout
+        return [row["kernel_ratio"] for row in csv.DictReader(io.StringIO(text))]
+
+    assert exported_kernel_ratios() == [""]  # not stated beside the flag
+    # control: a run whose kernel times hold is preferred for Figure 8, and carries no caveat
+    reliable = store_with_kernels(db, ["ReluBackward0", "sgemm"], reliable=True)
+    page = tmp_path / "reliable.html"
+    build_report(db, page)
+    assert 'class="caveat"' not in page.read_text()
+    shown = CliRunner().invoke(app, ["kernels", "--run", str(reliable), "--db", str(db)]).stdout
+    assert "caution" not in shown
+    assert exported_kernel_ratios() == ["", "1.5"]

@@ -119,7 +119,7 @@ def test_a_script_that_cannot_be_checked_exits_2_in_one_line_with_its_own_error(
     (["--script", str(SCRIPTS / "fails.py"), "--threads", "1,99"], "--threads '1,99' is not accepted"),
     (["--script", str(SCRIPTS)], "is a folder; give the path of a Python training script in it"),
     (["--script", str(SCRIPTS / "fails.py"), "--gpu", "cuda"], "drop --gpu"),
-    (["--script", str(SCRIPTS / "fails.py"), "--framework", "tf"], "drop --framework"),
+    (["--script", str(SCRIPTS / "fails.py"), "--framework", "tf"], "--script is not available with --framework"),
     (["--script", str(SCRIPTS / "fails.py"), "--timeout", "0"], "--timeout 0 is not accepted"),
 ])
 def test_bad_script_options_exit_2_in_one_line_before_anything_runs(args: list[str], message: str) -> None:

@@ -67,8 +67,6 @@ def require_script_alone(script: str | None, arguments: Sequence[str], request: 
     given += [flag for name, flag in spelled.items() if options.get(name) not in (None, False)]
     if options.get("seed") not in (None, 0):
         given.append("--seed")
-    if options.get("framework") not in (None, "pytorch", "torch"):
-        given.append("--framework")
     if options.get("gpu") not in (None, "auto"):
         given.append("--gpu")
     require(not given, f"--script runs your script as it is; drop {', '.join(given)} (the script decides its model, "

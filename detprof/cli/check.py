@@ -121,7 +121,8 @@ def check(
             check_verdict_store(db)
             with progress_once_valid("check") as show:
                 document = run_script_check(str(script), script_args or [], DEFAULT_STEPS if steps is None else steps,
-                                            mode or AS_IS, threads, locate_op, timeout_s=timeout, on_progress=show)
+                                            mode or AS_IS, threads, locate_op, timeout_s=timeout, on_progress=show,
+                                            framework=framework)
             conclude("check", document, db, json_output)
         mode = mode or "deterministic"
         if batch_invariance:

@@ -20,7 +20,8 @@ def runs(d: RunsDocument, console: Console = out) -> None:
     for r in rows:
         size = r.get("kernel_size")
         arch = r["arch"] + ("" if size is None or size != size else f" k{int(size)}")
-        modes = (f"{r['kind']}: {r['verdict']}" if r.get("verdict") else r["modes"]) + \
+        verdict = r.get("verdict")  # pandas turns a missing one into NaN, which is truthy
+        modes = (f"{r['kind']}: {verdict}" if isinstance(verdict, str) and verdict else r["modes"]) + \
             (" (partial)" if r.get("partial") else "")
         cells.append([str(r["run_id"]), r["created_at"][5:16].replace("T", " "), arch, r["device"], modes,
                       fmt(r["ratio"], 3), interval(r["ratio_ci"]),

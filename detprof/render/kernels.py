@@ -10,7 +10,7 @@ from rich.console import Console, RenderableType
 
 from detprof.documents import DiffDocument, ImportDocument, RunKernelsDocument, TraceKernelsDocument
 from detprof.kernels.names import signature
-from detprof.render.console import out
+from detprof.render.console import out, printable
 from detprof.render.tables import fmt, grid
 
 
@@ -70,6 +70,10 @@ def kernel_report(report: RunKernelsDocument, stats: bool = False, console: Cons
         a, b = report["diff_modes"]
         console.print(_diff_table(f"what changed: {b} vs {a} (largest absolute change in total time first)",
                                   report["diff"], a, b, console))
+    if report.get("kernel_times_note"):
+        note = printable(str(report["kernel_times_note"]))
+        console.print(f"[yellow]caution, this run's {note}: the kernel times above are what its profiled steps "
+                      "recorded, not what the mode costs, and their differences may be noise[/]", highlight=False)
 
 
 def kernel_diff(report: DiffDocument, console: Console = out) -> None:

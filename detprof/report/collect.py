@@ -27,6 +27,9 @@ class KernelComparison:
     labels: tuple[str, str]
     tables: tuple[pd.DataFrame, pd.DataFrame]
     diff: pd.DataFrame
+    # Why these kernel times do not stand for the run's timed steps (its overhead run flagged them
+    # unreliable), said beside Figure 8 and the diff; None when nothing is known against them.
+    caveat: str | None = None
 
 
 @dataclass
@@ -108,12 +111,20 @@ def _comparison(store: ResultStore, runs: list[tuple[int, str, dict[str, Any]]],
     for run_id, _, summary in reversed(runs):
         modes = store.kernel_modes(run_id)
         if len(modes) == 2 and (kernels_run is None or run_id == kernels_run):
-            candidates.append((_preference(modes), run_id, summary, modes))
+            unreliable = summary.get("kernel_times_reliable") is False
+            candidates.append(((unreliable, _preference(modes)), run_id, summary, modes))
     if candidates:
-        _, run_id, summary, modes = min(candidates, key=lambda c: c[0])  # newest first among equals
+        # a run whose kernel times stand for its timed steps first, then by preference, newest among equals
+        _, run_id, summary, modes = min(candidates, key=lambda c: c[0])
         a, b = (store.kernels(run_id, m) for m in modes)
+        caveat = None
+        if summary.get("kernel_times_reliable") is False:
+            note = summary.get("kernel_times_note") or "no reason stored"
+            caveat = (f"Run {run_id}'s kernel times are flagged unreliable ({note}): the kernels and their "
+                      "differences below are what its profiled steps recorded, not a measure of what the mode "
+                      "costs; differences may be noise.")
         return KernelComparison(f"run {run_id} ({summary['arch']}, {summary['device']['name']})",
-                                (modes[0], modes[1]), (a, b), diff_tables(a, b))
+                                (modes[0], modes[1]), (a, b), diff_tables(a, b), caveat)
     if kernels_run is not None:
         raise StoreError(f"--kernels-run {kernels_run} is not accepted: that run has no kernels in two modes; "
                          "use a run listed by `detprof runs` whose profiled pass ran in both modes")

@@ -34,6 +34,7 @@ table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .nodata { color: #777; font-style: italic; } .paper { color: #555; } code { font-size: 0.85rem; }
+.caveat { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.4rem 0.8rem; }
 .pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
 .skipped { border-left: 4px solid #d4a72c; padding-left: 0.75rem; }
 """
@@ -80,6 +81,11 @@ def _figure(figure: go.Figure | None, element_id: str, no_data: str) -> tuple[st
             f'__plots.push(Plotly.newPlot("{element_id}", ({spec}).data, ({spec}).layout, {{responsive: true}}));')
 
 
+def _caveat(text: str | None) -> str:
+    """A warning paragraph above a section whose figures do not mean what they seem ('' for None)."""
+    return f'<p class="caveat">{_escape(text)}</p>' if text else ""
+
+
 def _diff_section(data: ReportData) -> str:
     comparison = data.comparison
     if comparison is None:
@@ -87,7 +93,8 @@ def _diff_section(data: ReportData) -> str:
                "nothing to compare.</p>"
     a, b = comparison.labels
     diff = comparison.diff
-    parts = [f"<p>{_escape(comparison.run_label)}: {_escape(b)} against {_escape(a)}. "
+    parts = [_caveat(comparison.caveat)]
+    parts += [f"<p>{_escape(comparison.run_label)}: {_escape(b)} against {_escape(a)}. "
              f"{int((diff['status'] == 'added').sum())} kernels only in {_escape(b)}, "
              f"{int((diff['status'] == 'removed').sum())} only in {_escape(a)}, "
              f"{int((diff['status'] == 'changed').sum())} in both. Times in ms summed over the profiled steps.</p>"]
@@ -224,7 +231,8 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         body, script = _figure(figure, key.replace("_", "-"), no_data)
         sections[key] = "drawn" if script else "no data"
         scripts.append(script)
-        bodies.append(f"<h2>{_escape(title)}</h2>{body}")
+        caveat = _caveat(data.comparison.caveat) if key == "figure_8" and data.comparison and script else ""
+        bodies.append(f"<h2>{_escape(title)}</h2>{caveat}{body}")
         if key == "figure_9b":
             bodies.append(_overhead_table(data))
         if key == "stability":

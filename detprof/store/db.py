@@ -769,6 +769,15 @@ class ResultStore:
             raise StoreError(f"no run with id {run_id}; stored runs: {', '.join(map(str, known)) or 'none'}")
         return {**decode_document(row[0], f"run {run_id}'s summary_json in {self.shown!r}"), "run_id": run_id}
 
+    def latest_run_with_kernels(self) -> int:
+        """Id of the newest run that has kernel rows (a verdict has none); StoreError when none has."""
+        row = self.connection.execute("SELECT MAX(run_id) FROM kernels").fetchone()
+        if row is None or row[0] is None:
+            self.latest_run_id()  # no runs at all: that error names it
+            raise StoreError(f"no run in {self.shown!r} has kernel rows (verdicts have none); run `detprof overhead` "
+                             "with --profile-steps 1 or more first")
+        return int(row[0])
+
     def kernel_modes(self, run_id: int) -> list[str]:
         """Modes of a run that have kernel rows, in the run's order."""
         order = self.run_summary(run_id)["modes"]

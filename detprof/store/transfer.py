@@ -247,11 +247,13 @@ def spreadsheet_safe(value: Any) -> Any:
 
 FLAT_COLUMNS = ["run_id", "uid", "created_at", "kind", "verdict", "arch", "kernel_size", "batch_size", "image_size",
                 "baseline", "treatment", "device", "ratio", "ratio_ci_low", "ratio_ci_high", "ratio_pairs",
-                "kernel_ratio", "memory_ratio", "baseline_step_ms", "treatment_step_ms", "sweep", "command"]
+                "kernel_ratio", "memory_ratio", "baseline_step_ms", "treatment_step_ms", "sweep", "command",
+                "kernel_times_note"]
 
 
 def flat_run(document: dict[str, Any]) -> dict[str, Any]:
-    """One run as a flat row (FLAT_COLUMNS); kernel_size only for archs that take one."""
+    """One run as a flat row (FLAT_COLUMNS); kernel_size only for archs that take one; kernel_ratio
+    empty where the run's kernel times are flagged unreliable (kernel_times_note says why)."""
     summary, config = document["summary"], document["config"]
     workload = config.get("workload", {})
     modes = summary.get("modes", [{}, {}])
@@ -264,7 +266,9 @@ def flat_run(document: dict[str, Any]) -> dict[str, Any]:
             "baseline": modes[0].get("mode"), "treatment": modes[1].get("mode") if len(modes) > 1 else None,
             "device": device.get("name") if device.get("kind") != "cpu" else "cpu", "ratio": summary.get("ratio"),
             "ratio_ci_low": ci[0], "ratio_ci_high": ci[1], "ratio_pairs": summary.get("ratio_pairs"),
-            "kernel_ratio": summary.get("kernel_ratio"), "memory_ratio": summary.get("memory_ratio"),
+            # a kernel ratio from kernel times flagged unreliable is not stated, as everywhere else
+            "kernel_ratio": None if summary.get("kernel_times_reliable") is False else summary.get("kernel_ratio"),
+            "kernel_times_note": summary.get("kernel_times_note"), "memory_ratio": summary.get("memory_ratio"),
             "baseline_step_ms": modes[0].get("step_ms"),
             "treatment_step_ms": modes[1].get("step_ms") if len(modes) > 1 else None,
             "sweep": (config.get("sweep") or {}).get("name"), "command": document["command"]}
