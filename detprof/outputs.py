@@ -18,6 +18,17 @@ class OutputError(DetprofError):
 STORE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are one file: the same path once resolved, or, for two existing
+    files, the same device and inode (a hard link to the store is the store)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist: then they are not one file
+        return False
+
+
 def check_writable(given: str | Path, store: Path | None = None, option: str = "--out",
                    example: str = "report.html") -> None:
     """Raise OutputError unless ``path`` can be written as a file (checked before any work, by
@@ -27,9 +38,8 @@ def check_writable(given: str | Path, store: Path | None = None, option: str = "
         raise OutputError(f"{option} {str(given)!r} is not accepted; give a file path")
     path = Path(given)
     if store is not None:
-        target = path.resolve()
         for suffix in STORE_SUFFIXES:
-            if target == Path(str(store) + suffix).resolve():
+            if _same_file(path, Path(str(store) + suffix)):
                 raise OutputError(f"{option} {str(path)!r} is not accepted: it is the results database "
                                   f"{str(store)!r}{' (its ' + suffix[1:] + ' file)' if suffix else ''}, which writing "
                                   "there would destroy; choose another file")

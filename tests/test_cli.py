@@ -416,3 +416,28 @@ def test_runs_and_kernels_read_a_store_that_mixes_verdicts_and_measurements(tmp_
     assert "default,deterministic" in listed and "nan" not in listed and "check: bitwise identical" in listed
     shown = runner.invoke(app, ["kernels", "--db", str(db)])
     assert shown.exit_code == 0 and f"run {measured}, mode deterministic" in shown.stdout, shown.stderr
+
+
+@pytest.mark.parametrize("command", [["report", "--out"], ["db", "export", "-o"]])
+def test_no_output_can_overwrite_the_store_through_a_hard_link_or_a_symlink(command: list[str],
+                                                                             tmp_path: Path) -> None:
+    import os
+    import sqlite3
+
+    from tests.stores import store_with_kernels
+
+    db = tmp_path / "r.sqlite"
+    store_with_kernels(db, ["aten::mm"])
+    hard, soft = tmp_path / "elsewhere" / "hard.html", tmp_path / "soft.html"
+    hard.parent.mkdir()
+    os.link(db, hard)
+    os.symlink(db, soft)
+    for target in (hard, soft):
+        result = runner.invoke(app, [*command, str(target), "--db", str(db)])
+        assert result.exit_code == 2 and "is the results database" in result.stderr, result.stderr
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    # control: a copy of the store is another file, and is written over as asked
+    copy = tmp_path / "copy.html"
+    copy.write_bytes(db.read_bytes())
+    assert runner.invoke(app, [*command, str(copy), "--db", str(db)]).exit_code == 0

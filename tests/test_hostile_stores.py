@@ -23,6 +23,7 @@ from detprof.store import ResultStore
 from tests.stores import store_with_kernels
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _jobs(db: Path, run_id: int, trace_paths: list[str]) -> None:
@@ -250,3 +251,47 @@ def test_merge_reads_a_store_on_a_read_only_medium_wal_included(tmpfs: Callable[
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["runs_added"] == 2
     assert sorted(p.name for p in read_only_medium.iterdir()) == ["other.sqlite", "other.sqlite-wal"]
+
+
+@pytest.mark.slow
+def test_a_store_moved_after_measuring_is_merged_with_its_traces(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative --db, as a user types it
+    result = runner.invoke(app, ["overhead", "--arch", "small-cnn", "--batch-size", "4", "--warmup", "1", "--steps",
+                                 "2", "--repeats", "2", "--precision", "0", "--db", "first/r.sqlite"])
+    assert result.exit_code == 0, result.stderr
+    (tmp_path / "first").rename(tmp_path / "moved")
+    merged = json.loads(runner.invoke(app, ["db", "merge", "moved/r.sqlite", "--db", "merged/r.sqlite",
+                                            "--json"]).stdout)
+    assert merged["paths_dropped"] == 0 and merged["files_copied"] == 4, merged
+    # the moved store itself still finds its traces: its paths are relative to its folder
+    with sqlite3.connect(tmp_path / "moved" / "r.sqlite") as connection:
+        traces = [r[0] for r in connection.execute("SELECT trace_path FROM jobs WHERE trace_path IS NOT NULL")]
+    assert traces and all(t.startswith("traces/") and (tmp_path / "moved" / t).is_file() for t in traces)
+
+
+@pytest.mark.parametrize(("kind", "change", "named"), [
+    ("check", {"first_divergence": "step 1"}, "first_divergence is \"step 1\""),
+    ("check", {"max_abs_diff": "0.5"}, "max_abs_diff is \"0.5\""),
+    ("audit", {"nondeterministic_ops": ["aten::put_"]}, "nondeterministic_ops[0] is \"aten::put_\", not an object"),
+    ("advise", {"candidates": [{"mode": 3, "bitwise_identical": True}]}, "candidates[0].mode is 3"),
+])
+def test_merge_refuses_a_verdict_of_another_shape_and_changes_nothing(kind: str, change: dict, named: str,
+                                                                        tmp_path: Path) -> None:
+    from detprof.check.record import store_verdict
+
+    document = json.loads((REPO / "tests" / "data" / "documents" / f"{kind}.json").read_text())
+    other, victim = tmp_path / "other.sqlite", tmp_path / "victim.sqlite"
+    store_verdict(kind, document, str(other))
+    store_verdict(kind, document, str(victim))
+    # control: the verdict as detprof wrote it merges
+    assert runner.invoke(app, ["db", "merge", str(other), "--db", str(tmp_path / "ok.sqlite")]).exit_code == 0
+    with sqlite3.connect(other) as connection:
+        summary = json.loads(connection.execute("SELECT summary_json FROM runs").fetchone()[0])
+        connection.execute("UPDATE runs SET summary_json=?", (json.dumps({**summary, **change}),))
+    result = runner.invoke(app, ["db", "merge", str(other), "--db", str(victim)])
+    assert result.exit_code == 2 and f"holds a {kind} verdict of another shape" in result.stderr, result.stderr
+    assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with sqlite3.connect(victim) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    assert runner.invoke(app, ["report", "--db", str(victim), "--out", str(tmp_path / "r.html")]).exit_code == 0

@@ -81,9 +81,14 @@ def _modes(kind: str, document: dict[str, Any]) -> list[str]:
     return [document.get("mode") or "deterministic"]
 
 
-def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, command: str = "") -> int:
+API_COMMAND = "Python API: detprof.check.record.store_verdict"
+
+
+def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, command: str = API_COMMAND) -> int:
     """Store one verdict document as a run of ``kind`` (check, batch-invariance, audit, advise);
-    returns its run id. The summary holds the whole document, plus ``passed`` and ``verdict``."""
+    returns its run id. The summary holds the whole document, plus ``passed`` and ``verdict``;
+    ``command`` is what produced it (the command line; API_COMMAND from Python)."""
+    command = command or API_COMMAND  # an empty one would make the run unmergeable (store.rows)
     if kind not in VERDICT_KINDS:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(VERDICT_KINDS)}")
     passed, verdict = verdict_of(kind, document)

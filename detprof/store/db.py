@@ -298,12 +298,14 @@ def store_relative(store_dir: Path, path: str | os.PathLike[str]) -> str:
 
 def stored_file(store_dir: Path, stored: str) -> Path:
     """The file a recorded path names for a store in ``store_dir``: a relative path is taken from
-    the store's folder; an absolute one (written by detprof before paths were relative) that no
-    longer exists is looked for at its part from ``stability/`` or ``traces/`` on, beside the store."""
+    the store's folder; one written by detprof before paths were relative to the store (absolute,
+    or relative to where detprof ran) that is not found so is looked for at its part from
+    ``stability/`` or ``traces/`` on, beside the store."""
     path = Path(stored)
     if not path.is_absolute():
-        return store_dir / path
-    if path.exists():
+        if (store_dir / path).exists() or not set(STORE_FOLDERS) & set(path.parts[1:]):
+            return store_dir / path
+    elif path.exists():
         return path
     parts = path.parts
     for folder in STORE_FOLDERS:
@@ -518,8 +520,15 @@ class ResultStore:
                             (lambda: self._keep_pending(run, jobs, kernels, replaces=run_id)) if keep_if_locked
                             else None)
 
+    def _with_relative_traces(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``jobs`` with their trace paths relative to the store's folder (store_relative): a store
+        moved or merged elsewhere still finds them."""
+        return [{**job, "trace_path": store_relative(self.path.parent, job["trace_path"])} if job.get("trace_path")
+                else job for job in jobs]
+
     def _replace_run(self, run_id: int, run: dict[str, Any], jobs: list[dict[str, Any]],
                      kernels: dict[str, pd.DataFrame]) -> None:
+        jobs = self._with_relative_traces(jobs)
         with self.immediate_transaction() as db:
             uid = db.execute("SELECT uid FROM runs WHERE id=?", (run_id,)).fetchone()
             if uid is None:
@@ -562,6 +571,7 @@ class ResultStore:
 
     def _save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame],
                   sweep_job: str | None = None) -> int | None:
+        jobs = self._with_relative_traces(jobs)
         with self.immediate_transaction() as db:
             if sweep_job is not None:
                 row = db.execute("SELECT status FROM sweep_jobs WHERE job_key=?", (sweep_job,)).fetchone()

@@ -75,6 +75,52 @@ def problem(column: str, rule: str, value: Any) -> str | None:
     return None if isinstance(parsed, expected) else f"is a JSON {type(parsed).__name__}, not a JSON {kind}"
 
 
+NUMBER = (int, float)
+OPTIONAL_NUMBER = (int, float, type(None))
+# What a verdict run's summary must hold for runs, db export and the report to read it: each key's
+# type, and for a list, what each item must be (a dict with those keys' types).
+VERDICT_SHAPES: dict[str, dict[str, Any]] = {
+    "check": {"bitwise_identical": bool, "max_abs_diff": OPTIONAL_NUMBER, "runs": [{"device": str}],
+              "first_divergence": (dict, type(None))},
+    "batch-invariance": {"rows": [{"batch_size": int, "fraction_equal": NUMBER}]},
+    "audit": {"nondeterministic_ops": [{"op": str, "sites": list}]},
+    "advise": {"candidates": [{"mode": str, "bitwise_identical": bool}], "recommendation": (dict, type(None))},
+}
+COMMON_SHAPE: dict[str, Any] = {"arch": str, "device": dict, "modes": [{"mode": str}]}
+DIVERGENCE_SHAPE: dict[str, Any] = {"step": int, "parameter": (str, type(None))}
+
+
+def _shape_problem(document: dict[str, Any], shape: dict[str, Any], where: str) -> str | None:
+    for key, expected in shape.items():
+        value = document.get(key)
+        if isinstance(expected, list):  # a list whose every item is a dict of expected[0]'s shape
+            if not isinstance(value, list):
+                return f"{where}{key} is {json.dumps(value)[:40]}, not a list"
+            for index, item in enumerate(value):
+                if not isinstance(item, dict):
+                    return f"{where}{key}[{index}] is {json.dumps(item)[:40]}, not an object"
+                found = _shape_problem(item, expected[0], f"{where}{key}[{index}].")
+                if found:
+                    return found
+        else:
+            types = expected if isinstance(expected, tuple) else (expected,)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):  # True is an int
+                return f"{where}{key} is {json.dumps(value)[:40]}"
+    return None
+
+
+def verdict_problem(kind: str, summary: dict[str, Any]) -> str | None:
+    """Why a verdict run's summary (``kind``: check, audit, advise, batch-invariance) does not have
+    the shape detprof writes, or None when it does (other kinds: None)."""
+    if kind not in VERDICT_SHAPES:
+        return None
+    found = _shape_problem(summary, {**COMMON_SHAPE, **VERDICT_SHAPES[kind]}, "")
+    divergence = summary.get("first_divergence")
+    if found is None and kind == "check" and isinstance(divergence, dict):
+        found = _shape_problem(divergence, DIVERGENCE_SHAPE, "first_divergence.")
+    return found
+
+
 def check_rows(connection: sqlite3.Connection, shown: str) -> None:
     """Raise DamagedStoreError naming the first row of the store that breaks RULES (table, row,
     column, value); tables the store lacks are skipped."""
@@ -91,3 +137,9 @@ def check_rows(connection: sqlite3.Connection, shown: str) -> None:
                     where = f"run {row[0]}" if table == "runs" else f"{table} row {row[0]}"
                     raise DamagedStoreError(f"db merge: {shown!r} is not merged, as it holds a row detprof would "
                                             f"not write: {where}, {column} {reason}; nothing was changed here")
+    if "runs" in tables:
+        for run_id, kind, summary in connection.execute("SELECT id, kind, summary_json FROM runs"):
+            reason = verdict_problem(kind, json.loads(summary))
+            if reason is not None:
+                raise DamagedStoreError(f"db merge: {shown!r} is not merged, as its run {run_id} holds a {kind} "
+                                        f"verdict of another shape ({reason}); nothing was changed here")
