@@ -441,3 +441,13 @@ def test_no_output_can_overwrite_the_store_through_a_hard_link_or_a_symlink(comm
     copy = tmp_path / "copy.html"
     copy.write_bytes(db.read_bytes())
     assert runner.invoke(app, [*command, str(copy), "--db", str(db)]).exit_code == 0
+
+
+def test_the_stop_line_names_what_the_stopped_command_kept() -> None:
+    from detprof.cli.errors import Terminated, interrupted_line
+
+    check = interrupted_line([Terminated()], "check")
+    assert check == ("detprof: terminated (SIGTERM): the check stopped before its verdict: its runs were ended and "
+                     "nothing was stored")
+    assert "resume the sweep" in interrupted_line([KeyboardInterrupt()], "sweep")
+    assert "sweep" not in interrupted_line([KeyboardInterrupt()], "overhead")

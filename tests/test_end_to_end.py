@@ -226,6 +226,7 @@ def test_ctrl_c_stops_the_measurement_says_so_and_keeps_nothing(tmp_path: Path) 
         pytest.fail(f"detprof did not end within 60 s of Ctrl-C; still alive: {alive}")
     assert main.returncode == 130
     assert "detprof: interrupted" in stderr and "Traceback" not in stderr
+    assert "nothing is stored" in stderr and "sweep" not in stderr  # it says what this command kept
     assert list((tmp_path / "traces").glob("*")) == []  # nothing was stored, so no traces are kept
     runs = runner.invoke(app, ["runs", "--db", str(db), "--json"])
     assert json.loads(runs.stdout)["runs"] == []

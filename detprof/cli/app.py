@@ -41,7 +41,8 @@ def report_error(message: str, exit_code: int = 2) -> None:
 def _report_stop(result: int, chain: list[BaseException]) -> None:
     from detprof.overhead import MeasurementInterrupted
 
-    line = interrupted_line(chain)
+    invoked = [word for word in OneLineErrors.invocation if not word.startswith("-")]
+    line = interrupted_line(chain, invoked[0] if invoked else None)
     status_line(line)
     partial = next((e for e in chain if isinstance(e, MeasurementInterrupted) and e.document), None)
     if partial is not None and wants_json():  # the one document: the partial run that was kept

@@ -37,18 +37,30 @@ def stop_chain(error: BaseException) -> list[BaseException]:
     return chain
 
 
-def interrupted_line(chain: list[BaseException]) -> str:
-    """What detprof says when Ctrl-C or SIGTERM stopped it: which signal, and what was kept."""
+# What a command keeps when it is stopped, by command: it is said in the one line that reports the stop.
+KEPT_WHEN_STOPPED = {
+    "sweep": "the job in progress was stopped and is not stored; finished sweep jobs stay stored; run the same "
+             "command again to resume the sweep",
+    "stability": "the run in progress was stopped and is not stored; finished runs stay stored; run the same "
+                 "command again with a larger --runs to go on",
+    "overhead": "the job in progress was stopped; nothing of this run had finished, so nothing is stored",
+}
+VERDICT_STOPPED = "stopped before its verdict: its runs were ended and nothing was stored"
+
+
+def interrupted_line(chain: list[BaseException], command: str | None = None) -> str:
+    """What detprof says when Ctrl-C or SIGTERM stopped ``command``: which signal, and what was kept."""
     from detprof.overhead import MeasurementInterrupted
 
     how = "terminated (SIGTERM)" if any(isinstance(e, Terminated) for e in chain) else "interrupted"
     partial = next((e for e in chain if isinstance(e, MeasurementInterrupted)), None)
     if partial is not None:
         return (f"detprof: {how}: the job in progress was stopped; the {partial.pairs} finished pairs are stored as "
-                f"run {partial.run_id}, marked partial (`detprof runs`); finished sweep jobs and stability runs stay "
-                "stored")
-    return (f"detprof: {how}: the job in progress was stopped and is not stored; finished sweep jobs and stability "
-            "runs stay stored; run the same command again to resume a sweep")
+                f"run {partial.run_id}, marked partial (`detprof runs`); finished sweep jobs stay stored")
+    if command in ("check", "audit", "advise"):
+        return f"detprof: {how}: the {command} {VERDICT_STOPPED}"
+    kept = KEPT_WHEN_STOPPED.get(command or "", "nothing that was in progress was stored")
+    return f"detprof: {how}: {kept}"
 
 
 def usage_message(error: Exception) -> str:
