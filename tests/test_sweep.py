@@ -444,3 +444,26 @@ def test_a_large_plan_is_sized_first_and_needs_yes(tmp_path: Path) -> None:
     assert passed.exit_code == 2 and "plans 30 jobs" not in passed.stderr and "--cluster 'pbs'" in passed.stderr
     small = plan_size(plan_sweep(load_spec(CPU_SPEC)))
     assert not small.large and small.sentence() == "3 jobs: at least 18 worker processes and 126 training steps"
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("ray://", "--cluster 'ray://' is not accepted; give a Ray Client address as ray://HOST:PORT"),
+    ("ray://:10001", "--cluster 'ray://:10001' is not accepted"),
+    ("ray://head:port", "--cluster 'ray://head:port' is not accepted"),
+    ("ray://localhost:1", "nothing answers at localhost:1"),
+])
+def test_a_ray_client_address_is_refused_when_malformed_or_unanswered(address: str, message: str,
+                                                                                  tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    spec = tmp_path / "x.toml"
+    spec.write_text('name = "x"\narchs = ["small-cnn"]\nmodes = ["default", "deterministic"]\ngpus = ["cpu"]\n')
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--cluster", address, "--db", str(tmp_path / "s.sqlite")])
+    # refused by detprof before Ray Client is asked (which retried for about 42 s, printing gRPC's messages)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_ray_client_address_names_its_host_and_port() -> None:
+    from detprof.sweep.ray_cluster import client_endpoint
+
+    assert client_endpoint("ray://head-node:10001") == ("head-node", 10001)
+    assert client_endpoint("ray://head-node") == ("head-node", 10001)  # Ray Client's own port

@@ -50,6 +50,39 @@ def _ray() -> Any:
     return ray
 
 
+CLIENT_PORT = 10001  # Ray Client's port when an address gives none
+REACH_TIMEOUT_S = 5.0
+
+
+def client_endpoint(address: str) -> tuple[str, int]:
+    """(host, port) of a ``ray://HOST[:PORT]`` address; ArgumentError naming it when it has no host
+    or its port is not one."""
+    from detprof.errors import require
+    from detprof.parse import whole_number
+
+    rest = address.removeprefix("ray://").rstrip("/")
+    host, _, port_text = rest.rpartition(":") if ":" in rest else (rest, "", str(CLIENT_PORT))
+    port = whole_number(port_text)
+    require(bool(host) and "/" not in host and port is not None and 1 <= port <= 65535,
+            f"--cluster {address!r} is not accepted; give a Ray Client address as ray://HOST:PORT, e.g. "
+            f"ray://head-node:{CLIENT_PORT}")
+    assert port is not None
+    return host, port
+
+
+def require_reachable(address: str) -> None:
+    """Raise ClusterError in seconds when nothing answers at a ``ray://`` address (Ray Client would
+    retry for most of a minute, printing gRPC's messages, before it gave up)."""
+    import socket
+
+    host, port = client_endpoint(address)
+    try:
+        socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as error:
+        raise ClusterError(f"--cluster {address!r}: nothing answers at {host}:{port} ({error.strerror or error}); "
+                           "is the Ray head node running, with Ray Client on that port?") from None
+
+
 def require_ray_client(cluster: str) -> None:
     """Raise ClusterError when Ray Client (``ray[client]``, which brings grpcio) is not installed:
     a ``ray://`` address connects through it, and Ray's own error for it is a traceback."""
@@ -68,6 +101,7 @@ def connect(cluster: str, spec: SweepSpec) -> None:
     address = os.environ.get("RAY_ADDRESS") if cluster == "ray" else cluster
     if address and address.startswith("ray://"):
         require_ray_client(cluster)
+        require_reachable(address)
     if not ray.is_initialized():
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level="ERROR",

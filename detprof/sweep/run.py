@@ -68,6 +68,10 @@ def prepare_backend(spec: SweepSpec, cluster: str | None, slurm: SlurmOptions | 
             f"--cluster {cluster!r} is not accepted; use ray (the local Ray or $RAY_ADDRESS), ray://HOST:PORT, slurm, "
             "or slurm-local (the Slurm path through submitit's local executor)")
     require(slurm is None or cluster in SLURM_CLUSTERS, "the --slurm-* options are for --cluster slurm or slurm-local")
+    if cluster and cluster.startswith("ray://"):
+        from detprof.sweep.ray_cluster import client_endpoint
+
+        client_endpoint(cluster)  # its form, before anything is imported or reached
     if cluster in SLURM_CLUSTERS:
         check_options(cluster, slurm or SlurmOptions())
     if cluster == "slurm":
