@@ -4,12 +4,14 @@ A,B``) and distributed training (``check --world-size A,B``, ``--bucket-cap-mb A
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from detprof.cli import app
@@ -117,3 +119,26 @@ def test_the_gpu_topology_is_what_nvidia_smi_prints_and_nothing_where_it_fails_o
     assert gpu_topology() is None
     tool.unlink()  # and none at all
     assert gpu_topology() is None
+
+
+@pytest.mark.slow
+def test_the_distributed_gate_explains_a_difference_by_what_was_measured() -> None:
+    from detprof.render import render
+
+    code, document, stderr = _check("--arch", "small-cnn", "--bn", "--batch-size", "4", "--steps", "2",
+                                    "--world-size", "1,2")
+    assert code == 1, stderr
+    # BatchNorm's statistics over each replica's share: its buffers differ at step 1, by far more than low bits
+    assert document["first_divergence"]["buffer"] == "features.1.running_mean"  # type: ignore[index]
+    assert document["max_abs_diff"] > 1e-4  # type: ignore[operator]
+    buffer = io.StringIO()
+    render("check", document, Console(file=buffer, width=200, color_system=None))
+    assert "buffers differ (features.1.running_mean first)" in buffer.getvalue()
+    # control: without BatchNorm only the all-reduce's order differs, and that is what is said
+    code, document, stderr = _check("--arch", "small-cnn", "--no-bn", "--batch-size", "4", "--steps", "2",
+                                    "--world-size", "1,2")
+    assert code in (0, 1) and "buffer" not in (document["first_divergence"] or {}), stderr
+    buffer = io.StringIO()
+    render("check", document, Console(file=buffer, width=200, color_system=None))
+    said = "only parameters differ: the all-reduce sums the gradients in another order"
+    assert code == 0 or said in buffer.getvalue()
