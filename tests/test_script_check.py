@@ -221,3 +221,10 @@ def test_a_mode_holds_unless_the_script_changes_a_switch_the_mode_set() -> None:
                                     "--", "--benchmark")
     assert code == 3 and document["verdict"] == "inconclusive", stderr
     assert "cudnn_benchmark was True after step 1 (the mode set False)" in document["verdict_reasons"][0]
+
+
+@pytest.mark.slow
+def test_records_written_by_the_script_itself_are_never_taken_for_the_watchs() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "forges_records.py"), "--json")
+    assert code == 2 and "were not written by detprof's watch" in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1

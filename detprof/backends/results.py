@@ -54,14 +54,19 @@ def _how_it_ended(exitcode: int | None) -> str:
     return f"exit {exitcode}"
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines a watched run wrote (a line cut off by a kill is left out)."""
+def read_records(path: Path, secret: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The JSON lines a watched run wrote (a line cut off by a kill is left out), and how many lines
+    did not carry its ``secret`` (``watch``): written by something other than detprof's watch."""
     if not path.exists():
-        return []
-    records = []
+        return [], 0
+    records, forged = [], 0
     for line in path.read_text(errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             continue
-    return records
+        if not isinstance(record, dict) or (secret is not None and record.pop("watch", None) != secret):
+            forged += 1
+            continue
+        records.append(record)
+    return records, forged

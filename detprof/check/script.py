@@ -191,6 +191,10 @@ def _run_watched(backend: Backend, spec: dict[str, Any], label: str, script: str
     with tempfile.TemporaryDirectory(prefix="detprof-script-") as scratch:
         folder = Path(scratch)
         watched = backend.run_script_side(spec, folder, timeout_s)
+        if watched.get("forged"):
+            raise ScriptError(f"run {label} of --script {script!r}: {watched['forged']} line(s) of its records were "
+                              "not written by detprof's watch (they lack this run's secret); a check cannot vouch "
+                              "for a run whose records were written to from elsewhere")
         try:
             run = as_check_run(watched["records"], label, script, watched["log_tail"], watched["exitcode"],
                                watched["timed_out"], timeout_s)

@@ -119,16 +119,18 @@ def fresh_global_generators() -> None:
 
 
 def run_in_new_interpreter(module: str, args: list[str], environment: dict[str, str], log_path: Path,
-                           timeout_s: float | None) -> ProcessOutcome:
+                           timeout_s: float | None, pass_fds: tuple[int, ...] = ()) -> ProcessOutcome:
     """Run ``python -m module *args --parent PID`` in a new interpreter (nothing inherited from this
     one: the TensorFlow jobs, which must never share a process with torch); kill it after
     ``timeout_s`` seconds, or when this process is interrupted. The module is expected to call
-    ``die_with(PID)`` so that it also ends if this process is killed outright."""
+    ``die_with(PID)`` so that it also ends if this process is killed outright. ``pass_fds``: the
+    descriptors the new interpreter inherits (a pipe, a file to write its records to)."""
     import subprocess
 
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", module, *args, "--parent", str(os.getpid())],
-                                   env=environment, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                   env=environment, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   pass_fds=pass_fds)
         try:
             process.wait(timeout_s)
             timed_out = False

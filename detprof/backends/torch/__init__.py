@@ -7,7 +7,9 @@ not import torch; its job processes do.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,16 @@ def saved_state(path: Path) -> dict[str, Any] | None:
     import torch
 
     return arrays_of(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    """Write ``data`` to a pipe and close it (in a thread: a spec larger than the pipe's buffer would
+    otherwise wait for a reader that has not started yet)."""
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except OSError:  # the child ended before it read its spec: its outcome says why
+        pass
 
 
 class TorchBackend:
@@ -132,11 +144,25 @@ class TorchBackend:
         environment["PYTHONPATH"] = os.pathsep.join(p for p in (root, environment.get("PYTHONPATH")) if p)
         folder.mkdir(parents=True, exist_ok=True)
         files = {"records": folder / "steps.jsonl", "state": folder / "state.pt", "ops": folder / "ops.json"}
-        child = {**spec, "toggles": self.toggles(mode) if mode else None, **{k: str(v) for k, v in files.items()}}
-        (folder / "spec.json").write_text(json.dumps(child))
-        outcome = run_in_new_interpreter(SCRIPT_RUNNER, [str(folder / "spec.json")], environment,
-                                         folder / "run.log", timeout_s)
-        watched: dict[str, Any] = {"records": read_records(files["records"]), "exitcode": outcome.exitcode,
+        # The records go through a descriptor the child inherits, and the spec through a pipe: neither is
+        # a path the script could read in its argv; every record carries this run's secret.
+        secret = secrets.token_hex(16)
+        records_fd = os.open(files["records"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        spec_read, spec_write = os.pipe()
+        child = {**spec, "toggles": self.toggles(mode) if mode else None, "state": str(files["state"]),
+                 "ops": str(files["ops"]), "records_fd": records_fd, "secret": secret}
+        text = json.dumps(child).encode()
+        writer = threading.Thread(target=_write_and_close, args=(spec_write, text), daemon=True)
+        writer.start()
+        try:
+            outcome = run_in_new_interpreter(SCRIPT_RUNNER, ["--spec-fd", str(spec_read)], environment,
+                                             folder / "run.log", timeout_s, pass_fds=(spec_read, records_fd))
+        finally:
+            os.close(records_fd)
+            os.close(spec_read)
+            writer.join(timeout=5)
+        records, forged = read_records(files["records"], secret)
+        watched: dict[str, Any] = {"records": records, "forged": forged, "exitcode": outcome.exitcode,
                                    "timed_out": outcome.timed_out, "log_tail": outcome.log_tail,
                                    "pythonhashseed": environment["PYTHONHASHSEED"], "ops": None, "state": None}
         if files["ops"].exists():

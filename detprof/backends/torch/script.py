@@ -12,8 +12,10 @@ running more of the script. With ``locate_step`` K it records every op of step K
 step K - 1, or from the start for K = 1) with detprof.backends.torch.oprecord, with its module and
 the script's own line, and ends there.
 
-The spec (a JSON file, the first argument) holds: ``script`` and ``arguments``; ``steps``;
-``records`` (the JSON-lines path) and ``state`` (the final parameters, torch.save); optionally
+The spec (JSON, read from the pipe ``--spec-fd`` names) holds: ``script`` and ``arguments``;
+``steps``; ``records_fd`` (an inherited descriptor for the JSON lines) and ``secret`` (carried by
+every line, so that the parent can tell them from lines the script wrote); ``state`` (the final
+parameters, torch.save); optionally
 ``threads``, ``toggles`` (a mode's, applied before the script starts; None runs it as it is) and
 ``locate_step`` with ``ops`` (where the recorded ops go).
 """
@@ -112,7 +114,9 @@ class StepWatch:
         self.pid = os.getpid()
         self.steps_wanted = int(spec["steps"])
         self.locate_step = spec.get("locate_step")
-        self.records = open(spec["records"], "a", encoding="utf-8")  # noqa: SIM115 - open for the run's life
+        # the descriptor the parent opened for this run's records (no path the script could find in argv)
+        self.records = os.fdopen(int(spec["records_fd"]), "a", encoding="utf-8")
+        self.secret = spec["secret"]
         self.lock = threading.RLock()
         self.local = threading.local()  # per thread: the losses backward was called on since its last step
         self.steppers: dict[int, Stepper] = {}  # by id of the optimizer, or of the model given to detprof.step
@@ -128,7 +132,7 @@ class StepWatch:
         self.ended = False
 
     def write(self, record: dict[str, Any]) -> None:
-        self.records.write(json.dumps(record) + "\n")
+        self.records.write(json.dumps({**record, "watch": self.secret}) + "\n")
         self.records.flush()
 
     def install(self) -> None:
@@ -350,7 +354,10 @@ def main(argv: list[str]) -> int:
     from detprof.runner.processes import die_with_parent_in
 
     arguments = die_with_parent_in(argv)
-    run_script(json.loads(Path(arguments[0]).read_text()))
+    at = arguments.index("--spec-fd")
+    with os.fdopen(int(arguments[at + 1]), "rb") as pipe:  # the spec, through a pipe the parent wrote
+        spec = json.loads(pipe.read())
+    run_script(spec)
     return 0  # not reached: run_script ends the process
 
 
