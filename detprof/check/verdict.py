@@ -33,8 +33,15 @@ def _sensitivity_reason(control: dict[str, Any] | None) -> list[str]:
     return []
 
 
+def _joined(per_run: dict[str, str]) -> list[str]:
+    """One reason per run (``{"A": text}``), said once for both when they say the same."""
+    if len(per_run) == 2 and len(set(per_run.values())) == 1:
+        return [f"runs A and B: {next(iter(per_run.values()))}"]
+    return [f"run {label}: {text}" for label, text in per_run.items()]
+
+
 def _nonfinite_reasons(runs: list[dict[str, Any]]) -> list[str]:
-    reasons = []
+    reasons: dict[str, str] = {}
     for label, run in zip("AB", runs, strict=False):
         found = nonfinite_steps(run)
         if found:
@@ -42,13 +49,12 @@ def _nonfinite_reasons(runs: list[dict[str, Any]]) -> list[str]:
             if found["tensors"]:
                 shown = ", ".join(found["tensors"][:3]) + (", ..." if len(found["tensors"]) > 3 else "")
                 what.append(f"{len(found['tensors'])} tensor(s) held a NaN or an infinity ({shown})")
-            reasons.append(f"run {label}: at step {found['step']} {' and '.join(what)}; a NaN spreads and makes "
-                           "runs look alike")
+            reasons[label] = f"at step {found['step']} {' and '.join(what)}; a NaN spreads and makes runs look alike"
             continue
         final = nonfinite_state(run["state"]) if run.get("state") is not None else []
         if final:
-            reasons.append(f"run {label}: its final weights hold a NaN or an infinity ({', '.join(final[:3])})")
-    return reasons
+            reasons[label] = f"the final weights hold a NaN or an infinity ({', '.join(final[:3])})"
+    return _joined(reasons)
 
 
 def threads_run(run: dict[str, Any]) -> list[int]:
@@ -90,13 +96,12 @@ def switch_changes(run: dict[str, Any]) -> list[str]:
 
 
 def _mode_reasons(runs: list[dict[str, Any]], mode: str) -> list[str]:
-    reasons = []
+    reasons: dict[str, str] = {}
     for label, run in zip("AB", runs, strict=False):
         changes = switch_changes(run)
         if changes:
-            reasons.append(f"run {label}: mode {mode} did not hold, the code under test changed it: "
-                           + "; ".join(changes[:3]))
-    return reasons
+            reasons[label] = f"mode {mode} did not hold, the code under test changed it: " + "; ".join(changes[:3])
+    return _joined(reasons)
 
 
 def conclude_check(bitwise_identical: bool, runs: list[dict[str, Any]], control: dict[str, Any] | None, mode: str,

@@ -56,6 +56,22 @@ def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str
     return rows
 
 
+def _watched(script: dict[str, Any]) -> str:
+    """What a script's steps were watched through: its optimizers, or the models it marked."""
+    keys = script.get("watched") or []
+    marked = sum(1 for key in keys if "detprof.step" in key)
+    optimizers = script["optimizers"] - marked
+    parts = ([f"{optimizers} optimizer(s)"] if optimizers else []) + \
+        ([f"{marked} model(s) marked with detprof.step"] if marked else [])
+    return " and ".join(parts) or f"{script['optimizers']} optimizer(s)"
+
+
+def _when_hashed(script: dict[str, Any]) -> str:
+    """A marked model is first seen after its first step; an optimizer's tensors before it too."""
+    marked_only = all("detprof.step" in key for key in script.get("watched") or [])
+    return ", after every step" if marked_only else ", before the first step and after every step"
+
+
 def _script_rows(script: dict[str, Any], steps: int) -> list[list[str]]:
     taken = script["steps_taken"]
     ended = {"steps": f"stopped at --steps {steps}", "returned": "the script ended by itself"}
@@ -63,9 +79,9 @@ def _script_rows(script: dict[str, Any], steps: int) -> list[list[str]]:
     counted = f"{taken[0]} in each run" if taken[0] == taken[1] else f"run A {taken[0]}, run B {taken[1]}"
     rows = [["script", str(shlex.join([script["path"], *script["arguments"]]))],
             ["optimizer steps compared", f"{counted} ({how})"],
-            ["tensors hashed", f"{script['parameters_tracked']} parameters of {script['optimizers']} optimizer(s)"
+            ["tensors hashed", f"{script['parameters_tracked']} parameters of {_watched(script)}"
                                + (f" and {script['buffers_tracked']} buffers" if script.get("buffers_tracked") else "")
-                               + ", before the first step and after every step, with the loss"]]
+                               + _when_hashed(script) + ", with the loss"]]
     seeds = script.get("pythonhashseeds") or [script["pythonhashseed"]] * 2
     rows.append(["PYTHONHASHSEED", f"{seeds[0]} in both runs (yours)" if seeds[0] == seeds[1] else
                  f"{seeds[0]} vs {seeds[1]}: each run draws its own, as two launches would (fix one to compare "
