@@ -176,3 +176,11 @@ def test_a_sweep_measures_workloads_after_its_archs(tmp_path: Path) -> None:
     jobs = json.loads(done.stdout)["jobs"]
     assert [job["arch"] for job in jobs] == [TOKEN_LM, f"{WORKLOADS}:two_inputs"]
     assert all(job["status"] == "done" for job in jobs)
+
+
+@pytest.mark.slow
+def test_a_workload_that_fails_in_its_training_step_is_named_in_the_error() -> None:
+    code, stdout, stderr = _invoke("check", "--workload", f"{WORKLOADS}:integer_batch", "--batch-size", "4",
+                                   "--steps", "2", "--json")
+    assert code == 2 and f"--workload '{WORKLOADS}:integer_batch': a check run failed: RuntimeError" in stderr
+    assert len(stderr.strip().splitlines()) == 1

@@ -44,6 +44,15 @@ def saved_state(path: Path) -> dict[str, Any] | None:
     return arrays_of(torch.load(path, map_location="cpu", weights_only=True))
 
 
+def _whose(workload: dict[str, Any]) -> str:
+    """How an error names the workload a check run trained: the user's code by its option, else the arch."""
+    if workload.get("workload_ref"):
+        return f"--workload {workload['workload_ref']!r}"
+    if workload.get("model_ref"):
+        return f"--model {workload['model_ref']!r}"
+    return f"--arch {workload.get('arch')}"
+
+
 def _write_and_close(fd: int, data: bytes) -> None:
     """Write ``data`` to a pipe and close it (in a thread: a spec larger than the pipe's buffer would
     otherwise wait for a reader that has not started yet)."""
@@ -109,7 +118,7 @@ class TorchBackend:
     def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """Run ``trainer:<spec['entry']>`` (default train_and_record) under the spec's mode in a fresh
         process; its result document, with ``state`` as numpy arrays when the run saved one."""
-        from detprof.backends.results import side_result
+        from detprof.backends.results import CheckError, side_result
         from detprof.modes import environment_for, toggles_for
         from detprof.runner.processes import run_in_fresh_process
 
@@ -119,7 +128,10 @@ class TorchBackend:
             out = Path(scratch, "result.json")
             outcome = run_in_fresh_process(f"{TRAINER}:{entry}", (spec, str(out)), environment,
                                            Path(scratch, "run.log"), timeout_s)
-            document = side_result(outcome, out, timeout_s)
+            try:
+                document = side_result(outcome, out, timeout_s)
+            except CheckError as error:  # name whose code failed: the user's, or a zoo arch's run
+                raise CheckError(f"{_whose(spec['workload'])}: {error}") from None
             state = saved_state(Path(str(out) + ".pt"))
             if state is not None:
                 document["state"] = state

@@ -250,3 +250,9 @@ def empty_dataset(batch_size, device):
 
 def text_dataset(batch_size, device):
     return _loader_workload(_Words(), batch_size)
+
+
+def integer_batch(batch_size, device):
+    """A float model fed integer features: the meta device lets it pass, the training step does not."""
+    return (nn.Linear(16, 4), lambda generator: torch.randint(0, 5, (batch_size, 16), generator=generator),
+            lambda output, batch: output.sum())
