@@ -106,3 +106,15 @@ def test_names_holding_markup_or_control_characters_print_as_they_are() -> None:
         assert "\x1b" not in text and "\x00" not in text
     # control: a plain name is printed unchanged
     assert "small-cnn" in rendered("check", golden("check"))
+
+
+def test_off_a_terminal_a_long_sentence_does_not_widen_every_line_of_the_table() -> None:
+    from detprof.render.console import PIPE_WIDTH
+
+    check = copy.deepcopy(golden("check"))
+    check["verdict"], check["verdict_reasons"] = "inconclusive", ["a reason " * 40]
+    buffer = io.StringIO()
+    render("check", check, Console(file=buffer, width=PIPE_WIDTH, color_system=None, force_terminal=False))
+    table_lines = [line for line in buffer.getvalue().splitlines() if not line.startswith(check["workload"]["arch"])]
+    assert max(len(line) for line in table_lines) <= 130  # the sentence wraps at 90 columns in its cell
+    assert "a reason a reason" in buffer.getvalue()  # control: it is all there, wrapped
