@@ -136,10 +136,12 @@ ABLATION = (
 )
 
 
-def settings_code(toggles: Toggles, threads: int | None = None) -> dict[str, list[str]]:
+def settings_code(toggles: Toggles, threads: int | None = None, on_gpu: bool = True) -> dict[str, list[str]]:
     """What to put in a training script to get ``toggles``: ``environment`` (shell lines, to be set
-    before CUDA starts) and ``python`` (lines after ``import torch``), beside a fixed seed."""
-    environment = [] if toggles.cublas_workspace_config is None else \
+    before CUDA starts) and ``python`` (lines after ``import torch``), beside a fixed seed. Without
+    ``on_gpu`` the switches that act only on a GPU (cuDNN, cuBLAS, TF32, Inductor's autotuning) are
+    left out: on a CPU they change nothing, and a recipe should hold only what it needs."""
+    environment = [] if toggles.cublas_workspace_config is None or not on_gpu else \
         [f"export CUBLAS_WORKSPACE_CONFIG={toggles.cublas_workspace_config}"]
     python = ["torch.manual_seed(SEED)  # and every other generator your data pipeline uses"]
     if threads is not None:
@@ -148,6 +150,8 @@ def settings_code(toggles: Toggles, threads: int | None = None) -> dict[str, lis
         python.append("torch.use_deterministic_algorithms(True)")
         if not toggles.fill_uninitialized_memory:
             python.append("torch.utils.deterministic.fill_uninitialized_memory = False")
+    if not on_gpu:
+        return {"environment": environment, "python": python}
     if toggles.cudnn_deterministic:
         python.append("torch.backends.cudnn.deterministic = True")
     python.append(f"torch.backends.cudnn.benchmark = {toggles.cudnn_benchmark}")
@@ -157,7 +161,6 @@ def settings_code(toggles: Toggles, threads: int | None = None) -> dict[str, lis
         python += [f"torch.backends.cudnn.allow_tf32 = {toggles.allow_tf32}",
                    f"torch.backends.cuda.matmul.allow_tf32 = {toggles.allow_tf32}"]
     return {"environment": environment, "python": python}
-
 
 
 def toggles_for(mode: str) -> Toggles:

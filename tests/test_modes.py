@@ -130,3 +130,13 @@ def test_settings_code_runs_and_sets_what_the_mode_sets() -> None:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
         torch.set_num_threads(before[3])
     assert settings_code(toggles_for("default"))["environment"] == []
+
+
+def test_a_cpu_recipe_holds_no_switch_that_acts_only_on_a_gpu() -> None:
+    from detprof.modes import settings_code
+
+    cpu = settings_code(toggles_for("deterministic"), threads=1, on_gpu=False)
+    assert cpu["environment"] == [] and not any("cudnn" in line or "tf32" in line for line in cpu["python"])
+    assert "torch.use_deterministic_algorithms(True)" in cpu["python"]
+    gpu = settings_code(toggles_for("deterministic"), threads=None, on_gpu=True)  # control: a GPU's has them
+    assert "torch.backends.cudnn.benchmark = False" in gpu["python"] and gpu["environment"]

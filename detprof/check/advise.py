@@ -83,10 +83,10 @@ def choose(passing: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next(row for row in passing if _interval(row)[0] <= high and _interval(row)[1] >= low)
 
 
-def _advice(row: dict[str, Any] | None, cpu_threads: int | None) -> dict[str, Any] | None:
+def _advice(row: dict[str, Any] | None, cpu_threads: int | None, on_gpu: bool) -> dict[str, Any] | None:
     if row is None:
         return None
-    settings = settings_code(toggles_for(row["mode"]), cpu_threads)
+    settings = settings_code(toggles_for(row["mode"]), cpu_threads, on_gpu)
     if row.get("sdpa_backend"):
         member = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
                   "math": "MATH"}[row["sdpa_backend"]]
@@ -170,8 +170,9 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
     for row in candidates:
         row["megatron_target"] = against_target(row["ratio"], row["ratio_ci"]) if row["bitwise_identical"] else None
     passing = [row for row in candidates if row["bitwise_identical"] and row["ratio"] is not None]
-    recommendation = _advice(choose(passing), cpu_threads)
-    switched_on = _advice(choose([row for row in passing if row["mode"] != "default"]), cpu_threads)
+    on_gpu = device.kind == "cuda"
+    recommendation = _advice(choose(passing), cpu_threads, on_gpu)
+    switched_on = _advice(choose([row for row in passing if row["mode"] != "default"]), cpu_threads, on_gpu)
     full = next((row for row in candidates if row["label"] == "deterministic"), None)
     workload = next(iter(configs.values())).workload
     return {"document_version": DOCUMENT_VERSION,

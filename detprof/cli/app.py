@@ -121,3 +121,22 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Measure what deterministic training costs: step time, kernel time and memory, "
                        "default vs deterministic mode, per network and GPU.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            shown = version("detprof")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            shown = "(not installed: run from a source tree)"
+        print(f"detprof {shown}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print detprof's version and exit.")) -> None:
+    """Measure what deterministic training costs: step time, kernel time and memory, default vs
+    deterministic mode, per network and GPU."""

@@ -134,7 +134,8 @@ def check(d: CheckDocument, console: Console = out) -> None:
     processes = "2 runs (B in two processes)" if d["differing_factor"] == "restart" else "2 fresh processes"
     script = d.get("script")
     title = f"script {shlex.join([w['arch'], *script['arguments']])}" if script else w["arch"]
-    steps = f"up to {d['steps']} optimizer steps" if script else f"{d['steps']} steps"
+    plural = "" if d["steps"] == 1 else "s"
+    steps = f"up to {d['steps']} optimizer step{plural}" if script else f"{d['steps']} step{plural}"
     console.print(f"{printable(title)}{compiled}, mode {d['mode']}, {steps} x {processes}, {factor}: "
                   f"{verdict}", highlight=False)
     rows = [["bitwise identical", "yes" if d["bitwise_identical"] else "no"],
