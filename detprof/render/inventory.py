@@ -44,13 +44,18 @@ def gpus(d: GpusDocument, console: Console = out) -> None:
                        "memory", "max SM clock", "temperature", "CUDA cores"], rows, text={1, 2, 3}, console=console))
 
 
+def _input(shape: list[int]) -> str:
+    """An arch's input: C x H x W for images, N tokens for a language model."""
+    return f"{shape[0]} tokens" if len(shape) == 1 else "x".join(map(str, shape))
+
+
 def _zoo_pytorch(rows: list[ZooRow], console: Console) -> None:
     notes = [(r["arch"], r["notes"]) for r in rows if r["notes"]]
     cells = [[str(r["arch"]) + (f" [{[a for a, _ in notes].index(r['arch']) + 1}]" if r["notes"] else ""),
-              f"{r['params']:,}", "x".join(map(str, r["input"])), str(r["num_classes"]), " ".join(r["options"])]
-             for r in rows]
-    console.print(grid("model zoo (PyTorch)", ["arch", "params", "input (C,H,W)", "classes", "options"], cells,
-                       text={0, 4}, console=console))
+              f"{r['params']:,}", _input(r["input"]), str(r["num_classes"]) if r["num_classes"] else "— (noise)",
+              " ".join(r["options"])] for r in rows]
+    console.print(grid("model zoo (PyTorch)", ["arch", "params", "input", "classes or vocabulary", "options"], cells,
+                       text={0, 2, 3, 4}, console=console))
     for number, (arch, note) in enumerate(notes, start=1):
         console.print(f"[{number}] {arch}: {note}", highlight=False, markup=False)
 
