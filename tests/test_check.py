@@ -64,7 +64,7 @@ def test_locate_op_names_the_op_built_to_diverge() -> None:
     assert code == 1 and doc["bitwise_identical"] is False
     op = doc["first_divergence"]["op"]
     assert op == {"index": op["index"], "op": "aten::randn.generator", "phase": "forward",
-                  "module": "body.noise (UnseededNoise)", "kind": "root-cause"}
+                  "module": "body.noise (UnseededNoise)", "kind": "root-cause", "random": True}
     assert doc["first_divergence"]["ops_recorded"] > op["index"]
 
 
@@ -151,7 +151,7 @@ def test_human_output_names_the_verdict_and_the_op() -> None:
     text = " ".join(result.stdout.split())
     assert result.exit_code == 1 and "not identical" in text
     assert "aten::randn.generator in body.noise (UnseededNoise), forward" in text
-    assert "its output differs while its inputs matched" in text
+    assert "a random op whose inputs matched while its output differs: its generator's state differed" in text
 
 
 @pytest.mark.parametrize(("args", "message"), [
