@@ -131,11 +131,21 @@ def test_nan_and_infinite_values_never_pass_and_noise_beside_a_nan_is_caught() -
 
 
 @pytest.mark.slow
-def test_each_run_starts_from_fresh_numpy_state_as_a_new_interpreter_would() -> None:
+def test_each_run_starts_from_fresh_numpy_state_as_a_new_interpreter_would(tmp_path: Path) -> None:
     code, doc = invoke("check", "--model", f"{MODELS}:global_numpy_noise_net", *SMALL, "--steps", "2")
     assert code == 1 and doc["first_divergence"]["step"] == 1 and doc["first_divergence"]["loss_differs"] is True
     code, doc = invoke("check", "--model", f"{MODELS}:seeded_numpy_noise_net", *SMALL, "--steps", "2")
     assert code == 0 and doc["verdict"] == "identical"  # control: numpy seeded by the model's own code
+    # overhead's repeats of one mode, forked alike, are not called identical either
+    code, doc = invoke("overhead", "--model", f"{MODELS}:global_numpy_noise_net", *SMALL, "--repeats", "2",
+                       "--steps", "2", "--warmup", "1", "--precision", "0", "--db", str(tmp_path / "r.sqlite"))
+    deterministic = {mode["mode"]: mode for mode in doc["modes"]}["deterministic"]
+    assert deterministic["bitwise_identical_across_repeats"] is False
+    assert deterministic["determinism"] == "differs across repeats"
+    # and the data-loading gate at 0 workers in both runs: the dataset's numpy noise differs run to run
+    code, doc = invoke("check", "--gpu", "cpu", "--workload", f"{WORKLOADS}:augments_from_global_numpy",
+                       "--batch-size", "8", "--steps", "2", "--workers", "0,0")
+    assert code == 1 and doc["first_divergence"]["step"] == 1
 
 
 @pytest.mark.slow
