@@ -15,16 +15,7 @@ from typer.testing import CliRunner
 from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 from detprof.check.compare import first_divergent_op
 from detprof.cli import app
-
-MODELS = Path(__file__).resolve().parent / "data" / "models" / "check_models.py"
-SMALL = ["--input-shape", "3,16,16", "--num-classes", "4"]
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code in (0, 1, 3), result.stderr
-    return result.exit_code, json.loads(result.stdout)
+from tests.verdict_runs import MODELS, SMALL, invoke, runner
 
 
 @pytest.mark.slow

@@ -6,31 +6,18 @@ themselves are tested on arrays made to the bit."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from detprof.check.compare import first_divergence, max_abs_diff, nonfinite_steps, states_bitwise_equal
 from detprof.check.record import outcome_of
 from detprof.check.verdict import conclude_check
 from detprof.cli import app
-
-REPO = Path(__file__).resolve().parents[1]
-MODELS = REPO / "tests" / "data" / "models" / "check_models.py"
-WORKLOADS = REPO / "tests" / "data" / "workloads" / "user_workloads.py"
-SMALL = ["--input-shape", "3,16,16", "--num-classes", "4"]
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code in (0, 1, 3), result.stderr
-    return result.exit_code, json.loads(result.stdout)
+from tests.verdict_runs import MODELS, SMALL, WORKLOADS, invoke, runner
 
 
 def test_a_nan_beside_a_difference_is_a_difference_of_infinite_size() -> None:
