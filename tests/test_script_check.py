@@ -228,3 +228,12 @@ def test_records_written_by_the_script_itself_are_never_taken_for_the_watchs() -
     code, document, stderr = _check("--script", str(SCRIPTS / "forges_records.py"), "--json")
     assert code == 2 and "were not written by detprof's watch" in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_weights_that_already_differ_before_the_first_step_are_step_0() -> None:
+    code, document, stderr = _check("--script", str(SCRIPTS / "unseeded_init.py"), "--locate-op", "--json")
+    assert code == 1 and document["first_divergence"]["step"] == 0, stderr
+    assert "op" not in document["first_divergence"]  # no step to record: the difference came before it
+    code, _, text = _check("--script", str(SCRIPTS / "unseeded_init.py"))
+    assert "0: the weights already differ before the first step" in text

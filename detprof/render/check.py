@@ -34,6 +34,9 @@ def _divergence_rows(div: dict[str, Any], script: bool = False) -> list[list[str
     if div.get("buffer"):
         rows.append(["first buffer", f"{div['buffer']} ({div['buffers_differing']} buffer(s) differ at that "
                                      "step)"])
+    if div["step"] == 0:
+        rows.append(["before training", "the runs built or loaded different weights (an unseeded initialization, "
+                                        "say); no training step is to blame, so no op is recorded"])
     if div.get("steps_differ"):
         rows.append(["optimizer steps", "the runs took different numbers of steps: "
                                         + " vs ".join(map(str, div["steps_differ"]))])
