@@ -451,3 +451,10 @@ def test_the_stop_line_names_what_the_stopped_command_kept() -> None:
                      "nothing was stored")
     assert "resume the sweep" in interrupted_line([KeyboardInterrupt()], "sweep")
     assert "sweep" not in interrupted_line([KeyboardInterrupt()], "overhead")
+
+
+def test_the_version_is_the_installed_packages() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"detprof {version('detprof')}\n"

@@ -23,7 +23,7 @@ from detprof.cli.errors import (
     stop_chain,
     usage_message,
 )
-from detprof.render.console import error_line, json_error, print_json, status_line
+from detprof.render.console import error_line, json_error, print_json, print_text, status_line
 
 
 def wants_json() -> bool:
@@ -131,7 +131,7 @@ def _print_version(value: bool) -> None:
             shown = version("detprof")
         except PackageNotFoundError:  # run from a source tree that was never installed
             shown = "(not installed: run from a source tree)"
-        print(f"detprof {shown}")
+        print_text(f"detprof {shown}\n")
         raise typer.Exit()
 
 
