@@ -35,6 +35,7 @@ from detprof.check.compare import (
 from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, CheckDocument, CheckSide
 from detprof.errors import ArgumentError, DetprofError, require
+from detprof.parse import is_whole_number
 
 AS_IS = "as-is"  # the script's own switches, nothing applied
 DEFAULT_SCRIPT_TIMEOUT_S = 1800.0
@@ -217,7 +218,7 @@ def hash_seeds(environment: Mapping[str, str]) -> tuple[str, str]:
     ones, as two launches of ``python train.py`` would each draw their own (so that an order that
     depends on string hashes, ``list(set(words))`` say, shows up as the difference it is)."""
     fixed = environment.get("PYTHONHASHSEED", "").strip()
-    if fixed.isascii() and fixed.isdigit():
+    if is_whole_number(fixed):
         return fixed, fixed
     first = secrets.randbelow(2**32 - 2) + 1
     return str(first), str(first % (2**32 - 1) + 1)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.oprecord import tensor_digests
-from detprof.modes import WATCHED_SWITCHES, read_switches
+from detprof.modes import read_switches
 
 EXTRA_STATE_SUFFIX = " (extra state, pickled)"
 
@@ -57,11 +57,10 @@ def nonfinite_names(tensors: list[torch.Tensor], names: list[str]) -> list[str]:
 
 
 def changed_switches(expected: dict[str, object], compiled: bool = False) -> dict[str, list[object]]:
-    """Each watched switch that now differs from ``expected`` (what the mode set), as
-    ``{switch: [set, now]}``; empty when the mode held."""
+    """Each switch of ``expected`` (what the mode set: detprof.modes.switches_set) that now reads
+    otherwise, as ``{switch: [set, now]}``; empty when the mode held."""
     now = read_switches(compiled)
-    return {key: [expected[key], now[key]] for key in WATCHED_SWITCHES
-            if key in expected and key in now and expected[key] != now[key]}
+    return {key: [was, now[key]] for key, was in expected.items() if key in now and was != now[key]}
 
 
 TORCH_FOLDER = os.path.dirname(torch.__file__) + os.sep

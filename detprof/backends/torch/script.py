@@ -151,10 +151,11 @@ class StepWatch:
         register_optimizer_step_post_hook(self.guarded(self.after_step))
         self.calls.install()
         backward = torch.autograd.backward
+        note_loss = self.guarded(self.note_loss)
 
         @functools.wraps(backward)
         def watched_backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            self.guarded(self.note_loss)(tensors)
+            note_loss(tensors)
             return backward(tensors, *args, **kwargs)
 
         torch.autograd.backward = watched_backward  # type: ignore[assignment]
@@ -207,8 +208,8 @@ class StepWatch:
             return
         with self.lock:
             if id(optimizer) not in self.steppers:
-                self.track(optimizer, [p for _, p in _optimizer_tensors(optimizer)], "optimizer",
-                           [place for place, _ in _optimizer_tensors(optimizer)])
+                places = _optimizer_tensors(optimizer)
+                self.track(optimizer, [p for _, p in places], "optimizer", [place for place, _ in places])
             if self.recorder is not None:
                 self.recorder.phase = "optimizer"
 

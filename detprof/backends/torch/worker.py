@@ -26,9 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from detprof.backends.torch.observe import changed_switches
 from detprof.backends.torch.training import build_training
 from detprof.documents import DOCUMENT_VERSION, JobResult
-from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops, read_switches, switches_set
+from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.runner.config import JobSpec
 from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
 
@@ -239,10 +240,8 @@ def run_job(spec: JobSpec) -> JobResult:
     result["nondeterministic_ops"] = sorted(nondeterministic_ops)
     # Read back after every step the workload ran: a step that switches determinism off must not
     # leave the mode reported as what was applied.
-    after = read_switches(compiled=spec.workload.compiled)
-    expected = switches_set(Toggles(**spec.toggles), applied)
-    result["switches_changed"] = [f"{name} {expected[name]} -> {after[name]}" for name in expected
-                                  if name in after and expected[name] != after[name]]
+    changed = changed_switches(switches_set(Toggles(**spec.toggles), applied), spec.workload.compiled)
+    result["switches_changed"] = [f"{name} {was} -> {now}" for name, (was, now) in changed.items()]
     return result
 
 
