@@ -41,8 +41,9 @@ class ModeFigures(ModeObservations):
     noisy: bool | None
     kernel_ms: float | None
     kernel_ms_reason: str | None
-    kernel_coverage: float | None
+    kernel_coverage: float | None  # kernel time over the profiled steps' wall time
     kernel_jobs: int
+    profiler_slowdown: float | None  # the profiled steps' time over the timed steps', within a job
     peak_mem_bytes: int | None
     peak_mem_warmup_bytes: int | None
     peak_mem_kind: str | None
@@ -77,6 +78,7 @@ class OverheadDocument(TypedDict):
     workload: dict[str, Any]  # detprof.workload.Workload.as_dict()
     protocol: dict[str, Any]  # detprof.runner.config.Protocol as a dict
     verdict: str
+    takeaway: str  # one sentence for a person: the cost as far as the CI resolves it, and what repeated
     modes: list[ModeFigures]
     ratio: float | None
     ratio_ci: list[float | None] | None
@@ -400,6 +402,7 @@ class JobResult(TypedDict, total=False):
     error: str
     traceback: str
     step_ms: list[float]
+    profiled_step_ms: list[float]  # the profiled steps' wall times, as the profiler slowed them
     peak_mem_bytes: int
     peak_mem_warmup_bytes: int
     peak_mem_kind: str

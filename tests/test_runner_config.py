@@ -82,3 +82,50 @@ def test_overrides_and_their_validation() -> None:
         build_config(WorkloadRequest(arch="resnet18"), CPU, profile_steps=-2)
     with pytest.raises(UnknownModeError):
         build_config(WorkloadRequest(arch="resnet18"), CPU, modes="default,deterministic,default")
+
+
+def test_the_time_budget_is_kept_from_the_fewest_pairs_that_give_a_ci() -> None:
+    from detprof.runner.launcher import _stop_reason
+    from detprof.stats import RatioEstimate
+
+    protocol = default_protocol(False)  # adaptive: at least 5 pairs wanted, ±2%, 40 s
+    wide = RatioEstimate(1.0, 0.9, 1.1, "paired-t", 3)  # ±10%: far from the target
+    assert protocol.repeats == 5 and protocol.max_time_s == 40 and protocol.budget_floor == 3
+    # a slow machine: 12 s per pair. Two pairs run however long they take; the third gives the CI
+    assert _stop_reason(protocol, 2, wide, 24.0, [12.0, 12.0], 0) is None
+    # from 3 pairs on no pair starts that would pass 40 s, although 5 were wanted
+    assert _stop_reason(protocol, 3, wide, 36.0, [12.0] * 3, 0) == "max-time"
+    # control: a fast machine runs on past 5 pairs while the budget allows
+    assert _stop_reason(protocol, 6, wide, 24.0, [4.0] * 6, 0) is None
+    # the precision target stops the run only from 5 pairs on, however narrow the CI looks before
+    narrow = RatioEstimate(1.0, 0.99, 1.01, "paired-t", 3)
+    assert _stop_reason(protocol, 3, narrow, 12.0, [4.0] * 3, 0) is None
+    assert _stop_reason(protocol, 5, narrow, 20.0, [4.0] * 5, 0) == "precision"
+    # a fixed protocol runs exactly its pairs, whatever the time
+    fixed = default_protocol(False, precision=0.0, repeats=4)
+    assert _stop_reason(fixed, 3, wide, 500.0, [100.0] * 3, 0) is None
+    assert _stop_reason(fixed, 4, wide, 500.0, [100.0] * 4, 0) == "fixed-repeats"
+
+
+def test_the_takeaway_states_the_cost_as_far_as_the_ci_resolves_it_and_how_the_repeats_compared() -> None:
+    from types import SimpleNamespace
+
+    from detprof.runner.summary import takeaway
+    from detprof.stats import RatioEstimate
+
+    def result(low: float, high: float, same: tuple[bool | None, bool | None], kind: str = "cpu") -> SimpleNamespace:
+        modes = [SimpleNamespace(mode=name, repeats_ok=5, bitwise_identical_across_repeats=s)
+                 for name, s in zip(("default", "deterministic"), same, strict=True)]
+        return SimpleNamespace(ratio=RatioEstimate((low + high) / 2, low, high, "paired-t", 5), device_kind=kind,
+                               device_name="NVIDIA H100 80GB HBM3", config=SimpleNamespace(
+                                   workload=SimpleNamespace(arch="resnet18")), modes=modes)
+
+    bound = takeaway(result(0.97, 1.073, (True, True)))
+    assert bound.startswith("Takeaway: deterministic costs resnet18 at most 7.3% in step time over default on "
+                            "this CPU (the 95% CI's upper end; no difference was resolved)")
+    assert "both modes' processes trained bit-identically (5 and 5 repeats)" in bound
+    slower = takeaway(result(1.2, 1.3, (False, True), kind="cuda"))
+    assert ("deterministic made resnet18's training step 25.0% slower than default on NVIDIA H100 80GB HBM3 "
+            "(95% CI 20.0% to 30.0%), and only deterministic's processes trained bit-identically") in slower
+    broken = takeaway(result(0.8, 0.9, (False, False)))
+    assert "15.0% faster" in broken and "deterministic's processes did not train bit-identically" in broken

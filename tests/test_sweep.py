@@ -108,9 +108,9 @@ def test_shipped_specs_plan_the_papers_sweeps() -> None:
 
 def test_a_job_is_matched_on_its_configuration_not_on_the_spec_it_came_from(tmp_path: Path) -> None:
     one = plan_sweep(parse_spec('name = "a"\narchs = ["small-cnn"]\ngpus = ["cpu"]\nbatch_size = 8\n'))
-    two = plan_sweep(parse_spec('name = "b"\narchs = ["small-cnn"]\ngpus = ["cpu"]\nbatch_size = 8\nsteps = 10\n'))
+    two = plan_sweep(parse_spec('name = "b"\narchs = ["small-cnn"]\ngpus = ["cpu"]\nbatch_size = 8\nsteps = 6\n'))
     other = plan_sweep(parse_spec('name = "c"\narchs = ["small-cnn"]\ngpus = ["cpu"]\nbatch_size = 16\n'))
-    assert one[0].key == two[0].key  # steps = 10 is the CPU default: the same configuration
+    assert one[0].key == two[0].key  # steps = 6 is the CPU default: the same configuration
     assert one[0].key != other[0].key
     three = plan_sweep(parse_spec('archs = ["small-cnn"]\ngpus = ["cpu"]\nmodes = ["default", "deterministic", '
                                   '"deterministic-algorithms"]\n'))
@@ -432,11 +432,11 @@ def test_a_large_plan_is_sized_first_and_needs_yes(tmp_path: Path) -> None:
     spec.write_text(BIG_GRID)
     size = plan_size(plan_sweep(load_spec(spec)))
     assert size.jobs == 30 and size.processes == 3_000 and size.large  # (3 + 7) archs x kernels x 3 treatments
-    assert size.training_steps == 3_000 * 100_003 + 30 * 2 * 3 * 2  # warm-up 3 + timed; 3 profiled pairs x 2 steps
+    assert size.training_steps == 3_000 * 100_002 + 30 * 2 * 3 * 2  # warm-up 2 + timed; 3 profiled pairs x 2 steps
     db = tmp_path / "r.sqlite"
     refused = runner.invoke(app, ["sweep", str(spec), "--db", str(db)])
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
-    assert ("sweep huge plans 30 jobs: at least 3,000 worker processes and 300,009,360 training steps, more than "
+    assert ("sweep huge plans 30 jobs: at least 3,000 worker processes and 300,006,360 training steps, more than "
             "2,000 processes or 5,000,000 training steps; check the spec, or add --yes to start it") in refused.stderr
     assert not db.exists()  # asked before anything, even the store, was made
     # Control: --yes passes the gate, and the next check (an unreachable cluster here) speaks instead.

@@ -6,17 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from detprof.documents import AblationDocument, OverheadDocument
 from detprof.render.console import err, out
 from detprof.render.tables import bitwise, duration, fmt, grid, interval, kernel_cell, mib
+from detprof.runner.coverage import COVERAGE_BAND
 
 
 def plan(config: Any, device: Any, console: Console = err) -> None:
     """One line saying what an OverheadConfig will run on a DeviceChoice, before it starts."""
     w, p = config.workload, config.protocol
-    pairs = (f"at least {p.repeats} pairs of processes, more until the ratio's CI is within ±{100 * p.precision:g}% "
-             f"or {p.max_time_s:g} s are spent" if p.adaptive else f"{p.repeats} pairs of processes")
+    if not p.adaptive:
+        pairs = f"{p.repeats} pairs of processes"
+    else:
+        pairs = f"pairs of processes until the ratio's CI is within ±{100 * p.precision:g}% (from {p.repeats} pairs)"
+        if p.max_time_s is not None:
+            pairs += f" or the next pair would pass {duration(p.max_time_s)} (from {p.budget_floor} pairs)"
     line = (f"{w.describe()}; {p.warmup_steps} warm-up + {p.timed_steps} timed steps per process, {pairs}; "
             f"{p.profile_steps} profiled steps")
     if device.kind == "cpu":
@@ -56,6 +62,24 @@ def kernel_ratio_phrase(doc: OverheadDocument) -> str:
     pairs = doc.get("kernel_ratio_pairs", 0)
     shown = f"95% CI {interval(ci)}" if ci else f"no CI: {pairs} profiled pair{'s' * (pairs != 1)}"
     return f"kernel time x{ratio:.3f} ({shown})"
+
+
+def coverage_line(doc: OverheadDocument) -> str | None:
+    """What the coverage column measured, and how much the profiler slowed the steps it measured;
+    None when no mode was profiled."""
+    modes = [m for m in doc["modes"] if m.get("kernel_coverage") is not None]
+    if not modes:
+        return None
+    line = "coverage is kernel time over the profiled steps' own wall time"
+    slowed = [(m["mode"], m.get("profiler_slowdown")) for m in modes if m.get("profiler_slowdown")]
+    if slowed:
+        line += " (profiled over timed step: " + ", ".join(f"x{value:.2f} in {mode}" for mode, value in slowed) + ")"
+    short = [m for m in modes if (m["kernel_coverage"] or 0.0) < COVERAGE_BAND[0]]
+    if short:
+        place = "Python between ops" if doc["device"]["kind"] == "cpu" else "launches and idle device time"
+        line += (f"; under {100 * COVERAGE_BAND[0]:.0f}%, the rest is host time ({place}), which the kernel ratio "
+                 "leaves out")
+    return line
 
 
 def _precision_line(precision: dict[str, Any]) -> str:
@@ -106,6 +130,8 @@ def overhead(doc: OverheadDocument, console: Console = out) -> None:
                       f"{doc['ratio_pairs']} finished pairs[/]", highlight=False)
     if doc.get("kernel_times_note"):
         console.print(f"[yellow]{doc['kernel_times_note']}[/]", highlight=False)
+    elif (coverage := coverage_line(doc)) is not None:
+        console.print(coverage, highlight=False)
     precision = doc.get("precision") or {}
     if precision.get("target"):
         console.print(_precision_line(precision), highlight=False)
@@ -118,6 +144,8 @@ def overhead(doc: OverheadDocument, console: Console = out) -> None:
     if doc["noisy"]:
         console.print("[yellow]noisy: step times vary by more than 10% (IQR/median) within at least one mode; the "
                       "CI above accounts for it, and more --steps per process narrow it[/]")
+    if doc.get("takeaway"):
+        console.print(f"[bold]{escape(doc['takeaway'])}[/]", highlight=False)
 
 
 def ablation(d: AblationDocument, console: Console = out) -> None:

@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 # Protocol defaults per device kind. Step counts are optimizer steps; ``repeats`` is the number of
 # pairs of processes (one per mode) run before the precision target is checked; ``precision`` is
 # the target half-width of the ratio's 95% CI (a fraction); ``max_time_s`` bounds the measurement.
-# The CPU figures keep the README's main job (resnet18) under 60 s on 2 cores.
+# On a CPU, few steps per process and many processes: the spread between processes (memory layout,
+# the machine's load) outweighs the spread of steps within one (resnet18, 2 cores: the log ratio's
+# spread over pairs came out 4.1% from 10 steps per process and 4.3% from their first 5), and the
+# first step is the only slow one, so 2 warm-up and 6 timed steps let twice the pairs into 40 s.
 GPU_DEFAULTS: dict[str, Any] = {"batch_size": GPU_BATCH_SIZE, "warmup_steps": 10, "timed_steps": 100,
                                  "profile_steps": 10, "repeats": 3, "precision": 0.01, "max_time_s": 600.0}
-CPU_DEFAULTS: dict[str, Any] = {"batch_size": CPU_BATCH_SIZE, "warmup_steps": 3, "timed_steps": 10,
+CPU_DEFAULTS: dict[str, Any] = {"batch_size": CPU_BATCH_SIZE, "warmup_steps": 2, "timed_steps": 6,
                                  "profile_steps": 2, "repeats": 5, "precision": 0.02, "max_time_s": 40.0}
 MAX_PAIRS = 50  # never more than this many pairs of processes, whatever the precision asked
 # On CPU one intra-op thread by default: with every core busy, background work lands on the measured
@@ -38,9 +41,10 @@ CPU_THREADS = 1
 class Protocol:
     """How many steps of each kind every job runs, and how many pairs of jobs (one per mode).
 
-    ``repeats`` pairs always run. With ``precision`` set, more pairs follow until the ratio's
-    95% CI is at most ±precision (a fraction of the ratio), ``max_time_s`` seconds of measuring
-    are spent, or ``max_repeats`` pairs ran; with ``precision`` None exactly ``repeats`` run.
+    With ``precision`` None exactly ``repeats`` pairs run. With ``precision`` set, pairs run until
+    the ratio's 95% CI is at most ±precision (a fraction of the ratio) from ``repeats`` pairs on,
+    ``max_time_s`` seconds of measuring would be overrun by another pair (checked from 3 pairs on,
+    the fewest that give a CI), or ``max_repeats`` pairs ran.
     """
 
     warmup_steps: int
@@ -55,6 +59,14 @@ class Protocol:
     @property
     def adaptive(self) -> bool:
         return self.precision is not None and self.precision > 0
+
+    @property
+    def budget_floor(self) -> int:
+        """Pairs that run however long they take before the time budget may stop the run: the
+        fewest that give a CI, or ``repeats`` if fewer."""
+        from detprof.stats import MIN_PAIRS_FOR_CI  # numpy and scipy: not before a measurement
+
+        return min(self.repeats, MIN_PAIRS_FOR_CI)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from detprof.backends.results import last_line
 from detprof.documents import JobResult
 from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
 from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
+from detprof.runner.coverage import kernel_times_note, profiled_figures
 from detprof.runner.processes import ProcessOutcome, restart_fork_server
 from detprof.stats import RatioEstimate, paired_ratio, summarize
 
@@ -35,6 +36,7 @@ class JobOutcome:
     spec: JobSpec
     status: str  # ok | failed | oom | crashed | killed | timeout
     step_ms: list[float] = field(default_factory=list)
+    profiled_step_ms: list[float] = field(default_factory=list)  # the profiled pass's steps (empty: not timed)
     error: str | None = None
     peak_mem_bytes: int | None = None
     peak_mem_warmup_bytes: int | None = None
@@ -68,8 +70,9 @@ class ModeSummary:
     noisy: bool | None
     kernel_ms: float | None
     kernel_ms_reason: str | None
-    kernel_coverage: float | None
+    kernel_coverage: float | None  # kernel time over the profiled steps' wall time (see profiled_figures)
     kernel_jobs: int  # profiled jobs whose kernel times count (kernel_ms is their median job's)
+    profiler_slowdown: float | None  # profiled step over timed step, within a job (None: not timed)
     peak_mem_bytes: int | None
     peak_mem_warmup_bytes: int | None
     peak_mem_kind: str | None
@@ -171,7 +174,8 @@ def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             return JobOutcome(spec, "failed", error="the job's result file holds no result document")
     return JobOutcome(
-        spec=spec, status=data["status"], step_ms=data.get("step_ms", []), error=data.get("error"),
+        spec=spec, status=data["status"], step_ms=data.get("step_ms", []),
+        profiled_step_ms=data.get("profiled_step_ms", []), error=data.get("error"),
         peak_mem_bytes=data.get("peak_mem_bytes"), peak_mem_warmup_bytes=data.get("peak_mem_warmup_bytes"),
         peak_mem_kind=data.get("peak_mem_kind"), nondeterministic_ops=data.get("nondeterministic_ops", []),
         applied_toggles=data.get("applied_toggles", {}), switches_changed=data.get("switches_changed", []),
@@ -228,19 +232,20 @@ def kernel_ms_per_step(table: pd.DataFrame, profile_steps: int) -> float:
 
 
 def _mode_kernels(outcomes: list[JobOutcome], read: KernelReader, profile_steps: int
-                  ) -> tuple[pd.DataFrame | None, float | None, int, str | None]:
+                  ) -> tuple[pd.DataFrame | None, float | None, list[tuple[JobOutcome, float]], str | None]:
     """A mode's kernel table and time per step (ms): those of its median profiled job (the lower
-    median for an even count), with the number of profiled jobs and, when there are none, why."""
-    read_jobs = [k for k in (read(o) for o in outcomes) if k is not None]
-    tables = [k.table for k in read_jobs if k.table is not None]
-    if not tables or profile_steps <= 0:
+    median for an even count), with every profiled job and its kernel ms per step, and, when there
+    are none, why."""
+    read_jobs = [(o, k) for o in outcomes if (k := read(o)) is not None]
+    profiled = [(o, k.table) for o, k in read_jobs if k.table is not None]
+    if not profiled or profile_steps <= 0:
         if read_jobs:
-            return None, None, 0, next(k.reason for k in read_jobs if k.reason)
-        return None, None, 0, ("no profiled job of this mode succeeded" if any(o.spec.profile for o in outcomes)
-                               else "not profiled (--profile-steps 0)")
-    ranked = sorted(tables, key=lambda t: kernel_ms_per_step(t, profile_steps))
-    median = ranked[(len(ranked) - 1) // 2]
-    return median, kernel_ms_per_step(median, profile_steps), len(tables), None
+            return None, None, [], next(k.reason for _, k in read_jobs if k.reason)
+        return None, None, [], ("no profiled job of this mode succeeded" if any(o.spec.profile for o in outcomes)
+                                else "not profiled (--profile-steps 0)")
+    ranked = sorted(((o, t, kernel_ms_per_step(t, profile_steps)) for o, t in profiled), key=lambda row: row[2])
+    _, table, kernel_ms = ranked[(len(ranked) - 1) // 2]
+    return table, kernel_ms, [(o, ms) for o, _, ms in ranked], None
 
 
 def kernel_ratio_of(outcomes: list[JobOutcome], read: KernelReader, profile_steps: int) -> RatioEstimate | None:
@@ -255,30 +260,6 @@ def kernel_ratio_of(outcomes: list[JobOutcome], read: KernelReader, profile_step
     pairs = [([sides[0]], [sides[1]]) for _, sides in sorted(by_pair.items())
              if 0 in sides and 1 in sides and sides[0] > 0 and sides[1] > 0]
     return paired_ratio(pairs) if pairs else None
-
-
-# Kernel time per profiled step over the median timed step, per mode. Outside this band the
-# profiled steps did not look like the timed ones (the profiler slowed them, or another process
-# ran on the device), or the device sat idle for much of a step: the kernel ratio then says
-# little about what the timed steps cost. The first fresh-clone run of the main job on a CPU
-# showed why it matters: 150% coverage in one mode, and a kernel ratio of 0.73 beside a step-time
-# ratio of 1.005.
-COVERAGE_BAND = (0.90, 1.10)
-
-
-def kernel_times_note(modes: list[ModeSummary]) -> str | None:
-    """Why a run's kernel times do not stand for its timed steps, or None when every profiled mode's
-    coverage lies inside COVERAGE_BAND."""
-    low, high = COVERAGE_BAND
-    outside = [m for m in modes if m.kernel_coverage is not None and not low <= m.kernel_coverage <= high]
-    if not outside:
-        return None
-    shares = ", ".join(f"{100 * m.kernel_coverage:.1f}% in {m.mode}" for m in outside if m.kernel_coverage)
-    if any(m.kernel_coverage is not None and m.kernel_coverage > high for m in outside):
-        return (f"kernel times unreliable: profiled steps differ from timed steps (kernel time per step is "
-                f"{shares} of the timed step, outside {100 * low:.0f}-{100 * high:.0f}%)")
-    return (f"kernel times unreliable: kernels cover only {shares} of the timed step (outside "
-            f"{100 * low:.0f}-{100 * high:.0f}%); the rest is idle or host time, which kernel time does not see")
 
 
 def changed_switches(outcomes: list[JobOutcome]) -> list[str]:
@@ -312,7 +293,7 @@ def observed_determinism(requested: bool, fully_requested: bool, hashes: list[st
 
 
 def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame | None, kernel_ms: float | None,
-                    kernel_jobs: int, table_reason: str | None) -> ModeSummary:
+                    kernel_jobs: list[tuple[JobOutcome, float]], table_reason: str | None) -> ModeSummary:
     ok = [o for o in outcomes if o.ok and o.step_ms]
     steps = [t for o in ok for t in o.step_ms]
     summary = summarize(steps) if steps else None
@@ -325,13 +306,14 @@ def _summarize_mode(mode: str, outcomes: list[JobOutcome], table: pd.DataFrame |
     warmups = [o.peak_mem_warmup_bytes for o in ok if o.peak_mem_warmup_bytes is not None]
     monitors = [o.gpu_monitor for o in ok if o.gpu_monitor]
     throttles = [m.get("throttled") for m in monitors if m.get("throttled") is not None]
+    coverage, slowdown = profiled_figures(kernel_jobs, summary.median if summary else None)
     return ModeSummary(
         mode=mode, toggles=toggles, repeats_ok=len(ok), repeats_failed=len(outcomes) - len(ok),
         step_ms=summary.median if summary else None, step_ms_iqr=summary.iqr if summary else None,
         noisy=summary.noisy if summary else None, kernel_ms=kernel_ms,
         kernel_ms_reason=None if kernel_ms is not None else table_reason,
-        kernel_coverage=(kernel_ms / summary.median) if kernel_ms is not None and summary else None,
-        kernel_jobs=kernel_jobs,
+        kernel_coverage=coverage if kernel_ms is not None else None,
+        kernel_jobs=len(kernel_jobs), profiler_slowdown=slowdown,
         peak_mem_bytes=max(memories) if memories else None,
         peak_mem_warmup_bytes=max(warmups) if warmups else None,
         peak_mem_kind=ok[0].peak_mem_kind if ok else None,
@@ -373,13 +355,17 @@ MIN_PAIRS_FOR_PRECISION = 5
 
 def _stop_reason(protocol: Protocol, pairs_run: int, ratio: RatioEstimate | None, elapsed_s: float,
                  pair_seconds: list[float], failures: int) -> str | None:
-    """Why to stop adding pairs now, or None to run another."""
-    if pairs_run < protocol.repeats:
-        return None
+    """Why to stop adding pairs now, or None to run another.
+
+    The time budget is kept: from MIN_PAIRS_FOR_CI pairs on (the fewest that give a CI at all), no
+    pair starts that would overrun it, even before ``protocol.repeats`` pairs ran; on a machine too
+    slow for the minimum, the run stops with a wide CI and says so rather than overrunning."""
     if not protocol.adaptive:
-        return "fixed-repeats"
+        return None if pairs_run < protocol.repeats else "fixed-repeats"
+    if pairs_run < protocol.budget_floor:
+        return None
     half_width = ratio.half_width if ratio else None
-    if (half_width is not None and half_width <= (protocol.precision or 0.0)
+    if (pairs_run >= protocol.repeats and half_width is not None and half_width <= (protocol.precision or 0.0)
             and pairs_run >= MIN_PAIRS_FOR_PRECISION):
         return "precision"
     # Failures do not average out: a job that failed three times, or a mode with no successful

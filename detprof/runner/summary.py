@@ -30,6 +30,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> Overh
         "workload": config.workload.as_dict(),
         "protocol": asdict(config.protocol),
         "verdict": verdict(ratio, labels[0], labels[1]),
+        "takeaway": takeaway(result),
         "modes": [_mode_figures(m) for m in result.modes],
         "ratio": ratio.ratio if ratio else None,
         "ratio_ci": [ratio.low, ratio.high] if ratio and ratio.has_ci else None,
@@ -60,7 +61,7 @@ def _mode_figures(m: ModeSummary) -> ModeFigures:
     figures: ModeFigures = {
         "mode": m.mode, "step_ms": m.step_ms, "step_ms_iqr": m.step_ms_iqr, "noisy": m.noisy,
         "kernel_ms": m.kernel_ms, "kernel_ms_reason": m.kernel_ms_reason, "kernel_coverage": m.kernel_coverage,
-        "kernel_jobs": m.kernel_jobs,
+        "kernel_jobs": m.kernel_jobs, "profiler_slowdown": m.profiler_slowdown,
         "peak_mem_bytes": m.peak_mem_bytes, "peak_mem_warmup_bytes": m.peak_mem_warmup_bytes,
         "peak_mem_kind": m.peak_mem_kind, "repeats_ok": m.repeats_ok, "repeats_failed": m.repeats_failed,
         "determinism": m.determinism, "bitwise_identical_across_repeats": m.bitwise_identical_across_repeats,
@@ -69,3 +70,47 @@ def _mode_figures(m: ModeSummary) -> ModeFigures:
     if m.attention_backends:
         figures["attention_backends"] = m.attention_backends
     return figures
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def takeaway(result: OverheadResult) -> str:
+    """One sentence on what the run found: the step-time cost of the second mode as far as its CI
+    resolves it (an upper bound when it resolves no difference), then whether each mode's repeats
+    trained bit-identically, which is what a mode that costs nothing still has to show."""
+    ratio = result.ratio
+    where = "this CPU" if result.device_kind == "cpu" else result.device_name
+    arch, (base, treated) = result.config.workload.arch, (m.mode for m in result.modes)
+    if ratio is None or ratio.low is None or ratio.high is None:
+        reason = "every job of a mode failed" if ratio is None else ratio.reason
+        return f"Takeaway: no conclusion on {where} yet ({reason})."
+    if ratio.low > 1.0:
+        cost = (f"{treated} made {arch}'s training step {_percent(ratio.ratio - 1)} slower than {base} on {where} "
+                f"(95% CI {_percent(ratio.low - 1)} to {_percent(ratio.high - 1)})")
+    elif ratio.high < 1.0:
+        cost = (f"{treated} made {arch}'s training step {_percent(1 - ratio.ratio)} faster than {base} on {where} "
+                f"(95% CI {_percent(1 - ratio.high)} to {_percent(1 - ratio.low)})")
+    else:
+        cost = (f"{treated} costs {arch} at most {_percent(ratio.high - 1)} in step time over {base} on {where} "
+                f"(the 95% CI's upper end; no difference was resolved)")
+    return f"Takeaway: {cost}{_repeats_clause(result.modes)}."
+
+
+def _repeats_clause(modes: list[ModeSummary]) -> str:
+    """How the modes' repeats compared, as the end of the takeaway ("" when too few repeats)."""
+    if len({m.mode for m in modes}) < 2:
+        return ""
+    same = [m for m in modes if m.bitwise_identical_across_repeats]
+    differ = [m for m in modes if m.bitwise_identical_across_repeats is False]
+    base, treated = modes
+    if len(same) == 2:
+        return (f", and both modes' processes trained bit-identically ({base.repeats_ok} and {treated.repeats_ok} "
+                f"repeats), so here {base.mode} training already repeated itself")
+    if same == [treated]:
+        return f", and only {treated.mode}'s processes trained bit-identically ({base.mode}'s differed)"
+    if treated in differ:
+        return (f", but {treated.mode}'s processes did not train bit-identically: `detprof check` and "
+                "`detprof audit` find the op")
+    return ""

@@ -80,17 +80,23 @@ def _timed_steps(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool) 
     return times
 
 
-def _profiled_pass(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool, trace_path: str) -> None:
+def _profiled_pass(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool, trace_path: str) -> list[float]:
     """Profile ``count`` steps after one profiler warm-up step, whose events are discarded (the
-    profiler's own start-up would otherwise be billed to the first step)."""
+    profiler's own start-up would otherwise be billed to the first step). Returns each profiled
+    step's wall time in ms, as the profiler slowed it: the profiler records every op, and on a CPU
+    that costs a few µs per op, which kernel coverage must be measured against."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    profiled_ms: list[float] = []
     with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=count, repeat=1)) as prof:
-        for _ in range(1 + count):
+        for index in range(1 + count):
+            started = time.perf_counter()
             step()
             if on_gpu:
                 torch.cuda.synchronize()
+            if index:
+                profiled_ms.append((time.perf_counter() - started) * 1000.0)
             prof.step()
     Path(trace_path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -104,6 +110,7 @@ def _profiled_pass(torch: Any, step: Callable[[], Any], count: int, on_gpu: bool
     except BaseException:
         Path(trace_path).unlink(missing_ok=True)  # never leave a truncated trace for a job that failed
         raise
+    return profiled_ms
 
 
 class TraceWriteError(OSError):
@@ -235,7 +242,8 @@ def run_job(spec: JobSpec) -> JobResult:
         result["state_sha256"] = state_fingerprint(training.model.state_dict())
         result["steps_trained"] = spec.protocol.warmup_steps + spec.protocol.timed_steps
         if spec.profile and spec.trace_path:
-            _profiled_pass(torch, training.step, spec.protocol.profile_steps, on_gpu, spec.trace_path)
+            result["profiled_step_ms"] = _profiled_pass(torch, training.step, spec.protocol.profile_steps, on_gpu,
+                                                        spec.trace_path)
             result["trace_path"] = spec.trace_path
     result["nondeterministic_ops"] = sorted(nondeterministic_ops)
     # Read back after every step the workload ran: a step that switches determinism off must not
