@@ -13,21 +13,21 @@ import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detprof.documents import DOCUMENT_VERSION, AblationDocument, OverheadDocument
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import AblationStep
 from detprof.runner.config import OverheadConfig, build_config
-from detprof.runner.launcher import JobOutcome, OverheadResult, measure_overhead
-from detprof.runner.summary import summary_document
 from detprof.store import ResultStore, StoreLike, open_store
 from detprof.store.db import StoreFullError, StoreLockedError
-from detprof.store.records import run_records, store_result
 from detprof.store.traces import release_trace_folder, trace_folder
 from detprof.workload import DEFAULT_ARCH, WorkloadRequest
 from detprof.workload.resolve import SDPA_BACKENDS
+
+if TYPE_CHECKING:  # the measuring modules bring pandas and scipy: not before the values are checked
+    from detprof.runner.launcher import JobOutcome, OverheadResult
 
 API_COMMAND = "Python API: detprof.overhead.run_overhead"
 
@@ -58,6 +58,8 @@ class PartialRunKeeper:
     def keep(self, result: OverheadResult) -> None:
         """Store the run so far; a database locked by another writer is skipped this time (the
         finished run is stored, or kept as a pending file, as any run is)."""
+        from detprof.store.records import run_records
+
         records = run_records(result)
         try:
             if self.run_id is None:
@@ -71,6 +73,8 @@ class PartialRunKeeper:
 
     def finish(self, result: OverheadResult) -> int:
         """Store the finished measurement (replacing the partial run, if any); returns its run id."""
+        from detprof.store.records import run_records, store_result
+
         if self.run_id is None:
             return store_result(self.store, result)
         self.store.replace_run(self.run_id, *run_records(result))
@@ -90,6 +94,9 @@ def measure_and_store(config: OverheadConfig, device: DeviceChoice, db: StoreLik
     outright is cleaned up by the next measurement into the same store. When the database stays
     locked, the measurement is kept as a pending file (StoreLockedError says where).
     """
+    from detprof.runner.launcher import measure_overhead
+    from detprof.runner.summary import summary_document
+
     with open_store(db, create=True) as store:
         store.store_pending()
         with trace_folder(store) as trace_dir:

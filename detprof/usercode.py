@@ -41,7 +41,97 @@ def parse_reference(reference: str, option: str, error: type[UserCodeError] = Us
     if module_name.endswith(".py") and not Path(module_name).is_file():
         raise error(f"{option} {module_name!r}: no such file; give MODULE:FUNCTION with an importable module or a "
                     "path to a .py file")
+    if not module_name.endswith(".py") and not _findable(module_name.partition(".")[0]):
+        raise error(f"{option}: module {module_name!r} cannot be imported (no module named "
+                    f"{module_name.partition('.')[0]!r} on the path or in the current folder); give MODULE:FUNCTION "
+                    "with an importable module or a path to a .py file")
+    missing = _undefined_in_source(module_name, function_name)
+    if missing is not None:
+        raise error(f"{option} {reference!r}: {module_name} has no function {function_name!r} ({missing})")
     return module_name, function_name
+
+
+# Module-level code that can bind names a reading of the source cannot see.
+_DYNAMIC_NAMES = {"globals", "exec", "setattr", "__getattr__", "vars", "locals", "__dict__"}
+
+
+def _source_of(module_name: str) -> Path | None:
+    """The .py file a reference's module would be loaded from, found without running any of it
+    (None for a package's submodule, an extension, or a module not found here)."""
+    if module_name.endswith(".py"):
+        return Path(module_name)
+    if "." in module_name:
+        return None  # finding a submodule imports its package: the child does that
+    from importlib.machinery import PathFinder
+
+    try:
+        spec = importlib.util.find_spec(module_name) or PathFinder.find_spec(module_name, [os.getcwd()])
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _undefined_in_source(module_name: str, name: str) -> str | None:
+    """Why ``name`` is surely not defined at the top level of the module's source, read without
+    running it; None when it is, or when the source cannot tell (a star import, names bound
+    through ``globals()`` or ``exec``, a module whose source is not at hand)."""
+    import ast
+
+    path = _source_of(module_name)
+    try:
+        tree = ast.parse(path.read_bytes()) if path else None
+    except (OSError, SyntaxError, ValueError):
+        return None  # the child reports a file it cannot import, with Python's own message
+    if tree is None:
+        return None
+    bound: set[str] = set()
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(statement.name)
+            continue
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            for alias in statement.names:
+                if alias.name == "*":
+                    return None
+                bound.add((alias.asname or alias.name).partition(".")[0])
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and (isinstance(node.ctx, ast.Store) or node.id in _DYNAMIC_NAMES):
+                if node.id in _DYNAMIC_NAMES:
+                    return None
+                bound.add(node.id)
+            elif isinstance(node, ast.Attribute) and node.attr in _DYNAMIC_NAMES:
+                return None
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+    if name in bound or "__getattr__" in bound:  # a module __getattr__ answers any name
+        return None
+    functions = sorted(n.name for n in tree.body
+                       if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not n.name.startswith("_"))
+    shown = ", ".join(functions[:8]) + (", ..." if len(functions) > 8 else "")
+    return ("read from its source without running it; its functions: " + shown if functions
+            else "read from its source without running it; it defines no function")
+
+
+def _findable(top_level: str) -> bool:
+    """Whether a top-level module could be imported by a child started from here: looked up on
+    this process's path and in the current folder (a child interpreter has it first on its path),
+    without running any of it."""
+    from importlib.machinery import PathFinder
+
+    if not top_level.isidentifier():
+        return False
+    if top_level in sys.modules or top_level in sys.builtin_module_names:
+        return True
+    try:
+        if importlib.util.find_spec(top_level) is not None:
+            return True
+    except (ImportError, ValueError):
+        return False
+    return PathFinder.find_spec(top_level, [os.getcwd()]) is not None
 
 
 def _module(name: str, option: str, error: type[UserCodeError]) -> Any:

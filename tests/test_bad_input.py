@@ -162,3 +162,58 @@ def test_names_from_a_trace_print_safely_in_the_terminal(tmp_path: Path) -> None
     assert "bracket[/bold]kernel" in shown.stdout and "plain_gemm_kernel" in shown.stdout
     document = CliRunner().invoke(app, ["kernels", "--trace", str(trace), "--json"])
     assert "evil\u202eexe.kernel" in {k["name"] for k in json.loads(document.stdout)["kernels"]}  # data unchanged
+
+
+def test_a_reference_is_checked_from_its_source_without_running_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from detprof.usercode import UserCodeError, parse_reference
+
+    monkeypatch.chdir(tmp_path)
+    plain = tmp_path / "plain.py"
+    plain.write_text("import sys\nsys.exit('ran')\n\ndef build(num_classes):\n    return None\n\n"
+                     "def _helper():\n    pass\n")
+    with pytest.raises(UserCodeError, match=r"plain.py has no function 'buld' \(read from its source without "
+                                            r"running it; its functions: build\)"):
+        parse_reference("plain.py:buld", "--model")
+    assert parse_reference("plain.py:build", "--model") == ("plain.py", "build")
+    # the same module by name, found in the current folder as a child interpreter would find it
+    with pytest.raises(UserCodeError, match="plain has no function 'buld'"):
+        parse_reference("plain:buld", "--model")
+    with pytest.raises(UserCodeError, match=r"module 'nowhere.models' cannot be imported \(no module named "
+                                            "'nowhere'"):
+        parse_reference("nowhere.models:build", "--workload")
+    # names the source cannot show are left to the child: a star import, globals(), a module __getattr__
+    for index, body in enumerate(["from os.path import *\n", "globals()['late'] = len\n",
+                                  "def __getattr__(name):\n    return len\n"]):
+        dynamic = tmp_path / f"dynamic{index}.py"
+        dynamic.write_text(body)
+        assert parse_reference(f"{dynamic.name}:late", "--model") == (dynamic.name, "late")
+    # names bound under a top-level if, or by an import, count as defined
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text("import os\nif os.name:\n    def build(n):\n        return n\nfrom json import loads as load\n")
+    assert parse_reference("guarded.py:build", "--model")[1] == "build"
+    assert parse_reference("guarded.py:load", "--model")[1] == "load"
+
+
+# Bad names and numbers of every command that runs a framework: each is refused before one loads.
+BEFORE_ANY_FRAMEWORK = [
+    ["overhead", "--arch", "resnet19"], ["overhead", "--batch-size", "0"], ["overhead", "--modes", "default,foo"],
+    ["overhead", "--gpu", "7"], ["overhead", "--workload", "nomod:build"], ["overhead", "--ablate-modes", "foo"],
+    ["overhead", "--model", "tests/data/models/check_models.py:nope"], ["check", "--arch", "resnet19"],
+    ["check", "--steps", "-1"], ["check", "--framework", "tf", "--arch", "resnet19"], ["audit", "--arch", "nope"],
+    ["advise", "--arch", "nope"], ["stability", "--runs", "0"], ["stability", "--task", "nope"],
+    ["sweep", "missing.toml"], ["check", "--script", "missing.py"], ["overhead", "--framework", "jax"],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", BEFORE_ANY_FRAMEWORK, ids=" ".join)
+def test_bad_input_is_refused_before_any_framework_is_imported(args: list[str], tmp_path: Path) -> None:
+    """What Python imported on the way to the refusal (its -X importtime log) holds no framework."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "detprof.cli", *args, "--db",
+                           str(tmp_path / "r.sqlite")], capture_output=True, text=True, cwd=root, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    refusal = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 2 and len(refusal) == 1 and refusal[0].startswith("detprof: error:"), refusal
+    assert not imported & {"torch", "tensorflow", "jax", "lightning", "transformers"}, sorted(imported)

@@ -337,9 +337,7 @@ def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", 
     first op it ran so). An op first taken after the last audited step is not covered: raise
     ``steps`` for that. ``on_progress(text)`` is called once every value has been checked, as the
     work starts."""
-    from detprof.kernels import diff_tables
     from detprof.runner.config import OverheadConfig, default_protocol
-    from detprof.runner.launcher import measure_overhead
 
     backend = backend_for(framework)
     require_support(backend, "audit", "audit")
@@ -347,6 +345,8 @@ def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", 
     require_timeout(timeout_s)
     device = select_device(gpu)
     workload = build_workload(request or WorkloadRequest(), device, backend.name)
+    from detprof.kernels import diff_tables  # pandas and scipy: only once every value has been checked
+    from detprof.runner.launcher import measure_overhead
     spec = {**_side_spec(workload, "deterministic", device, CPU_THREADS, 0, steps, backend.name),
             "entry": "audit_step"}
     if on_progress:

@@ -26,7 +26,6 @@ from detprof.modes import environment_for, toggles_for
 from detprof.parse import is_whole_number
 from detprof.runner.processes import run_in_fresh_process
 from detprof.stability.data import load_task
-from detprof.stability.measures import summarize_runs
 from detprof.stability.variants import PARTNERS, resolve_variant, source_seeds
 from detprof.store import ResultStore, StoreError, StoreLike, open_store
 
@@ -190,6 +189,8 @@ def experiment_measures(store: ResultStore, experiment: dict[str, Any],
                                  f"{predictions.shape[1]} predictions per run: one of them was replaced or damaged")
     classes = labels.shape[1] if labels.ndim == 2 else (
         num_classes or int(max(labels.max(), predictions.max(), 1 if groups else 0)) + 1)
+    from detprof.stability.measures import summarize_runs  # scipy: not before the values are checked
+
     return summarize_runs(predictions, labels, weights, classes, groups=groups)
 
 

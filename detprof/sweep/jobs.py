@@ -12,14 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detprof.errors import DetprofError
 from detprof.parse import is_whole_number
 from detprof.runner.host import process_alive
-from detprof.runner.launcher import OverheadResult
 from detprof.store import ResultStore
 from detprof.sweep.plan import SweepJob
+
+if TYPE_CHECKING:  # pandas and scipy come with it: not before the spec is checked
+    from detprof.runner.launcher import OverheadResult
 
 
 def now_utc() -> str:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detprof.documents import DOCUMENT_VERSION, SweepDocument
 from detprof.errors import require
 from detprof.gpus import select_device
-from detprof.runner.launcher import JobOutcome
 from detprof.store import ResultStore, StoreLike, open_store, resolve_db_path
 from detprof.sweep.jobs import (
     ProgressCallback,
@@ -38,6 +38,9 @@ from detprof.sweep.jobs import (
 from detprof.sweep.plan import SweepJob, plan_sweep
 from detprof.sweep.slurm_cluster import SLURM_CLUSTERS, SlurmOptions, check_options
 from detprof.sweep.spec import SweepSpec, load_spec
+
+if TYPE_CHECKING:  # pandas and scipy come with it: not before the spec is checked
+    from detprof.runner.launcher import JobOutcome
 
 API_COMMAND = "Python API: detprof.sweep.run_sweep"
 
