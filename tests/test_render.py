@@ -118,3 +118,20 @@ def test_off_a_terminal_a_long_sentence_does_not_widen_every_line_of_the_table()
     table_lines = [line for line in buffer.getvalue().splitlines() if not line.startswith(check["workload"]["arch"])]
     assert max(len(line) for line in table_lines) <= 130  # the sentence wraps at 90 columns in its cell
     assert "a reason a reason" in buffer.getvalue()  # control: it is all there, wrapped
+
+
+@pytest.mark.parametrize("kind", ["check", "audit", "batch-invariance"])
+def test_a_tensorflow_document_says_so_in_its_first_line_and_a_pytorch_one_needs_not(kind: str) -> None:
+    document = golden(kind)
+    document["framework"] = "tensorflow"
+    assert "(TensorFlow)" in rendered(kind, document).splitlines()[0]
+    document["framework"] = "pytorch"
+    assert "PyTorch" not in rendered(kind, document) and "TensorFlow" not in rendered(kind, document)
+
+
+def test_the_consoles_style_only_what_the_markup_asks_for() -> None:
+    from detprof.render.console import err, out
+
+    for console in (out, err):
+        sentence = console.render_str("[yellow]noisy: step times vary by more than 10% (IQR/median) in /tmp/x[/]")
+        assert [(span.start, span.end, str(span.style)) for span in sentence.spans] == [(0, len(sentence), "yellow")]

@@ -115,6 +115,14 @@ def _threads(side: Any) -> str:
     return "/".join(map(str, seen)) or "default"
 
 
+def framework_label(framework: str | None) -> str:
+    """" (TensorFlow)" for a document of a framework other than the default; "" for the default's."""
+    from detprof.backends import backend_for  # the backend's table, not its framework
+
+    backend = backend_for(framework)
+    return "" if backend is backend_for(None) else f" ({backend.label})"
+
+
 def check(d: CheckDocument, console: Console = out) -> None:
     """A check document (``check --json``): the verdict, the largest weight difference, and where the
     two runs parted."""
@@ -137,6 +145,7 @@ def check(d: CheckDocument, console: Console = out) -> None:
     processes = "2 runs (B in two processes)" if d["differing_factor"] == "restart" else "2 fresh processes"
     script = d.get("script")
     title = f"script {shlex.join([w['arch'], *script['arguments']])}" if script else w["arch"]
+    title += framework_label(d.get("framework"))
     plural = "" if d["steps"] == 1 else "s"
     steps = f"up to {d['steps']} optimizer step{plural}" if script else f"{d['steps']} step{plural}"
     console.print(f"{printable(title)}{compiled}, mode {d['mode']}, {steps} x {processes}, {factor}: "
@@ -194,7 +203,8 @@ def check(d: CheckDocument, console: Console = out) -> None:
 def batch_invariance(d: BatchInvarianceDocument, console: Console = out) -> None:
     """A batch-invariance document (``check --batch-invariance --json``)."""
     verdict = "[green]batch invariant[/]" if d["batch_invariant"] else "[red]not batch invariant[/]"
-    console.print(f"{d['workload']['arch']}, mode {d['mode']}, eval outputs on {d['device']}: {verdict}",
+    console.print(f"{printable(d['workload']['arch'])}{framework_label(d.get('framework'))}, mode {d['mode']}, eval "
+                  f"outputs on {d['device']}: {verdict}",
                   highlight=False)
     rows = [[str(r["batch_size"]), f"{r['bitwise_equal']} / {r['examples']}", f"{100 * r['fraction_equal']:.1f}%",
              f"{r['max_abs_diff']:.3g}"] for r in d["rows"]]
@@ -213,7 +223,8 @@ def audit(d: AuditDocument, console: Console = out) -> None:
     count = d.get("steps_audited", 1)
     steps = "one training step" if count == 1 else f"{count} training steps"
     ops = sum(d.get("ops_per_step") or [d["ops_in_step"]])
-    console.print(f"{printable(w['arch'])} on {d['device']}, {steps} ({ops:,} ops): {verdict}", highlight=False)
+    console.print(f"{printable(w['arch'])}{framework_label(d.get('framework'))} on {d['device']}, {steps} ({ops:,} "
+                  f"ops): {verdict}", highlight=False)
     if off:
         console.print(f"the code under audit turned deterministic algorithms off: first at op {off['index'] + 1} "
                       f"({printable(off['op'])} in {printable(off['module'] or '(no module)')}, {off['phase']}, step "

@@ -28,8 +28,10 @@ class PipeAwareConsole(Console):
         return dimensions
 
 
-out = PipeAwareConsole()
-err = PipeAwareConsole(stderr=True)
+# No highlighting: rich would otherwise set numbers, parentheses and paths in a sentence in bold or
+# colour wherever a print forgot to turn it off ("10" and "(" in a warning, as a newcomer saw).
+out = PipeAwareConsole(highlight=False)
+err = PipeAwareConsole(stderr=True, highlight=False)
 
 
 def shown(text: str) -> str:
