@@ -120,8 +120,8 @@ def test_off_a_terminal_a_long_sentence_does_not_widen_every_line_of_the_table()
     assert "a reason a reason" in buffer.getvalue()  # control: it is all there, wrapped
 
 
-@pytest.mark.parametrize("kind", ["check", "audit", "batch-invariance"])
-def test_a_tensorflow_document_says_so_in_its_first_line_and_a_pytorch_one_needs_not(kind: str) -> None:
+def test_a_tensorflow_check_says_so_in_its_first_line_and_a_pytorch_one_needs_not() -> None:
+    kind = "check"  # audit and batch invariance are PyTorch's alone
     document = golden(kind)
     document["framework"] = "tensorflow"
     assert "(TensorFlow)" in rendered(kind, document).splitlines()[0]
@@ -135,3 +135,38 @@ def test_the_consoles_style_only_what_the_markup_asks_for() -> None:
     for console in (out, err):
         sentence = console.render_str("[yellow]noisy: step times vary by more than 10% (IQR/median) in /tmp/x[/]")
         assert [(span.start, span.end, str(span.style)) for span in sentence.spans] == [(0, len(sentence), "yellow")]
+
+
+def test_advise_says_candidates_are_not_told_apart_when_their_cis_overlap_and_cheaper_when_resolved() -> None:
+    from detprof.render.check import standing
+
+    def row(label: str, ratio: float, ci: list[float] | None) -> dict[str, Any]:
+        return {"mode": label, "label": label, "bitwise_identical": True, "ratio": ratio, "ratio_ci": ci}
+
+    chosen = row("deterministic-algorithms", 1.068, [1.02, 1.12])
+    overlapping = standing(chosen, [row("default", 1.0, None), chosen, row("deterministic", 1.034, [0.99, 1.08])])
+    assert overlapping == ("not told apart from deterministic (x1.034, 95% CI 0.990-1.080): the CIs overlap, so the "
+                           "candidate with fewer switches is named")
+    resolved = standing(row("deterministic-algorithms", 1.01, [1.0, 1.02]), [row("deterministic", 1.3, [1.25, 1.35])])
+    assert resolved == "resolved cheaper than deterministic (x1.300, 95% CI 1.250-1.350)"
+    failed = {**row("deterministic", 1.0, [0.9, 1.1]), "bitwise_identical": False}
+    assert standing(chosen, [failed]) == ""  # a candidate that failed its check is no rival
+
+
+def test_off_a_terminal_progress_is_a_line_per_stage_at_most_every_few_seconds() -> None:
+    from detprof.render.console import err
+    from detprof.render.progress import PIPED_LINE_INTERVAL_S, PipedProgress
+
+    now = [100.0]
+    piped = PipedProgress("advise")
+    piped.clock, piped.started = (lambda: now[0]), 100.0
+    with err.capture() as captured:
+        piped("check default: two trainings of 3 steps", total=5, completed=0)  # the first stage: at once
+        now[0] += 1
+        piped("check deterministic-algorithms", total=5, completed=1)  # 1 s later: too soon
+        now[0] += PIPED_LINE_INTERVAL_S
+        piped("overhead of deterministic-algorithms against default: pair 2", total=4, completed=2)
+        piped("overhead of deterministic-algorithms against default: pair 2", total=4, completed=2)  # no change
+    assert captured.get().splitlines() == [
+        "advise [0/5] 0 s: check default: two trainings of 3 steps",
+        "advise [2/4] 6 s: overhead of deterministic-algorithms against default: pair 2"]

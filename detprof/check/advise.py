@@ -105,15 +105,42 @@ def _has_attention(request: WorkloadRequest) -> bool:
     return arch_spec(request.arch or "resnet18").family in ATTENTION_FAMILIES
 
 
+class Stages:
+    """advise's stages as progress: each started one counts as completed work once the next starts."""
+
+    def __init__(self, on_progress: Callable[..., None] | None, total: int) -> None:
+        self.on_progress, self.total, self.done = on_progress, total, -1
+
+    def start(self, text: str) -> None:
+        self.done += 1
+        self.update(text)
+
+    def update(self, text: str) -> None:
+        if self.on_progress:
+            self.on_progress(text, total=self.total, completed=max(self.done, 0))
+
+    def job_reporter(self, stage: str) -> Callable[[Any], None]:
+        """What a measurement calls after each job (a JobOutcome): the stage, with its pair and job."""
+        return lambda job: self.update(f"{stage}: pair {job.spec.repeat + 1}, {job.spec.mode} {job.status}")
+
+    def drop(self) -> None:
+        """One stage fewer to come (a measurement that a failed check made unnecessary)."""
+        self.total -= 1
+
+
 def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto", threads: int | None = None,
                check_steps: int = DEFAULT_STEPS, max_time_s: float | None = None, db: Any = None,
-               command: str | None = None, on_progress: Callable[[str], None] | None = None,
+               command: str | None = None, on_progress: Callable[..., None] | None = None,
                framework: str = "pytorch") -> AdviseDocument:
     """For ``request``'s workload: check every candidate mode, measure the ones that pass against default, recommend the
     cheapest. Returns ``candidates`` (mode, bitwise_identical, max_abs_diff, first divergent step,
     and for those measured: run_id, ratio, ratio_ci, memory_ratio, kernel_ratio) and
     ``recommendation`` (None when no candidate passed) with its ``settings`` (environment and
-    Python lines) and ``megatron_target`` (under/over/unresolved 10% step overhead)."""
+    Python lines) and ``megatron_target`` (under/over/unresolved 10% step overhead).
+
+    ``on_progress(text, total=, completed=)`` is called as each stage starts, and after each job of
+    a measurement; ``total`` counts every check, and every measurement still to come (a candidate
+    whose check fails takes its measurement off the count)."""
     backend = backend_for(framework)
     require_support(backend, "audit", "advise")
     request = request or WorkloadRequest()
@@ -132,10 +159,10 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
     with open_store(db, create=True):  # and the database, still before anything runs
         pass
     candidates: list[dict[str, Any]] = []
+    stages = Stages(on_progress, len(chosen) + sum(c.mode != "default" for c in chosen))
     for candidate in chosen:
         mode = candidate.mode
-        if on_progress:
-            on_progress(f"check {candidate.label}: two trainings of {check_steps} steps")
+        stages.start(f"check {candidate.label}: two trainings of {check_steps} steps")
         try:
             checked = run_check(requests[candidate.label], mode=mode, gpu=gpu, steps=check_steps,
                                 threads=str(cpu_threads) if cpu_threads else None)
@@ -147,7 +174,10 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
                                "bitwise_identical": False, "max_abs_diff": None, "first_divergent_step": None,
                                "run_id": None, "ratio": None, "ratio_ci": None, "memory_ratio": None,
                                "kernel_ratio": None, "verdict": None, "error": str(error)[:300]})
+            stages.drop()
             continue
+        if mode != "default" and checked["verdict"] != IDENTICAL:
+            stages.drop()  # not measured
         divergence = checked["first_divergence"]
         candidates.append({"mode": mode, **({"sdpa_backend": candidate.sdpa_backend} if candidate.sdpa_backend else {}),
                            # identical only when the check could have seen a difference (check.verdict)
@@ -161,9 +191,10 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
     for row in candidates:
         if row["mode"] == "default" or not row["bitwise_identical"]:
             continue
-        if on_progress:
-            on_progress(f"overhead of {row['label']} against default")
-        document = measure_and_store(configs[row["label"]], device, db, command=command)
+        stage = f"overhead of {row['label']} against default"
+        stages.start(stage)
+        document = measure_and_store(configs[row["label"]], device, db, command=command,
+                                     on_job_done=stages.job_reporter(stage))
         row.update(run_id=document["run_id"], ratio=document["ratio"], ratio_ci=document["ratio_ci"],
                    memory_ratio=document["memory_ratio"], kernel_ratio=document["kernel_ratio"],
                    verdict=document["verdict"])

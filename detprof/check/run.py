@@ -208,7 +208,10 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             runs.append(_restarted_side(backend, spec, uuid, timeout_s, restart_at, on_progress))
             continue
         if on_progress:
-            on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} thread(s)")
+            compiling = (", compiled: torch.compile builds its kernels in the first step, which can take minutes"
+                         if spec["workload"].get("compiled") else "")
+            on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} "
+                        f"thread(s){compiling}")
         runs.append(backend.run_check_side(spec, uuid, timeout_s))
     divergence = first_divergence(runs[0], runs[1])
     identical = divergence is None and states_bitwise_equal(runs[0]["state"], runs[1]["state"])

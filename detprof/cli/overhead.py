@@ -23,7 +23,7 @@ from detprof.errors import require
 from detprof.modes import ABLATION, MODES
 from detprof.render import overhead as show
 from detprof.render.console import status_line
-from detprof.render.progress import progress_bar
+from detprof.render.progress import progress_once_valid
 from detprof.workload import WorkloadRequest
 
 
@@ -82,15 +82,13 @@ def overhead(
         show.plan(config, device)
     protocol = config.protocol
     total = protocol.repeats * 2  # adaptive runs have no known total: toward the minimum, then the cap
-    with progress_bar() as progress:
-        task = progress.add_task(f"{config.workload.arch}: jobs", total=total)
+    with progress_once_valid("overhead") as report_progress:
 
         def advance(job: Any) -> None:
             done = job.spec.index + 1
             budget = f" (adaptive, up to {protocol.max_time_s:g} s)" if protocol.adaptive else ""
-            progress.update(task, completed=done, total=max(total, done + (done % 2)),
-                            description=f"{config.workload.arch}: pair {job.spec.repeat + 1} {job.spec.mode} "
-                                        f"{job.status}{budget}")
+            report_progress(f"{config.workload.arch}: pair {job.spec.repeat + 1} {job.spec.mode} {job.status}{budget}",
+                 completed=done, total=max(total, done + (done % 2)))
 
         with user_errors():
             document = measure_and_store(config, device, db=db, on_job_done=advance, command=invoked_command())
@@ -114,11 +112,10 @@ def _ablation(request: WorkloadRequest, gpu: str, db: str | None, json_output: b
     if not json_output:
         show.plan(plans[0][1], device)
         show.ablation_plan(len(plans), len(skipped))
-    with progress_bar() as progress:
-        bar = progress.add_task("ablation", total=len(plans))
+    with progress_once_valid("ablation") as report_progress:
 
         def started(step: Any, number: int, total: int) -> None:
-            progress.update(bar, completed=number - 1, description=f"ablation {number}/{total}: {step.mode}")
+            report_progress(f"ablation {number}/{total}: {step.mode}", completed=number - 1, total=total)
 
         with user_errors():
             document = run_ablation(request, gpu, db, chosen, on_step=started, command=invoked_command(), **options)

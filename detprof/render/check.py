@@ -203,8 +203,7 @@ def check(d: CheckDocument, console: Console = out) -> None:
 def batch_invariance(d: BatchInvarianceDocument, console: Console = out) -> None:
     """A batch-invariance document (``check --batch-invariance --json``)."""
     verdict = "[green]batch invariant[/]" if d["batch_invariant"] else "[red]not batch invariant[/]"
-    console.print(f"{printable(d['workload']['arch'])}{framework_label(d.get('framework'))}, mode {d['mode']}, eval "
-                  f"outputs on {d['device']}: {verdict}",
+    console.print(f"{printable(d['workload']['arch'])}, mode {d['mode']}, eval outputs on {d['device']}: {verdict}",
                   highlight=False)
     rows = [[str(r["batch_size"]), f"{r['bitwise_equal']} / {r['examples']}", f"{100 * r['fraction_equal']:.1f}%",
              f"{r['max_abs_diff']:.3g}"] for r in d["rows"]]
@@ -223,8 +222,7 @@ def audit(d: AuditDocument, console: Console = out) -> None:
     count = d.get("steps_audited", 1)
     steps = "one training step" if count == 1 else f"{count} training steps"
     ops = sum(d.get("ops_per_step") or [d["ops_in_step"]])
-    console.print(f"{printable(w['arch'])}{framework_label(d.get('framework'))} on {d['device']}, {steps} ({ops:,} "
-                  f"ops): {verdict}", highlight=False)
+    console.print(f"{printable(w['arch'])} on {d['device']}, {steps} ({ops:,} ops): {verdict}", highlight=False)
     if off:
         console.print(f"the code under audit turned deterministic algorithms off: first at op {off['index'] + 1} "
                       f"({printable(off['op'])} in {printable(off['module'] or '(no module)')}, {off['phase']}, step "
@@ -264,6 +262,41 @@ def _candidate_row(r: dict[str, Any]) -> list[str]:
             fmt(r["memory_ratio"], 3) if r["bitwise_identical"] else "—", str(r["run_id"]) if measured else "—"]
 
 
+def _cost(row: dict[str, Any], inner: bool = False) -> str:
+    """``x1.068 (95% CI 1.01-1.12)``, or inside parentheses (``inner``) ``x1.068, 95% CI 1.01-1.12``:
+    a candidate's step-time ratio against default."""
+    if not row.get("ratio_ci"):
+        return f"x{row['ratio']:.3f}"
+    ci = f"95% CI {interval(row['ratio_ci'])}"
+    return f"x{row['ratio']:.3f}, {ci}" if inner else f"x{row['ratio']:.3f} ({ci})"
+
+
+def _bounds(row: dict[str, Any]) -> tuple[float, float]:
+    return (row["ratio_ci"][0], row["ratio_ci"][1]) if row.get("ratio_ci") else (row["ratio"], row["ratio"])
+
+
+def standing(chosen: dict[str, Any], candidates: list[dict[str, Any]]) -> str:
+    """How the chosen candidate's cost compares with the other measured ones, as far as the CIs
+    tell them apart: "not told apart from deterministic (x1.034 ...)" where the CIs overlap (the
+    one with fewer switches is then named), "resolved cheaper than ..." where they do not."""
+    label = chosen.get("label", chosen["mode"])
+    others = [r for r in candidates if r["mode"] != "default" and r.get("label", r["mode"]) != label
+              and r["bitwise_identical"] and r["ratio"] is not None]
+    if not others:
+        return ""
+    low, high = _bounds(chosen)
+    overlapping = [r for r in others if _bounds(r)[0] <= high and _bounds(r)[1] >= low]
+    dearer = [r for r in others if _bounds(r)[0] > high]
+    parts = []
+    if overlapping:
+        names = ", ".join(f"{r.get('label', r['mode'])} ({_cost(r, inner=True)})" for r in overlapping)
+        parts.append(f"not told apart from {names}: the CIs overlap, so the candidate with fewer switches is named")
+    if dearer:
+        parts.append("resolved cheaper than " + ", ".join(f"{r.get('label', r['mode'])} ({_cost(r, inner=True)})"
+                                                          for r in dearer))
+    return "; ".join(parts)
+
+
 def advice(d: AdviseDocument, console: Console = out) -> None:
     """An advise document (``advise --json``): every candidate's check and cost, the recommendation
     and the lines that set it."""
@@ -278,18 +311,20 @@ def advice(d: AdviseDocument, console: Console = out) -> None:
                       "find the ops to blame", highlight=False)
         return
     target = TARGET_WORDS[best["megatron_target"]]
+    compared = "" if best["mode"] == "default" else standing(best, d["candidates"])
     cost = "nothing: default training was already bitwise identical here" if best["mode"] == "default" else \
-        f"x{best['ratio']:.3f} step time" + (f" (95% CI {interval(best['ratio_ci'])})" if best["ratio_ci"] else "")
+        f"{_cost(best)} step time"
     console.print(f"[bold]recommended: {best.get('label', best['mode'])}[/], cost {cost}; {target} Megatron-LM's "
-                  "target of under 10% step overhead", highlight=False)
+                  "target of under 10% step overhead" + (f"; {compared}" if compared else ""), highlight=False)
     full = d["full_deterministic"]
     if full and full.get("label", full["mode"]) != best.get("label", best["mode"]) and full["ratio"] is not None:
-        console.print(f"the full deterministic mode costs x{full['ratio']:.3f} here", highlight=False)
+        console.print(f"the full deterministic mode costs {_cost(full)} here", highlight=False)
     switched = d.get("cheapest_with_switches")
     if switched:
-        console.print(f"default passed this check, but PyTorch promises nothing for it; the cheapest candidate with "
-                      f"determinism switched on is {switched['mode']} (x{switched['ratio']:.3f}), set as follows:",
-                      highlight=False)
+        compared = standing(switched, d["candidates"])
+        console.print(f"default passed this check, but PyTorch promises nothing for it. With determinism switched on: "
+                      f"{switched.get('label', switched['mode'])}, {_cost(switched)}"
+                      + (f"; {compared}" if compared else "") + ". Set it as follows:", highlight=False)
         best = switched
     settings = best["settings"]
     if settings["environment"]:

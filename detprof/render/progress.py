@@ -28,15 +28,48 @@ def counts_bar() -> Any:
                     transient=True, disable=not err.is_terminal)
 
 
+# Off a terminal (a pipe, a CI log) progress is a plain line on stderr for each new stage, at most
+# one per this many seconds, so that a long command is not silent there and a short one stays quiet.
+PIPED_LINE_INTERVAL_S = 5.0
+
+
+class PipedProgress:
+    """Progress as plain stderr lines, for where a bar cannot draw: "advise [3/7] 41 s: check ...".
+    The first stage is shown at once; later ones when their text changes and PIPED_LINE_INTERVAL_S
+    have passed since the last line."""
+
+    def __init__(self, name: str) -> None:
+        import time
+
+        self.name, self.clock = name, time.monotonic
+        self.started = self.clock()
+        self.last_text: str | None = None
+        self.last_at: float | None = None
+
+    def __call__(self, text: str, total: float | None = None, completed: float | None = None) -> None:
+        now = self.clock()
+        if text == self.last_text or (self.last_at is not None and now - self.last_at < PIPED_LINE_INTERVAL_S):
+            return
+        count = f" [{completed:g}/{total:g}]" if total and completed is not None else ""
+        err.print(f"{self.name}{count} {now - self.started:.0f} s: {text}", highlight=False, markup=False,
+                  soft_wrap=True)
+        self.last_text, self.last_at = text, now
+
+
 @contextmanager
 def progress_once_valid(description: str) -> Iterator[Callable[..., None]]:
     """A progress bar that appears only when the work starts: the API calls the ``show(text, **fields)``
     this yields once every value has been checked, so a bad value is reported alone, never after
-    a bar (on a terminal, too)."""
+    a bar (on a terminal, too). Off a terminal each new stage is a plain line (PipedProgress);
+    ``total`` and ``completed`` among the fields give the count of stages."""
     bar = progress_bar()
     task: list[Any] = []
+    piped = None if err.is_terminal else PipedProgress(description)
 
     def show(text: str | None = None, **fields: Any) -> None:
+        if piped is not None:
+            piped(text or description, fields.get("total"), fields.get("completed"))
+            return
         if not task:
             bar.start()
             task.append(bar.add_task(description, total=None))
