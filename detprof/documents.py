@@ -79,6 +79,7 @@ class OverheadDocument(TypedDict):
     protocol: dict[str, Any]  # detprof.runner.config.Protocol as a dict
     verdict: str
     takeaway: str  # one sentence for a person: the cost as far as the CI resolves it, and what repeated
+    part_of: str | None  # the command this run is a step of: "ablation", "advise"; None for a plain comparison
     modes: list[ModeFigures]
     ratio: float | None
     ratio_ci: list[float | None] | None
@@ -122,6 +123,7 @@ class CheckSide(_CheckSideKeys, total=False):
     """One run of a check; the compile keys are absent in checks stored before --compile."""
 
     threads_run: list[int]  # the CPU thread counts its steps actually had, read back after each step
+    version: str  # the framework that trained it, as it reported itself: "torch 2.13.0+cpu"
     compiled: bool  # trained through torch.compile
     inductor_deterministic: bool | None  # Inductor's deterministic switch; None: not compiled, or no such switch
 
@@ -190,6 +192,7 @@ class AuditDocument(StoredVerdict, total=False):
     ops_in_step: int  # the ops of the first audited step
     swapped_kernels: list[dict[str, Any]]  # kernel diff rows, µs
     kernel_diff_available: bool
+    version: str  # the framework that ran the audited steps: "torch 2.13.0+cpu"
 
 
 class AdviseDocument(StoredVerdict, total=False):
@@ -437,6 +440,7 @@ class CheckRunResult(TypedDict, total=False):
     threads: int | None
     device: str
     torch: str
+    tensorflow: str
     framework: str
     compiled: bool
     inductor_deterministic: bool | None

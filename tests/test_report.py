@@ -233,3 +233,33 @@ def test_kernel_figures_of_a_run_flagged_unreliable_carry_the_caveat_everywhere(
     shown = CliRunner().invoke(app, ["kernels", "--run", str(reliable), "--db", str(db)]).stdout
     assert "caution" not in shown
     assert exported_kernel_ratios() == ["", "1.5"]
+
+
+def test_the_ablation_chart_is_drawn_from_ablation_runs_only(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    # plain comparisons and advise's measurements of the same switches: no ablation was asked for
+    _store_with_kernels(db, ["k"], ("default", "deterministic-algorithms"), part_of="advise")
+    _store_with_kernels(db, ["k"], ("default", "deterministic"))
+    assert build_report(db, tmp_path / "plain.html").sections["ablation"] == "no data"
+    # an ablation stored before runs said what they were part of counts by its command line
+    _store_with_kernels(db, ["k"], ("default", "deterministic-algorithms"), command="detprof overhead --ablate")
+    _store_with_kernels(db, ["k"], ("default", "deterministic"), part_of="ablation")
+    assert build_report(db, tmp_path / "ablated.html").sections["ablation"] == "drawn"
+
+
+def test_stability_bars_carry_the_cis_they_have_and_no_cap_where_there_is_none() -> None:
+    from detprof.report.figures import stability_by_variant
+
+    def experiment(variant: str, runs: int, churn: float, ci: list[float] | None) -> dict:
+        return {"label": "digits small-cnn", "variant": variant, "runs": runs,
+                "measures": {"accuracy_std": 0.01, "churn": churn, "churn_ci": ci, "l2": 1.0,
+                             "l2_ci": [0.9, 1.1] if ci else None}}
+
+    figure = stability_by_variant([experiment("algo+impl", 10, 0.2, [0.15, 0.25]), experiment("control", 2, 0.1, None)])
+    assert figure is not None
+    churn = next(bar for bar in figure.data if bar.xaxis == "x2")
+    assert list(churn.error_y.array) == [pytest.approx(5.0), None] and churn.error_y.width == 0
+    alone = stability_by_variant([experiment("algo+impl", 10, 0.2, [0.15, 0.25])])
+    assert alone is not None and next(bar for bar in alone.data if bar.xaxis == "x2").error_y.width == 4
+    two_runs = stability_by_variant([experiment("control", 2, 0.1, None)])
+    assert two_runs is not None and all(bar.error_y.array is None for bar in two_runs.data)

@@ -96,5 +96,15 @@ def merged(c: MergeDocument, source: str = "the other store", console: Console =
 
 def report_written(d: ReportDocument, console: Console = out) -> None:
     """A report document (``report --json``): where the HTML file went and what it drew."""
-    drawn = ", ".join(f"{k}: {v}" for k, v in d["sections"].items())
-    console.print(f"wrote {d['out']} ({d['bytes'] / 2**20:.1f} MiB, {len(d['runs'])} runs; {drawn})", highlight=False)
+    from detprof.report.sections import SHORT_NAMES
+
+    def named(state: str) -> str:
+        return ", ".join(SHORT_NAMES.get(key, key) for key, value in d["sections"].items() if value == state)
+
+    runs = len(d["runs"])
+    line = f"wrote {d['out']} ({d['bytes'] / 2**20:.1f} MiB, {runs} run{'s' * (runs != 1)})"
+    if named("drawn"):
+        line += f"; drawn: {named('drawn')}"
+    if named("no data"):
+        line += f"; no runs for these yet (the page says which command fills each): {named('no data')}"
+    console.print(line, highlight=False, soft_wrap=True)

@@ -51,6 +51,7 @@ class PipedProgress:
         if text == self.last_text or (self.last_at is not None and now - self.last_at < PIPED_LINE_INTERVAL_S):
             return
         count = f" [{completed:g}/{total:g}]" if total and completed is not None else ""
+        text = text.removeprefix(f"{self.name}: ")  # "audit: 3 steps" under the name "audit" says it once
         err.print(f"{self.name}{count} {now - self.started:.0f} s: {text}", highlight=False, markup=False,
                   soft_wrap=True)
         self.last_text, self.last_at = text, now

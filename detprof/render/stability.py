@@ -10,7 +10,18 @@ from rich.console import Console
 from detprof.documents import StabilityDocument
 from detprof.render.console import out
 from detprof.render.tables import grid
-from detprof.stability.measures import format_small
+from detprof.stability.measures import MIN_RUNS_FOR_CI, format_small
+
+
+def _epochs(s: StabilityDocument) -> str:
+    """", 5 epochs (the recipe has 40)" when --epochs overrode the task's recipe; the epochs otherwise."""
+    from detprof.stability.recipes import recipe_epochs
+
+    epochs = (s.get("recipe") or {}).get("epochs")
+    if epochs is None:
+        return ""
+    usual = recipe_epochs(s["task"])
+    return f", {epochs} epochs" + (f" (the recipe has {usual})" if usual is not None and usual != epochs else "")
 
 
 def _measures(s: StabilityDocument) -> list[list[str]]:
@@ -38,9 +49,13 @@ def _measures(s: StabilityDocument) -> list[list[str]]:
 def stability(s: StabilityDocument, console: Console = out) -> None:
     """A stability document (``stability --json``)."""
     target = f", target {s['target']}" if s.get("target") else ""
+    epochs = _epochs(s)
     console.print(grid(f"{s['task']}{target}, variant {s['variant']} ({s['description']}; mode {s['mode']}) on "
-                       f"{s['device']}: {s['runs']} runs, {s['test_examples']} test examples",
+                       f"{s['device']}: {s['runs']} runs{epochs}, {s['test_examples']} test examples",
                        ["measure", "value (95% CI)"], _measures(s), text={0}, console=console))
+    if s["runs"] < MIN_RUNS_FOR_CI:
+        console.print(f"no CIs: {s['runs']} run(s) make at most one pair, which a bootstrap cannot resample into an "
+                      f"interval; {MIN_RUNS_FOR_CI} or more runs give one", highlight=False)
     training_counts = s.get("training_counts")
     if training_counts:
         counts = [[row["group"], f"{row['positive']:,}", f"{row['negative']:,}",

@@ -52,7 +52,7 @@ def paper_reference() -> dict[str, Any]:
 
 OVERHEAD_COLUMNS = ["run_id", "arch", "kernel_size", "device", "device_kind", "framework", "series", "comparison",
                     "baseline", "treatment", "ratio", "ci_low", "ci_high", "kernel_ratio", "kernel_ci_low",
-                    "kernel_ci_high", "kernel_reliable", "memory_ratio", "noisy", "aa_test", "partial"]
+                    "kernel_ci_high", "kernel_reliable", "memory_ratio", "noisy", "aa_test", "partial", "part_of"]
 def series_label(device: str, framework: str) -> str:
     """What one line or bar series of Figures 9a/9b stands for: the device, and the framework
     when it is not the default one (the paper's figures are PyTorch's)."""
@@ -76,12 +76,30 @@ def _overhead_row(run_id: int, summary: dict[str, Any]) -> dict[str, Any]:
             # Runs stored before the coverage check have no verdict on their kernel times: not vouched for.
             "kernel_reliable": summary.get("kernel_times_reliable") is True,
             "memory_ratio": summary.get("memory_ratio"), "noisy": bool(summary.get("noisy")),
-            "aa_test": modes[0].split("#")[0] == modes[1].split("#")[0], "partial": bool(summary.get("partial"))}
+            "aa_test": modes[0].split("#")[0] == modes[1].split("#")[0], "partial": bool(summary.get("partial")),
+            "part_of": part_of(summary)}
+
+
+def part_of(summary: dict[str, Any]) -> str | None:
+    """The command a stored overhead run was a step of: its ``part_of``, or for a run stored before
+    that field, "ablation" when its command line asked for one."""
+    if "part_of" in summary:
+        return summary["part_of"]  # type: ignore[no-any-return]
+    return "ablation" if "--ablate" in str(summary.get("command", "")).split() else None
+
+
+def _verdict_version(summary: dict[str, Any]) -> str | None:
+    """The framework a stored check or audit ran with, as its runs reported it ("torch 2.13.0+cpu");
+    None for a verdict stored before they reported it, or one (advise) whose runs are stored apart."""
+    sides = summary.get("runs") or []
+    versions = sorted({side.get("version") for side in sides if side.get("version")})
+    return ", ".join(versions) if versions else summary.get("version") or None
 
 
 def _environment(run_id: int, kind: str, summary: dict[str, Any]) -> dict[str, Any]:
     env = summary.get("environment") or {}
     return {
+        "versions": _verdict_version(summary),
         "run_id": run_id, "kind": kind, "arch": summary["arch"], "device": summary["device"]["name"],
         "created_at": summary.get("created_at"), "framework": summary.get("framework") or DEFAULT_FRAMEWORK,
         "torch": env.get("torch"), "tensorflow": env.get("tensorflow"), "cuda": env.get("cuda"),
@@ -112,9 +130,11 @@ def _comparison(store: ResultStore, runs: list[tuple[int, str, dict[str, Any]]],
         modes = store.kernel_modes(run_id)
         if len(modes) == 2 and (kernels_run is None or run_id == kernels_run):
             unreliable = summary.get("kernel_times_reliable") is False
-            candidates.append(((unreliable, _preference(modes)), run_id, summary, modes))
+            step_of_another = part_of(summary) is not None  # an advise candidate, an ablation switch
+            candidates.append(((unreliable, _preference(modes), step_of_another), run_id, summary, modes))
     if candidates:
-        # a run whose kernel times stand for its timed steps first, then by preference, newest among equals
+        # a run whose kernel times stand for its timed steps first, then by preference, then a plain
+        # comparison before a step of another command, newest among equals
         _, run_id, summary, modes = min(candidates, key=lambda c: c[0])
         a, b = (store.kernels(run_id, m) for m in modes)
         caveat = None

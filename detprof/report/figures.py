@@ -18,6 +18,20 @@ from detprof.report.collect import MAIN_COMPARISON, TOP_KERNELS, KernelCompariso
 PAPER_COLOR = "#888888"
 
 
+def newest_per(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The newest run of each ``keys`` group, a plain comparison over a step of another command
+    (an advise candidate, an ablation switch) when the group has one."""
+    ranked = rows.assign(plain=rows["part_of"].isna()).sort_values(["plain", "run_id"])
+    return ranked.groupby(keys, as_index=False).last()
+
+
+def _target_line(figure: go.Figure, target: float, label: str) -> None:
+    """A dashed horizontal target line named in the legend, where no bar or error bar can cover it."""
+    figure.add_hline(y=target, line_dash="dash", line_color="#b44")
+    figure.add_scatter(x=[None], y=[None], mode="lines", line={"dash": "dash", "color": "#b44"}, name=label,
+                       hoverinfo="skip")
+
+
 def _error_bars(frame: pd.DataFrame) -> dict[str, Any]:
     return {"type": "data", "symmetric": False, "array": (frame["ci_high"] - frame["ratio"]).tolist(),
             "arrayminus": (frame["ratio"] - frame["ci_low"]).tolist()}
@@ -31,16 +45,20 @@ def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Fig
                     & overhead["ratio"].notna()]
     if rows.empty:
         return None
-    latest = rows.sort_values("run_id").groupby(["arch", "series"], as_index=False).last()
+    latest = newest_per(rows, ["arch", "series"])
+    measured_on = "CPU op time here" if set(latest["device_kind"]) == {"cpu"} else "GPU kernel time"
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                           subplot_titles=("step time (what training pays)", "GPU kernel time (the paper's measure)"))
+                           subplot_titles=("step time (what training pays)",
+                                           f"kernel time ({measured_on}; the paper measured GPU kernels)"))
     colors = plotly.colors.qualitative.Plotly
     for index, (device, group) in enumerate(latest.groupby("series", sort=True)):
         color = colors[index % len(colors)]
         labels = [("partial " if p else "") + ("noisy" if n else "") for n, p in zip(group["noisy"], group["partial"],
                                                                                       strict=True)]
+        # The labels sit inside the bars, at their foot: outside, the error bars ran through them.
         figure.add_bar(name=str(device), x=group["arch"], y=group["ratio"], error_y=_error_bars(group), text=labels,
-                       textposition="outside", marker_color=color, legendgroup=str(device),
+                       textposition="inside", insidetextanchor="start", textangle=0, marker_color=color,
+                       legendgroup=str(device),
                        customdata=np.stack([group["run_id"]], axis=1),
                        hovertemplate="%{x}: x%{y:.3f} step time<br>run %{customdata[0]}"
                                      "<extra>%{fullData.name}</extra>", row=1, col=1)
@@ -64,10 +82,13 @@ def overhead_by_network(overhead: pd.DataFrame, paper: dict[str, Any]) -> go.Fig
                            name=f"paper: {item['gpu'].upper()} kernel time", legendgroup="paper",
                            showlegend=index == 0, row=1, col=2)
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
-    # One network order in both panels: the measured ones, then those only the paper has.
-    order = sorted(latest["arch"].unique()) + [a for a in dict.fromkeys(i["arch"] for i in
-                                               paper.get("network_overhead", [])) if a not in set(latest["arch"])]
-    figure.update_xaxes(categoryorder="array", categoryarray=order, matches="x")
+    # The measured networks in the step-time panel; the kernel panel adds those only the paper has,
+    # after them, rather than leaving empty step-time columns for them.
+    measured = sorted(latest["arch"].unique())
+    paper_only = [a for a in dict.fromkeys(i["arch"] for i in paper.get("network_overhead", []))
+                  if a not in set(measured)]
+    figure.update_xaxes(categoryorder="array", categoryarray=measured, row=1, col=1)
+    figure.update_xaxes(categoryorder="array", categoryarray=measured + paper_only, row=1, col=2)
     figure.update_layout(barmode="group", title="Overhead of deterministic training per network (deterministic / "
                          "default, 95% CI)", yaxis_title="ratio")
     return figure
@@ -79,7 +100,7 @@ def overhead_by_kernel_size(overhead: pd.DataFrame, paper: dict[str, Any]) -> go
                     & overhead["ratio"].notna()]
     if rows.empty:
         return None
-    latest = rows.sort_values("run_id").groupby(["kernel_size", "series"], as_index=False).last()
+    latest = newest_per(rows, ["kernel_size", "series"])
     figure = go.Figure()
     for device, group in latest.groupby("series", sort=True):
         group = group.sort_values("kernel_size")
@@ -108,7 +129,7 @@ def framework_comparison(overhead: pd.DataFrame) -> go.Figure | None:
     rows = rows[[(n, d) in keys for n, d in zip(rows["network"], rows["device"], strict=True)]]
     if rows.empty:
         return None
-    latest = rows.sort_values("run_id").groupby(["network", "device", "framework"], as_index=False).last()
+    latest = newest_per(rows, ["network", "device", "framework"])
     figure = go.Figure()
     for (framework, device), group in latest.groupby(["framework", "device"], sort=True):
         figure.add_bar(name=f"{framework} on {device}", x=group["network"], y=group["ratio"],
@@ -126,8 +147,8 @@ def ablation_bars(overhead: pd.DataFrame) -> go.Figure | None:
     """``overhead --ablate``: each switch's step-time ratio against default, 95% CI bars, one series
     per network and device (its newest run of each switch)."""
     order = [step.mode for step in ABLATION]
-    rows = overhead[(overhead["baseline"] == "default") & overhead["treatment"].isin(order)
-                    & overhead["ratio"].notna()]
+    rows = overhead[(overhead["part_of"] == "ablation") & (overhead["baseline"] == "default")
+                    & overhead["treatment"].isin(order) & overhead["ratio"].notna()]
     if rows.empty or rows["treatment"].nunique() < 2:
         return None
     rows = rows.assign(network=[f"{a} (k={k})" if a == "medium-cnn" else a
@@ -145,8 +166,7 @@ def ablation_bars(overhead: pd.DataFrame) -> go.Figure | None:
                        hovertemplate="%{x}: x%{y:.3f} step time<br>kernel time x%{customdata[1]:.3f}<br>peak memory "
                                      "x%{customdata[2]:.3f}<br>run %{customdata[0]}<extra>%{fullData.name}</extra>")
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
-    figure.add_hline(y=1.1, line_dash="dash", line_color="#b44",
-                     annotation_text="Megatron-LM's target: under 10% overhead", annotation_position="top left")
+    _target_line(figure, 1.1, "Megatron-LM's target: under 10% overhead")
     present = [mode for mode in order if mode in set(latest["treatment"])]
     figure.update_layout(barmode="group", title="Which switch carries the cost: each against default (step time, "
                          "95% CI)", yaxis_title="ratio to default",
@@ -195,14 +215,30 @@ def stability_by_variant(stability: list[dict[str, Any]]) -> go.Figure | None:
         variants = [e["variant"] for e in rows]
         values = [[100 * (e["measures"]["accuracy_std"] or 0) for e in rows],
                   [100 * e["measures"]["churn"] for e in rows], [e["measures"]["l2"] for e in rows]]
+        # churn and L2 carry their bootstrap CIs (from 3 runs on); the std of accuracy has none
+        bars = [None, _measure_ci(rows, "churn", 100.0), _measure_ci(rows, "l2", 1.0)]
         for column, series in enumerate(values, start=1):
             figure.add_bar(x=variants, y=series, name=label, legendgroup=label, showlegend=column == 1,
-                           marker_color=color,
+                           marker_color=color, error_y=bars[column - 1],
                            customdata=[e["runs"] for e in rows],
                            hovertemplate="%{x}: %{y:.4g} (%{customdata} runs)<extra>" + label + "</extra>",
                            row=1, col=column)
     figure.update_layout(barmode="group", title="Run-to-run differences by noise variant (paper Figures 2 and 3)")
     return figure
+
+
+def _measure_ci(rows: list[dict[str, Any]], measure: str, scale: float) -> dict[str, Any] | None:
+    """Error bars of a stability measure from each experiment's 95% CI (none where an experiment
+    has no CI: too few runs); None when no experiment has one."""
+    values = [e["measures"].get(measure) for e in rows]
+    cis = [e["measures"].get(f"{measure}_ci") for e in rows]
+    if not any(cis):
+        return None
+    return {"type": "data", "symmetric": False, "width": 4 if all(cis) else 0,  # no cap where there is no bar
+            # null where an experiment has no CI; plotly still draws a cap there unless the width is 0
+            "array": [scale * (ci[1] - v) if ci and v is not None else None for ci, v in zip(cis, values, strict=True)],
+            "arrayminus": [scale * (v - ci[0]) if ci and v is not None else None
+                           for ci, v in zip(cis, values, strict=True)]}
 
 
 def per_class_spread(stability: list[dict[str, Any]]) -> go.Figure | None:

@@ -25,14 +25,17 @@ from detprof.report.figures import (
     subgroup_spread,
     top_kernels_cumulative,
 )
-from detprof.stability.measures import format_small
+from detprof.report.sections import TITLES
+from detprof.stability.measures import MIN_RUNS_FOR_CI, format_small
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1.5rem; max-width: 1200px; color: #222; }
 h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.frame { max-width: 100%; overflow-x: auto; } td.wrap { overflow-wrap: anywhere; word-break: break-word; }
+td.wrap code { white-space: pre-wrap; } .note { color: #555; font-size: 0.85rem; }
 .nodata { color: #777; font-style: italic; } .paper { color: #555; } code { font-size: 0.85rem; }
 .caveat { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.4rem 0.8rem; }
 .pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
@@ -64,12 +67,19 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
+def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None,
+           wide_columns: set[int] | None = None) -> str:
+    """A table in a frame of the page's width: long cells (``wide_columns``: paths, command lines)
+    break anywhere rather than push the table past the page, which scrolls sideways as a last resort."""
+    numeric, wide = numeric or set(), wide_columns or set()
+
+    def cell(index: int, content: str) -> str:
+        kind = " ".join(k for k, on in (("num", index in numeric), ("wrap", index in wide)) if on)
+        return f'<td class="{kind}">{content}</td>' if kind else f"<td>{content}</td>"
+
     head = "".join(f"<th>{_escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f'<div class="frame"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _figure(figure: go.Figure | None, element_id: str, no_data: str) -> tuple[str, str]:
@@ -125,21 +135,45 @@ def _paper_section(paper: dict[str, Any]) -> str:
             + _table(["GPU", "network", "kernel-time ratio"], rows, {2}))
 
 
+def _switches(toggles: dict[str, dict[str, Any] | None]) -> str:
+    """Each mode's switches in a few words: the first mode's as torch sets them, each other mode's
+    as what it turns on (+), off (−) or sets (=) against the first; the whole set in a tooltip."""
+    modes = [(mode, t) for mode, t in toggles.items() if t]
+    if not modes:
+        return "—"
+    base_mode, base = modes[0]
+    lines = [f"{_escape(base_mode)}: as set by the framework"]
+    for mode, switches in modes[1:]:
+        changes = []
+        for name in sorted(set(base) | set(switches)):
+            was, now = base.get(name), switches.get(name)
+            if was == now:
+                continue
+            changes.append(f"+{name}" if now is True else f"−{name}" if now is False else
+                           f"{name}={now}" if now is not None else f"−{name}")
+        lines.append(f"{_escape(mode)}: {_escape(', '.join(changes) or 'the same')}")
+    whole = _escape(json.dumps(toggles, sort_keys=True))
+    return f'<span title="{whole}">' + "<br>".join(lines) + "</span>"
+
+
 def _environment_section(environments: list[dict[str, Any]]) -> str:
     if not environments:
         return '<p class="nodata">No overhead runs or imported traces in this report.</p>'
     rows = []
     for env in environments:
-        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "tensorflow", "cuda", "cudnn") if env.get(k))
-        toggles = "<br>".join(f"{_escape(mode)}: {_escape(json.dumps(t, sort_keys=True))}"
-                              for mode, t in env["toggles"].items() if t)
-        throttled = ", ".join(f"{_escape(m)}: {'yes' if v else 'no' if v is False else 'n/a'}"
-                              for m, v in env["throttled"].items())
+        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "tensorflow", "cuda", "cudnn") if env.get(k)) \
+            or env.get("versions") or ("in its measured runs" if env["kind"] == "advise" else "not recorded")
+        known = {m: v for m, v in env["throttled"].items() if v is not None}
+        throttled = ", ".join(f"{_escape(m)}: {'yes' if v else 'no'}" for m, v in known.items()) or \
+            ("not monitored (CPU)" if env["device"] == "cpu" else "not monitored")
         source = f"<br>trace: <code>{_escape(env['source_trace'])}</code>" if env.get("source_trace") else ""
         rows.append([str(env["run_id"]), _escape(env["kind"]), _escape(env["arch"]), _escape(env["device"]),
-                     _escape(versions or "—"), toggles or "—", throttled or "—",
+                     _escape(versions), _switches(env["toggles"]), throttled,
                      f"<code>{_escape(env['command'])}</code>{source}"])
-    return _table(["run", "kind", "arch", "device", "versions", "toggles", "throttled", "command"], rows, {0})
+    note = ('<p class="note">Switches: "+" turned on, "−" turned off, "=" set, against the first mode; hover for '
+            "the whole set.</p>")
+    return _table(["run", "kind", "arch", "device", "versions", "switches", "throttled", "command"], rows, {0},
+                  wide_columns={2, 7}) + note
 
 
 def _overhead_table(data: ReportData) -> str:
@@ -148,10 +182,12 @@ def _overhead_table(data: ReportData) -> str:
     rows = [[str(r.run_id) + (" (partial)" if r.partial else ""),
              _escape(r.arch) + (f" (k={r.kernel_size})" if r.arch == "medium-cnn" else ""),
              _escape(r.series), _escape(r.comparison), _number(r.ratio),
-             f"{_number(r.ci_low)}–{_number(r.ci_high)}", _kernel_cell(r), "yes" if r.noisy else "no"]
+             f"{_number(r.ci_low)}–{_number(r.ci_high)}", _kernel_cell(r), "yes" if r.noisy else "no",
+             _escape(r.part_of if isinstance(r.part_of, str) else "overhead")]
             for r in data.overhead.itertuples(index=False)]
     return "<h3>All overhead runs</h3>" + _table(
-        ["run", "network", "device", "comparison", "step-time ratio", "95% CI", "kernel-time ratio (95% CI)", "noisy"],
+        ["run", "network", "device", "comparison", "step-time ratio", "95% CI", "kernel-time ratio (95% CI)", "noisy",
+         "measured by"],
         rows, {0, 4, 6})
 
 
@@ -169,16 +205,30 @@ def _kernel_cell(row: Any) -> str:
 def _stability_table(data: ReportData) -> str:
     if not data.stability:
         return ""
+    from detprof.stability.recipes import recipe_epochs
+
     rows = []
     for e in data.stability:
         m = e["measures"]
+        epochs = e["recipe"].get("epochs")
+        usual = recipe_epochs(e["task"])
+        shown_epochs = "—" if epochs is None else str(epochs) + (
+            f" (recipe: {usual})" if usual is not None and usual != epochs else "")
+        churn_ci, l2_ci = m.get("churn_ci"), m.get("l2_ci")
         rows.append([_escape(e["label"]), _escape(e["variant"]), _escape(e["mode"]), _escape(", ".join(e["fixed"])
-                     or "none"), str(e["runs"]), f"{100 * m['accuracy_mean']:.2f}%",
-                     f"{100 * (m['accuracy_std'] or 0):.3f}", f"{100 * m['churn']:.2f}%", format_small(m["l2"]),
+                     or "none"), str(e["runs"]), _escape(shown_epochs), f"{100 * m['accuracy_mean']:.2f}%",
+                     f"{100 * (m['accuracy_std'] or 0):.3f}",
+                     f"{100 * m['churn']:.2f}%" + (f" ({100 * churn_ci[0]:.2f}–{100 * churn_ci[1]:.2f})"
+                                                   if churn_ci else " (no CI)"),
+                     format_small(m["l2"]) + (f" ({format_small(l2_ci[0])}–{format_small(l2_ci[1])})" if l2_ci
+                                              else " (no CI)"),
                      f"{100 * m['per_class_std_max']:.2f}"])
+    note = (f'<p class="note">Churn and L2 come with their 95% bootstrap CIs over runs; an experiment of fewer '
+            f"than {MIN_RUNS_FOR_CI} runs has one pair, and no CI. An epoch count that differs from the task's "
+            "recipe was set with <code>--epochs</code>.</p>")
     return "<h3>Stability experiments</h3>" + _table(
-        ["configuration", "variant", "mode", "fixed sources", "runs", "accuracy", "std (pp)", "churn", "L2",
-         "max per-class std (pp)"], rows, {4, 5, 6, 7, 8, 9})
+        ["configuration", "variant", "mode", "fixed sources", "runs", "epochs", "accuracy", "std (pp)",
+         "churn (95% CI)", "L2 (95% CI)", "max per-class std (pp)"], rows, {4, 6, 7, 8, 9, 10}) + note
 
 
 def _reproducibility_section(verdicts: list[dict[str, Any]]) -> str:
@@ -190,7 +240,7 @@ def _reproducibility_section(verdicts: list[dict[str, Any]]) -> str:
              _escape(", ".join(v["modes"])),
              ('<span class="pass">' if v["passed"] else '<span class="fail">') + _escape(v["verdict"]) + "</span>",
              "<br>".join(_escape(f) for f in v["findings"]) or "—"] for v in verdicts]
-    return _table(["run", "kind", "network", "device", "modes", "verdict", "findings"], rows, {0})
+    return _table(["run", "kind", "network", "device", "modes", "verdict", "findings"], rows, {0}, wide_columns={2, 6})
 
 
 def _skipped_section(skipped: list[str]) -> str:
@@ -206,44 +256,40 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
     sections: dict[str, str] = {}
     scripts: list[str] = []
     bodies: list[str] = []
-    for key, title, figure, no_data in (
-        ("figure_9a", "Overhead per network (paper Figure 9a)", overhead_by_network(data.overhead, data.paper),
+    for key, figure, no_data in (
+        ("figure_9a", overhead_by_network(data.overhead, data.paper),
          "No overhead runs of networks yet: run `detprof overhead --arch vgg19` (and others) to fill this chart."),
-        ("figure_9b", "Overhead against kernel size (paper Figure 9b)",
-         overhead_by_kernel_size(data.overhead, data.paper),
+        ("figure_9b", overhead_by_kernel_size(data.overhead, data.paper),
          "No medium-cnn runs yet: run `detprof overhead --arch medium-cnn --kernel-size K` for K = 1 to 7."),
-        ("frameworks", "PyTorch against TensorFlow", framework_comparison(data.overhead),
+        ("frameworks", framework_comparison(data.overhead),
          "No network measured in both frameworks on one device yet: run `detprof overhead --arch medium-cnn` and "
          "`detprof overhead --framework tf --arch medium-cnn`."),
-        ("ablation", "Ablation: each switch of the deterministic mode on its own", ablation_bars(data.overhead),
+        ("ablation", ablation_bars(data.overhead),
          "No ablation yet: run `detprof overhead --ablate` (on a GPU, every switch is measured)."),
-        ("figure_8", "Top-20 kernels, default against deterministic (paper Figure 8)",
-         top_kernels_cumulative(data.comparison),
+        ("figure_8", top_kernels_cumulative(data.comparison),
          "No run with kernels in two modes, and fewer than two imported traces: nothing to compare."),
-        ("stability", "Stability: how much trained models differ (paper Figures 2 and 3)",
-         stability_by_variant(data.stability),
+        ("stability", stability_by_variant(data.stability),
          "No stability experiments with two or more runs yet: run `detprof stability --runs 10`."),
-        ("subgroups", "Subgroup spread (paper Figure 4)", subgroup_spread(data.stability),
+        ("subgroups", subgroup_spread(data.stability),
          "No CelebA stability experiment yet: run `detprof stability --task celeba --data-dir DIR`."),
-        ("per_class", "Per-class spread (paper Figure 5)", per_class_spread(data.stability),
+        ("per_class", per_class_spread(data.stability),
          "No stability experiment with a nonzero accuracy spread to break down by class."),
     ):
         body, script = _figure(figure, key.replace("_", "-"), no_data)
         sections[key] = "drawn" if script else "no data"
         scripts.append(script)
         caveat = _caveat(data.comparison.caveat) if key == "figure_8" and data.comparison and script else ""
-        bodies.append(f"<h2>{_escape(title)}</h2>{caveat}{body}")
+        bodies.append(f"<h2>{_escape(TITLES[key])}</h2>{caveat}{body}")
         if key == "figure_9b":
             bodies.append(_overhead_table(data))
         if key == "stability":
             bodies.append(_stability_table(data))
     sections["kernel_diff"] = "drawn" if data.comparison is not None else "no data"
-    bodies.append(f"<h2>Kernel diff</h2>{_diff_section(data)}")
+    bodies.append(f"<h2>{TITLES['kernel_diff']}</h2>{_diff_section(data)}")
     sections["reproducibility"] = "drawn" if data.verdicts else "no data"
-    bodies.append("<h2>Reproducibility: check, audit and advise verdicts</h2>"
-                  f"{_reproducibility_section(data.verdicts)}")
-    bodies.append(f"<h2>The paper's published figures</h2>{_paper_section(data.paper)}")
-    bodies.append(f"<h2>Runs: environment and command</h2>{_environment_section(data.environments)}")
+    bodies.append(f"<h2>{TITLES['reproducibility']}</h2>{_reproducibility_section(data.verdicts)}")
+    bodies.append(f"<h2>{_escape(TITLES['paper'])}</h2>{_paper_section(data.paper)}")
+    bodies.append(f"<h2>{TITLES['environment']}</h2>{_environment_section(data.environments)}")
     sections["paper"] = sections["environment"] = "drawn"
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = f"""<!DOCTYPE html>

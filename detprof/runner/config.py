@@ -82,6 +82,9 @@ class OverheadConfig:
     job_timeout_s: float = 1800.0
     gpu_uuid: str | None = None  # the worker runs with CUDA_VISIBLE_DEVICES=<uuid>
     framework: str = "pytorch"  # the backend's canonical name (detprof.backends)
+    # The command this measurement is a step of ("ablation", "advise"), so that a report draws each
+    # command's chart from its own runs only; None for a plain comparison.
+    part_of: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The configuration as plain values (what is stored with every run)."""

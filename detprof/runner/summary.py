@@ -31,6 +31,7 @@ def summary_document(result: OverheadResult, run_id: int | None = None) -> Overh
         "protocol": asdict(config.protocol),
         "verdict": verdict(ratio, labels[0], labels[1]),
         "takeaway": takeaway(result),
+        "part_of": config.part_of,
         "modes": [_mode_figures(m) for m in result.modes],
         "ratio": ratio.ratio if ratio else None,
         "ratio_ci": [ratio.low, ratio.high] if ratio and ratio.has_ci else None,

@@ -92,6 +92,12 @@ def subgroup_table(predictions: np.ndarray, labels: np.ndarray, groups: dict[str
     return rows
 
 
+# Runs a bootstrap CI needs. Two runs make one pair: every resample of them holds that pair or
+# nothing, so their "CI" came out as the value itself ("19.44% (19.44-19.44)"), claiming a
+# certainty that one pair cannot give. From three runs on, resampling varies the pairs.
+MIN_RUNS_FOR_CI = 3
+
+
 def bootstrap_over_runs(runs: int, statistic: Callable[[np.ndarray], float], seed: int = 0) -> tuple[float, float]:
     """95% percentile-bootstrap CI of ``statistic(run indices)``, resampling runs with replacement."""
     result = scipy_stats.bootstrap((np.arange(runs),), lambda idx: statistic(np.asarray(idx, dtype=int)),
@@ -156,10 +162,14 @@ def summarize_runs(predictions: np.ndarray, labels: np.ndarray, weights: np.ndar
         "churn": float(disagreement[upper].mean()), "l2": float(distance[upper].mean()),
         "per_class_std": per_class_std.tolist(), "per_class_std_max": float(np.nanmax(per_class_std)),
         "per_class_std_ratio_max": float(np.nanmax(per_class_std) / overall_std) if overall_std > 0 else None,
-        "accuracy_mean_ci": list(bootstrap_over_runs(runs, lambda idx: float(acc[idx].mean()), seed)),
-        "churn_ci": list(bootstrap_pairwise(disagreement, seed)),
-        "l2_ci": list(bootstrap_pairwise(distance, seed)),
+        "accuracy_mean_ci": None, "churn_ci": None, "l2_ci": None,  # set below from MIN_RUNS_FOR_CI runs on
     })
+    if runs >= MIN_RUNS_FOR_CI:
+        summary.update({
+            "accuracy_mean_ci": list(bootstrap_over_runs(runs, lambda idx: float(acc[idx].mean()), seed)),
+            "churn_ci": list(bootstrap_pairwise(disagreement, seed)),
+            "l2_ci": list(bootstrap_pairwise(distance, seed)),
+        })
     if groups:
         summary["subgroups"] = subgroup_table(predictions, labels, groups)
     return summary

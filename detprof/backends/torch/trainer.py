@@ -227,6 +227,7 @@ def _audit(spec: dict[str, Any], out_path: str) -> None:
                  "step": step_of(op["index"])} for op in recorder.ops if op.get("switched_off")), None)
     ends = [*first_op_of_step[1:], len(recorder.ops)]
     write_result(out_path, {"nondeterministic": found, "ops": len(recorder.ops), "switched_off": off,
+                            "torch": torch.__version__,
                             "ops_per_step": [end - start for start, end in zip(first_op_of_step, ends, strict=True)]})
 
 
