@@ -458,3 +458,14 @@ def test_the_version_is_the_installed_packages() -> None:
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout == f"detprof {version('detprof')}\n"
+
+
+def test_the_readme_holds_two_set_up_commands_and_ci_runs_the_second_verbatim() -> None:
+    readme = (REPO / "README.md").read_text()
+    set_up = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    blocks = set_up.split("```")[1::2]
+    assert len(blocks) == 1, "the set-up section holds one code block"
+    commands = [line for line in blocks[0].splitlines() if line.strip()]
+    assert len(commands) == 2 and commands[0].endswith("detprof overhead")
+    ci = (REPO / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines(), ".ci/run must run the README's test command as written"

@@ -59,10 +59,12 @@ def profiled_figures(jobs: Sequence[tuple[_Job, float]], timed_median_ms: float 
 COVERAGE_BAND = (0.90, 1.10)
 COVERAGE_FLOOR = 0.50
 # How differently the profiler may slow the two modes' steps (their slowdowns' ratio) before their
-# kernel times stop being comparable. The first fresh-clone run of the main job on a CPU, measured
-# against the timed steps, showed why it matters: 150% in one mode, and a kernel ratio of 0.73
-# beside a step-time ratio of 1.005.
-SLOWDOWN_AGREEMENT = 1.10
+# kernel times stop being comparable. The first fresh-clone run of the main job on a CPU showed why
+# it matters: a kernel ratio of 0.73 beside a step-time ratio of 1.005, the profiled steps of one
+# mode 1.37 times as slowed as the other's. The slowdown of small steps is itself noisy (a 5 ms
+# step of examples/token_lm.py: x1.25 in one mode, x1.12 in the other, with 3 profiled processes
+# of 2 steps each), so the limit is 20%.
+SLOWDOWN_AGREEMENT = 1.20
 # The most the profiler may slow a step before the profiled steps stop standing for the timed ones.
 # Its per-op cost slowed small CNN steps on this project's 2-core CPU by 10-20%, and a newcomer's
 # slower machine by up to about 45%; a step that takes twice as long under the profiler did other

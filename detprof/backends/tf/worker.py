@@ -137,27 +137,32 @@ def run_job(spec: dict[str, Any]) -> JobResult:
         result["state_sha256"] = _fingerprint(model)
         result["steps_trained"] = protocol["warmup_steps"] + protocol["timed_steps"]
         if spec.get("profile") and spec.get("trace_path") and protocol["profile_steps"] > 0:
-            result["trace_path"] = _profiled_pass(tf, step, protocol["profile_steps"], spec["trace_path"])
+            result["trace_path"], result["profiled_step_ms"] = _profiled_pass(tf, step, protocol["profile_steps"],
+                                                                              spec["trace_path"])
     result["nondeterministic_ops"] = []
     result["environment"]["torch_loaded"] = "torch" in sys.modules  # must stay False: never both in one process
     return result
 
 
-def _profiled_pass(tf: Any, step: Any, count: int, logdir: str) -> str:
+def _profiled_pass(tf: Any, step: Any, count: int, logdir: str) -> tuple[str, list[float]]:
     """Profile ``count`` steps, each marked with its step number; returns the ``*.xplane.pb`` path
-    (under ``logdir``, which TensorBoard opens as it is)."""
+    (under ``logdir``, which TensorBoard opens as it is) and each profiled step's wall time in ms,
+    as the profiler slowed it (kernel coverage is measured against it)."""
     _sync(tf, step())  # one step outside the profile: the profiler's start-up is not billed to a step
     tf.profiler.experimental.start(logdir)
+    profiled_ms = []
     try:
         for number in range(count):
+            started = time.perf_counter()
             with tf.profiler.experimental.Trace(STEP_MARKER, step_num=number, _r=1):
                 _sync(tf, step())
+            profiled_ms.append((time.perf_counter() - started) * 1000.0)
     finally:
         tf.profiler.experimental.stop()
     found = sorted(Path(logdir).glob("plugins/profile/*/*.xplane.pb"))
     if not found:
         raise RuntimeError(f"the TensorFlow profiler wrote no *.xplane.pb under {logdir}")
-    return str(found[-1])
+    return str(found[-1]), profiled_ms
 
 
 def _failure(error: BaseException) -> JobResult:
