@@ -444,3 +444,22 @@ def test_every_spelling_of_pytorch_is_one_framework_for_batch_invariance(tmp_pat
     refused = runner.invoke(app, ["check", "--batch-invariance", "--framework", "tf", "--db", str(tmp_path / "t")])
     assert refused.exit_code == 2 and "--batch-invariance is not available with --framework tf; it works with " \
         "PyTorch" in refused.stderr
+
+
+@pytest.mark.slow
+def test_advise_in_a_pipe_reports_each_stage_with_the_stages_done_and_to_come(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "detprof.cli", "advise", "--arch", "small-cnn", "--steps", "1",
+                           "--batch-size", "4", "--max-time", "6", "--db", str(tmp_path / "r.sqlite")],
+                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    # the first stage at once, counted: 3 checks and the 2 measurements that may follow on a CPU
+    assert lines[0].startswith("advise [0/5] ") and lines[0].endswith("check default: two trainings of 1 steps")
+    counts = [line.split("]")[0] for line in lines]
+    assert all(count.startswith("advise [") for count in counts), lines
+    # later lines (at most one per 5 s) carry the measurements' pairs, never a count past the total
+    assert all(int(c.split("[")[1].split("/")[0]) < int(c.split("/")[1]) for c in counts)
+    assert "recommended:" in done.stdout

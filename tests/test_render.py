@@ -153,7 +153,7 @@ def test_advise_says_candidates_are_not_told_apart_when_their_cis_overlap_and_ch
     assert standing(chosen, [failed]) == ""  # a candidate that failed its check is no rival
 
 
-def test_off_a_terminal_progress_is_a_line_per_stage_at_most_every_few_seconds() -> None:
+def test_off_a_terminal_progress_is_a_line_per_stage_and_updates_at_most_every_few_seconds() -> None:
     from detprof.render.console import err
     from detprof.render.progress import PIPED_LINE_INTERVAL_S, PipedProgress
 
@@ -163,10 +163,15 @@ def test_off_a_terminal_progress_is_a_line_per_stage_at_most_every_few_seconds()
     with err.capture() as captured:
         piped("check default: two trainings of 3 steps", total=5, completed=0)  # the first stage: at once
         now[0] += 1
-        piped("check deterministic-algorithms", total=5, completed=1)  # 1 s later: too soon
+        piped("check deterministic-algorithms: two trainings", total=5, completed=1)  # a new stage: at once
+        piped("overhead of deterministic-algorithms against default", total=4, completed=2)
+        now[0] += 1
+        piped("overhead of deterministic-algorithms against default: pair 1", total=4, completed=2)  # too soon
         now[0] += PIPED_LINE_INTERVAL_S
         piped("overhead of deterministic-algorithms against default: pair 2", total=4, completed=2)
         piped("overhead of deterministic-algorithms against default: pair 2", total=4, completed=2)  # no change
     assert captured.get().splitlines() == [
         "advise [0/5] 0 s: check default: two trainings of 3 steps",
-        "advise [2/4] 6 s: overhead of deterministic-algorithms against default: pair 2"]
+        "advise [1/5] 1 s: check deterministic-algorithms: two trainings",
+        "advise [2/4] 1 s: overhead of deterministic-algorithms against default",
+        "advise [2/4] 7 s: overhead of deterministic-algorithms against default: pair 2"]

@@ -35,8 +35,9 @@ PIPED_LINE_INTERVAL_S = 5.0
 
 class PipedProgress:
     """Progress as plain stderr lines, for where a bar cannot draw: "advise [3/7] 41 s: check ...".
-    The first stage is shown at once; later ones when their text changes and PIPED_LINE_INTERVAL_S
-    have passed since the last line."""
+    A new stage (the text before its first colon changed: "run B", "check deterministic") is shown
+    at once, since it may be the long one (a compile); updates within a stage ("pair 3", "epoch
+    7") when their text changed and PIPED_LINE_INTERVAL_S have passed since the last line."""
 
     def __init__(self, name: str) -> None:
         import time
@@ -48,10 +49,12 @@ class PipedProgress:
 
     def __call__(self, text: str, total: float | None = None, completed: float | None = None) -> None:
         now = self.clock()
-        if text == self.last_text or (self.last_at is not None and now - self.last_at < PIPED_LINE_INTERVAL_S):
+        text = text.removeprefix(f"{self.name}: ")  # "audit: 3 steps" under the name "audit" says it once
+        new_stage = self.last_text is None or text.split(":")[0] != self.last_text.split(":")[0]
+        if text == self.last_text or (not new_stage and self.last_at is not None
+                                      and now - self.last_at < PIPED_LINE_INTERVAL_S):
             return
         count = f" [{completed:g}/{total:g}]" if total and completed is not None else ""
-        text = text.removeprefix(f"{self.name}: ")  # "audit: 3 steps" under the name "audit" says it once
         err.print(f"{self.name}{count} {now - self.started:.0f} s: {text}", highlight=False, markup=False,
                   soft_wrap=True)
         self.last_text, self.last_at = text, now
