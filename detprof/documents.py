@@ -460,11 +460,17 @@ class CheckRunResult(TypedDict, total=False):
     ops_per_step: list[int]  # audit: the ops each audited step dispatched
 
 
-def write_result(path: str, document: CheckRunResult) -> None:
-    """Write a check process's result file whole (a partial file renamed into place), versioned."""
+def write_json_whole(path: str | Any, document: Any) -> None:
+    """Write a child process's result file whole: a partial file beside it, renamed into place, so
+    that a parent never reads half a document from a child killed while writing."""
     import json
     from pathlib import Path
 
-    partial = Path(path + ".partial")
-    partial.write_text(json.dumps({"document_version": DOCUMENT_VERSION, **document}))
+    partial = Path(str(path) + ".partial")
+    partial.write_text(json.dumps(document))
     partial.replace(path)
+
+
+def write_result(path: str, document: CheckRunResult) -> None:
+    """Write a check process's result file whole (see write_json_whole), versioned."""
+    write_json_whole(path, {"document_version": DOCUMENT_VERSION, **document})

@@ -16,7 +16,6 @@ sooner in training.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from detprof.documents import write_json_whole
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
 
 EVAL_CHUNK = 1000  # test examples per forward pass in evaluation (the whole CIFAR test set would need GBs)
@@ -218,5 +218,5 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
               "nondeterministic_ops": trained["nondeterministic_ops"], "threads": torch.get_num_threads(),
               "torch": torch.__version__, "device": trained["device"], "steps": trained["steps"],
               "cuda_visible_devices": spec.get("gpu_uuid")}
-    (directory / "result.json").write_text(json.dumps(result))
+    write_json_whole(directory / "result.json", result)
     return 0

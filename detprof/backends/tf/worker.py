@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from detprof.backends.tf.training import keras_training
-from detprof.documents import DOCUMENT_VERSION, JobResult
+from detprof.documents import DOCUMENT_VERSION, JobResult, write_json_whole
 from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
 from detprof.runner.processes import die_with_parent_in
 
@@ -186,7 +186,7 @@ def main(argv: list[str]) -> int:
         result = _failure(error)
         code = 1
     result["wall_s"] = time.perf_counter() - started
-    Path(result_path).write_text(json.dumps(result))
+    write_json_whole(result_path, result)
     return code
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from detprof.backends.torch.observe import changed_switches
 from detprof.backends.torch.training import build_training
-from detprof.documents import DOCUMENT_VERSION, JobResult
+from detprof.documents import DOCUMENT_VERSION, JobResult, write_json_whole
 from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.runner.config import JobSpec
 from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
@@ -271,7 +271,7 @@ def _run_and_record(spec: JobSpec, result_path: str) -> int:
                   "traceback": traceback.format_exc()[-4000:]}
         code = 1
     result["wall_s"] = time.perf_counter() - started
-    Path(result_path).write_text(json.dumps(result))
+    write_json_whole(result_path, result)
     return code
 
 
