@@ -440,7 +440,7 @@ class CheckRunResult(TypedDict, total=False):
     threads: int | None
     device: str
     torch: str
-    tensorflow: str
+    version: str  # the framework that trained, as it names itself: "torch 2.13.0+cpu"
     framework: str
     compiled: bool
     inductor_deterministic: bool | None
@@ -458,6 +458,12 @@ class CheckRunResult(TypedDict, total=False):
     nondeterministic: list[dict[str, Any]]
     switched_off: dict[str, Any] | None  # audit: the first op run with deterministic algorithms turned off
     ops_per_step: list[int]  # audit: the ops each audited step dispatched
+
+
+def ratio_bounds(row: Any) -> tuple[float, float]:
+    """(low, high) of a measured ratio in a document row (an advise candidate): its 95% CI, or the
+    ratio itself at both ends when it has none."""
+    return (row["ratio_ci"][0], row["ratio_ci"][1]) if row.get("ratio_ci") else (row["ratio"], row["ratio"])
 
 
 def write_json_whole(path: str | Any, document: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from detprof.backends import backend_for, require_support
 from detprof.backends.results import CheckError
 from detprof.check.run import DEFAULT_STEPS, run_check
-from detprof.documents import DOCUMENT_VERSION, IDENTICAL, AdviseDocument
+from detprof.documents import DOCUMENT_VERSION, IDENTICAL, AdviseDocument, ratio_bounds
 from detprof.errors import require
 from detprof.gpus import select_device
 from detprof.modes import settings_code, toggles_for
@@ -68,10 +68,6 @@ def against_target(ratio: float | None, ci: list[float] | None, target: float = 
     return "unresolved"
 
 
-def _interval(row: dict[str, Any]) -> tuple[float, float]:
-    return tuple(row["ratio_ci"]) if row["ratio_ci"] else (row["ratio"], row["ratio"])  # type: ignore[return-value]
-
-
 def choose(passing: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The candidate to recommend among those that passed (in CANDIDATES order, fewest switches
     first): the first whose cost is not resolved above the cheapest's, i.e. whose 95% CI overlaps
@@ -79,8 +75,8 @@ def choose(passing: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not passing:
         return None
     cheapest = min(passing, key=lambda row: row["ratio"])
-    low, high = _interval(cheapest)
-    return next(row for row in passing if _interval(row)[0] <= high and _interval(row)[1] >= low)
+    low, high = ratio_bounds(cheapest)
+    return next(row for row in passing if ratio_bounds(row)[0] <= high and ratio_bounds(row)[1] >= low)
 
 
 def _advice(row: dict[str, Any] | None, cpu_threads: int | None, on_gpu: bool) -> dict[str, Any] | None:

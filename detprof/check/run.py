@@ -99,15 +99,6 @@ def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int
             "steps": steps}
 
 
-def framework_version(result: Any) -> str:
-    """"torch 2.13.0+cpu" or "tensorflow 2.17.0": the framework a check or audit run reported; ""
-    for a result that named none."""
-    for name in ("torch", "tensorflow"):
-        if result.get(name):
-            return f"{name} {result[name]}"
-    return ""
-
-
 def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic", gpu: str | None = "auto",
               threads: str | None = None, devices: str | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
@@ -235,7 +226,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
         divergence["ops_recorded"] = len(records[0]["ops"])
     sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"], "threads_run": threads_run(run),
                                "nondeterministic_ops": run["nondeterministic_ops"],
-                               "compiled": bool(run.get("compiled")), "version": framework_version(run),
+                               "compiled": bool(run.get("compiled")), "version": run.get("version", ""),
                                "inductor_deterministic": run.get("inductor_deterministic")} for run in runs]
     control = sensitivity(runs[0])
     verdict, reasons = conclude_check(identical, runs, control, mode, thread_pair)
@@ -384,4 +375,4 @@ def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", 
             "ops_per_step": per_step, "switched_off": switched_off,
             "nondeterministic_ops": ops, "ops_in_step": per_step[0], "swapped_kernels": swapped,
             "kernel_diff_available": bool(swapped) or len(profiled.kernel_tables) == 2,
-            "version": framework_version(audit)}
+            "version": audit.get("version", "")}

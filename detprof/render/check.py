@@ -15,6 +15,7 @@ from detprof.documents import (
     AuditDocument,
     BatchInvarianceDocument,
     CheckDocument,
+    ratio_bounds,
 )
 from detprof.render.console import out, printable
 from detprof.render.tables import fmt, grid, interval
@@ -271,10 +272,6 @@ def _cost(row: dict[str, Any], inner: bool = False) -> str:
     return f"x{row['ratio']:.3f}, {ci}" if inner else f"x{row['ratio']:.3f} ({ci})"
 
 
-def _bounds(row: dict[str, Any]) -> tuple[float, float]:
-    return (row["ratio_ci"][0], row["ratio_ci"][1]) if row.get("ratio_ci") else (row["ratio"], row["ratio"])
-
-
 def standing(chosen: dict[str, Any], candidates: list[dict[str, Any]]) -> str:
     """How the chosen candidate's cost compares with the other measured ones, as far as the CIs
     tell them apart: "not told apart from deterministic (x1.034 ...)" where the CIs overlap (the
@@ -284,9 +281,9 @@ def standing(chosen: dict[str, Any], candidates: list[dict[str, Any]]) -> str:
               and r["bitwise_identical"] and r["ratio"] is not None]
     if not others:
         return ""
-    low, high = _bounds(chosen)
-    overlapping = [r for r in others if _bounds(r)[0] <= high and _bounds(r)[1] >= low]
-    dearer = [r for r in others if _bounds(r)[0] > high]
+    low, high = ratio_bounds(chosen)
+    overlapping = [r for r in others if ratio_bounds(r)[0] <= high and ratio_bounds(r)[1] >= low]
+    dearer = [r for r in others if ratio_bounds(r)[0] > high]
     parts = []
     if overlapping:
         names = ", ".join(f"{r.get('label', r['mode'])} ({_cost(r, inner=True)})" for r in overlapping)

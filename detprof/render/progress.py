@@ -4,6 +4,7 @@ rich.progress is imported when a bar is made, not at start-up, so that quick com
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,8 +41,6 @@ class PipedProgress:
     7") when their text changed and PIPED_LINE_INTERVAL_S have passed since the last line."""
 
     def __init__(self, name: str) -> None:
-        import time
-
         self.name, self.clock = name, time.monotonic
         self.started = self.clock()
         self.last_text: str | None = None

@@ -96,5 +96,3 @@ def kernel_times_note(modes: Sequence[_Mode]) -> str | None:
                 + ", ".join(f"x{value:.2f} in {mode}" for mode, value in slowdowns) + "), so their kernel times "
                 "do not compare as their timed steps do")
     return None
-
-

@@ -65,7 +65,7 @@ def train_and_record(spec: dict[str, Any], out_path: str) -> None:
         device_name = details.get("device_name") or "GPU"
     write_result(out_path, {"steps": steps, "parameters": names, "state_names": list(state), "device": device_name,
                             "threads": spec.get("threads"), "nondeterministic_ops": [], "framework": "tensorflow",
-                            "tensorflow": tf.__version__,
+                            "version": f"tensorflow {tf.__version__}",
                             "ulp_control": control,
                             "torch_loaded": "torch" in sys.modules})
 

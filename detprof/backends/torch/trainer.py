@@ -134,6 +134,7 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
                  "gpu_topology": gpu_topology() if device.type == "cuda" else None}
     write_result(out_path, {"parameters": names, "buffers": buffer_names, "initial": initial, "steps": steps,
                             "threads": torch.get_num_threads(), "device": device_name, "torch": torch.__version__,
+                            "version": f"torch {torch.__version__}",
                             "compiled": compiled,
                             "inductor_deterministic": _optional_bool(applied.get("inductor_deterministic")),
                             "ulp_control": control, "switches_set": applied, "switch_calls": calls.since(0),
@@ -227,7 +228,7 @@ def _audit(spec: dict[str, Any], out_path: str) -> None:
                  "step": step_of(op["index"])} for op in recorder.ops if op.get("switched_off")), None)
     ends = [*first_op_of_step[1:], len(recorder.ops)]
     write_result(out_path, {"nondeterministic": found, "ops": len(recorder.ops), "switched_off": off,
-                            "torch": torch.__version__,
+                            "version": f"torch {torch.__version__}",
                             "ops_per_step": [end - start for start, end in zip(first_op_of_step, ends, strict=True)]})
 
 
