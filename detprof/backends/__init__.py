@@ -15,6 +15,7 @@ its spellings in ``FRAMEWORK_SPELLINGS``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from detprof.errors import require
 
 if TYPE_CHECKING:
+    from detprof.check.gates import Gate
     from detprof.documents import ZooRow
     from detprof.runner.processes import ProcessOutcome
     from detprof.workload.request import WorkloadRequest
@@ -43,8 +45,8 @@ class Capabilities:
     locate_op: bool  # check --locate-op: the first op whose output differs
     batch_invariance: bool  # check --batch-invariance
     audit: bool  # detprof audit and advise
-    restart: bool = False  # check --restart-at and --workers: checkpoints, and DataLoader-fed trainings
     script: bool = False  # check --script: a user's own training script, watched step by step
+    gates: frozenset[str] = frozenset({"threads", "device"})  # the check gates it runs (detprof.check.gates)
 
 
 class Backend(Protocol):
@@ -120,9 +122,19 @@ def all_backends() -> list[Backend]:
 def require_support(backend: Backend, capability: str, option: str) -> None:
     """Raise ArgumentError unless ``backend`` supports ``capability`` (a Capabilities field); the
     message names ``option`` and the frameworks that have it."""
-    if getattr(backend.supports, capability):
+    _require_having(backend, lambda b: bool(getattr(b.supports, capability)), option)
+
+
+def require_gate(backend: Backend, gate: Gate) -> None:
+    """Raise ArgumentError unless ``backend`` runs ``gate`` (its ``Capabilities.gates``); the message
+    names the gate's option and the frameworks that have it."""
+    _require_having(backend, lambda b: gate.name in b.supports.gates, gate.option)
+
+
+def _require_having(backend: Backend, has: Callable[[Backend], bool], option: str) -> None:
+    if has(backend):
         return
-    having = [b.label for b in all_backends() if getattr(b.supports, capability)]
+    having = [b.label for b in all_backends() if has(b)]
     require(False, f"{option} is not available with {backend.option or '--framework ' + backend.name}; "
                    f"it works with {', '.join(having)}")
 

@@ -162,7 +162,7 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
         stages.start(f"check {candidate.label}: two trainings of {check_steps} steps")
         try:
             checked = run_check(requests[candidate.label], mode=mode, gpu=gpu, steps=check_steps,
-                                threads=str(cpu_threads) if cpu_threads else None)
+                                gates={"threads": (cpu_threads, cpu_threads)} if cpu_threads else None)
         except CheckError as error:
             if not candidate.sdpa_backend:
                 raise

@@ -8,3 +8,4 @@ DEFAULT_BATCH_SIZES = (1, 8, 64)  # check --batch-invariance
 MAX_LOADER_WORKERS = 64
 MAX_WORLD_SIZE = 16
 RUN_TIMEOUT_S = 1800.0  # seconds one run of a check may take before it is killed
+MAX_BUCKET_CAP_MB = 1_048_576.0  # 1 TiB: no DDP gradient bucket is larger

@@ -13,30 +13,36 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from detprof.backends import backend_for, canonical_framework, require_support
+from detprof.backends import backend_for, canonical_framework, require_gate, require_support
 from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff, sensitivity, states_bitwise_equal
+from detprof.check.gates import (
+    GATE_BY_NAME,
+    GATES,
+    Fit,
+    Pair,
+    differing_factor,
+    given_options,
+    require_fit,
+    settle_gates,
+)
 from detprof.check.limits import (
     DEFAULT_AUDIT_STEPS,
     DEFAULT_BATCH_SIZES,
     DEFAULT_STEPS,
-    MAX_LOADER_WORKERS,
     MAX_STEPS,
-    MAX_WORLD_SIZE,
     RUN_TIMEOUT_S,
 )
 from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, AuditDocument, BatchInvarianceDocument, CheckDocument, CheckSide
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
-from detprof.parse import is_whole_number, whole_number
+from detprof.parse import is_whole_number
 from detprof.runner.config import CPU_THREADS
 from detprof.workload import Workload, WorkloadRequest, build_workload
-
-COMPARE_COMPILED = "eager,compiled"  # check --compare: run A eager, run B through torch.compile
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
@@ -47,13 +53,19 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def require_batch_invariance_alone(locate_op: bool = False, steps: int | None = None, **options: Any) -> None:
+def require_batch_invariance_alone(gates: Mapping[str, Pair], locate_op: bool = False,
+                                   steps: int | None = None) -> None:
     """Raise ArgumentError when a batch-invariance check is asked for with an option of a training
-    check (it compares batch sizes in one run): ``locate_op``, ``steps`` or any of ``options``
-    (devices, compare, restart_at, workers, world_size, bucket_cap_mb) given, 0 included."""
-    given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
-    given = (["--locate-op"] if locate_op else []) + (["--steps"] if steps is not None else []) + given
+    check (it compares batch sizes in one run): ``locate_op``, ``steps``, or a gate other than one
+    thread count for its one run."""
+    given = (["--locate-op"] if locate_op else []) + (["--steps"] if steps is not None else [])
+    given += given_options(gates, allowed=("threads",))
     require(not given, f"--batch-invariance compares batch sizes in one run; drop {', '.join(given)}")
+    threads = gates.get("threads")
+    cpus = os.cpu_count() or 1
+    spelled = GATE_BY_NAME["threads"].spell(threads) if threads else ""
+    require(threads is None or threads[0] == threads[1],
+            f"--threads {spelled!r} is not accepted here; use one count from 1 to {cpus}")
 
 
 MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week
@@ -63,27 +75,6 @@ def require_timeout(timeout_s: float) -> None:
     """Raise ArgumentError unless ``--timeout`` is a number of seconds above 0, at most a week."""
     require(0 < timeout_s <= MAX_TIMEOUT_S, f"--timeout {timeout_s:g} is not accepted; use seconds above 0, at most "
                                             f"{MAX_TIMEOUT_S:,.0f} (a week)")
-
-
-def parse_pair(option: str, text: str | None, accepted: str) -> tuple[str, str] | None:
-    """``"1,2"`` as ("1", "2"); one value twice; None for None. Raises ArgumentError otherwise."""
-    if text is None:
-        return None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    require(len(parts) in (1, 2), f"{option} {text!r} is not accepted; use one value or two as A,B ({accepted})")
-    return (parts[0], parts[-1])
-
-
-def parse_thread_pair(threads: str | None) -> tuple[int, int] | None:
-    """A check's ``--threads``: "A,B" or "N" (both runs) as CPU thread counts from 1 to this
-    machine's CPUs; None for None. Raises ArgumentError naming the value otherwise."""
-    pair = parse_pair("--threads", threads, "CPU intra-op threads, e.g. 1,2")
-    if pair is None:
-        return None
-    cpus = os.cpu_count() or 1
-    require(all(1 <= (whole_number(t) or 0) <= cpus for t in pair),
-            f"--threads {threads!r} is not accepted; use 1 to {cpus} (this machine's CPUs), one or two as A,B")
-    return (int(pair[0]), int(pair[1]))
 
 
 def require_steps(steps: int) -> None:
@@ -100,26 +91,19 @@ def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int
 
 
 def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic", gpu: str | None = "auto",
-              threads: str | None = None, devices: str | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
+              gates: Mapping[str, Pair] | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
               locate_op: bool = False, timeout_s: float = RUN_TIMEOUT_S,
-              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch",
-              compare: str | None = None, restart_at: int | None = None,
-              workers: str | None = None, world_size: str | None = None,
-              bucket_cap_mb: str | None = None) -> CheckDocument:
+              on_progress: Callable[[str], None] | None = None, framework: str = "pytorch") -> CheckDocument:
     """Train ``request``'s workload twice and compare; returns bitwise_identical, max_abs_diff (over
     all parameters and buffers after the last step) and first_divergence (null, or step, parameter
-    and, with ``locate_op``, the op). ``threads`` "A,B" and ``devices`` "cpu,cuda" make the two runs
-    differ in that one factor, and ``compare`` "eager,compiled" makes run B go through torch.compile
-    (with Inductor's RNG falling back to eager's, so that dropout draws alike: what differs is the
-    arithmetic); ``restart_at`` K trains run B for K steps, saves a checkpoint, and trains on to
-    ``steps`` in a new process from it (the restart gate: a divergence at step K + 1 is what the
-    checkpoint forgot); ``workers`` "A,B" feeds both runs from a shuffling DataLoader, a new batch
-    every step, with A and B worker processes (the data-loading gate); ``world_size`` "A,B" trains
-    each run as DDP over that many processes with the same global batch, and ``bucket_cap_mb``
-    "A,B" varies DDP's gradient buckets (the distributed gate); otherwise both are the same
-    configuration (compiled in both with the
-    request's ``compiled``). ``framework`` is any spelling of a backend's name (tf trains the Keras model in
-    TensorFlow)."""
+    and, with ``locate_op``, the op). ``gates`` makes the two runs differ in one factor: a gate's
+    name (detprof.check.gates.GATES) to its (run A, run B) values, such as ``{"threads": (1, 2)}``,
+    ``{"device": ("cpu", "cuda")}``, ``{"compile": (False, True)}`` (run B through torch.compile,
+    Inductor's RNG falling back to eager's, so that dropout draws alike), ``{"restart": (None, K)}``
+    (run B saved after step K and trained on in a new process), ``{"workers": (0, 2)}``,
+    ``{"world-size": (1, 2)}`` or ``{"bucket-cap": (1.0, 25.0)}``; a gate with two equal values
+    sets that factor in both runs. Without one, both runs are the same configuration. ``framework``
+    is any spelling of a backend's name (tf trains the Keras model in TensorFlow)."""
     framework = canonical_framework(framework)
     backend = backend_for(framework)
     if locate_op:
@@ -128,80 +112,32 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     require_steps(steps)
     require_timeout(timeout_s)
     require(0 <= seed < 2**32, f"--seed {seed} is not accepted; use an integer from 0 to {2**32 - 1:,}")
-    require(compare in (None, COMPARE_COMPILED), f"--compare {compare!r} is not accepted; use {COMPARE_COMPILED}")
-    require(not (compare and locate_op), "--locate-op records the eager ops of a step, which compiled code replaces "
-                                         "with Inductor's kernels; drop --locate-op or --compare")
-    require(not (compare and (threads and "," in threads or devices)),
-            "--compare changes one factor, eager against compiled; drop the second value of --threads or --devices")
-    if restart_at is not None:
-        require_support(backend, "restart", "--restart-at")
-        require(steps >= 2, f"--restart-at needs --steps 2 or more (run B is saved after a step and goes on from it); "
-                            f"--steps is {steps}")
-        require(1 <= restart_at < steps, f"--restart-at {restart_at} is not accepted with --steps {steps}; use a step "
-                                         f"from 1 to {steps - 1}, after which run B is saved and restarted")
-        require(not (locate_op or compare or devices or (threads and "," in threads)),
-                "--restart-at compares a straight run with a restarted one; drop --locate-op, --compare, --devices "
-                "and a second --threads value")
-    worker_pair = parse_pair("--workers", workers, "DataLoader worker processes, e.g. 0,2")
-    if worker_pair:
-        require_support(backend, "restart", "--workers")
-        require(all(is_whole_number(w) and int(w) <= MAX_LOADER_WORKERS for w in worker_pair),
-                f"--workers {workers!r} is not accepted; use 0 to {MAX_LOADER_WORKERS} worker processes, one or two "
-                "as A,B")
-        require(not (compare or devices or restart_at is not None or (threads and "," in threads)),
-                "--workers changes one factor, the DataLoader's worker processes; drop --compare, --devices, "
-                "--restart-at and a second --threads value")
-    size_pair = parse_pair("--world-size", world_size, "DDP processes, e.g. 1,2")
-    bucket_pair = parse_pair("--bucket-cap-mb", bucket_cap_mb, "DDP bucket sizes in MiB, e.g. 1,25")
-    if bucket_pair and not size_pair:
-        size_pair = ("2", "2")  # buckets exist where gradients are reduced across processes
-    if size_pair:
-        require_support(backend, "restart", "--world-size")
-        require(all(1 <= (whole_number(w) or 0) <= MAX_WORLD_SIZE for w in size_pair),
-                f"--world-size {world_size!r} is not accepted; use 1 to {MAX_WORLD_SIZE} processes, one or two as A,B")
-        require(not bucket_pair or all(_positive_number(b) for b in bucket_pair),
-                f"--bucket-cap-mb {bucket_cap_mb!r} is not accepted; use sizes in MiB above 0, at most "
-                f"{MAX_BUCKET_CAP_MB:,.0f}, one or two as A,B")
-        require(not (compare or devices or locate_op or restart_at is not None or worker_pair
-                     or (threads and "," in threads) or (request and request.compiled)),
-                "--world-size and --bucket-cap-mb change how one training is distributed; drop --compare, --devices, "
-                "--locate-op, --restart-at, --workers, --compile and a second --threads value")
-    thread_pair = parse_thread_pair(threads)
-    device_pair = parse_pair("--devices", devices, "cpu or cuda, e.g. cpu,cuda")
-    if device_pair:
-        require(all(d in ("cpu", "cuda") for d in device_pair),
-                f"--devices {devices!r} is not accepted; use cpu or cuda, one or two as A,B")
-        sides_devices = [select_device("cpu" if d == "cpu" else (gpu if gpu not in (None, "cpu") else "auto"))
-                         for d in device_pair]
-        for wanted, chosen in zip(device_pair, sides_devices, strict=True):
-            require(wanted == "cpu" or chosen.kind == "cuda", "--devices asks for cuda, but this machine has no GPU")
-    else:
-        chosen = select_device(gpu)
-        sides_devices = [chosen, chosen]
-    if compare:
+    settled = settle_gates(gates or {}, locate_op, bool(request and request.compiled))
+    for name in settled:
+        require_gate(backend, GATE_BY_NAME[name])
+    require_fit(settled, Fit(steps, None))  # what the steps decide, before anything is built
+    sides_devices = _side_devices(settled.get("device"), gpu)
+    if "compile" in settled:
         request = replace(request or WorkloadRequest(), compiled=True)  # checks the compiler, once
     workload = build_workload(request or WorkloadRequest(), sides_devices[0], framework)
     require(not (locate_op and workload.compiled), "--locate-op records the eager ops of a step, which compiled code "
                                                    "replaces with Inductor's kernels; drop --locate-op or --compile")
-    side_workloads = [replace(workload, compiled=False), workload] if compare else [workload, workload]
-    side_threads = list(thread_pair) if thread_pair else [CPU_THREADS, CPU_THREADS]
+    require_fit(settled, Fit(steps, workload.batch_size))
+    side_workloads = ([replace(workload, compiled=bool(compiled)) for compiled in settled["compile"]]
+                      if "compile" in settled else [workload, workload])
+    side_threads = settled.get("threads", (CPU_THREADS, CPU_THREADS))
     # Both sides hash alike: on the device whenever one of them has a GPU (see oprecord.DIGEST_SCHEMES).
     digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
     specs = [{**_side_spec(side, mode, dev, t, seed, steps, framework), "digest": digest,
-              "inductor_fallback_random": bool(compare)}
+              "inductor_fallback_random": "compile" in settled}
              for side, dev, t in zip(side_workloads, sides_devices, side_threads, strict=True)]
-    if worker_pair:
-        for spec, count in zip(specs, worker_pair, strict=True):
-            spec["loader_workers"] = int(count)
-    if size_pair:
-        for spec, size in zip(specs, size_pair, strict=True):
-            require(workload.batch_size % int(size) == 0,
-                    f"--batch-size {workload.batch_size} is not accepted with --world-size {size}: the global batch "
-                    "must split into equal shares; use a multiple of the world size")
-            spec["world_size"] = int(size)
-        for spec, bucket in zip(specs, bucket_pair or (None, None), strict=True):
-            spec["bucket_cap_mb"] = float(bucket) if bucket is not None else None
+    for name, pair in settled.items():
+        field = GATE_BY_NAME[name].side_field
+        if field and field not in specs[0]:  # threads are the spec's own (None on a GPU)
+            for spec, value in zip(specs, pair, strict=True):
+                spec[field] = value
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
+    restart_at = settled["restart"][1] if "restart" in settled else None
     runs = []
     for label, spec, uuid in zip("AB", specs, uuids, strict=True):
         if label == "B" and restart_at is not None:
@@ -229,35 +165,28 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
                                "compiled": bool(run.get("compiled")), "version": run.get("version", ""),
                                "inductor_deterministic": run.get("inductor_deterministic")} for run in runs]
     control = sensitivity(runs[0])
-    verdict, reasons = conclude_check(identical, runs, control, mode, thread_pair)
-    return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "framework": framework,
-            "mode": mode, "steps": steps, "seed": seed,
-            "differing_factor": "restart" if restart_at is not None else "compile" if compare else
-            "workers" if worker_pair and worker_pair[0] != worker_pair[1] else
-            "world-size" if size_pair and size_pair[0] != size_pair[1] else
-            "bucket-cap" if bucket_pair and bucket_pair[0] != bucket_pair[1] else
-            "threads" if thread_pair and thread_pair[0] != thread_pair[1] else
-            "device" if device_pair and device_pair[0] != device_pair[1] else "none",
-            "runs": sides, "bitwise_identical": identical, "verdict": verdict, "verdict_reasons": reasons,
-            "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence,
-            "sensitivity": control,
-            **({"restart_at": restart_at} if restart_at is not None else {}),
-            **({"loader_workers": [int(w) for w in worker_pair]} if worker_pair else {}),
-            **({"world_sizes": [int(w) for w in size_pair],
-                "bucket_cap_mb": [float(b) for b in bucket_pair] if bucket_pair else None,
-                "nccl_environment": runs[0].get("nccl_environment") or {},
-                "gpu_topology": runs[0].get("gpu_topology")} if size_pair else {})}
+    verdict, reasons = conclude_check(identical, runs, control, mode, settled.get("threads"))
+    document: CheckDocument = {
+        "document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "framework": framework, "mode": mode,
+        "steps": steps, "seed": seed, "differing_factor": differing_factor(settled), "runs": sides,
+        "bitwise_identical": identical, "verdict": verdict, "verdict_reasons": reasons,
+        "max_abs_diff": max_abs_diff(runs[0]["state"], runs[1]["state"]), "first_divergence": divergence,
+        "sensitivity": control}
+    for gate in GATES:  # what each gate keeps of its values, in the table's order
+        if gate.name in settled:
+            document.update(gate.record(settled[gate.name], settled, runs))  # type: ignore[typeddict-item]
+    return document
 
 
-MAX_BUCKET_CAP_MB = 1_048_576.0  # 1 TiB: no gradient bucket is larger
-
-
-def _positive_number(text: str) -> bool:
-    """A bucket size DDP can take: a number of MiB above 0, at most MAX_BUCKET_CAP_MB."""
-    try:
-        return 0 < float(text) <= MAX_BUCKET_CAP_MB
-    except ValueError:
-        return False
+def _side_devices(wanted: Pair | None, gpu: str | None) -> list[DeviceChoice]:
+    """Each run's device: ``gpu``'s for both, or with the device gate, the CPU or a GPU as each asks."""
+    if wanted is None:
+        chosen = select_device(gpu)
+        return [chosen, chosen]
+    sides = [select_device("cpu" if d == "cpu" else (gpu if gpu not in (None, "cpu") else "auto")) for d in wanted]
+    for asked, got in zip(wanted, sides, strict=True):
+        require(asked == "cpu" or got.kind == "cuda", "--devices asks for cuda, but this machine has no GPU")
+    return sides
 
 
 def _restarted_side(backend: Any, spec: dict[str, Any], uuid: str | None, timeout_s: float, restart_at: int,
@@ -276,26 +205,24 @@ def _restarted_side(backend: Any, spec: dict[str, Any], uuid: str | None, timeou
 
 def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "deterministic",
                          gpu: str | None = "auto", batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
-                         threads: str | int | None = None, seed: int = 0, timeout_s: float = RUN_TIMEOUT_S,
+                         threads: int | None = None, seed: int = 0, timeout_s: float = RUN_TIMEOUT_S,
                          framework: str = "pytorch") -> BatchInvarianceDocument:
     """Are the model's eval-mode outputs for an example bitwise the same whatever the batch it is
     in? Per batch size: examples, how many match batch size 1 bit for bit, their fraction, and the
     largest absolute difference. Only for a backend that supports it (``framework`` as any spelling
-    ``--framework`` takes); the request's batch size is not used."""
+    ``--framework`` takes); the request's batch size is not used; ``threads``: the CPU threads of its
+    one run (default detprof's)."""
     backend = backend_for(framework)
     require_support(backend, "batch_invariance", "--batch-invariance")
     require_timeout(timeout_s)
     backend.check_modes([mode], "--mode")
-    pair = parse_pair("--threads", None if threads is None else str(threads), "one thread count")
-    cpus = os.cpu_count() or 1
-    if pair:
-        require(pair[0] == pair[1] and 1 <= (whole_number(pair[0]) or 0) <= cpus,
-                f"--threads {threads!r} is not accepted here; use one count from 1 to {cpus}")
+    if threads is not None:
+        settle_gates({"threads": (threads, threads)})  # refused as --threads would be
     require(all(1 <= b <= 64 for b in batch_sizes),
             f"--batch-sizes {','.join(map(str, batch_sizes))} is not accepted; use sizes from 1 to 64")
     device = select_device(gpu)
     workload = build_workload(replace(request or WorkloadRequest(), batch_size=None), device, backend.name)
-    side_threads = int(pair[0]) if pair else CPU_THREADS
+    side_threads = CPU_THREADS if threads is None else threads
     spec = {**_side_spec(workload, mode, device, side_threads, seed, 0, backend.name),
             "batch_sizes": list(batch_sizes), "entry": "batch_invariance"}
     result = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)

@@ -32,6 +32,7 @@ from detprof.check.compare import (
     sensitivity,
     states_bitwise_equal,
 )
+from detprof.check.gates import Pair, given_options, settle_gates
 from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, CheckDocument, CheckSide
 from detprof.errors import ArgumentError, DetprofError, require
@@ -53,19 +54,19 @@ REQUEST_OPTIONS = {"arch": "--arch", "model": "--model", "workload": "--workload
                    "sdpa_backend": "--sdpa-backend", "compiled": "--compile"}
 
 
-def require_script_alone(script: str | None, arguments: Sequence[str], request: Any = None, **options: Any) -> None:
+def require_script_alone(script: str | None, arguments: Sequence[str], request: Any = None,
+                         gates: Mapping[str, Pair] | None = None, **options: Any) -> None:
     """Raise ArgumentError when script arguments come without ``--script``, or ``--script`` with an
-    option of detprof's own trainings (a workload option, or one of ``options`` set: devices,
-    compare, restart_at, workers, world_size, bucket_cap_mb, batch_invariance, a framework other
-    than pytorch, a seed other than 0); the script decides those itself."""
+    option of detprof's own trainings (a workload option, a gate other than threads, or one of
+    ``options`` set: batch_invariance, a framework other than pytorch, a seed other than 0, a gpu
+    other than auto); the script decides those itself."""
     if script is None:
         raise ArgumentError(f"arguments after -- go to a --script; {shlex.join(arguments)!r} has none to go to "
                             "(give --script train.py)")
     given = [option for field, option in REQUEST_OPTIONS.items() if request is not None and getattr(request, field)]
-    spelled = {"devices": "--devices", "compare": "--compare", "restart_at": "--restart-at", "workers": "--workers",
-               "world_size": "--world-size", "bucket_cap_mb": "--bucket-cap-mb",
-               "batch_invariance": "--batch-invariance"}
-    given += [flag for name, flag in spelled.items() if options.get(name) not in (None, False)]
+    given += given_options(gates or {}, allowed=("threads",))
+    if options.get("batch_invariance"):
+        given.append("--batch-invariance")
     if options.get("seed") not in (None, 0):
         given.append("--seed")
     if options.get("gpu") not in (None, "auto"):
@@ -239,17 +240,17 @@ def _divergence(run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, Any] 
 
 
 def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10, mode: str = AS_IS,
-                     threads: str | None = None, locate_op: bool = False,
+                     threads: tuple[int, int] | None = None, locate_op: bool = False,
                      timeout_s: float = DEFAULT_SCRIPT_TIMEOUT_S,
                      on_progress: Callable[[str], None] | None = None, framework: str | None = None) -> CheckDocument:
     """Run ``script`` with ``arguments`` twice, each in a new interpreter, and compare the parameters
     after each of its first ``steps`` optimizer steps (or all of them, when it stops sooner); the
     check document as ``check --json`` prints it, with ``script``: path, arguments, the steps each
     run took and how it ended. ``mode`` as-is runs the script with its own switches; a mode name
-    applies that mode's first. ``threads`` "A,B" sets each run's CPU threads before the script
+    applies that mode's first. ``threads`` (A, B) sets each run's CPU threads before the script
     starts (it may set its own). With ``locate_op``, both runs are re-run up to the first divergent
     step recording every op, to name the first op whose output differs while its inputs matched."""
-    from detprof.check.run import parse_thread_pair, require_steps, require_timeout
+    from detprof.check.run import require_steps, require_timeout
 
     backend = backend_for(framework)
     require_support(backend, "script", "--script")
@@ -258,7 +259,7 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
     require_timeout(timeout_s)
     if mode != AS_IS:
         backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
-    thread_pair = parse_thread_pair(threads)
+    thread_pair = settle_gates({"threads": threads})["threads"] if threads else None  # refused as --threads is
     base = {"script": str(path), "arguments": list(arguments), "steps": steps,
             "mode": None if mode == AS_IS else mode}
     side_threads: list[int | None] = list(thread_pair) if thread_pair else [None, None]

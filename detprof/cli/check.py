@@ -3,13 +3,22 @@ and the cheapest configuration that holds. Each verdict is stored as a run."""
 
 from __future__ import annotations
 
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
 from detprof.check.limits import DEFAULT_AUDIT_STEPS, RUN_TIMEOUT_S
 from detprof.cli.app import app
-from detprof.cli.common import DB_HELP, GPU_OPTION, JSON_OPTION, emit, invoked_command, user_errors, workload_options
+from detprof.cli.common import (
+    DB_HELP,
+    GPU_OPTION,
+    JSON_OPTION,
+    emit,
+    gate_options,
+    invoked_command,
+    user_errors,
+    workload_options,
+)
 from detprof.documents import AdviseDocument, AuditDocument, BatchInvarianceDocument, CheckDocument
 from detprof.errors import DetprofError
 from detprof.modes import MODES
@@ -50,8 +59,10 @@ def conclude(kind: str, document: Verdict, db: str | None, json_output: bool) ->
 
 @app.command()
 @workload_options
+@gate_options
 def check(
     request: WorkloadRequest,
+    gates: dict[str, tuple[Any, Any]],
     script_args: list[str] | None = SCRIPT_ARGUMENTS,
     script: str | None = typer.Option(None, help="Your own training script instead of --arch: run it twice "
                                                  "(python SCRIPT SCRIPT_ARGS) in new interpreters, hash the "
@@ -60,11 +71,6 @@ def check(
     mode: str | None = typer.Option(None, help=f"Mode of both runs (default deterministic; with --script, as-is: the "
                                                f"script's own switches). Known: {', '.join(MODES)}."),
     gpu: str = GPU_OPTION,
-    threads: str | None = typer.Option(None, help="CPU intra-op threads: N for both runs, or A,B to make the runs "
-                                                  f"differ in that alone (default: {CPU_THREADS} for both; with "
-                                                  "--script, what the script sets, set before it starts). The "
-                                                  "verdict states the counts each run's steps really had."),
-    devices: str | None = typer.Option(None, help="cpu,cuda: run A on the CPU, run B on the GPU."),
     steps: int | None = typer.Option(None, help="Training steps per run (SGD, momentum 0.9, one synthetic batch; "
                                                 "default 10). With --script: the optimizer steps (or detprof.step() "
                                                 "marks) compared, after which each run ends."),
@@ -72,18 +78,6 @@ def check(
     locate_op: bool = typer.Option(False, "--locate-op", help="When the runs differ, re-run both up to the first "
                                                               "divergent step recording every op, and name the first "
                                                               "op whose output differs while its inputs matched."),
-    compare: str | None = typer.Option(None, help="eager,compiled: run A eager, run B through torch.compile, the "
-                                                  "same seeds and mode (low bits may legitimately differ)."),
-    restart_at: int | None = typer.Option(None, help="Restart gate: run B trains K steps, saves a checkpoint, and goes "
-                                                     "on from it in a new process; compared with run A straight "
-                                                     "through (a --workload's own save and load are what is tested)."),
-    workers: str | None = typer.Option(None, help="Data-loading gate: A,B DataLoader worker processes (shuffling, "
-                                                  "seeded generator and worker_init_fn, a new batch every step)."),
-    world_size: str | None = typer.Option(None, help="Distributed gate: A,B DDP processes on this machine (gloo on "
-                                                     "CPUs, NCCL on GPUs), the same global batch; one value: run "
-                                                     "to run at that size."),
-    bucket_cap_mb: str | None = typer.Option(None, help="DDP's gradient bucket size in MiB, A,B to vary it (with "
-                                                        "--world-size; default 2 processes)."),
     batch_invariance: bool = typer.Option(False, "--batch-invariance",
                                           help="Instead of training: are eval outputs for the same examples bitwise "
                                                "equal at every batch size (against batch size 1)?"),
@@ -100,45 +94,38 @@ def check(
     Exit 0 when the two runs are bitwise identical (or, with --batch-invariance, every batch size
     matches), 1 when they differ, 3 when the check could not have seen a difference (a NaN or an
     infinity, a 1-ulp control not detected, a varied factor that did not differ, a mode the code
-    under test switched off), 2 for bad input.
+    under test switched off), 2 for bad input. Each gate option (--threads to the last) makes the
+    two runs differ in that one factor; see docs/cli.md.
     """
     from detprof.check import run_batch_invariance, run_check
     from detprof.check.record import check_verdict_store
     from detprof.check.run import DEFAULT_STEPS, parse_batch_sizes, require_batch_invariance_alone, require_timeout
 
     with user_errors():
-        if script is not None or script_args:
-            from detprof.check.script import AS_IS, require_script_alone, run_script_check
-
         require_timeout(timeout)
         if script is not None or script_args:
             from detprof.check.script import AS_IS, require_script_alone, run_script_check
 
-            require_script_alone(script, script_args or [], request, devices=devices, compare=compare,
-                                 restart_at=restart_at, workers=workers, world_size=world_size,
-                                 bucket_cap_mb=bucket_cap_mb, batch_invariance=batch_invariance,
+            require_script_alone(script, script_args or [], request, gates, batch_invariance=batch_invariance,
                                  framework=framework, seed=seed, gpu=gpu)
             check_verdict_store(db)
             with progress_once_valid("check") as show:
                 document = run_script_check(str(script), script_args or [], DEFAULT_STEPS if steps is None else steps,
-                                            mode or AS_IS, threads, locate_op, timeout_s=timeout, on_progress=show,
-                                            framework=framework)
+                                            mode or AS_IS, gates.get("threads"), locate_op, timeout_s=timeout,
+                                            on_progress=show, framework=framework)
             conclude("check", document, db, json_output)
         mode = mode or "deterministic"
         if batch_invariance:
-            require_batch_invariance_alone(locate_op=locate_op, steps=steps, devices=devices, compare=compare,
-                                           restart_at=restart_at, workers=workers, world_size=world_size,
-                                           bucket_cap_mb=bucket_cap_mb)
+            require_batch_invariance_alone(gates, locate_op=locate_op, steps=steps)
             check_verdict_store(db)
+            threads = gates["threads"][0] if "threads" in gates else None
             invariance = run_batch_invariance(request, mode, gpu, parse_batch_sizes(batch_sizes), threads, seed,
                                               framework=framework, timeout_s=timeout)
             conclude("batch-invariance", invariance, db, json_output)
         check_verdict_store(db)
         with progress_once_valid("check") as show:
-            document = run_check(request, mode, gpu, threads, devices, DEFAULT_STEPS if steps is None else steps,
-                                 seed, locate_op, timeout_s=timeout, on_progress=show, framework=framework,
-                                 compare=compare, restart_at=restart_at, workers=workers, world_size=world_size,
-                                 bucket_cap_mb=bucket_cap_mb)
+            document = run_check(request, mode, gpu, gates, DEFAULT_STEPS if steps is None else steps, seed,
+                                 locate_op, timeout_s=timeout, on_progress=show, framework=framework)
     conclude("check", document, db, json_output)
 
 

@@ -133,6 +133,31 @@ def workload_options(command: Callable[..., None]) -> Callable[..., None]:
     return with_request
 
 
+def gate_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` one option per check gate (detprof.check.gates.GATES, as text), and call it
+    with them as one ``gates``: the given ones parsed into typed pairs by gate name."""
+    from detprof.check.gates import GATES
+
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.name != "gates"]
+    names = {gate.option[2:].replace("-", "_"): gate.option for gate in GATES}
+    parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                                    default=typer.Option(None, gate.option, help=gate.help))
+                  for name, gate in zip(names, GATES, strict=True)]
+
+    @functools.wraps(command)
+    def with_gates(**values: Any) -> None:
+        from detprof.check.gates import parse_gates
+
+        texts = {option: values.pop(name) for name, option in names.items()}
+        with user_errors():
+            gates = parse_gates(texts)
+        command(gates=gates, **values)
+
+    with_gates.__signature__ = signature.replace(parameters=[*own, *parameters])  # type: ignore[attr-defined]
+    return with_gates
+
+
 def invoked_command() -> str:
     """The command line as the user typed it, recorded with what it stores."""
     return shlex.join(["detprof", *OneLineErrors.invocation])

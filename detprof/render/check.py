@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
+from detprof.check.gates import describe_factor
 from detprof.documents import (
     IDENTICAL,
     INCONCLUSIVE,
@@ -110,12 +111,6 @@ def _verdict(d: CheckDocument) -> str:
     return d.get("verdict") or (IDENTICAL if d["bitwise_identical"] else NOT_IDENTICAL)
 
 
-def _threads(side: Any) -> str:
-    """The thread counts a run's steps had (several joined by /, when its code changed them)."""
-    seen = side.get("threads_run") or ([side["threads"]] if side.get("threads") is not None else [])
-    return "/".join(map(str, seen)) or "default"
-
-
 def framework_label(framework: str | None) -> str:
     """" (TensorFlow)" for a document of a framework other than the default; "" for the default's."""
     from detprof.backends import backend_for  # the backend's table, not its framework
@@ -129,18 +124,7 @@ def check(d: CheckDocument, console: Console = out) -> None:
     two runs parted."""
     w = d["workload"]
     sides = d["runs"]
-    threads = [_threads(side) for side in sides]
-    factors = {"threads": f"threads {threads[0]} vs {threads[1]} (as run)",
-               "device": f"device {sides[0]['device']} vs {sides[1]['device']}",
-               "compile": f"eager vs compiled ({sides[0]['device']}, {threads[0]} thread(s))",
-               "restart": f"straight vs restarted from a checkpoint after step {d.get('restart_at')}",
-               "workers": "DataLoader workers " + " vs ".join(map(str, d.get("loader_workers") or [])),
-               "world-size": "DDP world size " + " vs ".join(map(str, d.get("world_sizes") or [])),
-               "bucket-cap": "DDP buckets of " + " vs ".join(f"{b:g}" for b in d.get("bucket_cap_mb") or [])
-                             + " MiB",
-               "none": f"same configuration ({sides[0]['device']}, {threads[0]} thread(s)"
-                       + (f" vs {threads[1]}" if threads[1] != threads[0] else "") + ")"}
-    factor = factors[d["differing_factor"]]
+    factor = describe_factor(d)  # the gate table's words (detprof.check.gates)
     verdict = VERDICT_MARKUP[_verdict(d)]
     compiled = ", compiled" if w.get("compiled") and d["differing_factor"] != "compile" else ""
     processes = "2 runs (B in two processes)" if d["differing_factor"] == "restart" else "2 fresh processes"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detprof.backends import Capabilities
+from detprof.backends.torch.gates import GATES
 
 if TYPE_CHECKING:
     from detprof.runner.processes import ProcessOutcome
@@ -69,8 +70,8 @@ class TorchBackend:
     name = "pytorch"
     label = "PyTorch"
     option = ""
-    supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True, restart=True,
-                            script=True)
+    supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True, script=True,
+                            gates=GATES)
 
     def check_modes(self, modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
         from detprof.modes import toggles_for

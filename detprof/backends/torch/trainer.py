@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
+from detprof.backends.torch.gates import TRAINING_CHANGES
 from detprof.backends.torch.observe import SwitchCalls, observe_step, tensor_state
 from detprof.backends.torch.oprecord import one_ulp_control
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
@@ -46,11 +47,9 @@ def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object], SwitchCal
     applied = switches_set(Toggles(**spec["toggles"]), applied)  # what the mode set: what must hold
     calls = SwitchCalls().install()
     training = build_training(workload, spec["seed"], device)
-    if spec.get("loader_workers") is not None:
-        from detprof.backends.torch.loading import feed_from_loader
-
-        feed_from_loader(training, workload.batch_size, int(spec["loader_workers"]), spec["seed"],
-                         int(spec.get("steps") or 1))
+    for field, change in TRAINING_CHANGES.items():  # the check gates that change the training itself
+        if spec.get(field) is not None:
+            change(training, spec[field], spec)
     return training, applied, calls
 
 
