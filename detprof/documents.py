@@ -149,7 +149,7 @@ class CheckDocument(StoredVerdict, total=False):
     mode: str
     steps: int
     seed: int | None  # None for a --script, which seeds itself
-    differing_factor: str  # none | threads | device | compile | restart | workers | world-size | bucket-cap
+    differing_factor: str  # none, or the name of the gate that varied (detprof.check.gates.GATES)
     runs: list[CheckSide]
     bitwise_identical: bool  # what the comparison of bits found (the verdict also asks whether it could see)
     verdict: str  # identical | not identical | inconclusive (detprof.check.verdict)
@@ -161,6 +161,7 @@ class CheckDocument(StoredVerdict, total=False):
     loader_workers: list[int]  # check --workers: the DataLoader worker processes of runs A and B
     world_sizes: list[int]  # check --world-size: the DDP processes of runs A and B
     bucket_cap_mb: list[float] | None  # check --bucket-cap-mb: DDP's bucket sizes of runs A and B (None: DDP's)
+    accumulation: list[int]  # check --accumulate: the micro-batches per optimizer step of runs A and B
     nccl_environment: dict[str, str]  # the NCCL variables set for a GPU run
     gpu_topology: str | None  # nvidia-smi topo -m of a GPU run's machine (None: a CPU run, or no nvidia-smi)
     script: dict[str, Any]  # check --script: path, arguments, steps_taken and ended per run, optimizers, ...

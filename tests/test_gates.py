@@ -142,3 +142,20 @@ def test_the_distributed_gate_explains_a_difference_by_what_was_measured() -> No
     render("check", document, Console(file=buffer, width=200, color_system=None))
     said = "only parameters differ: the all-reduce sums the gradients in another order"
     assert code == 0 or said in buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_repeats_itself_and_one_against_four_micro_batches_differs() -> None:
+    # passing case: the same accumulation run to run (no BatchNorm: its statistics would change by design)
+    code, document, stderr = _check("--arch", "small-cnn", "--no-bn", "--batch-size", "8", "--steps", "3",
+                                    "--accumulate", "2")
+    assert code == 0, stderr
+    assert document["differing_factor"] == "none" and document["accumulation"] == [2, 2]
+    assert document["bitwise_identical"] is True and document["sensitivity"]["detected"] is True  # type: ignore[index]
+    # negative control: one backward over the batch against four over its quarters sums in another order
+    code, document, stderr = _check("--arch", "small-cnn", "--no-bn", "--batch-size", "8", "--steps", "3",
+                                    "--accumulate", "1,4")
+    assert code == 1, stderr
+    assert document["differing_factor"] == "accumulate" and document["accumulation"] == [1, 4]
+    assert document["bitwise_identical"] is False
+    assert 0 < document["max_abs_diff"] < 1e-4  # type: ignore[operator]  # rounding, not another computation

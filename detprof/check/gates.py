@@ -25,6 +25,7 @@ from detprof.errors import require
 from detprof.parse import whole_number
 
 Pair = tuple[Any, Any]  # run A's value, run B's
+MAX_ACCUMULATION = 1024  # micro-batches per optimizer step
 LOCATE_OP, COMPILED = "--locate-op", "--compile"  # what a gate may refuse beside it that is not a gate
 
 
@@ -55,6 +56,7 @@ class Gate:
     exclusion: str = ""  # why, for that refusal: "--restart-at compares a straight run with a restarted one"
     implies: tuple[str, Pair] | None = None  # a gate it needs, with that gate's pair when not given
     spell: Callable[[Pair], str] = lambda pair: ",".join(str(value) for value in pair)  # the pair as option text
+    setting: Callable[[Mapping[str, Any]], str] | None = None  # the header's words when both runs share a value
 
     def varies(self, pair: Pair) -> bool:
         """True when this pair makes the two runs differ."""
@@ -161,6 +163,12 @@ def _versus(key: str, before: str, after: str = "", number: str = "") -> Callabl
     return lambda d: before + " vs ".join(format(value, number) for value in d.get(key) or []) + after
 
 
+def _shared(key: str, template: str) -> Callable[[Mapping[str, Any]], str]:
+    """The header's words for a value both runs had: ``template`` with run A's value of the document's
+    ``key``; "" when the document has no such key (the gate was not given)."""
+    return lambda d: template.format(d[key][0]) if d.get(key) else ""
+
+
 def _threads_run(side: Mapping[str, Any]) -> str:
     """The thread counts a run's steps had (several joined by /, when its code changed them)."""
     seen = side.get("threads_run") or ([side["threads"]] if side.get("threads") is not None else [])
@@ -197,6 +205,7 @@ GATES: tuple[Gate, ...] = (
                                  "and worker_init_fn, a new batch every step).", "the DataLoader's worker processes",
          whole_pair("--workers", 0, MAX_LOADER_WORKERS, f"0 to {MAX_LOADER_WORKERS} worker processes"),
          _listed("loader_workers"), _versus("loader_workers", "DataLoader workers "), side_field="loader_workers",
+         setting=_shared("loader_workers", "a DataLoader with {} worker(s)"),
          accepted=f"0 to {MAX_LOADER_WORKERS} worker processes", excludes=("compile", "device", "restart"),
          exclusion="--workers feeds both runs from a DataLoader, which a compiled, cross-device or restarted "
                    "comparison does not"),
@@ -213,6 +222,16 @@ GATES: tuple[Gate, ...] = (
          lambda pair, _gates, _runs: {}, _versus("bucket_cap_mb", "DDP buckets of ", " MiB", "g"),
          side_field="bucket_cap_mb", accepted=f"sizes in MiB above 0, at most {MAX_BUCKET_CAP_MB:,.0f}",
          implies=("world-size", (2, 2))),  # buckets exist where gradients are reduced across processes
+    Gate("accumulate", "--accumulate", "Gradient-accumulation gate: A,B micro-batches per optimizer step, the same "
+                                       "global batch (each micro-batch's loss scaled by 1/count).",
+         "the micro-batches of one optimizer step",
+         whole_pair("--accumulate", 1, MAX_ACCUMULATION, f"1 to {MAX_ACCUMULATION} micro-batches"),
+         _listed("accumulation"), _versus("accumulation", "micro-batches per step "), side_field="accumulation",
+         setting=_shared("accumulation", "{} micro-batch(es) per step"),
+         accepted=f"1 to {MAX_ACCUMULATION} micro-batches", fits=_shares("--accumulate", "micro-batches"),
+         excludes=(LOCATE_OP, "world-size"),
+         exclusion="--accumulate splits each step's batch, which --world-size splits too and --locate-op's "
+                   "recording of one step does not"),
 )
 GATE_BY_NAME = {gate.name: gate for gate in GATES}
 GATE_BY_OPTION = {gate.option: gate for gate in GATES}
@@ -276,5 +295,6 @@ def describe_factor(document: Mapping[str, Any]) -> str:
         return gate.describe(document)
     sides = document["runs"]
     threads = [_threads_run(side) for side in sides]
+    shared = [words for gate in GATES if gate.setting and (words := gate.setting(document))]
     return (f"same configuration ({sides[0]['device']}, {threads[0]} thread(s)"
-            + (f" vs {threads[1]}" if threads[1] != threads[0] else "") + ")")
+            + (f" vs {threads[1]}" if threads[1] != threads[0] else "") + "".join(f", {s}" for s in shared) + ")")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from detprof.backends.torch.training import Training
 
-GATES = frozenset({"threads", "device", "compile", "restart", "workers", "world-size", "bucket-cap"})
+GATES = frozenset({"threads", "device", "compile", "restart", "workers", "world-size", "bucket-cap", "accumulate"})
 
 
 def feed_from_loader(training: Training, workers: Any, spec: dict[str, Any]) -> None:
@@ -24,6 +24,11 @@ def feed_from_loader(training: Training, workers: Any, spec: dict[str, Any]) -> 
     from detprof.backends.torch.loading import feed_from_loader as feed
 
     feed(training, training_batch_size(spec), int(workers), spec["seed"], int(spec.get("steps") or 1))
+
+
+def accumulate(training: Training, micro_batches: Any, _spec: dict[str, Any]) -> None:
+    """The gradient-accumulation gate: each step's backward over ``micro_batches`` shares of the batch."""
+    training.micro_batches = int(micro_batches)
 
 
 def training_batch_size(spec: dict[str, Any]) -> int:
@@ -34,4 +39,5 @@ def training_batch_size(spec: dict[str, Any]) -> int:
 # A side spec's gate field to how its value changes the training, applied in this order.
 TRAINING_CHANGES: dict[str, Callable[[Training, Any, dict[str, Any]], None]] = {
     "loader_workers": feed_from_loader,
+    "accumulation": accumulate,
 }

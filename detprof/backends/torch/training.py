@@ -219,6 +219,7 @@ class Training:
     dataset: Any = None  # a --workload's own torch Dataset, for the loader (None: examples drawn up front)
     # A --workload's own checkpoint code, save and load of (path, model, optimizer); None: detprof's
     checkpoint_code: tuple[Callable[[str, Any, Any], None], Callable[[str, Any, Any], None]] | None = None
+    micro_batches: int = 1  # check --accumulate: backward over this many equal shares of the batch, one step
 
     def fresh_inputs(self, count: int, seed: int) -> Any:
         """The inputs of ``count`` examples drawn from ``seed`` (not the training batch), on the device."""
@@ -226,11 +227,13 @@ class Training:
             raise ValueError("this training has no batch maker for fresh examples")
         return moved_to_device(self.draw_examples(count, torch.Generator().manual_seed(seed)).inputs, self.device)
 
-    def loss(self) -> torch.Tensor:
-        """Forward pass and loss (no backward), attention on the workload's SDPA backend."""
+    def loss(self, batch: Batch | None = None) -> torch.Tensor:
+        """Forward pass and loss (no backward) on ``batch`` (default: the training's), attention on the
+        workload's SDPA backend."""
         try:
             with attention_context(self.sdpa_backend):
-                return forward_loss(self.model, self.batch, self.loss_function, self.forward)
+                return forward_loss(self.model, self.batch if batch is None else batch, self.loss_function,
+                                    self.forward)
         except RuntimeError as error:
             if self.sdpa_backend == "auto" or "No available kernel" not in str(error):
                 raise
@@ -249,10 +252,31 @@ class Training:
         if self.next_batch is not None:
             self.batch = self.next_batch()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss()
-        loss.backward()
+        if self.micro_batches == 1:
+            loss = self.loss()
+            loss.backward()
+        else:
+            loss = self.accumulated()
         self.optimizer.step()
         return loss.detach()
+
+    def accumulated(self) -> torch.Tensor:
+        """Backward over ``micro_batches`` equal shares of the batch in order, each share's loss scaled
+        by 1/micro_batches (gradient accumulation); returns the sum of the scaled losses, detached."""
+        examples = example_count(self.batch.inputs)
+        if examples % self.micro_batches:
+            raise ValueError(f"--accumulate {self.micro_batches}: the batch has {examples} examples, which do not "
+                             "split into equal micro-batches; use a count that divides it")
+        size = examples // self.micro_batches
+        total = torch.zeros((), device=self.device)
+        for start in range(0, examples, size):
+            inputs = example_slice(self.batch.inputs, start, start + size)
+            targets = inputs if self.batch.targets is self.batch.inputs else \
+                example_slice(self.batch.targets, start, start + size)
+            share = self.loss(Batch(inputs, targets)) / self.micro_batches
+            share.backward()
+            total += share.detach()
+        return total
 
 
 def build_training(workload: Workload, seed: int, device: torch.device) -> Training:
