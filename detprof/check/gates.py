@@ -43,7 +43,7 @@ class Gate:
 
     name: str  # the differing_factor when the two values differ, and the key of run_check's ``gates``
     option: str  # its command-line option
-    help: str  # the option's help text
+    help: str  # the option's help text; {cpu_threads} stands for detprof's default thread count
     subject: str  # what it varies, in words, for a refusal: "the DataLoader's worker processes"
     parse: Callable[[str], Pair]  # the option's text as a typed pair; ArgumentError naming the text otherwise
     record: Callable[[Pair, Mapping[str, Pair], list[dict[str, Any]]], dict[str, Any]]  # the document's keys
@@ -57,6 +57,7 @@ class Gate:
     implies: tuple[str, Pair] | None = None  # a gate it needs, with that gate's pair when not given
     spell: Callable[[Pair], str] = lambda pair: ",".join(str(value) for value in pair)  # the pair as option text
     setting: Callable[[Mapping[str, Any]], str] | None = None  # the header's words when both runs share a value
+    explain: Callable[[Mapping[str, Any]], list[list[str]]] = lambda _d: []  # the check table's rows on what it found
 
     def varies(self, pair: Pair) -> bool:
         """True when this pair makes the two runs differ."""
@@ -169,6 +170,58 @@ def _shared(key: str, template: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda d: template.format(d[key][0]) if d.get(key) else ""
 
 
+def _restart_explained(d: Mapping[str, Any]) -> list[list[str]]:
+    """Where a restarted run parted from the straight one, and what that says of the checkpoint."""
+    restart, divergence = d.get("restart_at"), d["first_divergence"]
+    if restart is None or not divergence:
+        return []
+    step = divergence["step"]
+    return [["restart", f"step {restart + 1}, the first after the restart, differs first: the checkpoint does not "
+                        "restore everything the training depends on" if step == restart + 1
+             else f"the runs parted at step {step}, "
+                  + ("before the restart: the training itself is not reproducible here"
+                     if step <= restart else "after the first step past the restart")]]
+
+
+def _split_explained(label: str, split: str, reduced: str) -> Callable[[Mapping[str, Any]], list[str]]:
+    """Why runs that split one batch in other shares differ: in buffers (BatchNorm's statistics over
+    each share: another computation), or in parameters only (gradients summed in another order)."""
+
+    def explained(d: Mapping[str, Any]) -> list[str]:
+        buffer = (d["first_divergence"] or {}).get("buffer")
+        return [label, f"buffers differ ({buffer} first): each {split} computes them over its own share of the "
+                       "batch (BatchNorm's statistics, say), a different computation, not only another order of "
+                       "summation" if buffer else
+                f"only parameters differ: {reduced} in another order; the max |weight difference| measured is "
+                f"{d['max_abs_diff']:.3g}"]
+
+    return explained
+
+
+_DISTRIBUTED = _split_explained("distributed", "process", "the all-reduce sums the gradients")
+_ACCUMULATED = _split_explained("accumulation", "micro-batch", "the micro-batches' gradients add up")
+
+
+def _distributed_explained(d: Mapping[str, Any]) -> list[list[str]]:
+    if d["differing_factor"] in ("world-size", "bucket-cap") and not d["bitwise_identical"]:
+        return [_DISTRIBUTED(d)]
+    if d["differing_factor"] == "none" and d.get("world_sizes"):
+        return [["distributed", f"DDP over {d['world_sizes'][0]} processes, run to run"]]
+    return []
+
+
+def _workers_explained(d: Mapping[str, Any]) -> list[list[str]]:
+    if d["differing_factor"] != "workers" or d["bitwise_identical"]:
+        return []
+    return [["data loading", "the batches depend on the number of worker processes: the dataset draws from a "
+                             "generator each worker seeds its own way (numpy's or random's global one, say); seed "
+                             "it from the example's index instead"]]
+
+
+def _accumulation_explained(d: Mapping[str, Any]) -> list[list[str]]:
+    return [_ACCUMULATED(d)] if d["differing_factor"] == "accumulate" and not d["bitwise_identical"] else []
+
+
 def _threads_run(side: Mapping[str, Any]) -> str:
     """The thread counts a run's steps had (several joined by /, when its code changed them)."""
     seen = side.get("threads_run") or ([side["threads"]] if side.get("threads") is not None else [])
@@ -177,7 +230,7 @@ def _threads_run(side: Mapping[str, Any]) -> str:
 
 GATES: tuple[Gate, ...] = (
     Gate("threads", "--threads", "CPU intra-op threads: N for both runs, or A,B to make the runs differ in that alone "
-                                 "(default: detprof's for both; with --script, what the script sets, set before it "
+                                 "(default: {cpu_threads} for both; with --script, what the script sets, set before it "
                                  "starts). The verdict states the counts each run's steps really had.",
          "the CPU threads", _threads, lambda pair, _gates, _runs: {},
          lambda d: f"threads {_threads_run(d['runs'][0])} vs {_threads_run(d['runs'][1])} (as run)",
@@ -199,13 +252,13 @@ GATES: tuple[Gate, ...] = (
          lambda d: f"straight vs restarted from a checkpoint after step {d.get('restart_at')}",
          accepted="a step from 1 to --steps - 1", fits=_restart_fits, always_varies=True,
          spell=lambda pair: str(pair[1]),
-         excludes=(LOCATE_OP, "compile", "device"), exclusion="--restart-at compares a straight run with a restarted "
-                                                              "one"),
+         explain=_restart_explained, excludes=(LOCATE_OP, "compile", "device"),
+         exclusion="--restart-at compares a straight run with a restarted one"),
     Gate("workers", "--workers", "Data-loading gate: A,B DataLoader worker processes (shuffling, seeded generator "
                                  "and worker_init_fn, a new batch every step).", "the DataLoader's worker processes",
          whole_pair("--workers", 0, MAX_LOADER_WORKERS, f"0 to {MAX_LOADER_WORKERS} worker processes"),
          _listed("loader_workers"), _versus("loader_workers", "DataLoader workers "), side_field="loader_workers",
-         setting=_shared("loader_workers", "a DataLoader with {} worker(s)"),
+         setting=_shared("loader_workers", "a DataLoader with {} worker(s)"), explain=_workers_explained,
          accepted=f"0 to {MAX_LOADER_WORKERS} worker processes", excludes=("compile", "device", "restart"),
          exclusion="--workers feeds both runs from a DataLoader, which a compiled, cross-device or restarted "
                    "comparison does not"),
@@ -227,7 +280,7 @@ GATES: tuple[Gate, ...] = (
          "the micro-batches of one optimizer step",
          whole_pair("--accumulate", 1, MAX_ACCUMULATION, f"1 to {MAX_ACCUMULATION} micro-batches"),
          _listed("accumulation"), _versus("accumulation", "micro-batches per step "), side_field="accumulation",
-         setting=_shared("accumulation", "{} micro-batch(es) per step"),
+         setting=_shared("accumulation", "{} micro-batch(es) per step"), explain=_accumulation_explained,
          accepted=f"1 to {MAX_ACCUMULATION} micro-batches", fits=_shares("--accumulate", "micro-batches"),
          excludes=(LOCATE_OP, "world-size"),
          exclusion="--accumulate splits each step's batch, which --world-size splits too and --locate-op's "

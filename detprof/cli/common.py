@@ -142,7 +142,8 @@ def gate_options(command: Callable[..., None]) -> Callable[..., None]:
     own = [p for p in signature.parameters.values() if p.name != "gates"]
     names = {gate.option[2:].replace("-", "_"): gate.option for gate in GATES}
     parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
-                                    default=typer.Option(None, gate.option, help=gate.help))
+                                    default=typer.Option(None, gate.option,
+                                                         help=gate.help.format(cpu_threads=CPU_THREADS)))
                   for name, gate in zip(names, GATES, strict=True)]
 
     @functools.wraps(command)

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from detprof.check.gates import describe_factor
+from detprof.check.gates import GATES, describe_factor
 from detprof.documents import (
     IDENTICAL,
     INCONCLUSIVE,
@@ -143,27 +143,8 @@ def check(d: CheckDocument, console: Console = out) -> None:
         rows += _script_rows(script, d["steps"])
     if d["first_divergence"]:
         rows += _divergence_rows(d["first_divergence"], bool(script))
-    restart, divergence = d.get("restart_at"), d["first_divergence"]
-    if restart is not None and divergence:
-        step = divergence["step"]
-        rows.append(["restart", f"step {restart + 1}, the first after the restart, differs first: the checkpoint "
-                                "does not restore everything the training depends on" if step == restart + 1
-                     else f"the runs parted at step {step}, "
-                          + ("before the restart: the training itself is not reproducible here"
-                             if step <= restart else "after the first step past the restart")])
-    if d["differing_factor"] in ("world-size", "bucket-cap") and not d["bitwise_identical"]:
-        buffer = (divergence or {}).get("buffer")
-        rows.append(["distributed", f"buffers differ ({buffer} first): each process computes them over its "
-                                    "own share of the batch (BatchNorm's statistics, say), a different computation, "
-                                    "not only another order of summation" if buffer else
-                     "only parameters differ: the all-reduce sums the gradients in another order; the max |weight "
-                     f"difference| measured is {d['max_abs_diff']:.3g}"])
-    elif d["differing_factor"] == "none" and d.get("world_sizes"):
-        rows.append(["distributed", f"DDP over {d['world_sizes'][0]} processes, run to run"])
-    if d["differing_factor"] == "workers" and not d["bitwise_identical"]:
-        rows.append(["data loading", "the batches depend on the number of worker processes: the dataset draws from "
-                                     "a generator each worker seeds its own way (numpy's or random's global one, "
-                                     "say); seed it from the example's index instead"])
+    for gate in GATES:  # what each gate's outcome means, in the table's words
+        rows += gate.explain(d)
     for reason in d.get("verdict_reasons") or []:
         rows.append(["inconclusive: why" if _verdict(d) == INCONCLUSIVE else "also", str(reason)])
     control = d.get("sensitivity")
