@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=25.0)
     parser.add_argument("--spawn", action="store_true", help="a fresh interpreter per job instead of a fork")
     args = parser.parse_args()
-    import detprof.runner.processes as processes
+    import detprof.process.processes as processes
     from detprof.overhead import run_overhead
 
     if args.spawn:

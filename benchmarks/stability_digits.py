@@ -31,10 +31,11 @@ def bare_loop(runs: int) -> tuple[float, dict[str, list[np.ndarray]]]:
     """Seconds to train the same models in this process, and their test-set predictions per variant."""
     import torch
 
-    from detprof.modes import Toggles, apply_toggles, toggles_for
+    from detprof.backends.torch.stability_train import train_model
+    from detprof.backends.torch.switches import apply_toggles
+    from detprof.modes import Toggles, toggles_for
     from detprof.stability.data import load_task
     from detprof.stability.experiment import DEFAULT_RECIPES
-    from detprof.stability.train import train_model
     from detprof.stability.variants import resolve_variant, source_seeds
 
     torch.set_num_threads(1)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from detprof.backends import DEFAULT_FRAMEWORK
+from detprof.backend import DEFAULT_FRAMEWORK
 from detprof.documents import DOCUMENT_VERSION, ImportDocument
 from detprof.kernels import kernel_table, load_trace
 from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB, count_profiler_steps

@@ -180,14 +180,15 @@ def probe_timeout_s(error: type[UserCodeError] = UserCodeError) -> float:
 _probed: set[tuple[str, tuple[Any, ...], str]] = set()  # (entry, arguments, folder) that passed: once a process
 
 
-def probe_in_child(entry: str, arguments: Sequence[Any], option: str, reference: str,
+def probe_in_child(entry: str, arguments: Sequence[Any], option: str, reference: str, preload: list[str],
                    error: type[UserCodeError] = UserCodeError,
                    doing: str = "importing and building its model") -> dict[str, Any]:
     """Run ``entry`` (``module:function``, called with ``*arguments, out_path``) in a fresh process
+    (forked from a fork server that imported ``preload``, the caller's framework)
     and return the document it wrote (see ``write_probe_result``); raises ``error`` in one line
     when it wrote an error, wrote nothing (the code exited, crashed or was killed) or hung
     (``doing`` says what it was doing then)."""
-    from detprof.runner.processes import run_in_fresh_process
+    from detprof.process.processes import run_in_fresh_process
 
     key = (entry, tuple(arguments), os.getcwd())
     if key in _probed:
@@ -196,7 +197,7 @@ def probe_in_child(entry: str, arguments: Sequence[Any], option: str, reference:
     with tempfile.TemporaryDirectory(prefix="detprof-probe-") as scratch:
         out = Path(scratch, "probe.json")
         outcome = run_in_fresh_process(entry, (*arguments, str(out)), dict(os.environ), Path(scratch, "probe.log"),
-                                       timeout_s)
+                                       timeout_s, preload)
         result = json.loads(out.read_text()) if out.exists() else None
     if outcome.timed_out:
         raise error(f"{option} {reference!r} did not finish {doing} within {timeout_s:g} s "

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from detprof.backends.torch.switches import apply_toggles
 from detprof.cli import app
 from detprof.gpus import select_device
-from detprof.modes import ABLATION, apply_toggles, toggles_for
+from detprof.modes import ABLATION, toggles_for
 from detprof.overhead import _sdpa_held_step
 from detprof.workload import WorkloadRequest, build_workload
 

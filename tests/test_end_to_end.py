@@ -377,10 +377,12 @@ def _kill_myself() -> int:
 
 
 def test_a_job_killed_by_a_signal_is_named_so_and_not_called_out_of_memory(tmp_path: Path) -> None:
+    from detprof.backends.torch import JOB_PRELOAD
+    from detprof.process.processes import run_in_fresh_process
     from detprof.runner.launcher import failure_of
-    from detprof.runner.processes import run_in_fresh_process
 
-    outcome = run_in_fresh_process("tests.test_end_to_end:_kill_myself", (), {}, tmp_path / "job.log", 60)
+    outcome = run_in_fresh_process("tests.test_end_to_end:_kill_myself", (), {}, tmp_path / "job.log", 60,
+                                   JOB_PRELOAD)
     assert outcome.exitcode == -9
     assert failure_of(outcome.exitcode, outcome.log_tail) == ("killed", "worker killed by signal 9 (SIGKILL)")
     assert failure_of(-9, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB")[0] == "oom"

@@ -67,7 +67,8 @@ def test_the_command_line_text_is_parsed_only_through_the_table() -> None:
     (["--batch-invariance", "--accumulate", "2"], "--batch-invariance compares batch sizes in one run; drop --accu"),
     (["--accumulate", "2", "--world-size", "2"], "--accumulate splits each step's batch"),
     (["--accumulate", "3"], "--batch-size 16 is not accepted with --accumulate 3"),
-    (["--accumulate", "2", "--framework", "tf"], "--accumulate is not available with --framework tf; it works with PyTorch"),
+    (["--accumulate", "2", "--framework", "tf"], "--accumulate is not available with --framework tf; it works with "
+                                                 "PyTorch"),
 ])
 def test_bad_accumulation_options_exit_2_in_one_line(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["check", "--gpu", "cpu", *(["--arch", "small-cnn"] if "--script" not in args

@@ -155,7 +155,7 @@ def test_nothing_outside_the_backends_branches_on_the_framework(tmp_path: Path) 
     (tmp_path / "plan.py").write_text('label = " (TensorFlow)" if job.framework == "tensorflow" else ""\n')
     (tmp_path / "spec.py").write_text('ok = value in ("pytorch", "tf")\n')
     (tmp_path / "run.py").write_text("def side():\n    from detprof.backends.tf import run_tf_process\n")
-    (tmp_path / "fine.py").write_text("from detprof.backends import backend_for\nx = backend_for(name).label\n")
+    (tmp_path / "fine.py").write_text("from detprof.backend import backend_for\nx = backend_for(name).label\n")
     assert framework_branches(tmp_path) == ["plan.py:1", "run.py:2", "spec.py:1"]  # control
 
 

@@ -3,13 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops
 from detprof.modes import (
     DETERMINISTIC_CUBLAS_WORKSPACE,
     MODES,
     Toggles,
     UnknownModeError,
-    apply_toggles,
-    capture_nondeterministic_ops,
     environment_for,
     parse_modes,
     toggles_for,

@@ -342,7 +342,7 @@ def test_algo_and_algo_impl_are_paired_run_for_run(tmp_path: Path) -> None:
 
 
 def test_augmentation_and_dropout_belong_to_the_example_not_its_place_in_the_batch() -> None:
-    from detprof.stability.train import augmentation_plan, example_dropout_class
+    from detprof.backends.torch.stability_train import augmentation_plan, example_dropout_class
 
     offsets, flips = augmentation_plan(100, seed=7, epoch=3, max_shift=1, flip=True)
     again, flips_again = augmentation_plan(100, seed=7, epoch=3, max_shift=1, flip=True)
@@ -364,8 +364,8 @@ def test_augmentation_and_dropout_belong_to_the_example_not_its_place_in_the_bat
 
 
 def test_the_learning_rate_schedule_counts_steps() -> None:
+    from detprof.backends.torch.stability_train import training_steps
     from detprof.stability.experiment import DEFAULT_RECIPES
-    from detprof.stability.train import training_steps
 
     digits = DEFAULT_RECIPES["digits"]
     assert (digits.epochs, digits.lr_decay_every) == (40, 0.75)  # one decay, at epoch 30

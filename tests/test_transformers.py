@@ -65,7 +65,7 @@ def test_noise_prediction_has_two_inputs_and_the_noise_as_target() -> None:
 
 
 def test_the_attention_backend_is_chosen_and_the_one_that_ran_is_observed() -> None:
-    from detprof.zoo.attention import SelfAttention
+    from detprof.backends.torch.zoo.attention import SelfAttention
 
     layer = SelfAttention(64, 4, causal=True)
     x = torch.randn(2, 16, 64)
@@ -113,7 +113,7 @@ def test_tensorflow_refuses_an_sdpa_backend_instead_of_ignoring_it() -> None:
     assert done.returncode == 2 and "--framework tf has no SDPA to choose" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     # the control: auto (PyTorch's own choice) asks nothing of TensorFlow
-    from detprof.backends import backend_for
+    from detprof.backend import backend_for
 
     backend_for("tensorflow").check_workload(WorkloadRequest(arch="small-cnn", sdpa_backend="auto"))
 

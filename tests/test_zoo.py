@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detprof.backends import zoo_rows
-from detprof.zoo import ARCHS, UnknownArchError, build_model, canonical_arch, count_parameters
-from detprof.zoo.paper_cnns import MediumCNN, SmallCNN
+from detprof.backend import zoo_rows
+from detprof.backends.torch.zoo import build_model, count_parameters
+from detprof.backends.torch.zoo.paper_cnns import MediumCNN, SmallCNN
+from detprof.zoo import ARCHS, UnknownArchError, canonical_arch
 
 # Reference implementations' parameter counts: torchvision's model docs at 1000 classes, and Hugging
 # Face transformers' classes at their default configurations (GPT2LMHeadModel(GPT2Config()),
@@ -31,7 +32,7 @@ def test_parameter_counts_match_reference(arch: str) -> None:
 
 def test_transformer_counts_equal_hugging_face_classes_of_the_same_configuration() -> None:
     transformers = pytest.importorskip("transformers")
-    from detprof.zoo.language import LLAMA_SMALL
+    from detprof.backends.torch.zoo.language import LLAMA_SMALL
 
     with torch.device("meta"):
         theirs = {

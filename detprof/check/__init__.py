@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_NAMES = {"CheckError": "detprof.backends.results", "run_audit": "detprof.check.run",
+_NAMES = {"CheckError": "detprof.process.results", "run_audit": "detprof.check.run",
           "run_batch_invariance": "detprof.check.run", "run_check": "detprof.check.run"}
 
 if TYPE_CHECKING:
-    from detprof.backends.results import CheckError
     from detprof.check.run import run_audit, run_batch_invariance, run_check
+    from detprof.process.results import CheckError
 
 
 def __getattr__(name: str) -> Any:

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from detprof.backends import backend_for, require_support
-from detprof.backends.results import CheckError
+from detprof.backend import backend_for, require_support
 from detprof.check.run import DEFAULT_STEPS, run_check
 from detprof.documents import DOCUMENT_VERSION, IDENTICAL, AdviseDocument, ratio_bounds
 from detprof.errors import require
 from detprof.gpus import select_device
 from detprof.modes import settings_code, toggles_for
 from detprof.overhead import measure_and_store
+from detprof.process.results import CheckError
 from detprof.runner.config import CPU_THREADS, build_config
 from detprof.store import open_store
 from detprof.workload import WorkloadRequest

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from detprof.backends import DEFAULT_FRAMEWORK
+from detprof.backend import DEFAULT_FRAMEWORK
 from detprof.documents import IDENTICAL, NOT_IDENTICAL
 from detprof.store import StoreLike, open_store
 

@@ -5,7 +5,7 @@ differing only in what was asked (nothing, the CPU thread count, or the device),
 step; with ``locate_op``, both re-run up to the first divergent step recording every op, to name
 the first op whose output differs while its inputs matched. audit: one step in deterministic
 mode, listing every op without a deterministic implementation and what the mode swaps.
-The trainings run in the framework's backend (detprof.backends); the comparison is
+The trainings run in the framework's backend (detprof.backend); the comparison is
 detprof.check.compare.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from detprof.backends import backend_for, canonical_framework, require_gate, require_support
+from detprof.backend import backend_for, canonical_framework, require_gate, require_support
 from detprof.check.compare import first_divergence, first_divergent_op, max_abs_diff, sensitivity, states_bitwise_equal
 from detprof.check.gates import (
     GATE_BY_NAME,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from detprof.backends import Backend, backend_for, require_support
+from detprof.backend import Backend, backend_for, require_support
 from detprof.check.compare import (
     first_divergence,
     first_divergent_op,

@@ -17,6 +17,6 @@ def gpus(json_output: bool = JSON_OPTION) -> None:
 @app.command()
 def zoo(json_output: bool = JSON_OPTION) -> None:
     """List every architecture with its framework, parameter count and default input shape."""
-    from detprof.backends import zoo_rows
+    from detprof.backend import zoo_rows
 
     emit("zoo", zoo_rows(), json_output)

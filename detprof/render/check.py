@@ -113,7 +113,7 @@ def _verdict(d: CheckDocument) -> str:
 
 def framework_label(framework: str | None) -> str:
     """" (TensorFlow)" for a document of a framework other than the default; "" for the default's."""
-    from detprof.backends import backend_for  # the backend's table, not its framework
+    from detprof.backend import backend_for  # the backend's table, not its framework
 
     backend = backend_for(framework)
     return "" if backend is backend_for(None) else f" ({backend.label})"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from detprof.backends import DEFAULT_FRAMEWORK, backend_for
+from detprof.backend import DEFAULT_FRAMEWORK, backend_for
 from detprof.check.record import VERDICT_KINDS
 from detprof.kernels import diff_tables, load_catalog
 from detprof.kernels.catalog import catalog_path

@@ -2,7 +2,7 @@
 
 Everything is imported lazily: a PyTorch job process imports ``detprof.backends.torch.worker`` and starts
 with torch alone, and a TensorFlow job process (detprof.backends.tf.worker) imports
-``detprof.runner.processes`` and ``detprof.runner.host`` without torch ever being loaded.
+``detprof.process.processes`` and ``detprof.process.host`` without torch ever being loaded.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from detprof.backends import backend_for, canonical_framework
+from detprof.backend import backend_for, canonical_framework
 from detprof.errors import require
 from detprof.modes import parse_modes
 from detprof.workload import Workload, WorkloadRequest, build_workload
@@ -81,7 +81,7 @@ class OverheadConfig:
     seed: int = 0
     job_timeout_s: float = 1800.0
     gpu_uuid: str | None = None  # the worker runs with CUDA_VISIBLE_DEVICES=<uuid>
-    framework: str = "pytorch"  # the backend's canonical name (detprof.backends)
+    framework: str = "pytorch"  # the backend's canonical name (detprof.backend)
     # The command this measurement is a step of ("ablation", "advise"), so that a report draws each
     # command's chart from its own runs only; None for a plain comparison.
     part_of: str | None = None
@@ -184,7 +184,7 @@ def build_config(request: WorkloadRequest, device: DeviceChoice, modes: str = "d
     follow until the ratio's 95% CI is within ±``precision`` (a fraction) or ``max_time_s`` seconds
     are spent. Giving ``repeats`` without ``precision`` runs exactly that many pairs;
     ``precision=0`` does the same with the default repeats. ``framework`` is any spelling of a
-    backend's name (detprof.backends): pytorch, or tf for Keras models in TensorFlow.
+    backend's name (detprof.backend): pytorch, or tf for Keras models in TensorFlow.
     """
     framework = canonical_framework(framework)
     mode_pair = parse_modes(modes)

@@ -19,13 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from detprof.backends import backend_for
-from detprof.backends.results import last_line
+from detprof.backend import backend_for
 from detprof.documents import JobResult
 from detprof.kernels import KernelLessGpuTraceError, TraceError, kernel_table, load_trace
+from detprof.process.processes import ProcessOutcome, restart_fork_server
+from detprof.process.results import last_line
 from detprof.runner.config import JobSpec, OverheadConfig, Protocol, plan_pair
 from detprof.runner.coverage import kernel_times_note, profiled_figures
-from detprof.runner.processes import ProcessOutcome, restart_fork_server
 from detprof.stats import RatioEstimate, paired_ratio, summarize
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from detprof.backends import backend_for
+from detprof.backend import backend_for
 from detprof.documents import DOCUMENT_VERSION, ModeFigures, OverheadDocument
 from detprof.runner.launcher import ModeSummary, OverheadResult
 from detprof.stats import verdict

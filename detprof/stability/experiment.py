@@ -20,21 +20,18 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from detprof.backend import backend_for
 from detprof.documents import DOCUMENT_VERSION, StabilityDocument
 from detprof.errors import DetprofError
 from detprof.modes import environment_for, toggles_for
 from detprof.parse import is_whole_number
-from detprof.runner.processes import run_in_fresh_process
 from detprof.stability.data import load_task
 from detprof.stability.recipes import DEFAULT_RECIPES, Recipe
 from detprof.stability.variants import PARTNERS, resolve_variant, source_seeds
 from detprof.store import ResultStore, StoreError, StoreLike, open_store
 
 RUN_TIMEOUT_S = 3600.0
-# Imported by the fork server before any run is forked, so that each run starts with them loaded
-# (about 1.6 s of imports per run otherwise, scikit-learn's most of it).
-STABILITY_PRELOAD = ["detprof.stability.train", "detprof.stability.data", "sklearn.datasets",
-                     "sklearn.model_selection", "torch._dynamo"]
+STABILITY_FRAMEWORK = "pytorch"  # the backend whose trainings a stability experiment runs
 
 
 ARCHS = ("small-cnn", "resnet18-cifar", "resnet18")
@@ -100,11 +97,9 @@ def read_stored(path: str | Path, read: Callable[[str], T], what: str) -> T:
 
 
 def _load_state_weights(path: str) -> np.ndarray:
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return np.concatenate([t.detach().double().flatten().numpy() for t in state.values()
-                           if t.is_floating_point()])
+    state = backend_for(STABILITY_FRAMEWORK).read_state(Path(path))
+    return np.concatenate([np.asarray(array, dtype=np.float64).ravel() for array in state.values()
+                           if np.issubdtype(array.dtype, np.floating)])
 
 
 def load_weights(path: str) -> np.ndarray:
@@ -300,8 +295,8 @@ def _train_with_progress(spec: dict[str, Any], out_dir: Path, environment: dict[
     watcher.start()
     with tempfile.TemporaryDirectory(prefix="detprof-stability-") as scratch:
         started = time.perf_counter()
-        outcome = run_in_fresh_process("detprof.stability.train:train_to_dir", (spec, str(out_dir)), environment,
-                                       Path(scratch, "run.log"), timeout_s, preload=STABILITY_PRELOAD)
+        outcome = backend_for(STABILITY_FRAMEWORK).run_stability_run(spec, out_dir, environment,
+                                                                     Path(scratch, "run.log"), timeout_s)
         (out_dir / "wall_s").write_text(f"{time.perf_counter() - started:.3f}")
     done.set()
     watcher.join()

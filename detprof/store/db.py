@@ -751,7 +751,7 @@ class ResultStore:
 
     def run_ids(self, framework: str) -> list[int]:
         """Ids of the runs of ``framework`` (pytorch, or tensorflow/tf), oldest first; StoreError when none."""
-        from detprof.backends import backend_for
+        from detprof.backend import backend_for
 
         backend = backend_for(framework)
         ids = [int(r[0]) for r in self.connection.execute("SELECT id FROM runs WHERE framework=? ORDER BY id",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from detprof.runner.host import process_alive
+from detprof.process.host import process_alive
 from detprof.store.db import ResultStore
 
 TRACE_OWNER = ".measuring"  # in a trace folder whose run is not stored yet: the measuring process's pid

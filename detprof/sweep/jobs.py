@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from detprof.errors import DetprofError
 from detprof.parse import is_whole_number
-from detprof.runner.host import process_alive
+from detprof.process.host import process_alive
 from detprof.store import ResultStore
 from detprof.sweep.plan import SweepJob
 

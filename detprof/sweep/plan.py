@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
-from detprof.backends import DEFAULT_FRAMEWORK, backend_for
+from detprof.backend import DEFAULT_FRAMEWORK, backend_for
 from detprof.errors import DetprofError
 from detprof.gpus import DeviceChoice
 from detprof.runner.config import PROFILED_PAIRS, OverheadConfig

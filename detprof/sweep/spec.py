@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detprof.backends import FRAMEWORK_SPELLINGS, canonical_framework
+from detprof.backend import FRAMEWORK_SPELLINGS, canonical_framework
 from detprof.errors import ArgumentError
 from detprof.gpus import KNOWN_ALIASES
 from detprof.modes import MODES

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detprof.errors import require
-from detprof.workload.kinds import TOKEN_KINDS, USER_DEFINED
 from detprof.workload.request import WorkloadRequest
 from detprof.workload.spec import Workload
+from detprof.zoo.kinds import TOKEN_KINDS, USER_DEFINED
 
 if TYPE_CHECKING:
     from detprof.gpus import DeviceChoice
@@ -188,7 +188,7 @@ def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: st
     ``framework``; raises ArgumentError (or UnknownArchError, a UserCodeError) in one line, before
     anything is measured: a --model or --workload is checked in a child process here. A user's
     model takes ``input_shape`` (C, H, W) or ``image_size`` (3 channels)."""
-    from detprof.backends import backend_for
+    from detprof.backend import backend_for
 
     _check_limits(request)
     backend = backend_for(framework)

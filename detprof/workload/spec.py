@@ -1,6 +1,6 @@
 """The workload a backend builds: a request with every default filled in and checked.
 
-A workload has a ``kind`` (detprof.workload.kinds): what its batches hold and how its loss is
+A workload has a ``kind`` (detprof.zoo.kinds): what its batches hold and how its loss is
 computed. Each backend keeps one batch maker and loss per kind it supports
 (``detprof/backends/<name>/training.py``), so a new kind (token batches, several inputs, a model
 that returns its own loss, a user's batch maker) is a new value there and an entry in a backend,
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from detprof.workload.kinds import IMAGE_CLASSIFICATION, TOKEN_KINDS, USER_DEFINED
+from detprof.zoo.kinds import IMAGE_CLASSIFICATION, TOKEN_KINDS, USER_DEFINED
 
 # Fields added after runs were first stored: written only when set, so that the documents and sweep
 # job keys of the workloads that existed before them stay what they were.

@@ -1,11 +1,12 @@
-"""The model zoo: architecture name -> PyTorch module, with per-model metadata beside it.
+"""The model zoo's catalog: architecture name -> its metadata and builder, importing no framework.
 
 Names are canonical with ``-`` and are also accepted with ``_``. Every model is written in this
 project (torchvision cannot be installed beside the CPU build of torch on the machines we target).
 
-The registry itself does not import torch: a model's module is imported when the model is built.
-That keeps commands that never build one (``detprof kernels --trace``, ``diff``, ``report``)
-from paying about a second for torch's import.
+The catalog names each builder by its module in detprof.backends.torch.zoo, imported when the
+model is built (detprof.backends.torch.zoo.build_model): commands that never build one
+(``detprof kernels --trace``, ``diff``, ``report``) import no framework, as TorchBench keeps a
+model's metadata beside the model.
 """
 
 from __future__ import annotations
@@ -13,14 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from detprof.errors import DetprofError
-from detprof.workload.kinds import CAUSAL_LM, IMAGE_CLASSIFICATION, MASKED_LM, NOISE_PREDICTION, TOKEN_KINDS
-
-if TYPE_CHECKING:
-    from torch import nn
-
+from detprof.zoo.kinds import CAUSAL_LM, IMAGE_CLASSIFICATION, MASKED_LM, NOISE_PREDICTION, TOKEN_KINDS
 from detprof.zoo.sizes import MEDIUM_CNN_KERNEL_SIZES
 
 
@@ -35,7 +32,7 @@ class ArchSpec:
     ``image_size`` is the paper's / reference input side in pixels; ``min_image_size`` the
     smallest side the network accepts (its downsampling factor) and ``image_multiple`` what the
     side must be a multiple of (ViT's patch). ``kind`` is the workload kind it trains
-    (detprof.workload.kinds); for the token kinds ``num_classes`` is the vocabulary,
+    (detprof.zoo.kinds); for the token kinds ``num_classes`` is the vocabulary,
     ``sequence_length`` the tokens per example on a GPU and ``max_sequence_length`` what its
     positions allow. ``gpu_batch_size`` and ``cpu_batch_size`` override the device defaults.
     """
@@ -45,7 +42,7 @@ class ArchSpec:
     num_classes: int
     image_size: int
     min_image_size: int
-    builder: Callable[..., nn.Module]
+    builder: Callable[..., Any]
     framework: str = "pytorch"
     takes_kernel_size: bool = False
     takes_batch_norm: bool = False
@@ -74,31 +71,15 @@ class ArchSpec:
 _ADAPTIVE_POOL = ("adaptive_avg_pool2d_backward_cuda",)
 
 
-def _builder(module: str, function: str, *leading: str) -> Callable[..., nn.Module]:
-    """A builder calling ``detprof.zoo.<module>.<function>(*leading, num_classes)``, imported on first use."""
+def _builder(module: str, function: str, *leading: str, takes: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """A builder calling ``detprof.backends.torch.zoo.<module>.<function>(*leading, num_classes,
+    **options)`` with the build options named in ``takes``, the module imported on first use."""
 
-    def build(num_classes: int, **_: object) -> nn.Module:
-        return getattr(import_module(f"detprof.zoo.{module}"), function)(*leading, num_classes)
+    def build(num_classes: int, **options: object) -> Any:
+        built = getattr(import_module(f"detprof.backends.torch.zoo.{module}"), function)
+        return built(*leading, num_classes, **{name: options[name] for name in takes})  # type: ignore[no-any-return]
 
     return build
-
-
-def _small_cnn(num_classes: int, batch_norm: bool = False, image_size: int = 32, **_: object) -> nn.Module:
-    from detprof.zoo.paper_cnns import SmallCNN
-
-    return SmallCNN(num_classes, batch_norm, image_size)
-
-
-def _vit_b16(num_classes: int, image_size: int = 224, **_: object) -> nn.Module:
-    from detprof.zoo.vision_transformer import vit_b16
-
-    return vit_b16(num_classes, image_size)
-
-
-def _medium_cnn(num_classes: int, kernel_size: int = 3, **_: object) -> nn.Module:
-    from detprof.zoo.paper_cnns import MediumCNN
-
-    return MediumCNN(kernel_size, num_classes)
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -121,9 +102,11 @@ ARCHS: dict[str, ArchSpec] = {
         ArchSpec("efficientnet-b0", "efficientnet", 1000, 224, 32, _builder("efficientnet", "efficientnet_b0")),
         ArchSpec("inception-v3", "inception", 1000, 299, 299, _builder("inception", "inception_v3"),
                  notes="with auxiliary head (loss weight 0.4), which needs the full 299x299 input to train"),
-        ArchSpec("small-cnn", "paper-cnn", 10, 32, 8, _small_cnn,
+        ArchSpec("small-cnn", "paper-cnn", 10, 32, 8,
+                 _builder("paper_cnns", "small_cnn", takes=("batch_norm", "image_size")),
                  takes_batch_norm=True, notes="paper Appendix C; --bn adds BatchNorm"),
-        ArchSpec("medium-cnn", "paper-cnn", 1000, 224, 64, _medium_cnn,
+        ArchSpec("medium-cnn", "paper-cnn", 1000, 224, 64, _builder("paper_cnns", "medium_cnn",
+                                                                   takes=("kernel_size",)),
                  takes_kernel_size=True, notes="paper Appendix C; --kernel-size 1..7"),
         # Transformers. GPU defaults are common single-GPU training sizes; the CPU defaults are small
         # (batch 4, 128 tokens, 64 px) so that a check finishes in seconds.
@@ -137,7 +120,9 @@ ARCHS: dict[str, ArchSpec] = {
                  sequence_length=2_048, max_sequence_length=2_048, gpu_batch_size=8, cpu_batch_size=4,
                  notes="Llama-style: width 512, 8 layers, 8 query / 2 key-value heads, SwiGLU 1408, RMSNorm, "
                        "rotary, untied output; vocabulary 32,000"),
-        ArchSpec("vit-b16", "transformer", 1000, 224, 32, _vit_b16, image_multiple=16, cpu_batch_size=4,
+        ArchSpec("vit-b16", "transformer", 1000, 224, 32,
+                 _builder("vision_transformer", "vit_b16", takes=("image_size",)),
+                 image_multiple=16, cpu_batch_size=4,
                  notes="ViT-B/16; position embeddings sized for the image side (the count is at 224)"),
         ArchSpec("unet-small", "diffusion", 0, 32, 8, _builder("unet", "unet_small"), kind=NOISE_PREDICTION,
                  image_multiple=4, gpu_batch_size=128,
@@ -164,25 +149,6 @@ def arch_spec(name: str) -> ArchSpec:
     return ARCHS[canonical_arch(name)]
 
 
-def build_model(name: str, num_classes: int | None = None, kernel_size: int = 3,
-                batch_norm: bool = False, image_size: int | None = None) -> nn.Module:
-    """Build a fresh, randomly initialised model.
-
-    ``kernel_size`` applies to medium-cnn (1 to 7), ``batch_norm`` to small-cnn; ``image_size``
-    matters only to small-cnn, whose dense layer depends on it.
-    """
-    spec = arch_spec(name)
-    if spec.takes_kernel_size and kernel_size not in MEDIUM_CNN_KERNEL_SIZES:
-        raise ValueError(f"kernel size {kernel_size} is not accepted; medium-cnn takes 1 to 7")
-    return spec.builder(num_classes if num_classes is not None else spec.num_classes, kernel_size=kernel_size,
-                        batch_norm=batch_norm, image_size=image_size or spec.image_size)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (the figure reference implementations quote)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def kernel_size_of(workload: dict[str, Any]) -> int | None:
     """The convolution kernel size of a stored workload (a dict with ``arch``), for the archs that
     take one; else None."""
@@ -191,22 +157,5 @@ def kernel_size_of(workload: dict[str, Any]) -> int | None:
     return int(size) if spec is not None and spec.takes_kernel_size and size is not None else None
 
 
-__all__ = ["ARCHS", "ArchSpec", "UnknownArchError", "arch_spec", "build_model", "canonical_arch",
-           "count_parameters", "describe_zoo", "kernel_size_of", "MEDIUM_CNN_KERNEL_SIZES"]
-
-
-def describe_zoo() -> list[dict[str, object]]:
-    """One dict per arch: arch, framework, family, params (at its default classes), input [C, H, W],
-    num_classes, options, notes. Models are built on the meta device, so nothing is allocated."""
-    import torch
-
-    rows = []
-    for spec in ARCHS.values():
-        with torch.device("meta"):
-            params = count_parameters(build_model(spec.name))
-        options = ["--kernel-size 1..7"] if spec.takes_kernel_size else []
-        options += ["--bn"] if spec.takes_batch_norm else []
-        rows.append({"arch": spec.name, "framework": spec.framework, "family": spec.family, "params": params,
-                     "input": list(spec.input_shape), "num_classes": spec.num_classes, "options": options,
-                     "notes": spec.notes})
-    return rows
+__all__ = ["ARCHS", "ArchSpec", "UnknownArchError", "arch_spec", "canonical_arch", "kernel_size_of",
+           "MEDIUM_CNN_KERNEL_SIZES"]

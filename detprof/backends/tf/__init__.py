@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detprof.backends import Capabilities, require_support
+from detprof.backend import Capabilities, require_support
 from detprof.backends.tf.processes import (
     INSTALL_HINT,
     TF_MODES,
@@ -22,10 +22,10 @@ from detprof.backends.tf.processes import (
     tensorflow_available,
     tf_toggles,
 )
-from detprof.errors import require
+from detprof.errors import ArgumentError, require
 
 if TYPE_CHECKING:
-    from detprof.runner.processes import ProcessOutcome
+    from detprof.process.processes import ProcessOutcome
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
 
@@ -92,7 +92,7 @@ class TensorFlowBackend:
         weights as numpy arrays (``state``)."""
         import numpy as np
 
-        from detprof.backends.results import side_result
+        from detprof.process.results import side_result
 
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
             out = Path(scratch, "result.json")
@@ -108,6 +108,13 @@ class TensorFlowBackend:
     def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
         require_support(self, "script", "--script")  # raises: this backend watches no scripts
         return {}
+
+    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str], log: Path,
+                          timeout_s: float) -> ProcessOutcome:
+        raise ArgumentError("detprof stability trains with PyTorch; it has no TensorFlow runs")
+
+    def read_state(self, path: Path) -> dict[str, Any]:
+        raise ArgumentError("detprof stability trains with PyTorch; it has no TensorFlow states")
 
     def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
         return []  # PyTorch's list; TensorFlow refuses such ops in deterministic mode instead

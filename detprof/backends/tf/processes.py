@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from detprof.errors import DetprofError
 
 if TYPE_CHECKING:
-    from detprof.runner.processes import ProcessOutcome
+    from detprof.process.processes import ProcessOutcome
 
 INSTALL_HINT = "pip install 'detprof[tf]' (or 'detprof[tf-cpu]' where there is no GPU)"
 TF_MODES = ("default", "deterministic")
@@ -73,7 +73,7 @@ def run_tf_process(module: str, spec: dict[str, object], result_file: Path, scra
     import json
     import os
 
-    from detprof.runner.processes import run_in_new_interpreter
+    from detprof.process.processes import run_in_new_interpreter
 
     spec_file = Path(scratch, "spec.json")
     spec_file.write_text(json.dumps(spec))

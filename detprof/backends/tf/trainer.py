@@ -20,7 +20,7 @@ from typing import Any
 
 from detprof.backends.tf.training import keras_training
 from detprof.documents import write_result
-from detprof.runner.processes import die_with_parent_in
+from detprof.process.processes import die_with_parent_in
 
 
 def _digest(value: Any) -> str:

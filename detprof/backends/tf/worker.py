@@ -28,8 +28,8 @@ from typing import Any
 
 from detprof.backends.tf.training import keras_training
 from detprof.documents import DOCUMENT_VERSION, JobResult, write_json_whole
-from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
-from detprof.runner.processes import die_with_parent_in
+from detprof.process.host import cpu_model, peak_rss_bytes, reset_peak_rss
+from detprof.process.processes import die_with_parent_in
 
 STEP_MARKER = "train"  # the name of the profiler's step markers (with step_num)
 # How TensorFlow names an op it refuses in deterministic mode (its UnimplementedError messages:

@@ -1,6 +1,6 @@
 """Keras models under detprof's arch names: the ImageNet networks from ``keras.applications``
 (randomly initialised, logits out), and the paper's small and medium CNNs (Appendix C) written
-in Keras with the same layers as detprof.zoo.paper_cnns.
+in Keras with the same layers as detprof.backends.torch.zoo.paper_cnns.
 
 Parameter counts are Keras' own (kernels_db/keras_zoo.csv, checked against Keras by
 tests/test_tf.py). They differ from torchvision's: Keras counts every weight, including

@@ -1,5 +1,5 @@
 """The PyTorch backend: the zoo's networks and a user's own modules, the modes of detprof.modes,
-job processes forked from a fork server that has imported torch (detprof.runner.processes), and the
+job processes forked from a fork server that has imported torch (detprof.process.processes), and the
 check, op-recording, batch-invariance and audit runs of ``trainer``. Importing this package does
 not import torch; its job processes do.
 """
@@ -13,11 +13,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detprof.backends import Capabilities
+from detprof.backend import Capabilities
 from detprof.backends.torch.gates import GATES
 
 if TYPE_CHECKING:
-    from detprof.runner.processes import ProcessOutcome
+    from detprof.process.processes import ProcessOutcome
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
 
@@ -25,6 +25,14 @@ WORKER = "detprof.backends.torch.worker:run_to_file"
 TRAINER = "detprof.backends.torch.trainer"  # :train_and_record, :record_ops_at_step, ...
 USER_WORKLOAD_PROBE = "detprof.backends.torch.user_workload:probe_to_file"
 SCRIPT_RUNNER = "detprof.backends.torch.script"  # python -m: check --script's watched interpreter
+# Imported once by the fork server of overhead jobs, check runs and probes. torch._dynamo is imported by
+# every optimizer's constructor anyway; preloading it moves that second off every job.
+JOB_PRELOAD = ["detprof.backends.torch.worker", "torch._dynamo"]
+STABILITY_RUN = "detprof.backends.torch.stability_train:train_to_dir"
+# What the fork server of stability runs imports before any run is forked (about 1.6 s of imports
+# per run otherwise, scikit-learn's most of it; torch._dynamo is imported by every optimizer).
+STABILITY_PRELOAD = ["detprof.backends.torch.stability_train", "detprof.stability.data", "sklearn.datasets",
+                     "sklearn.model_selection", "torch._dynamo"]
 FIXED_HASH_SEED = "0"  # PYTHONHASHSEED for a --script run whose spec and environment give none
 
 
@@ -88,15 +96,16 @@ class TorchBackend:
         return None  # the zoo's own checks (detprof.workload.resolve) are PyTorch's
 
     def check_user_code(self, workload: Workload, on_gpu: bool) -> None:
+        from detprof.backends.torch.zoo.custom import check_user_model
         from detprof.usercode import probe_in_child
         from detprof.workload.user import OPTION, UserWorkloadError
-        from detprof.zoo.custom import check_user_model
 
         if workload.model_ref:
-            check_user_model(workload.model_ref, workload.num_classes)
+            check_user_model(workload.model_ref, workload.num_classes, JOB_PRELOAD)
         if workload.workload_ref:
             arguments = (workload.workload_ref, workload.batch_size, "cuda" if on_gpu else "cpu")
-            probe_in_child(USER_WORKLOAD_PROBE, arguments, OPTION, workload.workload_ref, UserWorkloadError,
+            probe_in_child(USER_WORKLOAD_PROBE, arguments, OPTION, workload.workload_ref, JOB_PRELOAD,
+                           UserWorkloadError,
                            doing="importing, building and one forward pass")
 
     def determinism_requested(self, toggles: dict[str, Any]) -> tuple[bool, bool]:
@@ -111,24 +120,25 @@ class TorchBackend:
     def start_job(self, spec: dict[str, Any], result_file: Path, scratch: str, gpu_uuid: str | None,
                   timeout_s: float) -> ProcessOutcome:
         from detprof.modes import Toggles, environment_for
-        from detprof.runner.processes import run_in_fresh_process
+        from detprof.process.processes import run_in_fresh_process
 
         env = environment_for(Toggles(**spec["toggles"]), dict(os.environ), gpu_uuid)
-        return run_in_fresh_process(WORKER, (spec, str(result_file)), env, Path(scratch, "job.log"), timeout_s)
+        return run_in_fresh_process(WORKER, (spec, str(result_file)), env, Path(scratch, "job.log"), timeout_s,
+                                    JOB_PRELOAD)
 
     def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """Run ``trainer:<spec['entry']>`` (default train_and_record) under the spec's mode in a fresh
         process; its result document, with ``state`` as numpy arrays when the run saved one."""
-        from detprof.backends.results import CheckError, side_result
         from detprof.modes import environment_for, toggles_for
-        from detprof.runner.processes import run_in_fresh_process
+        from detprof.process.processes import run_in_fresh_process
+        from detprof.process.results import CheckError, side_result
 
         entry = spec.get("entry", "train_and_record")
         environment = environment_for(toggles_for(spec["mode"]), dict(os.environ), gpu_uuid)
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
             out = Path(scratch, "result.json")
             outcome = run_in_fresh_process(f"{TRAINER}:{entry}", (spec, str(out)), environment,
-                                           Path(scratch, "run.log"), timeout_s)
+                                           Path(scratch, "run.log"), timeout_s, JOB_PRELOAD)
             try:
                 document = side_result(outcome, out, timeout_s)
             except CheckError as error:  # name whose code failed: the user's, or a zoo arch's run
@@ -145,9 +155,9 @@ class TorchBackend:
         hooks wrote, as the Backend protocol describes."""
         import json
 
-        from detprof.backends.results import read_records
         from detprof.modes import environment_for, toggles_for
-        from detprof.runner.processes import run_in_new_interpreter
+        from detprof.process.processes import run_in_new_interpreter
+        from detprof.process.results import read_records
 
         mode = spec.get("mode")
         environment = environment_for(toggles_for(mode), dict(os.environ)) if mode else dict(os.environ)
@@ -183,6 +193,22 @@ class TorchBackend:
         watched["state"] = saved_state(files["state"])
         return watched
 
+    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str], log: Path,
+                          timeout_s: float) -> ProcessOutcome:
+        """Train one run of a stability experiment (detprof.backends.torch.stability_train) in a
+        process of its own; it writes its predictions, weights and result into ``out_dir``."""
+        from detprof.process.processes import run_in_fresh_process
+
+        return run_in_fresh_process(STABILITY_RUN, (spec, str(out_dir)), environment, log, timeout_s,
+                                    preload=STABILITY_PRELOAD)
+
+    def read_state(self, path: Path) -> dict[str, Any]:
+        """The arrays of a state dict this backend's trainings saved at ``path`` (numpy, by name),
+        loaded without unpickling; raises when the file is missing or is not one."""
+        import torch
+
+        return arrays_of(torch.load(path, map_location="cpu", weights_only=True))
+
     def expected_nondeterministic_ops(self, workload: Workload) -> list[str]:
         from detprof.zoo import arch_spec
 
@@ -191,7 +217,7 @@ class TorchBackend:
         return list(arch_spec(workload.arch).known_nondeterministic_ops)
 
     def zoo_rows(self) -> list[dict[str, Any]]:
-        from detprof.zoo import describe_zoo
+        from detprof.backends.torch.zoo import describe_zoo
 
         return describe_zoo()
 

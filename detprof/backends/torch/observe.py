@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.oprecord import tensor_digests
-from detprof.modes import read_switches
+from detprof.backends.torch.switches import read_switches
 
 EXTRA_STATE_SUFFIX = " (extra state, pickled)"
 

@@ -141,7 +141,8 @@ class StepWatch:
         if self.spec.get("threads"):
             torch.set_num_threads(int(self.spec["threads"]))
         if self.spec.get("toggles") is not None:
-            from detprof.modes import Toggles, apply_toggles, switches_set
+            from detprof.backends.torch.switches import apply_toggles, switches_set
+            from detprof.modes import Toggles
 
             toggles = Toggles(**self.spec["toggles"])
             self.expected = switches_set(toggles, apply_toggles(toggles))
@@ -352,7 +353,7 @@ def run_script(spec: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from detprof.runner.processes import die_with_parent_in
+    from detprof.process.processes import die_with_parent_in
 
     arguments = die_with_parent_in(argv)
     at = arguments.index("--spec-fd")

@@ -1,4 +1,4 @@
-"""What ``check`` and ``audit`` run inside a fresh process (detprof.runner.processes).
+"""What ``check`` and ``audit`` run inside a fresh process (detprof.process.processes).
 
 Each function takes a JSON-able spec and writes its result to a file; the parent compares. A
 spec holds: ``workload`` (as detprof.workload.Workload), ``toggles`` (a mode's), ``device``
@@ -21,9 +21,10 @@ from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
 from detprof.backends.torch.gates import TRAINING_CHANGES
 from detprof.backends.torch.observe import SwitchCalls, observe_step, tensor_state
 from detprof.backends.torch.oprecord import one_ulp_control
+from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.documents import write_result
-from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops, switches_set
+from detprof.modes import Toggles
 from detprof.workload import Workload
 
 INVARIANCE_EXAMPLES = 64

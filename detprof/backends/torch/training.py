@@ -133,7 +133,7 @@ class KindTraining:
     loss: Callable[[Any, Any], torch.Tensor]
 
 
-# One entry per workload kind this backend trains (see detprof.workload.kinds).
+# One entry per workload kind this backend trains (see detprof.zoo.kinds).
 KINDS: dict[str, KindTraining] = {
     IMAGE_CLASSIFICATION: KindTraining(image_batch, classification_loss),
     CAUSAL_LM: KindTraining(causal_lm_batch, token_loss),
@@ -145,10 +145,10 @@ KINDS: dict[str, KindTraining] = {
 def workload_model(workload: Workload) -> torch.nn.Module:
     """A fresh, randomly initialised model of the workload (on the CPU): the zoo's arch, or the user's."""
     if workload.model_ref:
-        from detprof.zoo.custom import build_user_model
+        from detprof.backends.torch.zoo.custom import build_user_model
 
         return build_user_model(workload.model_ref, workload.num_classes)
-    from detprof.zoo import build_model
+    from detprof.backends.torch.zoo import build_model
 
     return build_model(workload.arch, workload.num_classes, kernel_size=workload.kernel_size,
                        batch_norm=workload.batch_norm, image_size=workload.image_size)

@@ -1,6 +1,6 @@
 """The measurement of one job, in a fresh process.
 
-The launcher starts each job with ``run_to_file`` in a fresh process (detprof.runner.processes);
+The launcher starts each job with ``run_to_file`` in a fresh process (detprof.process.processes);
 ``python -m detprof.backends.torch.worker SPEC RESULT`` runs one job from a spec file by hand.
 
 Order inside the process: the GPU made current (the parent already set the environment, including
@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from detprof.backends.torch.observe import changed_switches
+from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.backends.torch.training import build_training
 from detprof.documents import DOCUMENT_VERSION, JobResult, write_json_whole
-from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops, switches_set
+from detprof.modes import Toggles
+from detprof.process.host import cpu_model, peak_rss_bytes, reset_peak_rss
 from detprof.runner.config import JobSpec
-from detprof.runner.host import cpu_model, peak_rss_bytes, reset_peak_rss
 
 
 def _environment(torch: Any, spec: JobSpec) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def run_job(spec: JobSpec) -> JobResult:
     """
     import torch
 
-    from detprof.runner.fingerprint import state_fingerprint
+    from detprof.backends.torch.fingerprint import state_fingerprint
 
     layout = shift_memory_layout(torch)  # noqa: F841 (kept alive for the job's lifetime)
     on_gpu = spec.device.startswith("cuda")
@@ -254,7 +255,7 @@ def run_job(spec: JobSpec) -> JobResult:
 
 
 def run_to_file(spec_dict: dict[str, Any], result_path: str) -> int:
-    """Entry point of a job process (see detprof.runner.processes): run it, write the result file."""
+    """Entry point of a job process (see detprof.process.processes): run it, write the result file."""
     return _run_and_record(JobSpec.from_json_dict(spec_dict), result_path)
 
 

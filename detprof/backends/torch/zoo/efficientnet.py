@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from detprof.zoo.mobilenet import conv_bn_act
+from detprof.backends.torch.zoo.mobilenet import conv_bn_act
 
 # (expansion, kernel, first stride, input channels, output channels, repeats) per stage.
 EFFICIENTNET_B0_STAGES = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2),

@@ -15,7 +15,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from detprof.zoo.attention import MLP, PostNormBlock, PreNormBlock, SelfAttention, SwiGLU, init_transformer_weights
+from detprof.backends.torch.zoo.attention import (
+    MLP,
+    PostNormBlock,
+    PreNormBlock,
+    SelfAttention,
+    SwiGLU,
+    init_transformer_weights,
+)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from detprof.zoo.attention import sinusoidal_embedding
+from detprof.backends.torch.zoo.attention import sinusoidal_embedding
 
 
 @dataclass(frozen=True)

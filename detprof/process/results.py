@@ -1,4 +1,4 @@
-"""Reading back what a backend's check process wrote: one JSON result document per side."""
+"""Reading back what a child process wrote: a check side's JSON result document, a script's records."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from detprof.errors import DetprofError
 
 if TYPE_CHECKING:
-    from detprof.runner.processes import ProcessOutcome
+    from detprof.process.processes import ProcessOutcome
 
 
 class CheckError(DetprofError):

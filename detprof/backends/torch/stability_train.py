@@ -1,4 +1,4 @@
-"""One training run of a stability experiment, inside a fresh process (detprof.runner.processes).
+"""One training run of a stability experiment, inside a fresh process (detprof.process.processes).
 
 Writes into its run directory: ``predictions.npy`` (test-set labels predicted), ``weights.pt``
 (``torch.save`` of the state dict; read back only with ``weights_only=True``), ``result.json``,
@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops
 from detprof.documents import write_json_whole
-from detprof.modes import Toggles, apply_toggles, capture_nondeterministic_ops
+from detprof.modes import Toggles
 
 EVAL_CHUNK = 1000  # test examples per forward pass in evaluation (the whole CIFAR test set would need GBs)
 
@@ -100,8 +101,8 @@ def example_dropout_class() -> type:
 
 
 def _model(recipe: dict[str, Any], data: Any) -> Any:
-    from detprof.zoo import build_model
-    from detprof.zoo.paper_cnns import SmallCNN
+    from detprof.backends.torch.zoo import build_model
+    from detprof.backends.torch.zoo.paper_cnns import SmallCNN
 
     if recipe["arch"] in ("resnet18-cifar", "resnet18"):
         return build_model(recipe["arch"], num_classes=data.num_classes)

@@ -1,8 +1,8 @@
 """The workload kinds: what a workload's batches hold and how its loss is computed. Each backend
 keeps one batch maker and loss per kind it trains (``detprof/backends/torch/training.py``).
 
-Kept free of imports so that the zoo, which names the kind of each network, and the workload,
-which carries it, can both read it.
+Beside the zoo's catalog, which names the kind of each network, and below the workload, which
+carries it (detprof.workload re-exports these names); free of imports.
 """
 
 # Synthetic images of the workload's shape and integer class targets; cross-entropy on the logits

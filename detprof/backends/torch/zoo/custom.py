@@ -34,12 +34,13 @@ def build_user_model(reference: str, num_classes: int) -> nn.Module:
     return model
 
 
-def check_user_model(reference: str, num_classes: int) -> None:
+def check_user_model(reference: str, num_classes: int, preload: list[str]) -> None:
     """Check a --model reference in a child process (``probe_to_file``): import the module, call
     the function on the meta device when it allows, and require an nn.Module. Every other ending,
     including the code exiting, crashing or hanging, raises UserModelError in one line."""
     parse_reference(reference, OPTION, UserModelError)
-    probe_in_child("detprof.zoo.custom:probe_to_file", (reference, num_classes), OPTION, reference, UserModelError)
+    probe_in_child("detprof.backends.torch.zoo.custom:probe_to_file", (reference, num_classes), OPTION, reference,
+                   preload, UserModelError)
 
 
 def probe_to_file(reference: str, num_classes: int, out_path: str) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from detprof.zoo.attention import MLP, PreNormBlock, SelfAttention, init_transformer_weights
+from detprof.backends.torch.zoo.attention import MLP, PreNormBlock, SelfAttention, init_transformer_weights
 
 PATCH = 16  # pixels per patch side
 

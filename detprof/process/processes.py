@@ -1,6 +1,7 @@
-"""Fresh processes for measurements: forked from a fork server that has imported torch but never
-run an op, so no CUDA context, cuDNN/cuBLAS handle or allocator state exists to inherit, and each
-job starts without paying ~2 s of imports. A crash, OOM or kill costs only that process.
+"""Fresh processes for measurements: forked from a fork server that has imported the framework
+(the modules its first caller names) but never run an op, so no CUDA context, cuDNN/cuBLAS handle
+or allocator state exists to inherit, and each job starts without paying ~2 s of imports. A crash,
+OOM or kill costs only that process.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detprof.runner.host import process_alive
+from detprof.process.host import process_alive
 
-# Imported once by the fork server. torch._dynamo is imported by every optimizer's constructor
-# anyway; preloading it moves that second off every job.
-FORK_SERVER_PRELOAD = ["detprof.backends.torch.worker", "torch._dynamo"]
 LOG_TAIL_CHARS = 2000
 _fork_context: multiprocessing.context.ForkServerContext | None = None
 
@@ -33,13 +31,13 @@ class ProcessOutcome:
     log_tail: str  # the end of the process's stdout and stderr
 
 
-def _context(preload: list[str] | None = None) -> multiprocessing.context.ForkServerContext:
+def _context(preload: list[str]) -> multiprocessing.context.ForkServerContext:
     """The fork server context; the first caller's ``preload`` (module names) is what the server
     imports before it forks anything, and later callers share that server."""
     global _fork_context
     if _fork_context is None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(preload or FORK_SERVER_PRELOAD)
+        context.set_forkserver_preload(preload)
         _fork_context = context
     return _fork_context
 
@@ -184,10 +182,11 @@ SERVER_DEATH_S = 5.0  # how long a killed fork server may take to be gone
 
 
 def run_in_fresh_process(target: str, args: tuple[Any, ...], environment: dict[str, str], log_path: Path,
-                         timeout_s: float | None, preload: list[str] | None = None) -> ProcessOutcome:
+                         timeout_s: float | None, preload: list[str]) -> ProcessOutcome:
     """Run ``module:function(*args)`` in a fresh process; kill it after ``timeout_s`` seconds.
 
-    ``preload`` names the modules the fork server imports first, when this call starts it. A fork
+    ``preload`` names the modules the fork server imports first, when this call starts it (each
+    caller names its own: the backend whose code the process runs knows what it imports). A fork
     server that a job's code killed is started again for the next job; the job that killed it is
     still waited for (by its pid) and its result read, as any other's."""
     started_at = time.monotonic()

@@ -65,3 +65,13 @@ class MediumCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x).flatten(1))
+
+
+def small_cnn(num_classes: int, batch_norm: bool = False, image_size: int = 32) -> SmallCNN:
+    """The paper's small CNN for ``image_size`` inputs (the zoo's small-cnn builder)."""
+    return SmallCNN(num_classes, batch_norm, image_size)
+
+
+def medium_cnn(num_classes: int, kernel_size: int = 3) -> MediumCNN:
+    """The paper's medium CNN with ``kernel_size`` convolutions (the zoo's medium-cnn builder)."""
+    return MediumCNN(kernel_size, num_classes)
