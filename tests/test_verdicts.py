@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from detprof.check.compare import first_divergence, max_abs_diff, nonfinite_steps, states_bitwise_equal
-from detprof.check.record import outcome_of
 from detprof.check.verdict import conclude_check
+from detprof.check.verdict_kinds import outcome_of
 from detprof.cli import app
 from tests.verdict_runs import MODELS, SMALL, WORKLOADS, invoke, runner
 

@@ -8,12 +8,11 @@ device, modes, verdict, passed).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from detprof.backend import DEFAULT_FRAMEWORK
-from detprof.documents import IDENTICAL, NOT_IDENTICAL
+from detprof.check.verdict_kinds import VERDICT_KINDS, VERDICTS, verdict_of
 from detprof.store import StoreLike, open_store
 
 
@@ -29,58 +28,6 @@ def _device(document: dict[str, Any], kind: str) -> dict[str, str]:
     return {"kind": "cpu" if name == "cpu" else "cuda", "name": name}
 
 
-def _check_outcome(document: dict[str, Any]) -> tuple[int, str]:
-    from detprof.check.verdict import EXIT_CODES
-
-    # a check stored before verdicts had a third outcome reads as what its comparison found
-    verdict = document.get("verdict") or (IDENTICAL if document["bitwise_identical"] else NOT_IDENTICAL)
-    return EXIT_CODES[verdict], "bitwise identical" if verdict == IDENTICAL else verdict
-
-
-def _invariance_outcome(document: dict[str, Any]) -> tuple[int, str]:
-    passed = bool(document["batch_invariant"])
-    return (0, "batch invariant") if passed else (1, "not batch invariant")
-
-
-def _audit_outcome(document: dict[str, Any]) -> tuple[int, str]:
-    count = len(document["nondeterministic_ops"])
-    if document.get("switched_off"):
-        return 1, "its step turns deterministic algorithms off"
-    return (0, "can train fully deterministically") if count == 0 else \
-        (1, f"{count} op(s) without a deterministic implementation")
-
-
-def _advise_outcome(document: dict[str, Any]) -> tuple[int, str]:
-    recommendation = document.get("recommendation")
-    return (0, f"recommends {recommendation['mode']}") if recommendation else \
-        (1, "no candidate mode was bitwise reproducible")
-
-
-# Each verdict kind and its outcome: (exit code, the verdict in words). Exit 0 passes; 1 fails;
-# 3 (a check only) is inconclusive: the check could not have seen a difference.
-OUTCOMES: dict[str, Callable[[dict[str, Any]], tuple[int, str]]] = {
-    "check": _check_outcome, "batch-invariance": _invariance_outcome, "audit": _audit_outcome,
-    "advise": _advise_outcome}
-VERDICT_KINDS = tuple(OUTCOMES)
-
-
-def outcome_of(kind: str, document: dict[str, Any]) -> tuple[int, str]:
-    """(exit code, the verdict in words) of a check, batch-invariance, audit or advise document."""
-    return OUTCOMES[kind](document)
-
-
-def verdict_of(kind: str, document: dict[str, Any]) -> tuple[bool, str]:
-    """(passed, the verdict in words) of a verdict document: passed only with exit code 0."""
-    code, words = outcome_of(kind, document)
-    return code == 0, words
-
-
-def _modes(kind: str, document: dict[str, Any]) -> list[str]:
-    if kind == "advise":
-        return [row["mode"] for row in document["candidates"]]
-    return [document.get("mode") or "deterministic"]
-
-
 API_COMMAND = "Python API: detprof.check.record.store_verdict"
 
 
@@ -94,7 +41,7 @@ def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, com
     passed, verdict = verdict_of(kind, document)
     device = _device(document, kind)
     workload = document.get("workload") or {}
-    modes = _modes(kind, document)
+    modes = VERDICTS[kind].modes(document)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = {**document, "kind": kind, "arch": workload.get("arch", "?"), "device": device,
                "framework": document.get("framework") or DEFAULT_FRAMEWORK, "created_at": created,

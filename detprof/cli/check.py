@@ -49,8 +49,8 @@ def stored_verdict(kind: str, document: Verdict, db: str | None) -> Verdict:
 
 def conclude(kind: str, document: Verdict, db: str | None, json_output: bool) -> NoReturn:
     """Store the verdict, emit it, and exit with its code: 0 passed, 1 failed, 3 inconclusive
-    (detprof.check.record.OUTCOMES)."""
-    from detprof.check.record import outcome_of
+    (detprof.check.verdict_kinds.VERDICTS)."""
+    from detprof.check.verdict_kinds import outcome_of
 
     stored = stored_verdict(kind, document, db)
     emit(kind, stored, json_output)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from detprof.backend import DEFAULT_FRAMEWORK, backend_for
-from detprof.check.record import VERDICT_KINDS
+from detprof.check.verdict_kinds import VERDICT_KINDS, VERDICTS
 from detprof.kernels import diff_tables, load_catalog
 from detprof.kernels.catalog import catalog_path
 from detprof.store import ResultStore, StoreError, StoreLike, open_store
@@ -191,34 +191,10 @@ def _stability(store: ResultStore, skipped: list[str]) -> list[dict[str, Any]]:
 def verdict_row(run_id: int, kind: str, summary: dict[str, Any]) -> dict[str, Any]:
     """One check, audit or advise run as the Reproducibility section shows it: run, kind, arch,
     device, modes, passed, verdict and ``findings`` (the first divergence, the ops to blame with
-    their module and pass, or the recommendation), in words."""
-    findings: list[str] = []
-    if kind == "check":
-        divergence = summary.get("first_divergence")
-        if divergence:
-            findings.append(f"first divergent step {divergence['step']}, parameter {divergence['parameter'] or '—'}")
-            op = divergence.get("op")
-            if op:
-                findings.append(f"first divergent op {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
-                                f"({op['kind']})")
-        findings.append(f"max |weight difference| {summary.get('max_abs_diff', 0):.3g}")
-    elif kind == "audit":
-        for op in summary.get("nondeterministic_ops", []):
-            sites = ", ".join(f"{site['module']} ({site['phase']}) x{site['count']}" for site in op.get("sites", []))
-            findings.append(f"{op['op']}: {sites or ', '.join(op.get('modules', []))}")
-    elif kind == "advise":
-        for row in summary.get("candidates", []):
-            state = ("bitwise identical" if row["bitwise_identical"] else
-                     f"differs from step {row['first_divergent_step']}")
-            measured = row.get("ratio") is not None and row["mode"] != "default"
-            cost = f", step time x{row['ratio']:.3f}" if measured else ""
-            findings.append(f"{row['mode']}: {state}{cost}")
-    elif kind == "batch-invariance":
-        findings += [f"batch {r['batch_size']}: {100 * r['fraction_equal']:.1f}% bitwise equal" for r in
-                     summary.get("rows", [])]
+    their module and pass, or the recommendation), in words (detprof.check.verdict_kinds)."""
     return {"run_id": run_id, "kind": kind, "arch": summary["arch"], "device": summary["device"]["name"],
             "modes": [m["mode"] for m in summary["modes"]], "passed": bool(summary.get("passed")),
-            "verdict": summary.get("verdict", ""), "findings": findings}
+            "verdict": summary.get("verdict", ""), "findings": VERDICTS[kind].findings(summary)}
 
 
 def collect(db: StoreLike = None, run_ids: list[int] | None = None, kernels_run: int | None = None) -> ReportData:

@@ -1,0 +1,114 @@
+"""The verdict kinds, declared once: check, batch invariance, audit and advise. Each is a row of
+``VERDICTS``: how its document reads as an outcome (exit code and words: 0 passes, 1 fails, 3 a
+check that could not have seen a difference), the device and modes it is stored under, and what
+the report's Reproducibility section says it found. The command line's exit code, the store
+(detprof.check.record) and the report (detprof.report.collect) read this table; a renderer of
+the same name prints each (detprof.render.RENDERERS).
+
+Adding a verdict kind: a row here, its document type in detprof.documents, a renderer, and the
+command or API call that produces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from detprof.documents import IDENTICAL, NOT_IDENTICAL
+
+Document = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class VerdictKind:
+    """One kind of verdict (see the module docstring)."""
+
+    name: str  # the run kind it is stored under, and its renderer's name
+    outcome: Callable[[Document], tuple[int, str]]  # (exit code, the verdict in words)
+    findings: Callable[[Document], list[str]]  # what the report says it found, in words
+    modes: Callable[[Document], list[str]] = lambda d: [d.get("mode") or "deterministic"]  # the modes it judged
+
+
+def _check_outcome(document: Document) -> tuple[int, str]:
+    from detprof.check.verdict import EXIT_CODES
+
+    # a check stored before verdicts had a third outcome reads as what its comparison found
+    verdict = document.get("verdict") or (IDENTICAL if document["bitwise_identical"] else NOT_IDENTICAL)
+    return EXIT_CODES[verdict], "bitwise identical" if verdict == IDENTICAL else verdict
+
+
+def _invariance_outcome(document: Document) -> tuple[int, str]:
+    passed = bool(document["batch_invariant"])
+    return (0, "batch invariant") if passed else (1, "not batch invariant")
+
+
+def _audit_outcome(document: Document) -> tuple[int, str]:
+    count = len(document["nondeterministic_ops"])
+    if document.get("switched_off"):
+        return 1, "its step turns deterministic algorithms off"
+    return (0, "can train fully deterministically") if count == 0 else \
+        (1, f"{count} op(s) without a deterministic implementation")
+
+
+def _advise_outcome(document: Document) -> tuple[int, str]:
+    recommendation = document.get("recommendation")
+    return (0, f"recommends {recommendation['mode']}") if recommendation else \
+        (1, "no candidate mode was bitwise reproducible")
+
+
+def _check_findings(summary: Document) -> list[str]:
+    findings = []
+    divergence = summary.get("first_divergence")
+    if divergence:
+        findings.append(f"first divergent step {divergence['step']}, parameter {divergence['parameter'] or '—'}")
+        op = divergence.get("op")
+        if op:
+            findings.append(f"first divergent op {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
+                            f"({op['kind']})")
+    findings.append(f"max |weight difference| {summary.get('max_abs_diff', 0):.3g}")
+    return findings
+
+
+def _audit_findings(summary: Document) -> list[str]:
+    findings = []
+    for op in summary.get("nondeterministic_ops", []):
+        sites = ", ".join(f"{site['module']} ({site['phase']}) x{site['count']}" for site in op.get("sites", []))
+        findings.append(f"{op['op']}: {sites or ', '.join(op.get('modules', []))}")
+    return findings
+
+
+def _advise_findings(summary: Document) -> list[str]:
+    findings = []
+    for row in summary.get("candidates", []):
+        state = ("bitwise identical" if row["bitwise_identical"] else
+                 f"differs from step {row['first_divergent_step']}")
+        measured = row.get("ratio") is not None and row["mode"] != "default"
+        cost = f", step time x{row['ratio']:.3f}" if measured else ""
+        findings.append(f"{row['mode']}: {state}{cost}")
+    return findings
+
+
+def _invariance_findings(summary: Document) -> list[str]:
+    return [f"batch {r['batch_size']}: {100 * r['fraction_equal']:.1f}% bitwise equal" for r in summary.get("rows", [])]
+
+
+VERDICTS: dict[str, VerdictKind] = {kind.name: kind for kind in (
+    VerdictKind("check", _check_outcome, _check_findings),
+    VerdictKind("batch-invariance", _invariance_outcome, _invariance_findings),
+    VerdictKind("audit", _audit_outcome, _audit_findings),
+    VerdictKind("advise", _advise_outcome, _advise_findings,
+                modes=lambda d: [row["mode"] for row in d["candidates"]]),
+)}
+VERDICT_KINDS = tuple(VERDICTS)
+
+
+def outcome_of(kind: str, document: Document) -> tuple[int, str]:
+    """(exit code, the verdict in words) of a document of verdict kind ``kind``."""
+    return VERDICTS[kind].outcome(document)
+
+
+def verdict_of(kind: str, document: Document) -> tuple[bool, str]:
+    """(passed, the verdict in words) of a verdict document: passed only with exit code 0."""
+    code, words = outcome_of(kind, document)
+    return code == 0, words
