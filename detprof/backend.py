@@ -24,6 +24,7 @@ from detprof.errors import require
 
 if TYPE_CHECKING:
     from detprof.check.gates import Gate
+    from detprof.check.spec import CheckSideSpec, ScriptSideSpec
     from detprof.documents import ZooRow
     from detprof.process.processes import ProcessOutcome
     from detprof.workload.request import WorkloadRequest
@@ -81,11 +82,11 @@ class Backend(Protocol):
                   timeout_s: float) -> ProcessOutcome:
         """Run one overhead job (a JobSpec as JSON) in a process of its own; it writes ``result_file``."""
 
-    def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
-        """Train one side of a check in a process of its own; its result document, with ``state``: the
-        final parameters and buffers as numpy arrays by name."""
+    def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+        """Train one side of a check in a process of its own (it reads ``spec`` back from JSON); its
+        result document, with ``state``: the final parameters and buffers as numpy arrays by name."""
 
-    def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
+    def run_script_side(self, spec: ScriptSideSpec, folder: Path, timeout_s: float) -> dict[str, Any]:
         """Run a user's training script once, watched (check --script; ``spec`` as
         detprof.check.script builds it), its files in ``folder``: ``records`` (what its hooks
         wrote, one dict a line), ``exitcode``, ``timed_out``, ``log_tail``, ``pythonhashseed``, and

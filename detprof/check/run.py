@@ -36,6 +36,7 @@ from detprof.check.limits import (
     MAX_STEPS,
     RUN_TIMEOUT_S,
 )
+from detprof.check.spec import GATE_FIELDS, CheckSideSpec
 from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, AuditDocument, BatchInvarianceDocument, CheckDocument, CheckSide
 from detprof.errors import require
@@ -83,11 +84,11 @@ def require_steps(steps: int) -> None:
 
 
 def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int | None, seed: int,
-               steps: int, framework: str = "pytorch") -> dict[str, Any]:
-    """What one check run is told: the workload, the mode and its toggles, device, threads, seed, steps."""
-    return {"workload": workload.as_dict(), "mode": mode, "toggles": backend_for(framework).toggles(mode),
-            "device": device.torch_device, "threads": threads if device.kind == "cpu" else None, "seed": seed,
-            "steps": steps}
+               steps: int, framework: str = "pytorch", **more: Any) -> CheckSideSpec:
+    """What one check run is told: the workload, the mode and its toggles, device, threads (none on a
+    GPU), seed, steps, and ``more`` (CheckSideSpec's other fields)."""
+    return CheckSideSpec(workload, mode, backend_for(framework).toggles(mode), device.torch_device,
+                         threads if device.kind == "cpu" else None, seed, steps, **more)
 
 
 def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic", gpu: str | None = "auto",
@@ -128,14 +129,12 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     side_threads = settled.get("threads", (CPU_THREADS, CPU_THREADS))
     # Both sides hash alike: on the device whenever one of them has a GPU (see oprecord.DIGEST_SCHEMES).
     digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
-    specs = [{**_side_spec(side, mode, dev, t, seed, steps, framework), "digest": digest,
-              "inductor_fallback_random": "compile" in settled}
-             for side, dev, t in zip(side_workloads, sides_devices, side_threads, strict=True)]
-    for name, pair in settled.items():
-        field = GATE_BY_NAME[name].side_field
-        if field and field not in specs[0]:  # threads are the spec's own (None on a GPU)
-            for spec, value in zip(specs, pair, strict=True):
-                spec[field] = value
+    side_gates = [{GATE_BY_NAME[name].side_field: pair[side] for name, pair in settled.items()
+                   if GATE_BY_NAME[name].side_field in GATE_FIELDS} for side in (0, 1)]
+    specs = [_side_spec(workload_of_side, mode, dev, t, seed, steps, framework, digest=digest,
+                        inductor_fallback_random="compile" in settled, gates=gates_of_side)
+             for workload_of_side, dev, t, gates_of_side in zip(side_workloads, sides_devices, side_threads,
+                                                                 side_gates, strict=True)]
     uuids = [dev.gpu.uuid if dev.gpu else None for dev in sides_devices]
     restart_at = settled["restart"][1] if "restart" in settled else None
     runs = []
@@ -145,8 +144,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
             continue
         if on_progress:
             compiling = (", compiled: torch.compile builds its kernels in the first step, which can take minutes"
-                         if spec["workload"].get("compiled") else "")
-            on_progress(f"run {label}: {steps} steps on {spec['device']}, {spec['threads'] or 'default'} "
+                         if spec.workload.compiled else "")
+            on_progress(f"run {label}: {steps} steps on {spec.device}, {spec.threads or 'default'} "
                         f"thread(s){compiling}")
         runs.append(backend.run_check_side(spec, uuid, timeout_s))
     divergence = first_divergence(runs[0], runs[1])
@@ -156,8 +155,8 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
         for label, spec, uuid in zip("AB", specs, uuids, strict=True):
             if on_progress:
                 on_progress(f"run {label} again, recording every op of step {divergence['step']}")
-            records.append(backend.run_check_side({**spec, "entry": "record_ops_at_step",
-                                                   "locate_step": divergence["step"]}, uuid, timeout_s))
+            records.append(backend.run_check_side(spec.but(entry="record_ops_at_step",
+                                                           locate_step=divergence["step"]), uuid, timeout_s))
         divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
         divergence["ops_recorded"] = len(records[0]["ops"])
     sides: list[CheckSide] = [{"device": run["device"], "threads": run["threads"], "threads_run": threads_run(run),
@@ -189,17 +188,17 @@ def _side_devices(wanted: Pair | None, gpu: str | None) -> list[DeviceChoice]:
     return sides
 
 
-def _restarted_side(backend: Any, spec: dict[str, Any], uuid: str | None, timeout_s: float, restart_at: int,
+def _restarted_side(backend: Any, spec: CheckSideSpec, uuid: str | None, timeout_s: float, restart_at: int,
                     on_progress: Callable[[str], None] | None) -> dict[str, Any]:
     """Run B of the restart gate: ``restart_at`` steps, a checkpoint, then a new process that loads it
     and trains to the end; one result, its steps from both processes."""
     with tempfile.TemporaryDirectory(prefix="detprof-restart-") as folder:
         if on_progress:
             on_progress(f"run B: {restart_at} steps, then a checkpoint")
-        before = backend.run_check_side({**spec, "save_at": restart_at, "checkpoint": folder}, uuid, timeout_s)
+        before = backend.run_check_side(spec.but(save_at=restart_at, checkpoint=folder), uuid, timeout_s)
         if on_progress:
-            on_progress(f"run B again in a new process: load the checkpoint, steps {restart_at + 1} to {spec['steps']}")
-        after = backend.run_check_side({**spec, "resume_from": folder}, uuid, timeout_s)
+            on_progress(f"run B again in a new process: load the checkpoint, steps {restart_at + 1} to {spec.steps}")
+        after = backend.run_check_side(spec.but(resume_from=folder), uuid, timeout_s)
     return {**after, "initial": before.get("initial"), "steps": before["steps"] + after["steps"]}
 
 
@@ -223,8 +222,8 @@ def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "de
     device = select_device(gpu)
     workload = build_workload(replace(request or WorkloadRequest(), batch_size=None), device, backend.name)
     side_threads = CPU_THREADS if threads is None else threads
-    spec = {**_side_spec(workload, mode, device, side_threads, seed, 0, backend.name),
-            "batch_sizes": list(batch_sizes), "entry": "batch_invariance"}
+    spec = _side_spec(workload, mode, device, side_threads, seed, 0, backend.name, batch_sizes=tuple(batch_sizes),
+                      entry="batch_invariance")
     result = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)
     return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "mode": mode,
             "device": device.name, "reference_batch_size": result["reference_batch_size"], "rows": result["rows"],
@@ -277,8 +276,7 @@ def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", 
     workload = build_workload(request or WorkloadRequest(), device, backend.name)
     from detprof.kernels import diff_tables  # pandas and scipy: only once every value has been checked
     from detprof.runner.launcher import measure_overhead
-    spec = {**_side_spec(workload, "deterministic", device, CPU_THREADS, 0, steps, backend.name),
-            "entry": "audit_step"}
+    spec = _side_spec(workload, "deterministic", device, CPU_THREADS, 0, steps, backend.name, entry="audit_step")
     if on_progress:
         on_progress(f"audit: {steps} step(s) in deterministic mode, then one profiled step per mode")
     audit = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)

@@ -33,6 +33,7 @@ from detprof.check.compare import (
     states_bitwise_equal,
 )
 from detprof.check.gates import Pair, given_options, settle_gates
+from detprof.check.spec import ScriptSideSpec
 from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, CheckDocument, CheckSide
 from detprof.errors import ArgumentError, DetprofError, require
@@ -186,7 +187,7 @@ def _keep_log(log: Path, label: str) -> Path | None:
     return target
 
 
-def _run_watched(backend: Backend, spec: dict[str, Any], label: str, script: str, timeout_s: float) -> dict[str, Any]:
+def _run_watched(backend: Backend, spec: ScriptSideSpec, label: str, script: str, timeout_s: float) -> dict[str, Any]:
     """Run the script once, watched, in a private folder of its own that is gone before the next run
     starts (so that no run can read another's records); its check run, with ``state`` (name to
     numpy array) when it wrote its final parameters, or ``ops`` for a recording run."""
@@ -203,9 +204,9 @@ def _run_watched(backend: Backend, spec: dict[str, Any], label: str, script: str
         except ScriptError as error:
             kept = _keep_log(folder / "run.log", label)
             raise ScriptError(f"{error}" + (f" (its output is kept in {kept})" if kept else "")) from None
-    if spec.get("locate_step"):
+    if spec.locate_step:
         if watched.get("ops") is None:
-            raise ScriptError(f"run {label} of --script {script!r} ended before step {spec['locate_step']} when "
+            raise ScriptError(f"run {label} of --script {script!r} ended before step {spec.locate_step} when "
                               "re-run to record its ops; the script does not take the same steps twice")
         run["ops"] = watched["ops"]
     elif watched.get("state") is not None:
@@ -260,8 +261,6 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
     if mode != AS_IS:
         backend.check_modes([mode], "--mode")  # an unknown mode fails here, before anything runs
     thread_pair = settle_gates({"threads": threads})["threads"] if threads else None  # refused as --threads is
-    base = {"script": str(path), "arguments": list(arguments), "steps": steps,
-            "mode": None if mode == AS_IS else mode}
     side_threads: list[int | None] = list(thread_pair) if thread_pair else [None, None]
     seeds = hash_seeds(os.environ)
     command = shlex.join([sys.executable, str(path), *arguments])
@@ -269,16 +268,17 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
     for label, count, seed in zip("AB", side_threads, seeds, strict=True):
         if on_progress:
             on_progress(f"run {label}: {command}, up to {steps} optimizer steps, PYTHONHASHSEED={seed}")
-        runs.append(_run_watched(backend, {**base, "threads": count, "pythonhashseed": seed}, label, script,
-                                 timeout_s))
+        side = ScriptSideSpec(str(path), tuple(arguments), steps, None if mode == AS_IS else mode, count, seed)
+        runs.append(_run_watched(backend, side, label, script, timeout_s))
     divergence = _divergence(runs[0], runs[1])
     if divergence and locate_op and divergence.get("parameter") and divergence["step"] >= 1:
         records = []
         for label, count, seed in zip("AB", side_threads, seeds, strict=True):
             if on_progress:
                 on_progress(f"run {label} again, recording every op of step {divergence['step']}")
-            records.append(_run_watched(backend, {**base, "threads": count, "pythonhashseed": seed,
-                                                  "locate_step": divergence["step"]}, label, script, timeout_s))
+            side = ScriptSideSpec(str(path), tuple(arguments), steps, None if mode == AS_IS else mode, count, seed,
+                                  locate_step=divergence["step"])
+            records.append(_run_watched(backend, side, label, script, timeout_s))
         divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
         divergence["ops_recorded"] = len(records[0]["ops"])
     states = [run.get("state") for run in runs]

@@ -25,6 +25,7 @@ from detprof.backends.tf.processes import (
 from detprof.errors import ArgumentError, require
 
 if TYPE_CHECKING:
+    from detprof.check.spec import CheckSideSpec, ScriptSideSpec
     from detprof.process.processes import ProcessOutcome
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -87,7 +88,7 @@ class TensorFlowBackend:
                   timeout_s: float) -> ProcessOutcome:
         return run_tf_process(WORKER, spec, result_file, scratch, gpu_uuid, timeout_s)
 
-    def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+    def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """The TensorFlow side of a check in a new interpreter; its result document, with the final
         weights as numpy arrays (``state``)."""
         import numpy as np
@@ -96,7 +97,7 @@ class TensorFlowBackend:
 
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
             out = Path(scratch, "result.json")
-            outcome = run_tf_process(TRAINER, spec, out, scratch, gpu_uuid, timeout_s)
+            outcome = run_tf_process(TRAINER, spec.to_json(), out, scratch, gpu_uuid, timeout_s)
             document = side_result(outcome, out, timeout_s)
             weights = Path(str(out) + ".npz")
             if weights.exists():
@@ -105,7 +106,7 @@ class TensorFlowBackend:
                                          for index, name in enumerate(document["state_names"])}
         return document
 
-    def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
+    def run_script_side(self, spec: ScriptSideSpec, folder: Path, timeout_s: float) -> dict[str, Any]:
         require_support(self, "script", "--script")  # raises: this backend watches no scripts
         return {}
 

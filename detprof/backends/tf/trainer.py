@@ -5,7 +5,7 @@
 Trains the spec's Keras model ``steps`` steps from its seed (``keras.utils.set_random_seed``; op
 determinism in the deterministic mode) and records, per step, the loss's exact bits and a SHA-256
 of every weight; the final weights are saved beside the result (``RESULT.json.npz``) so that the
-parent can compute the largest difference. The spec has the keys of detprof.check.run's sides:
+parent can compute the largest difference. The spec is a CheckSideSpec (detprof.check.spec) as JSON:
 workload, mode, device, threads, seed, steps.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from detprof.backends.tf.training import keras_training
+from detprof.check.spec import CheckSideSpec
 from detprof.documents import write_result
 from detprof.process.processes import die_with_parent_in
 
@@ -27,28 +28,30 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(value.tobytes()).hexdigest()[:16]
 
 
-def train_and_record(spec: dict[str, Any], out_path: str) -> None:
-    """Train and write the result document (steps, parameters, device, threads) and the weights."""
+def train_and_record(raw: dict[str, Any], out_path: str) -> None:
+    """Train and write the result document (steps, parameters, device, threads) and the weights;
+    ``raw`` is a CheckSideSpec as JSON, read back (a field it does not know fails here)."""
     import numpy as np
     import tensorflow as tf
 
-    on_gpu = spec["device"].startswith("cuda")
-    if spec.get("threads"):
-        tf.config.threading.set_intra_op_parallelism_threads(int(spec["threads"]))
-        tf.config.threading.set_inter_op_parallelism_threads(int(spec["threads"]))
+    spec = CheckSideSpec.from_json(raw)
+    on_gpu = spec.device.startswith("cuda")
+    if spec.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(int(spec.threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(spec.threads))
     import keras
 
-    keras.utils.set_random_seed(spec["seed"])
-    if spec["mode"] == "deterministic":
+    keras.utils.set_random_seed(spec.seed)
+    if spec.mode == "deterministic":
         tf.config.experimental.enable_op_determinism()
     # Weights and the batch are made on the CPU, so both runs start from the same bits on any device.
-    training = keras_training(tf, keras, spec["workload"], spec["seed"], "/CPU:0")
+    training = keras_training(tf, keras, spec.workload.as_dict(), spec.seed, "/CPU:0")
     model, step = training.model, training.step
     names = [getattr(w, "path", w.name) for w in model.trainable_weights]
     steps = []
     control = None
     with tf.device("/GPU:0" if on_gpu else "/CPU:0"):
-        for _ in range(int(spec["steps"])):
+        for _ in range(spec.steps):
             loss = step()
             weights = [w.numpy() for w in model.trainable_weights]
             steps.append({"loss": float(loss.numpy()).hex(), "params": [_digest(w) for w in weights]})
@@ -64,7 +67,7 @@ def train_and_record(spec: dict[str, Any], out_path: str) -> None:
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
         device_name = details.get("device_name") or "GPU"
     write_result(out_path, {"steps": steps, "parameters": names, "state_names": list(state), "device": device_name,
-                            "threads": spec.get("threads"), "nondeterministic_ops": [], "framework": "tensorflow",
+                            "threads": spec.threads, "nondeterministic_ops": [], "framework": "tensorflow",
                             "version": f"tensorflow {tf.__version__}",
                             "ulp_control": control,
                             "torch_loaded": "torch" in sys.modules})

@@ -17,6 +17,7 @@ from detprof.backend import Capabilities
 from detprof.backends.torch.gates import GATES
 
 if TYPE_CHECKING:
+    from detprof.check.spec import CheckSideSpec, ScriptSideSpec
     from detprof.process.processes import ProcessOutcome
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -126,42 +127,42 @@ class TorchBackend:
         return run_in_fresh_process(WORKER, (spec, str(result_file)), env, Path(scratch, "job.log"), timeout_s,
                                     JOB_PRELOAD)
 
-    def run_check_side(self, spec: dict[str, Any], gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
-        """Run ``trainer:<spec['entry']>`` (default train_and_record) under the spec's mode in a fresh
-        process; its result document, with ``state`` as numpy arrays when the run saved one."""
+    def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+        """Run ``trainer:<spec.entry>`` under the spec's mode in a fresh process, the spec handed over
+        as JSON; its result document, with ``state`` as numpy arrays when the run saved one."""
         from detprof.modes import environment_for, toggles_for
         from detprof.process.processes import run_in_fresh_process
         from detprof.process.results import CheckError, side_result
 
-        entry = spec.get("entry", "train_and_record")
-        environment = environment_for(toggles_for(spec["mode"]), dict(os.environ), gpu_uuid)
+        environment = environment_for(toggles_for(spec.mode), dict(os.environ), gpu_uuid)
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
             out = Path(scratch, "result.json")
-            outcome = run_in_fresh_process(f"{TRAINER}:{entry}", (spec, str(out)), environment,
+            outcome = run_in_fresh_process(f"{TRAINER}:{spec.entry}", (spec.to_json(), str(out)), environment,
                                            Path(scratch, "run.log"), timeout_s, JOB_PRELOAD)
             try:
                 document = side_result(outcome, out, timeout_s)
             except CheckError as error:  # name whose code failed: the user's, or a zoo arch's run
-                raise CheckError(f"{_whose(spec['workload'])}: {error}") from None
+                raise CheckError(f"{_whose(spec.workload.as_dict())}: {error}") from None
             state = saved_state(Path(str(out) + ".pt"))
             if state is not None:
                 document["state"] = state
         return document
 
-    def run_script_side(self, spec: dict[str, Any], folder: Path, timeout_s: float) -> dict[str, Any]:
+    def run_script_side(self, spec: ScriptSideSpec, folder: Path, timeout_s: float) -> dict[str, Any]:
         """Run ``spec['script']`` once in a new interpreter, watched (detprof.backends.torch.script), in
         the caller's working directory and environment: PYTHONHASHSEED as the spec gives it, detprof
         importable, and ``spec['mode']``'s environment and switches where one is given. What its
         hooks wrote, as the Backend protocol describes."""
         import json
 
+        from detprof.backends.torch.watched import WatchedRun
         from detprof.modes import environment_for, toggles_for
         from detprof.process.processes import run_in_new_interpreter
         from detprof.process.results import read_records
 
-        mode = spec.get("mode")
+        mode = spec.mode
         environment = environment_for(toggles_for(mode), dict(os.environ)) if mode else dict(os.environ)
-        environment["PYTHONHASHSEED"] = str(spec.get("pythonhashseed") or environment.get("PYTHONHASHSEED")
+        environment["PYTHONHASHSEED"] = str(spec.pythonhashseed or environment.get("PYTHONHASHSEED")
                                             or FIXED_HASH_SEED)
         root = str(Path(__file__).resolve().parents[3])  # the folder holding detprof: importable in the child
         environment["PYTHONPATH"] = os.pathsep.join(p for p in (root, environment.get("PYTHONPATH")) if p)
@@ -172,9 +173,9 @@ class TorchBackend:
         secret = secrets.token_hex(16)
         records_fd = os.open(files["records"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         spec_read, spec_write = os.pipe()
-        child = {**spec, "toggles": self.toggles(mode) if mode else None, "state": str(files["state"]),
-                 "ops": str(files["ops"]), "records_fd": records_fd, "secret": secret}
-        text = json.dumps(child).encode()
+        child = WatchedRun(spec, self.toggles(mode) if mode else None, str(files["state"]), str(files["ops"]),
+                           records_fd, secret)
+        text = json.dumps(child.to_json()).encode()
         writer = threading.Thread(target=_write_and_close, args=(spec_write, text), daemon=True)
         writer.start()
         try:

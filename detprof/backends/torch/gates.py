@@ -15,29 +15,25 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from detprof.backends.torch.training import Training
+    from detprof.check.spec import CheckSideSpec
 
 GATES = frozenset({"threads", "device", "compile", "restart", "workers", "world-size", "bucket-cap", "accumulate"})
 
 
-def feed_from_loader(training: Training, workers: Any, spec: dict[str, Any]) -> None:
+def feed_from_loader(training: Training, workers: Any, spec: CheckSideSpec) -> None:
     """The data-loading gate: a new batch every step from a DataLoader with ``workers`` processes."""
     from detprof.backends.torch.loading import feed_from_loader as feed
 
-    feed(training, training_batch_size(spec), int(workers), spec["seed"], int(spec.get("steps") or 1))
+    feed(training, spec.workload.batch_size, int(workers), spec.seed, spec.steps or 1)
 
 
-def accumulate(training: Training, micro_batches: Any, _spec: dict[str, Any]) -> None:
+def accumulate(training: Training, micro_batches: Any, _spec: CheckSideSpec) -> None:
     """The gradient-accumulation gate: each step's backward over ``micro_batches`` shares of the batch."""
     training.micro_batches = int(micro_batches)
 
 
-def training_batch_size(spec: dict[str, Any]) -> int:
-    """The global batch size of a side spec's workload."""
-    return int(spec["workload"]["batch_size"])
-
-
 # A side spec's gate field to how its value changes the training, applied in this order.
-TRAINING_CHANGES: dict[str, Callable[[Training, Any, dict[str, Any]], None]] = {
+TRAINING_CHANGES: dict[str, Callable[[Training, Any, CheckSideSpec], None]] = {
     "loader_workers": feed_from_loader,
     "accumulation": accumulate,
 }

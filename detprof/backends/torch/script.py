@@ -48,6 +48,7 @@ from detprof.backends.torch.oprecord import (
     tensor_digests,
     user_source,
 )
+from detprof.backends.torch.watched import WatchedRun
 
 UNNAMED = "group {group}, tensor {index} ({shape})"
 
@@ -109,14 +110,14 @@ class StepWatch:
     parameters, so two threads training two models cannot interleave into a false difference. The
     loss of each step is what the step's ``backward`` was called on in that thread."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
+    def __init__(self, run: WatchedRun) -> None:
+        self.run = run
         self.pid = os.getpid()
-        self.steps_wanted = int(spec["steps"])
-        self.locate_step = spec.get("locate_step")
+        self.steps_wanted = run.spec.steps
+        self.locate_step = run.spec.locate_step
         # the descriptor the parent opened for this run's records (no path the script could find in argv)
-        self.records = os.fdopen(int(spec["records_fd"]), "a", encoding="utf-8")
-        self.secret = spec["secret"]
+        self.records = os.fdopen(run.records_fd, "a", encoding="utf-8")
+        self.secret = run.secret
         self.lock = threading.RLock()
         self.local = threading.local()  # per thread: the losses backward was called on since its last step
         self.steppers: dict[int, Stepper] = {}  # by id of the optimizer, or of the model given to detprof.step
@@ -138,13 +139,13 @@ class StepWatch:
     def install(self) -> None:
         """Apply the spec's threads and mode, and register the global optimizer step hooks, the
         loss watch on ``torch.autograd.backward`` and the ``detprof.step`` marker."""
-        if self.spec.get("threads"):
-            torch.set_num_threads(int(self.spec["threads"]))
-        if self.spec.get("toggles") is not None:
+        if self.run.spec.threads:
+            torch.set_num_threads(self.run.spec.threads)
+        if self.run.toggles is not None:
             from detprof.backends.torch.switches import apply_toggles, switches_set
             from detprof.modes import Toggles
 
-            toggles = Toggles(**self.spec["toggles"])
+            toggles = Toggles(**self.run.toggles)
             self.expected = switches_set(toggles, apply_toggles(toggles))
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
@@ -199,7 +200,7 @@ class StepWatch:
         """Record every op from here to the end of step ``locate_step``: its module through torch's
         global module hooks (named once the model is known) and the script's own line."""
         self.recorder = OpRecorder(hash_tensors=True, scheme=self.scheme,
-                                   source=user_source(str(Path(self.spec["script"]).resolve().parent)))
+                                   source=user_source(str(Path(self.run.spec.script).resolve().parent)))
         self.tracking = global_module_tracking(self.recorder)
         self.tracking.__enter__()
         self.recorder.__enter__()
@@ -295,7 +296,7 @@ class StepWatch:
         self.tracking.__exit__(None, None, None)
         ops = self.recorder.finished_ops()
         resolve_module_labels(ops, self.model)
-        Path(self.spec["ops"]).write_text(json.dumps({"step": self.locate_step, "ops": ops}))
+        Path(self.run.ops).write_text(json.dumps({"step": self.locate_step, "ops": ops}))
         self.recorder = None
         self.end("located")
 
@@ -311,7 +312,7 @@ class StepWatch:
                 self.recorder = None
             if self.steppers and how not in ("located", "watch-failed", "refused"):
                 torch.save({name: p.detach().cpu().clone() for stepper in self.steppers.values()
-                            for name, p in zip(stepper.names, stepper.params, strict=True)}, self.spec["state"])
+                            for name, p in zip(stepper.names, stepper.params, strict=True)}, self.run.state)
             self.write({"ended": how, "steps": self.count, "error": error, "exit_code": exit_code, "detail": detail,
                         "switch_calls": self.calls.since(0)})
             self.records.close()
@@ -332,11 +333,11 @@ def last_error_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def run_script(spec: dict[str, Any]) -> None:
+def run_script(run: WatchedRun) -> None:
     """Run the spec's script as ``__main__`` with its arguments, watched; never returns."""
-    watch = StepWatch(spec)
-    script = str(Path(spec["script"]).resolve())
-    sys.argv = [spec["script"], *spec.get("arguments", [])]
+    watch = StepWatch(run)
+    script = str(Path(run.spec.script).resolve())
+    sys.argv = [run.spec.script, *run.spec.arguments]
     sys.path[0] = str(Path(script).parent)  # as `python train.py` sets it
     watch.install()
     try:
@@ -358,8 +359,8 @@ def main(argv: list[str]) -> int:
     arguments = die_with_parent_in(argv)
     at = arguments.index("--spec-fd")
     with os.fdopen(int(arguments[at + 1]), "rb") as pipe:  # the spec, through a pipe the parent wrote
-        spec = json.loads(pipe.read())
-    run_script(spec)
+        run = WatchedRun.from_json(json.loads(pipe.read()))
+    run_script(run)
     return 0  # not reached: run_script ends the process
 
 

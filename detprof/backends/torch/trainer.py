@@ -1,9 +1,7 @@
 """What ``check`` and ``audit`` run inside a fresh process (detprof.process.processes).
 
-Each function takes a JSON-able spec and writes its result to a file; the parent compares. A
-spec holds: ``workload`` (as detprof.workload.Workload), ``toggles`` (a mode's), ``device``
-(``cpu`` or ``cuda:0``: the worker sees only its GPU), ``threads`` (CPU intra-op threads, or
-None), ``seed``, ``steps`` and, for op recording, ``locate_step``. The model is initialised and
+Each entry takes a CheckSideSpec (detprof.check.spec) as JSON, reads it back (a field it does not
+know fails there) and writes its result to a file; the parent compares. The model is initialised and
 the synthetic batch drawn on the CPU, then moved, so that both runs start from the same bits on
 any device.
 """
@@ -23,43 +21,44 @@ from detprof.backends.torch.observe import SwitchCalls, observe_step, tensor_sta
 from detprof.backends.torch.oprecord import one_ulp_control
 from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
+from detprof.check.spec import CheckSideSpec
 from detprof.documents import write_result
 from detprof.modes import Toggles
-from detprof.workload import Workload
 
 INVARIANCE_EXAMPLES = 64
 
 
-def _setup(spec: dict[str, Any]) -> tuple[Training, dict[str, object], SwitchCalls]:
+def _setup(spec: CheckSideSpec) -> tuple[Training, dict[str, object], SwitchCalls]:
     """The spec's training (model, batch and optimizer on its device), with its toggles, threads and
     seed applied; the switches as torch then reports them (detprof.modes.apply_toggles); and the
     record of every call the user's code makes to change one afterwards (building the model included)."""
-    device = torch.device(spec["device"])
+    device = torch.device(spec.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if spec.get("threads"):
-        torch.set_num_threads(int(spec["threads"]))
-    workload = Workload.from_dict(spec["workload"])
-    applied = apply_toggles(Toggles(**spec["toggles"]), compiled=workload.compiled)
-    if workload.compiled and spec.get("inductor_fallback_random"):
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    workload = spec.workload
+    applied = apply_toggles(Toggles(**spec.toggles), compiled=workload.compiled)
+    if workload.compiled and spec.inductor_fallback_random:
         import torch._inductor.config as inductor
 
         inductor.fallback_random = True  # dropout draws from eager's generator, as the eager side does
-    applied = switches_set(Toggles(**spec["toggles"]), applied)  # what the mode set: what must hold
+    applied = switches_set(Toggles(**spec.toggles), applied)  # what the mode set: what must hold
     calls = SwitchCalls().install()
-    training = build_training(workload, spec["seed"], device)
+    training = build_training(workload, spec.seed, device)
     for field, change in TRAINING_CHANGES.items():  # the check gates that change the training itself
-        if spec.get(field) is not None:
-            change(training, spec[field], spec)
+        if spec.gate(field) is not None:
+            change(training, spec.gate(field), spec)
     return training, applied, calls
 
 
-def _guarded(run: Callable[[dict[str, Any], str], None]) -> Callable[[dict[str, Any], str], int]:
-    """A worker entry point that writes ``{"error": ...}`` instead of dying with a traceback."""
+def _guarded(run: Callable[[CheckSideSpec, str], None]) -> Callable[[dict[str, Any], str], int]:
+    """A worker entry point that reads its spec back from JSON and writes ``{"error": ...}`` instead
+    of dying with a traceback."""
 
-    def entry(spec: dict[str, Any], out_path: str) -> int:
+    def entry(raw: dict[str, Any], out_path: str) -> int:
         try:
-            run(spec, out_path)
+            run(CheckSideSpec.from_json(raw), out_path)
             return 0
         except Exception as error:
             write_result(out_path, {"error": f"{type(error).__name__}: {error}"[:2000],
@@ -69,12 +68,12 @@ def _guarded(run: Callable[[dict[str, Any], str], None]) -> Callable[[dict[str, 
     return entry
 
 
-def _train(spec: dict[str, Any], out_path: str) -> None:
+def _train(spec: CheckSideSpec, out_path: str) -> None:
     """Train ``steps`` steps; record each step's loss (exact bits) and parameter digests, and save the
     final state dict beside the result (``.pt``) for the largest weight difference. With
     ``world_size``, as DDP over that many processes (detprof.backends.torch.distributed), rank 0
     recording."""
-    world_size = spec.get("world_size")
+    world_size = spec.gate("world_size")
     if world_size is None:
         _train_rank(spec, out_path)
         return
@@ -83,19 +82,19 @@ def _train(spec: dict[str, Any], out_path: str) -> None:
     run_ranks(int(world_size), lambda rank, store: _train_rank(spec, out_path, rank, store))
 
 
-def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str | None = None) -> None:
+def _train_rank(spec: CheckSideSpec, out_path: str, rank: int = 0, store: str | None = None) -> None:
     started = time.perf_counter()
     with capture_nondeterministic_ops() as warned:
         training, applied, calls = _setup(spec)
         if store is not None:
             from detprof.backends.torch.distributed import distributed_training
 
-            distributed_training(training, rank, int(spec["world_size"]), store, spec.get("bucket_cap_mb"))
+            distributed_training(training, rank, int(spec.gate("world_size")), store, spec.gate("bucket_cap_mb"))
         model, device = training.model, training.device
         names = [name for name, _ in model.named_parameters()]
         buffer_names = [name for name, _ in model.named_buffers()]
-        scheme = spec.get("digest", "host")
-        compiled = bool(spec["workload"].get("compiled"))
+        scheme = spec.digest
+        compiled = bool(spec.workload.compiled)
 
         def observed(loss: Any) -> dict[str, Any]:
             # read after the user's code: its digests, threads and the switches as they now are
@@ -105,21 +104,21 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
         steps = []
         control: dict[str, Any] | None = None
         save, load = training.checkpoint_code or (None, None)
-        start = load_checkpoint(training, spec["resume_from"], load) if spec.get("resume_from") else 0
+        start = load_checkpoint(training, spec.resume_from, load) if spec.resume_from else 0
         initial = observed(None) if not rank else None
-        stop = int(spec.get("save_at") or spec["steps"])
+        stop = spec.save_at or spec.steps
         for number in range(start, stop):
             calls.step = number + 1
             loss = training.step()
             if store is not None:
-                loss = _global_mean(loss, int(spec["world_size"]))  # every rank joins; the whole batch's loss
+                loss = _global_mean(loss, int(spec.gate("world_size")))  # every rank joins; the whole batch's loss
             if rank:
                 continue  # the other ranks train; rank 0 records
             steps.append(observed(loss))
             if control is None:
                 control = one_ulp_control(list(model.parameters()), names, scheme)
-        if spec.get("save_at") and not rank:
-            save_checkpoint(training, spec["checkpoint"], stop, save)
+        if spec.save_at and not rank:
+            save_checkpoint(training, str(spec.checkpoint), stop, save)
     if rank:
         return
     state = tensor_state(model.state_dict())
@@ -129,7 +128,7 @@ def _train_rank(spec: dict[str, Any], out_path: str, rank: int = 0, store: str |
     if store is not None:
         from detprof.backends.torch.distributed import gpu_topology, nccl_environment
 
-        extra = {"world_size": int(spec["world_size"]), "bucket_cap_mb": spec.get("bucket_cap_mb"),
+        extra = {"world_size": int(spec.gate("world_size")), "bucket_cap_mb": spec.gate("bucket_cap_mb"),
                  "nccl_environment": nccl_environment() if device.type == "cuda" else {},
                  "gpu_topology": gpu_topology() if device.type == "cuda" else None}
     write_result(out_path, {"parameters": names, "buffers": buffer_names, "initial": initial, "steps": steps,
@@ -155,14 +154,14 @@ def _optional_bool(value: object) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _record_step(spec: dict[str, Any], out_path: str) -> None:
+def _record_step(spec: CheckSideSpec, out_path: str) -> None:
     """Train up to ``locate_step`` and record every op of that step with the digests of what it read
     and wrote (forward, backward and optimizer)."""
     from detprof.backends.torch.oprecord import OpRecorder, module_tracking
 
     training, _, _ = _setup(spec)
-    target_step = int(spec["locate_step"])
-    recorder = OpRecorder(hash_tensors=True, scheme=spec.get("digest", "host"))
+    target_step = int(spec.locate_step or 1)
+    recorder = OpRecorder(hash_tensors=True, scheme=spec.digest)
     for _ in range(1, target_step):
         training.step()
     training.optimizer.zero_grad(set_to_none=True)
@@ -174,12 +173,12 @@ def _record_step(spec: dict[str, Any], out_path: str) -> None:
     write_result(out_path, {"step": target_step, "ops": recorder.finished_ops()})
 
 
-def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
+def _batch_invariance(spec: CheckSideSpec, out_path: str) -> None:
     """Eval-mode outputs of the same examples at each batch size, compared bitwise with batch size 1
     (each example's whole output: its logits, or every token's logits for a language model)."""
     training, _, _ = _setup(spec)
     model = training.model.eval()
-    examples = training.fresh_inputs(INVARIANCE_EXAMPLES, spec["seed"] + 2)
+    examples = training.fresh_inputs(INVARIANCE_EXAMPLES, spec.seed + 2)
 
     def outputs(batch: int) -> Any:
         with torch.no_grad():
@@ -189,7 +188,7 @@ def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
 
     reference = outputs(1)
     rows = []
-    for batch in spec["batch_sizes"]:
+    for batch in spec.batch_sizes:
         got = outputs(int(batch))
         same = (got == reference).all(dim=1) | (got.isnan() & reference.isnan()).all(dim=1)
         rows.append({"batch_size": int(batch), "examples": int(len(got)), "bitwise_equal": int(same.sum()),
@@ -198,7 +197,7 @@ def _batch_invariance(spec: dict[str, Any], out_path: str) -> None:
     write_result(out_path, {"reference_batch_size": 1, "rows": rows})
 
 
-def _audit(spec: dict[str, Any], out_path: str) -> None:
+def _audit(spec: CheckSideSpec, out_path: str) -> None:
     """``steps`` training steps in deterministic mode (1 when unset): every op that has no
     deterministic implementation here, with the module that called it, the pass and the step; the
     ops each step ran; and where the code under audit had turned deterministic algorithms off
@@ -211,7 +210,7 @@ def _audit(spec: dict[str, Any], out_path: str) -> None:
     recorder = OpRecorder(hash_tensors=False, catch_nondeterministic=True)
     first_op_of_step = []
     with module_tracking(training.model, recorder), recorder:
-        for _ in range(int(spec.get("steps") or 1)):
+        for _ in range(spec.steps or 1):
             first_op_of_step.append(len(recorder.ops))
             training.optimizer.zero_grad(set_to_none=True)
             recorder.phase = "forward"
