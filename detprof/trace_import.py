@@ -3,7 +3,7 @@ and the report can use it beside measured runs."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: st
     device_name = activities.device_name or ("unknown GPU" if device_kind == "cuda" else "cpu")
     kernel_ms = float(table["total_us"].sum()) / 1000.0
     summary: dict[str, Any] = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "arch": arch or Path(path).name.split(".")[0], "framework": DEFAULT_FRAMEWORK,
         "device": {"kind": device_kind, "name": device_name}, "source_trace": str(Path(path).resolve()),
         "scope": scope, "protocol": {"profile_steps": steps or 1, "steps_known": steps > 0},

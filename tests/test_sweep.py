@@ -398,8 +398,8 @@ def test_gpus_runs_a_spec_on_the_gpu_types_at_hand(tmp_path: Path) -> None:
 
 def test_the_ray_extra_brings_ray_client_which_a_ray_address_needs(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
-
     import tomllib
+
     from packaging.requirements import Requirement
 
     from detprof.sweep.ray_cluster import ClusterError, require_ray_client

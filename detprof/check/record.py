@@ -8,7 +8,7 @@ device, modes, verdict, passed).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from detprof.backend import DEFAULT_FRAMEWORK
@@ -42,7 +42,7 @@ def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, com
     device = _device(document, kind)
     workload = document.get("workload") or {}
     modes = VERDICTS[kind].modes(document)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     summary = {**document, "kind": kind, "arch": workload.get("arch", "?"), "device": device,
                "framework": document.get("framework") or DEFAULT_FRAMEWORK, "created_at": created,
                "modes": [{"mode": mode} for mode in modes], "passed": passed, "verdict": verdict,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -291,7 +291,7 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
     bodies.append(f"<h2>{_escape(TITLES['paper'])}</h2>{_paper_section(data.paper)}")
     bodies.append(f"<h2>{TITLES['environment']}</h2>{_environment_section(data.environments)}")
     sections["paper"] = sections["environment"] = "drawn"
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>detprof report</title>
 <style>{STYLE}</style><script>{ERROR_HOOK}</script>

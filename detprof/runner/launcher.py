@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -399,7 +399,7 @@ def measure_overhead(config: OverheadConfig, device_kind: str, device_name: str,
     each pair but the last with the run so far (``partial`` True, stopped by ``interrupted``),
     so that a caller can keep it should the measurement never finish.
     """
-    created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
     protocol = config.protocol
     outcomes: list[JobOutcome] = []
     pair_seconds: list[float] = []

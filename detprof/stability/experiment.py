@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -251,7 +251,7 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
             store.save_stability_run({
                 "experiment": key, "task": task, "variant": chosen.label, "mode": chosen.mode,
                 "fixed": list(chosen.fixed), "recipe": asdict(recipe), "run_index": run_index, "seeds": seeds,
-                "accuracy": result["accuracy"], "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "accuracy": result["accuracy"], "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "predictions_path": str(out_dir / "predictions.npy"), "weights_path": str(out_dir / "weights.pt"),
                 "environment": result})
         stored = store.stability_runs(key)

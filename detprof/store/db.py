@@ -249,8 +249,15 @@ def busy_timeout_s() -> float:
     return seconds_from_env(BUSY_TIMEOUT_ENV_VAR, DEFAULT_BUSY_TIMEOUT_S, StoreError, allow_zero=True)
 
 
+def _sqlite_code(error: BaseException) -> int | None:
+    """SQLite's primary result code of ``error`` (the extended code's low byte); None for another error."""
+    code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
+    return None if code is None else code & 0xFF
+
+
 def _is_locked(error: BaseException) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower()
+    """Another connection holds the lock: SQLITE_BUSY (its busy timeout ran out) or SQLITE_LOCKED."""
+    return _sqlite_code(error) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _is_full(error: BaseException) -> bool:
@@ -260,7 +267,7 @@ def _is_full(error: BaseException) -> bool:
 
     if isinstance(error, OSError):
         return error.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(error, sqlite3.DatabaseError) and "full" in str(error).lower()
+    return _sqlite_code(error) == sqlite3.SQLITE_FULL
 
 
 def _without_room(folder: Path) -> bool:

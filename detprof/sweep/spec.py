@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,6 @@ from detprof.gpus import KNOWN_ALIASES
 from detprof.modes import MODES
 from detprof.workload.resolve import MAX_SEQUENCE_LENGTH, SDPA_BACKENDS
 from detprof.zoo import ARCHS, MEDIUM_CNN_KERNEL_SIZES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the same parser, before it joined the standard library
-    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 
 class SpecError(ArgumentError):
