@@ -266,7 +266,7 @@ GATES: tuple[Gate, ...] = (
                                        "GPUs), the same global batch; one value: run to run at that size.",
          "how one training is distributed",
          whole_pair("--world-size", 1, MAX_WORLD_SIZE, f"1 to {MAX_WORLD_SIZE} processes"), _distributed_record,
-         _versus("world_sizes", "DDP world size "), side_field="world_size",
+         _versus("world_sizes", "DDP world size "), side_field="world_size", explain=_distributed_explained,
          accepted=f"1 to {MAX_WORLD_SIZE} processes", fits=_shares("--world-size", "shares"),
          excludes=(LOCATE_OP, COMPILED, "compile", "device", "restart", "workers"),
          exclusion="--world-size and --bucket-cap-mb change how one training is distributed"),

@@ -1,15 +1,18 @@
 """The zoo's PyTorch networks (one module per family), built from the catalog in detprof.zoo.
 
 ``build_model`` builds an arch by its catalog row; ``describe_zoo`` counts every arch's parameters
-on the meta device. Imports torch: the catalog itself (detprof.zoo) does not.
+on the meta device. torch is imported when a model is built, not with this package: a --model's
+check (``custom``) runs in a child process and the parent that asks for it never loads torch.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from detprof.zoo import ARCHS, MEDIUM_CNN_KERNEL_SIZES, arch_spec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def build_model(name: str, num_classes: int | None = None, kernel_size: int = 3,
@@ -36,6 +39,8 @@ def count_parameters(model: nn.Module) -> int:
 def describe_zoo() -> list[dict[str, object]]:
     """One dict per arch: arch, framework, family, params (at its default classes), input [C, H, W],
     num_classes, options, notes. Models are built on the meta device, so nothing is allocated."""
+    import torch
+
     rows = []
     for spec in ARCHS.values():
         with torch.device("meta"):
