@@ -13,6 +13,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TRACES = REPO / "tests" / "data" / "traces"
 
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24 (execnet sets them), which a command run
+# off a terminal reads as a width to wrap to: drop them here, before detprof's consoles are made,
+# so that every test sees the same output whether it runs in a worker, a terminal or a pipe (a
+# test that wants a width passes its own).
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch

@@ -21,6 +21,9 @@ from detprof.store import ResultStore
 from detprof.sweep import SpecError, load_spec, parse_spec, plan_sweep
 from tests.procfs import PARENT, processes
 
+# one worker runs this file under pytest-xdist: its module fixtures (sweep-store) are built once
+pytestmark = pytest.mark.xdist_group("sweep-store")
+
 REPO = Path(__file__).resolve().parents[1]
 CPU_SPEC = REPO / "benchmarks" / "sweep_cpu.toml"
 runner = CliRunner()

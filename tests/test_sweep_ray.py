@@ -25,7 +25,8 @@ ray = pytest.importorskip("ray")
 REPO = Path(__file__).resolve().parents[1]
 CPU_SPEC = REPO / "benchmarks" / "sweep_cpu.toml"
 runner = CliRunner()
-pytestmark = pytest.mark.slow
+# one worker runs this file under pytest-xdist: its module fixture (ray-cluster) is built once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-cluster")]
 
 PLACED_SPEC = """\
 name = "placed"
