@@ -21,7 +21,7 @@ from detprof.gpus import DeviceChoice, select_device
 from detprof.modes import AblationStep
 from detprof.runner.config import OverheadConfig, build_config
 from detprof.store import ResultStore, StoreLike, open_store
-from detprof.store.db import StoreFullError, StoreLockedError
+from detprof.store.errors import StoreFullError, StoreLockedError
 from detprof.store.traces import release_trace_folder, trace_folder
 from detprof.workload import DEFAULT_ARCH, WorkloadRequest
 from detprof.workload.resolve import SDPA_BACKENDS

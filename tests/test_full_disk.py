@@ -72,7 +72,7 @@ def test_with_no_room_anywhere_the_error_says_nothing_was_kept(tmpfs: Callable[[
     import tempfile
 
     from detprof.store import ResultStore
-    from detprof.store.db import StoreFullError
+    from detprof.store.errors import StoreFullError
     from tests.stores import store_with_kernels
 
     disk, temporary = tmpfs("2m"), tmpfs("1m")

@@ -25,7 +25,7 @@ def report(
 ) -> None:
     """Write one offline HTML file with the paper's figures from your runs."""
     from detprof.outputs import check_writable
-    from detprof.store.db import resolve_db_path
+    from detprof.store.paths import resolve_db_path
 
     with user_errors():
         check_writable(out_path, resolve_db_path(db))  # a bad --out is named before a missing plotly

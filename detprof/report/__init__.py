@@ -44,7 +44,7 @@ def build_report(db: StoreLike = None, out: str | Path | None = None,
     results database itself)."""
     from detprof.errors import require
     from detprof.store import ResultStore, open_store
-    from detprof.store.db import resolve_db_path
+    from detprof.store.paths import resolve_db_path
 
     path = Path(out or DEFAULT_REPORT)
     check_writable(path, db.path if isinstance(db, ResultStore) else resolve_db_path(db))

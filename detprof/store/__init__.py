@@ -1,15 +1,9 @@
 """Store: the SQLite results database (runs, jobs, steps, kernels)."""
 
-from detprof.store.db import (
-    DB_ENV_VAR,
-    SCHEMA_VERSION,
-    ResultStore,
-    StoreError,
-    StoreLike,
-    StoreLockedError,
-    open_store,
-    resolve_db_path,
-)
+from detprof.store.db import ResultStore, StoreLike, open_store
+from detprof.store.errors import StoreError, StoreLockedError
+from detprof.store.paths import DB_ENV_VAR, resolve_db_path
+from detprof.store.schema import SCHEMA_VERSION
 
 
 def ensure_store(db: StoreLike = None) -> None:

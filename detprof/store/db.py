@@ -13,7 +13,6 @@ take turns: each waits for the other's transaction (``busy_timeout_s``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -24,310 +23,35 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from detprof.errors import DetprofError
 from detprof.parse import is_whole_number
+from detprof.store.errors import (
+    DamagedRowError,
+    StoreError,
+    StoreFullError,
+    StoreLockedError,
+    busy_timeout_s,
+    is_full,
+    is_locked,
+    sqlite_code,
+    without_room,
+)
+from detprof.store.paths import resolve_db_path, store_relative, stored_file
+from detprof.store.pending import PENDING_DIR, decode_document, pending_document
+from detprof.store.schema import (
+    ADDED_COLUMNS,
+    INDEXES,
+    LIST_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    content_uid,
+    insert_run,
+    statements,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 T = TypeVar("T")
-
-SCHEMA_VERSION = 4  # 2: stability_runs; 3: jobs.peak_mem_warmup_bytes, jobs.state_sha256; 4: runs.uid, sweep_jobs
-DEFAULT_DB = Path(".detprof") / "results.sqlite"
-DB_ENV_VAR = "DETPROF_DB"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    arch TEXT NOT NULL,
-    framework TEXT NOT NULL,
-    device_kind TEXT NOT NULL,
-    device_name TEXT NOT NULL,
-    modes TEXT NOT NULL,
-    command TEXT NOT NULL,
-    config_json TEXT NOT NULL,
-    environment_json TEXT NOT NULL,
-    summary_json TEXT NOT NULL,
-    uid TEXT
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    job_index INTEGER NOT NULL,
-    side INTEGER NOT NULL,
-    mode TEXT NOT NULL,
-    repeat INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    peak_mem_bytes INTEGER,
-    peak_mem_kind TEXT,
-    toggles_json TEXT NOT NULL,
-    applied_toggles_json TEXT NOT NULL,
-    nondeterministic_ops_json TEXT NOT NULL,
-    gpu_monitor_json TEXT,
-    trace_path TEXT,
-    wall_s REAL,
-    peak_mem_warmup_bytes INTEGER,
-    state_sha256 TEXT,
-    PRIMARY KEY (run_id, job_index)
-);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    job_index INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    time_ms REAL NOT NULL,
-    PRIMARY KEY (run_id, job_index, step)
-);
-CREATE TABLE IF NOT EXISTS kernels (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    mode TEXT NOT NULL,
-    name TEXT NOT NULL,
-    category TEXT NOT NULL,
-    nondeterministic INTEGER,
-    calls INTEGER NOT NULL,
-    total_us REAL NOT NULL,
-    mean_us REAL NOT NULL,
-    median_us REAL NOT NULL,
-    min_us REAL NOT NULL,
-    max_us REAL NOT NULL,
-    std_us REAL NOT NULL,
-    PRIMARY KEY (run_id, mode, name)
-);
-CREATE TABLE IF NOT EXISTS stability_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    experiment TEXT NOT NULL,
-    task TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    fixed_json TEXT NOT NULL,
-    recipe_json TEXT NOT NULL,
-    run_index INTEGER NOT NULL,
-    seeds_json TEXT NOT NULL,
-    accuracy REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    predictions_path TEXT NOT NULL,
-    weights_path TEXT NOT NULL,
-    environment_json TEXT NOT NULL,
-    UNIQUE (experiment, run_index)
-);
-CREATE TABLE IF NOT EXISTS sweep_jobs (
-    job_key TEXT PRIMARY KEY,
-    sweep TEXT NOT NULL,
-    label TEXT NOT NULL,
-    config_json TEXT NOT NULL,
-    status TEXT NOT NULL,
-    run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
-    error TEXT,
-    attempts INTEGER NOT NULL,
-    owner TEXT,
-    node TEXT,
-    updated_at TEXT NOT NULL
-);
-"""
-# Created after the columns they index exist (old databases get those columns added first).
-INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS runs_uid ON runs(uid);"
-
-
-# Columns added to existing tables by later schema versions (table, column, SQL type).
-ADDED_COLUMNS = [("jobs", "peak_mem_warmup_bytes", "INTEGER"), ("jobs", "state_sha256", "TEXT"),
-                 ("runs", "uid", "TEXT")]
-
-
-def _statements(script: str) -> list[str]:
-    """The statements of a schema script (no semicolons inside them), to run one by one inside a
-    transaction (``executescript`` would commit it)."""
-    return [part.strip() for part in script.split(";") if part.strip()]
-
-
-def content_uid(*parts: str) -> str:
-    """A run identifier derived from its stored content: runs stored before uids existed get the
-    same one in every copy of a database, so merging two copies finds them equal."""
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
-
-
-RUN_COLUMNS = ("created_at", "kind", "arch", "framework", "device_kind", "device_name", "modes", "command",
-               "config_json", "environment_json", "summary_json", "uid")
-
-
-def insert_run(db: sqlite3.Connection, run: dict[str, Any], jobs: list[dict[str, Any]],
-               kernels: dict[str, pd.DataFrame], run_id: int | None = None) -> int:
-    """Insert a run with its jobs, steps and kernel rows inside the caller's transaction; returns its id
-    (``run_id`` when given: a run being replaced). ``run["uid"]`` is kept when given (a merged run),
-    else a new one is drawn."""
-    cursor = db.execute(
-        f"INSERT INTO runs (id, {', '.join(RUN_COLUMNS)}) VALUES (?, {','.join('?' * len(RUN_COLUMNS))})",
-        (run_id, run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],
-         run["device_name"], ",".join(run["modes"]), run["command"], json.dumps(run["config"]),
-         json.dumps(run["environment"]), json.dumps(run["summary"]), run.get("uid") or uuid.uuid4().hex))
-    run_id = int(cursor.lastrowid or 0)
-    for job in jobs:
-        db.execute(
-            "INSERT INTO jobs (run_id, job_index, side, mode, repeat, status, error, peak_mem_bytes,"
-            " peak_mem_kind, toggles_json, applied_toggles_json, nondeterministic_ops_json, gpu_monitor_json,"
-            " trace_path, wall_s, peak_mem_warmup_bytes, state_sha256)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run_id, job["index"], job["side"], job["mode"], job["repeat"], job["status"], job.get("error"),
-             job.get("peak_mem_bytes"), job.get("peak_mem_kind"), json.dumps(job["toggles"]),
-             json.dumps(job.get("applied_toggles", {})), json.dumps(job.get("nondeterministic_ops", [])),
-             json.dumps(job.get("gpu_monitor")), job.get("trace_path"), job.get("wall_s"),
-             job.get("peak_mem_warmup_bytes"), job.get("state_sha256")))
-        db.executemany("INSERT INTO steps VALUES (?,?,?,?)",
-                       [(run_id, job["index"], i, t) for i, t in enumerate(job.get("step_ms", []))])
-    for mode, table in kernels.items():
-        db.executemany(
-            "INSERT INTO kernels VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(run_id, mode, r.name, r.category, None if r.nondeterministic is None else int(r.nondeterministic),
-              int(r.calls), float(r.total_us), float(r.mean_us), float(r.median_us), float(r.min_us),
-              float(r.max_us), float(r.std_us)) for r in table.itertuples(index=False)])
-    return run_id
-
-
-LIST_COLUMNS = ["run_id", "uid", "created_at", "kind", "arch", "kernel_size", "batch_size", "image_size", "device",
-                "modes", "ratio", "ratio_ci", "kernel_ratio", "kernel_times_reliable", "partial", "sweep", "verdict",
-                "config"]
-
-
-class StoreError(DetprofError):
-    """The store cannot be used: unreadable, not a detprof database, newer schema, or no such run."""
-
-
-class DamagedRowError(StoreError):
-    """A stored row whose content cannot be read (text that is not the JSON object it should be)."""
-
-
-PENDING_KEYS = {"run": dict, "jobs": list, "kernels": dict}
-RUN_KEYS = ("created_at", "kind", "arch", "framework", "device_kind", "device_name", "modes", "command", "config",
-            "environment", "summary")
-
-
-def _pending_document(path: Path) -> dict[str, Any]:
-    """A pending run file's document; DamagedRowError when it is not one that detprof wrote."""
-    document = decode_document(path.read_text(errors="replace"), f"the pending file {str(path)!r}")
-    for key, kind in PENDING_KEYS.items():
-        if not isinstance(document.get(key), kind):
-            raise DamagedRowError(f"the pending file {str(path)!r} has no {key} {kind.__name__}")
-    missing = [key for key in RUN_KEYS if key not in document["run"]]
-    if missing or not all(isinstance(rows, list) for rows in document["kernels"].values()):
-        raise DamagedRowError(f"the pending file {str(path)!r} is not a run detprof kept "
-                              f"({'no ' + missing[0] if missing else 'kernel rows that are not a list'})")
-    return document
-
-
-def decode_document(text: Any, what: str) -> dict[str, Any]:
-    """A stored JSON object column (``what`` names it, e.g. "run 3's summary_json"); raises
-    DamagedRowError when it is not a JSON object."""
-    try:
-        document = json.loads(text)
-    except (TypeError, ValueError) as error:
-        raise DamagedRowError(f"{what} is not JSON ({str(error)[:80]}): {str(text)[:40]!r}") from None
-    if not isinstance(document, dict):
-        raise DamagedRowError(f"{what} is a JSON {type(document).__name__}, not the object detprof stores")
-    return document
-
-
-class StoreLockedError(StoreError):
-    """Another process held the database locked for longer than detprof waits. ``kept`` is where
-    the measurement was kept as a pending file (None when nothing was kept)."""
-
-    def __init__(self, message: str, kept: Path | None = None) -> None:
-        super().__init__(message)
-        self.kept = kept
-
-
-BUSY_TIMEOUT_ENV_VAR = "DETPROF_DB_BUSY_TIMEOUT"
-DEFAULT_BUSY_TIMEOUT_S = 120.0  # another writer's transaction is waited for this long before giving up
-PENDING_DIR = "pending"  # results measured while the database was locked, stored by the next writer
-
-
-def busy_timeout_s() -> float:
-    """Seconds to wait for a database another process has locked ($DETPROF_DB_BUSY_TIMEOUT or 120);
-    StoreError for a value that is not a finite number of seconds >= 0."""
-    from detprof.settings import seconds_from_env
-
-    return seconds_from_env(BUSY_TIMEOUT_ENV_VAR, DEFAULT_BUSY_TIMEOUT_S, StoreError, allow_zero=True)
-
-
-def _sqlite_code(error: BaseException) -> int | None:
-    """SQLite's primary result code of ``error`` (the extended code's low byte); None for another error."""
-    code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
-    return None if code is None else code & 0xFF
-
-
-def _is_locked(error: BaseException) -> bool:
-    """Another connection holds the lock: SQLITE_BUSY (its busy timeout ran out) or SQLITE_LOCKED."""
-    return _sqlite_code(error) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def _is_full(error: BaseException) -> bool:
-    """A write that failed for want of space: SQLite's SQLITE_FULL ("database or disk is full"),
-    or ENOSPC / EDQUOT from the file system (a quota counts as full)."""
-    import errno
-
-    if isinstance(error, OSError):
-        return error.errno in (errno.ENOSPC, errno.EDQUOT)
-    return _sqlite_code(error) == sqlite3.SQLITE_FULL
-
-
-def _without_room(folder: Path) -> bool:
-    """Whether the disk holding ``folder`` has less than 64 KiB left (False when it cannot be asked).
-    Opening a WAL database creates two files beside it, and on a full disk SQLite reports that
-    as a plain "disk I/O error", which this tells apart from a failing disk."""
-    try:
-        status = os.statvfs(folder if folder.exists() else folder.parent)
-    except OSError:
-        return False
-    return status.f_bavail * status.f_frsize < 64 * 1024
-
-
-class StoreFullError(StoreError):
-    """The disk that holds the store had no room for a write. ``kept`` is where the measurement
-    was kept as a pending file instead (None when there was no room for that either)."""
-
-    def __init__(self, message: str, kept: Path | None) -> None:
-        super().__init__(message)
-        self.kept = kept
-
-
-# Folders beside a database that belong to it: files there travel with the store (merge copies them).
-STORE_FOLDERS = ("stability", "traces")
-
-
-def store_relative(store_dir: Path, path: str | os.PathLike[str]) -> str:
-    """``path`` as the store records it: relative to the store's folder (POSIX separators) when it
-    lies inside it, so that a moved, returned or merged store still finds it; else unchanged."""
-    try:
-        return Path(path).resolve().relative_to(store_dir.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def stored_file(store_dir: Path, stored: str) -> Path:
-    """The file a recorded path names for a store in ``store_dir``: a relative path is taken from
-    the store's folder; one written by detprof before paths were relative to the store (absolute,
-    or relative to where detprof ran) that is not found so is looked for at its part from
-    ``stability/`` or ``traces/`` on, beside the store."""
-    path = Path(stored)
-    if not path.is_absolute():
-        if (store_dir / path).exists() or not set(STORE_FOLDERS) & set(path.parts[1:]):
-            return store_dir / path
-    elif path.exists():
-        return path
-    parts = path.parts
-    for folder in STORE_FOLDERS:
-        if folder in parts:
-            start = len(parts) - 1 - parts[::-1].index(folder)
-            candidate = store_dir.joinpath(*parts[start:])
-            if candidate.exists():
-                return candidate
-    return path
-
-
-def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """``path`` if given, else $DETPROF_DB, else ./.detprof/results.sqlite."""
-    return Path(path or os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
-
 
 class ResultStore:
     """Access to one results database. Opening for reading never creates the file.
@@ -356,9 +80,9 @@ class ResultStore:
             self._check_schema(create)
             self.connection.execute("PRAGMA journal_mode = WAL")
         except (sqlite3.DatabaseError, OSError) as error:
-            if _is_locked(error):
+            if is_locked(error):
                 raise self._locked() from None
-            if _is_full(error) or ("disk i/o error" in str(error).lower() and _without_room(self.path.parent)):
+            if is_full(error) or (sqlite_code(error) == sqlite3.SQLITE_IOERR and without_room(self.path.parent)):
                 raise StoreFullError(f"the disk holding the results database {self.shown!r} is full ({error}); "
                                      "free space and run again", None) from None
             raise StoreError(f"cannot use {self.shown!r} as a detprof results database: {error}") from None
@@ -411,13 +135,13 @@ class ResultStore:
             if "meta" not in tables:
                 if tables:
                     raise StoreError(f"{self.shown!r} is an SQLite database but not a detprof one")
-                for statement in _statements(SCHEMA + INDEXES):
+                for statement in statements(SCHEMA + INDEXES):
                     db.execute(statement)
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 return
             if self._version() >= SCHEMA_VERSION:
                 return
-            for statement in _statements(SCHEMA):  # tables added since: created where missing
+            for statement in statements(SCHEMA):  # tables added since: created where missing
                 db.execute(statement)
             for table, column, kind in ADDED_COLUMNS:
                 present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
@@ -426,7 +150,7 @@ class ResultStore:
             rows = db.execute("SELECT id, created_at, command, config_json, summary_json FROM runs WHERE uid IS NULL")
             for run_id, *content in rows.fetchall():
                 db.execute("UPDATE runs SET uid=? WHERE id=?", (content_uid(*content), run_id))
-            for statement in _statements(INDEXES):
+            for statement in statements(INDEXES):
                 db.execute(statement)
             db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
@@ -473,9 +197,9 @@ class ResultStore:
         try:
             return write()
         except (sqlite3.DatabaseError, OSError) as error:
-            if _is_locked(error):
+            if is_locked(error):
                 raise self._locked(keep_pending() if keep_pending else None) from None
-            if not _is_full(error):
+            if not is_full(error):
                 raise
             kept = keep_pending() if keep_pending else None
             raise self._full(error, kept) from None
@@ -564,7 +288,7 @@ class ResultStore:
         stored = []
         for path in sorted((self.path.parent / PENDING_DIR).glob("run-*.json")):
             try:
-                document = _pending_document(path)
+                document = pending_document(path)
             except DamagedRowError as damage:  # set aside, so that it blocks no later write
                 path.replace(path.with_suffix(".rejected"))
                 self._note_damage(f"{damage}; set aside as {str(path.with_suffix('.rejected'))!r}")

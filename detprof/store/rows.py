@@ -13,7 +13,7 @@ import math
 import sqlite3
 from typing import Any
 
-from detprof.store.db import StoreError
+from detprof.store.errors import StoreError
 
 
 class DamagedStoreError(StoreError):

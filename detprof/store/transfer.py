@@ -19,16 +19,11 @@ from typing import Any
 
 from detprof.documents import DOCUMENT_VERSION, MergeDocument
 from detprof.errors import require
-from detprof.store.db import (
-    RUN_COLUMNS,
-    STORE_FOLDERS,
-    ResultStore,
-    StoreError,
-    StoreLike,
-    open_store,
-    stored_file,
-)
+from detprof.store.db import ResultStore, StoreLike, open_store
+from detprof.store.errors import StoreError
+from detprof.store.paths import STORE_FOLDERS, stored_file
 from detprof.store.rows import check_rows
+from detprof.store.schema import RUN_COLUMNS
 from detprof.zoo import kernel_size_of
 
 JOB_COLUMNS = ("job_index", "side", "mode", "repeat", "status", "error", "peak_mem_bytes", "peak_mem_kind",
@@ -279,7 +274,7 @@ def export_runs_to(db: StoreLike, format: str, output: str | None, skipped: list
     database itself; OutputError naming it when it cannot be written); with ``output`` None, the
     text itself is returned instead. Damaged runs left out are named in ``skipped``."""
     from detprof.outputs import OutputError, check_writable
-    from detprof.store.db import resolve_db_path
+    from detprof.store.paths import resolve_db_path
 
     if output is not None:
         check_writable(output, db.path if isinstance(db, ResultStore) else resolve_db_path(db), "--output",
