@@ -25,7 +25,8 @@ import time
 from dataclasses import replace
 
 from detprof.runner import OverheadConfig, default_protocol, default_workload, measure_overhead
-from detprof.runner.launcher import OverheadResult, pairs_of
+from detprof.runner.outcomes import OverheadResult
+from detprof.runner.protocol import pairs_of
 from detprof.stats import RatioEstimate, job_low_quantile, paired_ratio, unpaired_ratio
 
 # The two settings of the issue: resnet18 at detprof's CPU defaults, and the small CNN at batch 32,

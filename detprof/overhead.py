@@ -27,7 +27,7 @@ from detprof.workload import DEFAULT_ARCH, WorkloadRequest
 from detprof.workload.resolve import SDPA_BACKENDS
 
 if TYPE_CHECKING:  # the measuring modules bring pandas and scipy: not before the values are checked
-    from detprof.runner.launcher import JobOutcome, OverheadResult
+    from detprof.runner.outcomes import JobOutcome, OverheadResult
 
 API_COMMAND = "Python API: detprof.overhead.run_overhead"
 

@@ -128,7 +128,8 @@ def test_a_failing_worker_becomes_a_failed_job_with_its_error() -> None:
 
 def test_a_gpu_job_whose_profile_holds_no_gpu_kernel_reports_no_kernel_time(tmp_path: Path) -> None:
     """CUPTI may record nothing; then kernel time must be null with a reason, never CPU op time."""
-    from detprof.runner.launcher import NO_GPU_KERNELS, JobOutcome, KernelReader
+    from detprof.runner.kernel_times import NO_GPU_KERNELS, KernelReader
+    from detprof.runner.outcomes import JobOutcome
     from tests.kineto_traces import write_kineto_trace
 
     config = OverheadConfig(default_workload("small-cnn", False), default_protocol(False, repeats=1),
@@ -379,7 +380,7 @@ def _kill_myself() -> int:
 def test_a_job_killed_by_a_signal_is_named_so_and_not_called_out_of_memory(tmp_path: Path) -> None:
     from detprof.backends.torch import JOB_PRELOAD
     from detprof.process.processes import run_in_fresh_process
-    from detprof.runner.launcher import failure_of
+    from detprof.runner.outcomes import failure_of
 
     outcome = run_in_fresh_process("tests.test_end_to_end:_kill_myself", (), {}, tmp_path / "job.log", 60,
                                    JOB_PRELOAD)

@@ -85,7 +85,7 @@ def test_overrides_and_their_validation() -> None:
 
 
 def test_the_time_budget_is_kept_from_the_fewest_pairs_that_give_a_ci() -> None:
-    from detprof.runner.launcher import _stop_reason
+    from detprof.runner.protocol import stop_reason as _stop_reason
     from detprof.stats import RatioEstimate
 
     protocol = default_protocol(False)  # adaptive: at least 5 pairs wanted, ±2%, 40 s

@@ -100,7 +100,7 @@ def test_verdict_is_the_sentence_a_person_reads_first(estimate: RatioEstimate | 
 
 
 def test_the_verdict_and_the_precision_line_state_one_width() -> None:
-    from detprof.runner.launcher import projected_pairs
+    from detprof.runner.protocol import projected_pairs
     from detprof.stats import plus_minus
 
     # The main job's case: an interval lopsided about 1, where the distance of its far end from 1

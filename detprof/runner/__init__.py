@@ -13,8 +13,8 @@ from typing import Any
 _NAMES = {
     "CPU_DEFAULTS": "runner.config", "GPU_DEFAULTS": "runner.config", "JobSpec": "runner.config",
     "OverheadConfig": "runner.config", "Protocol": "runner.config", "default_protocol": "runner.config",
-    "plan_jobs": "runner.config", "JobOutcome": "runner.launcher", "ModeSummary": "runner.launcher",
-    "OverheadResult": "runner.launcher", "measure_overhead": "runner.launcher",
+    "plan_jobs": "runner.config", "JobOutcome": "runner.outcomes", "ModeSummary": "runner.outcomes",
+    "OverheadResult": "runner.outcomes", "measure_overhead": "runner.launcher",
     "Workload": "workload", "default_workload": "workload",
 }
 

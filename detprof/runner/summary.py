@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from detprof.backend import backend_for
 from detprof.documents import DOCUMENT_VERSION, ModeFigures, OverheadDocument
-from detprof.runner.launcher import ModeSummary, OverheadResult
+from detprof.runner.outcomes import ModeSummary, OverheadResult
 from detprof.stats import verdict
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detprof.runner.launcher import JobOutcome, OverheadResult
+from detprof.runner.outcomes import JobOutcome, OverheadResult
 from detprof.runner.summary import summary_document
 from detprof.store.db import ResultStore
 

@@ -21,7 +21,7 @@ from detprof.store import ResultStore
 from detprof.sweep.plan import SweepJob
 
 if TYPE_CHECKING:  # pandas and scipy come with it: not before the spec is checked
-    from detprof.runner.launcher import OverheadResult
+    from detprof.runner.outcomes import OverheadResult
 
 
 def now_utc() -> str:

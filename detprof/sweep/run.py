@@ -40,7 +40,7 @@ from detprof.sweep.slurm_cluster import SLURM_CLUSTERS, SlurmOptions, check_opti
 from detprof.sweep.spec import SweepSpec, load_spec
 
 if TYPE_CHECKING:  # pandas and scipy come with it: not before the spec is checked
-    from detprof.runner.launcher import JobOutcome
+    from detprof.runner.outcomes import JobOutcome
 
 API_COMMAND = "Python API: detprof.sweep.run_sweep"
 
