@@ -44,7 +44,7 @@ def digest_seconds(device: str, repeats: int = 5) -> tuple[float, float]:
     """(device digest, host copy + BLAKE2b) in seconds per 64 MiB tensor, best of ``repeats``."""
     import torch
 
-    from detprof.backends.torch.oprecord import tensor_digest
+    from detprof.backends.torch.digests import tensor_digest
 
     target = "cuda" if device != "cpu" else "cpu"
     tensor = torch.randn(16 * 1024 * 1024, device=target)

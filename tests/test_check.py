@@ -111,7 +111,7 @@ def test_the_sensitivity_control_fails_when_the_change_is_invisible() -> None:
 
 
 def test_a_one_ulp_change_changes_the_digest_on_both_schemes() -> None:
-    from detprof.backends.torch.oprecord import tensor_digest
+    from detprof.backends.torch.digests import tensor_digest
 
     weights = torch.randn(64, generator=torch.Generator().manual_seed(0))
     nudged = weights.clone()
@@ -182,8 +182,8 @@ def _record(model: torch.nn.Module, x: torch.Tensor, scale: float) -> list[dict[
                                    torch.uint8, torch.bool, torch.complex64])
 def test_the_device_digest_changes_with_any_single_bit_and_with_order(dtype: torch.dtype) -> None:
     """The digest is all that crosses to the host, so it must see what a byte-wise hash would."""
-    from detprof.backends.torch.oprecord import DIGEST_CHUNK
-    from detprof.backends.torch.oprecord import tensor_digest as device_scheme
+    from detprof.backends.torch.digests import DIGEST_CHUNK
+    from detprof.backends.torch.digests import tensor_digest as device_scheme
 
     def tensor_digest(t: torch.Tensor) -> str:  # both schemes see the same changes
         host = host_digest(t)
@@ -191,7 +191,7 @@ def test_the_device_digest_changes_with_any_single_bit_and_with_order(dtype: tor
             else True
         return device_scheme(t)
 
-    from detprof.backends.torch.oprecord import host_digest
+    from detprof.backends.torch.digests import host_digest
 
     generator = torch.Generator().manual_seed(1)
     base = (torch.rand(257, generator=generator) * 200).to(dtype)  # 257: not a whole number of 32-bit words
@@ -221,7 +221,7 @@ def test_the_device_digest_changes_with_any_single_bit_and_with_order(dtype: tor
 def test_recording_copies_digests_not_tensors_to_the_host() -> None:
     """--locate-op on a GPU once copied every tensor to the host; now only 16 bytes per tensor,
     once per step. Here the recorder must hash views and odd offsets without copying them out."""
-    from detprof.backends.torch.oprecord import tensor_digest
+    from detprof.backends.torch.digests import tensor_digest
 
     storage = torch.arange(11, dtype=torch.float32)
     view = storage[1:8]  # starts at a 4-byte offset: a view, not a copy

@@ -127,7 +127,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     side_workloads = ([replace(workload, compiled=bool(compiled)) for compiled in settled["compile"]]
                       if "compile" in settled else [workload, workload])
     side_threads = settled.get("threads", (CPU_THREADS, CPU_THREADS))
-    # Both sides hash alike: on the device whenever one of them has a GPU (see oprecord.DIGEST_SCHEMES).
+    # Both sides hash alike: on the device whenever one of them has a GPU (see digests.DIGEST_SCHEMES).
     digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
     side_gates = [{GATE_BY_NAME[name].side_field: pair[side] for name, pair in settled.items()
                    if GATE_BY_NAME[name].side_field in GATE_FIELDS} for side in (0, 1)]

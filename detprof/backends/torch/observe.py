@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from detprof.backends.torch.oprecord import tensor_digests
+from detprof.backends.torch.digests import tensor_digests
 from detprof.backends.torch.switches import read_switches
 
 EXTRA_STATE_SUFFIX = " (extra state, pickled)"
@@ -120,7 +120,7 @@ def observe_step(loss: Any, parameters: list[torch.Tensor], parameter_names: lis
                  buffer_names: list[str], scheme: str, expected_switches: dict[str, object] | None,
                  compiled: bool = False) -> dict[str, Any]:
     """One step's record: ``loss`` (its exact bits in hex; omitted when None), ``params`` and
-    ``buffers`` (digests, oprecord.DIGEST_SCHEMES), ``nonfinite`` (names of tensors holding a NaN or
+    ``buffers`` (digests, digests.DIGEST_SCHEMES), ``nonfinite`` (names of tensors holding a NaN or
     an infinity), ``threads`` (torch's intra-op threads now) and, when ``expected_switches`` is given
     and a switch no longer holds its value, ``switches_changed``."""
     with torch.no_grad():

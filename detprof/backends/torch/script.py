@@ -39,15 +39,9 @@ from typing import Any
 import torch
 
 from detprof import marker
+from detprof.backends.torch.digests import one_ulp_control, tensor_digests
 from detprof.backends.torch.observe import SwitchCalls, observe_step
-from detprof.backends.torch.oprecord import (
-    OpRecorder,
-    global_module_tracking,
-    one_ulp_control,
-    resolve_module_labels,
-    tensor_digests,
-    user_source,
-)
+from detprof.backends.torch.oprecord import OpRecorder, global_module_tracking, resolve_module_labels, user_source
 from detprof.backends.torch.watched import WatchedRun
 
 UNNAMED = "group {group}, tensor {index} ({shape})"

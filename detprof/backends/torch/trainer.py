@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
+from detprof.backends.torch.digests import one_ulp_control
 from detprof.backends.torch.gates import TRAINING_CHANGES
 from detprof.backends.torch.observe import SwitchCalls, observe_step, tensor_state
-from detprof.backends.torch.oprecord import one_ulp_control
 from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.check.spec import CheckSideSpec
