@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from detprof.check.gates import Gate
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
     from detprof.documents import ZooRow
-    from detprof.process.processes import ProcessOutcome
+    from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
 
@@ -78,9 +78,9 @@ class Backend(Protocol):
     def trace_name(self, stem: str) -> str:
         """The file or folder name of a profiled job's trace, from ``stem``."""
 
-    def start_job(self, spec: dict[str, Any], result_file: Path, scratch: str, gpu_uuid: str | None,
-                  timeout_s: float) -> ProcessOutcome:
-        """Run one overhead job (a JobSpec as JSON) in a process of its own; it writes ``result_file``."""
+    def start_job(self, spec: dict[str, Any], scratch: str, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
+        """Run one overhead job (a JobSpec as JSON) in a process of its own (detprof.process.child),
+        its result and log in ``scratch``; how it ended, with the result document it wrote."""
 
     def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """Train one side of a check in a process of its own (it reads ``spec`` back from JSON); its
@@ -92,8 +92,8 @@ class Backend(Protocol):
         wrote, one dict a line), ``exitcode``, ``timed_out``, ``log_tail``, ``pythonhashseed``, and
         ``state`` (final parameters as numpy arrays) or ``ops`` (a recorded step) when written."""
 
-    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str], log: Path,
-                          timeout_s: float) -> ProcessOutcome:
+    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str],
+                          timeout_s: float) -> ChildResult:
         """Train one run of a stability experiment in a process of its own (``spec`` as
         detprof.stability.experiment builds it); it writes its files into ``out_dir``."""
 

@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,30 +187,27 @@ def probe_in_child(entry: str, arguments: Sequence[Any], option: str, reference:
     and return the document it wrote (see ``write_probe_result``); raises ``error`` in one line
     when it wrote an error, wrote nothing (the code exited, crashed or was killed) or hung
     (``doing`` says what it was doing then)."""
-    from detprof.process.processes import run_in_fresh_process
+    from detprof.process.child import Child, Ending, run_child
 
     key = (entry, tuple(arguments), os.getcwd())
     if key in _probed:
         return {"ok": True}
     timeout_s = probe_timeout_s(error)
-    with tempfile.TemporaryDirectory(prefix="detprof-probe-") as scratch:
-        out = Path(scratch, "probe.json")
-        outcome = run_in_fresh_process(entry, (*arguments, str(out)), dict(os.environ), Path(scratch, "probe.log"),
-                                       timeout_s, preload)
-        result = json.loads(out.read_text()) if out.exists() else None
-    if outcome.timed_out:
+    ended = run_child(Child(entry, tuple(arguments), dict(os.environ), timeout_s, tuple(preload)))
+    if ended.ending is Ending.TIMEOUT:
         raise error(f"{option} {reference!r} did not finish {doing} within {timeout_s:g} s "
                     f"(${PROBE_TIMEOUT_ENV_VAR} sets the limit)")
-    if result is None:
-        how = (f"was killed by signal {-outcome.exitcode}" if outcome.exitcode is not None and outcome.exitcode < 0
-               else f"ended the process with exit code {outcome.exitcode}")
-        last = outcome.log_tail.strip().splitlines()[-1:] if outcome.log_tail.strip() else []
+    if ended.document is None:
+        code = ended.exitcode
+        how = (f"was killed by signal {-code}" if code is not None and code < 0
+               else f"ended the process with exit code {code}")
+        last = ended.log_tail.strip().splitlines()[-1:] if ended.log_tail.strip() else []
         raise error(f"{option} {reference!r} {how} while being imported or built, before it was checked"
                     + (f"; its last output: {last[0][:200]}" if last else ""))
-    if "error" in result:
-        raise error(result["error"])
+    if ended.error is not None:
+        raise error(ended.error)
     _probed.add(key)
-    return dict(result)
+    return dict(ended.document)
 
 
 def write_probe_result(out_path: str, option: str, reference: str, check: Callable[[], dict[str, Any]],

@@ -118,6 +118,32 @@ def test_sql_is_written_only_in_the_store(tmp_path: Path) -> None:
     assert sql_outside_the_store(tmp_path) == ["report.py"]  # control
 
 
+PROCESS_STARTERS = {"run_in_fresh_process", "run_in_new_interpreter"}
+
+
+def children_started_outside_the_contract(root: Path) -> list[str]:
+    """``file:line`` of every import of a low-level process starter outside ``process/``: a child
+    is started through detprof.process.child.run_child, which reads how it ended."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[:1] == ("process",):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and {alias.name for alias in node.names} & PROCESS_STARTERS:
+                found.append(f"{relative.as_posix()}:{node.lineno}")
+    return found
+
+
+def test_every_child_is_started_through_the_one_contract(tmp_path: Path) -> None:
+    assert children_started_outside_the_contract(PACKAGE) == []
+    (tmp_path / "process").mkdir()
+    (tmp_path / "process" / "child.py").write_text("from detprof.process.processes import run_in_fresh_process\n")
+    (tmp_path / "probe.py").write_text("def probe():\n"
+                                       "    from detprof.process.processes import run_in_new_interpreter\n")
+    assert children_started_outside_the_contract(tmp_path) == ["probe.py:2"]  # control
+
+
 # What a framework comparison would compare against: every spelling --framework takes, and the
 # names a backend goes by.
 FRAMEWORK_WORDS = {"pytorch", "torch", "tensorflow", "tf", "keras", "PyTorch", "TensorFlow"}

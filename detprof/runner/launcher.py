@@ -6,18 +6,18 @@ printing are the caller's business.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
 from detprof.backend import backend_for
 from detprof.documents import JobResult
-from detprof.process.processes import ProcessOutcome, restart_fork_server
+from detprof.process.child import ChildResult, Ending
+from detprof.process.processes import restart_fork_server
 from detprof.runner.config import JobSpec, OverheadConfig, plan_pair
 from detprof.runner.coverage import kernel_times_note, profiled_figures
 from detprof.runner.kernel_times import KernelReader, kernel_ratio_of, mode_kernels
@@ -32,29 +32,24 @@ from detprof.runner.protocol import (
 from detprof.stats import summarize
 
 
-def _start_job(spec: JobSpec, scratch: str, result_file: Path, timeout_s: float) -> ProcessOutcome:
+def _start_job(spec: JobSpec, scratch: str, timeout_s: float) -> ChildResult:
     """The job in a process of its backend's kind (a PyTorch job forked from the fork server, a
     TensorFlow one in a new interpreter: the two frameworks never share a process)."""
-    return backend_for(spec.framework).start_job(spec.to_json_dict(), result_file, scratch, spec.gpu_uuid, timeout_s)
+    return backend_for(spec.framework).start_job(spec.to_json_dict(), scratch, spec.gpu_uuid, timeout_s)
 
 
 def _run_worker(spec: JobSpec, timeout_s: float) -> JobOutcome:
     """Run one job in a fresh process; whatever happens becomes a JobOutcome."""
     with tempfile.TemporaryDirectory(prefix="detprof-job-") as scratch:
-        result_file = Path(scratch, "result.json")
-        outcome = _start_job(spec, scratch, result_file, timeout_s)
-        if outcome.timed_out:
-            return JobOutcome(spec, "timeout", error=f"job exceeded {timeout_s:g} s and was killed")
-        if not result_file.exists():
-            status, error = failure_of(outcome.exitcode or 0, outcome.log_tail)
-            return JobOutcome(spec, status, error=error)
-        try:
-            data: JobResult = json.loads(result_file.read_text())
-        except (OSError, ValueError) as error:  # cut short: the job's disk was full, or it was killed writing
-            return JobOutcome(spec, "failed", error=f"the job's result file could not be read ({error}); "
-                                                    "is the disk full?")
-        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
-            return JobOutcome(spec, "failed", error="the job's result file holds no result document")
+        ended = _start_job(spec, scratch, timeout_s)
+    if ended.ending is Ending.TIMEOUT:
+        return JobOutcome(spec, "timeout", error=f"job exceeded {timeout_s:g} s and was killed")
+    if ended.ending in (Ending.KILLED, Ending.CRASHED):
+        status, error = failure_of(ended.exitcode or 0, ended.log_tail)
+        return JobOutcome(spec, status, error=error)
+    if ended.document is None or not isinstance(ended.document.get("status"), str):
+        return JobOutcome(spec, "failed", error=f"the job's result could not be used: {ended.how}")
+    data = cast(JobResult, ended.document)
     return JobOutcome(
         spec=spec, status=data["status"], step_ms=data.get("step_ms", []),
         profiled_step_ms=data.get("profiled_step_ms", []), error=data.get("error"),

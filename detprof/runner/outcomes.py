@@ -119,9 +119,10 @@ def _signal_name(number: int) -> str:
 
 
 def failure_of(exitcode: int, log_tail: str) -> tuple[str, str]:
-    """(status, error) of a job that ended without a result: ``killed`` (by a signal, named),
-    ``oom`` only with evidence (CUDA's or the allocator's message in its log), else ``crashed``."""
+    """(status, error) of a job that ended without a result: ``killed`` (by a signal, named) or
+    ``crashed``, by its exit status alone; the end of its output is quoted, never read for a cause
+    (a job that runs out of memory and says so writes ``oom`` in its result itself)."""
     tail = log_tail.strip()
-    status = "oom" if "out of memory" in tail.lower() else "killed" if exitcode < 0 else "crashed"
+    status = "killed" if exitcode < 0 else "crashed"
     how = f"killed by signal {-exitcode} ({_signal_name(-exitcode)})" if exitcode < 0 else f"exit code {exitcode}"
     return status, f"worker {how}" + (f"; its last output: {last_line(tail)}" if tail else "")

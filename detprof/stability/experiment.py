@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -25,6 +24,7 @@ from detprof.documents import DOCUMENT_VERSION, StabilityDocument
 from detprof.errors import DetprofError
 from detprof.modes import environment_for, toggles_for
 from detprof.parse import is_whole_number
+from detprof.process.child import ChildResult, Ending
 from detprof.stability.data import load_task
 from detprof.stability.recipes import DEFAULT_RECIPES, Recipe
 from detprof.stability.variants import PARTNERS, resolve_variant, source_seeds
@@ -242,12 +242,12 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
             out_dir = base / f"run{run_index}"
             outcome = _train_with_progress(spec, out_dir, environment, run_index, runs, epochs_run, on_progress,
                                            run_timeout_s)
-            result_file = out_dir / "result.json"
-            if not result_file.exists():
-                failures.append({"run": run_index, "exitcode": outcome.exitcode, "timed_out": outcome.timed_out,
+            if outcome.ending is not Ending.OK or outcome.document is None:
+                failures.append({"run": run_index, "exitcode": outcome.exitcode,
+                                 "timed_out": outcome.ending is Ending.TIMEOUT, "ending": str(outcome.ending),
                                  "log_tail": outcome.log_tail[-500:]})
                 break  # later runs keep their indices: stop rather than leave a gap
-            result = json.loads(result_file.read_text())
+            result = outcome.document
             store.save_stability_run({
                 "experiment": key, "task": task, "variant": chosen.label, "mode": chosen.mode,
                 "fixed": list(chosen.fixed), "recipe": asdict(recipe), "run_index": run_index, "seeds": seeds,
@@ -276,8 +276,9 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
 
 def _train_with_progress(spec: dict[str, Any], out_dir: Path, environment: dict[str, str], run_index: int,
                          runs: int, epochs: int, on_progress: Callable[[int, int, int, int], None] | None,
-                         timeout_s: float = RUN_TIMEOUT_S) -> Any:
-    """Train one run in a fresh process, polling its progress file for the caller's progress bar."""
+                         timeout_s: float = RUN_TIMEOUT_S) -> ChildResult:
+    """Train one run in a fresh process (detprof.process.child), polling its progress file for the
+    caller's progress bar; how it ended, with its result document."""
     import threading
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,11 +294,9 @@ def _train_with_progress(spec: dict[str, Any], out_dir: Path, environment: dict[
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    with tempfile.TemporaryDirectory(prefix="detprof-stability-") as scratch:
-        started = time.perf_counter()
-        outcome = backend_for(STABILITY_FRAMEWORK).run_stability_run(spec, out_dir, environment,
-                                                                     Path(scratch, "run.log"), timeout_s)
-        (out_dir / "wall_s").write_text(f"{time.perf_counter() - started:.3f}")
+    started = time.perf_counter()
+    outcome = backend_for(STABILITY_FRAMEWORK).run_stability_run(spec, out_dir, environment, timeout_s)
+    (out_dir / "wall_s").write_text(f"{time.perf_counter() - started:.3f}")
     done.set()
     watcher.join()
     if on_progress:

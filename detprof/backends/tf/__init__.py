@@ -26,7 +26,7 @@ from detprof.errors import ArgumentError, require
 
 if TYPE_CHECKING:
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
-    from detprof.process.processes import ProcessOutcome
+    from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
 
@@ -84,9 +84,8 @@ class TensorFlowBackend:
     def trace_name(self, stem: str) -> str:
         return stem  # a TensorBoard log folder holding the job's *.xplane.pb
 
-    def start_job(self, spec: dict[str, Any], result_file: Path, scratch: str, gpu_uuid: str | None,
-                  timeout_s: float) -> ProcessOutcome:
-        return run_tf_process(WORKER, spec, result_file, scratch, gpu_uuid, timeout_s)
+    def start_job(self, spec: dict[str, Any], scratch: str, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
+        return run_tf_process(WORKER, spec, scratch, gpu_uuid, timeout_s)
 
     def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """The TensorFlow side of a check in a new interpreter; its result document, with the final
@@ -96,9 +95,8 @@ class TensorFlowBackend:
         from detprof.process.results import side_result
 
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
-            out = Path(scratch, "result.json")
-            outcome = run_tf_process(TRAINER, spec.to_json(), out, scratch, gpu_uuid, timeout_s)
-            document = side_result(outcome, out, timeout_s)
+            out = Path(scratch, "result.json")  # detprof.process.child.RESULT_FILE
+            document = side_result(run_tf_process(TRAINER, spec.to_json(), scratch, gpu_uuid, timeout_s), timeout_s)
             weights = Path(str(out) + ".npz")
             if weights.exists():
                 with np.load(weights) as arrays:
@@ -110,8 +108,8 @@ class TensorFlowBackend:
         require_support(self, "script", "--script")  # raises: this backend watches no scripts
         return {}
 
-    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str], log: Path,
-                          timeout_s: float) -> ProcessOutcome:
+    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str],
+                          timeout_s: float) -> ChildResult:
         raise ArgumentError("detprof stability trains with PyTorch; it has no TensorFlow runs")
 
     def read_state(self, path: Path) -> dict[str, Any]:

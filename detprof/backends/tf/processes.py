@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from detprof.errors import DetprofError
 
 if TYPE_CHECKING:
-    from detprof.process.processes import ProcessOutcome
+    from detprof.process.child import ChildResult
 
 INSTALL_HINT = "pip install 'detprof[tf]' (or 'detprof[tf-cpu]' where there is no GPU)"
 TF_MODES = ("default", "deterministic")
@@ -66,16 +66,16 @@ def require_tf_modes(modes: list[str] | tuple[str, ...], label: str = "mode") ->
     require_tensorflow()
 
 
-def run_tf_process(module: str, spec: dict[str, object], result_file: Path, scratch: str, gpu_uuid: str | None,
-                   timeout_s: float | None) -> ProcessOutcome:
+def run_tf_process(module: str, spec: dict[str, object], scratch: str, gpu_uuid: str | None,
+                   timeout_s: float | None) -> ChildResult:
     """Run ``python -m module SPEC RESULT`` (a TensorFlow job or check run) in a new interpreter with
-    a TensorFlow job's environment, its spec written to ``scratch``; its log goes there too."""
+    a TensorFlow job's environment, its spec written to ``scratch``, its result and log there too."""
     import json
     import os
 
-    from detprof.process.processes import run_in_new_interpreter
+    from detprof.process.child import Child, run_child
 
     spec_file = Path(scratch, "spec.json")
     spec_file.write_text(json.dumps(spec))
-    return run_in_new_interpreter(module, [str(spec_file), str(result_file)],
-                                  tf_environment(dict(os.environ), gpu_uuid), Path(scratch, "job.log"), timeout_s)
+    return run_child(Child(module, (str(spec_file),), tf_environment(dict(os.environ), gpu_uuid), timeout_s,
+                           interpreter=True), Path(scratch))

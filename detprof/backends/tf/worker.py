@@ -166,8 +166,11 @@ def _profiled_pass(tf: Any, step: Any, count: int, logdir: str) -> tuple[str, li
 
 
 def _failure(error: BaseException) -> JobResult:
+    import tensorflow as tf
+
     text = f"{type(error).__name__}: {error}".strip()
-    out_of_memory = "out of memory" in text.lower() or type(error).__name__ == "ResourceExhaustedError"
+    # by type: TensorFlow's allocator raises ResourceExhaustedError, Python MemoryError
+    out_of_memory = isinstance(error, MemoryError | tf.errors.ResourceExhaustedError)
     op = refused_op(text) if type(error).__name__ == "UnimplementedError" else None
     ops = [op] if op else []
     return {"document_version": DOCUMENT_VERSION, "status": "oom" if out_of_memory else "failed",

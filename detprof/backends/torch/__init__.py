@@ -18,7 +18,7 @@ from detprof.backends.torch.gates import GATES
 
 if TYPE_CHECKING:
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
-    from detprof.process.processes import ProcessOutcome
+    from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
 
@@ -118,29 +118,27 @@ class TorchBackend:
     def trace_name(self, stem: str) -> str:
         return f"{stem}.json.gz"  # the profiler's Chrome trace, gzipped
 
-    def start_job(self, spec: dict[str, Any], result_file: Path, scratch: str, gpu_uuid: str | None,
-                  timeout_s: float) -> ProcessOutcome:
+    def start_job(self, spec: dict[str, Any], scratch: str, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
         from detprof.modes import Toggles, environment_for
-        from detprof.process.processes import run_in_fresh_process
+        from detprof.process.child import Child, run_child
 
         env = environment_for(Toggles(**spec["toggles"]), dict(os.environ), gpu_uuid)
-        return run_in_fresh_process(WORKER, (spec, str(result_file)), env, Path(scratch, "job.log"), timeout_s,
-                                    JOB_PRELOAD)
+        return run_child(Child(WORKER, (spec,), env, timeout_s, tuple(JOB_PRELOAD)), Path(scratch))
 
     def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """Run ``trainer:<spec.entry>`` under the spec's mode in a fresh process, the spec handed over
         as JSON; its result document, with ``state`` as numpy arrays when the run saved one."""
         from detprof.modes import environment_for, toggles_for
-        from detprof.process.processes import run_in_fresh_process
+        from detprof.process.child import RESULT_FILE, Child, run_child
         from detprof.process.results import CheckError, side_result
 
         environment = environment_for(toggles_for(spec.mode), dict(os.environ), gpu_uuid)
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
-            out = Path(scratch, "result.json")
-            outcome = run_in_fresh_process(f"{TRAINER}:{spec.entry}", (spec.to_json(), str(out)), environment,
-                                           Path(scratch, "run.log"), timeout_s, JOB_PRELOAD)
+            out = Path(scratch, RESULT_FILE)
+            ended = run_child(Child(f"{TRAINER}:{spec.entry}", (spec.to_json(),), environment, timeout_s,
+                                    tuple(JOB_PRELOAD)), Path(scratch))
             try:
-                document = side_result(outcome, out, timeout_s)
+                document = side_result(ended, timeout_s)
             except CheckError as error:  # name whose code failed: the user's, or a zoo arch's run
                 raise CheckError(f"{_whose(spec.workload.as_dict())}: {error}") from None
             state = saved_state(Path(str(out) + ".pt"))
@@ -157,7 +155,7 @@ class TorchBackend:
 
         from detprof.backends.torch.watched import WatchedRun
         from detprof.modes import environment_for, toggles_for
-        from detprof.process.processes import run_in_new_interpreter
+        from detprof.process.child import Child, Ending, run_child
         from detprof.process.results import read_records
 
         mode = spec.mode
@@ -179,29 +177,30 @@ class TorchBackend:
         writer = threading.Thread(target=_write_and_close, args=(spec_write, text), daemon=True)
         writer.start()
         try:
-            outcome = run_in_new_interpreter(SCRIPT_RUNNER, ["--spec-fd", str(spec_read)], environment,
-                                             folder / "run.log", timeout_s, pass_fds=(spec_read, records_fd))
+            # The watched run writes no result document: what it did is in its records, read below.
+            ended = run_child(Child(SCRIPT_RUNNER, ("--spec-fd", str(spec_read)), environment, timeout_s,
+                                    interpreter=True, pass_fds=(spec_read, records_fd)), folder)
         finally:
             os.close(records_fd)
             os.close(spec_read)
             writer.join(timeout=5)
         records, forged = read_records(files["records"], secret)
-        watched: dict[str, Any] = {"records": records, "forged": forged, "exitcode": outcome.exitcode,
-                                   "timed_out": outcome.timed_out, "log_tail": outcome.log_tail,
+        watched: dict[str, Any] = {"records": records, "forged": forged, "exitcode": ended.exitcode,
+                                   "timed_out": ended.ending is Ending.TIMEOUT, "log_tail": ended.log_tail,
                                    "pythonhashseed": environment["PYTHONHASHSEED"], "ops": None, "state": None}
         if files["ops"].exists():
             watched["ops"] = json.loads(files["ops"].read_text())["ops"]
         watched["state"] = saved_state(files["state"])
         return watched
 
-    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str], log: Path,
-                          timeout_s: float) -> ProcessOutcome:
+    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str],
+                          timeout_s: float) -> ChildResult:
         """Train one run of a stability experiment (detprof.backends.torch.stability_train) in a
-        process of its own; it writes its predictions, weights and result into ``out_dir``."""
-        from detprof.process.processes import run_in_fresh_process
+        process of its own (detprof.process.child); it writes its predictions, weights, log and
+        result into ``out_dir``."""
+        from detprof.process.child import Child, run_child
 
-        return run_in_fresh_process(STABILITY_RUN, (spec, str(out_dir)), environment, log, timeout_s,
-                                    preload=STABILITY_PRELOAD)
+        return run_child(Child(STABILITY_RUN, (spec,), environment, timeout_s, tuple(STABILITY_PRELOAD)), out_dir)
 
     def read_state(self, path: Path) -> dict[str, Any]:
         """The arrays of a state dict this backend's trainings saved at ``path`` (numpy, by name),

@@ -197,13 +197,14 @@ def train_model(spec: dict[str, Any], data: Any, on_epoch: Callable[[int], None]
             "nondeterministic_ops": sorted(nondeterministic_ops), "steps": step, "epochs": epoch}
 
 
-def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
-    """Train one model as ``spec`` says and write its outputs to ``out_dir``; returns the exit code."""
+def train_to_dir(spec: dict[str, Any], result_path: str) -> int:
+    """Train one model as ``spec`` says and write its outputs beside ``result_path`` (its run folder),
+    the result document last, there (detprof.process.child); returns the exit code."""
     import torch
 
     from detprof.stability.data import load_task
 
-    directory = Path(out_dir)
+    directory = Path(result_path).parent
     directory.mkdir(parents=True, exist_ok=True)
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
@@ -219,5 +220,5 @@ def train_to_dir(spec: dict[str, Any], out_dir: str) -> int:
               "nondeterministic_ops": trained["nondeterministic_ops"], "threads": torch.get_num_threads(),
               "torch": torch.__version__, "device": trained["device"], "steps": trained["steps"],
               "cuda_visible_devices": spec.get("gpu_uuid")}
-    write_json_whole(directory / "result.json", result)
+    write_json_whole(result_path, result)
     return 0

@@ -254,6 +254,15 @@ def run_job(spec: JobSpec) -> JobResult:
     return result
 
 
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    """What running out of memory raises, by type: CUDA's allocator (torch.OutOfMemoryError, which
+    older torch has as torch.cuda.OutOfMemoryError) and Python's. The CPU allocator raises a plain
+    RuntimeError: that job is reported as failed, with its message."""
+    import torch
+
+    return (MemoryError, getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError)
+
+
 def run_to_file(spec_dict: dict[str, Any], result_path: str) -> int:
     """Entry point of a job process (see detprof.process.processes): run it, write the result file."""
     return _run_and_record(JobSpec.from_json_dict(spec_dict), result_path)
@@ -266,7 +275,7 @@ def _run_and_record(spec: JobSpec, result_path: str) -> int:
         result = run_job(spec)
         code = 0
     except Exception as error:  # the parent records the failure; one job lost, not the run
-        out_of_memory = "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
+        out_of_memory = isinstance(error, out_of_memory_errors())
         result = {"document_version": DOCUMENT_VERSION, "status": "oom" if out_of_memory else "failed",
                   "error": f"{type(error).__name__}: {error}".strip()[:2000],
                   "traceback": traceback.format_exc()[-4000:]}
