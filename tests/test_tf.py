@@ -20,6 +20,9 @@ from detprof.cli import app
 from detprof.kernels import kernel_table, load_trace
 from detprof.kernels.xplane import XPlaneError, load_xplane, parse_xspace, profiled_steps
 
+# one worker runs this file under pytest-xdist: its module fixtures (tensorflow-runs) are built once
+pytestmark = pytest.mark.xdist_group("tensorflow-runs")
+
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 needs_tf = pytest.mark.skipif(not tensorflow_available(), reason="TensorFlow is not installed (pip install '.[tf]')")
@@ -31,9 +34,6 @@ import glob, importlib, json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf, keras
 from detprof.backends.tf.zoo import build_keras_model
-
-# one worker runs this file under pytest-xdist: its module fixtures (tensorflow-runs) are built once
-pytestmark = pytest.mark.xdist_group("tensorflow-runs")
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 keras.utils.set_random_seed(0)
