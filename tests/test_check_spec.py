@@ -11,12 +11,15 @@ import pytest
 
 from detprof.check.spec import CheckSideSpec, SpecError
 from detprof.gpus import select_device
+from detprof.modes import toggles_for
 from detprof.workload import WorkloadRequest, build_workload
 
 
 def _spec(**more: object) -> CheckSideSpec:
+    # default mode: the trainer runs in this test's process here, and a mode's switches are global
+    # (deterministic algorithms left on would change what later tests in this process dispatch)
     workload = build_workload(WorkloadRequest(arch="small-cnn", batch_size=4), select_device("cpu"))
-    return CheckSideSpec(workload, "deterministic", {"deterministic_algorithms": True}, "cpu", 1, 0, 1,
+    return CheckSideSpec(workload, "default", toggles_for("default").as_dict(), "cpu", 1, 0, 1,
                          **more)  # type: ignore[arg-type]
 
 
@@ -34,6 +37,20 @@ def test_a_misspelt_field_or_gate_field_fails_loudly() -> None:
     assert CheckSideSpec.from_json({**raw, "gates": {"loader_workers": 2}}).gate("loader_workers") == 2  # control
 
 
+@pytest.fixture()
+def switches_restored() -> object:
+    """The trainer runs in this process here: put torch's global switches back as they were after it."""
+    import torch
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.get_num_threads())
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2], before[3]
+    torch.set_num_threads(before[4])
+
+
+@pytest.mark.usefixtures("switches_restored")
 def test_the_check_process_refuses_a_spec_with_a_field_it_does_not_know(tmp_path: Path) -> None:
     from detprof.backends.torch.trainer import train_and_record
 
