@@ -263,3 +263,14 @@ def test_stability_bars_carry_the_cis_they_have_and_no_cap_where_there_is_none()
     assert alone is not None and next(bar for bar in alone.data if bar.xaxis == "x2").error_y.width == 4
     two_runs = stability_by_variant([experiment("control", 2, 0.1, None)])
     assert two_runs is not None and all(bar.error_y.array is None for bar in two_runs.data)
+
+
+def test_each_charts_data_is_written_into_the_page_once() -> None:
+    import plotly.graph_objects as go
+
+    from detprof.report.page import _figure
+
+    figure = go.Figure(go.Bar(x=["default", "deterministic"], y=[1.0, 1.2345678], name="unique-trace-name"))
+    body, script = _figure(figure, "chart-x", "no data")
+    assert 'id="chart-x"' in body and script.count("unique-trace-name") == 1 and script.count("1.2345678") == 1
+    assert _figure(None, "chart-y", "nothing measured")[1] == ""  # control: no figure, no script

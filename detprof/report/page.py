@@ -86,9 +86,9 @@ def _figure(figure: go.Figure | None, element_id: str, no_data: str) -> tuple[st
     """(HTML for the section body, plotting script); a one-line notice when there is no figure."""
     if figure is None:
         return f'<p class="nodata">{_escape(no_data)}</p>', ""
-    spec = figure.to_json().replace("</", "<\\/")
+    spec = figure.to_json().replace("</", "<\\/")  # the chart's data and layout, written once
     return (f'<div id="{element_id}" class="chart" style="height:480px"></div>',
-            f'__plots.push(Plotly.newPlot("{element_id}", ({spec}).data, ({spec}).layout, {{responsive: true}}));')
+            f'__plots.push(Plotly.newPlot("{element_id}", Object.assign({spec}, {{config: {{responsive: true}}}})));')
 
 
 def _caveat(text: str | None) -> str:
