@@ -93,8 +93,9 @@ def test_the_adaptive_protocol_stops_at_the_precision_or_at_the_time_budget(tmp_
     db = str(tmp_path / "adaptive.sqlite")
     easy = _invoke(["overhead", *SMALL, "--precision", "0.5", "--profile-steps", "0", "--db", db, "--json"])
     assert easy["precision"]["stopped_by"] == "precision" and easy["precision"]["reached"] is True
-    # the target is checked from 5 pairs on, however narrow the CI looks before
-    assert easy["ratio_pairs"] == 5 and easy["precision"]["achieved"] <= 0.5
+    # the target is checked from 5 pairs on, however narrow the CI looks before; on a busy machine the
+    # ±50% may take a pair or two more (the rule itself, at exactly 5, is tests/test_runner_config.py's)
+    assert easy["ratio_pairs"] >= 5 and easy["precision"]["achieved"] <= 0.5
     hard = _invoke(["overhead", *SMALL, "--precision", "0.0001", "--max-time", "4", "--profile-steps", "0",
                     "--db", db, "--json"])
     assert hard["precision"]["stopped_by"] == "max-time" and hard["precision"]["reached"] is False
