@@ -104,13 +104,18 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def how_it_ended(code: int | None) -> str:
+    """A process's exit status in words: "killed by signal 9 (SIGKILL)", or "exit code 1"."""
+    return f"killed by signal {-code} ({signal_name(-code)})" if code is not None and code < 0 else f"exit code {code}"
+
+
 def read_child_result(outcome: ProcessOutcome, result: Path, timeout_s: float | None) -> ChildResult:
     """How a child whose process ended as ``outcome`` ended, with the document it left at ``result``."""
     code = outcome.exitcode
     if outcome.timed_out:
         return ChildResult(Ending.TIMEOUT, None, None, outcome.log_tail,
                            f"exceeded {timeout_s or 0:g} s and was killed")
-    how = f"killed by signal {-code} ({signal_name(-code)})" if code is not None and code < 0 else f"exit code {code}"
+    how = how_it_ended(code)
     if not result.exists():
         ending = Ending.KILLED if code is not None and code < 0 else Ending.CRASHED
         return ChildResult(ending, code, None, outcome.log_tail, how)

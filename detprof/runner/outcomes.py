@@ -3,12 +3,12 @@ reached and the whole result; and what a job that wrote no result is called (kil
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from detprof.process.child import how_it_ended
 from detprof.process.results import last_line
 from detprof.runner.config import JobSpec, OverheadConfig
 from detprof.stats import RatioEstimate
@@ -111,18 +111,10 @@ class OverheadResult:
     partial: bool = False  # the measurement did not finish (Ctrl-C, SIGTERM, a kill): these are its finished pairs
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def failure_of(exitcode: int, log_tail: str) -> tuple[str, str]:
     """(status, error) of a job that ended without a result: ``killed`` (by a signal, named) or
     ``crashed``, by its exit status alone; the end of its output is quoted, never read for a cause
     (a job that runs out of memory and says so writes ``oom`` in its result itself)."""
     tail = log_tail.strip()
     status = "killed" if exitcode < 0 else "crashed"
-    how = f"killed by signal {-exitcode} ({_signal_name(-exitcode)})" if exitcode < 0 else f"exit code {exitcode}"
-    return status, f"worker {how}" + (f"; its last output: {last_line(tail)}" if tail else "")
+    return status, f"worker {how_it_ended(exitcode)}" + (f"; its last output: {last_line(tail)}" if tail else "")
