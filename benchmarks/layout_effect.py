@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--spawn", action="store_true", help="a fresh interpreter per job instead of a fork")
     args = parser.parse_args()
     import detprof.process.processes as processes
+    from detprof.cli.lists import parse_modes
     from detprof.overhead import run_overhead
 
     if args.spawn:
@@ -36,11 +37,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for run in range(args.runs):
             # A new fork server per run, as separate invocations of the command line would have.
-            processes._fork_context = None
-            import multiprocessing.forkserver as forkserver
-
-            forkserver._forkserver._stop()  # type: ignore[attr-defined]
-            doc = run_overhead(args.arch, gpu="cpu", db=Path(scratch, "r.sqlite"), modes=args.modes,
+            processes.restart_fork_server()
+            doc = run_overhead(args.arch, gpu="cpu", db=Path(scratch, "r.sqlite"), modes=parse_modes(args.modes),
                                max_time_s=args.max_time)
             ci = doc["ratio_ci"] or [float("nan")] * 2
             steps = [m["step_ms"] for m in doc["modes"]]

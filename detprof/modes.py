@@ -8,6 +8,7 @@ before any model touches the device. This module is the catalog and imports no f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from detprof.errors import DetprofError
@@ -166,14 +167,21 @@ def toggles_for(mode: str) -> Toggles:
     return MODES[mode]
 
 
-def parse_modes(text: str) -> list[str]:
-    """Parse ``"A,B"`` into exactly two known mode names (``default,default`` is allowed: the A/A test)."""
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if len(names) != 2:
-        raise UnknownModeError(f"--modes takes two modes as A,B (got {text!r}); accepted modes: {', '.join(MODES)}")
-    for name in names:
+ModePair = tuple[str, str]
+"""Two mode names, side A then side B (``("default", "default")`` is the A/A test)."""
+
+DEFAULT_MODE_PAIR: ModePair = ("default", "deterministic")
+
+
+def require_mode_pair(pair: Sequence[str]) -> ModePair:
+    """Return ``pair`` as a ModePair when it is exactly two known mode names; raises
+    UnknownModeError naming the bad value and the accepted modes otherwise."""
+    if isinstance(pair, str) or len(pair) != 2:
+        raise UnknownModeError(f"modes must be two mode names, side A then side B (got {pair!r}); "
+                               f"accepted modes: {', '.join(MODES)}")
+    for name in pair:
         toggles_for(name)
-    return names
+    return (pair[0], pair[1])
 
 
 def environment_for(toggles: Toggles, base: dict[str, str], gpu_uuid: str | None = None) -> dict[str, str]:

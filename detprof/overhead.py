@@ -160,7 +160,7 @@ def ablation_configs(request: WorkloadRequest, device: DeviceChoice, only: list[
     skipped = [step for step in chosen if step not in measured]
     require(bool(measured), "--ablate-modes names only switches that change nothing here (GPU switches on a CPU, or "
                             "Inductor's without --compile)")
-    return [(step, replace(build_config(request, device, modes=f"default,{step.mode}", **options), part_of="ablation"))
+    return [(step, replace(build_config(request, device, modes=("default", step.mode), **options), part_of="ablation"))
             for step in measured], skipped
 
 
@@ -192,7 +192,7 @@ def run_ablation(workload: WorkloadRequest | str | None = None, gpu: str | None 
             if on_step:
                 on_step(AblationStep(SDPA_HELD, f"{SDPA_HELD_CHANGES} ({held})", gpu_only=False), number, len(plans))
             held_config = replace(build_config(replace(request, sdpa_backend=held), device,
-                                               modes="default,deterministic", **options), part_of="ablation")
+                                               modes=("default", "deterministic"), **options), part_of="ablation")
             rows.append({**_ablation_row(SDPA_HELD, f"{SDPA_HELD_CHANGES} ({held})",
                                          measure_and_store(held_config, device, db, on_job_done, command)),
                          "sdpa_backend": held})

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops
+from detprof.cli.lists import parse_modes
 from detprof.modes import (
     DETERMINISTIC_CUBLAS_WORKSPACE,
     MODES,
     Toggles,
     UnknownModeError,
     environment_for,
-    parse_modes,
     toggles_for,
 )
 
@@ -29,8 +29,8 @@ def test_default_and_deterministic_toggles() -> None:
 
 
 def test_parse_modes_accepts_pairs_including_aa() -> None:
-    assert parse_modes("default,deterministic") == ["default", "deterministic"]
-    assert parse_modes(" default , default ") == ["default", "default"]
+    assert parse_modes("default,deterministic") == ("default", "deterministic")
+    assert parse_modes(" default , default ") == ("default", "default")
     with pytest.raises(UnknownModeError, match="unknown mode 'fast'; accepted: default, deterministic"):
         parse_modes("default,fast")
     with pytest.raises(UnknownModeError, match="two modes"):

@@ -73,15 +73,19 @@ def test_gpu_defaults_are_the_papers_and_cpu_defaults_are_smaller() -> None:
 def test_overrides_and_their_validation() -> None:
     config = build_config(WorkloadRequest(arch="resnet18", batch_size=4), CPU, timed_steps=3, warmup_steps=0, repeats=1,
                           profile_steps=0,
-                          threads=2, modes="no-benchmark,deterministic-nofill")
+                          threads=2, modes=("no-benchmark", "deterministic-nofill"))
     assert (config.protocol.timed_steps, config.protocol.warmup_steps, config.protocol.repeats) == (3, 0, 1)
     assert config.protocol.cpu_threads == 2 and config.modes == ("no-benchmark", "deterministic-nofill")
     with pytest.raises(ArgumentError, match="--warmup -1"):
         build_config(WorkloadRequest(arch="resnet18"), CPU, warmup_steps=-1)
     with pytest.raises(ArgumentError, match="--profile-steps -2"):
         build_config(WorkloadRequest(arch="resnet18"), CPU, profile_steps=-2)
-    with pytest.raises(UnknownModeError):
-        build_config(WorkloadRequest(arch="resnet18"), CPU, modes="default,deterministic,default")
+    with pytest.raises(UnknownModeError, match="two mode names"):
+        build_config(WorkloadRequest(arch="resnet18"), CPU, modes=("default", "deterministic", "default"))
+    with pytest.raises(UnknownModeError, match="two mode names"):  # text is the CLI's to parse, not the API's
+        build_config(WorkloadRequest(arch="resnet18"), CPU, modes="default,deterministic")  # type: ignore[arg-type]
+    with pytest.raises(UnknownModeError, match="unknown mode 'fast'"):
+        build_config(WorkloadRequest(arch="resnet18"), CPU, modes=("default", "fast"))
 
 
 def test_the_time_budget_is_kept_from_the_fewest_pairs_that_give_a_ci() -> None:

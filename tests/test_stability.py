@@ -28,13 +28,15 @@ def test_variants_fix_exactly_the_sources_they_name() -> None:
     assert resolve_variant("algo+impl").fixed == () and resolve_variant("algo+impl").mode == "default"
     assert resolve_variant("algo").mode == "deterministic"
     assert resolve_variant("impl").fixed == SOURCES and resolve_variant("control").mode == "deterministic"
-    assert resolve_variant("algo", "shuffle,init").fixed == ("init", "shuffle")
-    seeds = [source_seeds(resolve_variant("algo", "init"), run) for run in range(3)]
+    assert resolve_variant("algo", ("shuffle", "init")).fixed == ("init", "shuffle")
+    seeds = [source_seeds(resolve_variant("algo", ("init",)), run) for run in range(3)]
     assert all(s["init"] == FIXED_SEED for s in seeds)
     assert len({s["shuffle"] for s in seeds}) == 3 and len({s["dropout"] for s in seeds}) == 3
     assert seeds[0]["shuffle"] != seeds[0]["augment"]  # sources draw from different streams
     with pytest.raises(VariantError, match="accepted: init, shuffle, augment, dropout"):
-        resolve_variant("algo", "init,labels")
+        resolve_variant("algo", ("init", "labels"))
+    with pytest.raises(VariantError, match="a list of noise sources, not the text 'init'"):
+        resolve_variant("algo", "init")
 
 
 def test_digits_split_is_fixed_and_stratified() -> None:

@@ -384,7 +384,7 @@ def test_status_of_a_spec_with_nothing_stored_lists_every_job_as_left_and_create
 def test_gpus_runs_a_spec_on_the_gpu_types_at_hand(tmp_path: Path) -> None:
     from detprof.sweep import with_gpus
 
-    spec = with_gpus(load_spec(REPO / "benchmarks" / "figure9b.toml"), "H200, v100")
+    spec = with_gpus(load_spec(REPO / "benchmarks" / "figure9b.toml"), ("H200", " v100"))
     assert spec.gpus == ("h200", "v100") and len(plan_sweep(spec)) == 14
     status = runner.invoke(app, ["sweep", str(REPO / "benchmarks" / "figure9b.toml"), "--gpus", "cpu", "--status",
                                  "--db", str(tmp_path / "r.sqlite"), "--json"])

@@ -149,7 +149,7 @@ def run_advise(request: WorkloadRequest | None = None, gpu: str | None = "auto",
     chosen = [c for c in listed if device.kind == "cuda" or not c.gpu_only]
     requests = {c.label: replace(request, sdpa_backend=c.sdpa_backend) if c.sdpa_backend else request
                 for c in chosen}
-    configs = {c.label: replace(build_config(requests[c.label], device, modes=f"default,{c.mode}", threads=threads,
+    configs = {c.label: replace(build_config(requests[c.label], device, modes=("default", c.mode), threads=threads,
                                              max_time_s=max_time_s or ADVISE_MAX_TIME_S[device.kind]),
                                 part_of="advise")
                for c in chosen if c.mode != "default"}  # every bad value fails here, before anything runs

@@ -41,17 +41,8 @@ from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, AuditDocument, BatchInvarianceDocument, CheckDocument, CheckSide
 from detprof.errors import require
 from detprof.gpus import DeviceChoice, select_device
-from detprof.parse import is_whole_number
 from detprof.runner.config import CPU_THREADS
 from detprof.workload import Workload, WorkloadRequest, build_workload
-
-
-def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    """``"1,8,64"`` as (1, 8, 64); ArgumentError naming the value otherwise."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    require(bool(parts) and all(is_whole_number(p) for p in parts),
-            f"--batch-sizes {text!r} is not accepted; use batch sizes as N,N,..., such as 1,8,64")
-    return tuple(int(p) for p in parts)
 
 
 def require_batch_invariance_alone(gates: Mapping[str, Pair], locate_op: bool = False,

@@ -99,7 +99,8 @@ def check(
     """
     from detprof.check import run_batch_invariance, run_check
     from detprof.check.record import check_verdict_store
-    from detprof.check.run import DEFAULT_STEPS, parse_batch_sizes, require_batch_invariance_alone, require_timeout
+    from detprof.check.run import DEFAULT_STEPS, require_batch_invariance_alone, require_timeout
+    from detprof.cli.lists import parse_batch_sizes
 
     with user_errors():
         require_timeout(timeout)

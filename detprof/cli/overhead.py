@@ -60,7 +60,9 @@ def overhead(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Default vs deterministic: step time, kernel time, memory, and the ratio with a 95% CI."""
+    from detprof.cli.lists import parse_modes
     from detprof.gpus import select_device
+    from detprof.modes import DEFAULT_MODE_PAIR
     from detprof.overhead import measure_and_store
     from detprof.runner.config import build_config
     from detprof.store import ensure_store
@@ -76,7 +78,7 @@ def overhead(
     with user_errors():
         device = select_device(gpu)
         # Every value, and the database, checked before the plan says what will run.
-        config = build_config(request, device, modes=modes or "default,deterministic", **measurement)
+        config = build_config(request, device, modes=parse_modes(modes) if modes else DEFAULT_MODE_PAIR, **measurement)
         ensure_store(db)
     if not json_output:
         show.plan(config, device)

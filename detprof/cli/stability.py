@@ -51,6 +51,7 @@ def stability(
     every 50 epochs, crop and flip); Adam and the 4-pixel padding are detprof's assumptions, since
     the appendix names neither. CelebA: ResNet-18, 20 epochs, batch 128, 1e-3 decayed x0.1 every 5.
     """
+    from detprof.cli.lists import parse_fixed_sources
     from detprof.stability import run_stability
 
     if order_only:
@@ -64,7 +65,8 @@ def stability(
                  total=total_runs * total_epochs, completed=run_index * total_epochs + epoch)
 
         with user_errors():
-            summary = run_stability(task, variant, runs, fix, epochs, batch_size, lr, bn, db, data_dir, advance, arch,
+            summary = run_stability(task, variant, runs, parse_fixed_sources(fix), epochs, batch_size, lr, bn, db,
+                                    data_dir, advance, arch,
                                     gpu=gpu, threads=threads, run_timeout_s=run_timeout, target=target)
     emit("stability", summary, json_output)
     if summary["failed"]:

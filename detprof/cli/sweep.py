@@ -61,11 +61,12 @@ def sweep(
 ) -> None:
     """Many overhead measurements from one spec (archs x kernel sizes x modes x GPUs), resumable:
     running it again skips what is stored. Exit 1 when a job is left failed."""
+    from detprof.cli.lists import parse_mapping, parse_names
     from detprof.store import ensure_store
     from detprof.sweep import load_spec, plan_sweep, run_sweep, sweep_status, with_gpus
     from detprof.sweep.plan import plan_size
     from detprof.sweep.run import prepare_backend
-    from detprof.sweep.slurm_cluster import SLURM_CLUSTERS, SlurmOptions, describe, parse_mapping
+    from detprof.sweep.slurm_cluster import SLURM_CLUSTERS, SlurmOptions, describe
 
     with user_errors():
         given = {"--slurm-partition": slurm_partition, "--slurm-account": slurm_account,
@@ -80,7 +81,7 @@ def sweep(
             require(not named, f"{', '.join(named)} go with --cluster slurm or slurm-local; add it or drop them")
         loaded = load_spec(spec)
         if gpus is not None:
-            loaded = with_gpus(loaded, gpus)
+            loaded = with_gpus(loaded, parse_names(gpus))
         jobs = plan_sweep(loaded)
         require(not probe or cluster is not None, "--probe checks placement on a Ray cluster; add --cluster ray")
         if probe:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from detprof.backend import backend_for, canonical_framework
 from detprof.errors import require
-from detprof.modes import parse_modes
+from detprof.modes import DEFAULT_MODE_PAIR, ModePair, require_mode_pair
 from detprof.workload import Workload, WorkloadRequest, build_workload
 from detprof.workload.resolve import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
@@ -171,7 +171,7 @@ MAX_PROFILE_STEPS = 1_000
 MAX_TIME_S = 7 * 24 * 3600.0  # a week: --max-time and --job-timeout
 
 
-def build_config(request: WorkloadRequest, device: DeviceChoice, modes: str = "default,deterministic",
+def build_config(request: WorkloadRequest, device: DeviceChoice, modes: ModePair = DEFAULT_MODE_PAIR,
                  warmup_steps: int | None = None, timed_steps: int | None = None, profile_steps: int | None = None,
                  repeats: int | None = None, threads: int | None = None, seed: int = 0,
                  job_timeout_s: float = 1800.0, precision: float | None = None,
@@ -187,7 +187,7 @@ def build_config(request: WorkloadRequest, device: DeviceChoice, modes: str = "d
     backend's name (detprof.backend): pytorch, or tf for Keras models in TensorFlow.
     """
     framework = canonical_framework(framework)
-    mode_pair = parse_modes(modes)
+    mode_pair = require_mode_pair(modes)
     backend_for(framework).check_modes(mode_pair)
     require(0 <= seed <= MAX_SEED, f"--seed {seed} is not accepted; use an integer from 0 to {MAX_SEED:,}")
     cpus = os.cpu_count() or 1
@@ -226,7 +226,7 @@ def build_config(request: WorkloadRequest, device: DeviceChoice, modes: str = "d
                                                     if v is not None or k == "precision"})
     if not protocol.adaptive:
         protocol = replace(protocol, max_time_s=None)
-    return OverheadConfig(workload=workload, protocol=protocol, modes=(mode_pair[0], mode_pair[1]),
+    return OverheadConfig(workload=workload, protocol=protocol, modes=mode_pair,
                           device=device.torch_device, gpu_index=device.gpu.index if device.gpu else None,
                           seed=seed, job_timeout_s=job_timeout_s, gpu_uuid=device.gpu.uuid if device.gpu else None,
                           framework=framework)

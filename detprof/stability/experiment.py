@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,7 +182,7 @@ def training_counts(data: Any) -> list[dict[str, Any]] | None:
             for name, mask in everyone.items()]
 
 
-def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 10, fix: str | None = None,
+def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 10, fix: Sequence[str] | None = None,
                   epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
                   batch_norm: bool | None = None, db: StoreLike = None, data_dir: str | None = None,
                   on_progress: Callable[[int, int, int, int], None] | None = None,

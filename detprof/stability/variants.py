@@ -7,6 +7,7 @@ algorithmic source has its own seed, so any of them can be held fixed alone (``-
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detprof.errors import DetprofError
@@ -51,15 +52,17 @@ class VariantError(DetprofError, ValueError):
     """An unknown variant or noise source."""
 
 
-def resolve_variant(name: str, fix: str | None = None) -> Variant:
-    """The named variant, with ``fix`` (comma-separated sources, or ``none``) replacing its fixed set
-    when given."""
+def resolve_variant(name: str, fix: Sequence[str] | None = None) -> Variant:
+    """The named variant, with ``fix`` (the noise sources to hold fixed; empty for none) replacing
+    its fixed set when given. Raises VariantError naming an unknown variant or source."""
     if name not in VARIANTS:
         raise VariantError(f"unknown variant {name!r}; accepted: {', '.join(VARIANTS)}")
     variant = VARIANTS[name]
     if fix is None:
         return variant
-    sources = () if fix.strip().lower() == "none" else tuple(s.strip() for s in fix.split(",") if s.strip())
+    if isinstance(fix, str):  # a string is a sequence of letters: the caller meant a list of sources
+        raise VariantError(f"fix takes a list of noise sources, not the text {fix!r}; accepted: {', '.join(SOURCES)}")
+    sources = tuple(fix)
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise VariantError(f"unknown noise source {unknown[0]!r} in --fix; accepted: {', '.join(SOURCES)}, or none")

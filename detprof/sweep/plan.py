@@ -51,7 +51,7 @@ class SweepJob:
         options = dict(self.options)
         named = {"workload": self.arch} if self.user_workload else {"arch": self.arch, "kernel_size": self.kernel_size}
         request = WorkloadRequest(**named, **{key: options.pop(key) for key in WORKLOAD_OPTIONS if key in options})
-        return build_config(request, device, modes=",".join(self.modes), framework=self.framework, **options)
+        return build_config(request, device, modes=self.modes, framework=self.framework, **options)
 
     def identity(self) -> dict[str, Any]:
         """The full configuration this job is matched on when a sweep resumes: the workload and

@@ -66,16 +66,6 @@ class SlurmOptions:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-def parse_mapping(option: str, text: str | None) -> dict[str, str]:
-    """``"a=b,c=d"`` as {"a": "b", "c": "d"}; ArgumentError naming the value otherwise."""
-    if not text:
-        return {}
-    pairs = [part.strip() for part in text.split(",") if part.strip()]
-    require(all(p.count("=") == 1 and p.split("=")[0] and p.split("=")[1] for p in pairs),
-            f"{option} {text!r} is not accepted; use NAME=VALUE pairs separated by commas, e.g. qos=high")
-    return dict(p.split("=") for p in pairs)
-
-
 def check_options(cluster: str, options: SlurmOptions) -> None:
     """Raise ArgumentError for an option no Slurm site accepts, and SlurmError when submitit (or,
     for ``slurm``, sbatch) is missing here: before anything is submitted."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,23 +233,26 @@ def load_spec(path: str | Path) -> SweepSpec:
     return parse_spec(text, str(path))
 
 
-def with_gpus(spec: SweepSpec, gpus: str) -> SweepSpec:
-    """``spec`` with its GPU types replaced by ``gpus`` (comma-separated, as ``--gpus`` gives them),
+def with_gpus(spec: SweepSpec, gpus: Sequence[str]) -> SweepSpec:
+    """``spec`` with its GPU types replaced by ``gpus`` (names such as ``h200`` or ``cpu``),
     validated as the spec's own key is; raises SpecError naming the value otherwise."""
     from dataclasses import replace
 
-    given = [part.strip().lower() for part in gpus.split(",")]
+    if isinstance(gpus, str):
+        raise SpecError(f"gpus takes a list of GPU types, not the text {gpus!r}")
+    given = [part.strip().lower() for part in gpus]
+    spelt = ",".join(gpus)  # as --gpus spelt it, for the messages
     if any(not part for part in given):
-        raise SpecError(f"--gpus {gpus!r} is not accepted (an empty name); use comma-separated GPU types "
+        raise SpecError(f"--gpus {spelt!r} is not accepted (an empty name); use comma-separated GPU types "
                         f"({', '.join(KNOWN_ALIASES)}) or cpu")
     repeated = next((gpu for index, gpu in enumerate(given) if gpu in given[:index]), None)
     if repeated is not None:  # as the spec's own key refuses duplicates: a repeated GPU is a typo
-        raise SpecError(f"--gpus {gpus!r} is not accepted ({repeated!r} is given twice); name each GPU type once")
+        raise SpecError(f"--gpus {spelt!r} is not accepted ({repeated!r} is given twice); name each GPU type once")
     checked = tuple(given)
     unknown = [gpu for gpu in checked if gpu not in (KEYS["gpus"].choices or ())]
     if unknown:
-        raise SpecError(f"--gpus {gpus!r} is not accepted{f' ({unknown[0]!r} is unknown)' if unknown else ''}; use "
+        raise SpecError(f"--gpus {spelt!r} is not accepted{f' ({unknown[0]!r} is unknown)' if unknown else ''}; use "
                         f"comma-separated GPU types ({', '.join(KNOWN_ALIASES)}) or cpu")
     if "cpu" in checked and len(checked) > 1:
-        raise SpecError(f"--gpus {gpus!r} mixes cpu with GPU types; a sweep runs on CPUs or on GPUs")
+        raise SpecError(f"--gpus {spelt!r} mixes cpu with GPU types; a sweep runs on CPUs or on GPUs")
     return replace(spec, gpus=checked)
