@@ -25,7 +25,7 @@ from detprof.errors import require
 if TYPE_CHECKING:
     from detprof.check.gates import Gate
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
-    from detprof.documents import ZooRow
+    from detprof.documents import StabilityRunSpec, ZooRow
     from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -92,7 +92,7 @@ class Backend(Protocol):
         wrote, one dict a line), ``exitcode``, ``timed_out``, ``log_tail``, ``pythonhashseed``, and
         ``state`` (final parameters as numpy arrays) or ``ops`` (a recorded step) when written."""
 
-    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str],
+    def run_stability_run(self, spec: StabilityRunSpec, out_dir: Path, environment: dict[str, str],
                           timeout_s: float) -> ChildResult:
         """Train one run of a stability experiment in a process of its own (``spec`` as
         detprof.stability.experiment builds it); it writes its files into ``out_dir``."""

@@ -449,6 +449,7 @@ class CheckRunResult(TypedDict, total=False):
     world_size: int
     bucket_cap_mb: float | None
     nccl_environment: dict[str, str]
+    gpu_topology: str | None  # nvidia-smi topo -m of a GPU run's machine (None: a CPU run, or none)
     torch_loaded: bool
     nondeterministic_ops: list[str]
     wall_s: float
@@ -459,6 +460,51 @@ class CheckRunResult(TypedDict, total=False):
     nondeterministic: list[dict[str, Any]]
     switched_off: dict[str, Any] | None  # audit: the first op run with deterministic algorithms turned off
     ops_per_step: list[int]  # audit: the ops each audited step dispatched
+
+
+class ProbeResult(TypedDict, total=False):
+    """The result file of a probe of the user's code in a child (detprof.usercode.probe_in_child):
+    ``ok``, with what the probe found (a --workload's parameter count, batch, device and loss
+    shape), or ``error``, one line."""
+
+    ok: bool
+    error: str
+    parameters: int
+    batch: Any  # the batch's structure in words (detprof.backends.torch.user_workload.describe_batch)
+    checked_on: str
+    loss_shape: list[int]
+
+
+class StabilityRunSpec(TypedDict):
+    """What one stability training run is given (detprof.stability.experiment → the backend's
+    training child): the task and recipe, the seed of each noise source, the mode's toggles, and
+    where and with how many CPU threads it trains."""
+
+    task: str
+    data_dir: str | None
+    target: str | None
+    recipe: dict[str, Any]
+    seeds: dict[str, int]
+    toggles: dict[str, Any]
+    device: str
+    gpu_uuid: str | None
+    threads: int | None
+
+
+class StabilityRunResult(TypedDict):
+    """The result file of one stability training run, written last beside its predictions and
+    weights: test accuracy (a fraction), the switches applied, the nondeterministic ops seen, the
+    threads, framework version and device it trained on, its optimizer steps, and the GPU it was
+    given (None on a CPU)."""
+
+    accuracy: float
+    applied_toggles: dict[str, Any]
+    nondeterministic_ops: list[str]
+    threads: int
+    torch: str
+    device: str
+    steps: int
+    cuda_visible_devices: str | None
 
 
 def ratio_bounds(row: Any) -> tuple[float, float]:

@@ -187,13 +187,14 @@ def probe_in_child(entry: str, arguments: Sequence[Any], option: str, reference:
     and return the document it wrote (see ``write_probe_result``); raises ``error`` in one line
     when it wrote an error, wrote nothing (the code exited, crashed or was killed) or hung
     (``doing`` says what it was doing then)."""
+    from detprof.documents import ProbeResult
     from detprof.process.child import Child, Ending, run_child
 
     key = (entry, tuple(arguments), os.getcwd())
     if key in _probed:
         return {"ok": True}
     timeout_s = probe_timeout_s(error)
-    ended = run_child(Child(entry, tuple(arguments), dict(os.environ), timeout_s, tuple(preload)))
+    ended = run_child(Child(entry, tuple(arguments), dict(os.environ), timeout_s, tuple(preload), reads=ProbeResult))
     if ended.ending is Ending.TIMEOUT:
         raise error(f"{option} {reference!r} did not finish {doing} within {timeout_s:g} s "
                     f"(${PROBE_TIMEOUT_ENV_VAR} sets the limit)")

@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -40,8 +41,17 @@ def sleeps(seconds: float, out: str) -> int:
     return writes({"status": "ok"}, out)
 
 
-def _run(function: str, *args: object, timeout_s: float = 60) -> object:
-    return run_child(Child(f"tests.test_child:{function}", args, dict(os.environ), timeout_s))
+class Reading(TypedDict, total=False):
+    """What these children's results may hold."""
+
+    status: str
+    value: int
+    error: str
+    traceback: str
+
+
+def _run(function: str, *args: object, timeout_s: float = 60, reads: type | None = Reading) -> object:
+    return run_child(Child(f"tests.test_child:{function}", args, dict(os.environ), timeout_s, reads=reads))
 
 
 @pytest.mark.parametrize(("function", "args", "ending"), [
@@ -79,3 +89,18 @@ def test_the_document_and_its_error_come_back_whole() -> None:
     ended = _run("writes", {"error": "ValueError: no data", "traceback": "..."})
     assert ended.error == "ValueError: no data" and ended.document["traceback"] == "..."  # type: ignore[attr-defined]
     assert _run("writes", {"status": "ok"}).error is None  # type: ignore[attr-defined]
+
+
+def test_a_result_with_a_misspelt_field_is_unreadable_and_the_well_spelt_one_is_read() -> None:
+    from detprof.documents import JobResult
+
+    misspelt = _run("writes", {"status": "ok", "step_mss": [1.0, 2.0]}, reads=JobResult)
+    assert misspelt.ending is Ending.UNREADABLE and misspelt.document is None  # type: ignore[attr-defined]
+    assert misspelt.how == ("its result is not a JobResult: it has the field 'step_mss', which a JobResult "  # type: ignore[attr-defined]
+                            "does not have")
+    wrong_type = _run("writes", {"status": "ok", "step_ms": ["1.0"]}, reads=JobResult)
+    assert wrong_type.ending is Ending.UNREADABLE  # type: ignore[attr-defined]
+    assert wrong_type.how.endswith("step_ms[0] is str, not float")  # type: ignore[attr-defined]
+    # control: the same result, well spelt, is read whole
+    spelt = _run("writes", {"status": "ok", "step_ms": [1.0, 2.0]}, reads=JobResult)
+    assert spelt.ending is Ending.OK and spelt.document["step_ms"] == [1.0, 2.0]  # type: ignore[attr-defined]

@@ -15,7 +15,9 @@ fields, never from the text of a message or a log:
 - ``timeout``: killed at the limit;
 - ``killed``: ended by a signal without a document (a kill, the OOM killer, a crash in C);
 - ``crashed``: exited without a document (``sys.exit``, ``os._exit``);
-- ``unreadable``: a document that is not JSON, or not an object.
+- ``unreadable``: a document that is not JSON, not an object, or not of the kind the caller
+  reads (``Child.reads``, a TypedDict: a field it does not have, such as a misspelt key, a required
+  one missing, or a value of the wrong type; detprof.shapes).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from __future__ import annotations
 import json
 import signal
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from detprof.process.processes import ProcessOutcome, run_in_fresh_process, run_in_new_interpreter
+from detprof.shapes import shape_problem
 
 RESULT_FILE = "result.json"
 LOG_FILE = "run.log"
@@ -51,7 +54,8 @@ class Child:
     """What runs in the child: ``target`` (``module:function`` forked, or ``module`` run as
     ``python -m`` with ``interpreter``), its ``args`` (the result file's path is added last),
     its ``environment``, its time limit (None: none), the modules a fork server imports first
-    (the caller's framework), and the descriptors a new interpreter inherits."""
+    (the caller's framework), the descriptors a new interpreter inherits, and ``reads``: the
+    TypedDict its result document must be (None for a child that writes none)."""
 
     target: str
     args: tuple[Any, ...]
@@ -60,6 +64,7 @@ class Child:
     preload: tuple[str, ...] = ()
     interpreter: bool = False
     pass_fds: tuple[int, ...] = ()
+    reads: type | None = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ def run_child(child: Child, folder: Path | None = None) -> ChildResult:
     else:
         outcome = run_in_fresh_process(child.target, (*child.args, str(result)), child.environment, log,
                                        child.timeout_s, list(child.preload))
-    return read_child_result(outcome, result, child.timeout_s)
+    return read_child_result(outcome, result, child.timeout_s, child.reads)
 
 
 def signal_name(number: int) -> str:
@@ -109,8 +114,10 @@ def how_it_ended(code: int | None) -> str:
     return f"killed by signal {-code} ({signal_name(-code)})" if code is not None and code < 0 else f"exit code {code}"
 
 
-def read_child_result(outcome: ProcessOutcome, result: Path, timeout_s: float | None) -> ChildResult:
-    """How a child whose process ended as ``outcome`` ended, with the document it left at ``result``."""
+def read_child_result(outcome: ProcessOutcome, result: Path, timeout_s: float | None,
+                      reads: type | None = None) -> ChildResult:
+    """How a child whose process ended as ``outcome`` ended, with the document it left at ``result``
+    (which must be a ``reads``, a TypedDict, when one is named)."""
     code = outcome.exitcode
     if outcome.timed_out:
         return ChildResult(Ending.TIMEOUT, None, None, outcome.log_tail,
@@ -125,6 +132,10 @@ def read_child_result(outcome: ProcessOutcome, result: Path, timeout_s: float | 
         return ChildResult(Ending.UNREADABLE, code, None, outcome.log_tail, f"its result could not be read ({error})")
     if not isinstance(document, dict):
         return ChildResult(Ending.UNREADABLE, code, None, outcome.log_tail, "its result file holds no result document")
+    problem = shape_problem(document, reads) if reads is not None else None
+    if problem is not None:  # a misspelt field would read as absent: a result that says less than it seems
+        return ChildResult(Ending.UNREADABLE, code, None, outcome.log_tail,
+                           f"its result is not a {getattr(reads, '__name__', reads)}: {problem}")
     ending = (Ending.OUT_OF_MEMORY if document.get("status") == "oom" else
               Ending.FAILED if "error" in document else Ending.OK)
     return ChildResult(ending, code, document, outcome.log_tail, how)

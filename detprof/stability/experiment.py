@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 
 from detprof.backend import backend_for
-from detprof.documents import DOCUMENT_VERSION, StabilityDocument
+from detprof.documents import DOCUMENT_VERSION, StabilityDocument, StabilityRunSpec
 from detprof.errors import DetprofError
 from detprof.modes import environment_for, toggles_for
 from detprof.parse import is_whole_number
@@ -236,9 +236,10 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
         epochs_run = math.ceil(recipe.steps / batches) if recipe.steps else recipe.epochs
         for run_index in range(len(stored), runs):
             seeds = source_seeds(chosen, run_index)
-            spec = {"task": task, "data_dir": data_dir, "target": data.target, "recipe": asdict(recipe),
-                    "seeds": seeds, "toggles": toggles.as_dict(), "device": device.torch_device,
-                    "gpu_uuid": device.gpu.uuid if device.gpu else None, "threads": cpu_threads}
+            spec: StabilityRunSpec = {
+                "task": task, "data_dir": data_dir, "target": data.target, "recipe": asdict(recipe), "seeds": seeds,
+                "toggles": toggles.as_dict(), "device": device.torch_device,
+                "gpu_uuid": device.gpu.uuid if device.gpu else None, "threads": cpu_threads}
             out_dir = base / f"run{run_index}"
             outcome = _train_with_progress(spec, out_dir, environment, run_index, runs, epochs_run, on_progress,
                                            run_timeout_s)
@@ -274,7 +275,7 @@ def run_stability(task: str = "digits", variant: str = "algo+impl", runs: int = 
     return cast(StabilityDocument, document)
 
 
-def _train_with_progress(spec: dict[str, Any], out_dir: Path, environment: dict[str, str], run_index: int,
+def _train_with_progress(spec: StabilityRunSpec, out_dir: Path, environment: dict[str, str], run_index: int,
                          runs: int, epochs: int, on_progress: Callable[[int, int, int, int], None] | None,
                          timeout_s: float = RUN_TIMEOUT_S) -> ChildResult:
     """Train one run in a fresh process (detprof.process.child), polling its progress file for the

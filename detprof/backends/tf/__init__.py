@@ -22,10 +22,12 @@ from detprof.backends.tf.processes import (
     tensorflow_available,
     tf_toggles,
 )
+from detprof.documents import CheckRunResult, JobResult
 from detprof.errors import ArgumentError, require
 
 if TYPE_CHECKING:
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
+    from detprof.documents import StabilityRunSpec
     from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -85,7 +87,7 @@ class TensorFlowBackend:
         return stem  # a TensorBoard log folder holding the job's *.xplane.pb
 
     def start_job(self, spec: dict[str, Any], scratch: str, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
-        return run_tf_process(WORKER, spec, scratch, gpu_uuid, timeout_s)
+        return run_tf_process(WORKER, spec, scratch, gpu_uuid, timeout_s, JobResult)
 
     def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """The TensorFlow side of a check in a new interpreter; its result document, with the final
@@ -96,7 +98,8 @@ class TensorFlowBackend:
 
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
             out = Path(scratch, "result.json")  # detprof.process.child.RESULT_FILE
-            document = side_result(run_tf_process(TRAINER, spec.to_json(), scratch, gpu_uuid, timeout_s), timeout_s)
+            ended = run_tf_process(TRAINER, spec.to_json(), scratch, gpu_uuid, timeout_s, CheckRunResult)
+            document = side_result(ended, timeout_s)
             weights = Path(str(out) + ".npz")
             if weights.exists():
                 with np.load(weights) as arrays:
@@ -108,7 +111,7 @@ class TensorFlowBackend:
         require_support(self, "script", "--script")  # raises: this backend watches no scripts
         return {}
 
-    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str],
+    def run_stability_run(self, spec: StabilityRunSpec, out_dir: Path, environment: dict[str, str],
                           timeout_s: float) -> ChildResult:
         raise ArgumentError("detprof stability trains with PyTorch; it has no TensorFlow runs")
 

@@ -67,9 +67,10 @@ def require_tf_modes(modes: list[str] | tuple[str, ...], label: str = "mode") ->
 
 
 def run_tf_process(module: str, spec: dict[str, object], scratch: str, gpu_uuid: str | None,
-                   timeout_s: float | None) -> ChildResult:
+                   timeout_s: float | None, reads: type) -> ChildResult:
     """Run ``python -m module SPEC RESULT`` (a TensorFlow job or check run) in a new interpreter with
-    a TensorFlow job's environment, its spec written to ``scratch``, its result and log there too."""
+    a TensorFlow job's environment, its spec written to ``scratch``, its result (a ``reads``, a
+    TypedDict) and log there too."""
     import json
     import os
 
@@ -78,4 +79,4 @@ def run_tf_process(module: str, spec: dict[str, object], scratch: str, gpu_uuid:
     spec_file = Path(scratch, "spec.json")
     spec_file.write_text(json.dumps(spec))
     return run_child(Child(module, (str(spec_file),), tf_environment(dict(os.environ), gpu_uuid), timeout_s,
-                           interpreter=True), Path(scratch))
+                           interpreter=True, reads=reads), Path(scratch))

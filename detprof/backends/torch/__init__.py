@@ -18,6 +18,7 @@ from detprof.backends.torch.gates import GATES
 
 if TYPE_CHECKING:
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
+    from detprof.documents import StabilityRunSpec
     from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -123,11 +124,14 @@ class TorchBackend:
         from detprof.process.child import Child, run_child
 
         env = environment_for(Toggles(**spec["toggles"]), dict(os.environ), gpu_uuid)
-        return run_child(Child(WORKER, (spec,), env, timeout_s, tuple(JOB_PRELOAD)), Path(scratch))
+        from detprof.documents import JobResult
+
+        return run_child(Child(WORKER, (spec,), env, timeout_s, tuple(JOB_PRELOAD), reads=JobResult), Path(scratch))
 
     def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
         """Run ``trainer:<spec.entry>`` under the spec's mode in a fresh process, the spec handed over
         as JSON; its result document, with ``state`` as numpy arrays when the run saved one."""
+        from detprof.documents import CheckRunResult
         from detprof.modes import environment_for, toggles_for
         from detprof.process.child import RESULT_FILE, Child, run_child
         from detprof.process.results import CheckError, side_result
@@ -136,7 +140,7 @@ class TorchBackend:
         with tempfile.TemporaryDirectory(prefix="detprof-check-") as scratch:
             out = Path(scratch, RESULT_FILE)
             ended = run_child(Child(f"{TRAINER}:{spec.entry}", (spec.to_json(),), environment, timeout_s,
-                                    tuple(JOB_PRELOAD)), Path(scratch))
+                                    tuple(JOB_PRELOAD), reads=CheckRunResult), Path(scratch))
             try:
                 document = side_result(ended, timeout_s)
             except CheckError as error:  # name whose code failed: the user's, or a zoo arch's run
@@ -179,7 +183,7 @@ class TorchBackend:
         try:
             # The watched run writes no result document: what it did is in its records, read below.
             ended = run_child(Child(SCRIPT_RUNNER, ("--spec-fd", str(spec_read)), environment, timeout_s,
-                                    interpreter=True, pass_fds=(spec_read, records_fd)), folder)
+                                    interpreter=True, pass_fds=(spec_read, records_fd), reads=None), folder)
         finally:
             os.close(records_fd)
             os.close(spec_read)
@@ -193,14 +197,16 @@ class TorchBackend:
         watched["state"] = saved_state(files["state"])
         return watched
 
-    def run_stability_run(self, spec: dict[str, Any], out_dir: Path, environment: dict[str, str],
+    def run_stability_run(self, spec: StabilityRunSpec, out_dir: Path, environment: dict[str, str],
                           timeout_s: float) -> ChildResult:
         """Train one run of a stability experiment (detprof.backends.torch.stability_train) in a
         process of its own (detprof.process.child); it writes its predictions, weights, log and
         result into ``out_dir``."""
+        from detprof.documents import StabilityRunResult
         from detprof.process.child import Child, run_child
 
-        return run_child(Child(STABILITY_RUN, (spec,), environment, timeout_s, tuple(STABILITY_PRELOAD)), out_dir)
+        return run_child(Child(STABILITY_RUN, (spec,), environment, timeout_s, tuple(STABILITY_PRELOAD),
+                               reads=StabilityRunResult), out_dir)
 
     def read_state(self, path: Path) -> dict[str, Any]:
         """The arrays of a state dict this backend's trainings saved at ``path`` (numpy, by name),

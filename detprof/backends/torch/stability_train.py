@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops
-from detprof.documents import write_json_whole
+from detprof.documents import StabilityRunResult, StabilityRunSpec, write_json_whole
 from detprof.modes import Toggles
 
 EVAL_CHUNK = 1000  # test examples per forward pass in evaluation (the whole CIFAR test set would need GBs)
@@ -130,7 +130,7 @@ def training_steps(recipe: dict[str, Any], examples: int) -> int:
     return int(recipe.get("steps") or recipe["epochs"] * math.ceil(examples / recipe["batch_size"]))
 
 
-def train_model(spec: dict[str, Any], data: Any, on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
+def train_model(spec: Mapping[str, Any], data: Any, on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train one model as ``spec`` says on ``data``; returns predictions (numpy), the state dict (on
     the CPU), accuracy (a fraction), the device name and the ops that warned of nondeterminism."""
     import torch
@@ -197,28 +197,33 @@ def train_model(spec: dict[str, Any], data: Any, on_epoch: Callable[[int], None]
             "nondeterministic_ops": sorted(nondeterministic_ops), "steps": step, "epochs": epoch}
 
 
-def train_to_dir(spec: dict[str, Any], result_path: str) -> int:
+def train_to_dir(spec: StabilityRunSpec, result_path: str) -> int:
     """Train one model as ``spec`` says and write its outputs beside ``result_path`` (its run folder),
-    the result document last, there (detprof.process.child); returns the exit code."""
+    the result document last, there (detprof.process.child); returns the exit code. A spec that is
+    not a StabilityRunSpec (a misspelt field) raises ShapeError before anything trains."""
     import torch
 
+    from detprof.shapes import require_shape
     from detprof.stability.data import load_task
 
+    require_shape(spec, StabilityRunSpec, "the stability run's spec")
     directory = Path(result_path).parent
     directory.mkdir(parents=True, exist_ok=True)
-    if spec.get("threads"):
-        torch.set_num_threads(int(spec["threads"]))
+    threads = spec["threads"]
+    if threads:
+        torch.set_num_threads(threads)
     applied = apply_toggles(Toggles(**spec["toggles"]))
-    data = load_task(spec["task"], spec.get("data_dir"), spec.get("target"))
+    data = load_task(spec["task"], spec["data_dir"], spec["target"])
     def progress(epoch: int) -> None:
         (directory / "progress").write_text(str(epoch))
 
     trained = train_model(spec, data, progress)
     np.save(directory / "predictions.npy", trained["predictions"])
     torch.save(trained["state"], directory / "weights.pt")
-    result = {"accuracy": trained["accuracy"], "applied_toggles": applied,
-              "nondeterministic_ops": trained["nondeterministic_ops"], "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "device": trained["device"], "steps": trained["steps"],
-              "cuda_visible_devices": spec.get("gpu_uuid")}
+    result: StabilityRunResult = {
+        "accuracy": trained["accuracy"], "applied_toggles": applied,
+        "nondeterministic_ops": trained["nondeterministic_ops"], "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "device": trained["device"], "steps": trained["steps"],
+        "cuda_visible_devices": spec["gpu_uuid"]}
     write_json_whole(result_path, result)
     return 0

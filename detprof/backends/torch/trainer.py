@@ -22,7 +22,7 @@ from detprof.backends.torch.observe import SwitchCalls, observe_step, tensor_sta
 from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, switches_set
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.check.spec import CheckSideSpec
-from detprof.documents import write_result
+from detprof.documents import CheckRunResult, write_result
 from detprof.modes import Toggles
 
 INVARIANCE_EXAMPLES = 64
@@ -124,7 +124,7 @@ def _train_rank(spec: CheckSideSpec, out_path: str, rank: int = 0, store: str | 
     state = tensor_state(model.state_dict())
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    extra: dict[str, Any] = {}
+    extra: CheckRunResult = {}  # typed, so that a field the result does not declare fails here
     if store is not None:
         from detprof.backends.torch.distributed import gpu_topology, nccl_environment
 
@@ -137,7 +137,7 @@ def _train_rank(spec: CheckSideSpec, out_path: str, rank: int = 0, store: str | 
                             "compiled": compiled,
                             "inductor_deterministic": _optional_bool(applied.get("inductor_deterministic")),
                             "ulp_control": control, "switches_set": applied, "switch_calls": calls.since(0),
-                            **extra,  # type: ignore[typeddict-item]
+                            **extra,
                             "nondeterministic_ops": sorted(warned), "wall_s": time.perf_counter() - started})
 
 
