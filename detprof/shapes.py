@@ -11,6 +11,7 @@ anything.
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import types
 import typing
@@ -25,8 +26,17 @@ class ShapeError(DetprofError, ValueError):
 
 @functools.cache
 def _fields(kind: type) -> tuple[dict[str, Any], frozenset[str]]:
-    """(each field's type, the required fields) of a TypedDict."""
-    return get_type_hints(kind), frozenset(getattr(kind, "__required_keys__", frozenset()))
+    """(each field's type, the required fields) of a TypedDict. ``NotRequired[...]`` and
+    ``Required[...]`` are read from the hints themselves: under ``from __future__ import
+    annotations`` Python 3.11 cannot see them in ``__required_keys__``."""
+    wrapped = get_type_hints(kind, include_extras=True)
+    required = set(getattr(kind, "__required_keys__", frozenset()))
+    for name, hint in wrapped.items():
+        if get_origin(hint) is typing.NotRequired:
+            required.discard(name)
+        elif get_origin(hint) is typing.Required:
+            required.add(name)
+    return get_type_hints(kind), frozenset(required)
 
 
 def _type_name(hint: Any) -> str:
@@ -58,7 +68,7 @@ def _value_problem(value: Any, hint: Any, where: str) -> str | None:
         element = elements[0] if len(elements) == 1 else Any
         return next((problem for index, item in enumerate(value)
                      if (problem := _value_problem(item, element, f"{where}[{index}]"))), None)
-    if origin is dict or hint is dict:
+    if origin in (dict, collections.abc.Mapping) or hint is dict:
         if not isinstance(value, dict):
             return f"{where} is {type(value).__name__}, not an object"
         arguments = get_args(hint)

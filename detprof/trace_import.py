@@ -12,6 +12,7 @@ from detprof.documents import DOCUMENT_VERSION, ImportDocument
 from detprof.kernels import kernel_table, load_trace
 from detprof.kernels.trace import DEFAULT_MAX_TRACE_MB, count_profiler_steps
 from detprof.store import StoreLike, open_store
+from detprof.store.schema import RunRecord
 
 API_COMMAND = "Python API: detprof.trace_import.import_trace"
 
@@ -41,7 +42,7 @@ def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: st
         "ratio": None, "ratio_ci": None, "kernel_ratio": None,
         "command": command,
     }
-    run = {"created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"],
+    run: RunRecord = {"created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"],
            "framework": DEFAULT_FRAMEWORK, "device_kind": device_kind, "device_name": device_name, "modes": [label],
            "command": summary["command"],
            "config": {"trace": str(path), "scope": scope}, "environment": {}, "summary": summary}

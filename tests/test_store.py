@@ -20,8 +20,10 @@ def _run(arch: str = "resnet18") -> dict[str, object]:
 
 
 def _job(index: int, mode: str, steps: list[float]) -> dict[str, object]:
-    return {"index": index, "side": index % 2, "mode": mode, "repeat": index // 2, "status": "ok",
-            "toggles": {"cudnn_benchmark": mode == "default"}, "step_ms": steps, "peak_mem_bytes": 1024}
+    return {"index": index, "side": index % 2, "mode": mode, "repeat": index // 2, "status": "ok", "error": None,
+            "toggles": {"cudnn_benchmark": mode == "default"}, "step_ms": steps, "peak_mem_bytes": 1024,
+            "peak_mem_warmup_bytes": None, "peak_mem_kind": "rss", "applied_toggles": {}, "nondeterministic_ops": [],
+            "gpu_monitor": None, "trace_path": None, "wall_s": 1.5, "state_sha256": None}
 
 
 def _kernels() -> dict[str, pd.DataFrame]:
@@ -47,9 +49,9 @@ def test_roundtrip_of_a_run(db_path: Path) -> None:
 def test_a_failure_inside_the_transaction_leaves_nothing(db_path: Path) -> None:
     store = ResultStore(db_path, create=True)
     store.save_run(_run(), [_job(0, "default", [1.0])], {})
-    broken_job = {"index": 0, "mode": "default"}  # missing keys: fails after the run row was inserted
-    with pytest.raises(KeyError):
-        store.save_run(_run("vgg19"), [broken_job], _kernels())
+    broken_kernels = {"default": pd.DataFrame({"name": ["conv"]})}  # no columns: fails after the rows were inserted
+    with pytest.raises(AttributeError):
+        store.save_run(_run("vgg19"), [_job(0, "default", [1.0])], broken_kernels)
     assert list(store.list_runs()["arch"]) == ["resnet18"]
     assert len(store.steps(1)) == 1
     assert store.connection.execute("SELECT COUNT(*) FROM kernels").fetchone()[0] == 0
@@ -151,3 +153,34 @@ def test_a_locked_database_keeps_the_run_as_a_pending_file_stored_by_the_next_wr
         assert store.store_pending() == [1]
         assert not list((db_path.parent / "pending").glob("*"))
         assert list(store.steps(1)["time_ms"]) == [1.0, 2.0] and len(store.kernels(1, "deterministic")) == 1
+
+
+def test_a_record_with_a_misspelt_field_is_refused_before_anything_is_written(db_path: Path) -> None:
+    from detprof.shapes import ShapeError
+
+    store = ResultStore(db_path, create=True)
+    with pytest.raises(ShapeError, match="job 0 of the run is not a JobRecord: it has the field 'step_mss'"):
+        store.save_run(_run(), [{**_job(0, "default", [1.0]), "step_mss": [2.0]}], _kernels())
+    with pytest.raises(ShapeError, match="the run to store is not a RunRecord: it lacks the field 'summary'"):
+        store.save_run({key: value for key, value in _run().items() if key != "summary"}, [], {})
+    with pytest.raises(ShapeError, match="the stability run to store is not a StabilityRecord"):
+        store.save_stability_run({"experiment": "e"})  # type: ignore[typeddict-item]
+    assert store.connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+    assert not (db_path.parent / "pending").exists()  # nor kept as a file to fail later
+    # control: the same records, well spelt, are stored
+    assert store.save_run(_run(), [_job(0, "default", [1.0])], _kernels()) == 1
+
+
+def test_a_pending_file_with_a_misspelt_field_is_set_aside_and_a_good_one_stored(db_path: Path) -> None:
+    import json
+
+    store = ResultStore(db_path, create=True)
+    pending = db_path.parent / "pending"
+    pending.mkdir()
+    document = {"run": _run(), "jobs": [_job(0, "default", [1.0])], "kernels": {}, "sweep_job": None,
+                "replaces": None}
+    (pending / "run-1-bad.json").write_text(json.dumps({**document, "jobs": [{**_job(0, "default", [1.0]),
+                                                                              "stepms": [1.0]}]}))
+    (pending / "run-2-good.json").write_text(json.dumps(document))
+    assert store.store_pending() == [1]
+    assert (pending / "run-1-bad.rejected").exists() and not (pending / "run-2-good.json").exists()

@@ -14,6 +14,7 @@ from typing import Any
 from detprof.backend import DEFAULT_FRAMEWORK
 from detprof.check.verdict_kinds import VERDICT_KINDS, VERDICTS, verdict_of
 from detprof.store import StoreLike, open_store
+from detprof.store.schema import RunRecord
 
 
 def _device(document: dict[str, Any], kind: str) -> dict[str, str]:
@@ -47,7 +48,7 @@ def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, com
                "framework": document.get("framework") or DEFAULT_FRAMEWORK, "created_at": created,
                "modes": [{"mode": mode} for mode in modes], "passed": passed, "verdict": verdict,
                "ratio": None, "ratio_ci": None, "kernel_ratio": None, "command": command}
-    run = {"created_at": created, "kind": kind, "arch": summary["arch"], "framework": summary["framework"],
+    run: RunRecord = {"created_at": created, "kind": kind, "arch": summary["arch"], "framework": summary["framework"],
            "device_kind": device["kind"], "device_name": device["name"], "modes": modes, "command": command,
            "config": {"workload": workload}, "environment": {}, "summary": summary}
     with open_store(db, create=True) as store:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from detprof.parse import is_whole_number
+from detprof.shapes import require_shape
 from detprof.store.errors import (
     DamagedRowError,
     StoreError,
@@ -36,13 +37,17 @@ from detprof.store.errors import (
     without_room,
 )
 from detprof.store.paths import resolve_db_path, store_relative, stored_file
-from detprof.store.pending import PENDING_DIR, decode_document, pending_document
+from detprof.store.pending import PENDING_DIR, PendingRun, decode_document, pending_document
 from detprof.store.schema import (
     ADDED_COLUMNS,
     INDEXES,
     LIST_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
+    JobRecord,
+    RunRecord,
+    StabilityRecord,
+    check_run_records,
     content_uid,
     insert_run,
     statements,
@@ -177,7 +182,7 @@ class ResultStore:
             raise
         self.connection.commit()
 
-    def save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame],
+    def save_run(self, run: RunRecord, jobs: list[JobRecord], kernels: dict[str, pd.DataFrame],
                  sweep_job: str | None = None, keep_if_locked: bool = True) -> int | None:
         """Store one run, its jobs (each with ``step_ms``) and kernel tables in one transaction; returns its id.
 
@@ -186,6 +191,7 @@ class ResultStore:
         When the database stays locked, the run is kept as a file under ``pending/`` beside the
         database (stored by the next ``store_pending``) and StoreLockedError says where; with
         ``keep_if_locked`` off, StoreLockedError is raised and nothing is kept."""
+        check_run_records(run, jobs)  # before anything is written or kept as a pending file
         return self._write_or_keep(lambda: self._save_run(run, jobs, kernels, sweep_job),
                                    (lambda: self._keep_pending(run, jobs, kernels, sweep_job)) if keep_if_locked
                                    else None)
@@ -217,7 +223,7 @@ class ResultStore:
                      "database stores it")
         return StoreFullError(f"the disk holding the results database {self.shown!r} is full ({cause}){where}", kept)
 
-    def _keep_pending(self, run: dict[str, Any], jobs: list[dict[str, Any]],
+    def _keep_pending(self, run: RunRecord, jobs: list[JobRecord],
                       kernels: dict[str, pd.DataFrame], sweep_job: str | None = None,
                       replaces: int | None = None) -> Path | None:
         """Write the run as a pending file: under ``pending/`` beside the database, or, when that
@@ -241,23 +247,24 @@ class ResultStore:
                     partial.unlink(missing_ok=True)
         return None
 
-    def replace_run(self, run_id: int, run: dict[str, Any], jobs: list[dict[str, Any]],
+    def replace_run(self, run_id: int, run: RunRecord, jobs: list[JobRecord],
                     kernels: dict[str, pd.DataFrame], keep_if_locked: bool = True) -> None:
         """Replace a stored run's content (its jobs, steps and kernel rows too) in one transaction,
         keeping its id and uid: how a measurement in progress keeps what it has measured so far.
         A database that stays locked is handled as in ``save_run`` (the pending file replaces the
         run when it is stored)."""
+        check_run_records(run, jobs)
         self._write_or_keep(lambda: self._replace_run(run_id, run, jobs, kernels),
                             (lambda: self._keep_pending(run, jobs, kernels, replaces=run_id)) if keep_if_locked
                             else None)
 
-    def _with_relative_traces(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _with_relative_traces(self, jobs: list[JobRecord]) -> list[JobRecord]:
         """``jobs`` with their trace paths relative to the store's folder (store_relative): a store
         moved or merged elsewhere still finds them."""
-        return [{**job, "trace_path": store_relative(self.path.parent, job["trace_path"])} if job.get("trace_path")
+        return [{**job, "trace_path": store_relative(self.path.parent, trace)} if (trace := job["trace_path"])
                 else job for job in jobs]
 
-    def _replace_run(self, run_id: int, run: dict[str, Any], jobs: list[dict[str, Any]],
+    def _replace_run(self, run_id: int, run: RunRecord, jobs: list[JobRecord],
                      kernels: dict[str, pd.DataFrame]) -> None:
         jobs = self._with_relative_traces(jobs)
         with self.immediate_transaction() as db:
@@ -270,17 +277,17 @@ class ResultStore:
             inserted = insert_run(db, {**run, "uid": uid[0]}, jobs, kernels, run_id=run_id)
             assert inserted == run_id
 
-    def _store_pending_document(self, document: dict[str, Any]) -> int | None:
+    def _store_pending_document(self, document: PendingRun) -> int | None:
         """Store one pending run (replacing the run it was kept for, when that is still stored)."""
         import pandas as pd
 
         kernels = {mode: pd.DataFrame(rows) for mode, rows in document["kernels"].items()}
-        replaces = document.get("replaces")
+        replaces = document["replaces"]
         if replaces is not None and self.connection.execute(
                 "SELECT 1 FROM runs WHERE id=?", (replaces,)).fetchone() is not None:
             self._replace_run(int(replaces), document["run"], document["jobs"], kernels)
             return int(replaces)
-        return self._save_run(document["run"], document["jobs"], kernels, document.get("sweep_job"))
+        return self._save_run(document["run"], document["jobs"], kernels, document["sweep_job"])
 
     def store_pending(self) -> list[int]:
         """Store the runs kept under ``pending/`` while the database was locked; returns their new ids."""
@@ -300,7 +307,7 @@ class ResultStore:
             path.unlink()
         return stored
 
-    def _save_run(self, run: dict[str, Any], jobs: list[dict[str, Any]], kernels: dict[str, pd.DataFrame],
+    def _save_run(self, run: RunRecord, jobs: list[JobRecord], kernels: dict[str, pd.DataFrame],
                   sweep_job: str | None = None) -> int | None:
         jobs = self._with_relative_traces(jobs)
         with self.immediate_transaction() as db:
@@ -374,14 +381,15 @@ class ResultStore:
         frame["config"] = [json.loads(c) for c in frame.pop("config_json")]
         return frame
 
-    def save_stability_run(self, row: dict[str, Any]) -> None:
+    def save_stability_run(self, row: StabilityRecord) -> None:
         """Store one finished stability run (its predictions and weights are files beside the database,
-        recorded relative to its folder)."""
-        row = {**row, **{key: store_relative(self.path.parent, row[key])
-                         for key in ("predictions_path", "weights_path")}}
+        recorded relative to its folder). ShapeError when ``row`` is not a StabilityRecord."""
+        require_shape(row, StabilityRecord, "the stability run to store")
+        row = {**row, "predictions_path": store_relative(self.path.parent, row["predictions_path"]),
+               "weights_path": store_relative(self.path.parent, row["weights_path"])}
         self._write_or_keep(lambda: self._save_stability_run(row), None)
 
-    def _save_stability_run(self, row: dict[str, Any]) -> None:
+    def _save_stability_run(self, row: StabilityRecord) -> None:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO stability_runs (experiment, task, variant, mode, fixed_json, recipe_json, run_index,"

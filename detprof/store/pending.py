@@ -5,28 +5,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
+from detprof.shapes import shape_problem
 from detprof.store.errors import DamagedRowError
+from detprof.store.schema import JobRecord, RunRecord
 
 PENDING_DIR = "pending"  # results measured while the database was locked, stored by the next writer
 
-PENDING_KEYS = {"run": dict, "jobs": list, "kernels": dict}
-RUN_KEYS = ("created_at", "kind", "arch", "framework", "device_kind", "device_name", "modes", "command", "config",
-            "environment", "summary")
+
+class PendingRun(TypedDict):
+    """A run kept as a file (``ResultStore.save_run`` or ``replace_run`` while the database was
+    locked or full): its records, each mode's kernel rows, the sweep job it completes and the run
+    it replaces (None for neither)."""
+
+    run: RunRecord
+    jobs: list[JobRecord]
+    kernels: dict[str, list[dict[str, Any]]]
+    sweep_job: str | None
+    replaces: int | None
 
 
-def pending_document(path: Path) -> dict[str, Any]:
-    """A pending run file's document; DamagedRowError when it is not one that detprof wrote."""
+def pending_document(path: Path) -> PendingRun:
+    """A pending run file's document; DamagedRowError, naming the field, when it is not a
+    PendingRun (not one that detprof wrote)."""
     document = decode_document(path.read_text(errors="replace"), f"the pending file {str(path)!r}")
-    for key, kind in PENDING_KEYS.items():
-        if not isinstance(document.get(key), kind):
-            raise DamagedRowError(f"the pending file {str(path)!r} has no {key} {kind.__name__}")
-    missing = [key for key in RUN_KEYS if key not in document["run"]]
-    if missing or not all(isinstance(rows, list) for rows in document["kernels"].values()):
-        raise DamagedRowError(f"the pending file {str(path)!r} is not a run detprof kept "
-                              f"({'no ' + missing[0] if missing else 'kernel rows that are not a list'})")
-    return document
+    problem = shape_problem(document, PendingRun)
+    if problem is not None:
+        raise DamagedRowError(f"the pending file {str(path)!r} is not a run detprof kept: {problem}")
+    return cast(PendingRun, document)
 
 
 def decode_document(text: Any, what: str) -> dict[str, Any]:

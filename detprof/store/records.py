@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from detprof.runner.outcomes import JobOutcome, OverheadResult
 from detprof.runner.summary import summary_document
 from detprof.store.db import ResultStore
+from detprof.store.schema import JobRecord, RunRecord
 
 
-def _job_record(job: JobOutcome) -> dict[str, Any]:
+def _job_record(job: JobOutcome) -> JobRecord:
     return {"index": job.spec.index, "side": job.spec.side, "mode": job.spec.mode, "repeat": job.spec.repeat,
             "status": job.status, "error": job.error, "peak_mem_bytes": job.peak_mem_bytes,
             "peak_mem_warmup_bytes": job.peak_mem_warmup_bytes, "peak_mem_kind": job.peak_mem_kind,
@@ -21,11 +24,11 @@ def _job_record(job: JobOutcome) -> dict[str, Any]:
 
 
 def run_records(result: OverheadResult, extra_config: dict[str, Any] | None = None
-                ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+                ) -> tuple[RunRecord, list[JobRecord], dict[str, pd.DataFrame]]:
     """What the store keeps of a measurement: (run, jobs, kernel tables), as ResultStore.save_run
     takes them. ``extra_config`` is added to the run's stored configuration (a sweep's job key)."""
     document = summary_document(result)
-    run = {"created_at": result.created_at, "kind": "overhead", "arch": document["arch"],
+    run: RunRecord = {"created_at": result.created_at, "kind": "overhead", "arch": document["arch"],
            "framework": document["framework"], "device_kind": result.device_kind, "device_name": result.device_name,
            "modes": list(result.config.modes), "command": result.command,
            "config": {**result.config.as_dict(), **(extra_config or {})},

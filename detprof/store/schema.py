@@ -7,10 +7,85 @@ import hashlib
 import json
 import sqlite3
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+from detprof.shapes import require_shape
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+class RunRecord(TypedDict):
+    """One stored run as the store takes it (``ResultStore.save_run``): an overhead measurement, a
+    check's verdict or an imported trace. ``summary`` is the run's document; ``uid`` is kept when
+    given (a merged or replaced run), else drawn."""
+
+    created_at: str
+    kind: str
+    arch: str
+    framework: str
+    device_kind: str
+    device_name: str
+    modes: list[str]
+    command: str
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    summary: Mapping[str, Any]  # the run's document (an OverheadDocument, a stored verdict, ...)
+    uid: NotRequired[str]
+
+
+class JobRecord(TypedDict):
+    """One overhead job of a stored run: its place in the plan, how it ended, its peak memory in
+    bytes, its mode's switches as asked and as applied, what the GPU monitor saw, its trace (a path
+    relative to the store's folder once stored), its wall time in s, its step times in ms and the
+    fingerprint of its final state."""
+
+    index: int
+    side: int
+    mode: str
+    repeat: int
+    status: str
+    error: str | None
+    peak_mem_bytes: int | None
+    peak_mem_warmup_bytes: int | None
+    peak_mem_kind: str | None
+    toggles: dict[str, Any]
+    applied_toggles: dict[str, Any]
+    nondeterministic_ops: list[str]
+    gpu_monitor: dict[str, Any] | None
+    trace_path: str | None
+    wall_s: float | None
+    step_ms: list[float]
+    state_sha256: str | None
+
+
+class StabilityRecord(TypedDict):
+    """One finished stability run as the store takes it: its experiment, the seeds it drew, its
+    test accuracy (a fraction), where its predictions and weights are, and what its child reported
+    (detprof.documents.StabilityRunResult)."""
+
+    experiment: str
+    task: str
+    variant: str
+    mode: str
+    fixed: list[str]
+    recipe: dict[str, Any]
+    run_index: int
+    seeds: dict[str, int]
+    accuracy: float
+    created_at: str
+    predictions_path: str
+    weights_path: str
+    environment: dict[str, Any]
+
+
+def check_run_records(run: Any, jobs: list[Any]) -> None:
+    """Raise ShapeError naming the field when ``run`` is not a RunRecord or a job not a JobRecord
+    (a misspelt key would otherwise be stored as NULL)."""
+    require_shape(run, RunRecord, "the run to store")
+    for job in jobs:
+        require_shape(job, JobRecord, f"job {job.get('index') if isinstance(job, dict) else job!r} of the run")
 
 SCHEMA_VERSION = 4  # 2: stability_runs; 3: jobs.peak_mem_warmup_bytes, jobs.state_sha256; 4: runs.uid, sweep_jobs
 SCHEMA = """
@@ -128,11 +203,12 @@ RUN_COLUMNS = ("created_at", "kind", "arch", "framework", "device_kind", "device
                "config_json", "environment_json", "summary_json", "uid")
 
 
-def insert_run(db: sqlite3.Connection, run: dict[str, Any], jobs: list[dict[str, Any]],
+def insert_run(db: sqlite3.Connection, run: RunRecord, jobs: list[JobRecord],
                kernels: dict[str, pd.DataFrame], run_id: int | None = None) -> int:
     """Insert a run with its jobs, steps and kernel rows inside the caller's transaction; returns its id
     (``run_id`` when given: a run being replaced). ``run["uid"]`` is kept when given (a merged run),
-    else a new one is drawn."""
+    else a new one is drawn. ShapeError when a record is not of its declared kind."""
+    check_run_records(run, jobs)
     cursor = db.execute(
         f"INSERT INTO runs (id, {', '.join(RUN_COLUMNS)}) VALUES (?, {','.join('?' * len(RUN_COLUMNS))})",
         (run_id, run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],
@@ -145,13 +221,13 @@ def insert_run(db: sqlite3.Connection, run: dict[str, Any], jobs: list[dict[str,
             " peak_mem_kind, toggles_json, applied_toggles_json, nondeterministic_ops_json, gpu_monitor_json,"
             " trace_path, wall_s, peak_mem_warmup_bytes, state_sha256)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run_id, job["index"], job["side"], job["mode"], job["repeat"], job["status"], job.get("error"),
-             job.get("peak_mem_bytes"), job.get("peak_mem_kind"), json.dumps(job["toggles"]),
-             json.dumps(job.get("applied_toggles", {})), json.dumps(job.get("nondeterministic_ops", [])),
-             json.dumps(job.get("gpu_monitor")), job.get("trace_path"), job.get("wall_s"),
-             job.get("peak_mem_warmup_bytes"), job.get("state_sha256")))
+            (run_id, job["index"], job["side"], job["mode"], job["repeat"], job["status"], job["error"],
+             job["peak_mem_bytes"], job["peak_mem_kind"], json.dumps(job["toggles"]),
+             json.dumps(job["applied_toggles"]), json.dumps(job["nondeterministic_ops"]),
+             json.dumps(job["gpu_monitor"]), job["trace_path"], job["wall_s"],
+             job["peak_mem_warmup_bytes"], job["state_sha256"]))
         db.executemany("INSERT INTO steps VALUES (?,?,?,?)",
-                       [(run_id, job["index"], i, t) for i, t in enumerate(job.get("step_ms", []))])
+                       [(run_id, job["index"], i, t) for i, t in enumerate(job["step_ms"])])
     for mode, table in kernels.items():
         db.executemany(
             "INSERT INTO kernels VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
