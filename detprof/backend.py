@@ -48,6 +48,9 @@ class Capabilities:
     audit: bool  # detprof audit and advise
     script: bool = False  # check --script: a user's own training script, watched step by step
     gates: frozenset[str] = frozenset({"threads", "device"})  # the check gates it runs (detprof.check.gates)
+    # The WorkloadRequest fields it can build a workload from (None: all of them); one it cannot is
+    # refused by name before anything runs (detprof.workload.resolve.build_workload).
+    request_fields: frozenset[str] | None = None
 
 
 class Backend(Protocol):
@@ -139,6 +142,18 @@ def require_gate(backend: Backend, gate: Gate) -> None:
     """Raise ArgumentError unless ``backend`` runs ``gate`` (its ``Capabilities.gates``); the message
     names the gate's option and the frameworks that have it."""
     _require_having(backend, lambda b: gate.name in b.supports.gates, gate.option)
+
+
+def require_request_fields(backend: Backend, fields: list[str], options: dict[str, str]) -> None:
+    """Raise ArgumentError for the first of ``fields`` (WorkloadRequest fields a request sets) that
+    ``backend`` cannot build from (its ``Capabilities.request_fields``); the message names the
+    field's option (``options``) and the frameworks that take it."""
+    for field in fields:
+        def takes(other: Backend, name: str = field) -> bool:
+            accepted = other.supports.request_fields
+            return accepted is None or name in accepted
+
+        _require_having(backend, takes, options[field].split("/")[0])
 
 
 def _require_having(backend: Backend, has: Callable[[Backend], bool], option: str) -> None:

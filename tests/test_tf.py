@@ -220,7 +220,10 @@ def test_a_sweep_measures_with_tensorflow(tmp_path: Path) -> None:
     (["--framework", "tf", "--arch", "vgg19", "--modes", "default,deterministic-algorithms"],
      r"mode 'deterministic-algorithms' is not available with --framework tf; TensorFlow modes: default, "
      r"deterministic"),
-    (["--framework", "tf", "--model", "x.py:build"], r"--model is a PyTorch module; with --framework tf use --arch"),
+    (["--framework", "tf", "--model", "x.py:build"], r"--model is not available with --framework tf; it works with "
+                                                     r"PyTorch"),
+    (["--framework", "tf", "--arch", "vgg19", "--compile"], r"--compile is not available with --framework tf; it "
+                                                            r"works with PyTorch"),
 ])
 def test_bad_tensorflow_arguments_exit_2_in_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     if not tensorflow_available() and "mxnet" not in args:

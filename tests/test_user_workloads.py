@@ -89,7 +89,7 @@ def test_a_reference_of_the_wrong_form_and_tensorflow_are_refused() -> None:
     code, _, stderr = _invoke("audit", "--workload", "examples/nothing.py:build", "--gpu", "cpu")
     assert code == 2 and "'examples/nothing.py': no such file" in stderr, stderr
     code, _, stderr = _invoke("overhead", "--framework", "tf", "--workload", f"{REPO}/{TOKEN_LM}", "--gpu", "cpu")
-    assert code == 2 and "--workload is a PyTorch training step" in stderr, stderr
+    assert code == 2 and "--workload is not available with --framework tf; it works with PyTorch" in stderr, stderr
 
 
 def test_the_three_return_forms_load_as_one_typed_workload() -> None:

@@ -38,6 +38,7 @@ from detprof.check.verdict import conclude_check, threads_run
 from detprof.documents import DOCUMENT_VERSION, CheckDocument, CheckSide
 from detprof.errors import ArgumentError, DetprofError, require
 from detprof.parse import is_whole_number
+from detprof.workload.request import REQUEST_OPTIONS
 
 AS_IS = "as-is"  # the script's own switches, nothing applied
 DEFAULT_SCRIPT_TIMEOUT_S = 1800.0
@@ -46,13 +47,6 @@ NO_STEP = "-"  # a parameter's digest at a step before its optimizer was first s
 
 class ScriptError(DetprofError):
     """A ``--script`` that cannot be checked: missing, failing, or never stepping an optimizer."""
-
-
-# How each WorkloadRequest field is spelled on the command line (for the refusal naming it).
-REQUEST_OPTIONS = {"arch": "--arch", "model": "--model", "workload": "--workload", "batch_size": "--batch-size",
-                   "image_size": "--image-size", "input_shape": "--input-shape", "num_classes": "--num-classes",
-                   "kernel_size": "--kernel-size", "batch_norm": "--bn/--no-bn", "sequence_length": "--seq-len",
-                   "sdpa_backend": "--sdpa-backend", "compiled": "--compile"}
 
 
 def require_script_alone(script: str | None, arguments: Sequence[str], request: Any = None,

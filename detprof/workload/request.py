@@ -3,7 +3,7 @@ command line (or a script) through every API function as one argument."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -31,3 +31,23 @@ class WorkloadRequest:
     sdpa_backend: str | None = None
     workload: str | None = None
     compiled: bool | None = None  # train through torch.compile (--compile)
+
+
+# How each WorkloadRequest field is spelled on the command line, for a refusal that names it
+# (tests/test_workload.py checks that every field has one).
+REQUEST_OPTIONS = {"arch": "--arch", "model": "--model", "workload": "--workload", "batch_size": "--batch-size",
+                   "image_size": "--image-size", "input_shape": "--input-shape", "num_classes": "--num-classes",
+                   "kernel_size": "--kernel-size", "batch_norm": "--bn/--no-bn", "sequence_length": "--seq-len",
+                   "sdpa_backend": "--sdpa-backend", "compiled": "--compile"}
+REQUEST_FIELDS = frozenset(field.name for field in fields(WorkloadRequest))
+# A value that asks for nothing beyond the defaults: an option given with it changes nothing.
+_NEUTRAL: dict[str, object] = {"sdpa_backend": "auto", "compiled": False}
+
+
+def given_fields(request: WorkloadRequest | None) -> list[str]:
+    """The fields ``request`` sets to something other than the default (None, or a neutral value
+    such as ``sdpa_backend="auto"``), in declaration order."""
+    if request is None:
+        return []
+    return [name for name in REQUEST_OPTIONS if getattr(request, name) is not None
+            and getattr(request, name) != _NEUTRAL.get(name, None)]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detprof.errors import require
-from detprof.workload.request import WorkloadRequest
+from detprof.workload.request import REQUEST_OPTIONS, WorkloadRequest, given_fields
 from detprof.workload.spec import Workload
 from detprof.zoo.kinds import TOKEN_KINDS, USER_DEFINED
 
@@ -105,8 +105,7 @@ def _user_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
 
 
 # What a --workload decides itself, by the option a user might still give.
-_WORKLOAD_DECIDES = {"image_size": "--image-size", "input_shape": "--input-shape", "num_classes": "--num-classes",
-                     "kernel_size": "--kernel-size", "batch_norm": "--bn", "sequence_length": "--seq-len"}
+_WORKLOAD_DECIDES = ("image_size", "input_shape", "num_classes", "kernel_size", "batch_norm", "sequence_length")
 
 
 def _training_step_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
@@ -115,9 +114,9 @@ def _training_step_workload(request: WorkloadRequest, on_gpu: bool) -> Workload:
 
     reference = str(request.workload)
     require(request.arch is None and request.model is None, "give one of --arch, --model and --workload")
-    for field, option in _WORKLOAD_DECIDES.items():
+    for field in _WORKLOAD_DECIDES:
         require(getattr(request, field) is None,
-                f"{option} applies to zoo archs and --model; a --workload makes its own batches")
+                f"{REQUEST_OPTIONS[field]} applies to zoo archs and --model; a --workload makes its own batches")
     parse_reference(reference, OPTION, UserWorkloadError)
     return Workload(arch=reference, batch_size=request.batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE),
                     image_size=0, num_classes=0, kind=USER_DEFINED, workload_ref=reference)
@@ -188,10 +187,11 @@ def build_workload(request: WorkloadRequest, device: DeviceChoice, framework: st
     ``framework``; raises ArgumentError (or UnknownArchError, a UserCodeError) in one line, before
     anything is measured: a --model or --workload is checked in a child process here. A user's
     model takes ``input_shape`` (C, H, W) or ``image_size`` (3 channels)."""
-    from detprof.backend import backend_for
+    from detprof.backend import backend_for, require_request_fields
 
     _check_limits(request)
     backend = backend_for(framework)
+    require_request_fields(backend, given_fields(request), REQUEST_OPTIONS)
     backend.check_workload(request)
     on_gpu = device.kind == "cuda"
     if request.workload is not None:

@@ -24,6 +24,7 @@ from detprof.backends.tf.processes import (
 )
 from detprof.documents import CheckRunResult, JobResult
 from detprof.errors import ArgumentError, require
+from detprof.workload.request import REQUEST_FIELDS
 
 if TYPE_CHECKING:
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
@@ -51,7 +52,9 @@ class TensorFlowBackend:
     name = "tensorflow"
     label = "TensorFlow"
     option = "--framework tf"
-    supports = Capabilities(own_model=False, locate_op=False, batch_invariance=False, audit=False)
+    # Keras zoo networks only: no user module or training step, no compiler or SDPA backend to choose.
+    supports = Capabilities(own_model=False, locate_op=False, batch_invariance=False, audit=False,
+                            request_fields=REQUEST_FIELDS - {"model", "workload", "compiled", "sdpa_backend"})
 
     def check_modes(self, modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
         require_tf_modes(modes, label)
@@ -63,12 +66,6 @@ class TensorFlowBackend:
         from detprof.backends.tf.zoo import KERAS_MIN_IMAGE_SIZE, TF_ARCHS
         from detprof.zoo import canonical_arch
 
-        require(request.model is None, "--model is a PyTorch module; with --framework tf use --arch")
-        require(request.workload is None, "--workload is a PyTorch training step; with --framework tf use --arch")
-        require(not request.compiled, "--compile is PyTorch's torch.compile; --framework tf has no compiler to choose")
-        require(request.sdpa_backend in (None, "auto"),
-                f"--sdpa-backend {request.sdpa_backend} chooses PyTorch's attention backend; --framework tf has no "
-                "SDPA to choose")
         arch = canonical_arch(request.arch) if request.arch else None
         require(arch in TF_ARCHS,
                 f"--arch {request.arch} is not available with --framework tf; TensorFlow archs: {', '.join(TF_ARCHS)}")
