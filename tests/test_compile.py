@@ -50,7 +50,7 @@ def test_without_a_cpp_compiler_compile_is_refused_in_one_line() -> None:
     (["check", "--compare", "eager,compiled", "--locate-op"], "--locate-op records the eager ops of a step"),
     (["check", "--compile", "--locate-op"], "drop --locate-op or --compile"),
     (["check", "--compare", "eager,compiled", "--threads", "1,2"], "--compare changes one factor"),
-    (["overhead", "--framework", "tf", "--compile"], "--compile is PyTorch's torch.compile"),
+    (["overhead", "--framework", "tf", "--compile"], "--compile is not available with --framework tf; it works with PyTorch"),
 ])
 def test_bad_compile_options_exit_2_in_one_line_before_measuring(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, [*args, "--arch", "small-cnn", "--gpu", "cpu"])
