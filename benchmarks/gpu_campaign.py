@@ -180,7 +180,7 @@ def overhead_cost(cost: CostModel, arch: str, sizes: Sizes, modes: tuple[str, st
 
 
 # The transformers' sizes in the dry run (on a GPU, none: each network's own defaults).
-TRANSFORMERS = {"gpt2-small": ["--seq-len", "16", "--batch-size", "2"],
+TRANSFORMERS = {"gpt2-small": ["--seq-len", "16", "--batch-size", "2", "--num-classes", "512"],  # a small vocabulary
                 "vit-b16": ["--image-size", "32", "--batch-size", "2"]}
 
 

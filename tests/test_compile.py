@@ -23,7 +23,7 @@ from detprof.workload import WorkloadRequest, build_workload
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"small-cnn": ["--batch-size", "4", "--image-size", "16"],
-        "gpt2-small": ["--seq-len", "8", "--batch-size", "1"]}
+        "gpt2-small": ["--seq-len", "8", "--batch-size", "1", "--num-classes", "512"]}  # its layers, a small vocabulary
 
 
 def _detprof(*args: str, timeout: float = 900, **env: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +50,8 @@ def test_without_a_cpp_compiler_compile_is_refused_in_one_line() -> None:
     (["check", "--compare", "eager,compiled", "--locate-op"], "--locate-op records the eager ops of a step"),
     (["check", "--compile", "--locate-op"], "drop --locate-op or --compile"),
     (["check", "--compare", "eager,compiled", "--threads", "1,2"], "--compare changes one factor"),
-    (["overhead", "--framework", "tf", "--compile"], "--compile is not available with --framework tf; it works with PyTorch"),
+    (["overhead", "--framework", "tf", "--compile"], "--compile is not available with --framework tf; it works with "
+                                                     "PyTorch"),
 ])
 def test_bad_compile_options_exit_2_in_one_line_before_measuring(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, [*args, "--arch", "small-cnn", "--gpu", "cpu"])
