@@ -412,7 +412,7 @@ def test_a_moved_store_keeps_its_stability_runs_and_a_merge_copies_their_files(t
     assert len(again) == 1 and again[0]["measures"]["churn"] == pytest.approx(first["churn"])
     # Negative control: without the files the experiment is not readable, so the checks above mean something.
     shutil.rmtree(merged.parent / "stability")
-    from detprof.stability.experiment import experiment_measures
+    from detprof.stability.stored import experiment_measures
 
     with ResultStore(merged) as store:
         assert [experiment_measures(store, e) for e in store.stability_experiments()] == [None]

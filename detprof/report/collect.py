@@ -168,7 +168,7 @@ def config_label(experiment: dict[str, Any]) -> str:
 def _stability(store: ResultStore, skipped: list[str]) -> list[dict[str, Any]]:
     """The stability experiments with at least two runs and their measures; one whose stored files
     are missing or damaged is left out and named in ``skipped``, so the rest of the report stands."""
-    from detprof.stability.experiment import StabilityFileError, experiment_measures
+    from detprof.stability.stored import StabilityFileError, experiment_measures
 
     found = []
     for experiment in store.stability_experiments():
