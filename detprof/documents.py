@@ -462,6 +462,40 @@ class CheckRunResult(TypedDict, total=False):
     ops_per_step: list[int]  # audit: the ops each audited step dispatched
 
 
+class WatchRecord(TypedDict, total=False):
+    """One JSON line a watched script's run writes (detprof.backends.torch.script), by kind:
+    ``started`` (time, threads, torch, the switches set), ``child_step`` (a step taken in a child
+    process: its pid), ``initial`` (the digests before a stepper's first step), a step (``step``
+    with its stepper's ``key``, names, digests, loss bits, non-finite tensors, threads, switches
+    changed, and at step 1 the 1-ulp control), or ``ended`` (how, steps, error, exit code, detail,
+    the switch calls the script made)."""
+
+    started: float
+    threads: int
+    torch: str
+    switches_set: dict[str, Any] | None  # None: the script's own switches (as-is)
+    child_step: int
+    initial: str
+    params: list[str]
+    buffers: list[str]
+    step: int
+    key: str
+    names: list[str]
+    buffer_names: list[str]
+    scheme: str
+    device: str
+    loss: str | None
+    nonfinite: list[str]
+    switches_changed: Any
+    ulp_control: Any
+    ended: str
+    steps: int
+    error: str | None
+    exit_code: int | None
+    detail: Any
+    switch_calls: list[Any]
+
+
 class ProbeResult(TypedDict, total=False):
     """The result file of a probe of the user's code in a child (detprof.usercode.probe_in_child):
     ``ok``, with what the probe found (a --workload's parameter count, batch, device and loss

@@ -100,7 +100,7 @@ def test_gpu_jobs_run_on_their_nodes_and_land_in_the_store_once(cluster: LocalCl
     from detprof.sweep.ray_cluster import run_on_ray
     from detprof.sweep.run import SweepProgress, now_utc, owner_alive, owner_id
 
-    def measure_on_this_cpu(job: Any, command: str) -> dict[str, Any]:
+    def measure_on_this_cpu(job: Any, command: str) -> Any:
         # The nodes' GPUs are fake: measure on the CPU, where Ray placed the task.
         from dataclasses import replace
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from detprof.errors import DetprofError
 from detprof.process.child import ChildResult, Ending
+from detprof.shapes import require_shape
 
 
 class CheckError(DetprofError):
@@ -37,9 +38,12 @@ def last_line(log: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_records(path: Path, secret: str | None = None) -> tuple[list[dict[str, Any]], int]:
+def read_records(path: Path, secret: str | None = None,
+                 kind: type | None = None) -> tuple[list[dict[str, Any]], int]:
     """The JSON lines a watched run wrote (a line cut off by a kill is left out), and how many lines
-    did not carry its ``secret`` (``watch``): written by something other than detprof's watch."""
+    did not carry its ``secret`` (``watch``): written by something other than detprof's watch.
+    With ``kind`` (a TypedDict), a line that is not one raises ShapeError naming its field: the
+    watch itself wrote it wrong."""
     if not path.exists():
         return [], 0
     records, forged = [], 0
@@ -51,5 +55,7 @@ def read_records(path: Path, secret: str | None = None) -> tuple[list[dict[str, 
         if not isinstance(record, dict) or (secret is not None and record.pop("watch", None) != secret):
             forged += 1
             continue
+        if kind is not None:
+            require_shape(record, kind, f"a record in {str(path)!r}")
         records.append(record)
     return records, forged

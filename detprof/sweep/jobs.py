@@ -109,10 +109,21 @@ def store_job_result(store: ResultStore, job: SweepJob, result: OverheadResult, 
     return run_id
 
 
-def measure_with_traces(job: SweepJob, command: str, prefix: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RemoteAnswer:
+    """What a remote task or job (Ray, Slurm) sends back to the driver, pickled: the measurement,
+    its traces as bytes by file name, and where it ran (host, and the Ray node's id on Ray)."""
+
+    result: OverheadResult
+    traces: dict[str, bytes]
+    node: str
+    node_id: str | None = None
+
+
+def measure_with_traces(job: SweepJob, command: str, prefix: str, node: str) -> RemoteAnswer:
     """What a remote task or job runs (Ray, Slurm): the job's measurement on the device it was given,
     checked to be the type asked for (GpuSelectionError otherwise), with its traces read back as
-    bytes; returns ``result`` (an OverheadResult) and ``traces`` (file name to bytes)."""
+    bytes; ``node`` says where it ran."""
     import tempfile
 
     from detprof.gpus import select_device
@@ -126,20 +137,20 @@ def measure_with_traces(job: SweepJob, command: str, prefix: str) -> dict[str, A
         traces = {path.name: path.read_bytes() for path in Path(scratch).iterdir() if path.is_file()}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"result": result, "traces": traces}
+    return RemoteAnswer(result, traces, node)
 
 
-def store_remote_result(store: ResultStore, job: SweepJob, answer: dict[str, Any]) -> int | None:
+def store_remote_result(store: ResultStore, job: SweepJob, answer: RemoteAnswer) -> int | None:
     """Store what a remote task returned (``result``, ``traces``, ``node``): its traces written
     beside this store, the result pointing at them; returns the run id as store_job_result does."""
     from detprof.store.traces import trace_folder
 
     with trace_folder(store) as trace_dir:
-        for name, data in answer["traces"].items():
+        for name, data in answer.traces.items():
             (trace_dir / name).write_bytes(data)
-        result = answer["result"]
+        result = answer.result
         for outcome in result.jobs:  # the traces now live beside this store
             if outcome.trace_path:
                 outcome.trace_path = str(trace_dir / Path(outcome.trace_path).name)
         result.trace_dir = str(trace_dir)
-    return store_job_result(store, job, result, trace_dir, answer["node"])
+    return store_job_result(store, job, result, trace_dir, answer.node)

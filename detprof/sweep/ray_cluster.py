@@ -25,7 +25,7 @@ from detprof.sweep.spec import SweepSpec
 
 if TYPE_CHECKING:
     from detprof.store import ResultStore
-    from detprof.sweep.jobs import ProgressCallback, SweepProgress
+    from detprof.sweep.jobs import ProgressCallback, RemoteAnswer, SweepProgress
 
 CPU_JOB_CPUS = 2
 ACCELERATOR_PREFIX = "accelerator_type:"
@@ -168,15 +168,17 @@ def node_description() -> str:
     return f"{socket.gethostname()} (Ray node {node_id[:12]})" if node_id else socket.gethostname()
 
 
-def measure_in_task(job: SweepJob, command: str) -> dict[str, Any]:
+def measure_in_task(job: SweepJob, command: str) -> RemoteAnswer:
     """What a Ray task runs: the job's measurement on the device Ray gave it (``CUDA_VISIBLE_DEVICES``
     set by Ray), with its traces read back as bytes. Returns result, traces, node, node_id."""
+    from dataclasses import replace
+
     import ray
 
     from detprof.sweep.jobs import measure_with_traces
 
-    return {**measure_with_traces(job, command, "detprof-ray-"), "node": node_description(),
-            "node_id": ray.get_runtime_context().get_node_id()}
+    answer = measure_with_traces(job, command, "detprof-ray-", node_description())
+    return replace(answer, node_id=ray.get_runtime_context().get_node_id())
 
 
 def _failure(error: BaseException) -> str:
@@ -191,7 +193,7 @@ def _failure(error: BaseException) -> str:
 
 def run_on_ray(store: ResultStore, jobs: list[SweepJob], command: str, progress: SweepProgress,
                on_progress: ProgressCallback | None, finished: Callable[[SweepJob], None],
-               task: Callable[[SweepJob, str], dict[str, Any]] = measure_in_task) -> None:
+               task: Callable[[SweepJob, str], RemoteAnswer] = measure_in_task) -> None:
     """Submit every job as a task, store each result as it arrives (here, in the driver) and
     record failures; Ctrl-C cancels what is still running. ``task`` is what each task runs."""
     from detprof.sweep.jobs import now_utc, store_remote_result

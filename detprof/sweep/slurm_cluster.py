@@ -30,7 +30,7 @@ from detprof.sweep.spec import SweepSpec
 
 if TYPE_CHECKING:
     from detprof.store import ResultStore
-    from detprof.sweep.jobs import ProgressCallback, SweepProgress
+    from detprof.sweep.jobs import ProgressCallback, RemoteAnswer, SweepProgress
 
 SLURM_CLUSTERS = ("slurm", "slurm-local")
 INSTALL_HINT = "pip install 'detprof[slurm]'"
@@ -125,12 +125,12 @@ def node_description() -> str:
     return f"{socket.gethostname()} (Slurm job {job})" if job else socket.gethostname()
 
 
-def measure_in_job(job: SweepJob, command: str) -> dict[str, Any]:
+def measure_in_job(job: SweepJob, command: str) -> RemoteAnswer:
     """What a Slurm job runs: the sweep job's measurement on the GPU Slurm gave it; result, traces
     (bytes by file name) and node (see detprof.sweep.jobs.measure_with_traces)."""
     from detprof.sweep.jobs import measure_with_traces
 
-    return {**measure_with_traces(job, command, "detprof-slurm-"), "node": node_description()}
+    return measure_with_traces(job, command, "detprof-slurm-", node_description())
 
 
 def _failure(error: BaseException) -> str:
@@ -146,7 +146,7 @@ def _failure(error: BaseException) -> str:
 def run_on_slurm(store: ResultStore, jobs: list[SweepJob], command: str, progress: SweepProgress,
                  on_progress: ProgressCallback | None, finished: Callable[[SweepJob], None],
                  cluster: str = "slurm", options: SlurmOptions | None = None,
-                 task: Callable[[SweepJob, str], dict[str, Any]] = measure_in_job) -> None:
+                 task: Callable[[SweepJob, str], RemoteAnswer] = measure_in_job) -> None:
     """Submit every job (``slurm``: all at once, one Slurm job each; ``slurm-local``: one at a time
     on this machine), store each result as it arrives, here in the driver, and record failures;
     Ctrl-C cancels what is still queued or running. ``task`` is what each job runs."""

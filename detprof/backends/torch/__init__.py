@@ -158,6 +158,7 @@ class TorchBackend:
         import json
 
         from detprof.backends.torch.watched import WatchedRun
+        from detprof.documents import WatchRecord
         from detprof.modes import environment_for, toggles_for
         from detprof.process.child import Child, Ending, run_child
         from detprof.process.results import read_records
@@ -188,7 +189,7 @@ class TorchBackend:
             os.close(records_fd)
             os.close(spec_read)
             writer.join(timeout=5)
-        records, forged = read_records(files["records"], secret)
+        records, forged = read_records(files["records"], secret, WatchRecord)
         watched: dict[str, Any] = {"records": records, "forged": forged, "exitcode": ended.exitcode,
                                    "timed_out": ended.ending is Ending.TIMEOUT, "log_tail": ended.log_tail,
                                    "pythonhashseed": environment["PYTHONHASHSEED"], "ops": None, "state": None}
