@@ -42,10 +42,11 @@ def import_trace(path: str, db: StoreLike = None, label: str = "trace", arch: st
         "ratio": None, "ratio_ci": None, "kernel_ratio": None,
         "command": command,
     }
-    run: RunRecord = {"created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"],
-           "framework": DEFAULT_FRAMEWORK, "device_kind": device_kind, "device_name": device_name, "modes": [label],
-           "command": summary["command"],
-           "config": {"trace": str(path), "scope": scope}, "environment": {}, "summary": summary}
+    run: RunRecord = {
+        "created_at": summary["created_at"], "kind": "trace", "arch": summary["arch"],
+        "framework": DEFAULT_FRAMEWORK, "device_kind": device_kind, "device_name": device_name, "modes": [label],
+        "command": summary["command"],
+        "config": {"trace": str(path), "scope": scope}, "environment": {}, "summary": summary}
     with open_store(db, create=True) as store:
         store.store_pending()
         run_id = store.save_run(run, [], {label: table})

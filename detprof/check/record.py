@@ -49,8 +49,8 @@ def store_verdict(kind: str, document: dict[str, Any], db: StoreLike = None, com
                "modes": [{"mode": mode} for mode in modes], "passed": passed, "verdict": verdict,
                "ratio": None, "ratio_ci": None, "kernel_ratio": None, "command": command}
     run: RunRecord = {"created_at": created, "kind": kind, "arch": summary["arch"], "framework": summary["framework"],
-           "device_kind": device["kind"], "device_name": device["name"], "modes": modes, "command": command,
-           "config": {"workload": workload}, "environment": {}, "summary": summary}
+                      "device_kind": device["kind"], "device_name": device["name"], "modes": modes,
+                      "command": command, "config": {"workload": workload}, "environment": {}, "summary": summary}
     with open_store(db, create=True) as store:
         store.store_pending()
         run_id = store.save_run(run, [], {})

@@ -28,11 +28,12 @@ def run_records(result: OverheadResult, extra_config: dict[str, Any] | None = No
     """What the store keeps of a measurement: (run, jobs, kernel tables), as ResultStore.save_run
     takes them. ``extra_config`` is added to the run's stored configuration (a sweep's job key)."""
     document = summary_document(result)
-    run: RunRecord = {"created_at": result.created_at, "kind": "overhead", "arch": document["arch"],
-           "framework": document["framework"], "device_kind": result.device_kind, "device_name": result.device_name,
-           "modes": list(result.config.modes), "command": result.command,
-           "config": {**result.config.as_dict(), **(extra_config or {})},
-           "environment": document["environment"], "summary": document}
+    run: RunRecord = {
+        "created_at": result.created_at, "kind": "overhead", "arch": document["arch"],
+        "framework": document["framework"], "device_kind": result.device_kind, "device_name": result.device_name,
+        "modes": list(result.config.modes), "command": result.command,
+        "config": {**result.config.as_dict(), **(extra_config or {})},
+        "environment": document["environment"], "summary": document}
     return run, [_job_record(j) for j in result.jobs], result.kernel_tables
 
 

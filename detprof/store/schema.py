@@ -207,8 +207,8 @@ def insert_run(db: sqlite3.Connection, run: RunRecord, jobs: list[JobRecord],
                kernels: dict[str, pd.DataFrame], run_id: int | None = None) -> int:
     """Insert a run with its jobs, steps and kernel rows inside the caller's transaction; returns its id
     (``run_id`` when given: a run being replaced). ``run["uid"]`` is kept when given (a merged run),
-    else a new one is drawn. ShapeError when a record is not of its declared kind."""
-    check_run_records(run, jobs)
+    else a new one is drawn. The records were checked on their way in (ResultStore.save_run and
+    replace_run, a pending file as it is read)."""
     cursor = db.execute(
         f"INSERT INTO runs (id, {', '.join(RUN_COLUMNS)}) VALUES (?, {','.join('?' * len(RUN_COLUMNS))})",
         (run_id, run["created_at"], run["kind"], run["arch"], run["framework"], run["device_kind"],

@@ -120,12 +120,11 @@ class TorchBackend:
         return f"{stem}.json.gz"  # the profiler's Chrome trace, gzipped
 
     def start_job(self, spec: dict[str, Any], scratch: str, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
+        from detprof.documents import JobResult
         from detprof.modes import Toggles, environment_for
         from detprof.process.child import Child, run_child
 
         env = environment_for(Toggles(**spec["toggles"]), dict(os.environ), gpu_uuid)
-        from detprof.documents import JobResult
-
         return run_child(Child(WORKER, (spec,), env, timeout_s, tuple(JOB_PRELOAD), reads=JobResult), Path(scratch))
 
     def run_check_side(self, spec: CheckSideSpec, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
