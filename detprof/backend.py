@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from detprof.check.gates import Gate
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
     from detprof.documents import StabilityRunSpec, ZooRow
+    from detprof.infer.spec import InferenceSpec
     from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -47,6 +48,7 @@ class Capabilities:
     batch_invariance: bool  # check --batch-invariance
     audit: bool  # detprof audit and advise
     script: bool = False  # check --script: a user's own training script, watched step by step
+    inference: bool = False  # detprof infer: greedy decoding of a causal language model, the invariance grid
     gates: frozenset[str] = frozenset({"threads", "device"})  # the check gates it runs (detprof.check.gates)
     # The WorkloadRequest fields it can build a workload from (None: all of them); one it cannot is
     # refused by name before anything runs (detprof.workload.resolve.build_workload).
@@ -99,6 +101,10 @@ class Backend(Protocol):
                           timeout_s: float) -> ChildResult:
         """Train one run of a stability experiment in a process of its own (``spec`` as
         detprof.stability.experiment builds it); it writes its files into ``out_dir``."""
+
+    def run_inference(self, spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
+        """Decode ``spec``'s prompts under each of its settings in a process of its own (detprof infer),
+        its result and the logits files it names in ``folder``; how it ended, with its document."""
 
     def read_state(self, path: Path) -> dict[str, Any]:
         """The arrays of a state this backend's trainings saved at ``path`` (numpy, by name); raises

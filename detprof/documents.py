@@ -196,6 +196,75 @@ class AuditDocument(StoredVerdict, total=False):
     version: str  # the framework that ran the audited steps: "torch 2.13.0+cpu"
 
 
+class InferenceCell(TypedDict):
+    """One configuration of an inference grid's row against the row's baseline: how many prompts
+    kept every token, whose logits stayed bitwise equal over the steps compared (every step up to
+    and including the first divergent token: after it the two sides see different text), where the
+    first divergent token came (0-based, min and median over the prompts that diverged), whether
+    the logits before it were bitwise equal in every diverging prompt, the largest finite |logit
+    difference|, the argmax flips, and the positions where one side is not finite and the bits
+    differ (a NaN never reads as equal or as no difference)."""
+
+    label: str
+    changes: dict[str, Any]  # the DecodeSettings fields that differ from the reference
+    prompts: int
+    identical_prompts: int
+    bitwise_prompts: int
+    first_divergent_token: dict[str, float] | None  # {min, median}; None when no prompt diverged
+    logits_equal_before_divergence: bool | None  # None when no prompt diverged
+    max_abs_logit_diff: float
+    nonfinite_mismatches: int
+    argmax_flips: int
+    verdict: str  # bitwise | logits differ | tokens differ
+
+
+class InferenceRow(TypedDict):
+    """One factor of the grid: its name, the question it asks, its baseline's label, its cells,
+    and its verdict (the worst of its cells')."""
+
+    row: str
+    question: str
+    baseline: str
+    cells: list[InferenceCell]
+    verdict: str
+
+
+class InferenceGridDocument(StoredVerdict, total=False):
+    """``infer --json``: greedy decoding of the same prompts under each row's configurations, each
+    compared bitwise with the row's baseline; the 1-ulp control of the comparison itself."""
+
+    document_version: int
+    workload: dict[str, Any]  # arch (or the config's model type), source, class, parameters, vocab
+    device: str
+    mode: str
+    version: str  # "torch 2.13.0+cpu, transformers 5.25.0"
+    threads: int | None  # the reference's CPU threads
+    seed: int
+    prompts: dict[str, Any]  # count, min_tokens, max_tokens, source
+    new_tokens: int
+    reference: dict[str, Any]  # the reference DecodeSettings
+    rows: list[InferenceRow]
+    differing_rows: list[str]
+    sensitivity: dict[str, Any]  # caught (bool) and what was changed
+    invariant: bool  # every row bitwise, and the control caught its change
+    timings: list[dict[str, Any]]  # per configuration: label, prefill_s, decode_s, process
+
+
+class InferenceRunResult(TypedDict, total=False):
+    """The result file of one inference process (detprof.backends.torch.inference.entry): per
+    settings, in the spec's order, the tokens chosen and the file of the logits they were chosen
+    from (a .npy beside the result), with the time spent; or ``error``."""
+
+    document_version: int
+    error: str
+    traceback: str
+    status: str  # "oom" when the framework ran out of memory
+    outputs: list[dict[str, Any]]  # key, tokens, logits_file, prefill_s, decode_s
+    model: dict[str, Any]  # class, parameters, vocab, model_type
+    version: str
+    threads: int | None
+
+
 class AdviseDocument(StoredVerdict, total=False):
     """``advise --json``."""
 

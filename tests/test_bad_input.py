@@ -24,6 +24,7 @@ BAD = {
     "check": (["check", "--arch", "nope"], "unknown arch 'nope'"),
     "audit": (["audit", "--arch", "nope"], "unknown arch 'nope'"),
     "advise": (["advise", "--arch", "nope"], "unknown arch 'nope'"),
+    "infer": (["infer", "--rows", "batch,nope"], "--rows 'batch,nope' is not accepted"),
     "sweep": (["sweep", "missing.toml"], "missing.toml"),
     "runs": (["runs", "--db", "missing.sqlite"], "no results database at 'missing.sqlite'"),
     "gpus": (["gpus", "--nope"], "no such option: --nope"),
@@ -203,6 +204,8 @@ BEFORE_ANY_FRAMEWORK = [
     ["check", "--steps", "-1"], ["check", "--framework", "tf", "--arch", "resnet19"], ["audit", "--arch", "nope"],
     ["advise", "--arch", "nope"], ["stability", "--runs", "0"], ["stability", "--task", "nope"],
     ["sweep", "missing.toml"], ["check", "--script", "missing.py"], ["overhead", "--framework", "jax"],
+    ["infer", "--arch", "resnet18"], ["infer", "--config", "missing-folder"], ["infer", "--batch-sizes", "1,8"],
+    ["infer", "--model", "tests/data/inference/models.py:lookup"], ["infer", "--dtypes", "float64"],
 ]
 
 

@@ -1,4 +1,4 @@
-"""The verdict kinds, declared once: check, batch invariance, audit and advise. Each is a row of
+"""The verdict kinds, declared once: check, batch invariance, audit, advise and the inference grid. Each is a row of
 ``VERDICTS``: how its document reads as an outcome (exit code and words: 0 passes, 1 fails, 3 a
 check that could not have seen a difference), the device and modes it is stored under, and what
 the report's Reproducibility section says it found. The command line's exit code, the store
@@ -57,6 +57,23 @@ def _advise_outcome(document: Document) -> tuple[int, str]:
         (1, "no candidate mode was bitwise reproducible")
 
 
+def _inference_outcome(document: Document) -> tuple[int, str]:
+    if not document["sensitivity"]["caught"]:
+        return 3, "inconclusive: the comparison missed a 1-ulp change in one logit"
+    differing = document["differing_rows"]
+    return (0, "bitwise equal in every row") if not differing else (1, f"differs in {', '.join(differing)}")
+
+
+def _inference_findings(summary: Document) -> list[str]:
+    findings = []
+    for row in summary.get("rows", []):
+        worst_cell = max(row["cells"], key=lambda cell: cell["max_abs_logit_diff"], default=None)
+        detail = f" (max |Δ logit| {worst_cell['max_abs_logit_diff']:.3g})" if worst_cell and row["verdict"] != \
+            "bitwise" else ""
+        findings.append(f"{row['row']}: {row['verdict']}{detail}")
+    return findings
+
+
 def _check_findings(summary: Document) -> list[str]:
     findings = []
     divergence = summary.get("first_divergence")
@@ -99,6 +116,7 @@ VERDICTS: dict[str, VerdictKind] = {kind.name: kind for kind in (
     VerdictKind("audit", _audit_outcome, _audit_findings),
     VerdictKind("advise", _advise_outcome, _advise_findings,
                 modes=lambda d: [row["mode"] for row in d["candidates"]]),
+    VerdictKind("inference", _inference_outcome, _inference_findings),
 )}
 VERDICT_KINDS = tuple(VERDICTS)
 

@@ -6,7 +6,17 @@ Every command takes ``--json`` (one JSON document on stdout, nothing else there)
 exits 2 with one line on stderr.
 """
 
-from detprof.cli import check, inventory, kernels, overhead, report, stability, store, sweep  # noqa: F401 (commands)
+from detprof.cli import (  # noqa: F401 (commands)
+    check,
+    infer,
+    inventory,
+    kernels,
+    overhead,
+    report,
+    stability,
+    store,
+    sweep,
+)
 from detprof.cli.app import app
 from detprof.cli.common import USER_ERRORS, user_errors
 

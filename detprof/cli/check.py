@@ -19,7 +19,13 @@ from detprof.cli.common import (
     user_errors,
     workload_options,
 )
-from detprof.documents import AdviseDocument, AuditDocument, BatchInvarianceDocument, CheckDocument
+from detprof.documents import (
+    AdviseDocument,
+    AuditDocument,
+    BatchInvarianceDocument,
+    CheckDocument,
+    InferenceGridDocument,
+)
 from detprof.errors import DetprofError
 from detprof.modes import MODES
 from detprof.render.console import warning_line
@@ -29,7 +35,8 @@ from detprof.workload import WorkloadRequest
 
 SCRIPT_ARGUMENTS = typer.Argument(None, metavar="[-- SCRIPT_ARGS]", show_default=False,
                                   help="With --script: the arguments the script is given.")
-Verdict = TypeVar("Verdict", CheckDocument, BatchInvarianceDocument, AuditDocument, AdviseDocument)
+Verdict = TypeVar("Verdict", CheckDocument, BatchInvarianceDocument, AuditDocument, AdviseDocument,
+                  InferenceGridDocument)
 
 
 def stored_verdict(kind: str, document: Verdict, db: str | None) -> Verdict:

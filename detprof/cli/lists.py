@@ -55,3 +55,11 @@ def parse_mapping(option: str, text: str | None) -> dict[str, str]:
     require(all(p.count("=") == 1 and p.split("=")[0] and p.split("=")[1] for p in pairs),
             f"{option} {text!r} is not accepted; use NAME=VALUE pairs separated by commas, e.g. qos=high")
     return dict(p.split("=") for p in pairs)
+
+
+def parse_range(option: str, text: str) -> tuple[int, int]:
+    """``--prompt-tokens 8,32`` as (8, 32); one number N as (N, N)."""
+    parts = comma_parts(text)
+    require(1 <= len(parts) <= 2 and all(is_whole_number(p) for p in parts),
+            f"{option} {text!r} is not accepted; use MIN,MAX (or one N) as whole numbers, such as 8,32")
+    return int(parts[0]), int(parts[-1])

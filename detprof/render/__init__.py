@@ -22,7 +22,7 @@ RENDERERS = {
     "trace-kernels": "kernels:trace_report", "run-kernels": "kernels:kernel_report", "diff": "kernels:kernel_diff",
     "import": "kernels:imported",
     "check": "check:check", "batch-invariance": "check:batch_invariance", "audit": "check:audit",
-    "advise": "check:advice",
+    "advise": "check:advice", "inference": "infer:inference",
     "sweep": "sweep:sweep", "probe": "sweep:probes",
     "stability": "stability:stability",
     "runs": "inventory:runs", "gpus": "inventory:gpus", "zoo": "inventory:zoo", "merge": "inventory:merged",

@@ -51,6 +51,7 @@ class ArchSpec:
     known_nondeterministic_ops: tuple[str, ...] = field(default_factory=tuple)
     kind: str = IMAGE_CLASSIFICATION
     image_multiple: int = 1
+    decodes: bool = False  # detprof infer builds its Hugging Face twin (a KV cache, masks, positions)
     sequence_length: int | None = None
     max_sequence_length: int | None = None
     gpu_batch_size: int | None = None
@@ -112,12 +113,12 @@ ARCHS: dict[str, ArchSpec] = {
         # (batch 4, 128 tokens, 64 px) so that a check finishes in seconds.
         ArchSpec("gpt2-small", "transformer", 50_257, 0, 0, _builder("language", "gpt2_small"), kind=CAUSAL_LM,
                  sequence_length=1_024, max_sequence_length=1_024, gpu_batch_size=8, cpu_batch_size=4,
-                 notes="GPT-2 small (GPT2Config()), causal LM, tied embeddings; Zipf-distributed tokens"),
+                 decodes=True, notes="GPT-2 small (GPT2Config()), causal LM, tied embeddings; Zipf-distributed tokens"),
         ArchSpec("bert-base", "transformer", 30_522, 0, 0, _builder("language", "bert_base"), kind=MASKED_LM,
                  sequence_length=512, max_sequence_length=512, gpu_batch_size=16, cpu_batch_size=4,
                  notes="BERT base (BertConfig()), masked LM on 15% of the tokens"),
         ArchSpec("llama-small", "transformer", 32_000, 0, 0, _builder("language", "llama_small"), kind=CAUSAL_LM,
-                 sequence_length=2_048, max_sequence_length=2_048, gpu_batch_size=8, cpu_batch_size=4,
+                 sequence_length=2_048, max_sequence_length=2_048, gpu_batch_size=8, cpu_batch_size=4, decodes=True,
                  notes="Llama-style: width 512, 8 layers, 8 query / 2 key-value heads, SwiGLU 1408, RMSNorm, "
                        "rotary, untied output; vocabulary 32,000"),
         ArchSpec("vit-b16", "transformer", 1000, 224, 32,

@@ -29,6 +29,7 @@ from detprof.workload.request import REQUEST_FIELDS
 if TYPE_CHECKING:
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
     from detprof.documents import StabilityRunSpec
+    from detprof.infer.spec import InferenceSpec
     from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -111,6 +112,9 @@ class TensorFlowBackend:
     def run_stability_run(self, spec: StabilityRunSpec, out_dir: Path, environment: dict[str, str],
                           timeout_s: float) -> ChildResult:
         raise ArgumentError("detprof stability trains with PyTorch; it has no TensorFlow runs")
+
+    def run_inference(self, spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
+        raise ArgumentError("detprof infer decodes with PyTorch; it has no TensorFlow runs")
 
     def read_state(self, path: Path) -> dict[str, Any]:
         raise ArgumentError("detprof stability trains with PyTorch; it has no TensorFlow states")

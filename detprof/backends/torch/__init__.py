@@ -19,6 +19,7 @@ from detprof.backends.torch.gates import GATES
 if TYPE_CHECKING:
     from detprof.check.spec import CheckSideSpec, ScriptSideSpec
     from detprof.documents import StabilityRunSpec
+    from detprof.infer.spec import InferenceSpec
     from detprof.process.child import ChildResult
     from detprof.workload.request import WorkloadRequest
     from detprof.workload.spec import Workload
@@ -30,6 +31,7 @@ SCRIPT_RUNNER = "detprof.backends.torch.script"  # python -m: check --script's w
 # Imported once by the fork server of overhead jobs, check runs and probes. torch._dynamo is imported by
 # every optimizer's constructor anyway; preloading it moves that second off every job.
 JOB_PRELOAD = ["detprof.backends.torch.worker", "torch._dynamo"]
+INFERENCE_ENTRY = "detprof.backends.torch.inference.entry:decode_settings"
 STABILITY_RUN = "detprof.backends.torch.stability_train:train_to_dir"
 # What the fork server of stability runs imports before any run is forked (about 1.6 s of imports
 # per run otherwise, scikit-learn's most of it; torch._dynamo is imported by every optimizer).
@@ -81,7 +83,7 @@ class TorchBackend:
     label = "PyTorch"
     option = ""
     supports = Capabilities(own_model=True, locate_op=True, batch_invariance=True, audit=True, script=True,
-                            gates=GATES)
+                            inference=True, gates=GATES)
 
     def check_modes(self, modes: list[str] | tuple[str, ...], label: str = "mode") -> None:
         from detprof.modes import toggles_for
@@ -196,6 +198,18 @@ class TorchBackend:
             watched["ops"] = json.loads(files["ops"].read_text())["ops"]
         watched["state"] = saved_state(files["state"])
         return watched
+
+    def run_inference(self, spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeout_s: float) -> ChildResult:
+        """Decode a spec's prompts under each of its settings in a fresh process
+        (detprof.backends.torch.inference.entry), forked from the fork server jobs share; it writes
+        its result and one logits file per settings into ``folder``."""
+        from detprof.documents import InferenceRunResult
+        from detprof.modes import environment_for, toggles_for
+        from detprof.process.child import Child, run_child
+
+        environment = environment_for(toggles_for("default"), dict(os.environ), gpu_uuid)
+        return run_child(Child(INFERENCE_ENTRY, (spec.to_json(),), environment, timeout_s, tuple(JOB_PRELOAD),
+                               reads=InferenceRunResult), folder)
 
     def run_stability_run(self, spec: StabilityRunSpec, out_dir: Path, environment: dict[str, str],
                           timeout_s: float) -> ChildResult:

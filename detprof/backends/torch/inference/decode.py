@@ -1,0 +1,144 @@
+"""Greedy decoding of a list of prompts under one DecodeSettings, written so that each factor of
+the invariance grid is one field: the batch a prompt shares and its position there, the side and
+amount of padding, the KV cache on or off, the prompt prefilled whole or in chunks.
+
+Each prompt's sequence is laid out with its pads (masked out, position ids counting real tokens
+only, as ``generate`` does for left padding); a new token goes after everything so far, and the
+logits it is chosen from are read at that prompt's last real position. The KV cache is the
+model's own (a ``DynamicCache`` filled by its forward).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from detprof.backends.torch.inference.models import cache_keyword
+from detprof.infer.spec import DecodeSettings
+
+
+@dataclass
+class Decoded:
+    """Every prompt's ``tokens`` (prompts x new tokens) and the float32 ``logits`` each was chosen
+    from (prompts x new tokens x vocabulary), in the prompts' own order; the seconds spent in
+    prefill and in the decoding steps after it, summed over batches."""
+
+    tokens: np.ndarray
+    logits: np.ndarray
+    prefill_s: float
+    decode_s: float
+
+
+def batches_of(count: int, settings: DecodeSettings) -> list[list[int]]:
+    """The prompts' indices in their batches: consecutive groups of ``batch_size``, each reversed
+    when ``reverse_order``."""
+    groups = [list(range(start, min(start + settings.batch_size, count)))
+              for start in range(0, count, settings.batch_size)]
+    return [group[::-1] for group in groups] if settings.reverse_order else groups
+
+
+def _layout(prompts: list[tuple[int, ...]], settings: DecodeSettings, pad: int,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(token ids, attention mask, each prompt's last real column) of a batch padded to its longest
+    prompt plus ``extra_padding``, on ``settings.padding_side``."""
+    width = max(len(p) for p in prompts) + settings.extra_padding
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    last = []
+    for row, prompt in enumerate(prompts):
+        start = width - len(prompt) if settings.padding_side == "left" else 0
+        ids[row, start:start + len(prompt)] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, start:start + len(prompt)] = 1
+        last.append(start + len(prompt) - 1)
+    return ids.to(device), mask.to(device), last
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids counting real tokens only (pads take 0 or their predecessor's: they are masked)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _forward(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+             cache: object | None) -> tuple[torch.Tensor, object | None]:
+    """(logits, the cache after) of one forward; no cache is kept when ``cache`` is None."""
+    keyword = cache_keyword(model)
+    arguments = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "use_cache": cache is not None}
+    if cache is not None:
+        arguments[keyword] = cache
+    out = model(**arguments)
+    return out.logits, (getattr(out, keyword, None) if cache is not None else None)
+
+
+def _new_cache(model: nn.Module) -> object:
+    """An empty Hugging Face cache for ``model`` (sized by its config where it has one)."""
+    from transformers import DynamicCache
+
+    config = getattr(model, "config", None)
+    try:
+        return DynamicCache(config=config) if config is not None else DynamicCache()
+    except TypeError:  # transformers 4.x: no config argument
+        return DynamicCache()
+
+
+def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: int, settings: DecodeSettings,
+                 pad: int, device: torch.device) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(tokens, float32 logits, prefill s, decode s) of one batch decoded greedily."""
+    ids, mask, last = _layout(prompts, settings, pad, device)
+    rows = torch.arange(len(prompts), device=device)
+    started = time.perf_counter()
+    with torch.no_grad():
+        if settings.kv_cache:
+            cache: object | None = _new_cache(model)
+            chunk = settings.prefill_chunk or ids.shape[1]
+            positions = _positions(mask)
+            at_last: dict[int, torch.Tensor] = {}  # each prompt's logits at its last real column
+            for begin in range(0, ids.shape[1], chunk):
+                end = min(begin + chunk, ids.shape[1])
+                step_logits, cache = _forward(model, ids[:, begin:end], mask[:, :end], positions[:, begin:end], cache)
+                for row, column in enumerate(last):
+                    if begin <= column < end:
+                        at_last[row] = step_logits[row, column - begin].float()
+            first = torch.stack([at_last[row] for row in range(len(prompts))])
+        else:
+            cache = None
+            step_logits, _ = _forward(model, ids, mask, _positions(mask), None)
+            first = step_logits[rows, torch.tensor(last, device=device)].float()
+        prefilled = time.perf_counter()
+        current = first
+        chosen = current.argmax(-1)
+        logits = [current]
+        tokens = [chosen]
+        for _ in range(new_tokens - 1):
+            ids = torch.cat([ids, chosen[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones_like(chosen)[:, None]], dim=1)
+            positions = _positions(mask)
+            if settings.kv_cache:
+                step_logits, cache = _forward(model, ids[:, -1:], mask, positions[:, -1:], cache)
+            else:
+                step_logits, _ = _forward(model, ids, mask, positions, None)
+            current = step_logits[:, -1].float()
+            chosen = current.argmax(-1)
+            logits.append(current)
+            tokens.append(chosen)
+    finished = time.perf_counter()
+    return (torch.stack(tokens, dim=1).cpu().numpy(), torch.stack(logits, dim=1).cpu().numpy(),
+            prefilled - started, finished - prefilled)
+
+
+def decode(model: nn.Module, prompts: tuple[tuple[int, ...], ...], new_tokens: int, settings: DecodeSettings,
+           pad: int, device: torch.device) -> Decoded:
+    """Every prompt decoded greedily for ``new_tokens`` tokens under ``settings`` (see Decoded)."""
+    tokens: list[np.ndarray | None] = [None] * len(prompts)
+    logits: list[np.ndarray | None] = [None] * len(prompts)
+    prefill_s = decode_s = 0.0
+    for group in batches_of(len(prompts), settings):
+        got_tokens, got_logits, prefill, steps = decode_batch(model, [prompts[i] for i in group], new_tokens,
+                                                              settings, pad, device)
+        prefill_s, decode_s = prefill_s + prefill, decode_s + steps
+        for row, index in enumerate(group):
+            tokens[index], logits[index] = got_tokens[row], got_logits[row]
+    return Decoded(np.stack(tokens), np.stack(logits), prefill_s, decode_s)  # type: ignore[arg-type]

@@ -1,0 +1,69 @@
+"""What an inference process runs (detprof.infer.run starts it through the torch backend): build
+the spec's model, then decode its prompts under each of its settings in order, saving each one's
+logits as a .npy file beside the result and its tokens in the result itself."""
+
+from __future__ import annotations
+
+import copy
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from detprof.backends.torch.inference.decode import decode
+from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
+from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
+from detprof.infer.spec import DecodeSettings, InferenceSpec
+
+
+def _write(out_path: str, document: InferenceRunResult) -> None:
+    write_json_whole(out_path, {"document_version": DOCUMENT_VERSION, **document})
+
+
+def _versions() -> str:
+    import transformers
+
+    return f"torch {torch.__version__}, transformers {transformers.__version__}"
+
+
+def _model_for(models: dict[str, torch.nn.Module], base: torch.nn.Module, settings: DecodeSettings) -> torch.nn.Module:
+    """The base model cast to the settings' dtype (a copy per dtype, kept) with their attention."""
+    if settings.dtype not in models:
+        models[settings.dtype] = copy.deepcopy(base).to(DTYPES[settings.dtype])
+    model = models[settings.dtype]
+    set_attention(model, settings.attention)
+    return model
+
+
+def decode_settings(raw: dict[str, Any], out_path: str) -> int:
+    """The process's entry: decode the spec's prompts under each settings (see the module docstring);
+    ``{"error": ...}`` instead of a traceback when something fails, ``status: oom`` when memory
+    ran out."""
+    try:
+        spec = InferenceSpec.from_json(raw)
+        device = torch.device(spec.device)
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        base = build_model(spec.source, spec.seed, "sdpa").to(device)
+        models: dict[str, torch.nn.Module] = {"float32": base}
+        outputs = []
+        for index, settings in enumerate(spec.settings):
+            torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
+            decoded = decode(_model_for(models, base, settings), spec.prompts, spec.new_tokens, settings,
+                             spec.pad_token, device)
+            name = f"logits-{index}.npy"
+            np.save(Path(out_path).parent / name, decoded.logits)
+            outputs.append({"key": settings.key(), "tokens": decoded.tokens.tolist(), "logits_file": name,
+                            "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s})
+        _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
+                          "threads": spec.threads})
+        return 0
+    except torch.OutOfMemoryError as error:
+        _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})
+        return 1
+    except Exception as error:
+        _write(out_path, {"error": f"{type(error).__name__}: {error}"[:2000],
+                          "traceback": traceback.format_exc()[-4000:]})
+        return 1

@@ -1,0 +1,74 @@
+"""``detprof infer``: is greedy decoding of a causal language model reproducible and batch
+invariant here, row by row (detprof.infer). The grid is stored as a run (kind inference)."""
+
+from __future__ import annotations
+
+import typer
+
+from detprof.check.limits import RUN_TIMEOUT_S
+from detprof.cli.app import app
+from detprof.cli.check import conclude
+from detprof.cli.common import DB_HELP, JSON_OPTION, user_errors
+from detprof.cli.lists import comma_parts, parse_batch_sizes, parse_names, parse_range
+from detprof.infer.rows import ROW_NAMES, GridOptions
+from detprof.render.progress import progress_once_valid
+from detprof.runner.config import CPU_THREADS
+
+
+@app.command()
+def infer(
+    arch: str | None = typer.Option(None, help="A causal language model of `detprof zoo`: gpt2-small (default) or "
+                                               "llama-small, built as its Hugging Face twin at the zoo's sizes."),
+    config: str | None = typer.Option(None, help="A Hugging Face config.json, or a folder holding one (and its "
+                                                 "weights, if any: else random weights from --seed). Nothing is "
+                                                 "downloaded; a config that needs remote code is refused."),
+    model: str | None = typer.Option(None, help="Your own causal LM: MODULE:FUNCTION, where FUNCTION(vocab) returns "
+                                                "an nn.Module called as a Hugging Face model (input_ids, "
+                                                "attention_mask, position_ids, a cache) returning .logits. This runs "
+                                                "your code, in a child process."),
+    num_classes: int | None = typer.Option(None, help="The vocabulary of --arch (default the arch's own) or of "
+                                                      "--model (required there)."),
+    rows: str = typer.Option(",".join(ROW_NAMES), help=f"The rows to run: some of {', '.join(ROW_NAMES)}."),
+    prompts: int = typer.Option(8, help="Seeded random prompts to decode."),
+    prompt_tokens: str = typer.Option("8,32", help="Their lengths, MIN,MAX tokens (each drawn uniformly)."),
+    prompts_file: str | None = typer.Option(None, help="Token ids to decode instead: a JSON list of lists, or one "
+                                                       "JSON list a line."),
+    new_tokens: int = typer.Option(16, help="Tokens decoded greedily per prompt."),
+    batch_sizes: str = typer.Option("4,8", help="The batch row's batch sizes, each compared with a prompt alone "
+                                                "(the position row reverses the largest)."),
+    padding: int = typer.Option(8, help="The padding row's extra pad tokens (left, then right)."),
+    prefill_chunk: int = typer.Option(8, help="The chunked-prefill row's chunk, in tokens."),
+    dtypes: str = typer.Option("bfloat16", help="The dtype row's dtypes, each compared with float32: bfloat16, "
+                                                "float16."),
+    attention: str = typer.Option("eager", help="The attention row's implementations, compared with sdpa: eager."),
+    threads: int | None = typer.Option(None, help=f"CPU intra-op threads of the reference (default: {CPU_THREADS}); "
+                                                  f"the threads row compares it with the other of 1 and 2."),
+    gpu: str = typer.Option("cpu", help="cpu (default), auto, a GPU index or alias."),
+    seed: int = typer.Option(0, help="Seed of the random weights and prompts."),
+    timeout: float = typer.Option(RUN_TIMEOUT_S, help="Seconds each inference process may take before it is killed."),
+    db: str | None = typer.Option(None, help=DB_HELP + " The grid is stored as a run (kind inference)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Is greedy decoding reproducible and batch invariant here? One row per factor.
+
+    Each row changes one thing against a baseline (each prompt alone, unpadded, KV cache on, SDPA,
+    float32): run to run, batch size, position in the batch, padding, KV cache, chunked prefill,
+    attention implementation, dtype, CPU threads. Per configuration: prompts whose continuations
+    are identical, whose logits are bitwise equal, the first divergent token, the largest |logit
+    difference|. Exit 0 when every row is bitwise equal, 1 when a row differs, 3 when the
+    comparison failed to see a 1-ulp change, 2 for bad input.
+    """
+    from detprof.check.record import check_verdict_store
+    from detprof.infer.run import PromptChoice, run_inference_grid
+
+    with user_errors():
+        shortest, longest = parse_range("--prompt-tokens", prompt_tokens)
+        options = GridOptions(batch_sizes=parse_batch_sizes(batch_sizes), padding=padding,
+                              prefill_chunk=prefill_chunk, dtypes=tuple(comma_parts(dtypes)),
+                              attentions=tuple(comma_parts(attention)))
+        choice = PromptChoice(count=prompts, shortest=shortest, longest=longest, file=prompts_file)
+        check_verdict_store(db)
+        with progress_once_valid("infer") as show:
+            document = run_inference_grid(arch, config, num_classes, model, parse_names(rows), options, choice,
+                                          new_tokens, seed, threads, gpu, timeout, on_progress=show)
+    conclude("inference", document, db, json_output)

@@ -1,0 +1,264 @@
+"""``detprof infer`` as a Python API: the invariance grid of greedy decoding.
+
+The same prompts are decoded greedily under a reference configuration (each prompt alone,
+unpadded, KV cache on, one prefill, SDPA, float32, detprof's CPU threads) and under each row's
+configurations (detprof.infer.rows), in one fresh process; the run-to-run row decodes the
+reference again in a second fresh process. Each configuration is compared with its row's
+baseline bit for bit (detprof.infer.compare), and the comparison is shown able to see a 1-ulp
+change in one logit. The decoding runs in the framework's backend (PyTorch only).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detprof.backend import backend_for, require_support
+from detprof.check.limits import RUN_TIMEOUT_S
+from detprof.check.run import require_timeout
+from detprof.documents import DOCUMENT_VERSION, InferenceGridDocument, InferenceRow
+from detprof.errors import ArgumentError, DetprofError, require
+from detprof.gpus import select_device
+from detprof.infer.compare import Decoding, compare, one_ulp_control, worst
+from detprof.infer.prompts import MAX_PROMPT_TOKENS, MAX_PROMPTS, random_prompts, read_prompts
+from detprof.infer.rows import REFERENCE, ROW_BY_NAME, ROW_NAMES, ROWS, GridOptions, Row
+from detprof.infer.spec import ATTENTIONS, DTYPES, DecodeSettings, InferenceSpec, ModelSource
+from detprof.runner.config import CPU_THREADS
+
+DEFAULT_ARCH = "gpt2-small"
+MAX_NEW_TOKENS = 1024
+INSTALL_HINT = "pip install 'detprof[transformers]'"
+
+
+class InferenceError(DetprofError):
+    """An inference process that failed, timed out or wrote nothing usable, in one line."""
+
+
+@dataclass(frozen=True)
+class PromptChoice:
+    """Which prompts: ``count`` seeded random prompts of ``shortest`` to ``longest`` tokens, or the
+    token ids of ``file`` (then the others are not used)."""
+
+    count: int = 8
+    shortest: int = 8
+    longest: int = 32
+    file: str | None = None
+
+
+def model_source(arch: str | None, config: str | None, vocab: int | None,
+                 model: str | None = None) -> tuple[ModelSource, int, int | None]:
+    """(the source, its vocabulary, its longest sequence or None when unknown) of ``--arch``,
+    ``--config`` or ``--model``; ArgumentError for an arch that cannot be decoded, a missing config,
+    one that needs remote code, a vocabulary given with a config or missing with a model. Reads
+    config.json, imports no framework and runs no user code."""
+    from detprof.usercode import parse_reference
+    from detprof.zoo import arch_spec, canonical_arch
+
+    require(sum(given is not None for given in (arch, config, model)) <= 1,
+            "--arch, --config and --model are alternatives; give one")
+    if model is not None:
+        require(vocab is not None and vocab >= 2, "--model needs --num-classes: the vocabulary its FUNCTION(vocab) "
+                                                  "builds and the prompts are drawn from")
+        module, function = parse_reference(model, "--model")
+        module = str(Path(module).resolve()) if module.endswith(".py") else module
+        return ModelSource(model=f"{module}:{function}", vocab=vocab), int(vocab or 0), None
+    if config is None:
+        name = canonical_arch(arch or DEFAULT_ARCH)
+        spec = arch_spec(name)
+        decodable = ", ".join(n for n, s in _zoo().items() if s.decodes)
+        require(spec.decodes, f"--arch {arch!r} is not a causal language model detprof can decode; use {decodable}, "
+                              f"or --config with a Hugging Face config")
+        require(vocab is None or 2 <= vocab <= spec.num_classes,
+                f"--num-classes {vocab} is not accepted for {name}; use 2 to {spec.num_classes:,} (its vocabulary)")
+        return ModelSource(arch=name, vocab=vocab), vocab or spec.num_classes, spec.max_sequence_length
+    require(vocab is None, "--num-classes is not accepted with --config; the config's vocab_size is used")
+    given = Path(config).expanduser()
+    file = given / "config.json" if given.is_dir() else given
+    require(given.exists(), f"--config {config!r} does not exist; give a config.json or a folder holding one")
+    require(file.is_file(), f"--config {config!r} holds no config.json")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArgumentError(f"--config {config!r}: {file.name} is not JSON ({error})") from None
+    require(isinstance(data, dict) and isinstance(data.get("model_type"), str),
+            f"--config {config!r}: {file.name} has no model_type; a Hugging Face config names its model type")
+    if "auto_map" in data:
+        raise ArgumentError(f"--config {config!r} needs remote code (its auto_map names "
+                            f"{', '.join(sorted(data['auto_map']))}); detprof runs no code from a model folder: "
+                            f"use a model type transformers ships")
+    vocab_size = data.get("vocab_size")
+    require(type(vocab_size) is int and vocab_size >= 2, f"--config {config!r}: vocab_size is {vocab_size!r}; "
+                                                         f"a causal language model's config gives it")
+    longest = next((data[key] for key in ("max_position_embeddings", "n_positions") if type(data.get(key)) is int),
+                   None)
+    return ModelSource(config=str(given.resolve())), int(vocab_size), longest
+
+
+def _zoo() -> dict[str, Any]:
+    from detprof.zoo import ARCHS
+
+    return ARCHS
+
+
+def _require_rows(rows: Sequence[str]) -> tuple[Row, ...]:
+    require(not isinstance(rows, str), "rows must be row names (a sequence), not one text")
+    unknown = [name for name in rows if name not in ROW_BY_NAME]
+    require(not unknown and bool(rows),
+            f"--rows {','.join(rows)!r} is not accepted; use some of {', '.join(ROW_NAMES)}")
+    return tuple(row for row in ROWS if row.name in rows)
+
+
+def _require_options(options: GridOptions, rows: tuple[Row, ...]) -> None:
+    names = {row.name for row in rows}
+    if names & {"batch", "position"}:
+        require(bool(options.batch_sizes) and all(2 <= b <= MAX_PROMPTS for b in options.batch_sizes),
+                f"--batch-sizes {','.join(map(str, options.batch_sizes))} is not accepted; use sizes from 2 to "
+                f"{MAX_PROMPTS} (each compared with a prompt alone)")
+    if "padding" in names:
+        require(1 <= options.padding <= MAX_PROMPT_TOKENS,
+                f"--padding {options.padding} is not accepted; use 1 to {MAX_PROMPT_TOKENS} pad tokens")
+    if "chunked-prefill" in names:
+        require(1 <= options.prefill_chunk <= MAX_PROMPT_TOKENS,
+                f"--prefill-chunk {options.prefill_chunk} is not accepted; use 1 to {MAX_PROMPT_TOKENS} tokens")
+    bad_dtype = next((d for d in options.dtypes if d not in DTYPES or d == "float32"), None)
+    require(bad_dtype is None, f"--dtypes {','.join(options.dtypes)!r} is not accepted; use some of bfloat16, float16 "
+                               f"(each compared with float32)")
+    bad_attention = next((a for a in options.attentions if a not in ATTENTIONS or a == "sdpa"), None)
+    require(bad_attention is None, f"--attention {','.join(options.attentions)!r} is not accepted; use eager "
+                                   f"(compared with sdpa)")
+
+
+def _require_prompts(prompts: PromptChoice) -> None:
+    if prompts.file is not None:
+        return
+    require(1 <= prompts.count <= MAX_PROMPTS, f"--prompts {prompts.count} is not accepted; use 1 to {MAX_PROMPTS}")
+    require(1 <= prompts.shortest <= prompts.longest <= MAX_PROMPT_TOKENS,
+            f"--prompt-tokens {prompts.shortest},{prompts.longest} is not accepted; use MIN,MAX with "
+            f"1 <= MIN <= MAX <= {MAX_PROMPT_TOKENS}")
+
+
+def _unique(settings: list[DecodeSettings]) -> tuple[DecodeSettings, ...]:
+    return tuple(dict.fromkeys(settings))
+
+
+def _decodings(result: dict[str, Any], folder: Path) -> dict[str, Decoding]:
+    """Each settings key's Decoding, the logits read from the files the process wrote."""
+    return {output["key"]: Decoding(np.asarray(output["tokens"], dtype=np.int64),
+                                    np.load(folder / output["logits_file"]))
+            for output in result["outputs"]}
+
+
+def _run_process(spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+    from detprof.process.child import Ending
+    from detprof.process.results import last_line
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ended = backend_for("pytorch").run_inference(spec, folder, gpu_uuid, timeout_s)
+    if ended.ending is Ending.TIMEOUT:
+        raise InferenceError(f"an inference process exceeded {timeout_s:g} s and was killed; give --timeout more")
+    if ended.document is None:
+        tail = last_line(ended.log_tail)
+        raise InferenceError(f"an inference process ended without a result ({ended.how})"
+                             + (f"; its last output: {tail}" if tail else ""))
+    if ended.error is not None:
+        raise InferenceError(f"decoding {spec.source.describe()} failed: {ended.error.splitlines()[0][:300]}")
+    return ended.document
+
+
+def run_inference_grid(arch: str | None = None, config: str | None = None, vocab: int | None = None,
+                       model: str | None = None, rows: Sequence[str] = ROW_NAMES, options: GridOptions | None = None,
+                       prompts: PromptChoice | None = None, new_tokens: int = 16, seed: int = 0,
+                       threads: int | None = None, gpu: str | None = "cpu", timeout_s: float = RUN_TIMEOUT_S,
+                       on_progress: Callable[[str], None] | None = None) -> InferenceGridDocument:
+    """The invariance grid (see the module docstring) of ``arch`` (a zoo causal LM, default
+    gpt2-small, with ``vocab`` tokens), ``config`` (a Hugging Face config.json or model folder) or
+    ``model`` (MODULE:FUNCTION: FUNCTION(vocab) returns a causal LM that takes input ids, an
+    attention mask, position ids and a Hugging Face cache, and returns ``logits``):
+    per row, per configuration, the prompts that kept every token, the bitwise-equal logits, the
+    first divergent token, the largest |logit difference| and the argmax flips. Every value is
+    checked before a process starts (ArgumentError); ``threads`` is the reference's CPU thread
+    count (default detprof's), the threads row compares it with the other of 1 and 2."""
+    require_support(backend_for("pytorch"), "inference", "detprof infer")
+    chosen_rows = _require_rows(rows)
+    options = options or GridOptions()
+    prompts = prompts or PromptChoice()
+    source, vocab_size, longest = model_source(arch, config, vocab, model)
+    require(1 <= new_tokens <= MAX_NEW_TOKENS, f"--new-tokens {new_tokens} is not accepted; use 1 to {MAX_NEW_TOKENS}")
+    require_timeout(timeout_s)
+    cpus = os.cpu_count() or 1
+    require(threads is None or 1 <= threads <= cpus, f"--threads {threads} is not accepted; use 1 to {cpus}")
+    _require_prompts(prompts)
+    reference_threads = threads or CPU_THREADS
+    other_threads = next((n for n in (2, 1) if n != reference_threads and n <= cpus), None)
+    options = GridOptions(**{**asdict(options), "threads": other_threads})
+    _require_options(options, chosen_rows)
+    token_ids = (read_prompts(prompts.file, vocab_size) if prompts.file else
+                 random_prompts(prompts.count, prompts.shortest, prompts.longest, vocab_size, seed))
+    require(not {"batch", "position"} & {r.name for r in chosen_rows} or max(options.batch_sizes) <= len(token_ids),
+            f"--batch-sizes {','.join(map(str, options.batch_sizes))} is not accepted with {len(token_ids)} prompts; "
+            f"a batch cannot hold more prompts than there are (give more --prompts)")
+    widest = max(len(p) for p in token_ids) + (options.padding if "padding" in {r.name for r in chosen_rows} else 0)
+    require(longest is None or widest + new_tokens <= longest,
+            f"prompts of up to {widest} tokens (padding included) and {new_tokens} new tokens exceed the model's "
+            f"{longest} positions; use shorter prompts or fewer --new-tokens")
+    if importlib.util.find_spec("transformers") is None:
+        raise ArgumentError(f"detprof infer builds Hugging Face models; transformers is not installed ({INSTALL_HINT})")
+    device = select_device(gpu)
+    on_gpu = device.gpu is not None
+    if on_gpu:
+        chosen_rows = tuple(row for row in chosen_rows if row.name != "threads")  # a GPU run's threads do not reduce
+
+    same_process = [s for row in chosen_rows if not row.fresh_process
+                    for s in [row.baseline(options), *row.configurations(options)]]
+    spec = InferenceSpec(source=source, prompts=token_ids, new_tokens=new_tokens,
+                         settings=_unique([REFERENCE, *same_process]), seed=seed,
+                         threads=None if on_gpu else reference_threads, device="cuda:0" if on_gpu else "cpu")
+    uuid = device.gpu.uuid if device.gpu else None
+    say = on_progress or (lambda message: None)
+    with tempfile.TemporaryDirectory(prefix="detprof-infer-") as scratch:
+        if not source.arch:  # a user's model or config is built once in a child first: a mistake is one line
+            _run_process(spec.but(settings=()), Path(scratch, "probe"), uuid, timeout_s)
+        say(f"decode {len(token_ids)} prompts x {new_tokens} tokens under {len(spec.settings)} configurations "
+            f"({source.describe()})")
+        first = _run_process(spec, Path(scratch, "first"), uuid, timeout_s)
+        sides = {"first": _decodings(first, Path(scratch, "first"))}
+        timings = [{"label": s.label(), "process": "first", "prefill_s": o["prefill_s"], "decode_s": o["decode_s"]}
+                   for s, o in zip(spec.settings, first["outputs"], strict=True)]
+        if any(row.fresh_process for row in chosen_rows):
+            say("decode the reference again in a new process (the run row)")
+            second = _run_process(spec.but(settings=(REFERENCE,)), Path(scratch, "second"), uuid, timeout_s)
+            sides["second"] = _decodings(second, Path(scratch, "second"))
+            timings.append({"label": REFERENCE.label(), "process": "second",
+                            "prefill_s": second["outputs"][0]["prefill_s"],
+                            "decode_s": second["outputs"][0]["decode_s"]})
+        reference = sides["first"][REFERENCE.key()]
+        grid: list[InferenceRow] = []
+        for row in chosen_rows:
+            baseline = row.baseline(options)
+            side = sides["second" if row.fresh_process else "first"]
+            cells = [compare(settings.label() if not row.fresh_process else "a new process", settings.changes(),
+                             sides["first"][baseline.key()], side[settings.key()])
+                     for settings in row.configurations(options)]
+            grid.append({"row": row.name, "question": row.question, "baseline": baseline.label(), "cells": cells,
+                         "verdict": worst([cell["verdict"] for cell in cells])})
+        control = one_ulp_control(reference)
+    differing = [row["row"] for row in grid if row["verdict"] != "bitwise"]
+    built = first["model"]
+    lengths = [len(p) for p in token_ids]
+    return {"document_version": DOCUMENT_VERSION,
+            "workload": {"arch": source.arch or built.get("model_type") or "config", "source": source.describe(),
+                         **built},
+            "device": device.name, "mode": "default", "version": first["version"],
+            "threads": spec.threads, "seed": seed,
+            "prompts": {"count": len(token_ids), "min_tokens": min(lengths), "max_tokens": max(lengths),
+                        "source": prompts.file or f"random token ids, seed {seed}"},
+            "new_tokens": new_tokens, "reference": asdict(REFERENCE), "rows": grid, "differing_rows": differing,
+            "sensitivity": control, "invariant": not differing and bool(control["caught"]), "timings": timings}

@@ -1,0 +1,143 @@
+"""What one inference process is told, as typed records the parent writes and the child reads back.
+
+``DecodeSettings`` is one configuration of greedy decoding (the batch a prompt is in, its padding,
+the KV cache, chunked prefill, attention, dtype, threads); ``ModelSource`` says which causal
+language model is built; ``InferenceSpec`` carries both, the prompts and the settings to decode
+them under, across the process boundary as JSON (``to_json``, ``from_json``), refusing a field it
+does not know so that a misspelling fails loudly instead of reading as a default.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+PADDING_SIDES = ("left", "right")
+DTYPES = ("float32", "bfloat16", "float16")
+ATTENTIONS = ("sdpa", "eager")
+
+
+class InferenceSpecError(ValueError):
+    """An inference spec with a field nobody reads: a misspelling, or a version mismatch."""
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """One configuration of greedy decoding. The reference is every field's default: each prompt
+    alone, unpadded, the KV cache on, the whole prompt in one prefill, SDPA attention, float32, the
+    spec's thread count, eager PyTorch."""
+
+    batch_size: int = 1  # prompts decoded together, in the order given (the last batch may be smaller)
+    reverse_order: bool = False  # each batch's prompts in reverse order: every prompt changes position
+    padding_side: str = "left"  # where a shorter prompt of a batch (and extra_padding) is padded
+    extra_padding: int = 0  # pad tokens added to every prompt beyond what its batch needs
+    kv_cache: bool = True  # False: each new token recomputes the whole sequence
+    prefill_chunk: int | None = None  # the prompt fed in chunks of this many tokens, through the cache
+    dtype: str = "float32"  # the model's parameters and activations
+    attention: str = "sdpa"  # the Hugging Face attention implementation
+    threads: int | None = None  # CPU intra-op threads (None: the spec's)
+
+    def key(self) -> str:
+        """A stable text naming these settings (equal settings, equal keys)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that differ from the reference, by name."""
+        reference = DecodeSettings()
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(reference, f.name)}
+
+    def label(self) -> str:
+        """The settings in a few words: "reference", "batch 8", "right +8 pad", "no KV cache"."""
+        changes = self.changes()
+        if not changes:
+            return "reference"
+        words = []
+        if "batch_size" in changes:
+            words.append(f"batch {self.batch_size}")
+        if self.reverse_order:
+            words.append("reversed order")
+        if "padding_side" in changes or "extra_padding" in changes:
+            words.append(f"{self.padding_side} +{self.extra_padding} pad")
+        if not self.kv_cache:
+            words.append("no KV cache")
+        if self.prefill_chunk:
+            words.append(f"prefill in chunks of {self.prefill_chunk}")
+        if "dtype" in changes:
+            words.append(self.dtype)
+        if "attention" in changes:
+            words.append(f"{self.attention} attention")
+        if "threads" in changes:
+            words.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        return ", ".join(words)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DecodeSettings:
+        """Settings as ``asdict`` wrote them; InferenceSpecError naming a field they do not have."""
+        return cls(**_known(cls, data, "decode settings"))
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Which causal language model a process builds: a zoo arch (gpt2-small, llama-small) as its
+    Hugging Face twin at the zoo's sizes, with ``vocab`` tokens; a Hugging Face ``config`` (a
+    config.json, or a folder holding one and perhaps weights), with random weights from the seed
+    when the folder has none; or a user's ``model`` (MODULE:FUNCTION, called with ``vocab``)."""
+
+    arch: str | None = None
+    vocab: int | None = None
+    config: str | None = None  # an absolute path
+    model: str | None = None  # MODULE:FUNCTION, a .py path made absolute
+
+    def describe(self) -> str:
+        """The source in words: "gpt2-small (vocabulary 512)", "config /path/config.json"."""
+        if self.arch:
+            return f"{self.arch}" + (f" (vocabulary {self.vocab})" if self.vocab else "")
+        if self.model:
+            return f"--model {self.model} (vocabulary {self.vocab})"
+        return f"config {self.config}"
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """What one inference process does: build ``source`` on ``device`` from ``seed``, then decode
+    ``prompts`` (token ids) greedily for ``new_tokens`` tokens under each of ``settings``, in
+    order, writing each one's tokens and the logits it chose them from."""
+
+    source: ModelSource
+    prompts: tuple[tuple[int, ...], ...]
+    new_tokens: int
+    settings: tuple[DecodeSettings, ...]
+    seed: int
+    threads: int | None  # CPU intra-op threads of the reference (None: PyTorch's default, on a GPU)
+    device: str  # "cpu" or "cuda:0"
+    pad_token: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as a JSON-able dict."""
+        data = asdict(self)
+        data["prompts"] = [list(p) for p in self.prompts]
+        data["settings"] = [asdict(s) for s in self.settings]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InferenceSpec:
+        """The spec ``to_json`` wrote; InferenceSpecError naming any field it does not have."""
+        data = _known(cls, data, "inference spec")
+        return cls(**{**data, "source": ModelSource(**_known(ModelSource, data["source"], "model source")),
+                      "prompts": tuple(tuple(int(t) for t in p) for p in data["prompts"]),
+                      "settings": tuple(DecodeSettings.from_json(s) for s in data["settings"])})
+
+    def but(self, **changes: Any) -> InferenceSpec:
+        """The same spec with ``changes`` (field names checked)."""
+        return replace(self, **changes)
+
+
+def _known(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
+    """``data`` when every key is a field of ``cls``; InferenceSpecError naming the others."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InferenceSpecError(f"{what}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return data

@@ -1,0 +1,55 @@
+"""The inference grid for people (``infer --json``): one line per configuration of each row, what
+the reference was, and what the comparison could see."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from detprof.check.verdict_kinds import outcome_of
+from detprof.documents import InferenceCell, InferenceGridDocument
+from detprof.render.console import out, printable
+from detprof.render.tables import grid
+
+
+def _first_token(cell: InferenceCell) -> str:
+    first = cell["first_divergent_token"]
+    if first is None:
+        return "—"
+    return f"{first['min']:g} / {first['median']:g}"
+
+
+def _difference(cell: InferenceCell) -> str:
+    text = f"{cell['max_abs_logit_diff']:.3g}"
+    return text + (f" (+{cell['nonfinite_mismatches']} non-finite)" if cell["nonfinite_mismatches"] else "")
+
+
+def inference(d: InferenceGridDocument, console: Console = out) -> None:
+    """An inference grid document."""
+    code, words = outcome_of("inference", dict(d))
+    style = "green" if code == 0 else ("yellow" if code == 3 else "red")
+    w, p = d["workload"], d["prompts"]
+    console.print(f"{printable(str(w['source']))} ({w['class']}, {w['parameters']:,} parameters) on {d['device']}, "
+                  f"{d['version']}: [{style}]{words}[/]", highlight=False)
+    threads = f", {d['threads']} CPU thread(s)" if d.get("threads") else ""
+    console.print(f"{p['count']} prompts of {p['min_tokens']}-{p['max_tokens']} tokens ({printable(str(p['source']))}),"
+                  f" {d['new_tokens']} new tokens each, greedy; reference: each prompt alone, unpadded, KV cache on, "
+                  f"one prefill, sdpa, float32{threads}", highlight=False)
+    rows = []
+    for row in d["rows"]:
+        for number, cell in enumerate(row["cells"]):
+            rows.append([row["row"] if number == 0 else "", cell["label"],
+                         f"{cell['identical_prompts']} / {cell['prompts']}",
+                         f"{cell['bitwise_prompts']} / {cell['prompts']}", _first_token(cell), _difference(cell),
+                         cell["verdict"]])
+    console.print(grid("each configuration against its row's baseline (the reference unless named)",
+                       ["row", "configuration", "same tokens", "bitwise logits", "first diverging token min/median",
+                        "max |Δ logit|", "verdict"], rows, text={0, 1, 6}, console=console))
+    baselines = [f"{row['row']}: {row['baseline']}" for row in d["rows"] if row["baseline"] != "reference"]
+    if baselines:
+        console.print("baselines other than the reference: " + "; ".join(baselines), highlight=False)
+    control = d["sensitivity"]
+    console.print(f"sensitivity: {control['what']}: {'caught' if control['caught'] else '[red]not caught[/]'}",
+                  highlight=False)
+    differing = d["differing_rows"]
+    console.print(f"rows that differ here: {', '.join(differing)}" if differing else
+                  "every row is bitwise equal here", highlight=False)

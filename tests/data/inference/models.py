@@ -1,0 +1,39 @@
+"""Causal language models with known answers for the inference grid's tests: ``lookup`` reads each
+token's logits from a table (no reduction anywhere, so nothing can depend on the batch, the
+padding or the cache: every such row must be bitwise equal, on any CPU), and ``batch_dependent``
+adds 1e-3 times the batch size to every logit (the batch row must see it; the argmax does not move)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+
+class Lookup(nn.Module):
+    """Logits of a token = one row of a table, plus ``per_batch_row`` times the batch size."""
+
+    def __init__(self, vocab: int, per_batch_row: float = 0.0) -> None:
+        super().__init__()
+        self.table = nn.Embedding(vocab, vocab)
+        self.per_batch_row = per_batch_row
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: object = None,
+                use_cache: bool = False) -> SimpleNamespace:
+        logits = self.table(input_ids) + self.per_batch_row * input_ids.shape[0]
+        return SimpleNamespace(logits=logits, past_key_values=past_key_values)
+
+
+def lookup(vocab: int) -> Lookup:
+    return Lookup(vocab)
+
+
+def batch_dependent(vocab: int) -> Lookup:
+    return Lookup(vocab, per_batch_row=1e-3)
+
+
+def no_cache(vocab: int) -> nn.Module:
+    """A model whose forward takes no cache: detprof infer must refuse it in one line."""
+    return nn.Embedding(vocab, vocab)

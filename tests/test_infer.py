@@ -1,0 +1,204 @@
+"""detprof infer: the inference grid. The comparison on arrays with known answers (quick); the
+rows on models whose answers are known whatever the CPU (a table lookup: no reduction anywhere,
+so nothing may depend on the batch, the padding or the cache; the same plus 1e-3 times the batch
+size: the batch row must see it); a real Hugging Face model built from a config written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from detprof.cli import app
+from detprof.infer.compare import BITWISE, LOGITS_DIFFER, TOKENS_DIFFER, Decoding, compare, one_ulp_control
+from detprof.infer.prompts import random_prompts, read_prompts
+from detprof.infer.rows import REFERENCE, ROW_BY_NAME, ROWS, GridOptions
+from detprof.infer.spec import DecodeSettings, InferenceSpec, InferenceSpecError, ModelSource
+
+MODELS = Path(__file__).parent / "data" / "inference" / "models.py"
+runner = CliRunner()
+
+
+def _decoding(seed: int = 0, prompts: int = 3, steps: int = 5, vocab: int = 11) -> Decoding:
+    generator = np.random.default_rng(seed)
+    logits = generator.standard_normal((prompts, steps, vocab)).astype(np.float32)
+    return Decoding(logits.argmax(-1), logits)
+
+
+def test_equal_decodings_are_bitwise_and_a_one_ulp_change_is_caught() -> None:
+    reference = _decoding()
+    same = compare("same", {}, reference, Decoding(reference.tokens.copy(), reference.logits.copy()))
+    assert same["verdict"] == BITWISE and same["bitwise_prompts"] == 3 and same["max_abs_logit_diff"] == 0.0
+    control = one_ulp_control(reference)
+    assert control["caught"] and 0 < float(control["max_abs_logit_diff"]) < 1e-6  # type: ignore[arg-type]
+
+
+def test_a_token_that_parts_is_found_and_only_the_steps_up_to_it_are_compared() -> None:
+    reference = _decoding()
+    logits, tokens = reference.logits.copy(), reference.tokens.copy()
+    tokens[1, 2] = (tokens[1, 2] + 1) % 11
+    logits[1, 2, tokens[1, 2]] = logits[1, 2].max() + 0.5  # the logit that chose the other token
+    logits[1, 3:] += 1000.0  # after the parting the contexts differ: not compared
+    cell = compare("parted", {}, reference, Decoding(tokens, logits))
+    assert cell["verdict"] == TOKENS_DIFFER and cell["identical_prompts"] == 2
+    assert cell["first_divergent_token"] == {"min": 2.0, "median": 2.0}
+    assert cell["logits_equal_before_divergence"] is True and cell["argmax_flips"] == 1
+    assert 0.5 <= cell["max_abs_logit_diff"] < 100  # the +1000 after the parting is not counted
+
+
+def test_a_nan_never_reads_as_equal_nor_as_no_difference_and_signed_zeros_differ() -> None:
+    reference = _decoding()
+    logits = reference.logits.copy()
+    logits[0, 0, 3] = np.nan
+    cell = compare("nan", {}, reference, Decoding(reference.tokens, logits))
+    assert cell["verdict"] == LOGITS_DIFFER and cell["nonfinite_mismatches"] == 1 and cell["bitwise_prompts"] == 2
+    both = compare("nan both", {}, Decoding(reference.tokens, logits), Decoding(reference.tokens, logits.copy()))
+    assert both["verdict"] == BITWISE  # the same NaN bits on both sides
+    zeros = reference.logits.copy()
+    zeros[2, 1, 0] = 0.0
+    negative = zeros.copy()
+    negative[2, 1, 0] = -0.0
+    assert compare("zeros", {}, Decoding(reference.tokens, zeros), Decoding(reference.tokens, negative))["verdict"] \
+        == LOGITS_DIFFER
+
+
+def test_each_row_changes_one_factor_against_its_baseline() -> None:
+    options = GridOptions(batch_sizes=(2, 4), padding=3, prefill_chunk=5, dtypes=("bfloat16",),
+                          attentions=("eager",), threads=2)
+    factors = {"batch": {"batch_size"}, "position": {"reverse_order"}, "padding": {"padding_side", "extra_padding"},
+               "kv-cache": {"kv_cache"}, "chunked-prefill": {"prefill_chunk"}, "attention": {"attention"},
+               "dtype": {"dtype"}, "threads": {"threads"}, "run": set()}
+    assert set(factors) == set(ROW_BY_NAME)
+    for row in ROWS:
+        baseline = row.baseline(options)
+        for settings in row.configurations(options):
+            changed = {name for name, value in settings.changes().items() if baseline.changes().get(name) != value}
+            assert changed <= factors[row.name] and (changed or row.fresh_process), (row.name, changed)
+    assert ROW_BY_NAME["threads"].configurations(GridOptions(threads=None)) == []  # one CPU: no other count
+
+
+def test_the_spec_crosses_as_json_and_refuses_a_field_it_does_not_know() -> None:
+    spec = InferenceSpec(ModelSource(arch="gpt2-small", vocab=512), ((1, 2, 3), (4,)), 4,
+                         (REFERENCE, DecodeSettings(batch_size=2, padding_side="right", extra_padding=1)), 0, 1, "cpu")
+    assert InferenceSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    with pytest.raises(InferenceSpecError, match="batch_sise"):
+        InferenceSpec.from_json({**spec.to_json(), "settings": [{"batch_sise": 2}]})
+
+
+def test_prompts_are_seeded_and_a_prompts_file_is_checked(tmp_path: Path) -> None:
+    first = random_prompts(5, 3, 9, 50, seed=1)
+    assert first == random_prompts(5, 3, 9, 50, seed=1) != random_prompts(5, 3, 9, 50, seed=2)
+    assert all(3 <= len(p) <= 9 and all(1 <= t < 50 for t in p) for p in first)
+    lines = tmp_path / "prompts.jsonl"
+    lines.write_text("[1, 2, 3]\n[4, 5]\n")
+    assert read_prompts(str(lines), 10) == ((1, 2, 3), (4, 5))
+    listed = tmp_path / "prompts.json"
+    listed.write_text("[[7], [8, 9]]")
+    assert read_prompts(str(listed), 10) == ((7,), (8, 9))
+    from detprof.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="prompt 2 has 12, not a token id from 0 to 9"):
+        read_prompts(str(listed.with_name("bad.json")) if False else _write(tmp_path, "[[1], [12]]"), 10)
+
+
+def _write(folder: Path, text: str) -> str:
+    path = folder / "written.json"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--rows", "batch,nope"], "--rows 'batch,nope' is not accepted; use some of run, batch"),
+    (["--arch", "resnet18"], "--arch 'resnet18' is not a causal language model detprof can decode"),
+    (["--batch-sizes", "1,8"], "--batch-sizes 1,8 is not accepted; use sizes from 2"),
+    (["--prompts", "2", "--batch-sizes", "4"], "is not accepted with 2 prompts"),
+    (["--config", "missing-folder"], "--config 'missing-folder' does not exist"),
+    (["--model", f"{MODELS}:lookup"], "--model needs --num-classes"),
+    (["--config", "CONFIG", "--num-classes", "5"], "--num-classes is not accepted with --config"),
+    (["--dtypes", "float64"], "--dtypes 'float64' is not accepted"),
+    (["--prompt-tokens", "9,3"], "--prompt-tokens 9,3 is not accepted"),
+    (["--new-tokens", "0"], "--new-tokens 0 is not accepted"),
+    (["--arch", "gpt2-small", "--prompt-tokens", "1000", "--new-tokens", "100"], "exceed the model's 1024 positions"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], words: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "llama", "vocab_size": 64}))
+    args = [str(config) if a == "CONFIG" else a for a in args]
+    result = runner.invoke(app, ["infer", *args, "--db", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 2 and words in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.sqlite").exists()
+
+
+def test_a_config_that_needs_remote_code_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "custom", "vocab_size": 64,
+                                                      "auto_map": {"AutoModelForCausalLM": "modeling.Custom"}}))
+    result = runner.invoke(app, ["infer", "--config", str(tmp_path), "--json"])
+    assert result.exit_code == 2 and "needs remote code (its auto_map names AutoModelForCausalLM)" in result.stderr
+    assert json.loads(result.stdout)["error"]["exit_code"] == 2
+
+
+def _grid(tmp_path: Path, *args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["infer", *args, "--prompts", "4", "--new-tokens", "6", "--batch-sizes", "2,4",
+                                 "--db", str(tmp_path / "r.sqlite"), "--json"])
+    assert result.exit_code in (0, 1), result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+INVARIANT_ROWS = "run,batch,position,padding,kv-cache,chunked-prefill,threads"
+
+
+@pytest.mark.slow
+def test_a_model_without_reductions_passes_every_row_it_cannot_fail(tmp_path: Path) -> None:
+    """Known answer: each token's logits are a table row, so every row but dtype is bitwise equal on any
+    CPU; the dtype row (float32 vs bfloat16 tables) must differ."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:lookup", "--num-classes", "64",
+                           "--rows", INVARIANT_ROWS + ",dtype")
+    verdicts = {row["row"]: row["verdict"] for row in document["rows"]}
+    assert verdicts == {**dict.fromkeys(INVARIANT_ROWS.split(","), "bitwise"), "dtype": "logits differ"}
+    assert code == 1 and document["differing_rows"] == ["dtype"] and document["sensitivity"]["caught"]
+    assert document["document_version"] == 1 and document["run_id"] is not None
+
+
+@pytest.mark.slow
+def test_a_model_made_batch_dependent_fails_the_batch_row_and_nothing_else(tmp_path: Path) -> None:
+    """Negative control: 1e-3 times the batch size on every logit. The batch row sees it (0.001 at batch 2,
+    0.003 at batch 4, the argmax unmoved); the rows that keep the batch size do not."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:batch_dependent", "--num-classes", "64",
+                           "--rows", INVARIANT_ROWS)
+    rows = {row["row"]: row for row in document["rows"]}
+    assert code == 1 and document["differing_rows"] == ["batch"]
+    cells = rows["batch"]["cells"]
+    assert [cell["verdict"] for cell in cells] == [LOGITS_DIFFER] * 2
+    assert [round(cell["max_abs_logit_diff"], 4) for cell in cells] == [0.001, 0.003]
+    assert all(cell["identical_prompts"] == 4 for cell in cells)
+
+
+@pytest.mark.slow
+def test_a_hugging_face_model_from_a_local_config_runs_every_row_and_is_stored(tmp_path: Path) -> None:
+    """A Qwen2-style config written here (a model type transformers ships, random weights from the seed):
+    every row runs and is stored; which rows differ depends on the CPU's kernels, so only what holds
+    everywhere is asserted: the run row (two processes, same seed) and the 1-ulp control."""
+    folder = tmp_path / "tiny-qwen2"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "qwen2", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128}))
+    code, document = _grid(tmp_path, "--config", str(folder))
+    assert [row["row"] for row in document["rows"]] == [row.name for row in ROWS]
+    assert document["workload"]["class"] == "Qwen2ForCausalLM" and document["workload"]["parameters"] > 0
+    assert {row["row"]: row["verdict"] for row in document["rows"]}["run"] == BITWISE
+    assert document["sensitivity"]["caught"] and code == (1 if document["differing_rows"] else 0)
+    listed = runner.invoke(app, ["runs", "--db", str(tmp_path / "r.sqlite"), "--json"])
+    stored = json.loads(listed.stdout)
+    assert [run["kind"] for run in stored["runs"]] == ["inference"]
+
+
+@pytest.mark.slow
+def test_a_model_whose_forward_takes_no_cache_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["infer", "--model", f"{MODELS}:no_cache", "--num-classes", "16", "--rows", "batch",
+                                 "--prompts", "2", "--batch-sizes", "2", "--db", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 2 and "its forward takes no cache" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
