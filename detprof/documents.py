@@ -236,7 +236,8 @@ class InferenceGridDocument(StoredVerdict, total=False):
     document_version: int
     workload: dict[str, Any]  # arch (or the config's model type), source, class, parameters, vocab
     device: str
-    mode: str
+    mode: str  # default | batch-invariant
+    replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over in the first process, by op
     version: str  # "torch 2.13.0+cpu, transformers 5.25.0"
     threads: int | None  # the reference's CPU threads
     seed: int
@@ -263,6 +264,8 @@ class InferenceRunResult(TypedDict, total=False):
     model: dict[str, Any]  # class, parameters, vocab, model_type
     version: str
     threads: int | None
+    mode: str  # the mode it decoded under, as the process read it
+    replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over, by op ({} in the default mode)
 
 
 class AdviseDocument(StoredVerdict, total=False):

@@ -202,3 +202,39 @@ def test_a_model_whose_forward_takes_no_cache_is_refused_in_one_line(tmp_path: P
                                  "--prompts", "2", "--batch-sizes", "2", "--db", str(tmp_path / "r.sqlite")])
     assert result.exit_code == 2 and "its forward takes no cache" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+TINY_CONFIGS = {
+    "gpt2": {"model_type": "gpt2", "vocab_size": 256, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128},
+    "llama": {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 128,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "max_position_embeddings": 128},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(TINY_CONFIGS))
+def test_the_batch_invariant_mode_passes_the_batch_position_and_padding_rows_bitwise(family: str,
+                                                                                    tmp_path: Path) -> None:
+    """GPT-2 (Conv1D's addmm, LayerNorm) and Llama (linear, RMSNorm's mean, rotary, grouped-query SDPA)
+    configs written here: under the mode, a prompt's logits do not depend on its batch, its position
+    or its padding, and the 1-ulp control is still caught; the mode says which ops it took over."""
+    folder = tmp_path / family
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY_CONFIGS[family]))
+    code, document = _grid(tmp_path, "--config", str(folder), "--mode", "batch-invariant",
+                           "--rows", "run,batch,position,padding")
+    assert {row["row"]: row["verdict"] for row in document["rows"]} == dict.fromkeys(
+        ["run", "batch", "position", "padding"], BITWISE)
+    assert code == 0 and document["mode"] == "batch-invariant" and document["sensitivity"]["caught"]
+    took_over = set(document["replaced_ops"])
+    assert {"scaled_dot_product_attention"} <= took_over
+    assert ({"addmm", "layer_norm"} if family == "gpt2" else {"linear", "mean"}) <= took_over
+
+
+@pytest.mark.slow
+def test_the_batch_invariant_mode_cannot_hide_a_model_that_reads_its_batch(tmp_path: Path) -> None:
+    """Negative control for the mode: the batch-dependent model still fails the batch row under it."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:batch_dependent", "--num-classes", "64",
+                           "--rows", "batch", "--mode", "batch-invariant")
+    assert code == 1 and document["differing_rows"] == ["batch"]

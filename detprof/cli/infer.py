@@ -43,6 +43,9 @@ def infer(
     attention: str = typer.Option("eager", help="The attention row's implementations, compared with sdpa: eager."),
     threads: int | None = typer.Option(None, help=f"CPU intra-op threads of the reference (default: {CPU_THREADS}); "
                                                   f"the threads row compares it with the other of 1 and 2."),
+    mode: str = typer.Option("default", help="default (PyTorch's own ops), or batch-invariant: the ops whose "
+                                              "reduction order could follow the batch, padding or cache replaced by "
+                                              "fixed-order ones (detprof.backends.torch.inference.invariant)."),
     gpu: str = typer.Option("cpu", help="cpu (default), auto, a GPU index or alias."),
     seed: int = typer.Option(0, help="Seed of the random weights and prompts."),
     timeout: float = typer.Option(RUN_TIMEOUT_S, help="Seconds each inference process may take before it is killed."),
@@ -70,5 +73,5 @@ def infer(
         check_verdict_store(db)
         with progress_once_valid("infer") as show:
             document = run_inference_grid(arch, config, num_classes, model, parse_names(rows), options, choice,
-                                          new_tokens, seed, threads, gpu, timeout, on_progress=show)
+                                          new_tokens, seed, threads, gpu, timeout, mode, on_progress=show)
     conclude("inference", document, db, json_output)

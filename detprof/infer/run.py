@@ -30,7 +30,14 @@ from detprof.gpus import select_device
 from detprof.infer.compare import Decoding, compare, one_ulp_control, worst
 from detprof.infer.prompts import MAX_PROMPT_TOKENS, MAX_PROMPTS, random_prompts, read_prompts
 from detprof.infer.rows import REFERENCE, ROW_BY_NAME, ROW_NAMES, ROWS, GridOptions, Row
-from detprof.infer.spec import ATTENTIONS, DTYPES, DecodeSettings, InferenceSpec, ModelSource
+from detprof.infer.spec import (
+    ATTENTIONS,
+    DTYPES,
+    INFERENCE_MODES,
+    DecodeSettings,
+    InferenceSpec,
+    ModelSource,
+)
 from detprof.runner.config import CPU_THREADS
 
 DEFAULT_ARCH = "gpt2-small"
@@ -177,6 +184,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
                        model: str | None = None, rows: Sequence[str] = ROW_NAMES, options: GridOptions | None = None,
                        prompts: PromptChoice | None = None, new_tokens: int = 16, seed: int = 0,
                        threads: int | None = None, gpu: str | None = "cpu", timeout_s: float = RUN_TIMEOUT_S,
+                       mode: str = "default",
                        on_progress: Callable[[str], None] | None = None) -> InferenceGridDocument:
     """The invariance grid (see the module docstring) of ``arch`` (a zoo causal LM, default
     gpt2-small, with ``vocab`` tokens), ``config`` (a Hugging Face config.json or model folder) or
@@ -187,6 +195,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     checked before a process starts (ArgumentError); ``threads`` is the reference's CPU thread
     count (default detprof's), the threads row compares it with the other of 1 and 2."""
     require_support(backend_for("pytorch"), "inference", "detprof infer")
+    require(mode in INFERENCE_MODES, f"--mode {mode!r} is not accepted; use {' or '.join(INFERENCE_MODES)}")
     chosen_rows = _require_rows(rows)
     options = options or GridOptions()
     prompts = prompts or PromptChoice()
@@ -220,7 +229,8 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
                     for s in [row.baseline(options), *row.configurations(options)]]
     spec = InferenceSpec(source=source, prompts=token_ids, new_tokens=new_tokens,
                          settings=_unique([REFERENCE, *same_process]), seed=seed,
-                         threads=None if on_gpu else reference_threads, device="cuda:0" if on_gpu else "cpu")
+                         threads=None if on_gpu else reference_threads, device="cuda:0" if on_gpu else "cpu",
+                         mode=mode)
     uuid = device.gpu.uuid if device.gpu else None
     say = on_progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="detprof-infer-") as scratch:
@@ -256,7 +266,8 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     return {"document_version": DOCUMENT_VERSION,
             "workload": {"arch": source.arch or built.get("model_type") or "config", "source": source.describe(),
                          **built},
-            "device": device.name, "mode": "default", "version": first["version"],
+            "device": device.name, "mode": mode, "replaced_ops": first.get("replaced_ops") or {},
+            "version": first["version"],
             "threads": spec.threads, "seed": seed,
             "prompts": {"count": len(token_ids), "min_tokens": min(lengths), "max_tokens": max(lengths),
                         "source": prompts.file or f"random token ids, seed {seed}"},

@@ -16,6 +16,7 @@ from typing import Any
 PADDING_SIDES = ("left", "right")
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager")
+INFERENCE_MODES = ("default", "batch-invariant")
 
 
 class InferenceSpecError(ValueError):
@@ -113,6 +114,7 @@ class InferenceSpec:
     threads: int | None  # CPU intra-op threads of the reference (None: PyTorch's default, on a GPU)
     device: str  # "cpu" or "cuda:0"
     pad_token: int = 0
+    mode: str = "default"  # or "batch-invariant": every configuration decoded under that mode
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""

@@ -31,9 +31,10 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     console.print(f"{printable(str(w['source']))} ({w['class']}, {w['parameters']:,} parameters) on {d['device']}, "
                   f"{d['version']}: [{style}]{words}[/]", highlight=False)
     threads = f", {d['threads']} CPU thread(s)" if d.get("threads") else ""
+    mode = ", batch-invariant mode" if d.get("mode") == "batch-invariant" else ""
     console.print(f"{p['count']} prompts of {p['min_tokens']}-{p['max_tokens']} tokens ({printable(str(p['source']))}),"
                   f" {d['new_tokens']} new tokens each, greedy; reference: each prompt alone, unpadded, KV cache on, "
-                  f"one prefill, sdpa, float32{threads}", highlight=False)
+                  f"one prefill, sdpa, float32{threads}{mode}", highlight=False)
     rows = []
     for row in d["rows"]:
         for number, cell in enumerate(row["cells"]):
@@ -47,6 +48,10 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     baselines = [f"{row['row']}: {row['baseline']}" for row in d["rows"] if row["baseline"] != "reference"]
     if baselines:
         console.print("baselines other than the reference: " + "; ".join(baselines), highlight=False)
+    replaced = d.get("replaced_ops") or {}
+    if replaced:
+        console.print("batch-invariant ops took over: " + ", ".join(f"{name} x{count:,}" for name, count in
+                                                                     sorted(replaced.items())), highlight=False)
     control = d["sensitivity"]
     console.print(f"sensitivity: {control['what']}: {'caught' if control['caught'] else '[red]not caught[/]'}",
                   highlight=False)

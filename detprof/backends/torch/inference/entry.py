@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 
 from detprof.backends.torch.inference.decode import decode
+from detprof.backends.torch.inference.invariant import BatchInvariantOps
 from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
 from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
 from detprof.infer.spec import DecodeSettings, InferenceSpec
@@ -37,6 +40,20 @@ def _model_for(models: dict[str, torch.nn.Module], base: torch.nn.Module, settin
     return model
 
 
+@contextmanager
+def _mode(mode: str, replaced: dict[str, int]) -> Iterator[None]:
+    """Decode under ``mode``: the batch-invariant ops (their calls added to ``replaced``, by op), or
+    PyTorch's own."""
+    if mode != "batch-invariant":
+        yield
+        return
+    ops = BatchInvariantOps()
+    with ops:
+        yield
+    for name, count in ops.replaced.items():
+        replaced[name] = replaced.get(name, 0) + count
+
+
 def decode_settings(raw: dict[str, Any], out_path: str) -> int:
     """The process's entry: decode the spec's prompts under each settings (see the module docstring);
     ``{"error": ...}`` instead of a traceback when something fails, ``status: oom`` when memory
@@ -49,16 +66,18 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         base = build_model(spec.source, spec.seed, "sdpa").to(device)
         models: dict[str, torch.nn.Module] = {"float32": base}
         outputs = []
+        replaced: dict[str, int] = {}
         for index, settings in enumerate(spec.settings):
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
-            decoded = decode(_model_for(models, base, settings), spec.prompts, spec.new_tokens, settings,
-                             spec.pad_token, device)
+            model = _model_for(models, base, settings)
+            with _mode(spec.mode, replaced):
+                decoded = decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device)
             name = f"logits-{index}.npy"
             np.save(Path(out_path).parent / name, decoded.logits)
             outputs.append({"key": settings.key(), "tokens": decoded.tokens.tolist(), "logits_file": name,
                             "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s})
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
-                          "threads": spec.threads})
+                          "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced})
         return 0
     except torch.OutOfMemoryError as error:
         _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})
