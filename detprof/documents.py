@@ -251,6 +251,24 @@ class InferenceGridDocument(StoredVerdict, total=False):
     timings: list[dict[str, Any]]  # per configuration: label, prefill_s, decode_s, process
 
 
+class InferenceCostDocument(StoredVerdict, total=False):
+    """``infer --cost --json``: per batch size, each mode's decode ms per step and tokens/s, prefill ms
+    and tokens/s (medians over its processes), the treatment/baseline ratios of decode step time and
+    prefill time with their 95% paired CIs, and the decode throughput lost; the published anchors."""
+
+    document_version: int
+    workload: dict[str, Any]
+    device: str
+    version: str
+    threads: int | None
+    seed: int
+    modes: list[str]  # baseline, treatment
+    new_tokens: int
+    prompts: dict[str, Any]
+    rows: list[dict[str, Any]]  # batch_size, pairs, modes {mode: figures}, decode_ratio, decode_ci, prefill_ratio, ...
+    anchors: list[dict[str, Any]]  # kernels_db/inference_reference.json: other systems' GPU figures
+
+
 class InferenceRunResult(TypedDict, total=False):
     """The result file of one inference process (detprof.backends.torch.inference.entry): per
     settings, in the spec's order, the tokens chosen and the file of the logits they were chosen
@@ -260,7 +278,8 @@ class InferenceRunResult(TypedDict, total=False):
     error: str
     traceback: str
     status: str  # "oom" when the framework ran out of memory
-    outputs: list[dict[str, Any]]  # key, tokens, logits_file, prefill_s, decode_s
+    # per settings: key, tokens, logits_file (None: not kept), prefill_s, decode_s, step_s, prompt_tokens
+    outputs: list[dict[str, Any]]
     model: dict[str, Any]  # class, parameters, vocab, model_type
     version: str
     threads: int | None

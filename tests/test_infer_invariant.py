@@ -7,6 +7,7 @@ which the grid's own rows check on each machine."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -24,14 +25,16 @@ def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool((a.contiguous().view(torch.int32) == b.contiguous().view(torch.int32)).all())
 
 
-def test_a_row_of_a_linear_layer_is_the_same_alone_and_anywhere_in_any_batch() -> None:
+@pytest.mark.parametrize("width", [96, 100])  # tiles as views of one buffer, and as copies (unaligned starts)
+def test_a_row_of_a_linear_layer_is_the_same_alone_and_anywhere_in_any_batch(width: int) -> None:
     generator = torch.Generator().manual_seed(0)
-    weight = torch.randn(300, 96, generator=generator)
+    weight = torch.randn(300, width, generator=generator)
     bias = torch.randn(300, generator=generator)
-    row = torch.randn(1, 96, generator=generator)
+    row = torch.randn(1, width, generator=generator)
     alone = linear(row, weight, bias)
-    for batch, position in [(2, 1), (7, 6), (TILE_ROWS, 3), (TILE_ROWS + 5, TILE_ROWS + 2), (40, 0)]:
-        rows = torch.randn(batch, 96, generator=generator)
+    for batch, position in [(2, 1), (7, 6), (TILE_ROWS + 1, TILE_ROWS), (3 * TILE_ROWS + 1, 2 * TILE_ROWS + 1),
+                            (40, 0), (16, 9)]:
+        rows = torch.randn(batch, width, generator=generator)
         rows[position] = row[0]
         assert _bits_equal(linear(rows, weight, bias)[position], alone[0]), (batch, position)
     assert torch.allclose(alone, F.linear(row, weight, bias), atol=1e-4)  # still a linear layer
@@ -57,11 +60,20 @@ def test_masked_keys_change_no_bit_of_a_softmax_or_an_attention_wherever_they_si
     assert torch.allclose(alone, reference, atol=1e-5) and not _bits_equal(k, v)
 
 
-def test_an_ordered_product_sums_in_index_order() -> None:
+def test_an_ordered_product_sums_in_index_order_whatever_surrounds_it() -> None:
     a = torch.tensor([[[1e8, 1.0, -1e8, 1.0]]])
     b = torch.ones(1, 4, 1)
-    # ((1e8 + 1) - 1e8) + 1 in float32: the first 1 is lost to rounding, the last is kept
-    assert ordered_matmul(a, b).item() == 1.0
+    # ((1e8 + 1) - 1e8) + 1 taken in order in float64, rounded once: 2 (float32 in order would lose a 1)
+    assert ordered_matmul(a, b).item() == 2.0
+    generator = torch.Generator().manual_seed(2)
+    weights, values = torch.rand(3, 1, 7, generator=generator), torch.randn(3, 7, 5, generator=generator)
+    alone = ordered_matmul(weights, values)
+    padded = ordered_matmul(torch.cat([torch.zeros(3, 1, 4), weights, torch.zeros(3, 1, 2)], dim=-1),
+                            torch.cat([torch.randn(3, 4, 5, generator=generator), values,
+                                       torch.randn(3, 2, 5, generator=generator)], dim=-2))
+    assert _bits_equal(alone, padded)  # exact zeros before and after change no bit
+    many_rows = ordered_matmul(torch.cat([weights] * 40, dim=1), values)  # rows in chunks: each the same
+    assert all(_bits_equal(many_rows[:, i:i + 1], alone) for i in range(40))
 
 
 def test_the_mode_takes_over_the_ops_a_decoder_calls_and_leaves_the_rest() -> None:

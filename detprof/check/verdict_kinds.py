@@ -74,6 +74,24 @@ def _inference_findings(summary: Document) -> list[str]:
     return findings
 
 
+def _cost_outcome(document: Document) -> tuple[int, str]:
+    rows = document["rows"]
+    if not rows or any(row["decode_ci"][0] is None for row in rows):
+        return 3, "no interval: too few pairs"
+    words = ", ".join(f"x{row['decode_ratio']:.2f} at batch {row['batch_size']}" for row in rows)
+    return 0, f"batch-invariant decode step time {words}"
+
+
+def _cost_findings(summary: Document) -> list[str]:
+    findings = []
+    for row in summary.get("rows", []):
+        low, high = row["decode_ci"]
+        interval = f" (95% CI {low:.3f}-{high:.3f})" if low is not None else ""
+        findings.append(f"batch {row['batch_size']}: decode step time x{row['decode_ratio']:.3f}{interval}, "
+                        f"prefill x{row['prefill_ratio']:.3f}")
+    return findings
+
+
 def _check_findings(summary: Document) -> list[str]:
     findings = []
     divergence = summary.get("first_divergence")
@@ -117,6 +135,7 @@ VERDICTS: dict[str, VerdictKind] = {kind.name: kind for kind in (
     VerdictKind("advise", _advise_outcome, _advise_findings,
                 modes=lambda d: [row["mode"] for row in d["candidates"]]),
     VerdictKind("inference", _inference_outcome, _inference_findings),
+    VerdictKind("inference-cost", _cost_outcome, _cost_findings, modes=lambda d: list(d["modes"])),
 )}
 VERDICT_KINDS = tuple(VERDICTS)
 

@@ -24,6 +24,7 @@ from detprof.documents import (
     AuditDocument,
     BatchInvarianceDocument,
     CheckDocument,
+    InferenceCostDocument,
     InferenceGridDocument,
 )
 from detprof.errors import DetprofError
@@ -36,7 +37,7 @@ from detprof.workload import WorkloadRequest
 SCRIPT_ARGUMENTS = typer.Argument(None, metavar="[-- SCRIPT_ARGS]", show_default=False,
                                   help="With --script: the arguments the script is given.")
 Verdict = TypeVar("Verdict", CheckDocument, BatchInvarianceDocument, AuditDocument, AdviseDocument,
-                  InferenceGridDocument)
+                  InferenceGridDocument, InferenceCostDocument)
 
 
 def stored_verdict(kind: str, document: Verdict, db: str | None) -> Verdict:

@@ -10,6 +10,7 @@ from detprof.cli.app import app
 from detprof.cli.check import conclude
 from detprof.cli.common import DB_HELP, JSON_OPTION, user_errors
 from detprof.cli.lists import comma_parts, parse_batch_sizes, parse_names, parse_range
+from detprof.errors import require
 from detprof.infer.rows import ROW_NAMES, GridOptions
 from detprof.render.progress import progress_once_valid
 from detprof.runner.config import CPU_THREADS
@@ -28,19 +29,27 @@ def infer(
                                                 "your code, in a child process."),
     num_classes: int | None = typer.Option(None, help="The vocabulary of --arch (default the arch's own) or of "
                                                       "--model (required there)."),
-    rows: str = typer.Option(",".join(ROW_NAMES), help=f"The rows to run: some of {', '.join(ROW_NAMES)}."),
+    rows: str | None = typer.Option(None, help=f"The grid's rows: some of {', '.join(ROW_NAMES)} (default all)."),
     prompts: int = typer.Option(8, help="Seeded random prompts to decode."),
     prompt_tokens: str = typer.Option("8,32", help="Their lengths, MIN,MAX tokens (each drawn uniformly)."),
     prompts_file: str | None = typer.Option(None, help="Token ids to decode instead: a JSON list of lists, or one "
                                                        "JSON list a line."),
-    new_tokens: int = typer.Option(16, help="Tokens decoded greedily per prompt."),
-    batch_sizes: str = typer.Option("4,8", help="The batch row's batch sizes, each compared with a prompt alone "
-                                                "(the position row reverses the largest)."),
-    padding: int = typer.Option(8, help="The padding row's extra pad tokens (left, then right)."),
-    prefill_chunk: int = typer.Option(8, help="The chunked-prefill row's chunk, in tokens."),
-    dtypes: str = typer.Option("bfloat16", help="The dtype row's dtypes, each compared with float32: bfloat16, "
-                                                "float16."),
-    attention: str = typer.Option("eager", help="The attention row's implementations, compared with sdpa: eager."),
+    new_tokens: int | None = typer.Option(None, help="Tokens decoded greedily per prompt (default 16; 32 with "
+                                                     "--cost)."),
+    batch_sizes: str | None = typer.Option(None, help="The batch row's batch sizes, each compared with a prompt alone "
+                                                      "(default 4,8; the position row reverses the largest); with "
+                                                      "--cost, the batch sizes timed (default 1,8)."),
+    padding: int | None = typer.Option(None, help="The padding row's extra pad tokens, left then right (default 8)."),
+    prefill_chunk: int | None = typer.Option(None, help="The chunked-prefill row's chunk, in tokens (default 8)."),
+    dtypes: str | None = typer.Option(None, help="The dtype row's dtypes, each compared with float32: bfloat16 "
+                                                 "(default), float16."),
+    attention: str | None = typer.Option(None, help="The attention row's implementations, compared with sdpa: eager "
+                                                    "(default)."),
+    cost: bool = typer.Option(False, "--cost", help="Instead of the grid: what the batch-invariant mode costs, as "
+                                                    "pairs of fresh processes (default, batch-invariant, alternating) "
+                                                    "decoding the same batch; decode and prefill time ratios with 95% "
+                                                    "CIs, per batch size."),
+    pairs: int | None = typer.Option(None, help="With --cost: pairs of processes per batch size (default 5)."),
     threads: int | None = typer.Option(None, help=f"CPU intra-op threads of the reference (default: {CPU_THREADS}); "
                                                   f"the threads row compares it with the other of 1 and 2."),
     mode: str = typer.Option("default", help="default (PyTorch's own ops), or batch-invariant: the ops whose "
@@ -60,18 +69,42 @@ def infer(
     are identical, whose logits are bitwise equal, the first divergent token, the largest |logit
     difference|. Exit 0 when every row is bitwise equal, 1 when a row differs, 3 when the
     comparison failed to see a 1-ulp change, 2 for bad input.
+
+    With --cost: what the batch-invariant mode costs against the default (decode and prefill,
+    paired fresh processes, 95% CIs), beside the published costs of serving systems; exit 0 with
+    intervals, 3 without.
     """
     from detprof.check.record import check_verdict_store
     from detprof.infer.run import PromptChoice, run_inference_grid
 
     with user_errors():
         shortest, longest = parse_range("--prompt-tokens", prompt_tokens)
-        options = GridOptions(batch_sizes=parse_batch_sizes(batch_sizes), padding=padding,
-                              prefill_chunk=prefill_chunk, dtypes=tuple(comma_parts(dtypes)),
-                              attentions=tuple(comma_parts(attention)))
         choice = PromptChoice(count=prompts, shortest=shortest, longest=longest, file=prompts_file)
+        grid_only = {"--rows": rows, "--mode": mode if mode != "default" else None, "--padding": padding,
+                     "--prefill-chunk": prefill_chunk, "--dtypes": dtypes, "--attention": attention}
+        if cost:
+            given = [option for option, value in grid_only.items() if value is not None]
+            require(not given, f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the "
+                               f"grid; --cost times the default against the batch-invariant mode")
+        else:
+            require(pairs is None, "--pairs is an option of --cost (the grid runs two processes)")
         check_verdict_store(db)
+        if cost:
+            from detprof.infer.cost import DEFAULT_COST_BATCH_SIZES, DEFAULT_PAIRS, run_inference_cost
+
+            sizes = parse_batch_sizes(batch_sizes) if batch_sizes else DEFAULT_COST_BATCH_SIZES
+            with progress_once_valid("infer --cost") as show:
+                measured = run_inference_cost(arch, config, num_classes, model, sizes, pairs or DEFAULT_PAIRS, choice,
+                                              new_tokens or 32, seed, threads, gpu, timeout, on_progress=show)
+            conclude("inference-cost", measured, db, json_output)
+        defaults = GridOptions()
+        options = GridOptions(batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else defaults.batch_sizes,
+                              padding=defaults.padding if padding is None else padding,
+                              prefill_chunk=defaults.prefill_chunk if prefill_chunk is None else prefill_chunk,
+                              dtypes=tuple(comma_parts(dtypes)) if dtypes is not None else defaults.dtypes,
+                              attentions=defaults.attentions if attention is None else tuple(comma_parts(attention)))
         with progress_once_valid("infer") as show:
-            document = run_inference_grid(arch, config, num_classes, model, parse_names(rows), options, choice,
-                                          new_tokens, seed, threads, gpu, timeout, mode, on_progress=show)
+            document = run_inference_grid(arch, config, num_classes, model,
+                                          parse_names(rows) if rows is not None else ROW_NAMES, options, choice,
+                                          new_tokens or 16, seed, threads, gpu, timeout, mode, on_progress=show)
     conclude("inference", document, db, json_output)

@@ -163,7 +163,7 @@ def _decodings(result: dict[str, Any], folder: Path) -> dict[str, Decoding]:
             for output in result["outputs"]}
 
 
-def _run_process(spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
+def run_process(spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeout_s: float) -> dict[str, Any]:
     from detprof.process.child import Ending
     from detprof.process.results import last_line
 
@@ -180,6 +180,72 @@ def _run_process(spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeou
     return ended.document
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the grid and the cost share once every value is checked: the model's source, the prompts
+    (token ids) and where they came from, the tokens to decode, the seed, the reference's CPU
+    threads (None on a GPU) and the other count of the threads row, the device."""
+
+    source: ModelSource
+    prompts: tuple[tuple[int, ...], ...]
+    prompt_source: str
+    new_tokens: int
+    seed: int
+    threads: int | None
+    other_threads: int | None
+    device: str  # "cpu" or "cuda:0"
+    device_name: str
+    gpu_uuid: str | None
+
+    def spec(self, settings: tuple[DecodeSettings, ...], **changes: Any) -> InferenceSpec:
+        """The InferenceSpec decoding these prompts under ``settings`` (``changes``: its other fields)."""
+        return InferenceSpec(source=self.source, prompts=self.prompts, new_tokens=self.new_tokens, settings=settings,
+                             seed=self.seed, threads=self.threads, device=self.device).but(**changes)
+
+    def prompt_summary(self, count: int | None = None) -> dict[str, Any]:
+        """The prompts (the first ``count``) in a document: count, shortest, longest, where from."""
+        lengths = [len(p) for p in self.prompts[:count]]
+        return {"count": len(lengths), "min_tokens": min(lengths), "max_tokens": max(lengths),
+                "source": self.prompt_source}
+
+    def workload(self, built: dict[str, Any]) -> dict[str, Any]:
+        """The model in a document: its name, source and what the process built (class, parameters)."""
+        return {"arch": self.source.arch or built.get("model_type") or "config", "source": self.source.describe(),
+                **built}
+
+
+def prepare(arch: str | None, config: str | None, vocab: int | None, model: str | None, prompts: PromptChoice,
+            new_tokens: int, seed: int, threads: int | None, gpu: str | None, timeout_s: float,
+            extra_tokens: int) -> Prepared:
+    """Check the values the grid and the cost share (ArgumentError naming the first bad one), draw or
+    read the prompts, and choose the device; ``extra_tokens``: pad tokens a configuration may add
+    (counted against the model's positions)."""
+    require_support(backend_for("pytorch"), "inference", "detprof infer")
+    source, vocab_size, longest = model_source(arch, config, vocab, model)
+    require(1 <= new_tokens <= MAX_NEW_TOKENS, f"--new-tokens {new_tokens} is not accepted; use 1 to {MAX_NEW_TOKENS}")
+    require_timeout(timeout_s)
+    cpus = os.cpu_count() or 1
+    require(threads is None or 1 <= threads <= cpus, f"--threads {threads} is not accepted; use 1 to {cpus}")
+    _require_prompts(prompts)
+    token_ids = (read_prompts(prompts.file, vocab_size) if prompts.file else
+                 random_prompts(prompts.count, prompts.shortest, prompts.longest, vocab_size, seed))
+    widest = max(len(p) for p in token_ids) + extra_tokens
+    require(longest is None or widest + new_tokens <= longest,
+            f"prompts of up to {widest} tokens (padding included) and {new_tokens} new tokens exceed the model's "
+            f"{longest} positions; use shorter prompts or fewer --new-tokens")
+    if importlib.util.find_spec("transformers") is None:
+        raise ArgumentError(f"detprof infer builds Hugging Face models; transformers is not installed ({INSTALL_HINT})")
+    device = select_device(gpu)
+    on_gpu = device.gpu is not None
+    reference_threads = threads or CPU_THREADS
+    return Prepared(source=source, prompts=token_ids, prompt_source=prompts.file or f"random token ids, seed {seed}",
+                    new_tokens=new_tokens, seed=seed, threads=None if on_gpu else reference_threads,
+                    other_threads=None if on_gpu else next((n for n in (2, 1) if n != reference_threads
+                                                            and n <= cpus), None),
+                    device="cuda:0" if on_gpu else "cpu", device_name=device.name,
+                    gpu_uuid=device.gpu.uuid if device.gpu else None)
+
+
 def run_inference_grid(arch: str | None = None, config: str | None = None, vocab: int | None = None,
                        model: str | None = None, rows: Sequence[str] = ROW_NAMES, options: GridOptions | None = None,
                        prompts: PromptChoice | None = None, new_tokens: int = 16, seed: int = 0,
@@ -193,58 +259,39 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     per row, per configuration, the prompts that kept every token, the bitwise-equal logits, the
     first divergent token, the largest |logit difference| and the argmax flips. Every value is
     checked before a process starts (ArgumentError); ``threads`` is the reference's CPU thread
-    count (default detprof's), the threads row compares it with the other of 1 and 2."""
-    require_support(backend_for("pytorch"), "inference", "detprof infer")
+    count (default detprof's), the threads row compares it with the other of 1 and 2. ``mode``:
+    default, or batch-invariant (every configuration decoded under detprof's fixed-order ops)."""
     require(mode in INFERENCE_MODES, f"--mode {mode!r} is not accepted; use {' or '.join(INFERENCE_MODES)}")
     chosen_rows = _require_rows(rows)
-    options = options or GridOptions()
-    prompts = prompts or PromptChoice()
-    source, vocab_size, longest = model_source(arch, config, vocab, model)
-    require(1 <= new_tokens <= MAX_NEW_TOKENS, f"--new-tokens {new_tokens} is not accepted; use 1 to {MAX_NEW_TOKENS}")
-    require_timeout(timeout_s)
-    cpus = os.cpu_count() or 1
-    require(threads is None or 1 <= threads <= cpus, f"--threads {threads} is not accepted; use 1 to {cpus}")
-    _require_prompts(prompts)
-    reference_threads = threads or CPU_THREADS
-    other_threads = next((n for n in (2, 1) if n != reference_threads and n <= cpus), None)
-    options = GridOptions(**{**asdict(options), "threads": other_threads})
+    names = {row.name for row in chosen_rows}
+    given_options = options or GridOptions()
+    prepared = prepare(arch, config, vocab, model, prompts or PromptChoice(), new_tokens, seed, threads, gpu,
+                       timeout_s, extra_tokens=given_options.padding if "padding" in names else 0)
+    options = GridOptions(**{**asdict(given_options), "threads": prepared.other_threads})
     _require_options(options, chosen_rows)
-    token_ids = (read_prompts(prompts.file, vocab_size) if prompts.file else
-                 random_prompts(prompts.count, prompts.shortest, prompts.longest, vocab_size, seed))
-    require(not {"batch", "position"} & {r.name for r in chosen_rows} or max(options.batch_sizes) <= len(token_ids),
-            f"--batch-sizes {','.join(map(str, options.batch_sizes))} is not accepted with {len(token_ids)} prompts; "
-            f"a batch cannot hold more prompts than there are (give more --prompts)")
-    widest = max(len(p) for p in token_ids) + (options.padding if "padding" in {r.name for r in chosen_rows} else 0)
-    require(longest is None or widest + new_tokens <= longest,
-            f"prompts of up to {widest} tokens (padding included) and {new_tokens} new tokens exceed the model's "
-            f"{longest} positions; use shorter prompts or fewer --new-tokens")
-    if importlib.util.find_spec("transformers") is None:
-        raise ArgumentError(f"detprof infer builds Hugging Face models; transformers is not installed ({INSTALL_HINT})")
-    device = select_device(gpu)
-    on_gpu = device.gpu is not None
-    if on_gpu:
+    require(not {"batch", "position"} & names or max(options.batch_sizes) <= len(prepared.prompts),
+            f"--batch-sizes {','.join(map(str, options.batch_sizes))} is not accepted with {len(prepared.prompts)} "
+            f"prompts; a batch cannot hold more prompts than there are (give more --prompts)")
+    if prepared.gpu_uuid:
         chosen_rows = tuple(row for row in chosen_rows if row.name != "threads")  # a GPU run's threads do not reduce
 
     same_process = [s for row in chosen_rows if not row.fresh_process
                     for s in [row.baseline(options), *row.configurations(options)]]
-    spec = InferenceSpec(source=source, prompts=token_ids, new_tokens=new_tokens,
-                         settings=_unique([REFERENCE, *same_process]), seed=seed,
-                         threads=None if on_gpu else reference_threads, device="cuda:0" if on_gpu else "cpu",
-                         mode=mode)
-    uuid = device.gpu.uuid if device.gpu else None
+    spec = prepared.spec(_unique([REFERENCE, *same_process]), mode=mode)
+    uuid = prepared.gpu_uuid
     say = on_progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="detprof-infer-") as scratch:
-        if not source.arch:  # a user's model or config is built once in a child first: a mistake is one line
-            _run_process(spec.but(settings=()), Path(scratch, "probe"), uuid, timeout_s)
-        say(f"decode {len(token_ids)} prompts x {new_tokens} tokens under {len(spec.settings)} configurations "
-            f"({source.describe()})")
-        first = _run_process(spec, Path(scratch, "first"), uuid, timeout_s)
+        if not prepared.source.arch:  # a user's model or config is built once in a child first: a mistake is one line
+            run_process(spec.but(settings=()), Path(scratch, "probe"), uuid, timeout_s)
+        say(f"decode {len(spec.prompts)} prompts x {new_tokens} tokens under {len(spec.settings)} configurations "
+            f"({prepared.source.describe()})")
+        first = run_process(spec, Path(scratch, "first"), uuid, timeout_s)
         sides = {"first": _decodings(first, Path(scratch, "first"))}
         timings = [{"label": s.label(), "process": "first", "prefill_s": o["prefill_s"], "decode_s": o["decode_s"]}
                    for s, o in zip(spec.settings, first["outputs"], strict=True)]
         if any(row.fresh_process for row in chosen_rows):
             say("decode the reference again in a new process (the run row)")
-            second = _run_process(spec.but(settings=(REFERENCE,)), Path(scratch, "second"), uuid, timeout_s)
+            second = run_process(spec.but(settings=(REFERENCE,)), Path(scratch, "second"), uuid, timeout_s)
             sides["second"] = _decodings(second, Path(scratch, "second"))
             timings.append({"label": REFERENCE.label(), "process": "second",
                             "prefill_s": second["outputs"][0]["prefill_s"],
@@ -261,15 +308,9 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
                          "verdict": worst([cell["verdict"] for cell in cells])})
         control = one_ulp_control(reference)
     differing = [row["row"] for row in grid if row["verdict"] != "bitwise"]
-    built = first["model"]
-    lengths = [len(p) for p in token_ids]
-    return {"document_version": DOCUMENT_VERSION,
-            "workload": {"arch": source.arch or built.get("model_type") or "config", "source": source.describe(),
-                         **built},
-            "device": device.name, "mode": mode, "replaced_ops": first.get("replaced_ops") or {},
-            "version": first["version"],
-            "threads": spec.threads, "seed": seed,
-            "prompts": {"count": len(token_ids), "min_tokens": min(lengths), "max_tokens": max(lengths),
-                        "source": prompts.file or f"random token ids, seed {seed}"},
-            "new_tokens": new_tokens, "reference": asdict(REFERENCE), "rows": grid, "differing_rows": differing,
-            "sensitivity": control, "invariant": not differing and bool(control["caught"]), "timings": timings}
+    return {"document_version": DOCUMENT_VERSION, "workload": prepared.workload(first["model"]),
+            "device": prepared.device_name, "mode": mode, "replaced_ops": first.get("replaced_ops") or {},
+            "version": first["version"], "threads": spec.threads, "seed": seed,
+            "prompts": prepared.prompt_summary(), "new_tokens": new_tokens, "reference": asdict(REFERENCE),
+            "rows": grid, "differing_rows": differing, "sensitivity": control,
+            "invariant": not differing and bool(control["caught"]), "timings": timings}

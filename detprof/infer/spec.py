@@ -115,6 +115,8 @@ class InferenceSpec:
     device: str  # "cpu" or "cuda:0"
     pad_token: int = 0
     mode: str = "default"  # or "batch-invariant": every configuration decoded under that mode
+    warmup: bool = False  # decode each settings once untimed first (the cost's processes)
+    keep_logits: bool = True  # write each settings' logits (the grid compares them; the cost does not)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""

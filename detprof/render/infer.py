@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from detprof.check.verdict_kinds import outcome_of
-from detprof.documents import InferenceCell, InferenceGridDocument
+from detprof.documents import InferenceCell, InferenceCostDocument, InferenceGridDocument
 from detprof.render.console import out, printable
 from detprof.render.tables import grid
 
@@ -58,3 +58,41 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     differing = d["differing_rows"]
     console.print(f"rows that differ here: {', '.join(differing)}" if differing else
                   "every row is bitwise equal here", highlight=False)
+
+
+def _interval(ci: list[float | None]) -> str:
+    low, high = ci
+    return "—" if low is None or high is None else f"{low:.3f}-{high:.3f}"
+
+
+def _anchor(anchor: dict[str, object]) -> str:
+    figure = f"{anchor['percent']}%" if anchor.get("percent") is not None else f"{anchor['low']}-{anchor['high']}%"
+    spread = f" ({anchor['low']}-{anchor['high']}%)" if anchor.get("percent") is not None and anchor.get("low") \
+        else ""
+    return f"{anchor['system']}: {anchor['metric']} {figure}{spread}; source: {anchor['source']}"
+
+
+def inference_cost(d: InferenceCostDocument, console: Console = out) -> None:
+    """An inference cost document (``infer --cost --json``)."""
+    baseline, treatment = d["modes"]
+    w, p = d["workload"], d["prompts"]
+    console.print(f"{printable(str(w['source']))} ({w['class']}, {w['parameters']:,} parameters) on {d['device']}, "
+                  f"{d['version']}: {treatment} against {baseline}", highlight=False)
+    threads = f", {d['threads']} CPU thread(s)" if d.get("threads") else ""
+    console.print(f"each batch: prompts of {p['min_tokens']}-{p['max_tokens']} tokens, {d['new_tokens']} new tokens, "
+                  f"greedy, decoded once to warm up then timed step by step; pairs of fresh processes in alternating "
+                  f"order{threads}", highlight=False)
+    rows = []
+    for row in d["rows"]:
+        base, treat = row["modes"][baseline], row["modes"][treatment]
+        rows.append([str(row["batch_size"]), str(row["pairs"]), f"{base['decode_tokens_per_s']:,.1f}",
+                     f"{treat['decode_tokens_per_s']:,.1f}", f"x{row['decode_ratio']:.3f}",
+                     _interval(row["decode_ci"]), f"{row['decode_throughput_cost_percent']:.1f}%",
+                     f"x{row['prefill_ratio']:.3f}", _interval(row["prefill_ci"])])
+    console.print(grid(f"{treatment} / {baseline}: decode step time (median per process) and prefill time",
+                       ["batch", "pairs", f"{baseline} decode tok/s", f"{treatment} decode tok/s", "decode x",
+                        "95% CI", "throughput lost", "prefill x", "95% CI"], rows, text=set(), console=console))
+    console.print("published costs of batch-invariant inference (GPU serving systems, not measured here):",
+                  highlight=False)
+    for anchor in d["anchors"]:
+        console.print(f"  {_anchor(anchor)}", highlight=False)

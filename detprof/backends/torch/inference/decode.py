@@ -25,12 +25,14 @@ from detprof.infer.spec import DecodeSettings
 class Decoded:
     """Every prompt's ``tokens`` (prompts x new tokens) and the float32 ``logits`` each was chosen
     from (prompts x new tokens x vocabulary), in the prompts' own order; the seconds spent in
-    prefill and in the decoding steps after it, summed over batches."""
+    prefill and in the decoding steps after it, summed over batches, and each decoding step's
+    seconds (every batch's, in order)."""
 
     tokens: np.ndarray
     logits: np.ndarray
     prefill_s: float
     decode_s: float
+    step_s: list[float]
 
 
 def batches_of(count: int, settings: DecodeSettings) -> list[list[int]]:
@@ -84,12 +86,19 @@ def _new_cache(model: nn.Module) -> object:
         return DynamicCache()
 
 
+def _now(device: torch.device) -> float:
+    """perf_counter once the device's queued work is done (a GPU's kernels run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: int, settings: DecodeSettings,
-                 pad: int, device: torch.device) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(tokens, float32 logits, prefill s, decode s) of one batch decoded greedily."""
+                 pad: int, device: torch.device) -> tuple[np.ndarray, np.ndarray, float, list[float]]:
+    """(tokens, float32 logits, prefill s, each decoding step's s) of one batch decoded greedily."""
     ids, mask, last = _layout(prompts, settings, pad, device)
     rows = torch.arange(len(prompts), device=device)
-    started = time.perf_counter()
+    started = _now(device)
     with torch.no_grad():
         if settings.kv_cache:
             cache: object | None = _new_cache(model)
@@ -107,12 +116,14 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             cache = None
             step_logits, _ = _forward(model, ids, mask, _positions(mask), None)
             first = step_logits[rows, torch.tensor(last, device=device)].float()
-        prefilled = time.perf_counter()
+        prefilled = _now(device)
         current = first
         chosen = current.argmax(-1)
         logits = [current]
         tokens = [chosen]
+        steps: list[float] = []
         for _ in range(new_tokens - 1):
+            step_started = _now(device)
             ids = torch.cat([ids, chosen[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones_like(chosen)[:, None]], dim=1)
             positions = _positions(mask)
@@ -124,9 +135,9 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             chosen = current.argmax(-1)
             logits.append(current)
             tokens.append(chosen)
-    finished = time.perf_counter()
+            steps.append(_now(device) - step_started)
     return (torch.stack(tokens, dim=1).cpu().numpy(), torch.stack(logits, dim=1).cpu().numpy(),
-            prefilled - started, finished - prefilled)
+            prefilled - started, steps)
 
 
 def decode(model: nn.Module, prompts: tuple[tuple[int, ...], ...], new_tokens: int, settings: DecodeSettings,
@@ -134,11 +145,13 @@ def decode(model: nn.Module, prompts: tuple[tuple[int, ...], ...], new_tokens: i
     """Every prompt decoded greedily for ``new_tokens`` tokens under ``settings`` (see Decoded)."""
     tokens: list[np.ndarray | None] = [None] * len(prompts)
     logits: list[np.ndarray | None] = [None] * len(prompts)
-    prefill_s = decode_s = 0.0
+    prefill_s = 0.0
+    step_s: list[float] = []
     for group in batches_of(len(prompts), settings):
         got_tokens, got_logits, prefill, steps = decode_batch(model, [prompts[i] for i in group], new_tokens,
                                                               settings, pad, device)
-        prefill_s, decode_s = prefill_s + prefill, decode_s + steps
+        prefill_s += prefill
+        step_s += steps
         for row, index in enumerate(group):
             tokens[index], logits[index] = got_tokens[row], got_logits[row]
-    return Decoded(np.stack(tokens), np.stack(logits), prefill_s, decode_s)  # type: ignore[arg-type]
+    return Decoded(np.stack(tokens), np.stack(logits), prefill_s, sum(step_s), step_s)  # type: ignore[arg-type]

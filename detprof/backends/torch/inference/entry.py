@@ -71,11 +71,15 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
             model = _model_for(models, base, settings)
             with _mode(spec.mode, replaced):
+                if spec.warmup:
+                    decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device)
                 decoded = decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device)
-            name = f"logits-{index}.npy"
-            np.save(Path(out_path).parent / name, decoded.logits)
+            name = f"logits-{index}.npy" if spec.keep_logits else None
+            if name:
+                np.save(Path(out_path).parent / name, decoded.logits)
             outputs.append({"key": settings.key(), "tokens": decoded.tokens.tolist(), "logits_file": name,
-                            "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s})
+                            "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s, "step_s": decoded.step_s,
+                            "prompt_tokens": [len(p) for p in spec.prompts]})
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
                           "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced})
         return 0

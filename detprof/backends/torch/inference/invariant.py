@@ -8,16 +8,19 @@ softmax and attention reduce over the keys, whose count changes with padding and
 
 How:
 - **matrix products with a weight** (``F.linear``, ``addmm``, ``matmul`` by a 2-D matrix): the
-  rows are cut into tiles of exactly ``TILE_ROWS`` (the last one padded with zeros), each tile its
-  own contiguous buffer, so the library is always called with the same shapes and each row's sum
-  is always taken the same way whatever the other rows are;
+  rows are cut into tiles of exactly ``TILE_ROWS`` (the last one padded with zeros), each
+  multiplied by the same call, so each row's sum is always taken by the same (TILE_ROWS, K) x
+  (K, N) product whatever the other rows are. Two rows is the smallest tile that is still a matrix product (one row is a
+  matrix-vector product, summed differently): on this CPU a 2-row product costs what a 1-row one
+  does, so a lone prompt pays almost nothing, and a batch of 8 pays four weight reads instead of one;
 - **row-wise norms** (``layer_norm``, ``rms_norm``, a mean over the last dimension): the same tiles;
 - **products of two activations** (attention's scores and its weighted sum of values, any batched
-  ``matmul``/``bmm``): summed one term at a time in index order, with exact elementwise products, so
-  a masked key's exact zero changes no bit wherever it sits;
+  ``matmul``/``bmm``): exact elementwise products summed one term at a time in index order (a
+  ``cumsum``, sequential in float64), so a masked key's exact zero changes no bit wherever it sits,
+  and eager attention and SDPA compute the same scores;
 - **softmax** and **scaled_dot_product_attention**: the maximum (exact), ``exp`` on a last dimension
   padded to a multiple of ``EXP_MULTIPLE`` with -inf (so every element goes through the same
-  vectorised code, never a scalar tail), then the sum one key at a time; a row with every key
+  vectorised code, never a scalar tail), then the sum one key at a time in index order; a row with every key
   masked gives zeros, not NaN.
 
 Everything else a decoder runs (embeddings, elementwise activations, adds, argmax) computes each
@@ -34,30 +37,43 @@ import torch
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-TILE_ROWS = 16
+TILE_ROWS = 2  # the smallest matrix product (one row is a matrix-vector product): see the docstring
 EXP_MULTIPLE = 64
+PRODUCT_ELEMENTS = 1 << 24  # elementwise products an ordered matmul holds at once (64 MiB in float32)
 
 
 def _tiles(rows: torch.Tensor, apply: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """``apply`` to each tile of TILE_ROWS rows of a 2-D tensor (each tile a fresh contiguous
-    buffer, the last padded with zeros), the results' rows concatenated."""
+    """``apply`` to each tile of TILE_ROWS rows of a 2-D tensor (the rows copied once into a buffer
+    padded with zero rows; a tile is a view of it where its start stays 64-byte aligned, else a
+    fresh copy), the results' rows concatenated."""
     count = rows.shape[0]
-    outputs = []
-    for start in range(0, count, TILE_ROWS):
-        tile = rows.new_zeros((TILE_ROWS, *rows.shape[1:]))
-        piece = rows[start:start + TILE_ROWS]
-        tile[: piece.shape[0]] = piece
-        outputs.append(apply(tile)[: piece.shape[0]])
-    if not outputs:
-        return apply(rows.new_zeros((TILE_ROWS, *rows.shape[1:])))[:0]
-    return torch.cat(outputs)
+    tiles = max(1, math.ceil(count / TILE_ROWS))
+    padded = rows.new_zeros((tiles * TILE_ROWS, *rows.shape[1:]))
+    padded[:count] = rows
+    aligned = (TILE_ROWS * padded[0].numel() * padded.element_size()) % 64 == 0
+    outputs = [apply(padded[i * TILE_ROWS:(i + 1) * TILE_ROWS] if aligned else
+                     padded[i * TILE_ROWS:(i + 1) * TILE_ROWS].clone()) for i in range(tiles)]
+    return (outputs[0] if tiles == 1 else torch.cat(outputs))[:count]
+
+
+def tiled_product(rows: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``rows @ matrix`` for 2-D ``rows`` (M, K) and ``matrix`` (K, N), in tiles of TILE_ROWS rows: the
+    rows padded once with zero rows into a new contiguous buffer, each tile multiplied by the same
+    call, ``torch.mm`` of (TILE_ROWS, K) by (K, N), whatever M is. A tile is a view of the buffer
+    where its start stays 64-byte aligned, else a copy of its own."""
+    count, width = rows.shape
+    tiles = max(1, math.ceil(count / TILE_ROWS))
+    padded = F.pad(rows, (0, 0, 0, tiles * TILE_ROWS - count)).contiguous()
+    if tiles == 1:
+        return torch.mm(padded, matrix)[:count]
+    aligned = (TILE_ROWS * width * padded.element_size()) % 64 == 0
+    products = [torch.mm(tile if aligned else tile.clone(), matrix) for tile in padded.split(TILE_ROWS)]
+    return torch.cat(products)[:count]
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear`` in fixed tiles of rows, the bias added after, element by element."""
-    rows = x.reshape(-1, x.shape[-1])
-    transposed = weight.t()
-    out = _tiles(rows, lambda tile: torch.mm(tile, transposed))
+    out = tiled_product(x.reshape(-1, x.shape[-1]), weight.t())
     if bias is not None:
         out = out + bias
     return out.reshape(*x.shape[:-1], weight.shape[0])
@@ -66,26 +82,30 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 def addmm(bias: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor, *, beta: float = 1,
           alpha: float = 1) -> torch.Tensor:
     """``torch.addmm`` (GPT-2's Conv1D) in fixed tiles of rows."""
-    out = _tiles(x, lambda tile: torch.mm(tile, matrix))
+    out = tiled_product(x, matrix)
     if alpha != 1:
         out = out * alpha
     return out + (bias if beta == 1 else beta * bias)
 
 
 def ordered_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` for batched operands (..., M, K) @ (..., K, N), each output the sum over K taken one
-    term at a time in index order (exact products, one rounding per addition)."""
-    total = a[..., :, 0:1] * b[..., 0:1, :]
-    for k in range(1, a.shape[-1]):
-        total = total + a[..., :, k:k + 1] * b[..., k:k + 1, :]
-    return total
+    """``a @ b`` for batched operands (..., M, K) @ (..., K, N), each output the sum over K of exact
+    elementwise products taken one term at a time in index order (``cumsum``, which PyTorch's CPU
+    kernel runs as one sequential loop, in float64 for float32), so that exact zeros anywhere among
+    the terms (masked keys) change no bit. Rows of M are taken in chunks that keep the products
+    within PRODUCT_ELEMENTS (a row's sum does not depend on its chunk)."""
+    rows, inner, columns = a.shape[-2], a.shape[-1], b.shape[-1]
+    others = max(1, math.prod(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+    chunk = max(1, PRODUCT_ELEMENTS // max(1, others * inner * columns))
+    pieces = [(a[..., start:start + chunk, :, None] * b[..., None, :, :]).cumsum(dim=-2)[..., -1, :]
+              for start in range(0, rows, chunk)]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-2)
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``torch.matmul``: by a 2-D matrix (a weight) in tiles of rows, else in index order."""
     if b.dim() == 2 and a.dim() >= 2:
-        rows = a.reshape(-1, a.shape[-1])
-        return _tiles(rows, lambda tile: torch.mm(tile, b)).reshape(*a.shape[:-1], b.shape[1])
+        return tiled_product(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     if a.dim() < 2 or b.dim() < 2:
         return torch.matmul(a, b)
     return ordered_matmul(a, b)
@@ -103,9 +123,7 @@ def softmax(x: torch.Tensor, dim: int = -1, dtype: torch.dtype | None = None) ->
     largest = padded.amax(dim=-1, keepdim=True)
     largest = torch.where(torch.isfinite(largest), largest, torch.zeros_like(largest))
     exps = torch.exp(padded - largest)[..., :width]
-    total = exps[..., 0:1]
-    for k in range(1, width):
-        total = total + exps[..., k:k + 1]
+    total = exps.cumsum(dim=-1)[..., -1:]  # in index order (see ordered_matmul)
     out = torch.where(total > 0, exps / total, torch.zeros_like(exps))
     return out.movedim(-1, dim) if moved is not x else out
 
@@ -119,7 +137,7 @@ def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: 
         repeat = query.shape[-3] // key.shape[-3]
         key, value = key.repeat_interleave(repeat, dim=-3), value.repeat_interleave(repeat, dim=-3)
     scale = scale if scale is not None else 1.0 / math.sqrt(query.shape[-1])
-    scores = ordered_matmul(query, key.transpose(-2, -1)) * scale
+    scores = ordered_matmul(query, key.transpose(-2, -1)) * scale  # as eager attention's matmul, then scale
     if is_causal:
         length, keys = query.shape[-2], key.shape[-2]
         keep = torch.ones(length, keys, dtype=torch.bool, device=query.device).tril(diagonal=keys - length)
