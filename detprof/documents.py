@@ -269,6 +269,29 @@ class InferenceCostDocument(StoredVerdict, total=False):
     anchors: list[dict[str, Any]]  # kernels_db/inference_reference.json: other systems' GPU figures
 
 
+class InferenceMismatchDocument(StoredVerdict, total=False):
+    """``infer --compare sampler,trainer --json``: per pair of a sampler and a trainer configuration
+    (the one given, then each remedy), the log-prob mismatch on the sampler's tokens; the remedies
+    ranked by mismatch, then time."""
+
+    document_version: int
+    workload: dict[str, Any]
+    device: str
+    version: str
+    threads: int | None
+    seed: int
+    prompts: dict[str, Any]
+    new_tokens: int
+    temperature: float
+    ratio_threshold: float  # an importance ratio outside 1 ± this counts
+    # per pair: remedy, mode, sampler and trainer (their changes from the reference), bitwise_equal,
+    # max/p99/mean_abs_logprob_diff, sequence_kl_estimate, ratio_outside_share, tokens, sampler_s,
+    # trainer_s (one process's time each), time_ratio (both sides' time over the first pair's)
+    pairs: list[dict[str, Any]]
+    ranked: list[str]  # the remedies, least mismatch first (then least time)
+    bitwise_remedies: list[str]  # those whose log-probs are bitwise equal
+
+
 class InferenceRunResult(TypedDict, total=False):
     """The result file of one inference process (detprof.backends.torch.inference.entry): per
     settings, in the spec's order, the tokens chosen and the file of the logits they were chosen

@@ -92,6 +92,20 @@ def _cost_findings(summary: Document) -> list[str]:
     return findings
 
 
+def _mismatch_outcome(document: Document) -> tuple[int, str]:
+    given = document["pairs"][0]
+    if given["bitwise_equal"]:
+        return 0, "sampler and trainer log-probs bitwise equal"
+    fixed = document["bitwise_remedies"]
+    return 1, (f"log-probs differ (max |Δ| {given['max_abs_logprob_diff']:.3g})"
+               + (f"; bitwise with {fixed[0]}" if fixed else "; no remedy made them bitwise equal"))
+
+
+def _mismatch_findings(summary: Document) -> list[str]:
+    return [f"{row['remedy']}: max |Δ log-prob| {row['max_abs_logprob_diff']:.3g}"
+            + (" (bitwise equal)" if row["bitwise_equal"] else "") for row in summary.get("pairs", [])]
+
+
 def _check_findings(summary: Document) -> list[str]:
     findings = []
     divergence = summary.get("first_divergence")
@@ -136,6 +150,8 @@ VERDICTS: dict[str, VerdictKind] = {kind.name: kind for kind in (
                 modes=lambda d: [row["mode"] for row in d["candidates"]]),
     VerdictKind("inference", _inference_outcome, _inference_findings),
     VerdictKind("inference-cost", _cost_outcome, _cost_findings, modes=lambda d: list(d["modes"])),
+    VerdictKind("inference-mismatch", _mismatch_outcome, _mismatch_findings,
+                modes=lambda d: sorted({row["mode"] for row in d["pairs"]})),
 )}
 VERDICT_KINDS = tuple(VERDICTS)
 

@@ -26,6 +26,7 @@ from detprof.documents import (
     CheckDocument,
     InferenceCostDocument,
     InferenceGridDocument,
+    InferenceMismatchDocument,
 )
 from detprof.errors import DetprofError
 from detprof.modes import MODES
@@ -37,7 +38,7 @@ from detprof.workload import WorkloadRequest
 SCRIPT_ARGUMENTS = typer.Argument(None, metavar="[-- SCRIPT_ARGS]", show_default=False,
                                   help="With --script: the arguments the script is given.")
 Verdict = TypeVar("Verdict", CheckDocument, BatchInvarianceDocument, AuditDocument, AdviseDocument,
-                  InferenceGridDocument, InferenceCostDocument)
+                  InferenceGridDocument, InferenceCostDocument, InferenceMismatchDocument)
 
 
 def stored_verdict(kind: str, document: Verdict, db: str | None) -> Verdict:

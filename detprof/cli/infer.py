@@ -9,7 +9,7 @@ from detprof.check.limits import RUN_TIMEOUT_S
 from detprof.cli.app import app
 from detprof.cli.check import conclude
 from detprof.cli.common import DB_HELP, JSON_OPTION, user_errors
-from detprof.cli.lists import comma_parts, parse_batch_sizes, parse_names, parse_range
+from detprof.cli.lists import comma_parts, parse_batch_sizes, parse_mapping, parse_names, parse_range
 from detprof.errors import require
 from detprof.infer.rows import ROW_NAMES, GridOptions
 from detprof.render.progress import progress_once_valid
@@ -50,6 +50,13 @@ def infer(
                                                     "decoding the same batch; decode and prefill time ratios with 95% "
                                                     "CIs, per batch size."),
     pairs: int | None = typer.Option(None, help="With --cost: pairs of processes per batch size (default 5)."),
+    compare: str | None = typer.Option(None, help="sampler,trainer: instead of the grid, the log-probs an RL sampler "
+                                                  "computes for its own sampled tokens against a trainer's for the "
+                                                  "same tokens, then each known remedy."),
+    sampler: str | None = typer.Option(None, help="With --compare: the sampler, NAME=VALUE pairs of dtype, batch, "
+                                                  "attention, cache (default dtype=bfloat16,batch=8,cache=on)."),
+    trainer: str | None = typer.Option(None, help="With --compare: the trainer, NAME=VALUE pairs of dtype, "
+                                                  "micro-batch, attention (default dtype=float32,micro-batch=4)."),
     threads: int | None = typer.Option(None, help=f"CPU intra-op threads of the reference (default: {CPU_THREADS}); "
                                                   f"the threads row compares it with the other of 1 and 2."),
     mode: str = typer.Option("default", help="default (PyTorch's own ops), or batch-invariant: the ops whose "
@@ -72,7 +79,8 @@ def infer(
 
     With --cost: what the batch-invariant mode costs against the default (decode and prefill,
     paired fresh processes, 95% CIs), beside the published costs of serving systems; exit 0 with
-    intervals, 3 without.
+    intervals, 3 without. With --compare sampler,trainer: a sampler's log-probs against a
+    trainer's on the same tokens, and the remedies; exit 0 when the two agree bitwise, 1 when not.
     """
     from detprof.check.record import check_verdict_store
     from detprof.infer.run import PromptChoice, run_inference_grid
@@ -88,7 +96,25 @@ def infer(
                                f"grid; --cost times the default against the batch-invariant mode")
         else:
             require(pairs is None, "--pairs is an option of --cost (the grid runs two processes)")
+        require(compare in (None, "sampler,trainer"),
+                f"--compare {compare!r} is not accepted; use sampler,trainer")
+        require(not (cost and compare), "--cost and --compare are alternatives; give one")
+        require(compare is not None or (sampler is None and trainer is None),
+                "--sampler and --trainer are options of --compare sampler,trainer")
+        if compare:
+            given = [option for option, value in {**grid_only, "--pairs": pairs}.items() if value is not None]
+            require(not given, f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the "
+                               f"grid or --cost, not of --compare")
         check_verdict_store(db)
+        if compare:
+            from detprof.infer.mismatch import DEFAULT_SAMPLER, DEFAULT_TRAINER, run_sampler_trainer, side_settings
+
+            sampling = side_settings("--sampler", parse_mapping("--sampler", sampler), DEFAULT_SAMPLER)
+            scoring = side_settings("--trainer", parse_mapping("--trainer", trainer), DEFAULT_TRAINER)
+            with progress_once_valid("infer --compare") as show:
+                compared = run_sampler_trainer(arch, config, num_classes, model, sampling, scoring, choice,
+                                               new_tokens or 16, seed, threads, gpu, timeout, on_progress=show)
+            conclude("inference-mismatch", compared, db, json_output)
         if cost:
             from detprof.infer.cost import DEFAULT_COST_BATCH_SIZES, DEFAULT_PAIRS, run_inference_cost
 

@@ -38,6 +38,8 @@ class DecodeSettings:
     dtype: str = "float32"  # the model's parameters and activations
     attention: str = "sdpa"  # the Hugging Face attention implementation
     threads: int | None = None  # CPU intra-op threads (None: the spec's)
+    temperature: float = 0.0  # 0: greedy; else sampled at this temperature from the spec's uniforms
+    teacher_forced: bool = False  # score given continuations in one forward per batch (a trainer), not decode
 
     def key(self) -> str:
         """A stable text naming these settings (equal settings, equal keys)."""
@@ -71,6 +73,10 @@ class DecodeSettings:
             words.append(f"{self.attention} attention")
         if "threads" in changes:
             words.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        if self.temperature:
+            words.append(f"sampled at temperature {self.temperature:g}")
+        if self.teacher_forced:
+            words.append("teacher-forced")
         return ", ".join(words)
 
     @classmethod
@@ -117,12 +123,16 @@ class InferenceSpec:
     mode: str = "default"  # or "batch-invariant": every configuration decoded under that mode
     warmup: bool = False  # decode each settings once untimed first (the cost's processes)
     keep_logits: bool = True  # write each settings' logits (the grid compares them; the cost does not)
+    uniforms: tuple[tuple[float, ...], ...] = ()  # per prompt and step, in [0, 1): what a sampling settings draws
+    continuations: tuple[tuple[tuple[int, ...], ...], ...] = ()  # per settings: what a teacher-forced one scores
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""
         data = asdict(self)
         data["prompts"] = [list(p) for p in self.prompts]
         data["settings"] = [asdict(s) for s in self.settings]
+        data["uniforms"] = [list(row) for row in self.uniforms]
+        data["continuations"] = [[list(c) for c in per_settings] for per_settings in self.continuations]
         return data
 
     @classmethod
@@ -131,7 +141,10 @@ class InferenceSpec:
         data = _known(cls, data, "inference spec")
         return cls(**{**data, "source": ModelSource(**_known(ModelSource, data["source"], "model source")),
                       "prompts": tuple(tuple(int(t) for t in p) for p in data["prompts"]),
-                      "settings": tuple(DecodeSettings.from_json(s) for s in data["settings"])})
+                      "settings": tuple(DecodeSettings.from_json(s) for s in data["settings"]),
+                      "uniforms": tuple(tuple(float(u) for u in row) for row in data.get("uniforms", ())),
+                      "continuations": tuple(tuple(tuple(int(t) for t in c) for c in per_settings)
+                                             for per_settings in data.get("continuations", ()))})
 
     def but(self, **changes: Any) -> InferenceSpec:
         """The same spec with ``changes`` (field names checked)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from detprof.check.verdict_kinds import outcome_of
-from detprof.documents import InferenceCell, InferenceCostDocument, InferenceGridDocument
+from detprof.documents import InferenceCell, InferenceCostDocument, InferenceGridDocument, InferenceMismatchDocument
 from detprof.render.console import out, printable
 from detprof.render.tables import grid
 
@@ -96,3 +96,29 @@ def inference_cost(d: InferenceCostDocument, console: Console = out) -> None:
                   highlight=False)
     for anchor in d["anchors"]:
         console.print(f"  {_anchor(anchor)}", highlight=False)
+
+
+def _changes(changes: dict[str, object]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in changes.items()) or "the reference"
+
+
+def inference_mismatch(d: InferenceMismatchDocument, console: Console = out) -> None:
+    """A sampler-against-trainer document (``infer --compare sampler,trainer --json``)."""
+    code, words = outcome_of("inference-mismatch", dict(d))
+    w, p = d["workload"], d["prompts"]
+    console.print(f"{printable(str(w['source']))} ({w['class']}, {w['parameters']:,} parameters) on {d['device']}, "
+                  f"{d['version']}: [{'green' if code == 0 else 'red'}]{words}[/]", highlight=False)
+    given = d["pairs"][0]
+    console.print(f"{p['count']} prompts of {p['min_tokens']}-{p['max_tokens']} tokens, {d['new_tokens']} tokens "
+                  f"sampled at temperature {d['temperature']:g}; sampler {_changes(given['sampler'])}; trainer "
+                  f"{_changes(given['trainer'])}; log-probs from float32 logits, in float64", highlight=False)
+    rows = [[row["remedy"], "yes" if row["bitwise_equal"] else "no", f"{row['max_abs_logprob_diff']:.3g}",
+             f"{row['p99_abs_logprob_diff']:.3g}", f"{row['mean_abs_logprob_diff']:.3g}",
+             f"{row['sequence_kl_estimate']:.3g}", f"{100 * row['ratio_outside_share']:.1f}%",
+             f"x{row['time_ratio']:.2f}" if row.get("time_ratio") else "—"] for row in d["pairs"]]
+    console.print(grid(f"sampler against trainer on the sampler's {given['tokens']} tokens",
+                       ["pair", "bitwise", "max |Δ logp|", "p99", "mean", "KL est.",
+                        f"ratio outside 1±{d['ratio_threshold']:g}", "time x"], rows, console=console))
+    console.print(f"ranked (least mismatch, then least time): {'; '.join(d['ranked'])}", highlight=False)
+    console.print("time x: both sides' time in one process each, over the first pair's (not a paired interval)",
+                  highlight=False)

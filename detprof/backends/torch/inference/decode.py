@@ -93,9 +93,27 @@ def _now(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def _choose(logits: torch.Tensor, settings: DecodeSettings, uniforms: list[float] | None) -> torch.Tensor:
+    """Each row's next token: the argmax, or at a temperature the token whose cumulative probability
+    first passes the row's uniform (inverse CDF, in float64 on the host, one row at a time, so a
+    token depends on its own row's logits alone, never on the batch)."""
+    if not settings.temperature:
+        return logits.argmax(-1)
+    assert uniforms is not None
+    chosen = []
+    for row, uniform in zip(logits.double().cpu().numpy(), uniforms, strict=True):
+        scaled = row / settings.temperature
+        weights = np.exp(scaled - scaled.max())
+        cumulative = np.cumsum(weights)
+        chosen.append(min(int(np.searchsorted(cumulative, uniform * cumulative[-1], side="right")), len(row) - 1))
+    return torch.tensor(chosen, device=logits.device)
+
+
 def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: int, settings: DecodeSettings,
-                 pad: int, device: torch.device) -> tuple[np.ndarray, np.ndarray, float, list[float]]:
-    """(tokens, float32 logits, prefill s, each decoding step's s) of one batch decoded greedily."""
+                 pad: int, device: torch.device,
+                 uniforms: list[tuple[float, ...]] | None = None) -> tuple[np.ndarray, np.ndarray, float, list[float]]:
+    """(tokens, float32 logits, prefill s, each decoding step's s) of one batch decoded greedily, or
+    sampled from ``uniforms`` (per prompt, per step) at the settings' temperature."""
     ids, mask, last = _layout(prompts, settings, pad, device)
     rows = torch.arange(len(prompts), device=device)
     started = _now(device)
@@ -118,11 +136,15 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             first = step_logits[rows, torch.tensor(last, device=device)].float()
         prefilled = _now(device)
         current = first
-        chosen = current.argmax(-1)
+
+        def at_step(step: int) -> list[float] | None:
+            return [row[step] for row in uniforms] if uniforms is not None else None
+
+        chosen = _choose(current, settings, at_step(0))
         logits = [current]
         tokens = [chosen]
         steps: list[float] = []
-        for _ in range(new_tokens - 1):
+        for step in range(1, new_tokens):
             step_started = _now(device)
             ids = torch.cat([ids, chosen[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones_like(chosen)[:, None]], dim=1)
@@ -132,7 +154,7 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             else:
                 step_logits, _ = _forward(model, ids, mask, positions, None)
             current = step_logits[:, -1].float()
-            chosen = current.argmax(-1)
+            chosen = _choose(current, settings, at_step(step))
             logits.append(current)
             tokens.append(chosen)
             steps.append(_now(device) - step_started)
@@ -140,16 +162,49 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             prefilled - started, steps)
 
 
+def score_batch(model: nn.Module, prompts: list[tuple[int, ...]], continuations: list[tuple[int, ...]],
+                settings: DecodeSettings, pad: int, device: torch.device) -> tuple[np.ndarray, float]:
+    """(float32 logits that predicted each continuation token, forward s) of one batch scored
+    teacher-forced: each prompt and its continuation but the last token, one forward, no cache."""
+    sequences = [tuple(prompt) + tuple(continuation[:-1]) for prompt, continuation in zip(prompts, continuations,
+                                                                                          strict=True)]
+    ids, mask, last = _layout(sequences, settings, pad, device)
+    steps = len(continuations[0])
+    started = _now(device)
+    with torch.no_grad():
+        step_logits, _ = _forward(model, ids, mask, _positions(mask), None)
+        columns = torch.tensor([[column - (steps - 1) + t for t in range(steps)] for column in last], device=device)
+        chosen = step_logits[torch.arange(len(sequences), device=device)[:, None], columns].float()
+    return chosen.cpu().numpy(), _now(device) - started
+
+
+def score(model: nn.Module, prompts: tuple[tuple[int, ...], ...], continuations: tuple[tuple[int, ...], ...],
+          settings: DecodeSettings, pad: int, device: torch.device) -> Decoded:
+    """Every prompt's continuation scored teacher-forced in batches of ``settings.batch_size`` (a
+    trainer's log-prob pass): the continuations as tokens, the logits that predicted them."""
+    logits: list[np.ndarray | None] = [None] * len(prompts)
+    seconds = 0.0
+    for group in batches_of(len(prompts), settings):
+        got, spent = score_batch(model, [prompts[i] for i in group], [continuations[i] for i in group], settings,
+                                 pad, device)
+        seconds += spent
+        for row, index in enumerate(group):
+            logits[index] = got[row]
+    return Decoded(np.asarray(continuations, dtype=np.int64), np.stack(logits), seconds, 0.0, [])  # type: ignore[arg-type]
+
+
 def decode(model: nn.Module, prompts: tuple[tuple[int, ...], ...], new_tokens: int, settings: DecodeSettings,
-           pad: int, device: torch.device) -> Decoded:
-    """Every prompt decoded greedily for ``new_tokens`` tokens under ``settings`` (see Decoded)."""
+           pad: int, device: torch.device, uniforms: tuple[tuple[float, ...], ...] = ()) -> Decoded:
+    """Every prompt decoded for ``new_tokens`` tokens under ``settings`` (see Decoded): greedily, or
+    sampled from ``uniforms`` (per prompt, per step) at the settings' temperature."""
     tokens: list[np.ndarray | None] = [None] * len(prompts)
     logits: list[np.ndarray | None] = [None] * len(prompts)
     prefill_s = 0.0
     step_s: list[float] = []
     for group in batches_of(len(prompts), settings):
-        got_tokens, got_logits, prefill, steps = decode_batch(model, [prompts[i] for i in group], new_tokens,
-                                                              settings, pad, device)
+        got_tokens, got_logits, prefill, steps = decode_batch(
+            model, [prompts[i] for i in group], new_tokens, settings, pad, device,
+            [uniforms[i] for i in group] if settings.temperature else None)
         prefill_s += prefill
         step_s += steps
         for row, index in enumerate(group):

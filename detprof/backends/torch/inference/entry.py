@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detprof.backends.torch.inference.decode import decode
+from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
 from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
 from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
@@ -71,9 +71,13 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
             model = _model_for(models, base, settings)
             with _mode(spec.mode, replaced):
-                if spec.warmup:
-                    decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device)
-                decoded = decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device)
+                if settings.teacher_forced:
+                    decoded = score(model, spec.prompts, spec.continuations[index], settings, spec.pad_token, device)
+                else:
+                    if spec.warmup:
+                        decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device, spec.uniforms)
+                    decoded = decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device,
+                                     spec.uniforms)
             name = f"logits-{index}.npy" if spec.keep_logits else None
             if name:
                 np.save(Path(out_path).parent / name, decoded.logits)
