@@ -272,6 +272,32 @@ def summary(results_dir: str, out: str | None, calibration: str | None = None) -
             continue
         lines.append(f"| {variant} | {doc['mode']} | {doc['runs']} | {100 * doc['accuracy_mean']:.2f}% | "
                      f"{100 * doc['churn']:.2f}% | {doc['l2']:.3g} |")
+    lines += ["", "## Inference (greedy decoding; batch invariance and what detprof's batch-invariant mode costs)", ""]
+    grid = _load(results, "infer-gpt2-small-batch")
+    if grid:
+        lines += [f"{grid['workload']['source']} on {grid['device']}, {grid['version']}: differing rows "
+                  f"{', '.join(grid['differing_rows']) or 'none'}", "",
+                  "| row | configuration | same tokens | bitwise logits | max abs logit diff "
+                  "| first differing module |",
+                  "|---|---|---|---|---|---|"]
+        for row in grid["rows"]:
+            for cell in row["cells"]:
+                op = cell.get("op") or {}
+                where = f"{op['module']} ({op['module_type']}, {op['kind']})" if op else "—"
+                lines.append(f"| {row['row']} | {cell['label']} | {cell['identical_prompts']}/{cell['prompts']} | "
+                             f"{cell['bitwise_prompts']}/{cell['prompts']} | {cell['max_abs_logit_diff']:.3g} | "
+                             f"{where} |")
+    else:
+        lines.append("grid: not measured")
+    priced = _load(results, "infer-gpt2-small-cost")
+    for row in (priced or {}).get("rows", []):
+        low, high = row["decode_ci"]
+        interval = f" (95% CI {low:.3f}-{high:.3f})" if low is not None else " (no interval)"
+        lines.append(f"\nbatch-invariant mode, batch {row['batch_size']}, {row['pairs']} pairs: decode step time "
+                     f"x{row['decode_ratio']:.3f}{interval}, throughput lost "
+                     f"{row['decode_throughput_cost_percent']:.1f}%, prefill x{row['prefill_ratio']:.3f}")
+    if not priced:
+        lines.append("\ncost: not measured")
     lines += ["", "## Bitwise checks (two trainings in fresh processes) and audit", "",
               "| network | mode | bitwise identical | max weight difference | first divergence |",
               "|---|---|---|---|---|"]

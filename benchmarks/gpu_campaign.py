@@ -63,6 +63,9 @@ class CostModel:
     hash_s_per_100m: float  # hashing every op's tensors in one recorded step, per 100 M parameters
     stability_run_s: float  # one stability training (digits, small CNN)
     pytest_s: float  # the few fast GPU tests
+    transformers_import_s: float = 2.0  # an inference process importing Hugging Face transformers
+    decode_step_s: float = 0.012  # one greedy decoding step of the inference row's model, default mode
+    invariant_decode_factor: float = 4.0  # a step under detprof's batch-invariant mode against a default one
 
 
 # Parameter counts (kernels_db and the zoo's tests): what building a model costs scales with them.
@@ -82,7 +85,9 @@ CPU_COST = CostModel(  # the dry run's tiny sizes on the 2-core CPU machine, fro
     step_s={"vgg19": 0.25, "resnet50": 0.06, "mobilenet": 0.02, "mobilenet-v2": 0.03, "densenet121": 0.08,
             "medium-cnn-k1": 0.01, "medium-cnn-k3": 0.02, "medium-cnn-k5": 0.04, "medium-cnn-k7": 0.06,
             "gpt2-small": 0.1, "vit-b16": 0.05, "small-cnn": 0.005},
-    deterministic_factor=1.2, check_step_factor=4.0, hash_s_per_100m=12.0, stability_run_s=4.0, pytest_s=5.0)
+    deterministic_factor=1.2, check_step_factor=4.0, hash_s_per_100m=12.0, stability_run_s=4.0, pytest_s=5.0,
+    # the dry run decodes a tiny Qwen2 config; transformers' import measured at 3.1 s beyond torch's here
+    transformers_import_s=3.1, decode_step_s=0.002, invariant_decode_factor=3.0)
 
 
 def whole_run_document(path: Path) -> bool:
@@ -225,8 +230,8 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     stand_in = "small-cnn" if dry_run else "vgg19"
     overhead("vgg19-nofill", stand_in, ("default", "deterministic-nofill"))
     overhead("mobilenet", "mobilenet")
-    # 2. The ends of Figure 9b, then its middle.
-    for k in (1, 7, 3, 5):
+    # 2. The ends of Figure 9b (its middle, kernel sizes 3 and 5, among the extras).
+    for k in (1, 7):
         overhead(f"medium-cnn-k{k}", "medium-cnn", extra=["--kernel-size", str(k)], key=f"medium-cnn-k{k}")
     # 3. The other networks of the paper, and the A/A after today's networks.
     overhead("resnet50", "resnet50")
@@ -236,6 +241,28 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     overhead("gpt2-small", "gpt2-small", pairs=1 if dry_run else None)
     overhead("vit-b16", "vit-b16", pairs=1 if dry_run else None)
     overhead("aa-resnet50", "resnet50", ("default", "default"), profile=False)
+    # 4b. Inference: is greedy decoding of gpt2-small batch invariant on this GPU (the batch, position
+    #     and padding rows, the first differing module of each), and what detprof's batch-invariant
+    #     mode costs at batch 8 (three pairs). The dry run decodes a tiny Qwen2 config instead.
+    model = (["--config", str(REPO / "tests" / "data" / "inference" / "tiny-qwen2")] if dry_run
+             else ["--arch", "gpt2-small"])
+    built = PARAMS_M["tiny-qwen2" if dry_run else "gpt2-small"] / 100 * cost.per_100m_params_s
+    infer_process = cost.process_start_s + cost.transformers_import_s + built
+    prompts, tokens = 8, 16
+    # the reference (each prompt alone), batches of 4 and 8, the batch reversed, two paddings: 4 x 8 + 2 + 1 + 2
+    grid_steps = (4 * prompts + 5) * tokens
+    command("infer gpt2-small batch", [*detprof, "infer", *model, "--rows", "batch,position,padding", "--locate-op",
+                                       "--prompts", str(prompts), "--new-tokens", str(tokens), *sizes.device,
+                                       "--db", str(db), "--json"],
+            cost.python_start_s + 2 * infer_process + grid_steps * cost.decode_step_s, 2,
+            result="infer-gpt2-small-batch.json", finding=True)
+    cost_pairs = 2 if dry_run else 3  # the dry run's two pairs give ratios without an interval (exit 3)
+    cost_steps = 2 * tokens * cost_pairs * (1 + cost.invariant_decode_factor)  # warm-up and timed, both modes
+    steps.append(Step("infer gpt2-small cost", [*detprof, "infer", *model, "--cost", "--batch-sizes", "8",
+                                                "--pairs", str(cost_pairs), "--new-tokens", str(tokens),
+                                                *sizes.device, "--db", str(db), "--json"],
+                      cost.python_start_s + 2 * cost_pairs * infer_process + cost_steps * cost.decode_step_s,
+                      2 * cost_pairs, result="infer-gpt2-small-cost.json", ok_codes=(0, 3)))
     # 5. Bitwise checks, the audit, a short stability run, a few GPU tests.
     # The dry run checks small-cnn: the same code paths, without hashing vgg19's 143 M parameters
     # at every recorded op on a 2-core CPU (87 s of a dry run otherwise).
@@ -272,6 +299,9 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     #    comparison, TF32's share (one pair, both modes without TF32), a short stability run, and a
     #    few GPU tests.
     overhead("mobilenet-nofill", "mobilenet", ("default", "deterministic-nofill"), optional=True)
+    for k in (3, 5):
+        overhead(f"medium-cnn-k{k}", "medium-cnn", extra=["--kernel-size", str(k)], key=f"medium-cnn-k{k}",
+                 optional=True)
     overhead("vgg19-tf32-off", stand_in, ("tf32-off", "deterministic-tf32-off"), pairs=1, optional=True)
     command("stability algo+impl", [*detprof, "stability", "--task", "digits", "--variant", "algo+impl", "--runs", "2",
                                     *sizes.stability, *sizes.device, "--db", str(db), "--json"],

@@ -18,6 +18,7 @@ _FACADE = {
     "run_script_check": "detprof.check.script",
     "run_sweep": "detprof.sweep.run", "sweep_status": "detprof.sweep.run",
     "run_stability": "detprof.stability.experiment", "run_inference_grid": "detprof.infer.run",
+    "run_inference_cost": "detprof.infer.cost", "run_sampler_trainer": "detprof.infer.mismatch",
     "ResultStore": "detprof.store.db", "merge_store": "detprof.store.transfer", "export_runs": "detprof.store.transfer",
     "load_trace": "detprof.kernels.trace", "kernel_table": "detprof.kernels.table",
     "top_kernels": "detprof.kernels.table", "diff_tables": "detprof.kernels.table",
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from detprof.check.run import run_audit, run_batch_invariance, run_check
     from detprof.check.script import run_script_check
     from detprof.errors import DetprofError
+    from detprof.infer.cost import run_inference_cost
+    from detprof.infer.mismatch import run_sampler_trainer
     from detprof.infer.run import run_inference_grid
     from detprof.kernels.table import diff_tables, kernel_table, top_kernels
     from detprof.kernels.trace import load_trace
@@ -60,6 +63,7 @@ def __dir__() -> list[str]:
 
 __all__ = ["DetprofError", "ResultStore", "UserWorkload", "WorkloadRequest", "build_report", "diff_tables",
            "export_runs", "import_trace", "kernel_table", "load_trace", "merge_store", "run_ablation", "run_advise",
-           "run_audit", "run_batch_invariance", "run_check", "run_inference_grid", "run_overhead", "run_script_check",
-           "run_stability", "run_sweep", "step", "sweep_status",
+           "run_audit", "run_batch_invariance", "run_check", "run_inference_cost", "run_inference_grid",
+           "run_overhead", "run_sampler_trainer", "run_script_check", "run_stability", "run_sweep", "step",
+           "sweep_status",
            "top_kernels"]  # the same names as _FACADE (tests/test_facade.py checks it)

@@ -11,7 +11,7 @@ of every framework import it.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 DOCUMENT_VERSION = 1
 
@@ -216,6 +216,8 @@ class InferenceCell(TypedDict):
     nonfinite_mismatches: int
     argmax_flips: int
     verdict: str  # bitwise | logits differ | tokens differ
+    first_difference: NotRequired[dict[str, int] | None]  # the first prompt whose logits differ, and its step
+    op: NotRequired[dict[str, Any] | None]  # --locate-op: the first module whose row differs (module, ops, kind)
 
 
 class InferenceRow(TypedDict):
@@ -308,6 +310,7 @@ class InferenceRunResult(TypedDict, total=False):
     threads: int | None
     mode: str  # the mode it decoded under, as the process read it
     replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over, by op ({} in the default mode)
+    located: list[dict[str, Any]]  # --locate-op: baseline, other, prompt, step, modules_compared, op (or None)
 
 
 class AdviseDocument(StoredVerdict, total=False):

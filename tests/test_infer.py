@@ -238,3 +238,86 @@ def test_the_batch_invariant_mode_cannot_hide_a_model_that_reads_its_batch(tmp_p
     code, document = _grid(tmp_path, "--model", f"{MODELS}:batch_dependent", "--num-classes", "64",
                            "--rows", "batch", "--mode", "batch-invariant")
     assert code == 1 and document["differing_rows"] == ["batch"]
+
+
+@pytest.mark.slow
+def test_the_cost_of_the_mode_is_measured_in_pairs_with_intervals_and_stored(tmp_path: Path) -> None:
+    """The cost protocol on the table-lookup model: every batch size gets its pairs, a ratio inside its
+    interval, tokens/s of both modes, and the published anchors beside it; the run is stored."""
+    result = runner.invoke(app, ["infer", "--model", f"{MODELS}:lookup", "--num-classes", "64", "--cost",
+                                 "--batch-sizes", "1,2", "--pairs", "2", "--new-tokens", "4",
+                                 "--db", str(tmp_path / "r.sqlite"), "--json"])
+    assert result.exit_code == 3, result.stderr  # two pairs: ratios, but no interval (a CI needs three)
+    document = json.loads(result.stdout)
+    assert [row["batch_size"] for row in document["rows"]] == [1, 2]
+    for row in document["rows"]:
+        assert row["pairs"] == 2 and row["decode_ratio"] > 0 and row["decode_ci"] == [None, None]
+        assert set(row["modes"]) == {"default", "batch-invariant"}
+        assert all(figures["decode_tokens_per_s"] > 0 for figures in row["modes"].values())
+    assert {anchor["system"] for anchor in document["anchors"]} >= {"SGLang --enable-deterministic-inference"}
+    assert document["run_id"] is not None
+
+
+@pytest.mark.slow
+def test_sampler_and_trainer_differ_in_bfloat16_and_a_remedy_makes_them_bitwise_equal(tmp_path: Path) -> None:
+    """A Llama config written here: bfloat16 sampling against float32 scoring differs (bfloat16 weights
+    cannot give float32's logits); the batch-invariant mode with one dtype makes the log-probs
+    bitwise equal although the sampler decodes through a cache in batches of 8 and the trainer
+    scores in one forward per micro-batch of 4."""
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY_CONFIGS["llama"]))
+    result = runner.invoke(app, ["infer", "--config", str(folder), "--compare", "sampler,trainer", "--prompts", "8",
+                                 "--new-tokens", "6", "--db", str(tmp_path / "r.sqlite"), "--json"])
+    assert result.exit_code == 1, result.stderr
+    document = json.loads(result.stdout)
+    pairs = {row["remedy"]: row for row in document["pairs"]}
+    given = pairs["as given"]
+    assert not given["bitwise_equal"] and given["max_abs_logprob_diff"] > 1e-4 and given["tokens"] == 48
+    invariant = pairs["batch-invariant mode in both, the same dtype (float32)"]
+    assert invariant["bitwise_equal"] and invariant["max_abs_logprob_diff"] == 0.0
+    assert document["ranked"][0] == invariant["remedy"]
+
+
+@pytest.mark.slow
+def test_a_model_without_reductions_gives_the_trainer_the_samplers_log_probs(tmp_path: Path) -> None:
+    """Known answer: with a table lookup, scoring in one forward gives exactly the logits decoding gave, so
+    every pair with one dtype is bitwise equal and every pair with two dtypes is not."""
+    result = runner.invoke(app, ["infer", "--model", f"{MODELS}:lookup", "--num-classes", "64", "--compare",
+                                 "sampler,trainer", "--prompts", "8", "--new-tokens", "5", "--db",
+                                 str(tmp_path / "r.sqlite"), "--json"])
+    document = json.loads(result.stdout)
+    for row in document["pairs"]:
+        one_dtype = row["sampler"].get("dtype", "float32") == row["trainer"].get("dtype", "float32")
+        assert row["bitwise_equal"] == one_dtype, row["remedy"]
+
+
+@pytest.mark.slow
+def test_locate_op_names_the_module_that_reads_its_batch(tmp_path: Path) -> None:
+    """Known answer: the batch-dependent model adds its batch term in its own forward, after the table:
+    the table's row matches, the model's output row differs while its input matched."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:batch_dependent", "--num-classes", "64",
+                           "--rows", "batch,position", "--locate-op")
+    cells = {row["row"]: row["cells"] for row in document["rows"]}
+    for cell in cells["batch"]:
+        assert cell["first_difference"] == {"prompt": 0, "step": 0}
+        assert cell["op"]["module"] == "(model)" and cell["op"]["kind"] == "root-cause"
+        assert "aten::add" in cell["op"]["ops"] and "aten::embedding" not in cell["op"]["ops"]
+    assert "op" not in cells["position"][0]  # bitwise: nothing to locate
+
+
+@pytest.mark.slow
+def test_locate_op_names_a_module_for_every_differing_row_of_a_real_model(tmp_path: Path) -> None:
+    """A Llama config: which rows differ depends on the CPU's kernels, but each differing configuration
+    of a one-process row gets a module (the embedding for bfloat16: its rounded table)."""
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY_CONFIGS["llama"]))
+    code, document = _grid(tmp_path, "--config", str(folder), "--rows", "batch,padding,kv-cache,dtype",
+                           "--locate-op")
+    for row in document["rows"]:
+        for cell in row["cells"]:
+            if cell["verdict"] != BITWISE:
+                assert cell["op"] and cell["op"]["module"], (row["row"], cell)
+    dtype = next(row for row in document["rows"] if row["row"] == "dtype")["cells"][0]
+    assert dtype["op"]["module"] == "model.embed_tokens" and dtype["op"]["kind"] == "root-cause"

@@ -45,6 +45,11 @@ def infer(
                                                  "(default), float16."),
     attention: str | None = typer.Option(None, help="The attention row's implementations, compared with sdpa: eager "
                                                     "(default)."),
+    locate_op: bool = typer.Option(False, "--locate-op", help="For each differing configuration (but the run "
+                                                              "row's), decode its first differing prompt again in "
+                                                              "both settings and name the first module whose output "
+                                                              "for that token differs while its input matched, with "
+                                                              "its ops."),
     cost: bool = typer.Option(False, "--cost", help="Instead of the grid: what the batch-invariant mode costs, as "
                                                     "pairs of fresh processes (default, batch-invariant, alternating) "
                                                     "decoding the same batch; decode and prefill time ratios with 95% "
@@ -89,6 +94,7 @@ def infer(
         shortest, longest = parse_range("--prompt-tokens", prompt_tokens)
         choice = PromptChoice(count=prompts, shortest=shortest, longest=longest, file=prompts_file)
         grid_only = {"--rows": rows, "--mode": mode if mode != "default" else None, "--padding": padding,
+                     "--locate-op": True if locate_op else None,
                      "--prefill-chunk": prefill_chunk, "--dtypes": dtypes, "--attention": attention}
         if cost:
             given = [option for option, value in grid_only.items() if value is not None]
@@ -132,5 +138,6 @@ def infer(
         with progress_once_valid("infer") as show:
             document = run_inference_grid(arch, config, num_classes, model,
                                           parse_names(rows) if rows is not None else ROW_NAMES, options, choice,
-                                          new_tokens or 16, seed, threads, gpu, timeout, mode, on_progress=show)
+                                          new_tokens or 16, seed, threads, gpu, timeout, mode, locate_op,
+                                          on_progress=show)
     conclude("inference", document, db, json_output)

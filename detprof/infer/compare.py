@@ -46,6 +46,7 @@ def compare(label: str, changes: dict[str, object], baseline: Decoding, other: D
     largest = 0.0
     nonfinite = 0
     flips = 0
+    first_difference: dict[str, int] | None = None
     for prompt in range(prompts):
         compared = min(int(first[prompt]) + 1, steps)  # steps up to and including the first divergent one
         a = np.ascontiguousarray(baseline.logits[prompt, :compared], dtype=np.float32)
@@ -53,6 +54,8 @@ def compare(label: str, changes: dict[str, object], baseline: Decoding, other: D
         same_bits = a.view(np.uint32) == b.view(np.uint32)
         if same_bits.all():
             bitwise_prompts += 1
+        elif first_difference is None:
+            first_difference = {"prompt": prompt, "step": int(np.argmax(~same_bits.all(axis=-1)))}
         if first[prompt] < steps and not same_bits[: int(first[prompt])].all():
             equal_before = False
         finite = np.isfinite(a) & np.isfinite(b)
@@ -71,7 +74,7 @@ def compare(label: str, changes: dict[str, object], baseline: Decoding, other: D
                                       if len(diverged) else None),
             "logits_equal_before_divergence": equal_before if len(diverged) else None,
             "max_abs_logit_diff": largest, "nonfinite_mismatches": nonfinite, "argmax_flips": flips,
-            "verdict": verdict}
+            "verdict": verdict, "first_difference": first_difference}
 
 
 def worst(verdicts: list[str]) -> str:

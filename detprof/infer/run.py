@@ -24,7 +24,7 @@ import numpy as np
 from detprof.backend import backend_for, require_support
 from detprof.check.limits import RUN_TIMEOUT_S
 from detprof.check.run import require_timeout
-from detprof.documents import DOCUMENT_VERSION, InferenceGridDocument, InferenceRow
+from detprof.documents import DOCUMENT_VERSION, InferenceCell, InferenceGridDocument, InferenceRow
 from detprof.errors import ArgumentError, DetprofError, require
 from detprof.gpus import select_device
 from detprof.infer.compare import Decoding, compare, one_ulp_control, worst
@@ -246,11 +246,34 @@ def prepare(arch: str | None, config: str | None, vocab: int | None, model: str 
                     gpu_uuid=device.gpu.uuid if device.gpu else None)
 
 
+def _locate(spec: InferenceSpec, grid: list[InferenceRow], rows: tuple[Row, ...], options: GridOptions,
+            folder: Path, uuid: str | None, timeout_s: float, say: Callable[[str], None]) -> None:
+    """Name the first differing module of each differing cell of a one-process row (sets its ``op``;
+    a fresh-process row's cells are left without one: they would need two processes recorded)."""
+    wanted: list[tuple[InferenceCell, DecodeSettings, DecodeSettings]] = []
+    for row, document_row in zip(rows, grid, strict=True):
+        if row.fresh_process:
+            continue
+        for settings, cell in zip(row.configurations(options), document_row["cells"], strict=True):
+            if cell.get("first_difference"):
+                wanted.append((cell, row.baseline(options), settings))
+    if not wanted:
+        return
+    needed = _unique([s for _, baseline, other in wanted for s in (baseline, other)])
+    index = {s.key(): i for i, s in enumerate(needed)}
+    items = tuple((index[baseline.key()], index[other.key()], cell["first_difference"]["prompt"],  # type: ignore[index]
+                   cell["first_difference"]["step"]) for cell, baseline, other in wanted)  # type: ignore[index]
+    say(f"locate the first differing op of {len(items)} configuration(s)")
+    located = run_process(spec.but(settings=needed, locate=items, keep_logits=False), folder, uuid, timeout_s)
+    for (cell, _, _), finding in zip(wanted, located["located"], strict=True):
+        cell["op"] = finding["op"]
+
+
 def run_inference_grid(arch: str | None = None, config: str | None = None, vocab: int | None = None,
                        model: str | None = None, rows: Sequence[str] = ROW_NAMES, options: GridOptions | None = None,
                        prompts: PromptChoice | None = None, new_tokens: int = 16, seed: int = 0,
                        threads: int | None = None, gpu: str | None = "cpu", timeout_s: float = RUN_TIMEOUT_S,
-                       mode: str = "default",
+                       mode: str = "default", locate_op: bool = False,
                        on_progress: Callable[[str], None] | None = None) -> InferenceGridDocument:
     """The invariance grid (see the module docstring) of ``arch`` (a zoo causal LM, default
     gpt2-small, with ``vocab`` tokens), ``config`` (a Hugging Face config.json or model folder) or
@@ -260,7 +283,10 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     first divergent token, the largest |logit difference| and the argmax flips. Every value is
     checked before a process starts (ArgumentError); ``threads`` is the reference's CPU thread
     count (default detprof's), the threads row compares it with the other of 1 and 2. ``mode``:
-    default, or batch-invariant (every configuration decoded under detprof's fixed-order ops)."""
+    default, or batch-invariant (every configuration decoded under detprof's fixed-order ops).
+    ``locate_op``: for each differing configuration of a one-process row, a third process decodes
+    its first differing prompt again with both settings up to the first step whose logits differ,
+    and names the first module whose row for that token differs (its ``op``)."""
     require(mode in INFERENCE_MODES, f"--mode {mode!r} is not accepted; use {' or '.join(INFERENCE_MODES)}")
     chosen_rows = _require_rows(rows)
     names = {row.name for row in chosen_rows}
@@ -306,6 +332,8 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
                      for settings in row.configurations(options)]
             grid.append({"row": row.name, "question": row.question, "baseline": baseline.label(), "cells": cells,
                          "verdict": worst([cell["verdict"] for cell in cells])})
+        if locate_op:
+            _locate(spec, grid, chosen_rows, options, Path(scratch, "locate"), uuid, timeout_s, say)
         control = one_ulp_control(reference)
     differing = [row["row"] for row in grid if row["verdict"] != "bitwise"]
     return {"document_version": DOCUMENT_VERSION, "workload": prepared.workload(first["model"]),

@@ -125,6 +125,8 @@ class InferenceSpec:
     keep_logits: bool = True  # write each settings' logits (the grid compares them; the cost does not)
     uniforms: tuple[tuple[float, ...], ...] = ()  # per prompt and step, in [0, 1): what a sampling settings draws
     continuations: tuple[tuple[tuple[int, ...], ...], ...] = ()  # per settings: what a teacher-forced one scores
+    # --locate-op: (baseline settings index, other settings index, prompt, step) to re-decode with a probe
+    locate: tuple[tuple[int, int, int, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""
@@ -133,6 +135,7 @@ class InferenceSpec:
         data["settings"] = [asdict(s) for s in self.settings]
         data["uniforms"] = [list(row) for row in self.uniforms]
         data["continuations"] = [[list(c) for c in per_settings] for per_settings in self.continuations]
+        data["locate"] = [list(item) for item in self.locate]
         return data
 
     @classmethod
@@ -144,7 +147,8 @@ class InferenceSpec:
                       "settings": tuple(DecodeSettings.from_json(s) for s in data["settings"]),
                       "uniforms": tuple(tuple(float(u) for u in row) for row in data.get("uniforms", ())),
                       "continuations": tuple(tuple(tuple(int(t) for t in c) for c in per_settings)
-                                             for per_settings in data.get("continuations", ()))})
+                                             for per_settings in data.get("continuations", ())),
+                      "locate": tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in data.get("locate", ()))})
 
     def but(self, **changes: Any) -> InferenceSpec:
         """The same spec with ``changes`` (field names checked)."""

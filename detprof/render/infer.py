@@ -45,6 +45,26 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     console.print(grid("each configuration against its row's baseline (the reference unless named)",
                        ["row", "configuration", "same tokens", "bitwise logits", "first diverging token min/median",
                         "max |Δ logit|", "verdict"], rows, text={0, 1, 6}, console=console))
+    for row in d["rows"]:
+        for cell in row["cells"]:
+            if "op" not in cell:
+                continue
+            op, first = cell["op"], cell.get("first_difference") or {}
+            where = f"{row['row']}, {cell['label']} (prompt {first.get('prompt')}, token {first.get('step')})"
+            if op is None:
+                console.print(f"{where}: no module's row differed (the difference arose outside the model's "
+                              f"modules)", highlight=False)
+                continue
+            ops = ", ".join(op["ops"][:4]) or "no op of its own"
+            if op["kind"] == "root-cause":
+                console.print(f"{where}: {printable(op['module'])} ({op['module_type']}; {printable(ops)}): its "
+                              f"output differs while its input matched", highlight=False)
+                continue
+            held = op.get("arose_in") or {}
+            own = ", ".join(held.get("ops", [])[:5]) or "no op of its own"
+            console.print(f"{where}: the first differing module, {printable(op['module'])}, was fed a row that "
+                          f"already differed: it arose in {printable(str(held.get('module', '?')))}'s own ops "
+                          f"({printable(own)})", highlight=False)
     baselines = [f"{row['row']}: {row['baseline']}" for row in d["rows"] if row["baseline"] != "reference"]
     if baselines:
         console.print("baselines other than the reference: " + "; ".join(baselines), highlight=False)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detprof.backends.torch.inference.locate import ProbeAt
 from detprof.backends.torch.inference.models import cache_keyword
 from detprof.infer.spec import DecodeSettings
 
@@ -110,10 +111,18 @@ def _choose(logits: torch.Tensor, settings: DecodeSettings, uniforms: list[float
 
 
 def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: int, settings: DecodeSettings,
-                 pad: int, device: torch.device,
-                 uniforms: list[tuple[float, ...]] | None = None) -> tuple[np.ndarray, np.ndarray, float, list[float]]:
+                 pad: int, device: torch.device, uniforms: list[tuple[float, ...]] | None = None,
+                 probe: tuple[ProbeAt, int] | None = None) -> tuple[np.ndarray, np.ndarray, float, list[float]]:
     """(tokens, float32 logits, prefill s, each decoding step's s) of one batch decoded greedily, or
-    sampled from ``uniforms`` (per prompt, per step) at the settings' temperature."""
+    sampled from ``uniforms`` (per prompt, per step) at the settings' temperature. ``probe``: a
+    ProbeAt and the prompt's row in this batch, armed for the one forward that computes that step
+    of that row."""
+
+    def armed(step: int, column: int, tokens: int) -> bool:
+        if probe is None or probe[0].step != step:
+            return False
+        probe[0].probe.arm(probe[1], column, len(prompts), tokens)
+        return True
     ids, mask, last = _layout(prompts, settings, pad, device)
     rows = torch.arange(len(prompts), device=device)
     started = _now(device)
@@ -125,14 +134,21 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             at_last: dict[int, torch.Tensor] = {}  # each prompt's logits at its last real column
             for begin in range(0, ids.shape[1], chunk):
                 end = min(begin + chunk, ids.shape[1])
+                watching = probe is not None and begin <= last[probe[1]] < end and \
+                    armed(0, last[probe[1]] - begin, end - begin)
                 step_logits, cache = _forward(model, ids[:, begin:end], mask[:, :end], positions[:, begin:end], cache)
+                if watching and probe is not None:
+                    probe[0].probe.disarm()
                 for row, column in enumerate(last):
                     if begin <= column < end:
                         at_last[row] = step_logits[row, column - begin].float()
             first = torch.stack([at_last[row] for row in range(len(prompts))])
         else:
             cache = None
+            watching = probe is not None and armed(0, last[probe[1]], ids.shape[1])
             step_logits, _ = _forward(model, ids, mask, _positions(mask), None)
+            if watching and probe is not None:
+                probe[0].probe.disarm()
             first = step_logits[rows, torch.tensor(last, device=device)].float()
         prefilled = _now(device)
         current = first
@@ -149,10 +165,13 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             ids = torch.cat([ids, chosen[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones_like(chosen)[:, None]], dim=1)
             positions = _positions(mask)
+            watching = armed(step, 0, 1) if settings.kv_cache else armed(step, ids.shape[1] - 1, ids.shape[1])
             if settings.kv_cache:
                 step_logits, cache = _forward(model, ids[:, -1:], mask, positions[:, -1:], cache)
             else:
                 step_logits, _ = _forward(model, ids, mask, positions, None)
+            if watching and probe is not None:
+                probe[0].probe.disarm()
             current = step_logits[:, -1].float()
             chosen = _choose(current, settings, at_step(step))
             logits.append(current)
@@ -194,19 +213,29 @@ def score(model: nn.Module, prompts: tuple[tuple[int, ...], ...], continuations:
 
 
 def decode(model: nn.Module, prompts: tuple[tuple[int, ...], ...], new_tokens: int, settings: DecodeSettings,
-           pad: int, device: torch.device, uniforms: tuple[tuple[float, ...], ...] = ()) -> Decoded:
+           pad: int, device: torch.device, uniforms: tuple[tuple[float, ...], ...] = (),
+           probe: ProbeAt | None = None) -> Decoded:
     """Every prompt decoded for ``new_tokens`` tokens under ``settings`` (see Decoded): greedily, or
-    sampled from ``uniforms`` (per prompt, per step) at the settings' temperature."""
+    sampled from ``uniforms`` (per prompt, per step) at the settings' temperature. With ``probe``,
+    only the batch holding its prompt is decoded, up to its step, with the probe armed there."""
     tokens: list[np.ndarray | None] = [None] * len(prompts)
     logits: list[np.ndarray | None] = [None] * len(prompts)
     prefill_s = 0.0
     step_s: list[float] = []
-    for group in batches_of(len(prompts), settings):
+    groups = batches_of(len(prompts), settings)
+    if probe is not None:
+        groups = [group for group in groups if probe.prompt in group]
+        new_tokens = probe.step + 1
+    for group in groups:
         got_tokens, got_logits, prefill, steps = decode_batch(
             model, [prompts[i] for i in group], new_tokens, settings, pad, device,
-            [uniforms[i] for i in group] if settings.temperature else None)
+            [uniforms[i] for i in group] if settings.temperature else None,
+            (probe, group.index(probe.prompt)) if probe is not None else None)
         prefill_s += prefill
         step_s += steps
         for row, index in enumerate(group):
             tokens[index], logits[index] = got_tokens[row], got_logits[row]
+    if probe is not None:  # one batch only: its rows, in the group's order
+        kept = [i for i in range(len(prompts)) if tokens[i] is not None]
+        tokens, logits = [tokens[i] for i in kept], [logits[i] for i in kept]
     return Decoded(np.stack(tokens), np.stack(logits), prefill_s, sum(step_s), step_s)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ import torch
 
 from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
+from detprof.backends.torch.inference.locate import ProbeAt, RowProbe, first_divergent_module
 from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
 from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
 from detprof.infer.spec import DecodeSettings, InferenceSpec
@@ -54,6 +55,28 @@ def _mode(mode: str, replaced: dict[str, int]) -> Iterator[None]:
         replaced[name] = replaced.get(name, 0) + count
 
 
+def _locate(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch.nn.Module,
+            item: tuple[int, int, int, int], device: torch.device) -> dict[str, Any]:
+    """Both settings of ``item`` re-decoded up to its step with a probe on the prompt's token; the first
+    module whose row differs (detprof.backends.torch.inference.locate), or None."""
+    first, second, prompt, step = item
+    sides = []
+    for index in (first, second):
+        settings = spec.settings[index]
+        torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
+        model = _model_for(models, base, settings)
+        probe = RowProbe(model)
+        try:
+            with _mode(spec.mode, {}):
+                decode(model, spec.prompts, step + 1, settings, spec.pad_token, device, spec.uniforms,
+                       ProbeAt(probe, prompt, step))
+        finally:
+            probe.remove()
+        sides.append(probe.records)
+    return {"baseline": first, "other": second, "prompt": prompt, "step": step,
+            "modules_compared": len(sides[0]), "op": first_divergent_module(sides[0], sides[1])}
+
+
 def decode_settings(raw: dict[str, Any], out_path: str) -> int:
     """The process's entry: decode the spec's prompts under each settings (see the module docstring);
     ``{"error": ...}`` instead of a traceback when something fails, ``status: oom`` when memory
@@ -67,7 +90,7 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         models: dict[str, torch.nn.Module] = {"float32": base}
         outputs = []
         replaced: dict[str, int] = {}
-        for index, settings in enumerate(spec.settings):
+        for index, settings in enumerate(spec.settings if not spec.locate else ()):  # locating decodes its own
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
             model = _model_for(models, base, settings)
             with _mode(spec.mode, replaced):
@@ -84,8 +107,9 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
             outputs.append({"key": settings.key(), "tokens": decoded.tokens.tolist(), "logits_file": name,
                             "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s, "step_s": decoded.step_s,
                             "prompt_tokens": [len(p) for p in spec.prompts]})
+        located = [_locate(spec, models, base, item, device) for item in spec.locate]
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
-                          "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced})
+                          "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located})
         return 0
     except torch.OutOfMemoryError as error:
         _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})

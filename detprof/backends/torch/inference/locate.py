@@ -1,0 +1,165 @@
+"""Where two decodings of one prompt part (``detprof infer --locate-op``): the first module whose
+output for that prompt's token differs while its input matched, and the ops it ran.
+
+A ``RowProbe`` hooks every module of the model. It stays idle until the decoding loop arms it for
+the one forward that computes the step where the logits first differ, naming the prompt's row in
+that batch and the column of its token; then each module's input and output row for that token
+(the slice ``[row, column]`` of any tensor shaped (batch, tokens, ...)) is kept on the host, with
+the ops dispatched while the module was the innermost one running. The two sides' modules are
+matched by name and call order, so a batch of 8 and a prompt alone compare the same token's rows;
+the first to finish with a differing row is the innermost, earliest one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+@dataclass
+class ModuleRow:
+    """One module call in the armed forward: its name and class, the token's input and output rows
+    (None when no tensor of the module had the batch's shape), and the ops it ran itself."""
+
+    name: str
+    kind: str
+    input: torch.Tensor | None = None
+    output: torch.Tensor | None = None
+    ops: list[str] = field(default_factory=list)
+
+
+# Ops that only re-describe memory (no arithmetic): left out of a module's ops, which name what computes.
+VIEW_OPS = frozenset({"aten::view", "aten::t", "aten::_unsafe_view", "aten::reshape", "aten::transpose",
+                      "aten::expand", "aten::permute", "aten::slice", "aten::select", "aten::unsqueeze",
+                      "aten::squeeze", "aten::alias", "aten::detach", "aten::as_strided", "aten::split",
+                      "aten::split_with_sizes", "aten::unbind", "aten::lift_fresh", "aten::clone",
+                      "aten::contiguous", "aten::_to_copy", "aten::empty", "aten::empty_like", "aten::new_empty"})
+
+
+class _OpNames(TorchDispatchMode):
+    """Appends each dispatched op's name (views aside) to the innermost running module's record."""
+
+    def __init__(self, probe: RowProbe) -> None:
+        super().__init__()
+        self.probe = probe
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        if self.probe.stack:
+            name = str(func._schema.name)
+            ops = self.probe.stack[-1].ops
+            if name not in ops and name not in VIEW_OPS:
+                ops.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+class RowProbe:
+    """See the module docstring. ``arm(row, column, batch, tokens)`` before the forward of interest,
+    ``disarm()`` after; ``records`` then holds its module calls in the order they finished."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.records: list[ModuleRow] = []
+        self.stack: list[ModuleRow] = []
+        self.target: tuple[int, int, int, int] | None = None
+        self._mode: _OpNames | None = None
+        self._handles = []
+        for name, module in model.named_modules():
+            label = name or "(model)"
+            self._handles.append(module.register_forward_pre_hook(
+                lambda m, inputs, label=label: self._enter(label, m, inputs)))
+            self._handles.append(module.register_forward_hook(
+                lambda m, inputs, output, label=label: self._leave(output)))
+
+    def arm(self, row: int, column: int, batch: int, tokens: int) -> None:
+        self.target = (row, column, batch, tokens)
+        self._mode = _OpNames(self)
+        self._mode.__enter__()
+
+    def disarm(self) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+        self._mode, self.target = None, None
+
+    def remove(self) -> None:
+        self.disarm()
+        for handle in self._handles:
+            handle.remove()
+
+    def _row(self, value: Any) -> torch.Tensor | None:
+        assert self.target is not None
+        row, column, batch, tokens = self.target
+        leaves = pytree.tree_leaves(value)
+        if not any(isinstance(leaf, torch.Tensor) for leaf in leaves) and hasattr(value, "__dict__"):
+            leaves = pytree.tree_leaves(vars(value))  # an output object of attributes (a user's model's)
+        for leaf in leaves:
+            if isinstance(leaf, torch.Tensor) and leaf.dim() >= 2 and leaf.shape[0] == batch \
+                    and leaf.shape[1] == tokens and leaf.is_floating_point():
+                return leaf[row, column].detach().float().cpu().clone()
+        return None
+
+    def _enter(self, label: str, module: torch.nn.Module, inputs: Any) -> None:
+        if self.target is None:
+            return
+        self.stack.append(ModuleRow(label, type(module).__name__, input=self._row(inputs)))
+
+    def _leave(self, output: Any) -> None:
+        if self.target is None or not self.stack:
+            return
+        record = self.stack.pop()
+        record.output = self._row(output)
+        self.records.append(record)  # in the order modules finish: a module before the module holding it
+
+
+@dataclass(frozen=True)
+class ProbeAt:
+    """Where a decoding arms its probe: at step ``step`` of prompt ``prompt`` (its index in the spec)."""
+
+    probe: RowProbe
+    prompt: int
+    step: int
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool((a.view(torch.int32) == b.view(torch.int32)).all())
+
+
+def first_divergent_module(baseline: list[ModuleRow], other: list[ModuleRow]) -> dict[str, Any] | None:
+    """The first module call to finish (in the baseline's order, matched by name and occurrence) whose
+    output row differs, so the innermost first: ``root-cause`` when its input row matched,
+    ``input-differs`` when it did not; with its ops and the largest |difference| of its output.
+    None when every output matched."""
+    seen: dict[str, int] = {}
+    others: dict[tuple[str, int], ModuleRow] = {}
+    for record in other:
+        others[(record.name, seen.get(record.name, 0))] = record
+        seen[record.name] = seen.get(record.name, 0) + 1
+    seen.clear()
+    for record in baseline:
+        key = (record.name, seen.get(record.name, 0))
+        seen[record.name] = key[1] + 1
+        match = others.get(key)
+        if match is None or record.output is None or _same(record.output, match.output):
+            continue
+        difference = (record.output.double() - match.output.double()).abs().max() if match.output is not None \
+            and match.output.shape == record.output.shape else None
+        found: dict[str, Any] = {"module": record.name, "module_type": record.kind, "ops": record.ops,
+                                 "kind": "root-cause" if _same(record.input, match.input) else "input-differs",
+                                 "max_abs_diff": float(difference) if difference is not None else None}
+        if found["kind"] == "input-differs":  # made between modules: by the ops of the module holding it
+            holder = _holder(baseline, record.name)
+            if holder is not None:
+                found["arose_in"] = {"module": holder.name, "module_type": holder.kind, "ops": holder.ops}
+        return found
+    return None
+
+
+def _holder(records: list[ModuleRow], name: str) -> ModuleRow | None:
+    """The innermost module holding module ``name`` (the model itself for a top-level one)."""
+    holders = [r for r in records if r.name != name and (r.name == "(model)" or name.startswith(r.name + "."))]
+    return max(holders, key=lambda r: -1 if r.name == "(model)" else len(r.name), default=None)
