@@ -283,7 +283,9 @@ def summary(results_dir: str, out: str | None, calibration: str | None = None) -
         for row in grid["rows"]:
             for cell in row["cells"]:
                 op = cell.get("op") or {}
-                where = f"{op['module']} ({op['module_type']}, {op['kind']})" if op else "—"
+                held = (op.get("arose_in") or {}).get("module")
+                where = (f"{op['module']} ({op['module_type']}, {op['kind']}"
+                         + (f"; arose in {held}'s own ops" if held else "") + ")") if op else "—"
                 lines.append(f"| {row['row']} | {cell['label']} | {cell['identical_prompts']}/{cell['prompts']} | "
                              f"{cell['bitwise_prompts']}/{cell['prompts']} | {cell['max_abs_logit_diff']:.3g} | "
                              f"{where} |")

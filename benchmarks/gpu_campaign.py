@@ -70,7 +70,7 @@ class CostModel:
 
 # Parameter counts (kernels_db and the zoo's tests): what building a model costs scales with them.
 PARAMS_M = {"vgg19": 143.7, "resnet50": 25.6, "mobilenet": 4.2, "mobilenet-v2": 3.5, "densenet121": 8.0,
-            "medium-cnn": 1.0, "small-cnn": 0.1, "gpt2-small": 124.4, "vit-b16": 86.6}
+            "medium-cnn": 1.0, "small-cnn": 0.1, "gpt2-small": 124.4, "vit-b16": 86.6, "tiny-qwen2": 0.1}
 
 GPU_COST = CostModel(
     python_start_s=3.0, process_start_s=2.2, per_100m_params_s=1.5, autotune_s=0.3, profiled_pass_s=1.5,
@@ -430,8 +430,14 @@ class Campaign:
             return 0
         import sqlite3
 
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as connection:
+        # Closed each time (sqlite3's `with` only commits): the read-only connections this left open
+        # made a later read-only open of the WAL store fail as "malformed" in the dry run, every time,
+        # once the inference steps had written to it. No step runs now, so a read-write one is safe.
+        connection = sqlite3.connect(self.db)
+        try:
             row = connection.execute("SELECT MAX(id) FROM runs").fetchone()
+        finally:
+            connection.close()
         return int(row[0] or 0)
 
     def keep_partial(self, target: Path, before: int) -> None:

@@ -19,10 +19,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CAMPAIGN = REPO / "benchmarks" / "gpu_campaign.py"
 ORDER = ["vgg19", "vgg19 kernels", "vgg19-nofill", "mobilenet", "medium-cnn-k1", "medium-cnn-k7",
-         "medium-cnn-k3", "medium-cnn-k5", "resnet50", "densenet121", "gpt2-small", "vit-b16", "aa-resnet50",
-         "check vgg19 default", "check vgg19 world-size 1", "check vgg19 restart", "audit vgg19", "mobilenet-nofill",
-         "vgg19-tf32-off", "stability algo+impl", "pytest -m gpu (fast)"]
-EXTRAS = ("mobilenet-nofill", "vgg19-tf32-off", "stability algo+impl", "pytest -m gpu (fast)")
+         "resnet50", "densenet121", "gpt2-small", "vit-b16", "aa-resnet50", "infer gpt2-small batch",
+         "infer gpt2-small cost", "check vgg19 default", "check vgg19 world-size 1", "check vgg19 restart",
+         "audit vgg19", "mobilenet-nofill", "medium-cnn-k3", "medium-cnn-k5", "vgg19-tf32-off", "stability algo+impl",
+         "pytest -m gpu (fast)"]
+EXTRAS = ("mobilenet-nofill", "medium-cnn-k3", "medium-cnn-k5", "vgg19-tf32-off", "stability algo+impl",
+          "pytest -m gpu (fast)")
 
 
 def _campaign() -> ModuleType:
@@ -203,10 +205,15 @@ def test_the_whole_dry_run_measures_every_step(tmp_path: Path) -> None:
     assert restarted["bitwise_identical"] is True and restarted["restart_at"] == 1
     assert any("max_unpool" in o["op"] for o in documents["audit-vgg19"]["nondeterministic_ops"])
     assert documents["stability-algo+impl"]["runs"] == 2
+    # the inference row: the grid's batch, position and padding rows with --locate-op, and the mode's cost
+    grid = documents["infer-gpt2-small-batch"]
+    assert [row["row"] for row in grid["rows"]] == ["batch", "position", "padding"] and grid["sensitivity"]["caught"]
+    assert all(cell.get("op") for row in grid["rows"] for cell in row["cells"] if cell["verdict"] != "bitwise")
+    assert [row["batch_size"] for row in documents["infer-gpt2-small-cost"]["rows"]] == [8]
     summary = (out / "summary.md").read_text()
     assert "not measured" not in summary.split("## Steps")[0], summary
     log = (out / "campaign.log").read_text()
     assert "equal_to_full_parse=True" in log and "equal_to_full_parse=False" not in log
     # the fast scan took a GPU trace in torch 2.11's layout, though this CPU's own traces hold no GPU work
     assert "synthetic compact trace scope=all: kind=gpu parser=kineto-scan" in log
-    assert len(runs) == 14  # the overhead steps, each one stored run
+    assert len(runs) == 16  # the overhead steps, each one stored run, and the two inference verdicts

@@ -177,6 +177,19 @@ def test_a_model_made_batch_dependent_fails_the_batch_row_and_nothing_else(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("model", "differing"), [
+    ("length_dependent", ["batch", "padding", "kv-cache", "chunked-prefill"]), ("threads_dependent", ["threads"])])
+def test_each_row_sees_the_one_thing_it_changes_and_no_other(model: str, differing: list[str],
+                                                             tmp_path: Path) -> None:
+    """Negative controls for the other rows: a model whose logits read the forward's token count fails
+    exactly the padding, KV-cache and chunked-prefill rows, and the batch row (a batch pads its
+    shorter prompts), not the position row; one that reads the thread count, exactly the threads row."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:{model}", "--num-classes", "64", "--rows", INVARIANT_ROWS)
+    assert code == 1 and document["differing_rows"] == differing
+    assert all(row["verdict"] == LOGITS_DIFFER for row in document["rows"] if row["row"] in differing)
+
+
+@pytest.mark.slow
 def test_a_hugging_face_model_from_a_local_config_runs_every_row_and_is_stored(tmp_path: Path) -> None:
     """A Qwen2-style config written here (a model type transformers ships, random weights from the seed):
     every row runs and is stored; which rows differ depends on the CPU's kernels, so only what holds

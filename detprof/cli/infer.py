@@ -119,15 +119,18 @@ def infer(
             scoring = side_settings("--trainer", parse_mapping("--trainer", trainer), DEFAULT_TRAINER)
             with progress_once_valid("infer --compare") as show:
                 compared = run_sampler_trainer(arch, config, num_classes, model, sampling, scoring, choice,
-                                               new_tokens or 16, seed, threads, gpu, timeout, on_progress=show)
+                                               16 if new_tokens is None else new_tokens, seed, threads, gpu, timeout,
+                                               on_progress=show)
             conclude("inference-mismatch", compared, db, json_output)
         if cost:
             from detprof.infer.cost import DEFAULT_COST_BATCH_SIZES, DEFAULT_PAIRS, run_inference_cost
 
             sizes = parse_batch_sizes(batch_sizes) if batch_sizes else DEFAULT_COST_BATCH_SIZES
             with progress_once_valid("infer --cost") as show:
-                measured = run_inference_cost(arch, config, num_classes, model, sizes, pairs or DEFAULT_PAIRS, choice,
-                                              new_tokens or 32, seed, threads, gpu, timeout, on_progress=show)
+                measured = run_inference_cost(arch, config, num_classes, model, sizes,
+                                              DEFAULT_PAIRS if pairs is None else pairs, choice,
+                                              32 if new_tokens is None else new_tokens, seed, threads, gpu, timeout,
+                                              on_progress=show)
             conclude("inference-cost", measured, db, json_output)
         defaults = GridOptions()
         options = GridOptions(batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else defaults.batch_sizes,
@@ -138,6 +141,7 @@ def infer(
         with progress_once_valid("infer") as show:
             document = run_inference_grid(arch, config, num_classes, model,
                                           parse_names(rows) if rows is not None else ROW_NAMES, options, choice,
-                                          new_tokens or 16, seed, threads, gpu, timeout, mode, locate_op,
+                                          16 if new_tokens is None else new_tokens, seed, threads, gpu, timeout,
+                                          mode, locate_op,
                                           on_progress=show)
     conclude("inference", document, db, json_output)

@@ -1,7 +1,10 @@
 """Causal language models with known answers for the inference grid's tests: ``lookup`` reads each
 token's logits from a table (no reduction anywhere, so nothing can depend on the batch, the
-padding or the cache: every such row must be bitwise equal, on any CPU), and ``batch_dependent``
-adds 1e-3 times the batch size to every logit (the batch row must see it; the argmax does not move)."""
+padding or the cache: every such row must be bitwise equal, on any CPU); the others add 1e-3 times
+one thing to every logit, so that exactly the rows that change that thing must see it (the argmax
+never moves): ``batch_dependent`` the batch size, ``length_dependent`` the tokens of the forward
+(padding, the KV cache and chunked prefill change it; the batch and its order do not),
+``threads_dependent`` the CPU thread count."""
 
 from __future__ import annotations
 
@@ -14,15 +17,17 @@ from torch import nn
 class Lookup(nn.Module):
     """Logits of a token = one row of a table, plus ``per_batch_row`` times the batch size."""
 
-    def __init__(self, vocab: int, per_batch_row: float = 0.0) -> None:
+    def __init__(self, vocab: int, per_batch_row: float = 0.0, per_token: float = 0.0,
+                 per_thread: float = 0.0) -> None:
         super().__init__()
         self.table = nn.Embedding(vocab, vocab)
-        self.per_batch_row = per_batch_row
+        self.per_batch_row, self.per_token, self.per_thread = per_batch_row, per_token, per_thread
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, past_key_values: object = None,
                 use_cache: bool = False) -> SimpleNamespace:
-        logits = self.table(input_ids) + self.per_batch_row * input_ids.shape[0]
+        logits = self.table(input_ids) + self.per_batch_row * input_ids.shape[0] + \
+            self.per_token * input_ids.shape[1] + self.per_thread * torch.get_num_threads()
         return SimpleNamespace(logits=logits, past_key_values=past_key_values)
 
 
@@ -32,6 +37,14 @@ def lookup(vocab: int) -> Lookup:
 
 def batch_dependent(vocab: int) -> Lookup:
     return Lookup(vocab, per_batch_row=1e-3)
+
+
+def length_dependent(vocab: int) -> Lookup:
+    return Lookup(vocab, per_token=1e-3)
+
+
+def threads_dependent(vocab: int) -> Lookup:
+    return Lookup(vocab, per_thread=1e-3)
 
 
 def no_cache(vocab: int) -> nn.Module:
