@@ -231,20 +231,27 @@ class InferenceRow(TypedDict):
     verdict: str
 
 
-class InferenceGridDocument(StoredVerdict, total=False):
-    """``infer --json``: greedy decoding of the same prompts under each row's configurations, each
-    compared bitwise with the row's baseline; the 1-ulp control of the comparison itself."""
+class InferenceRun(StoredVerdict, total=False):
+    """What every ``infer`` document says of its run: the model (arch or the config's model type,
+    source, class, parameters, vocabulary), the device, the framework versions, the reference's CPU
+    threads, the seed, the prompts (count, shortest, longest, where from) and the tokens decoded."""
 
     document_version: int
-    workload: dict[str, Any]  # arch (or the config's model type), source, class, parameters, vocab
+    workload: dict[str, Any]
     device: str
-    mode: str  # default | batch-invariant
-    replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over in the first process, by op
     version: str  # "torch 2.13.0+cpu, transformers 5.25.0"
-    threads: int | None  # the reference's CPU threads
+    threads: int | None
     seed: int
     prompts: dict[str, Any]  # count, min_tokens, max_tokens, source
     new_tokens: int
+
+
+class InferenceGridDocument(InferenceRun, total=False):
+    """``infer --json``: greedy decoding of the same prompts under each row's configurations, each
+    compared bitwise with the row's baseline; the 1-ulp control of the comparison itself."""
+
+    mode: str  # default | batch-invariant
+    replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over in the first process, by op
     reference: dict[str, Any]  # the reference DecodeSettings
     rows: list[InferenceRow]
     differing_rows: list[str]
@@ -253,37 +260,21 @@ class InferenceGridDocument(StoredVerdict, total=False):
     timings: list[dict[str, Any]]  # per configuration: label, prefill_s, decode_s, process
 
 
-class InferenceCostDocument(StoredVerdict, total=False):
+class InferenceCostDocument(InferenceRun, total=False):
     """``infer --cost --json``: per batch size, each mode's decode ms per step and tokens/s, prefill ms
     and tokens/s (medians over its processes), the treatment/baseline ratios of decode step time and
     prefill time with their 95% paired CIs, and the decode throughput lost; the published anchors."""
 
-    document_version: int
-    workload: dict[str, Any]
-    device: str
-    version: str
-    threads: int | None
-    seed: int
     modes: list[str]  # baseline, treatment
-    new_tokens: int
-    prompts: dict[str, Any]
     rows: list[dict[str, Any]]  # batch_size, pairs, modes {mode: figures}, decode_ratio, decode_ci, prefill_ratio, ...
     anchors: list[dict[str, Any]]  # kernels_db/inference_reference.json: other systems' GPU figures
 
 
-class InferenceMismatchDocument(StoredVerdict, total=False):
+class InferenceMismatchDocument(InferenceRun, total=False):
     """``infer --compare sampler,trainer --json``: per pair of a sampler and a trainer configuration
     (the one given, then each remedy), the log-prob mismatch on the sampler's tokens; the remedies
     ranked by mismatch, then time."""
 
-    document_version: int
-    workload: dict[str, Any]
-    device: str
-    version: str
-    threads: int | None
-    seed: int
-    prompts: dict[str, Any]
-    new_tokens: int
     temperature: float
     ratio_threshold: float  # an importance ratio outside 1 ± this counts
     # per pair: remedy, mode, sampler and trainer (their changes from the reference), bitwise_equal,

@@ -113,3 +113,16 @@ def require_shape(document: Any, kind: type, what: str) -> None:
     problem = shape_problem(document, kind)
     if problem is not None:
         raise ShapeError(f"{what} is not a {kind.__name__}: {problem}")
+
+
+def known_fields(record: type, data: dict[str, Any], what: str,
+                 error: type[Exception] = ShapeError) -> dict[str, Any]:
+    """``data`` when every key is a field of the dataclass ``record``; ``error`` naming the others (a
+    misspelt field, or one from a newer detprof) otherwise, so that it never reads as a default."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(record)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise error(f"{what}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return data

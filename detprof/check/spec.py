@@ -9,10 +9,11 @@ travel in ``gates``, checked against the gate table.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from detprof.check.gates import GATES
+from detprof.shapes import known_fields
 from detprof.workload.spec import Workload
 
 # The side fields a gate may set (threads is a field of its own: every run has a thread count).
@@ -100,9 +101,5 @@ class ScriptSideSpec:
 
 
 def _known(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
-    """``data`` when every key is a field of ``cls``; SpecError naming the others otherwise."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SpecError(f"{what}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return data
+    """``data`` when every key is a field of ``cls``; SpecError naming the others."""
+    return known_fields(cls, data, what, SpecError)

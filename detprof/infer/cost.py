@@ -86,8 +86,7 @@ def run_inference_cost(arch: str | None = None, config: str | None = None, vocab
     built: dict[str, Any] = {}
     version = ""
     with tempfile.TemporaryDirectory(prefix="detprof-infer-cost-") as scratch:
-        if not prepared.source.arch:
-            run_process(prepared.spec(settings=()), Path(scratch, "probe"), prepared.gpu_uuid, timeout_s)
+        prepared.probe(Path(scratch, "probe"), timeout_s)
         for batch in batch_sizes:
             measured: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
             for pair in range(pairs):

@@ -148,8 +148,7 @@ def run_sampler_trainer(arch: str | None = None, config: str | None = None, voca
     built: dict[str, Any] = {}
     version = ""
     with tempfile.TemporaryDirectory(prefix="detprof-infer-mismatch-") as scratch:
-        if not prepared.source.arch:
-            run_process(prepared.spec(settings=()), Path(scratch, "probe"), prepared.gpu_uuid, timeout_s)
+        prepared.probe(Path(scratch, "probe"), timeout_s)
         for mode in ("default", "batch-invariant"):
             chosen = [p for p in pairings if p.mode == mode]
             if not chosen:

@@ -208,6 +208,12 @@ class Prepared:
         return {"count": len(lengths), "min_tokens": min(lengths), "max_tokens": max(lengths),
                 "source": self.prompt_source}
 
+    def probe(self, folder: Path, timeout_s: float) -> None:
+        """Build a user's model or config once in a child before anything is measured, so that a
+        mistake is one line (InferenceError); nothing for a zoo arch."""
+        if not self.source.arch:
+            run_process(self.spec(settings=()), folder, self.gpu_uuid, timeout_s)
+
     def workload(self, built: dict[str, Any]) -> dict[str, Any]:
         """The model in a document: its name, source and what the process built (class, parameters)."""
         return {"arch": self.source.arch or built.get("model_type") or "config", "source": self.source.describe(),
@@ -307,8 +313,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     uuid = prepared.gpu_uuid
     say = on_progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="detprof-infer-") as scratch:
-        if not prepared.source.arch:  # a user's model or config is built once in a child first: a mistake is one line
-            run_process(spec.but(settings=()), Path(scratch, "probe"), uuid, timeout_s)
+        prepared.probe(Path(scratch, "probe"), timeout_s)
         say(f"decode {len(spec.prompts)} prompts x {new_tokens} tokens under {len(spec.settings)} configurations "
             f"({prepared.source.describe()})")
         first = run_process(spec, Path(scratch, "first"), uuid, timeout_s)

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from detprof.shapes import known_fields
+
 PADDING_SIDES = ("left", "right")
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager")
@@ -157,8 +159,4 @@ class InferenceSpec:
 
 def _known(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
     """``data`` when every key is a field of ``cls``; InferenceSpecError naming the others."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InferenceSpecError(f"{what}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return data
+    return known_fields(cls, data, what, InferenceSpecError)
