@@ -163,20 +163,6 @@ def test_a_model_without_reductions_passes_every_row_it_cannot_fail(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_a_model_made_batch_dependent_fails_the_batch_row_and_nothing_else(tmp_path: Path) -> None:
-    """Negative control: 1e-3 times the batch size on every logit. The batch row sees it (0.001 at batch 2,
-    0.003 at batch 4, the argmax unmoved); the rows that keep the batch size do not."""
-    code, document = _grid(tmp_path, "--model", f"{MODELS}:batch_dependent", "--num-classes", "64",
-                           "--rows", INVARIANT_ROWS)
-    rows = {row["row"]: row for row in document["rows"]}
-    assert code == 1 and document["differing_rows"] == ["batch"]
-    cells = rows["batch"]["cells"]
-    assert [cell["verdict"] for cell in cells] == [LOGITS_DIFFER] * 2
-    assert [round(cell["max_abs_logit_diff"], 4) for cell in cells] == [0.001, 0.003]
-    assert all(cell["identical_prompts"] == 4 for cell in cells)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize(("model", "differing"), [
     ("length_dependent", ["batch", "padding", "kv-cache", "chunked-prefill"]), ("threads_dependent", ["threads"])])
 def test_each_row_sees_the_one_thing_it_changes_and_no_other(model: str, differing: list[str],
@@ -306,12 +292,18 @@ def test_a_model_without_reductions_gives_the_trainer_the_samplers_log_probs(tmp
 
 
 @pytest.mark.slow
-def test_locate_op_names_the_module_that_reads_its_batch(tmp_path: Path) -> None:
-    """Known answer: the batch-dependent model adds its batch term in its own forward, after the table:
-    the table's row matches, the model's output row differs while its input matched."""
+def test_a_model_made_batch_dependent_fails_the_batch_row_alone_and_locate_op_names_its_add(tmp_path: Path) -> None:
+    """Negative control: 1e-3 times the batch size on every logit. The batch row sees it (0.001 at batch 2,
+    0.003 at batch 4, the argmax unmoved); the rows that keep the batch size do not. The term is added
+    in the model's own forward, after the table: --locate-op finds the table's row equal and the model's
+    output row different while its input matched."""
     code, document = _grid(tmp_path, "--model", f"{MODELS}:batch_dependent", "--num-classes", "64",
-                           "--rows", "batch,position", "--locate-op")
+                           "--rows", INVARIANT_ROWS, "--locate-op")
+    assert code == 1 and document["differing_rows"] == ["batch"]
     cells = {row["row"]: row["cells"] for row in document["rows"]}
+    assert [cell["verdict"] for cell in cells["batch"]] == [LOGITS_DIFFER] * 2
+    assert [round(cell["max_abs_logit_diff"], 4) for cell in cells["batch"]] == [0.001, 0.003]
+    assert all(cell["identical_prompts"] == 4 for cell in cells["batch"])
     for cell in cells["batch"]:
         assert cell["first_difference"] == {"prompt": 0, "step": 0}
         assert cell["op"]["module"] == "(model)" and cell["op"]["kind"] == "root-cause"

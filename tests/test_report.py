@@ -274,3 +274,30 @@ def test_each_charts_data_is_written_into_the_page_once() -> None:
     body, script = _figure(figure, "chart-x", "no data")
     assert 'id="chart-x"' in body and script.count("unique-trace-name") == 1 and script.count("1.2345678") == 1
     assert _figure(None, "chart-y", "nothing measured")[1] == ""  # control: no figure, no script
+
+
+@pytest.mark.slow
+def test_report_of_inference_runs_draws_the_grid_the_cost_and_the_sampler_trainer_chart(tmp_path: Path) -> None:
+    """The three infer documents (real output, tests/data/documents) stored as their verdict kinds: each
+    draws its chart, the cost with the published anchors as other systems' GPU figures, and the page
+    renders every chart in Chromium."""
+    from detprof.check.record import store_verdict
+
+    db = str(tmp_path / "inference.sqlite")
+    documents = Path(__file__).parent / "data" / "documents"
+    for kind in ("inference", "inference-cost", "inference-mismatch"):
+        store_verdict(kind, json.loads((documents / f"{kind}.json").read_text()), db)
+    made = runner.invoke(app, ["report", "--db", db, "--out", str(tmp_path / "inference.html"), "--json"])
+    assert made.exit_code == 0, made.stderr
+    sections = json.loads(made.stdout)["sections"]
+    assert sections["inference_grid"] == sections["inference_cost"] == sections["sampler_trainer"] == "drawn"
+    assert sections["figure_9a"] == "no data"
+    dom = _browse(tmp_path / "inference.html", ARTIFACTS / "report_inference.png")
+    _assert_rendered(dom, charts=3)
+    assert "GPU, published" in dom and "bitwise equal" in dom
+    # Negative control: a store without inference runs draws none of the three.
+    empty = str(tmp_path / "checks.sqlite")
+    store_verdict("check", json.loads((documents / "check.json").read_text()), empty)
+    plain = runner.invoke(app, ["report", "--db", empty, "--out", str(tmp_path / "plain.html"), "--json"])
+    assert {json.loads(plain.stdout)["sections"][key] for key in ("inference_grid", "inference_cost",
+                                                                  "sampler_trainer")} == {"no data"}

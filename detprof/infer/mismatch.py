@@ -5,7 +5,8 @@ and which known remedy closes the gap.
 The sampler decodes the prompts with its configuration (KV cache, batch, dtype; sampling at
 temperature 1 from uniforms drawn here, so that a token depends only on its prompt's logits, never
 on the batch); the trainer scores the same sequences teacher-forced, one forward per micro-batch
-without a cache, in its own configuration. Both sides' float32 logits are turned into log-probs
+without a cache, in its own configuration, in the same fresh process (one per mode: the run row of
+the grid is what shows a second process would decode the same). Both sides' float32 logits are turned into log-probs
 here, by one function (numpy, float64), so a difference is the models', never this comparison's.
 Per pair: |Δ log-prob| per token (max, p99, mean), the sequence-level KL estimate (the mean over
 sequences of the summed sampler - trainer log-ratio: the k1 estimator, the tokens being the
@@ -154,23 +155,21 @@ def run_sampler_trainer(arch: str | None = None, config: str | None = None, voca
             if not chosen:
                 continue
             samplers = tuple(dict.fromkeys(p.sampler for p in chosen))
+            # one process per mode: the samplers decode, then each trainer scores its sampler's tokens
+            settings = (*samplers, *(p.trainer for p in chosen))
+            scores = (*([None] * len(samplers)), *(samplers.index(p.sampler) for p in chosen))
             say(f"sample {len(prepared.prompts)} prompts x {new_tokens} tokens under {len(samplers)} sampler "
-                f"configuration(s), {mode} mode")
-            folder = Path(scratch, f"sampler-{mode}")
-            sampled = run_process(prepared.spec(settings=samplers, mode=mode, uniforms=uniforms), folder,
-                                  prepared.gpu_uuid, timeout_s)
-            built, version = sampled["model"], sampled["version"]
-            by_sampler = {s.key(): (out, np.load(folder / out["logits_file"]))
-                          for s, out in zip(samplers, sampled["outputs"], strict=True)}
-            say(f"score them under {len(chosen)} trainer configuration(s), {mode} mode")
-            folder = Path(scratch, f"trainer-{mode}")
-            continuations = tuple(tuple(tuple(t) for t in by_sampler[p.sampler.key()][0]["tokens"]) for p in chosen)
-            scored = run_process(prepared.spec(settings=tuple(p.trainer for p in chosen), mode=mode,
-                                               continuations=continuations), folder, prepared.gpu_uuid, timeout_s)
-            for pairing, out in zip(chosen, scored["outputs"], strict=True):
-                sample_out, sample_logits = by_sampler[pairing.sampler.key()]
+                f"configuration(s) and score them under {len(chosen)} trainer configuration(s), {mode} mode")
+            folder = Path(scratch, mode)
+            ran = run_process(prepared.spec(settings=settings, mode=mode, uniforms=uniforms, scores=scores), folder,
+                              prepared.gpu_uuid, timeout_s)
+            built, version = ran["model"], ran["version"]
+            outputs = ran["outputs"]
+            for number, pairing in enumerate(chosen):
+                sample_out = outputs[samplers.index(pairing.sampler)]
+                out = outputs[len(samplers) + number]
                 tokens = np.asarray(sample_out["tokens"], dtype=np.int64)
-                measures = mismatch(log_probs(sample_logits, tokens),
+                measures = mismatch(log_probs(np.load(folder / sample_out["logits_file"]), tokens),
                                     log_probs(np.load(folder / out["logits_file"]), tokens), ratio_threshold)
                 results.append({"remedy": pairing.name, "mode": mode, "sampler": pairing.sampler.changes(),
                                 "trainer": pairing.trainer.changes(), **measures,

@@ -41,7 +41,7 @@ class DecodeSettings:
     attention: str = "sdpa"  # the Hugging Face attention implementation
     threads: int | None = None  # CPU intra-op threads (None: the spec's)
     temperature: float = 0.0  # 0: greedy; else sampled at this temperature from the spec's uniforms
-    teacher_forced: bool = False  # score given continuations in one forward per batch (a trainer), not decode
+    teacher_forced: bool = False  # score another settings' tokens in one forward per batch (a trainer), not decode
 
     def key(self) -> str:
         """A stable text naming these settings (equal settings, equal keys)."""
@@ -126,7 +126,8 @@ class InferenceSpec:
     warmup: bool = False  # decode each settings once untimed first (the cost's processes)
     keep_logits: bool = True  # write each settings' logits (the grid compares them; the cost does not)
     uniforms: tuple[tuple[float, ...], ...] = ()  # per prompt and step, in [0, 1): what a sampling settings draws
-    continuations: tuple[tuple[tuple[int, ...], ...], ...] = ()  # per settings: what a teacher-forced one scores
+    # per settings: for a teacher-forced one, the index of the earlier settings whose tokens it scores
+    scores: tuple[int | None, ...] = ()
     # --locate-op: (baseline settings index, other settings index, prompt, step) to re-decode with a probe
     locate: tuple[tuple[int, int, int, int], ...] = ()
 
@@ -136,7 +137,7 @@ class InferenceSpec:
         data["prompts"] = [list(p) for p in self.prompts]
         data["settings"] = [asdict(s) for s in self.settings]
         data["uniforms"] = [list(row) for row in self.uniforms]
-        data["continuations"] = [[list(c) for c in per_settings] for per_settings in self.continuations]
+        data["scores"] = list(self.scores)
         data["locate"] = [list(item) for item in self.locate]
         return data
 
@@ -148,8 +149,7 @@ class InferenceSpec:
                       "prompts": tuple(tuple(int(t) for t in p) for p in data["prompts"]),
                       "settings": tuple(DecodeSettings.from_json(s) for s in data["settings"]),
                       "uniforms": tuple(tuple(float(u) for u in row) for row in data.get("uniforms", ())),
-                      "continuations": tuple(tuple(tuple(int(t) for t in c) for c in per_settings)
-                                             for per_settings in data.get("continuations", ())),
+                      "scores": tuple(None if i is None else int(i) for i in data.get("scores", ())),
                       "locate": tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in data.get("locate", ()))})
 
     def but(self, **changes: Any) -> InferenceSpec:

@@ -42,6 +42,10 @@ class ReportData:
     stability: list[dict[str, Any]] = field(default_factory=list)  # experiments with their measures
     skipped: list[str] = field(default_factory=list)  # stored rows and files left out, one sentence each
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # check, audit and advise runs (reproducibility)
+    inference: list[dict[str, Any]] = field(default_factory=list)  # infer runs: run_id, kind, summary (oldest first)
+
+
+INFERENCE_KINDS = ("inference", "inference-cost", "inference-mismatch")  # detprof infer's verdict kinds
 
 
 def paper_reference() -> dict[str, Any]:
@@ -221,5 +225,7 @@ def collect(db: StoreLike = None, run_ids: list[int] | None = None, kernels_run:
                           environments=[_environment(run_id, kind, s) for run_id, kind, s in runs],
                           paper=paper_reference(), run_ids=[r[0] for r in runs], stability=stability,
                           skipped=skipped, verdicts=[verdict_row(run_id, kind, s) for run_id, kind, s in runs
-                                                     if kind in VERDICT_KINDS])
+                                                     if kind in VERDICT_KINDS],
+                          inference=[{"run_id": run_id, "kind": kind, "summary": s} for run_id, kind, s in
+                                     sorted(runs, key=lambda r: r[0]) if kind in INFERENCE_KINDS])
 

@@ -274,3 +274,104 @@ def subgroup_spread(stability: list[dict[str, Any]]) -> go.Figure | None:
     figure.add_hline(y=1.0, line_dash="dot", line_color="#444")
     figure.update_layout(barmode="group", title="Subgroup spread relative to the whole test set (paper Figure 4)")
     return figure
+
+
+VERDICT_LEVELS = {"bitwise": 0, "logits differ": 1, "tokens differ": 2}
+
+
+def _newest(inference: list[dict[str, Any]], kind: str, key: Any) -> list[dict[str, Any]]:
+    """The newest run of ``kind`` per ``key(summary)``, oldest first."""
+    newest: dict[Any, dict[str, Any]] = {}
+    for run in inference:
+        if run["kind"] == kind:
+            newest[key(run["summary"])] = run
+    return sorted(newest.values(), key=lambda run: run["run_id"])
+
+
+def inference_grid(inference: list[dict[str, Any]]) -> go.Figure | None:
+    """``detprof infer``: each configuration's verdict against its row's baseline (bitwise, logits
+    differ, tokens differ), one line per model, mode and device (its newest grid)."""
+    runs = _newest(inference, "inference", lambda s: (s["workload"].get("source"), s.get("mode"), s["device"]["name"]))
+    if not runs:
+        return None
+    columns: list[str] = []
+    for run in runs:
+        for row in run["summary"]["rows"]:
+            for cell in row["cells"]:
+                label = f"{row['row']}: {cell['label']}"
+                if label not in columns:
+                    columns.append(label)
+    lines, levels, words = [], [], []
+    for run in runs:
+        summary = run["summary"]
+        cells = {f"{row['row']}: {cell['label']}": cell for row in summary["rows"] for cell in row["cells"]}
+        lines.append(f"{summary['workload'].get('source')}, {summary.get('mode', 'default')} mode, "
+                     f"{summary['device']['name']} (run {run['run_id']})")
+        levels.append([VERDICT_LEVELS[cells[c]["verdict"]] if c in cells else None for c in columns])
+        words.append([cells[c]["verdict"] if c in cells else "not run" for c in columns])
+    figure = go.Figure(go.Heatmap(z=levels, x=columns, y=lines, text=words, zmin=0, zmax=2, showscale=False,
+                                  colorscale=[[0, "#2e7d32"], [0.5, "#f9a825"], [1, "#c62828"]],
+                                  hovertemplate="%{y}<br>%{x}: %{text}<extra></extra>", xgap=2, ygap=2))
+    figure.update_layout(title="Greedy decoding: each configuration against its row's baseline (green bitwise, "
+                               "amber logits differ, red tokens differ)", xaxis={"tickangle": -35},
+                         height=220 + 40 * len(lines))
+    return figure
+
+
+def inference_cost(inference: list[dict[str, Any]]) -> go.Figure | None:
+    """``detprof infer --cost``: decode throughput lost to the batch-invariant mode per batch size (95%
+    CI from the paired interval of the step-time ratio), beside the published figures of serving
+    systems on GPUs, which are theirs, not measured here."""
+    runs = _newest(inference, "inference-cost", lambda s: (s["workload"].get("source"), s["device"]["name"]))
+    if not runs:
+        return None
+    figure = go.Figure()
+    for run in runs:
+        summary = run["summary"]
+        rows = summary["rows"]
+        lost = [100 * (1 - 1 / row["decode_ratio"]) for row in rows]
+        high = [100 * (1 - 1 / row["decode_ci"][1]) if row["decode_ci"][1] else value for row, value in
+                zip(rows, lost, strict=True)]
+        low = [100 * (1 - 1 / row["decode_ci"][0]) if row["decode_ci"][0] else value for row, value in
+               zip(rows, lost, strict=True)]
+        figure.add_bar(name=f"{summary['workload'].get('source')} on {summary['device']['name']} (run {run['run_id']})",
+                       x=[f"batch {row['batch_size']}" for row in rows], y=lost,
+                       error_y={"type": "data", "symmetric": False, "array": [h - v for h, v in zip(high, lost,
+                                                                                                   strict=True)],
+                                "arrayminus": [v - lo for v, lo in zip(lost, low, strict=True)]},
+                       hovertemplate="%{x}: %{y:.1f}% of decode throughput lost<extra>%{fullData.name}</extra>")
+    for anchor in runs[-1]["summary"].get("anchors", []):
+        if anchor.get("percent") is not None:
+            _target_line(figure, float(anchor["percent"]), f"{anchor['system']} (GPU, published): {anchor['percent']}%")
+        elif "throughput" in anchor.get("metric", ""):
+            figure.add_hrect(y0=float(anchor["low"]), y1=float(anchor["high"]), fillcolor="#90a4ae", opacity=0.2,
+                             line_width=0, annotation_text=f"{anchor['system']} (GPU, published) "
+                                                           f"{anchor['low']}-{anchor['high']}%")
+    figure.update_layout(barmode="group", title="What the batch-invariant mode costs: decode throughput lost "
+                                                "(95% CI), beside other systems' published GPU figures",
+                         yaxis_title="% of decode throughput lost")
+    return figure
+
+
+def sampler_trainer(inference: list[dict[str, Any]]) -> go.Figure | None:
+    """``detprof infer --compare sampler,trainer``: the largest |Δ log-prob| of each pair (the one given,
+    then each remedy) on a log axis; a bitwise-equal pair is drawn at the axis floor and says so."""
+    runs = _newest(inference, "inference-mismatch", lambda s: (s["workload"].get("source"), s["device"]["name"]))
+    if not runs:
+        return None
+    floor = 1e-12
+    figure = go.Figure()
+    for run in runs:
+        summary = run["summary"]
+        pairs = summary["pairs"]
+        figure.add_bar(name=f"{summary['workload'].get('source')} on {summary['device']['name']} (run {run['run_id']})",
+                       x=[pair["remedy"] for pair in pairs],
+                       y=[max(pair["max_abs_logprob_diff"], floor) for pair in pairs],
+                       text=["bitwise equal" if pair["bitwise_equal"] else f"{pair['max_abs_logprob_diff']:.2g}"
+                             for pair in pairs], textposition="outside",
+                       hovertemplate="%{x}: max |Δ log-prob| %{text}<extra>%{fullData.name}</extra>")
+    figure.update_layout(barmode="group", title="Sampler against trainer: the largest |Δ log-prob| on the "
+                                                "sampler's tokens, as given and with each remedy",
+                         yaxis={"type": "log", "title": "max |Δ log-prob| (log; bitwise at the floor)"},
+                         xaxis={"tickangle": -20})
+    return figure

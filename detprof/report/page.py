@@ -18,9 +18,12 @@ from detprof.report.collect import DIFF_ROWS, ReportData
 from detprof.report.figures import (
     ablation_bars,
     framework_comparison,
+    inference_cost,
+    inference_grid,
     overhead_by_kernel_size,
     overhead_by_network,
     per_class_spread,
+    sampler_trainer,
     stability_by_variant,
     subgroup_spread,
     top_kernels_cumulative,
@@ -288,6 +291,18 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
     bodies.append(f"<h2>{TITLES['kernel_diff']}</h2>{_diff_section(data)}")
     sections["reproducibility"] = "drawn" if data.verdicts else "no data"
     bodies.append(f"<h2>{TITLES['reproducibility']}</h2>{_reproducibility_section(data.verdicts)}")
+    for key, figure, no_data in (
+        ("inference_grid", inference_grid(data.inference),
+         "No inference grid yet: run `detprof infer` (and `--mode batch-invariant`) to fill this chart."),
+        ("inference_cost", inference_cost(data.inference),
+         "No inference cost yet: run `detprof infer --cost`."),
+        ("sampler_trainer", sampler_trainer(data.inference),
+         "No sampler-against-trainer comparison yet: run `detprof infer --compare sampler,trainer`."),
+    ):
+        body, script = _figure(figure, key.replace("_", "-"), no_data)
+        sections[key] = "drawn" if script else "no data"
+        scripts.append(script)
+        bodies.append(f"<h2>{_escape(TITLES[key])}</h2>{body}")
     bodies.append(f"<h2>{_escape(TITLES['paper'])}</h2>{_paper_section(data.paper)}")
     bodies.append(f"<h2>{TITLES['environment']}</h2>{_environment_section(data.environments)}")
     sections["paper"] = sections["environment"] = "drawn"

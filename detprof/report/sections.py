@@ -24,6 +24,9 @@ SECTIONS = (
     Section("per_class", "Per-class spread (paper Figure 5)", "per-class spread"),
     Section("kernel_diff", "Kernel diff", "kernel diff"),
     Section("reproducibility", "Reproducibility: check, audit and advise verdicts", "reproducibility verdicts"),
+    Section("inference_grid", "Inference: is greedy decoding batch invariant, row by row", "inference grid"),
+    Section("inference_cost", "Inference: what the batch-invariant mode costs", "inference cost"),
+    Section("sampler_trainer", "Inference: sampler against trainer log-probs", "sampler against trainer"),
     Section("paper", "The paper's published figures", "the paper's figures"),
     Section("environment", "Runs: environment and command", "runs and their environment"),
 )

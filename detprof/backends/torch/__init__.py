@@ -32,6 +32,9 @@ SCRIPT_RUNNER = "detprof.backends.torch.script"  # python -m: check --script's w
 # every optimizer's constructor anyway; preloading it moves that second off every job.
 JOB_PRELOAD = ["detprof.backends.torch.worker", "torch._dynamo"]
 INFERENCE_ENTRY = "detprof.backends.torch.inference.entry:decode_settings"
+# What the fork server of `detprof infer` imports first: Hugging Face's model code (about 1.6 s per
+# process otherwise). A server another caller started first keeps its own list (detprof.process.processes).
+INFERENCE_PRELOAD = [*JOB_PRELOAD, "detprof.backends.torch.inference.entry", "transformers.modeling_utils"]
 STABILITY_RUN = "detprof.backends.torch.stability_train:train_to_dir"
 # What the fork server of stability runs imports before any run is forked (about 1.6 s of imports
 # per run otherwise, scikit-learn's most of it; torch._dynamo is imported by every optimizer).
@@ -208,7 +211,7 @@ class TorchBackend:
         from detprof.process.child import Child, run_child
 
         environment = environment_for(toggles_for("default"), dict(os.environ), gpu_uuid)
-        return run_child(Child(INFERENCE_ENTRY, (spec.to_json(),), environment, timeout_s, tuple(JOB_PRELOAD),
+        return run_child(Child(INFERENCE_ENTRY, (spec.to_json(),), environment, timeout_s, tuple(INFERENCE_PRELOAD),
                                reads=InferenceRunResult), folder)
 
     def run_stability_run(self, spec: StabilityRunSpec, out_dir: Path, environment: dict[str, str],

@@ -89,18 +89,23 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         base = build_model(spec.source, spec.seed, "sdpa").to(device)
         models: dict[str, torch.nn.Module] = {"float32": base}
         outputs = []
+        tokens: list[tuple[tuple[int, ...], ...]] = []  # each settings' tokens, for a teacher-forced one to score
         replaced: dict[str, int] = {}
         for index, settings in enumerate(spec.settings if not spec.locate else ()):  # locating decodes its own
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
             model = _model_for(models, base, settings)
             with _mode(spec.mode, replaced):
                 if settings.teacher_forced:
-                    decoded = score(model, spec.prompts, spec.continuations[index], settings, spec.pad_token, device)
+                    source = spec.scores[index]
+                    if source is None or not 0 <= source < index:
+                        raise ValueError(f"settings {index} is teacher-forced but scores no earlier settings")
+                    decoded = score(model, spec.prompts, tokens[source], settings, spec.pad_token, device)
                 else:
                     if spec.warmup:
                         decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device, spec.uniforms)
                     decoded = decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device,
                                      spec.uniforms)
+            tokens.append(tuple(tuple(int(t) for t in row) for row in decoded.tokens))
             name = f"logits-{index}.npy" if spec.keep_logits else None
             if name:
                 np.save(Path(out_path).parent / name, decoded.logits)
