@@ -322,9 +322,9 @@ Ratios are deterministic / default unless the table says otherwise; error bars a
 var __plots = [];
 {chr(10).join(s for s in scripts if s)}
 Promise.all(__plots).then(function () {{
-  // A chart counts as drawn when plotly put at least one trace into its SVG.
+  // A chart counts as drawn when plotly put at least one trace (a heatmap: its image) into its SVG.
   var drawn = Array.prototype.filter.call(document.querySelectorAll(".chart"), function (c) {{
-    return c.querySelector(".main-svg .trace") !== null; }}).length;
+    return c.querySelector(".main-svg .trace, .main-svg .hm") !== null; }}).length;
   document.body.setAttribute("data-rendered", String(drawn));
 }}).catch(function (e) {{ __detprofRecord(e); }});
 </script>

@@ -23,7 +23,7 @@ SECTIONS = (
     Section("subgroups", "Subgroup spread (paper Figure 4)", "subgroup spread"),
     Section("per_class", "Per-class spread (paper Figure 5)", "per-class spread"),
     Section("kernel_diff", "Kernel diff", "kernel diff"),
-    Section("reproducibility", "Reproducibility: check, audit and advise verdicts", "reproducibility verdicts"),
+    Section("reproducibility", "Reproducibility: check, audit, advise and infer verdicts", "reproducibility verdicts"),
     Section("inference_grid", "Inference: is greedy decoding batch invariant, row by row", "inference grid"),
     Section("inference_cost", "Inference: what the batch-invariant mode costs", "inference cost"),
     Section("sampler_trainer", "Inference: sampler against trainer log-probs", "sampler against trainer"),
