@@ -1,5 +1,5 @@
 """Fresh processes for measurements: forked from a fork server that has imported the framework
-(the modules its callers name) but never run an op, so no CUDA context, cuDNN/cuBLAS handle
+(the modules its first caller names) but never run an op, so no CUDA context, cuDNN/cuBLAS handle
 or allocator state exists to inherit, and each job starts without paying ~2 s of imports. A crash,
 OOM or kill costs only that process.
 """
@@ -22,7 +22,6 @@ from detprof.process.host import process_alive
 
 LOG_TAIL_CHARS = 2000
 _fork_context: multiprocessing.context.ForkServerContext | None = None
-_preloaded: tuple[str, ...] = ()  # what the fork server imports before it forks (see _context)
 
 
 @dataclass(frozen=True)
@@ -33,19 +32,13 @@ class ProcessOutcome:
 
 
 def _context(preload: list[str]) -> multiprocessing.context.ForkServerContext:
-    """The fork server context. The server imports every module a caller named in ``preload`` before
-    it forks anything: a caller that names one it has not imported (inference's Hugging Face code
-    after training jobs, say) stops it, and the next job starts one that imports the union. Callers
-    run their children one at a time, so no job is being forked when that happens."""
-    global _fork_context, _preloaded
+    """The fork server context; the first caller's ``preload`` (module names) is what the server
+    imports before it forks anything, and later callers share that server."""
+    global _fork_context
     if _fork_context is None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(preload))
-        _fork_context, _preloaded = context, tuple(preload)
-    elif not set(preload) <= set(_preloaded):
-        _preloaded = tuple(dict.fromkeys([*_preloaded, *preload]))
-        _fork_context.set_forkserver_preload(list(_preloaded))
-        restart_fork_server()
+        context.set_forkserver_preload(preload)
+        _fork_context = context
     return _fork_context
 
 
