@@ -27,9 +27,15 @@ def _write(out_path: str, document: InferenceRunResult) -> None:
 
 
 def _versions() -> str:
-    import transformers
+    """The frameworks that ran, as their packages name themselves (transformers read from its
+    metadata: importing it costs seconds a process that builds no Hugging Face model need not pay)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return f"torch {torch.__version__}, transformers {transformers.__version__}"
+    try:
+        transformers = version("transformers")
+    except PackageNotFoundError:
+        transformers = "not installed"
+    return f"torch {torch.__version__}, transformers {transformers}"
 
 
 def _model_for(models: dict[str, torch.nn.Module], base: torch.nn.Module, settings: DecodeSettings) -> torch.nn.Module:
