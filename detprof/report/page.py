@@ -254,6 +254,16 @@ def _skipped_section(skipped: list[str]) -> str:
     return f'<div class="skipped"><p>Left out, as it could not be read:</p><ul>{items}</ul></div>'
 
 
+def _chart(key: str, figure: go.Figure | None, no_data: str, sections: dict[str, str],
+           scripts: list[str]) -> tuple[str, str]:
+    """(body, script) of one chart section: its state recorded in ``sections`` ("drawn" or "no data")
+    and its script appended to ``scripts``."""
+    body, script = _figure(figure, key.replace("_", "-"), no_data)
+    sections[key] = "drawn" if script else "no data"
+    scripts.append(script)
+    return body, script
+
+
 def render(data: ReportData) -> tuple[str, dict[str, str]]:
     """The HTML page and, per section, ``drawn`` or ``no data``."""
     sections: dict[str, str] = {}
@@ -278,9 +288,7 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         ("per_class", per_class_spread(data.stability),
          "No stability experiment with a nonzero accuracy spread to break down by class."),
     ):
-        body, script = _figure(figure, key.replace("_", "-"), no_data)
-        sections[key] = "drawn" if script else "no data"
-        scripts.append(script)
+        body, script = _chart(key, figure, no_data, sections, scripts)
         caveat = _caveat(data.comparison.caveat) if key == "figure_8" and data.comparison and script else ""
         bodies.append(f"<h2>{_escape(TITLES[key])}</h2>{caveat}{body}")
         if key == "figure_9b":
@@ -299,9 +307,7 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
         ("sampler_trainer", sampler_trainer(data.inference),
          "No sampler-against-trainer comparison yet: run `detprof infer --compare sampler,trainer`."),
     ):
-        body, script = _figure(figure, key.replace("_", "-"), no_data)
-        sections[key] = "drawn" if script else "no data"
-        scripts.append(script)
+        body, _ = _chart(key, figure, no_data, sections, scripts)
         bodies.append(f"<h2>{_escape(TITLES[key])}</h2>{body}")
     bodies.append(f"<h2>{_escape(TITLES['paper'])}</h2>{_paper_section(data.paper)}")
     bodies.append(f"<h2>{TITLES['environment']}</h2>{_environment_section(data.environments)}")
