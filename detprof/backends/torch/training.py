@@ -18,23 +18,24 @@ from typing import Any
 import torch
 
 from detprof.backends.torch.attention import AttentionProbe, attention_context
+from detprof.backends.torch.compiled import compile_module
 from detprof.backends.torch.user_workload import (
-           checked_loss,
-           draw_batch,
-           example_count,
-           load_user_workload,
-           moved_to_device,
-           own_loss,
-           spread_call,
+    checked_loss,
+    draw_batch,
+    example_count,
+    load_user_workload,
+    moved_to_device,
+    own_loss,
+    spread_call,
 )
 from detprof.workload import (
-           CAUSAL_LM,
-           IMAGE_CLASSIFICATION,
-           MASKED_LM,
-           NOISE_PREDICTION,
-           RECIPE,
-           USER_DEFINED,
-           Workload,
+    CAUSAL_LM,
+    IMAGE_CLASSIFICATION,
+    MASKED_LM,
+    NOISE_PREDICTION,
+    RECIPE,
+    USER_DEFINED,
+    Workload,
 )
 
 
@@ -292,7 +293,7 @@ def build_training(workload: Workload, seed: int, device: torch.device) -> Train
 def compiled_forward(model: torch.nn.Module, forward: Forward) -> Forward:
     """``forward`` through ``torch.compile(model)`` (Inductor, forward and backward graphs): the
     module keeps its parameters and state dict names; only its calls are compiled."""
-    compiled = torch.compile(model)
+    compiled = compile_module(model)
 
     def run(_model: torch.nn.Module, inputs: Any) -> Any:
         return forward(compiled, inputs)  # type: ignore[arg-type]
