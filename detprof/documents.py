@@ -218,6 +218,8 @@ class InferenceCell(TypedDict):
     verdict: str  # bitwise | logits differ | tokens differ
     first_difference: NotRequired[dict[str, int] | None]  # the first prompt whose logits differ, and its step
     op: NotRequired[dict[str, Any] | None]  # --locate-op: the first module whose row differs (module, ops, kind)
+    compiled: NotRequired[dict[str, int]]  # a compiled configuration: graphs compiled, graph breaks taken
+    not_located: NotRequired[str]  # --locate-op: why this differing configuration could not be located
 
 
 class InferenceRow(TypedDict):
@@ -294,7 +296,8 @@ class InferenceRunResult(TypedDict, total=False):
     error: str
     traceback: str
     status: str  # "oom" when the framework ran out of memory
-    # per settings: key, tokens, logits_file (None: not kept), prefill_s, decode_s, step_s, prompt_tokens
+    # per settings: key, tokens, logits_file (None: not kept), prefill_s, decode_s, step_s, prompt_tokens,
+    # compiled (torch.compile's settings: the graphs compiled and graph breaks taken so far; else None)
     outputs: list[dict[str, Any]]
     model: dict[str, Any]  # class, parameters, vocab, model_type
     version: str

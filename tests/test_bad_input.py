@@ -206,6 +206,7 @@ BEFORE_ANY_FRAMEWORK = [
     ["sweep", "missing.toml"], ["check", "--script", "missing.py"], ["overhead", "--framework", "jax"],
     ["infer", "--arch", "resnet18"], ["infer", "--config", "missing-folder"], ["infer", "--batch-sizes", "1,8"],
     ["infer", "--model", "tests/data/inference/models.py:lookup"], ["infer", "--dtypes", "float64"],
+    ["infer", "--prompts-file", "tests/data/inference/prompts.txt"],
 ]
 
 

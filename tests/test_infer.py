@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from detprof.cli import app
 from detprof.infer.compare import BITWISE, LOGITS_DIFFER, TOKENS_DIFFER, Decoding, compare, one_ulp_control
 from detprof.infer.prompts import random_prompts, read_prompts
-from detprof.infer.rows import REFERENCE, ROW_BY_NAME, ROWS, GridOptions
+from detprof.infer.rows import DEFAULT_ROWS, REFERENCE, ROW_BY_NAME, ROWS, GridOptions
 from detprof.infer.spec import DecodeSettings, InferenceSpec, InferenceSpecError, ModelSource
 
 MODELS = Path(__file__).parent / "data" / "inference" / "models.py"
+TEXT_PROMPTS = MODELS.with_name("prompts.txt")
 runner = CliRunner()
 
 
@@ -70,7 +71,8 @@ def test_each_row_changes_one_factor_against_its_baseline() -> None:
                           attentions=("eager",), threads=2)
     factors = {"batch": {"batch_size"}, "position": {"reverse_order"}, "padding": {"padding_side", "extra_padding"},
                "kv-cache": {"kv_cache"}, "chunked-prefill": {"prefill_chunk"}, "attention": {"attention"},
-               "dtype": {"dtype"}, "threads": {"threads"}, "run": set()}
+               "dtype": {"dtype"}, "threads": {"threads"}, "run": set(), "prefix-reuse": {"prefix"},
+               "compile": {"compiled"}}
     assert set(factors) == set(ROW_BY_NAME)
     for row in ROWS:
         baseline = row.baseline(options)
@@ -94,14 +96,55 @@ def test_prompts_are_seeded_and_a_prompts_file_is_checked(tmp_path: Path) -> Non
     assert all(3 <= len(p) <= 9 and all(1 <= t < 50 for t in p) for p in first)
     lines = tmp_path / "prompts.jsonl"
     lines.write_text("[1, 2, 3]\n[4, 5]\n")
-    assert read_prompts(str(lines), 10) == ((1, 2, 3), (4, 5))
+    assert read_prompts(str(lines), 10).ids == ((1, 2, 3), (4, 5))
     listed = tmp_path / "prompts.json"
     listed.write_text("[[7], [8, 9]]")
-    assert read_prompts(str(listed), 10) == ((7,), (8, 9))
+    assert read_prompts(str(listed), 10).ids == ((7,), (8, 9))
     from detprof.errors import ArgumentError
 
     with pytest.raises(ArgumentError, match="prompt 2 has 12, not a token id from 0 to 9"):
         read_prompts(str(listed.with_name("bad.json")) if False else _write(tmp_path, "[[1], [12]]"), 10)
+
+
+def _byte_level_tokenizer(folder: Path) -> Path:
+    """A byte-level BPE tokenizer (GPT-2's kind) trained here on the prompts file, saved as a
+    tokenizer.json in ``folder``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train([str(TEXT_PROMPTS)], trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<|endoftext|>"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_text_prompts_are_tokenized_by_a_local_tokenizer_and_refused_without_one(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    from detprof.errors import ArgumentError
+
+    folder = _byte_level_tokenizer(tmp_path / "tokenizer")
+    expected = [Tokenizer.from_file(str(folder / "tokenizer.json")).encode(line).ids
+                for line in TEXT_PROMPTS.read_text().splitlines()]
+    read = read_prompts(str(TEXT_PROMPTS), 512, str(folder))
+    assert [list(p) for p in read.ids] == expected and all(len(p) > 5 for p in expected)
+    assert read.tokenizer == folder / "tokenizer.json" and "text tokenized by" in read.describe("p.txt")
+    as_json = _write(tmp_path, json.dumps(TEXT_PROMPTS.read_text().splitlines()))
+    assert read_prompts(as_json, 512, str(folder / "tokenizer.json")).ids == read.ids
+    assert read_prompts(_write(tmp_path, "[1, 2, 3]\n[4]"), 10).ids == ((1, 2, 3), (4,))  # ids: no tokenizer
+    with pytest.raises(ArgumentError, match="holds text; give --tokenizer"):
+        read_prompts(str(TEXT_PROMPTS), 512)
+    with pytest.raises(ArgumentError, match=r"prompt 1 has \d+, not a token id from 0 to 99 \(the tokenizer's "):
+        read_prompts(str(TEXT_PROMPTS), 100, str(folder))
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "tokenizer.json").write_text('{"model": ')
+    with pytest.raises(ArgumentError, match="tokenizer.json cannot be read"):
+        read_prompts(str(TEXT_PROMPTS), 512, str(tmp_path / "damaged"))
+    with pytest.raises(ArgumentError, match="holds no tokenizer.json"):
+        read_prompts(str(TEXT_PROMPTS), 512, str(tmp_path))
 
 
 def _write(folder: Path, text: str) -> str:
@@ -121,6 +164,8 @@ def _write(folder: Path, text: str) -> str:
     (["--dtypes", "float64"], "--dtypes 'float64' is not accepted"),
     (["--prompt-tokens", "9,3"], "--prompt-tokens 9,3 is not accepted"),
     (["--new-tokens", "0"], "--new-tokens 0 is not accepted"),
+    (["--shared-prefix", "0"], "--shared-prefix 0 is not accepted; use 1 to"),
+    (["--rows", "compile,every"], "--rows 'compile,every' is not accepted"),
     (["--arch", "gpt2-small", "--prompt-tokens", "1000", "--new-tokens", "100"], "exceed the model's 1024 positions"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], words: str, tmp_path: Path) -> None:
@@ -147,7 +192,7 @@ def _grid(tmp_path: Path, *args: str) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.stdout)
 
 
-INVARIANT_ROWS = "run,batch,position,padding,kv-cache,chunked-prefill,threads"
+INVARIANT_ROWS = "run,batch,position,padding,kv-cache,chunked-prefill,prefix-reuse,threads"
 ONE_PROCESS_ROWS = INVARIANT_ROWS.removeprefix("run,")  # the controls need no second process
 
 
@@ -165,15 +210,35 @@ def test_a_model_without_reductions_passes_every_row_it_cannot_fail(tmp_path: Pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("model", "differing"), [
-    ("length_dependent", ["batch", "padding", "kv-cache", "chunked-prefill"]), ("threads_dependent", ["threads"])])
+    ("length_dependent", ["batch", "padding", "kv-cache", "chunked-prefill", "prefix-reuse"]),
+    ("threads_dependent", ["threads"])])
 def test_each_row_sees_the_one_thing_it_changes_and_no_other(model: str, differing: list[str],
                                                              tmp_path: Path) -> None:
     """Negative controls for the other rows: a model whose logits read the forward's token count fails
-    exactly the padding, KV-cache and chunked-prefill rows, and the batch row (a batch pads its
-    shorter prompts), not the position row; one that reads the thread count, exactly the threads row."""
+    exactly the padding, KV-cache, chunked-prefill and prefix-reuse rows, and the batch row (a batch
+    pads its shorter prompts), not the position row; one that reads the thread count, exactly the
+    threads row."""
     code, document = _grid(tmp_path, "--model", f"{MODELS}:{model}", "--num-classes", "64", "--rows", ONE_PROCESS_ROWS)
     assert code == 1 and document["differing_rows"] == differing
     assert all(row["verdict"] == LOGITS_DIFFER for row in document["rows"] if row["row"] in differing)
+
+
+@pytest.mark.slow
+def test_the_compile_row_sees_what_compiling_changes_and_refuses_a_model_dynamo_skips(tmp_path: Path) -> None:
+    """Known answer: the lookup compiles to the same bits; a model that adds 1e-3 only inside a compiled
+    graph differs by exactly that, and says what Dynamo compiled; a model Dynamo is told to skip runs
+    eagerly under torch.compile, so the row could not see a difference and the grid refuses it."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:lookup", "--num-classes", "64", "--rows", "compile")
+    assert code == 0 and document["rows"][0]["verdict"] == BITWISE
+    assert document["rows"][0]["cells"][0]["compiled"]["graphs"] >= 1
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:compile_dependent", "--num-classes", "64",
+                           "--rows", "compile", "--locate-op")
+    cell = document["rows"][0]["cells"][0]
+    assert code == 1 and cell["verdict"] == LOGITS_DIFFER and cell["identical_prompts"] == 4
+    assert cell["max_abs_logit_diff"] == pytest.approx(1e-3, rel=1e-3) and "Inductor fuses" in cell["not_located"]
+    skipped = runner.invoke(app, ["infer", "--model", f"{MODELS}:never_compiled", "--num-classes", "64", "--rows",
+                                  "compile", "--prompts", "4", "--new-tokens", "2", "--db", str(tmp_path / "r.sqlite")])
+    assert skipped.exit_code == 2 and "torch.compile compiled no graph of the model" in skipped.stderr
 
 
 @pytest.mark.slow
@@ -187,13 +252,24 @@ def test_a_hugging_face_model_from_a_local_config_runs_every_row_and_is_stored(t
         "model_type": "qwen2", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 128,
         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128}))
     code, document = _grid(tmp_path, "--config", str(folder))
-    assert [row["row"] for row in document["rows"]] == [row.name for row in ROWS]
+    assert [row["row"] for row in document["rows"]] == list(DEFAULT_ROWS)
     assert document["workload"]["class"] == "Qwen2ForCausalLM" and document["workload"]["parameters"] > 0
     assert {row["row"]: row["verdict"] for row in document["rows"]}["run"] == BITWISE
     assert document["sensitivity"]["caught"] and code == (1 if document["differing_rows"] else 0)
     listed = runner.invoke(app, ["runs", "--db", str(tmp_path / "r.sqlite"), "--json"])
     stored = json.loads(listed.stdout)
     assert [run["kind"] for run in stored["runs"]] == ["inference"]
+
+
+@pytest.mark.slow
+def test_a_config_folder_tokenizes_text_prompts_with_its_own_tokenizer(tmp_path: Path) -> None:
+    """A model folder holding its tokenizer.json (as save_pretrained leaves it) decodes a text file's
+    lines as the tokenizer encodes them; the document says which tokenizer."""
+    folder = _byte_level_tokenizer(tmp_path / "tiny-llama")
+    (folder / "config.json").write_text(json.dumps({**TINY_CONFIGS["llama"], "vocab_size": 320}))
+    code, document = _grid(tmp_path, "--config", str(folder), "--prompts-file", str(TEXT_PROMPTS), "--rows", "run")
+    assert code == 0 and document["prompts"]["count"] == 3
+    assert f"text tokenized by {folder / 'tokenizer.json'}" in document["prompts"]["source"]
 
 
 @pytest.mark.slow
@@ -217,15 +293,16 @@ TINY_CONFIGS = {
 def test_the_batch_invariant_mode_passes_the_batch_position_and_padding_rows_bitwise(family: str,
                                                                                     tmp_path: Path) -> None:
     """GPT-2 (Conv1D's addmm, LayerNorm) and Llama (linear, RMSNorm's mean, rotary, grouped-query SDPA)
-    configs written here: under the mode, a prompt's logits do not depend on its batch, its position
-    or its padding, and the 1-ulp control is still caught; the mode says which ops it took over."""
+    configs written here: under the mode, a prompt's logits do not depend on its batch, its position,
+    its padding or a prefix's cache computed apart, and the 1-ulp control is still caught; the mode
+    says which ops it took over."""
     folder = tmp_path / family
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(TINY_CONFIGS[family]))
     code, document = _grid(tmp_path, "--config", str(folder), "--mode", "batch-invariant",
-                           "--rows", "run,batch,position,padding")
+                           "--rows", "run,batch,position,padding,prefix-reuse")
     assert {row["row"]: row["verdict"] for row in document["rows"]} == dict.fromkeys(
-        ["run", "batch", "position", "padding"], BITWISE)
+        ["run", "batch", "position", "padding", "prefix-reuse"], BITWISE)
     assert code == 0 and document["mode"] == "batch-invariant" and document["sensitivity"]["caught"]
     took_over = set(document["replaced_ops"])
     assert {"scaled_dot_product_attention"} <= took_over
@@ -319,7 +396,7 @@ def test_locate_op_names_a_module_for_every_differing_row_of_a_real_model(tmp_pa
     folder = tmp_path / "llama"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(TINY_CONFIGS["llama"]))
-    code, document = _grid(tmp_path, "--config", str(folder), "--rows", "batch,padding,kv-cache,dtype",
+    code, document = _grid(tmp_path, "--config", str(folder), "--rows", "batch,padding,kv-cache,prefix-reuse,dtype",
                            "--locate-op")
     for row in document["rows"]:
         for cell in row["cells"]:

@@ -11,7 +11,7 @@ from detprof.cli.check import conclude
 from detprof.cli.common import DB_HELP, JSON_OPTION, user_errors
 from detprof.cli.lists import comma_parts, parse_batch_sizes, parse_mapping, parse_names, parse_range
 from detprof.errors import require
-from detprof.infer.rows import ROW_NAMES, GridOptions
+from detprof.infer.rows import DEFAULT_ROWS, ROW_NAMES, GridOptions
 from detprof.render.progress import progress_once_valid
 from detprof.runner.config import CPU_THREADS
 
@@ -29,11 +29,19 @@ def infer(
                                                 "your code, in a child process."),
     num_classes: int | None = typer.Option(None, help="The vocabulary of --arch (default the arch's own) or of "
                                                       "--model (required there)."),
-    rows: str | None = typer.Option(None, help=f"The grid's rows: some of {', '.join(ROW_NAMES)} (default all)."),
+    rows: str | None = typer.Option(None, help=f"The grid's rows: some of {', '.join(ROW_NAMES)}, or all (default "
+                                               f"all but {', '.join(n for n in ROW_NAMES if n not in DEFAULT_ROWS)}: "
+                                               f"compiling takes minutes on a CPU)."),
     prompts: int = typer.Option(8, help="Seeded random prompts to decode."),
     prompt_tokens: str = typer.Option("8,32", help="Their lengths, MIN,MAX tokens (each drawn uniformly)."),
-    prompts_file: str | None = typer.Option(None, help="Token ids to decode instead: a JSON list of lists, or one "
-                                                       "JSON list a line."),
+    prompts_file: str | None = typer.Option(None, help="Prompts to decode instead: token ids (a JSON list of lists, "
+                                                       "or one JSON list a line), or text (a JSON list of strings, "
+                                                       "one JSON string a line, or a .txt file's lines) with "
+                                                       "--tokenizer."),
+    tokenizer: str | None = typer.Option(None, help="The tokenizer of a text --prompts-file: a tokenizer.json, or a "
+                                                    "folder holding one (default: the --config folder's own). "
+                                                    "Special tokens are added as the tokenizer's own call adds "
+                                                    "them."),
     new_tokens: int | None = typer.Option(None, help="Tokens decoded greedily per prompt (default 16; 32 with "
                                                      "--cost)."),
     batch_sizes: str | None = typer.Option(None, help="The batch row's batch sizes, each compared with a prompt alone "
@@ -41,6 +49,8 @@ def infer(
                                                       "--cost, the batch sizes timed (default 1,8)."),
     padding: int | None = typer.Option(None, help="The padding row's extra pad tokens, left then right (default 8)."),
     prefill_chunk: int | None = typer.Option(None, help="The chunked-prefill row's chunk, in tokens (default 8)."),
+    shared_prefix: int | None = typer.Option(None, help="The prefix-reuse row's shared prefix, in seeded random "
+                                                        "tokens put before every prompt (default 16)."),
     dtypes: str | None = typer.Option(None, help="The dtype row's dtypes, each compared with float32: bfloat16 "
                                                  "(default), float16."),
     attention: str | None = typer.Option(None, help="The attention row's implementations, compared with sdpa: eager "
@@ -77,10 +87,10 @@ def infer(
 
     Each row changes one thing against a baseline (each prompt alone, unpadded, KV cache on, SDPA,
     float32): run to run, batch size, position in the batch, padding, KV cache, chunked prefill,
-    attention implementation, dtype, CPU threads. Per configuration: prompts whose continuations
-    are identical, whose logits are bitwise equal, the first divergent token, the largest |logit
-    difference|. Exit 0 when every row is bitwise equal, 1 when a row differs, 3 when the
-    comparison failed to see a 1-ulp change, 2 for bad input.
+    prefix reuse, attention implementation, dtype, CPU threads, and (asked for) torch.compile.
+    Per configuration: prompts whose continuations are identical, whose logits are bitwise equal,
+    the first divergent token, the largest |logit difference|. Exit 0 when every row is bitwise
+    equal, 1 when a row differs, 3 when the comparison failed to see a 1-ulp change, 2 for bad input.
 
     With --cost: what the batch-invariant mode costs against the default (decode and prefill,
     paired fresh processes, 95% CIs), beside the published costs of serving systems; exit 0 with
@@ -92,10 +102,12 @@ def infer(
 
     with user_errors():
         shortest, longest = parse_range("--prompt-tokens", prompt_tokens)
-        choice = PromptChoice(count=prompts, shortest=shortest, longest=longest, file=prompts_file)
+        choice = PromptChoice(count=prompts, shortest=shortest, longest=longest, file=prompts_file,
+                              tokenizer=tokenizer)
         grid_only = {"--rows": rows, "--mode": mode if mode != "default" else None, "--padding": padding,
                      "--locate-op": True if locate_op else None,
-                     "--prefill-chunk": prefill_chunk, "--dtypes": dtypes, "--attention": attention}
+                     "--prefill-chunk": prefill_chunk, "--shared-prefix": shared_prefix, "--dtypes": dtypes,
+                     "--attention": attention}
         if cost:
             given = [option for option, value in grid_only.items() if value is not None]
             require(not given, f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the "
@@ -136,11 +148,12 @@ def infer(
         options = GridOptions(batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else defaults.batch_sizes,
                               padding=defaults.padding if padding is None else padding,
                               prefill_chunk=defaults.prefill_chunk if prefill_chunk is None else prefill_chunk,
+                              shared_prefix=defaults.shared_prefix if shared_prefix is None else shared_prefix,
                               dtypes=tuple(comma_parts(dtypes)) if dtypes is not None else defaults.dtypes,
                               attentions=defaults.attentions if attention is None else tuple(comma_parts(attention)))
         with progress_once_valid("infer") as show:
             document = run_inference_grid(arch, config, num_classes, model,
-                                          parse_names(rows) if rows is not None else ROW_NAMES, options, choice,
+                                          parse_names(rows) if rows is not None else DEFAULT_ROWS, options, choice,
                                           16 if new_tokens is None else new_tokens, seed, threads, gpu, timeout,
                                           mode, locate_op,
                                           on_progress=show)

@@ -21,7 +21,7 @@ REFERENCE = DecodeSettings()
 class GridOptions:
     """What the rows are built from: the batch sizes compared with a prompt alone, the extra pad
     tokens, the prefill chunk, the dtypes compared with float32, the attention implementations
-    compared with SDPA, and the other CPU thread count."""
+    compared with SDPA, the other CPU thread count, and the shared prefix's tokens."""
 
     batch_sizes: tuple[int, ...] = (4, 8)
     padding: int = 8
@@ -29,18 +29,21 @@ class GridOptions:
     dtypes: tuple[str, ...] = ("bfloat16",)
     attentions: tuple[str, ...] = ("eager",)
     threads: int | None = 2  # None: the row cannot run (one CPU)
+    shared_prefix: int = 16
 
 
 @dataclass(frozen=True)
 class Row:
     """One factor (see the module docstring). ``fresh_process``: its configurations run in a
-    process of their own, started after the reference's (the run-to-run row)."""
+    process of their own, started after the reference's (the run-to-run row). ``default``: run
+    when no rows are named (a row that takes minutes, such as compiling the model, is asked for)."""
 
     name: str
     question: str
     configurations: Callable[[GridOptions], list[DecodeSettings]]
     baseline: Callable[[GridOptions], DecodeSettings] = lambda options: REFERENCE
     fresh_process: bool = False
+    default: bool = True
 
 
 def _largest_batch(options: GridOptions) -> DecodeSettings:
@@ -60,12 +63,18 @@ ROWS: tuple[Row, ...] = (
         lambda o: [DecodeSettings(kv_cache=False)]),
     Row("chunked-prefill", "the prompt prefilled in chunks through the KV cache instead of at once",
         lambda o: [DecodeSettings(prefill_chunk=o.prefill_chunk)]),
+    Row("prefix-reuse", "a shared prefix's KV cache computed once, alone, and reused for every prompt, instead of "
+                        "recomputed in each prompt's prefill",
+        lambda o: [DecodeSettings(prefix="reused")], baseline=lambda o: DecodeSettings(prefix="recomputed")),
     Row("attention", "another attention implementation (Hugging Face attn_implementation)",
         lambda o: [DecodeSettings(attention=a) for a in o.attentions]),
     Row("dtype", "the model in another dtype (its logits compared as float32)",
         lambda o: [DecodeSettings(dtype=d) for d in o.dtypes]),
     Row("threads", "another CPU intra-op thread count",
         lambda o: [DecodeSettings(threads=o.threads)] if o.threads else []),
+    Row("compile", "the model compiled with torch.compile (dynamic shapes) instead of run eagerly",
+        lambda o: [DecodeSettings(compiled=True)], default=False),
 )
 ROW_BY_NAME = {row.name: row for row in ROWS}
 ROW_NAMES = tuple(ROW_BY_NAME)
+DEFAULT_ROWS = tuple(row.name for row in ROWS if row.default)

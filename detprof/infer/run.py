@@ -28,8 +28,15 @@ from detprof.documents import DOCUMENT_VERSION, InferenceCell, InferenceGridDocu
 from detprof.errors import ArgumentError, DetprofError, require
 from detprof.gpus import select_device
 from detprof.infer.compare import Decoding, compare, one_ulp_control, worst
-from detprof.infer.prompts import MAX_PROMPT_TOKENS, MAX_PROMPTS, random_prompts, read_prompts
-from detprof.infer.rows import REFERENCE, ROW_BY_NAME, ROW_NAMES, ROWS, GridOptions, Row
+from detprof.infer.prompts import (
+    MAX_PROMPT_TOKENS,
+    MAX_PROMPTS,
+    TOKENIZER_FILE,
+    random_prefix,
+    random_prompts,
+    read_prompts,
+)
+from detprof.infer.rows import DEFAULT_ROWS, REFERENCE, ROW_BY_NAME, ROW_NAMES, ROWS, GridOptions, Row
 from detprof.infer.spec import (
     ATTENTIONS,
     DTYPES,
@@ -52,12 +59,14 @@ class InferenceError(DetprofError):
 @dataclass(frozen=True)
 class PromptChoice:
     """Which prompts: ``count`` seeded random prompts of ``shortest`` to ``longest`` tokens, or the
-    token ids of ``file`` (then the others are not used)."""
+    token ids or text of ``file`` (then the others are not used), text tokenized by ``tokenizer`` (a
+    tokenizer.json or a folder holding one; default a --config folder's own)."""
 
     count: int = 8
     shortest: int = 8
     longest: int = 32
     file: str | None = None
+    tokenizer: str | None = None
 
 
 def model_source(arch: str | None, config: str | None, vocab: int | None,
@@ -117,9 +126,11 @@ def _zoo() -> dict[str, Any]:
 
 def _require_rows(rows: Sequence[str]) -> tuple[Row, ...]:
     require(not isinstance(rows, str), "rows must be row names (a sequence), not one text")
+    if tuple(rows) == ("all",):
+        return ROWS
     unknown = [name for name in rows if name not in ROW_BY_NAME]
     require(not unknown and bool(rows),
-            f"--rows {','.join(rows)!r} is not accepted; use some of {', '.join(ROW_NAMES)}")
+            f"--rows {','.join(rows)!r} is not accepted; use some of {', '.join(ROW_NAMES)}, or all")
     return tuple(row for row in ROWS if row.name in rows)
 
 
@@ -132,6 +143,9 @@ def _require_options(options: GridOptions, rows: tuple[Row, ...]) -> None:
     if "padding" in names:
         require(1 <= options.padding <= MAX_PROMPT_TOKENS,
                 f"--padding {options.padding} is not accepted; use 1 to {MAX_PROMPT_TOKENS} pad tokens")
+    if "prefix-reuse" in names:
+        require(1 <= options.shared_prefix <= MAX_PROMPT_TOKENS,
+                f"--shared-prefix {options.shared_prefix} is not accepted; use 1 to {MAX_PROMPT_TOKENS} tokens")
     if "chunked-prefill" in names:
         require(1 <= options.prefill_chunk <= MAX_PROMPT_TOKENS,
                 f"--prefill-chunk {options.prefill_chunk} is not accepted; use 1 to {MAX_PROMPT_TOKENS} tokens")
@@ -182,11 +196,12 @@ def run_process(spec: InferenceSpec, folder: Path, gpu_uuid: str | None, timeout
 
 @dataclass(frozen=True)
 class Prepared:
-    """What the grid and the cost share once every value is checked: the model's source, the prompts
-    (token ids) and where they came from, the tokens to decode, the seed, the reference's CPU
-    threads (None on a GPU) and the other count of the threads row, the device."""
+    """What the grid and the cost share once every value is checked: the model's source and its
+    vocabulary, the prompts (token ids) and where they came from, the tokens to decode, the seed,
+    the reference's CPU threads (None on a GPU) and the other count of the threads row, the device."""
 
     source: ModelSource
+    vocab: int
     prompts: tuple[tuple[int, ...], ...]
     prompt_source: str
     new_tokens: int
@@ -220,6 +235,14 @@ class Prepared:
                 **built}
 
 
+def _own_tokenizer(source: ModelSource) -> str | None:
+    """A --config folder's own tokenizer.json, when it has one."""
+    if source.config is None:
+        return None
+    folder = Path(source.config) if Path(source.config).is_dir() else Path(source.config).parent
+    return str(folder) if (folder / TOKENIZER_FILE).is_file() else None
+
+
 def prepare(arch: str | None, config: str | None, vocab: int | None, model: str | None, prompts: PromptChoice,
             new_tokens: int, seed: int, threads: int | None, gpu: str | None, timeout_s: float,
             extra_tokens: int) -> Prepared:
@@ -233,8 +256,14 @@ def prepare(arch: str | None, config: str | None, vocab: int | None, model: str 
     cpus = os.cpu_count() or 1
     require(threads is None or 1 <= threads <= cpus, f"--threads {threads} is not accepted; use 1 to {cpus}")
     _require_prompts(prompts)
-    token_ids = (read_prompts(prompts.file, vocab_size) if prompts.file else
-                 random_prompts(prompts.count, prompts.shortest, prompts.longest, vocab_size, seed))
+    if prompts.file:
+        tokenizer = prompts.tokenizer or _own_tokenizer(source)
+        read = read_prompts(prompts.file, vocab_size, tokenizer)
+        token_ids, prompt_source = read.ids, read.describe(prompts.file)
+    else:
+        require(prompts.tokenizer is None, "--tokenizer is an option of --prompts-file (text prompts)")
+        token_ids = random_prompts(prompts.count, prompts.shortest, prompts.longest, vocab_size, seed)
+        prompt_source = f"random token ids, seed {seed}"
     widest = max(len(p) for p in token_ids) + extra_tokens
     require(longest is None or widest + new_tokens <= longest,
             f"prompts of up to {widest} tokens (padding included) and {new_tokens} new tokens exceed the model's "
@@ -244,7 +273,7 @@ def prepare(arch: str | None, config: str | None, vocab: int | None, model: str 
     device = select_device(gpu)
     on_gpu = device.gpu is not None
     reference_threads = threads or CPU_THREADS
-    return Prepared(source=source, prompts=token_ids, prompt_source=prompts.file or f"random token ids, seed {seed}",
+    return Prepared(source=source, vocab=vocab_size, prompts=token_ids, prompt_source=prompt_source,
                     new_tokens=new_tokens, seed=seed, threads=None if on_gpu else reference_threads,
                     other_threads=None if on_gpu else next((n for n in (2, 1) if n != reference_threads
                                                             and n <= cpus), None),
@@ -254,14 +283,20 @@ def prepare(arch: str | None, config: str | None, vocab: int | None, model: str 
 
 def _locate(spec: InferenceSpec, grid: list[InferenceRow], rows: tuple[Row, ...], options: GridOptions,
             folder: Path, uuid: str | None, timeout_s: float, say: Callable[[str], None]) -> None:
-    """Name the first differing module of each differing cell of a one-process row (sets its ``op``;
-    a fresh-process row's cells are left without one: they would need two processes recorded)."""
+    """Name the first differing module of each differing cell of a one-process row (sets its ``op``).
+    A differing cell that cannot be located says why (``not_located``): a fresh-process row's would
+    need both processes recorded, and a compiled model's graph has no module outputs to probe."""
     wanted: list[tuple[InferenceCell, DecodeSettings, DecodeSettings]] = []
     for row, document_row in zip(rows, grid, strict=True):
-        if row.fresh_process:
-            continue
         for settings, cell in zip(row.configurations(options), document_row["cells"], strict=True):
-            if cell.get("first_difference"):
+            if not cell.get("first_difference"):
+                continue
+            if row.fresh_process:
+                cell["not_located"] = "its two sides ran in different processes; locating needs both recorded"
+            elif settings.compiled or row.baseline(options).compiled:
+                cell["not_located"] = ("Inductor fuses the compiled model's ops across modules, so there are no "
+                                       "module outputs to probe")
+            else:
                 wanted.append((cell, row.baseline(options), settings))
     if not wanted:
         return
@@ -276,7 +311,8 @@ def _locate(spec: InferenceSpec, grid: list[InferenceRow], rows: tuple[Row, ...]
 
 
 def run_inference_grid(arch: str | None = None, config: str | None = None, vocab: int | None = None,
-                       model: str | None = None, rows: Sequence[str] = ROW_NAMES, options: GridOptions | None = None,
+                       model: str | None = None, rows: Sequence[str] = DEFAULT_ROWS,
+                       options: GridOptions | None = None,
                        prompts: PromptChoice | None = None, new_tokens: int = 16, seed: int = 0,
                        threads: int | None = None, gpu: str | None = "cpu", timeout_s: float = RUN_TIMEOUT_S,
                        mode: str = "default", locate_op: bool = False,
@@ -286,7 +322,8 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     ``model`` (MODULE:FUNCTION: FUNCTION(vocab) returns a causal LM that takes input ids, an
     attention mask, position ids and a Hugging Face cache, and returns ``logits``):
     per row, per configuration, the prompts that kept every token, the bitwise-equal logits, the
-    first divergent token, the largest |logit difference| and the argmax flips. Every value is
+    first divergent token, the largest |logit difference| and the argmax flips. ``rows``: row
+    names (detprof.infer.rows), or ("all",); by default every row but compile. Every value is
     checked before a process starts (ArgumentError); ``threads`` is the reference's CPU thread
     count (default detprof's), the threads row compares it with the other of 1 and 2. ``mode``:
     default, or batch-invariant (every configuration decoded under detprof's fixed-order ops).
@@ -297,8 +334,10 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     chosen_rows = _require_rows(rows)
     names = {row.name for row in chosen_rows}
     given_options = options or GridOptions()
+    extra_tokens = (given_options.padding if "padding" in names else 0) + \
+        (given_options.shared_prefix if "prefix-reuse" in names else 0)
     prepared = prepare(arch, config, vocab, model, prompts or PromptChoice(), new_tokens, seed, threads, gpu,
-                       timeout_s, extra_tokens=given_options.padding if "padding" in names else 0)
+                       timeout_s, extra_tokens=extra_tokens)
     options = GridOptions(**{**asdict(given_options), "threads": prepared.other_threads})
     _require_options(options, chosen_rows)
     require(not {"batch", "position"} & names or max(options.batch_sizes) <= len(prepared.prompts),
@@ -309,7 +348,8 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
 
     same_process = [s for row in chosen_rows if not row.fresh_process
                     for s in [row.baseline(options), *row.configurations(options)]]
-    spec = prepared.spec(_unique([REFERENCE, *same_process]), mode=mode)
+    shared_prefix = random_prefix(options.shared_prefix, prepared.vocab, seed) if "prefix-reuse" in names else ()
+    spec = prepared.spec(_unique([REFERENCE, *same_process]), mode=mode, shared_prefix=shared_prefix)
     uuid = prepared.gpu_uuid
     say = on_progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="detprof-infer-") as scratch:
@@ -318,6 +358,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
             f"({prepared.source.describe()})")
         first = run_process(spec, Path(scratch, "first"), uuid, timeout_s)
         sides = {"first": _decodings(first, Path(scratch, "first"))}
+        compiled = {output["key"]: output["compiled"] for output in first["outputs"] if output.get("compiled")}
         timings = [{"label": s.label(), "process": "first", "prefill_s": o["prefill_s"], "decode_s": o["decode_s"]}
                    for s, o in zip(spec.settings, first["outputs"], strict=True)]
         if any(row.fresh_process for row in chosen_rows):
@@ -335,6 +376,9 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
             cells = [compare(settings.label() if not row.fresh_process else "a new process", settings.changes(),
                              sides["first"][baseline.key()], side[settings.key()])
                      for settings in row.configurations(options)]
+            for settings, cell in zip(row.configurations(options), cells, strict=True):
+                if settings.compiled:
+                    cell["compiled"] = compiled[settings.key()]
             grid.append({"row": row.name, "question": row.question, "baseline": baseline.label(), "cells": cells,
                          "verdict": worst([cell["verdict"] for cell in cells])})
         if locate_op:
@@ -344,6 +388,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     return {"document_version": DOCUMENT_VERSION, "workload": prepared.workload(first["model"]),
             "device": prepared.device_name, "mode": mode, "replaced_ops": first.get("replaced_ops") or {},
             "version": first["version"], "threads": spec.threads, "seed": seed,
-            "prompts": prepared.prompt_summary(), "new_tokens": new_tokens, "reference": asdict(REFERENCE),
+            "prompts": {**prepared.prompt_summary(), "shared_prefix_tokens": len(shared_prefix)},
+            "new_tokens": new_tokens, "reference": asdict(REFERENCE),
             "rows": grid, "differing_rows": differing, "sensitivity": control,
             "invariant": not differing and bool(control["caught"]), "timings": timings}

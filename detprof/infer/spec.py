@@ -19,6 +19,7 @@ PADDING_SIDES = ("left", "right")
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager")
 INFERENCE_MODES = ("default", "batch-invariant")
+PREFIXES = ("none", "recomputed", "reused")
 
 
 class InferenceSpecError(ValueError):
@@ -29,7 +30,7 @@ class InferenceSpecError(ValueError):
 class DecodeSettings:
     """One configuration of greedy decoding. The reference is every field's default: each prompt
     alone, unpadded, the KV cache on, the whole prompt in one prefill, SDPA attention, float32, the
-    spec's thread count, eager PyTorch."""
+    spec's thread count, no shared prefix, eager PyTorch."""
 
     batch_size: int = 1  # prompts decoded together, in the order given (the last batch may be smaller)
     reverse_order: bool = False  # each batch's prompts in reverse order: every prompt changes position
@@ -42,6 +43,10 @@ class DecodeSettings:
     threads: int | None = None  # CPU intra-op threads (None: the spec's)
     temperature: float = 0.0  # 0: greedy; else sampled at this temperature from the spec's uniforms
     teacher_forced: bool = False  # score another settings' tokens in one forward per batch (a trainer), not decode
+    # the spec's shared prefix before every prompt: "recomputed" in each prompt's prefill, or "reused":
+    # computed once, alone, and its KV cache copied into every batch before the prompts are prefilled
+    prefix: str = "none"
+    compiled: bool = False  # the model run through torch.compile (dynamic shapes) instead of eagerly
 
     def key(self) -> str:
         """A stable text naming these settings (equal settings, equal keys)."""
@@ -75,6 +80,10 @@ class DecodeSettings:
             words.append(f"{self.attention} attention")
         if "threads" in changes:
             words.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        if self.prefix != "none":
+            words.append(f"shared prefix {self.prefix}")
+        if self.compiled:
+            words.append("torch.compile")
         if self.temperature:
             words.append(f"sampled at temperature {self.temperature:g}")
         if self.teacher_forced:
@@ -130,6 +139,7 @@ class InferenceSpec:
     scores: tuple[int | None, ...] = ()
     # --locate-op: (baseline settings index, other settings index, prompt, step) to re-decode with a probe
     locate: tuple[tuple[int, int, int, int], ...] = ()
+    shared_prefix: tuple[int, ...] = ()  # token ids before every prompt of a settings whose prefix is not "none"
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""
@@ -139,6 +149,7 @@ class InferenceSpec:
         data["uniforms"] = [list(row) for row in self.uniforms]
         data["scores"] = list(self.scores)
         data["locate"] = [list(item) for item in self.locate]
+        data["shared_prefix"] = list(self.shared_prefix)
         return data
 
     @classmethod
@@ -150,7 +161,8 @@ class InferenceSpec:
                       "settings": tuple(DecodeSettings.from_json(s) for s in data["settings"]),
                       "uniforms": tuple(tuple(float(u) for u in row) for row in data.get("uniforms", ())),
                       "scores": tuple(None if i is None else int(i) for i in data.get("scores", ())),
-                      "locate": tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in data.get("locate", ()))})
+                      "locate": tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in data.get("locate", ())),
+                      "shared_prefix": tuple(int(t) for t in data.get("shared_prefix", ()))})
 
     def but(self, **changes: Any) -> InferenceSpec:
         """The same spec with ``changes`` (field names checked)."""

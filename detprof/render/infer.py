@@ -47,10 +47,13 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
                         "max |Δ logit|", "verdict"], rows, text={0, 1, 6}, console=console))
     for row in d["rows"]:
         for cell in row["cells"]:
+            first = cell.get("first_difference") or {}
+            where = f"{row['row']}, {cell['label']} (prompt {first.get('prompt')}, token {first.get('step')})"
+            if "not_located" in cell:
+                console.print(f"{where}: not located: {cell['not_located']}", highlight=False)
             if "op" not in cell:
                 continue
-            op, first = cell["op"], cell.get("first_difference") or {}
-            where = f"{row['row']}, {cell['label']} (prompt {first.get('prompt')}, token {first.get('step')})"
+            op = cell["op"]
             if op is None:
                 console.print(f"{where}: no module's row differed (the difference arose outside the model's "
                               f"modules)", highlight=False)
@@ -68,6 +71,15 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     baselines = [f"{row['row']}: {row['baseline']}" for row in d["rows"] if row["baseline"] != "reference"]
     if baselines:
         console.print("baselines other than the reference: " + "; ".join(baselines), highlight=False)
+    if p.get("shared_prefix_tokens"):
+        console.print(f"the prefix-reuse row's shared prefix: {p['shared_prefix_tokens']} seeded random tokens before "
+                      f"every prompt", highlight=False)
+    for row in d["rows"]:
+        for cell in row["cells"]:
+            if "compiled" in cell:
+                made = cell["compiled"]
+                console.print(f"{row['row']}, {cell['label']}: Dynamo compiled {made['graphs']} graph(s) and took "
+                              f"{made['graph_breaks']} graph break(s)", highlight=False)
     replaced = d.get("replaced_ops") or {}
     if replaced:
         console.print("batch-invariant ops took over: " + ", ".join(f"{name} x{count:,}" for name, count in

@@ -4,7 +4,9 @@ padding or the cache: every such row must be bitwise equal, on any CPU); the oth
 one thing to every logit, so that exactly the rows that change that thing must see it (the argmax
 never moves): ``batch_dependent`` the batch size, ``length_dependent`` the tokens of the forward
 (padding, the KV cache and chunked prefill change it; the batch and its order do not),
-``threads_dependent`` the CPU thread count."""
+``threads_dependent`` the CPU thread count, ``compile_dependent`` whether Dynamo is tracing it
+(true only in a compiled graph); ``never_compiled`` is a lookup Dynamo is told to skip, so that a
+"compiled" decoding of it runs eagerly and could not differ."""
 
 from __future__ import annotations
 
@@ -18,16 +20,19 @@ class Lookup(nn.Module):
     """Logits of a token = one row of a table, plus ``per_batch_row`` times the batch size."""
 
     def __init__(self, vocab: int, per_batch_row: float = 0.0, per_token: float = 0.0,
-                 per_thread: float = 0.0) -> None:
+                 per_thread: float = 0.0, per_compile: float = 0.0) -> None:
         super().__init__()
         self.table = nn.Embedding(vocab, vocab)
         self.per_batch_row, self.per_token, self.per_thread = per_batch_row, per_token, per_thread
+        self.per_compile = per_compile
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, past_key_values: object = None,
                 use_cache: bool = False) -> SimpleNamespace:
         logits = self.table(input_ids) + self.per_batch_row * input_ids.shape[0] + \
             self.per_token * input_ids.shape[1] + self.per_thread * torch.get_num_threads()
+        if self.per_compile and torch.compiler.is_compiling():
+            logits = logits + self.per_compile
         return SimpleNamespace(logits=logits, past_key_values=past_key_values)
 
 
@@ -45,6 +50,22 @@ def length_dependent(vocab: int) -> Lookup:
 
 def threads_dependent(vocab: int) -> Lookup:
     return Lookup(vocab, per_thread=1e-3)
+
+
+def compile_dependent(vocab: int) -> Lookup:
+    return Lookup(vocab, per_compile=1e-3)
+
+
+class NeverCompiled(Lookup):
+    @torch.compiler.disable
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: object = None,
+                use_cache: bool = False) -> SimpleNamespace:
+        return super().forward(input_ids, attention_mask, position_ids, past_key_values, use_cache)
+
+
+def never_compiled(vocab: int) -> Lookup:
+    return NeverCompiled(vocab)
 
 
 def no_cache(vocab: int) -> nn.Module:

@@ -6,10 +6,16 @@ Each prompt's sequence is laid out with its pads (masked out, position ids count
 only, as ``generate`` does for left padding); a new token goes after everything so far, and the
 logits it is chosen from are read at that prompt's last real position. The KV cache is the
 model's own (a ``DynamicCache`` filled by its forward).
+
+A shared prefix goes before every prompt: recomputed, it is simply part of each prompt; reused, it
+is run once, alone, before the first batch, and each batch starts from a copy of its cache
+repeated to the batch's size (as a server's prefix cache serves it), then prefills only the
+prompts' own tokens, padded after the prefix.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -110,13 +116,45 @@ def _choose(logits: torch.Tensor, settings: DecodeSettings, uniforms: list[float
     return torch.tensor(chosen, device=logits.device)
 
 
+@dataclass
+class SharedPrefix:
+    """A prefix's token ids and the KV cache of one forward over them alone (batch 1)."""
+
+    tokens: tuple[int, ...]
+    cache: object
+
+
+def prefill_prefix(model: nn.Module, tokens: tuple[int, ...], device: torch.device) -> SharedPrefix:
+    """The KV cache of ``tokens`` run alone, once, with positions 0 to len - 1."""
+    ids = torch.tensor([tokens], dtype=torch.long, device=device)
+    with torch.no_grad():
+        _, cache = _forward(model, ids, torch.ones_like(ids), torch.arange(len(tokens), device=device)[None],
+                            _new_cache(model))
+    return SharedPrefix(tokens, cache)
+
+
+def _after_prefix(ids: torch.Tensor, mask: torch.Tensor, last: list[int], shared: SharedPrefix
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[int], object]:
+    """A batch's (ids, mask, last columns) with the shared prefix's columns put before them, and a
+    copy of its cache repeated to the batch's size."""
+    rows, width = ids.shape[0], len(shared.tokens)
+    prefix = torch.tensor([shared.tokens] * rows, dtype=ids.dtype, device=ids.device)
+    cache = copy.deepcopy(shared.cache)
+    if rows > 1:
+        cache.batch_repeat_interleave(rows)  # type: ignore[attr-defined]
+    return (torch.cat([prefix, ids], dim=1), torch.cat([torch.ones_like(prefix), mask], dim=1),
+            [column + width for column in last], cache)
+
+
 def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: int, settings: DecodeSettings,
                  pad: int, device: torch.device, uniforms: list[tuple[float, ...]] | None = None,
-                 probe: tuple[ProbeAt, int] | None = None) -> tuple[np.ndarray, np.ndarray, float, list[float]]:
+                 probe: tuple[ProbeAt, int] | None = None,
+                 shared: SharedPrefix | None = None) -> tuple[np.ndarray, np.ndarray, float, list[float]]:
     """(tokens, float32 logits, prefill s, each decoding step's s) of one batch decoded greedily, or
     sampled from ``uniforms`` (per prompt, per step) at the settings' temperature. ``probe``: a
     ProbeAt and the prompt's row in this batch, armed for the one forward that computes that step
-    of that row."""
+    of that row. ``shared``: a prefix already in a cache, which the batch starts from (its prompts
+    prefilled after it)."""
 
     def armed(step: int, column: int, tokens: int) -> bool:
         if probe is None or probe[0].step != step:
@@ -129,10 +167,14 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
     with torch.no_grad():
         if settings.kv_cache:
             cache: object | None = _new_cache(model)
+            start = 0
+            if shared is not None:
+                ids, mask, last, cache = _after_prefix(ids, mask, last, shared)
+                start = len(shared.tokens)
             chunk = settings.prefill_chunk or ids.shape[1]
             positions = _positions(mask)
             at_last: dict[int, torch.Tensor] = {}  # each prompt's logits at its last real column
-            for begin in range(0, ids.shape[1], chunk):
+            for begin in range(start, ids.shape[1], chunk):
                 end = min(begin + chunk, ids.shape[1])
                 watching = probe is not None and begin <= last[probe[1]] < end and \
                     armed(0, last[probe[1]] - begin, end - begin)
@@ -144,6 +186,8 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
                         at_last[row] = step_logits[row, column - begin].float()
             first = torch.stack([at_last[row] for row in range(len(prompts))])
         else:
+            if shared is not None:
+                raise ValueError("a reused prefix needs the KV cache")
             cache = None
             watching = probe is not None and armed(0, last[probe[1]], ids.shape[1])
             step_logits, _ = _forward(model, ids, mask, _positions(mask), None)
@@ -214,13 +258,24 @@ def score(model: nn.Module, prompts: tuple[tuple[int, ...], ...], continuations:
 
 def decode(model: nn.Module, prompts: tuple[tuple[int, ...], ...], new_tokens: int, settings: DecodeSettings,
            pad: int, device: torch.device, uniforms: tuple[tuple[float, ...], ...] = (),
-           probe: ProbeAt | None = None) -> Decoded:
+           probe: ProbeAt | None = None, prefix: tuple[int, ...] = ()) -> Decoded:
     """Every prompt decoded for ``new_tokens`` tokens under ``settings`` (see Decoded): greedily, or
     sampled from ``uniforms`` (per prompt, per step) at the settings' temperature. With ``probe``,
-    only the batch holding its prompt is decoded, up to its step, with the probe armed there."""
+    only the batch holding its prompt is decoded, up to its step, with the probe armed there.
+    ``prefix``: the shared prefix, put before every prompt when the settings' prefix is not
+    "none" (see the module docstring); the prefix's own run counts as prefill."""
+    shared: SharedPrefix | None = None
+    prefill_s = 0.0
+    if settings.prefix != "none" and not prefix:
+        raise ValueError(f"settings with a {settings.prefix} prefix, but the spec has no shared prefix")
+    if settings.prefix == "recomputed":
+        prompts = tuple(tuple(prefix) + tuple(prompt) for prompt in prompts)
+    elif settings.prefix == "reused":
+        started = _now(device)
+        shared = prefill_prefix(model, prefix, device)
+        prefill_s = _now(device) - started
     tokens: list[np.ndarray | None] = [None] * len(prompts)
     logits: list[np.ndarray | None] = [None] * len(prompts)
-    prefill_s = 0.0
     step_s: list[float] = []
     groups = batches_of(len(prompts), settings)
     if probe is not None:
@@ -230,7 +285,7 @@ def decode(model: nn.Module, prompts: tuple[tuple[int, ...], ...], new_tokens: i
         got_tokens, got_logits, prefill, steps = decode_batch(
             model, [prompts[i] for i in group], new_tokens, settings, pad, device,
             [uniforms[i] for i in group] if settings.temperature else None,
-            (probe, group.index(probe.prompt)) if probe is not None else None)
+            (probe, group.index(probe.prompt)) if probe is not None else None, shared)
         prefill_s += prefill
         step_s += steps
         for row, index in enumerate(group):

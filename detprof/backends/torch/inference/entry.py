@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detprof.backends.torch.compiled import compile_module
 from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
 from detprof.backends.torch.inference.locate import ProbeAt, RowProbe, first_divergent_module
@@ -39,12 +40,27 @@ def _versions() -> str:
 
 
 def _model_for(models: dict[str, torch.nn.Module], base: torch.nn.Module, settings: DecodeSettings) -> torch.nn.Module:
-    """The base model cast to the settings' dtype (a copy per dtype, kept) with their attention."""
+    """The base model cast to the settings' dtype (a copy per dtype, kept) with their attention,
+    through torch.compile when the settings say so (one compiled wrapper per dtype, kept, so that
+    its graphs are compiled once)."""
     if settings.dtype not in models:
         models[settings.dtype] = copy.deepcopy(base).to(DTYPES[settings.dtype])
     model = models[settings.dtype]
+    if settings.compiled:
+        key = f"{settings.dtype}, compiled"
+        if key not in models:
+            models[key] = compile_module(model, dynamic=True)
+        model = models[key]
     set_attention(model, settings.attention)
     return model
+
+
+def _compiled_so_far() -> dict[str, int]:
+    """The graphs Dynamo has compiled in this process and the graph breaks it took (its counters)."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": int(counters["stats"]["unique_graphs"]),
+            "graph_breaks": int(sum(counters["graph_break"].values()))}
 
 
 @contextmanager
@@ -75,7 +91,7 @@ def _locate(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch
         try:
             with _mode(spec.mode, {}):
                 decode(model, spec.prompts, step + 1, settings, spec.pad_token, device, spec.uniforms,
-                       ProbeAt(probe, prompt, step))
+                       ProbeAt(probe, prompt, step), spec.shared_prefix)
         finally:
             probe.remove()
         sides.append(probe.records)
@@ -108,16 +124,21 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
                     decoded = score(model, spec.prompts, tokens[source], settings, spec.pad_token, device)
                 else:
                     if spec.warmup:
-                        decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device, spec.uniforms)
+                        decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device, spec.uniforms,
+                               prefix=spec.shared_prefix)
                     decoded = decode(model, spec.prompts, spec.new_tokens, settings, spec.pad_token, device,
-                                     spec.uniforms)
+                                     spec.uniforms, prefix=spec.shared_prefix)
+            compiled = _compiled_so_far() if settings.compiled else None
+            if compiled is not None and not compiled["graphs"]:
+                raise RuntimeError("torch.compile compiled no graph of the model (Dynamo ran it eagerly), so the "
+                                   "compiled decoding could not differ from the eager one; drop the compile row")
             tokens.append(tuple(tuple(int(t) for t in row) for row in decoded.tokens))
             name = f"logits-{index}.npy" if spec.keep_logits else None
             if name:
                 np.save(Path(out_path).parent / name, decoded.logits)
             outputs.append({"key": settings.key(), "tokens": decoded.tokens.tolist(), "logits_file": name,
                             "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s, "step_s": decoded.step_s,
-                            "prompt_tokens": [len(p) for p in spec.prompts]})
+                            "prompt_tokens": [len(p) for p in spec.prompts], "compiled": compiled})
         located = [_locate(spec, models, base, item, device) for item in spec.locate]
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
                           "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located})

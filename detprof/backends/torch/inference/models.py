@@ -91,8 +91,8 @@ def describe_model(model: nn.Module) -> dict[str, Any]:
 
 def cache_keyword(model: nn.Module) -> str:
     """The keyword a model's forward takes its KV cache by: ``cache`` in transformers 5.x, where
-    ``past_key_values`` is deprecated, ``past_key_values`` before."""
-    parameters = inspect.signature(model.forward).parameters
+    ``past_key_values`` is deprecated, ``past_key_values`` before (a compiled model's own module's)."""
+    parameters = inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
     return "cache" if "cache" in parameters else "past_key_values"
 
 
