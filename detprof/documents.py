@@ -252,7 +252,8 @@ class InferenceGridDocument(InferenceRun, total=False):
     """``infer --json``: greedy decoding of the same prompts under each row's configurations, each
     compared bitwise with the row's baseline; the 1-ulp control of the comparison itself."""
 
-    mode: str  # default | batch-invariant
+    mode: str  # default | deterministic | batch-invariant
+    switches: dict[str, Any]  # deterministic mode: the switches as torch read them after decoding
     replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over in the first process, by op
     reference: dict[str, Any]  # the reference DecodeSettings
     rows: list[InferenceRow]
@@ -264,11 +265,14 @@ class InferenceGridDocument(InferenceRun, total=False):
 
 class InferenceCostDocument(InferenceRun, total=False):
     """``infer --cost --json``: per batch size, each mode's decode ms per step and tokens/s, prefill ms
-    and tokens/s (medians over its processes), the treatment/baseline ratios of decode step time and
-    prefill time with their 95% paired CIs, and the decode throughput lost; the published anchors."""
+    and tokens/s (medians over its processes); per treatment, its ratios to the baseline of decode
+    step time and prefill time with their 95% paired CIs, and the decode throughput lost; the
+    published anchors."""
 
-    modes: list[str]  # baseline, treatment
-    rows: list[dict[str, Any]]  # batch_size, pairs, modes {mode: figures}, decode_ratio, decode_ci, prefill_ratio, ...
+    modes: list[str]  # the baseline, then each treatment
+    # per batch size and treatment: batch_size, pairs (rounds), treatment, modes {mode: figures}, decode_ratio,
+    # decode_ci, prefill_ratio, prefill_ci, decode_throughput_cost_percent
+    rows: list[dict[str, Any]]
     anchors: list[dict[str, Any]]  # kernels_db/inference_reference.json: other systems' GPU figures
 
 
@@ -305,6 +309,7 @@ class InferenceRunResult(TypedDict, total=False):
     mode: str  # the mode it decoded under, as the process read it
     replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over, by op ({} in the default mode)
     located: list[dict[str, Any]]  # --locate-op: baseline, other, prompt, step, modules_compared, op (or None)
+    switches: dict[str, Any]  # deterministic mode: the switches as torch read them after decoding ({} otherwise)
 
 
 class AdviseDocument(StoredVerdict, total=False):

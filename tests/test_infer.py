@@ -166,6 +166,8 @@ def _write(folder: Path, text: str) -> str:
     (["--new-tokens", "0"], "--new-tokens 0 is not accepted"),
     (["--shared-prefix", "0"], "--shared-prefix 0 is not accepted; use 1 to"),
     (["--rows", "compile,every"], "--rows 'compile,every' is not accepted"),
+    (["--mode", "fast"], "--mode 'fast' is not accepted; use one of default, deterministic, batch-invariant"),
+    (["--cost", "--mode", "batch-invariant,batch-invariant"], "are not accepted; use the baseline then one or more"),
     (["--arch", "gpt2-small", "--prompt-tokens", "1000", "--new-tokens", "100"], "exceed the model's 1024 positions"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], words: str, tmp_path: Path) -> None:
@@ -333,6 +335,38 @@ def test_the_cost_of_the_mode_is_measured_in_pairs_with_intervals_and_stored(tmp
         assert all(figures["decode_tokens_per_s"] > 0 for figures in row["modes"].values())
     assert {anchor["system"] for anchor in document["anchors"]} >= {"SGLang --enable-deterministic-inference"}
     assert document["run_id"] is not None
+
+
+@pytest.mark.slow
+def test_the_cost_times_each_mode_asked_for_against_the_default_in_rotated_rounds(tmp_path: Path) -> None:
+    """--mode batch-invariant,deterministic with --cost: one row per batch size and mode, each mode's
+    figures from its own processes; three rounds give every row an interval around its ratio."""
+    result = runner.invoke(app, ["infer", "--model", f"{MODELS}:lookup", "--num-classes", "64", "--cost",
+                                 "--mode", "batch-invariant,deterministic", "--batch-sizes", "2", "--pairs", "3",
+                                 "--new-tokens", "4", "--db", str(tmp_path / "r.sqlite"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["modes"] == ["default", "batch-invariant", "deterministic"]
+    assert [(row["batch_size"], row["treatment"]) for row in document["rows"]] == [(2, "batch-invariant"),
+                                                                                 (2, "deterministic")]
+    for row in document["rows"]:
+        low, high = row["decode_ci"]
+        assert low is not None and high is not None and low <= row["decode_ratio"] <= high
+        assert set(row["modes"]) == {"default", "batch-invariant", "deterministic"}
+
+
+@pytest.mark.slow
+def test_the_deterministic_mode_sets_the_switches_and_says_how_they_read_after_decoding(tmp_path: Path) -> None:
+    """--mode deterministic: the switches are read back in the process after decoding; the default mode
+    reports none (it leaves PyTorch's own), and the lookup model passes its rows either way."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:lookup", "--num-classes", "64", "--rows", "batch",
+                           "--mode", "deterministic")
+    assert code == 0 and document["mode"] == "deterministic"
+    switches = document["switches"]
+    assert switches["deterministic_algorithms"] is True and switches["cudnn_benchmark"] is False
+    assert switches["cudnn_deterministic"] is True
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:lookup", "--num-classes", "64", "--rows", "batch")
+    assert code == 0 and document["switches"] == {}
 
 
 @pytest.mark.slow

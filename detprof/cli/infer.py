@@ -60,11 +60,12 @@ def infer(
                                                               "both settings and name the first module whose output "
                                                               "for that token differs while its input matched, with "
                                                               "its ops."),
-    cost: bool = typer.Option(False, "--cost", help="Instead of the grid: what the batch-invariant mode costs, as "
-                                                    "pairs of fresh processes (default, batch-invariant, alternating) "
-                                                    "decoding the same batch; decode and prefill time ratios with 95% "
-                                                    "CIs, per batch size."),
-    pairs: int | None = typer.Option(None, help="With --cost: pairs of processes per batch size (default 5)."),
+    cost: bool = typer.Option(False, "--cost", help="Instead of the grid: what the batch-invariant mode (or the "
+                                                    "modes of --mode) costs, as rounds of fresh processes (default "
+                                                    "and each mode, the order rotated) decoding the same batch; "
+                                                    "decode and prefill time ratios with 95% CIs, per batch size."),
+    pairs: int | None = typer.Option(None, help="With --cost: rounds per batch size, each a fresh process per mode "
+                                                "(default 5)."),
     compare: str | None = typer.Option(None, help="sampler,trainer: instead of the grid, the log-probs an RL sampler "
                                                   "computes for its own sampled tokens against a trainer's for the "
                                                   "same tokens, then each known remedy."),
@@ -74,9 +75,13 @@ def infer(
                                                   "micro-batch, attention (default dtype=float32,micro-batch=4)."),
     threads: int | None = typer.Option(None, help=f"CPU intra-op threads of the reference (default: {CPU_THREADS}); "
                                                   f"the threads row compares it with the other of 1 and 2."),
-    mode: str = typer.Option("default", help="default (PyTorch's own ops), or batch-invariant: the ops whose "
-                                              "reduction order could follow the batch, padding or cache replaced by "
-                                              "fixed-order ones (detprof.backends.torch.inference.invariant)."),
+    mode: str = typer.Option("default", help="default (PyTorch's own ops); deterministic (the training mode's "
+                                              "switches: torch.use_deterministic_algorithms, cuDNN, the cuBLAS "
+                                              "workspace); or batch-invariant: the ops whose reduction order could "
+                                              "follow the batch, padding or cache replaced by fixed-order ones "
+                                              "(detprof.backends.torch.inference.invariant). With --cost: the "
+                                              "modes timed against the default, e.g. "
+                                              "batch-invariant,deterministic (default batch-invariant)."),
     gpu: str = typer.Option("cpu", help="cpu (default), auto, a GPU index or alias."),
     seed: int = typer.Option(0, help="Seed of the random weights and prompts."),
     timeout: float = typer.Option(RUN_TIMEOUT_S, help="Seconds each inference process may take before it is killed."),
@@ -92,8 +97,8 @@ def infer(
     the first divergent token, the largest |logit difference|. Exit 0 when every row is bitwise
     equal, 1 when a row differs, 3 when the comparison failed to see a 1-ulp change, 2 for bad input.
 
-    With --cost: what the batch-invariant mode costs against the default (decode and prefill,
-    paired fresh processes, 95% CIs), beside the published costs of serving systems; exit 0 with
+    With --cost: what the batch-invariant mode (or --mode's modes) costs against the default
+    (decode and prefill, paired fresh processes, 95% CIs), beside the published costs of serving systems; exit 0 with
     intervals, 3 without. With --compare sampler,trainer: a sampler's log-probs against a
     trainer's on the same tokens, and the remedies; exit 0 when the two agree bitwise, 1 when not.
     """
@@ -104,14 +109,14 @@ def infer(
         shortest, longest = parse_range("--prompt-tokens", prompt_tokens)
         choice = PromptChoice(count=prompts, shortest=shortest, longest=longest, file=prompts_file,
                               tokenizer=tokenizer)
-        grid_only = {"--rows": rows, "--mode": mode if mode != "default" else None, "--padding": padding,
+        grid_only = {"--rows": rows, "--padding": padding,
                      "--locate-op": True if locate_op else None,
                      "--prefill-chunk": prefill_chunk, "--shared-prefix": shared_prefix, "--dtypes": dtypes,
                      "--attention": attention}
         if cost:
             given = [option for option, value in grid_only.items() if value is not None]
             require(not given, f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the "
-                               f"grid; --cost times the default against the batch-invariant mode")
+                               f"grid; --cost times the default against the modes of --mode")
         else:
             require(pairs is None, "--pairs is an option of --cost (the grid runs two processes)")
         require(compare in (None, "sampler,trainer"),
@@ -120,7 +125,9 @@ def infer(
         require(compare is not None or (sampler is None and trainer is None),
                 "--sampler and --trainer are options of --compare sampler,trainer")
         if compare:
-            given = [option for option, value in {**grid_only, "--pairs": pairs}.items() if value is not None]
+            given = [option for option, value in {**grid_only, "--pairs": pairs,
+                                                  "--mode": mode if mode != "default" else None}.items()
+                     if value is not None]
             require(not given, f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of the "
                                f"grid or --cost, not of --compare")
         check_verdict_store(db)
@@ -139,10 +146,11 @@ def infer(
 
             sizes = parse_batch_sizes(batch_sizes) if batch_sizes else DEFAULT_COST_BATCH_SIZES
             with progress_once_valid("infer --cost") as show:
+                treatments = tuple(comma_parts(mode)) if mode != "default" else ("batch-invariant",)
                 measured = run_inference_cost(arch, config, num_classes, model, sizes,
                                               DEFAULT_PAIRS if pairs is None else pairs, choice,
                                               32 if new_tokens is None else new_tokens, seed, threads, gpu, timeout,
-                                              on_progress=show)
+                                              ("default", *treatments), on_progress=show)
             conclude("inference-cost", measured, db, json_output)
         defaults = GridOptions()
         options = GridOptions(batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else defaults.batch_sizes,

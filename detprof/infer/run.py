@@ -330,7 +330,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     ``locate_op``: for each differing configuration of a one-process row, a third process decodes
     its first differing prompt again with both settings up to the first step whose logits differ,
     and names the first module whose row for that token differs (its ``op``)."""
-    require(mode in INFERENCE_MODES, f"--mode {mode!r} is not accepted; use {' or '.join(INFERENCE_MODES)}")
+    require(mode in INFERENCE_MODES, f"--mode {mode!r} is not accepted; use one of {', '.join(INFERENCE_MODES)}")
     chosen_rows = _require_rows(rows)
     names = {row.name for row in chosen_rows}
     given_options = options or GridOptions()
@@ -387,6 +387,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     differing = [row["row"] for row in grid if row["verdict"] != "bitwise"]
     return {"document_version": DOCUMENT_VERSION, "workload": prepared.workload(first["model"]),
             "device": prepared.device_name, "mode": mode, "replaced_ops": first.get("replaced_ops") or {},
+            "switches": first.get("switches") or {},
             "version": first["version"], "threads": spec.threads, "seed": seed,
             "prompts": {**prepared.prompt_summary(), "shared_prefix_tokens": len(shared_prefix)},
             "new_tokens": new_tokens, "reference": asdict(REFERENCE),

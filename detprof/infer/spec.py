@@ -18,7 +18,10 @@ from detprof.shapes import known_fields
 PADDING_SIDES = ("left", "right")
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager")
-INFERENCE_MODES = ("default", "batch-invariant")
+# default: PyTorch's own ops; deterministic: the training mode's switches (detprof.modes), which
+# make each op deterministic for a given shape but not independent of the batch; batch-invariant:
+# detprof's fixed-order ops (detprof.backends.torch.inference.invariant)
+INFERENCE_MODES = ("default", "deterministic", "batch-invariant")
 PREFIXES = ("none", "recomputed", "reused")
 
 
@@ -131,7 +134,7 @@ class InferenceSpec:
     threads: int | None  # CPU intra-op threads of the reference (None: PyTorch's default, on a GPU)
     device: str  # "cpu" or "cuda:0"
     pad_token: int = 0
-    mode: str = "default"  # or "batch-invariant": every configuration decoded under that mode
+    mode: str = "default"  # or "deterministic" or "batch-invariant": every configuration decoded under that mode
     warmup: bool = False  # decode each settings once untimed first (the cost's processes)
     keep_logits: bool = True  # write each settings' logits (the grid compares them; the cost does not)
     uniforms: tuple[tuple[float, ...], ...] = ()  # per prompt and step, in [0, 1): what a sampling settings draws

@@ -31,7 +31,7 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     console.print(f"{printable(str(w['source']))} ({w['class']}, {w['parameters']:,} parameters) on {d['device']}, "
                   f"{d['version']}: [{style}]{words}[/]", highlight=False)
     threads = f", {d['threads']} CPU thread(s)" if d.get("threads") else ""
-    mode = ", batch-invariant mode" if d.get("mode") == "batch-invariant" else ""
+    mode = f", {d['mode']} mode" if d.get("mode", "default") != "default" else ""
     console.print(f"{p['count']} prompts of {p['min_tokens']}-{p['max_tokens']} tokens ({printable(str(p['source']))}),"
                   f" {d['new_tokens']} new tokens each, greedy; reference: each prompt alone, unpadded, KV cache on, "
                   f"one prefill, sdpa, float32{threads}{mode}", highlight=False)
@@ -80,6 +80,10 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
                 made = cell["compiled"]
                 console.print(f"{row['row']}, {cell['label']}: Dynamo compiled {made['graphs']} graph(s) and took "
                               f"{made['graph_breaks']} graph break(s)", highlight=False)
+    switches = d.get("switches") or {}
+    if switches:
+        console.print("deterministic mode's switches, read back after decoding: " + ", ".join(
+            f"{name} {value}" for name, value in switches.items()), highlight=False)
     replaced = d.get("replaced_ops") or {}
     if replaced:
         console.print("batch-invariant ops took over: " + ", ".join(f"{name} x{count:,}" for name, count in
@@ -106,24 +110,25 @@ def _anchor(anchor: dict[str, object]) -> str:
 
 def inference_cost(d: InferenceCostDocument, console: Console = out) -> None:
     """An inference cost document (``infer --cost --json``)."""
-    baseline, treatment = d["modes"]
+    baseline, *treatments = d["modes"]
     w, p = d["workload"], d["prompts"]
     console.print(f"{printable(str(w['source']))} ({w['class']}, {w['parameters']:,} parameters) on {d['device']}, "
-                  f"{d['version']}: {treatment} against {baseline}", highlight=False)
+                  f"{d['version']}: {' and '.join(treatments)} against {baseline}", highlight=False)
     threads = f", {d['threads']} CPU thread(s)" if d.get("threads") else ""
     console.print(f"each batch: prompts of {p['min_tokens']}-{p['max_tokens']} tokens, {d['new_tokens']} new tokens, "
-                  f"greedy, decoded once to warm up then timed step by step; pairs of fresh processes in alternating "
-                  f"order{threads}", highlight=False)
+                  f"greedy, decoded once to warm up then timed step by step; rounds of fresh processes, one per mode, "
+                  f"the order rotated each round{threads}", highlight=False)
     rows = []
     for row in d["rows"]:
+        treatment = row.get("treatment", treatments[0])
         base, treat = row["modes"][baseline], row["modes"][treatment]
-        rows.append([str(row["batch_size"]), str(row["pairs"]), f"{base['decode_tokens_per_s']:,.1f}",
+        rows.append([str(row["batch_size"]), treatment, str(row["pairs"]), f"{base['decode_tokens_per_s']:,.1f}",
                      f"{treat['decode_tokens_per_s']:,.1f}", f"x{row['decode_ratio']:.3f}",
                      _interval(row["decode_ci"]), f"{row['decode_throughput_cost_percent']:.1f}%",
                      f"x{row['prefill_ratio']:.3f}", _interval(row["prefill_ci"])])
-    console.print(grid(f"{treatment} / {baseline}: decode step time (median per process) and prefill time",
-                       ["batch", "pairs", f"{baseline} decode tok/s", f"{treatment} decode tok/s", "decode x",
-                        "95% CI", "throughput lost", "prefill x", "95% CI"], rows, text=set(), console=console))
+    console.print(grid(f"each mode / {baseline}: decode step time (median per process) and prefill time",
+                       ["batch", "mode", "rounds", f"{baseline} decode tok/s", "mode decode tok/s", "decode x",
+                        "95% CI", "throughput lost", "prefill x", "95% CI"], rows, text={1}, console=console))
     console.print("published costs of batch-invariant inference (GPU serving systems, not measured here):",
                   highlight=False)
     for anchor in d["anchors"]:

@@ -319,22 +319,25 @@ def inference_grid(inference: list[dict[str, Any]]) -> go.Figure | None:
 
 
 def inference_cost(inference: list[dict[str, Any]]) -> go.Figure | None:
-    """``detprof infer --cost``: decode throughput lost to the batch-invariant mode per batch size (95%
-    CI from the paired interval of the step-time ratio), beside the published figures of serving
+    """``detprof infer --cost``: decode throughput lost to each mode timed (batch-invariant, and
+    deterministic where timed) per batch size (95% CI from the paired interval of the step-time
+    ratio), beside the published figures of serving
     systems on GPUs, which are theirs, not measured here."""
     runs = _newest(inference, "inference-cost", lambda s: (s["workload"].get("source"), s["device"]["name"]))
     if not runs:
         return None
     figure = go.Figure()
-    for run in runs:
+    timed = [(run, treatment) for run in runs for treatment in run["summary"]["modes"][1:]]
+    for run, treatment in timed:
         summary = run["summary"]
-        rows = summary["rows"]
+        rows = [row for row in summary["rows"] if row.get("treatment", summary["modes"][1]) == treatment]
         lost = [100 * (1 - 1 / row["decode_ratio"]) for row in rows]
         high = [100 * (1 - 1 / row["decode_ci"][1]) if row["decode_ci"][1] else value for row, value in
                 zip(rows, lost, strict=True)]
         low = [100 * (1 - 1 / row["decode_ci"][0]) if row["decode_ci"][0] else value for row, value in
                zip(rows, lost, strict=True)]
-        figure.add_bar(name=f"{summary['workload'].get('source')} on {summary['device']['name']} (run {run['run_id']})",
+        figure.add_bar(name=f"{treatment}: {summary['workload'].get('source')} on {summary['device']['name']} "
+                            f"(run {run['run_id']})",
                        x=[f"batch {row['batch_size']}" for row in rows], y=lost,
                        error_y={"type": "data", "symmetric": False, "array": [h - v for h, v in zip(high, lost,
                                                                                                    strict=True)],
@@ -347,8 +350,8 @@ def inference_cost(inference: list[dict[str, Any]]) -> go.Figure | None:
             figure.add_hrect(y0=float(anchor["low"]), y1=float(anchor["high"]), fillcolor="#90a4ae", opacity=0.2,
                              line_width=0, annotation_text=f"{anchor['system']} (GPU, published) "
                                                            f"{anchor['low']}-{anchor['high']}%")
-    figure.update_layout(barmode="group", title="What the batch-invariant mode costs: decode throughput lost "
-                                                "(95% CI), beside other systems' published GPU figures",
+    figure.update_layout(barmode="group", title="What batch invariance (and determinism) costs: decode throughput "
+                                                "lost (95% CI), beside other systems' published GPU figures",
                          yaxis_title="% of decode throughput lost")
     return figure
 

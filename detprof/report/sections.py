@@ -25,7 +25,7 @@ SECTIONS = (
     Section("kernel_diff", "Kernel diff", "kernel diff"),
     Section("reproducibility", "Reproducibility: check, audit, advise and infer verdicts", "reproducibility verdicts"),
     Section("inference_grid", "Inference: is greedy decoding batch invariant, row by row", "inference grid"),
-    Section("inference_cost", "Inference: what the batch-invariant mode costs", "inference cost"),
+    Section("inference_cost", "Inference: what batch invariance and determinism cost", "inference cost"),
     Section("sampler_trainer", "Inference: sampler against trainer log-probs", "sampler against trainer"),
     Section("paper", "The paper's published figures", "the paper's figures"),
     Section("environment", "Runs: environment and command", "runs and their environment"),

@@ -210,7 +210,9 @@ class TorchBackend:
         from detprof.modes import environment_for, toggles_for
         from detprof.process.child import Child, run_child
 
-        environment = environment_for(toggles_for("default"), dict(os.environ), gpu_uuid)
+        # the deterministic mode's cuBLAS workspace must be in the environment before CUDA starts
+        toggles = toggles_for("deterministic" if spec.mode == "deterministic" else "default")
+        environment = environment_for(toggles, dict(os.environ), gpu_uuid)
         return run_child(Child(INFERENCE_ENTRY, (spec.to_json(),), environment, timeout_s, tuple(INFERENCE_PRELOAD),
                                reads=InferenceRunResult), folder)
 

@@ -19,8 +19,10 @@ from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
 from detprof.backends.torch.inference.locate import ProbeAt, RowProbe, first_divergent_module
 from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
+from detprof.backends.torch.switches import apply_toggles, read_switches
 from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
 from detprof.infer.spec import DecodeSettings, InferenceSpec
+from detprof.modes import toggles_for
 
 
 def _write(out_path: str, document: InferenceRunResult) -> None:
@@ -61,6 +63,15 @@ def _compiled_so_far() -> dict[str, int]:
 
     return {"graphs": int(counters["stats"]["unique_graphs"]),
             "graph_breaks": int(sum(counters["graph_break"].values()))}
+
+
+def _switches(mode: str, compiling: bool) -> dict[str, object]:
+    """Set the deterministic mode's switches (detprof.modes; Inductor's too when ``compiling``) when
+    ``mode`` is deterministic, and return them as torch reads them back; {} in the other modes,
+    which leave PyTorch's defaults."""
+    if mode != "deterministic":
+        return {}
+    return apply_toggles(toggles_for("deterministic"), compiled=compiling)
 
 
 @contextmanager
@@ -106,6 +117,8 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
     try:
         spec = InferenceSpec.from_json(raw)
         device = torch.device(spec.device)
+        compiling = any(s.compiled for s in spec.settings)
+        switches = _switches(spec.mode, compiling)
         if spec.threads:
             torch.set_num_threads(spec.threads)
         base = build_model(spec.source, spec.seed, "sdpa").to(device)
@@ -140,8 +153,11 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
                             "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s, "step_s": decoded.step_s,
                             "prompt_tokens": [len(p) for p in spec.prompts], "compiled": compiled})
         located = [_locate(spec, models, base, item, device) for item in spec.locate]
+        if switches:
+            switches = read_switches(compiled=compiling)  # after decoding: did they hold?
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
-                          "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located})
+                          "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located,
+                          "switches": switches})
         return 0
     except torch.OutOfMemoryError as error:
         _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})
