@@ -284,6 +284,7 @@ class InferenceMismatchDocument(InferenceRun, total=False):
     temperature: float
     ratio_threshold: float  # an importance ratio outside 1 ± this counts
     # per pair: remedy, mode, sampler and trainer (their changes from the reference), bitwise_equal,
+    # equal_token_share, abs_logprob_diff_quantiles (p50, p90, p99, p99.9, max),
     # max/p99/mean_abs_logprob_diff, sequence_kl_estimate, ratio_outside_share, tokens, sampler_s,
     # trainer_s (one process's time each), time_ratio (both sides' time over the first pair's)
     pairs: list[dict[str, Any]]

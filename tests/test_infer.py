@@ -337,6 +337,25 @@ def test_the_cost_of_the_mode_is_measured_in_pairs_with_intervals_and_stored(tmp
     assert document["run_id"] is not None
 
 
+def test_the_mismatch_measures_and_their_distribution_on_known_log_probs() -> None:
+    """Known answer: 100 tokens, of which 90 equal and the last ten off by 0.01 to 0.1: the quantiles
+    of |Δ log-prob| are 0 up to the median and 0.1 at the max; 90% of tokens are equal; a ratio
+    threshold of 0.001 counts the ten."""
+    from detprof.infer.mismatch import mismatch
+
+    sampler = np.log(np.linspace(0.1, 0.9, 100)).reshape(4, 25)
+    trainer = sampler.copy()
+    trainer.flat[90:] -= np.arange(1, 11) / 100
+    measured = mismatch(sampler, trainer, 0.001)
+    quantiles = measured["abs_logprob_diff_quantiles"]
+    assert list(quantiles) == ["p50", "p90", "p99", "p99.9", "max"] and quantiles["p50"] == 0.0
+    assert quantiles["max"] == pytest.approx(0.1) == measured["max_abs_logprob_diff"]
+    assert measured["equal_token_share"] == 0.9 and not measured["bitwise_equal"]
+    assert measured["ratio_outside_share"] == pytest.approx(0.1) and measured["tokens"] == 100
+    same = mismatch(sampler, sampler.copy(), 0.001)
+    assert same["bitwise_equal"] and same["equal_token_share"] == 1.0 and same["abs_logprob_diff_quantiles"]["max"] == 0
+
+
 @pytest.mark.slow
 def test_the_cost_times_each_mode_asked_for_against_the_default_in_rotated_rounds(tmp_path: Path) -> None:
     """--mode batch-invariant,deterministic with --cost: one row per batch size and mode, each mode's

@@ -113,12 +113,18 @@ def log_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return chosen - normaliser
 
 
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p99.9": 0.999, "max": 1.0}  # of |Δ log-prob| over the tokens
+
+
 def mismatch(sampler_logp: np.ndarray, trainer_logp: np.ndarray, threshold: float) -> dict[str, Any]:
-    """The measures of one pair (see the module docstring)."""
+    """The measures of one pair (see the module docstring), with the distribution of |Δ log-prob|
+    over the tokens (QUANTILES) and the share of tokens whose log-probs are bitwise equal."""
     difference = sampler_logp - trainer_logp
     absolute = np.abs(difference)
     ratio = np.exp(trainer_logp - sampler_logp)
-    return {"bitwise_equal": bool((sampler_logp.view(np.uint64) == trainer_logp.view(np.uint64)).all()),
+    equal = sampler_logp.view(np.uint64) == trainer_logp.view(np.uint64)
+    return {"bitwise_equal": bool(equal.all()), "equal_token_share": float(equal.mean()),
+            "abs_logprob_diff_quantiles": {name: float(np.quantile(absolute, q)) for name, q in QUANTILES.items()},
             "max_abs_logprob_diff": float(absolute.max()), "p99_abs_logprob_diff": float(np.quantile(absolute, 0.99)),
             "mean_abs_logprob_diff": float(absolute.mean()),
             "sequence_kl_estimate": float(difference.sum(axis=1).mean()),

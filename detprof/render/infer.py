@@ -149,12 +149,14 @@ def inference_mismatch(d: InferenceMismatchDocument, console: Console = out) -> 
     console.print(f"{p['count']} prompts of {p['min_tokens']}-{p['max_tokens']} tokens, {d['new_tokens']} tokens "
                   f"sampled at temperature {d['temperature']:g}; sampler {_changes(given['sampler'])}; trainer "
                   f"{_changes(given['trainer'])}; log-probs from float32 logits, in float64", highlight=False)
-    rows = [[row["remedy"], "yes" if row["bitwise_equal"] else "no", f"{row['max_abs_logprob_diff']:.3g}",
+    rows = [[row["remedy"], "yes" if row["bitwise_equal"] else "no",
+             f"{100 * row['equal_token_share']:.0f}%" if "equal_token_share" in row else "—",
+             f"{row['max_abs_logprob_diff']:.3g}",
              f"{row['p99_abs_logprob_diff']:.3g}", f"{row['mean_abs_logprob_diff']:.3g}",
              f"{row['sequence_kl_estimate']:.3g}", f"{100 * row['ratio_outside_share']:.1f}%",
              f"x{row['time_ratio']:.2f}" if row.get("time_ratio") else "—"] for row in d["pairs"]]
     console.print(grid(f"sampler against trainer on the sampler's {given['tokens']} tokens",
-                       ["pair", "bitwise", "max |Δ logp|", "p99", "mean", "KL est.",
+                       ["pair", "bitwise", "tokens equal", "max |Δ logp|", "p99", "mean", "KL est.",
                         f"ratio outside 1±{d['ratio_threshold']:g}", "time x"], rows, console=console))
     console.print(f"ranked (least mismatch, then least time): {'; '.join(d['ranked'])}", highlight=False)
     console.print("time x: both sides' time in one process each, over the first pair's (not a paired interval)",

@@ -357,8 +357,10 @@ def inference_cost(inference: list[dict[str, Any]]) -> go.Figure | None:
 
 
 def sampler_trainer(inference: list[dict[str, Any]]) -> go.Figure | None:
-    """``detprof infer --compare sampler,trainer``: the largest |Δ log-prob| of each pair (the one given,
-    then each remedy) on a log axis; a bitwise-equal pair is drawn at the axis floor and says so."""
+    """``detprof infer --compare sampler,trainer``: the distribution of |Δ log-prob| over the sampler's
+    tokens (median, p90, p99, p99.9, max) for each pair (the one given, then each remedy), one line
+    each on a log axis; a bitwise-equal pair lies on the axis floor and says so. A run stored before
+    the quantiles were kept shows its p99 and max."""
     runs = _newest(inference, "inference-mismatch", lambda s: (s["workload"].get("source"), s["device"]["name"]))
     if not runs:
         return None
@@ -366,15 +368,14 @@ def sampler_trainer(inference: list[dict[str, Any]]) -> go.Figure | None:
     figure = go.Figure()
     for run in runs:
         summary = run["summary"]
-        pairs = summary["pairs"]
-        figure.add_bar(name=f"{summary['workload'].get('source')} on {summary['device']['name']} (run {run['run_id']})",
-                       x=[pair["remedy"] for pair in pairs],
-                       y=[max(pair["max_abs_logprob_diff"], floor) for pair in pairs],
-                       text=["bitwise equal" if pair["bitwise_equal"] else f"{pair['max_abs_logprob_diff']:.2g}"
-                             for pair in pairs], textposition="outside",
-                       hovertemplate="%{x}: max |Δ log-prob| %{text}<extra>%{fullData.name}</extra>")
-    figure.update_layout(barmode="group", title="Sampler against trainer: the largest |Δ log-prob| on the "
-                                                "sampler's tokens, as given and with each remedy",
-                         yaxis={"type": "log", "title": "max |Δ log-prob| (log; bitwise at the floor)"},
-                         xaxis={"tickangle": -20})
+        for pair in summary["pairs"]:
+            quantiles = pair.get("abs_logprob_diff_quantiles") or {"p99": pair["p99_abs_logprob_diff"],
+                                                                  "max": pair["max_abs_logprob_diff"]}
+            label = "bitwise equal" if pair["bitwise_equal"] else f"max {pair['max_abs_logprob_diff']:.2g}"
+            figure.add_scatter(name=f"{pair['remedy']} ({label}; run {run['run_id']})", mode="lines+markers",
+                               x=list(quantiles), y=[max(value, floor) for value in quantiles.values()],
+                               hovertemplate="%{x} of |Δ log-prob|: %{y:.3g}<extra>%{fullData.name}</extra>")
+    figure.update_layout(title="Sampler against trainer: |Δ log-prob| over the sampler's tokens, as given and with "
+                               "each remedy", xaxis_title="quantile over the tokens",
+                         yaxis={"type": "log", "title": "|Δ log-prob| (log; bitwise at the floor)"})
     return figure
