@@ -228,8 +228,9 @@ def test_each_row_sees_the_one_thing_it_changes_and_no_other(model: str, differi
 @pytest.mark.slow
 def test_the_compile_row_sees_what_compiling_changes_and_refuses_a_model_dynamo_skips(tmp_path: Path) -> None:
     """Known answer: the lookup compiles to the same bits; a model that adds 1e-3 only inside a compiled
-    graph differs by exactly that, and says what Dynamo compiled; a model Dynamo is told to skip runs
-    eagerly under torch.compile, so the row could not see a difference and the grid refuses it."""
+    graph differs by exactly that, says what Dynamo compiled, and --locate-op names its add; a model
+    Dynamo is told to skip runs eagerly under torch.compile, so the row could not see a difference and
+    the grid refuses it."""
     code, document = _grid(tmp_path, "--model", f"{MODELS}:lookup", "--num-classes", "64", "--rows", "compile")
     assert code == 0 and document["rows"][0]["verdict"] == BITWISE
     assert document["rows"][0]["cells"][0]["compiled"]["graphs"] >= 1
@@ -237,7 +238,10 @@ def test_the_compile_row_sees_what_compiling_changes_and_refuses_a_model_dynamo_
                            "--rows", "compile", "--locate-op")
     cell = document["rows"][0]["cells"][0]
     assert code == 1 and cell["verdict"] == LOGITS_DIFFER and cell["identical_prompts"] == 4
-    assert cell["max_abs_logit_diff"] == pytest.approx(1e-3, rel=1e-3) and "Inductor fuses" in cell["not_located"]
+    assert cell["max_abs_logit_diff"] == pytest.approx(1e-3, rel=1e-3) and "not_located" not in cell
+    # located with a graph break at every module: the model's own add, inside the compiled graph
+    assert cell["op"]["module"] == "(model)" and cell["op"]["kind"] == "root-cause"
+    assert "aten::add" in cell["op"]["ops"] and "graph break at every module" in cell["op"]["probed"]
     skipped = runner.invoke(app, ["infer", "--model", f"{MODELS}:never_compiled", "--num-classes", "64", "--rows",
                                   "compile", "--prompts", "4", "--new-tokens", "2", "--db", str(tmp_path / "r.sqlite")])
     assert skipped.exit_code == 2 and "torch.compile compiled no graph of the model" in skipped.stderr

@@ -285,7 +285,7 @@ def _locate(spec: InferenceSpec, grid: list[InferenceRow], rows: tuple[Row, ...]
             folder: Path, uuid: str | None, timeout_s: float, say: Callable[[str], None]) -> None:
     """Name the first differing module of each differing cell of a one-process row (sets its ``op``).
     A differing cell that cannot be located says why (``not_located``): a fresh-process row's would
-    need both processes recorded, and a compiled model's graph has no module outputs to probe."""
+    need both processes recorded."""
     wanted: list[tuple[InferenceCell, DecodeSettings, DecodeSettings]] = []
     for row, document_row in zip(rows, grid, strict=True):
         for settings, cell in zip(row.configurations(options), document_row["cells"], strict=True):
@@ -293,9 +293,6 @@ def _locate(spec: InferenceSpec, grid: list[InferenceRow], rows: tuple[Row, ...]
                 continue
             if row.fresh_process:
                 cell["not_located"] = "its two sides ran in different processes; locating needs both recorded"
-            elif settings.compiled or row.baseline(options).compiled:
-                cell["not_located"] = ("Inductor fuses the compiled model's ops across modules, so there are no "
-                                       "module outputs to probe")
             else:
                 wanted.append((cell, row.baseline(options), settings))
     if not wanted:

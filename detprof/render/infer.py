@@ -59,6 +59,8 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
                               f"modules)", highlight=False)
                 continue
             ops = ", ".join(op["ops"][:4]) or "no op of its own"
+            if op.get("probed"):
+                where += f" ({op['probed']})"
             if op["kind"] == "root-cause":
                 console.print(f"{where}: {printable(op['module'])} ({op['module_type']}; {printable(ops)}): its "
                               f"output differs while its input matched", highlight=False)

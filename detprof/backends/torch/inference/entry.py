@@ -91,14 +91,15 @@ def _mode(mode: str, replaced: dict[str, int]) -> Iterator[None]:
 def _locate(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch.nn.Module,
             item: tuple[int, int, int, int], device: torch.device) -> dict[str, Any]:
     """Both settings of ``item`` re-decoded up to its step with a probe on the prompt's token; the first
-    module whose row differs (detprof.backends.torch.inference.locate), or None."""
+    module whose row differs (detprof.backends.torch.inference.locate), or None. A compiled side is
+    probed with a graph break at every module (the finding says so)."""
     first, second, prompt, step = item
     sides = []
     for index in (first, second):
         settings = spec.settings[index]
         torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
         model = _model_for(models, base, settings)
-        probe = RowProbe(model)
+        probe = RowProbe(getattr(model, "_orig_mod", model), compiled=settings.compiled)
         try:
             with _mode(spec.mode, {}):
                 decode(model, spec.prompts, step + 1, settings, spec.pad_token, device, spec.uniforms,
@@ -106,8 +107,12 @@ def _locate(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch
         finally:
             probe.remove()
         sides.append(probe.records)
+    found = first_divergent_module(sides[0], sides[1])
+    if found is not None and (spec.settings[first].compiled or spec.settings[second].compiled):
+        found["probed"] = ("compiled with a graph break at every module: Inductor fused ops within a module only; "
+                           "the ops named are the eager side's")
     return {"baseline": first, "other": second, "prompt": prompt, "step": step,
-            "modules_compared": len(sides[0]), "op": first_divergent_module(sides[0], sides[1])}
+            "modules_compared": len(sides[0]), "op": found}
 
 
 def decode_settings(raw: dict[str, Any], out_path: str) -> int:

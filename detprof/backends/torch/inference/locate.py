@@ -8,6 +8,11 @@ that batch and the column of its token; then each module's input and output row 
 the ops dispatched while the module was the innermost one running. The two sides' modules are
 matched by name and call order, so a batch of 8 and a prompt alone compare the same token's rows;
 the first to finish with a differing row is the innermost, earliest one.
+
+A compiled model is probed with its hooks run outside Dynamo (``torch._dynamo.disable``), so that
+the graph breaks at every module boundary and each module's rows are real tensors: Inductor then
+fuses ops within a module, never across two, and the ops are named from the eager side (a
+dispatch mode would make Dynamo run the model eagerly).
 """
 
 from __future__ import annotations
@@ -61,23 +66,28 @@ class RowProbe:
     """See the module docstring. ``arm(row, column, batch, tokens)`` before the forward of interest,
     ``disarm()`` after; ``records`` then holds its module calls in the order they finished."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, compiled: bool = False) -> None:
         self.records: list[ModuleRow] = []
         self.stack: list[ModuleRow] = []
         self.target: tuple[int, int, int, int] | None = None
+        self.compiled = compiled  # the model will run compiled: hooks outside Dynamo, no op names
         self._mode: _OpNames | None = None
         self._handles = []
+        enter, leave = self._enter, self._leave
+        if compiled:
+            enter, leave = torch._dynamo.disable(enter), torch._dynamo.disable(leave)  # type: ignore[attr-defined]
         for name, module in model.named_modules():
             label = name or "(model)"
             self._handles.append(module.register_forward_pre_hook(
-                lambda m, inputs, label=label: self._enter(label, m, inputs)))
+                lambda m, inputs, label=label: enter(label, m, inputs)))
             self._handles.append(module.register_forward_hook(
-                lambda m, inputs, output, label=label: self._leave(output)))
+                lambda m, inputs, output, label=label: leave(output)))
 
     def arm(self, row: int, column: int, batch: int, tokens: int) -> None:
         self.target = (row, column, batch, tokens)
-        self._mode = _OpNames(self)
-        self._mode.__enter__()
+        if not self.compiled:
+            self._mode = _OpNames(self)
+            self._mode.__enter__()
 
     def disarm(self) -> None:
         if self._mode is not None:
