@@ -254,6 +254,7 @@ class InferenceGridDocument(InferenceRun, total=False):
 
     mode: str  # default | deterministic | batch-invariant
     switches: dict[str, Any]  # deterministic mode: the switches as torch read them after decoding
+    nondeterministic_ops: list[str]  # deterministic mode: the ops that warned they have no deterministic kernel
     replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over in the first process, by op
     reference: dict[str, Any]  # the reference DecodeSettings
     rows: list[InferenceRow]
@@ -311,6 +312,7 @@ class InferenceRunResult(TypedDict, total=False):
     replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over, by op ({} in the default mode)
     located: list[dict[str, Any]]  # --locate-op: baseline, other, prompt, step, modules_compared, op (or None)
     switches: dict[str, Any]  # deterministic mode: the switches as torch read them after decoding ({} otherwise)
+    nondeterministic_ops: list[str]  # deterministic mode: the ops that warned they have no deterministic kernel
 
 
 class AdviseDocument(StoredVerdict, total=False):

@@ -380,16 +380,18 @@ def test_the_cost_times_each_mode_asked_for_against_the_default_in_rotated_round
 
 @pytest.mark.slow
 def test_the_deterministic_mode_sets_the_switches_and_says_how_they_read_after_decoding(tmp_path: Path) -> None:
-    """--mode deterministic: the switches are read back in the process after decoding; the default mode
-    reports none (it leaves PyTorch's own), and the lookup model passes its rows either way."""
-    code, document = _grid(tmp_path, "--model", f"{MODELS}:lookup", "--num-classes", "64", "--rows", "batch",
+    """--mode deterministic: the switches are read back in the process after decoding, and an op without a
+    deterministic implementation (max-unpool, in a lookup that keeps its values) is named; the default
+    mode reports neither (it leaves PyTorch's own switches), and the model passes its rows either way."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:unpooling", "--num-classes", "64", "--rows", "batch",
                            "--mode", "deterministic")
     assert code == 0 and document["mode"] == "deterministic"
     switches = document["switches"]
     assert switches["deterministic_algorithms"] is True and switches["cudnn_benchmark"] is False
     assert switches["cudnn_deterministic"] is True
-    code, document = _grid(tmp_path, "--model", f"{MODELS}:lookup", "--num-classes", "64", "--rows", "batch")
-    assert code == 0 and document["switches"] == {}
+    assert [op for op in document["nondeterministic_ops"] if "max_unpool" in op], document["nondeterministic_ops"]
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:unpooling", "--num-classes", "64", "--rows", "batch")
+    assert code == 0 and document["switches"] == {} and document["nondeterministic_ops"] == []
 
 
 @pytest.mark.slow

@@ -384,7 +384,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     differing = [row["row"] for row in grid if row["verdict"] != "bitwise"]
     return {"document_version": DOCUMENT_VERSION, "workload": prepared.workload(first["model"]),
             "device": prepared.device_name, "mode": mode, "replaced_ops": first.get("replaced_ops") or {},
-            "switches": first.get("switches") or {},
+            "switches": first.get("switches") or {}, "nondeterministic_ops": first.get("nondeterministic_ops") or [],
             "version": first["version"], "threads": spec.threads, "seed": seed,
             "prompts": {**prepared.prompt_summary(), "shared_prefix_tokens": len(shared_prefix)},
             "new_tokens": new_tokens, "reference": asdict(REFERENCE),

@@ -86,6 +86,9 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     if switches:
         console.print("deterministic mode's switches, read back after decoding: " + ", ".join(
             f"{name} {value}" for name, value in switches.items()), highlight=False)
+        warned = d.get("nondeterministic_ops") or []
+        console.print("ops that warned they have no deterministic implementation: " + (", ".join(warned) or "none"),
+                      highlight=False)
     replaced = d.get("replaced_ops") or {}
     if replaced:
         console.print("batch-invariant ops took over: " + ", ".join(f"{name} x{count:,}" for name, count in

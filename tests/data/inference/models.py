@@ -68,6 +68,24 @@ def never_compiled(vocab: int) -> Lookup:
     return NeverCompiled(vocab)
 
 
+class Unpooling(Lookup):
+    """The lookup's logits passed through max-pool and max-unpool of width 1 (the same values back): an
+    op PyTorch says has no deterministic implementation, on any device."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: object = None,
+                use_cache: bool = False) -> SimpleNamespace:
+        out = super().forward(input_ids, attention_mask, position_ids, past_key_values, use_cache)
+        flat = out.logits.reshape(-1, 1, out.logits.shape[-1])
+        pooled, indices = torch.nn.functional.max_pool1d(flat, 1, return_indices=True)
+        out.logits = torch.nn.functional.max_unpool1d(pooled, indices, 1).reshape(out.logits.shape)
+        return out
+
+
+def unpooling(vocab: int) -> Lookup:
+    return Unpooling(vocab)
+
+
 def no_cache(vocab: int) -> nn.Module:
     """A model whose forward takes no cache: detprof infer must refuse it in one line."""
     return nn.Embedding(vocab, vocab)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
 from detprof.backends.torch.inference.locate import ProbeAt, RowProbe, first_divergent_module
 from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
-from detprof.backends.torch.switches import apply_toggles, read_switches
+from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, read_switches
 from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
 from detprof.infer.spec import DecodeSettings, InferenceSpec
 from detprof.modes import toggles_for
@@ -131,6 +131,8 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         outputs = []
         tokens: list[tuple[tuple[int, ...], ...]] = []  # each settings' tokens, for a teacher-forced one to score
         replaced: dict[str, int] = {}
+        warned = ExitStack()  # the ops that warned they have no deterministic implementation (deterministic mode)
+        nondeterministic = warned.enter_context(capture_nondeterministic_ops()) if switches else set()
         for index, settings in enumerate(spec.settings if not spec.locate else ()):  # locating decodes its own
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
             model = _model_for(models, base, settings)
@@ -158,11 +160,12 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
                             "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s, "step_s": decoded.step_s,
                             "prompt_tokens": [len(p) for p in spec.prompts], "compiled": compiled})
         located = [_locate(spec, models, base, item, device) for item in spec.locate]
+        warned.close()
         if switches:
             switches = read_switches(compiled=compiling)  # after decoding: did they hold?
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
                           "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located,
-                          "switches": switches})
+                          "switches": switches, "nondeterministic_ops": sorted(nondeterministic)})
         return 0
     except torch.OutOfMemoryError as error:
         _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})
