@@ -463,3 +463,36 @@ def test_locate_op_names_a_module_for_every_differing_row_of_a_real_model(tmp_pa
                 assert cell["op"] and cell["op"]["module"], (row["row"], cell)
     dtype = next(row for row in document["rows"] if row["row"] == "dtype")["cells"][0]
     assert dtype["op"]["module"] == "model.embed_tokens" and dtype["op"]["kind"] == "root-cause"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(TINY_CONFIGS))
+def test_the_grid_decodes_as_hugging_face_generate_does_bit_for_bit(family: str) -> None:
+    """The grid's decoding is what users get from ``generate`` (greedy, left padding, the KV cache on
+    or off): the same tokens and bitwise the same logits, alone and in left-padded batches of 4. So a
+    row's difference is one a user of ``generate`` meets, not an artefact of detprof's loop."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from detprof.backends.torch.inference.decode import decode
+    from detprof.infer.prompts import random_prompts
+
+    config = dict(TINY_CONFIGS[family])
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(config.pop("model_type"), **config),
+                                             attn_implementation="sdpa").float().eval()
+    prompts = random_prompts(4, 5, 12, 256, seed=0)
+    for batch, cache in ((1, True), (4, True), (4, False)):
+        ours = decode(model, prompts, 6, DecodeSettings(batch_size=batch, kv_cache=cache), 0, torch.device("cpu"))
+        tokens, logits = [], []
+        for start in range(0, len(prompts), batch):
+            group = prompts[start:start + batch]
+            width = max(len(p) for p in group)
+            ids = torch.tensor([[0] * (width - len(p)) + list(p) for p in group])
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in group])
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, use_cache=cache,
+                                 pad_token_id=0, eos_token_id=None, output_logits=True, return_dict_in_generate=True)
+            tokens.append(out.sequences[:, width:].numpy())
+            logits.append(torch.stack(out.logits, dim=1).float().numpy())
+        assert (np.concatenate(tokens) == ours.tokens).all(), (batch, cache)
+        assert (np.concatenate(logits).view(np.uint32) == ours.logits.view(np.uint32)).all(), (batch, cache)

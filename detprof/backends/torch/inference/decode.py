@@ -16,6 +16,7 @@ prompts' own tokens, padded after the prefix.
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from dataclasses import dataclass
 
@@ -72,14 +73,24 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
 
 
 def _forward(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
-             cache: object | None) -> tuple[torch.Tensor, object | None]:
-    """(logits, the cache after) of one forward; no cache is kept when ``cache`` is None."""
+             cache: object | None, last_only: bool = False) -> tuple[torch.Tensor, object | None]:
+    """(logits, the cache after) of one forward; no cache is kept when ``cache`` is None.
+    ``last_only``: only the last column's logits are needed, so a model that takes ``logits_to_keep``
+    is given 1, as Hugging Face's ``generate`` gives it (its output projection then runs on one row a
+    prompt, and that row's bits can differ from the same row computed among all of them)."""
     keyword = cache_keyword(model)
     arguments = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "use_cache": cache is not None}
     if cache is not None:
         arguments[keyword] = cache
+    if last_only and keeps_last_logits(model):
+        arguments["logits_to_keep"] = 1
     out = model(**arguments)
     return out.logits, (getattr(out, keyword, None) if cache is not None else None)
+
+
+def keeps_last_logits(model: nn.Module) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (Hugging Face's causal LMs do)."""
+    return "logits_to_keep" in inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
 
 
 def _new_cache(model: nn.Module) -> object:
@@ -178,22 +189,26 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
                 end = min(begin + chunk, ids.shape[1])
                 watching = probe is not None and begin <= last[probe[1]] < end and \
                     armed(0, last[probe[1]] - begin, end - begin)
-                step_logits, cache = _forward(model, ids[:, begin:end], mask[:, :end], positions[:, begin:end], cache)
+                # only the final column's logits are read when every prompt ending here ends there
+                last_only = all(column == end - 1 for column in last if begin <= column < end)
+                step_logits, cache = _forward(model, ids[:, begin:end], mask[:, :end], positions[:, begin:end], cache,
+                                              last_only)
                 if watching and probe is not None:
                     probe[0].probe.disarm()
                 for row, column in enumerate(last):
                     if begin <= column < end:
-                        at_last[row] = step_logits[row, column - begin].float()
+                        at_last[row] = step_logits[row, column - end].float()
             first = torch.stack([at_last[row] for row in range(len(prompts))])
         else:
             if shared is not None:
                 raise ValueError("a reused prefix needs the KV cache")
             cache = None
             watching = probe is not None and armed(0, last[probe[1]], ids.shape[1])
-            step_logits, _ = _forward(model, ids, mask, _positions(mask), None)
+            last_only = all(column == ids.shape[1] - 1 for column in last)
+            step_logits, _ = _forward(model, ids, mask, _positions(mask), None, last_only)
             if watching and probe is not None:
                 probe[0].probe.disarm()
-            first = step_logits[rows, torch.tensor(last, device=device)].float()
+            first = step_logits[rows, torch.tensor(last, device=device) - ids.shape[1]].float()
         prefilled = _now(device)
         current = first
 
@@ -211,9 +226,9 @@ def decode_batch(model: nn.Module, prompts: list[tuple[int, ...]], new_tokens: i
             positions = _positions(mask)
             watching = armed(step, 0, 1) if settings.kv_cache else armed(step, ids.shape[1] - 1, ids.shape[1])
             if settings.kv_cache:
-                step_logits, cache = _forward(model, ids[:, -1:], mask, positions[:, -1:], cache)
+                step_logits, cache = _forward(model, ids[:, -1:], mask, positions[:, -1:], cache, last_only=True)
             else:
-                step_logits, _ = _forward(model, ids, mask, positions, None)
+                step_logits, _ = _forward(model, ids, mask, positions, None, last_only=True)
             if watching and probe is not None:
                 probe[0].probe.disarm()
             current = step_logits[:, -1].float()

@@ -105,10 +105,14 @@ class RowProbe:
         leaves = pytree.tree_leaves(value)
         if not any(isinstance(leaf, torch.Tensor) for leaf in leaves) and hasattr(value, "__dict__"):
             leaves = pytree.tree_leaves(vars(value))  # an output object of attributes (a user's model's)
-        for leaf in leaves:
-            if isinstance(leaf, torch.Tensor) and leaf.dim() >= 2 and leaf.shape[0] == batch \
-                    and leaf.shape[1] == tokens and leaf.is_floating_point():
+        tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()
+                   and leaf.dim() >= 2 and leaf.shape[0] == batch]
+        for leaf in tensors:
+            if leaf.shape[1] == tokens:
                 return leaf[row, column].detach().float().cpu().clone()
+        for leaf in tensors:  # the last column's logits alone (logits_to_keep=1), as (batch, 1, vocabulary)
+            if leaf.dim() == 3 and leaf.shape[1] == 1 and column == tokens - 1:
+                return leaf[row, 0].detach().float().cpu().clone()
         return None
 
     def _enter(self, label: str, module: torch.nn.Module, inputs: Any) -> None:
