@@ -242,16 +242,17 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     overhead("vit-b16", "vit-b16", pairs=1 if dry_run else None)
     overhead("aa-resnet50", "resnet50", ("default", "default"), profile=False)
     # 4b. Inference: is greedy decoding of gpt2-small batch invariant on this GPU (the batch, position
-    #     and padding rows, the first differing module of each), and what detprof's batch-invariant
+    #     and padding rows, and TF32 against the default, the first differing module of each), and what detprof's batch-invariant
     #     mode costs at batch 8 (three pairs). The dry run decodes a tiny Qwen2 config instead.
     model = (["--config", str(REPO / "tests" / "data" / "inference" / "tiny-qwen2")] if dry_run
              else ["--arch", "gpt2-small"])
     built = PARAMS_M["tiny-qwen2" if dry_run else "gpt2-small"] / 100 * cost.per_100m_params_s
     infer_process = cost.process_start_s + cost.transformers_import_s + built
     prompts, tokens = 8, 16
-    # the reference (each prompt alone), batches of 4 and 8, the batch reversed, two paddings: 4 x 8 + 2 + 1 + 2
-    grid_steps = (4 * prompts + 5) * tokens
-    command("infer gpt2-small batch", [*detprof, "infer", *model, "--rows", "batch,position,padding", "--locate-op",
+    # the reference and TF32 (each prompt alone), batches of 4 and 8, the batch reversed, two paddings:
+    # 5 x 8 + 2 + 1 + 2 (a CPU dry run leaves the TF32 row out)
+    grid_steps = (5 * prompts + 5) * tokens
+    command("infer gpt2-small batch", [*detprof, "infer", *model, "--rows", "batch,position,padding,tf32", "--locate-op",
                                        "--prompts", str(prompts), "--new-tokens", str(tokens), *sizes.device,
                                        "--db", str(db), "--json"],
             cost.python_start_s + 2 * infer_process + grid_steps * cost.decode_step_s, 2,

@@ -258,6 +258,7 @@ class InferenceGridDocument(InferenceRun, total=False):
     replaced_ops: dict[str, int]  # batch-invariant mode: the calls it took over in the first process, by op
     reference: dict[str, Any]  # the reference DecodeSettings
     rows: list[InferenceRow]
+    rows_left_out: dict[str, str]  # rows asked for whose factor does not exist on this device, and why
     differing_rows: list[str]
     sensitivity: dict[str, Any]  # caught (bool) and what was changed
     invariant: bool  # every row bitwise, and the control caught its change

@@ -72,7 +72,7 @@ def test_each_row_changes_one_factor_against_its_baseline() -> None:
     factors = {"batch": {"batch_size"}, "position": {"reverse_order"}, "padding": {"padding_side", "extra_padding"},
                "kv-cache": {"kv_cache"}, "chunked-prefill": {"prefill_chunk"}, "attention": {"attention"},
                "dtype": {"dtype"}, "threads": {"threads"}, "run": set(), "prefix-reuse": {"prefix"},
-               "compile": {"compiled"}}
+               "compile": {"compiled"}, "tf32": {"tf32"}}
     assert set(factors) == set(ROW_BY_NAME)
     for row in ROWS:
         baseline = row.baseline(options)
@@ -166,6 +166,7 @@ def _write(folder: Path, text: str) -> str:
     (["--new-tokens", "0"], "--new-tokens 0 is not accepted"),
     (["--shared-prefix", "0"], "--shared-prefix 0 is not accepted; use 1 to"),
     (["--rows", "compile,every"], "--rows 'compile,every' is not accepted"),
+    (["--rows", "tf32"], "--rows tf32 cannot run on cpu: tf32: its factor exists on a GPU only"),
     (["--mode", "fast"], "--mode 'fast' is not accepted; use one of default, deterministic, batch-invariant"),
     (["--cost", "--mode", "batch-invariant,batch-invariant"], "are not accepted; use the baseline then one or more"),
     (["--arch", "gpt2-small", "--prompt-tokens", "1000", "--new-tokens", "100"], "exceed the model's 1024 positions"),
@@ -376,6 +377,17 @@ def test_the_cost_times_each_mode_asked_for_against_the_default_in_rotated_round
         low, high = row["decode_ci"]
         assert low is not None and high is not None and low <= row["decode_ratio"] <= high
         assert set(row["modes"]) == {"default", "batch-invariant", "deterministic"}
+
+
+@pytest.mark.slow
+def test_a_row_whose_factor_this_device_lacks_is_left_out_and_said_to_be(tmp_path: Path) -> None:
+    """TF32 is a GPU's factor: on a CPU the tf32 row is left out, named in the document with why, and the
+    other rows asked for run; the threads row, a CPU's factor, runs here."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:threads_dependent", "--num-classes", "64",
+                           "--rows", "batch,threads,tf32")
+    assert [row["row"] for row in document["rows"]] == ["batch", "threads"]
+    assert document["rows_left_out"] == {"tf32": "its factor exists on a GPU only"}
+    assert code == 1 and document["differing_rows"] == ["threads"]
 
 
 @pytest.mark.slow

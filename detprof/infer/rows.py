@@ -36,7 +36,9 @@ class GridOptions:
 class Row:
     """One factor (see the module docstring). ``fresh_process``: its configurations run in a
     process of their own, started after the reference's (the run-to-run row). ``default``: run
-    when no rows are named (a row that takes minutes, such as compiling the model, is asked for)."""
+    when no rows are named (a row that takes minutes, such as compiling the model, is asked for).
+    ``device``: "cpu" or "gpu" for a row whose factor exists on that kind of device only (it is
+    left out elsewhere, and the document says so)."""
 
     name: str
     question: str
@@ -44,6 +46,11 @@ class Row:
     baseline: Callable[[GridOptions], DecodeSettings] = lambda options: REFERENCE
     fresh_process: bool = False
     default: bool = True
+    device: str | None = None
+
+    def runs_on(self, on_gpu: bool) -> bool:
+        """Whether the row's factor exists on this kind of device."""
+        return self.device is None or self.device == ("gpu" if on_gpu else "cpu")
 
 
 def _largest_batch(options: GridOptions) -> DecodeSettings:
@@ -71,7 +78,9 @@ ROWS: tuple[Row, ...] = (
     Row("dtype", "the model in another dtype (its logits compared as float32)",
         lambda o: [DecodeSettings(dtype=d) for d in o.dtypes]),
     Row("threads", "another CPU intra-op thread count",
-        lambda o: [DecodeSettings(threads=o.threads)] if o.threads else []),
+        lambda o: [DecodeSettings(threads=o.threads)] if o.threads else [], device="cpu"),
+    Row("tf32", "TF32 for float32 matrix products and convolutions (cuBLAS and cuDNN), against PyTorch's default",
+        lambda o: [DecodeSettings(tf32=True)], device="gpu"),
     Row("compile", "the model compiled with torch.compile (dynamic shapes) instead of run eagerly",
         lambda o: [DecodeSettings(compiled=True)], default=False),
 )

@@ -340,8 +340,11 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     require(not {"batch", "position"} & names or max(options.batch_sizes) <= len(prepared.prompts),
             f"--batch-sizes {','.join(map(str, options.batch_sizes))} is not accepted with {len(prepared.prompts)} "
             f"prompts; a batch cannot hold more prompts than there are (give more --prompts)")
-    if prepared.gpu_uuid:
-        chosen_rows = tuple(row for row in chosen_rows if row.name != "threads")  # a GPU run's threads do not reduce
+    left_out = {row.name: f"its factor exists on a {row.device.upper() if row.device == 'cpu' else 'GPU'} only"
+                for row in chosen_rows if not row.runs_on(prepared.gpu_uuid is not None) and row.device}
+    chosen_rows = tuple(row for row in chosen_rows if row.name not in left_out)
+    require(bool(chosen_rows), f"--rows {','.join(left_out)} cannot run on {prepared.device_name}: "
+                               f"{'; '.join(f'{name}: {why}' for name, why in left_out.items())}")
 
     same_process = [s for row in chosen_rows if not row.fresh_process
                     for s in [row.baseline(options), *row.configurations(options)]]
@@ -388,5 +391,5 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
             "version": first["version"], "threads": spec.threads, "seed": seed,
             "prompts": {**prepared.prompt_summary(), "shared_prefix_tokens": len(shared_prefix)},
             "new_tokens": new_tokens, "reference": asdict(REFERENCE),
-            "rows": grid, "differing_rows": differing, "sensitivity": control,
+            "rows": grid, "rows_left_out": left_out, "differing_rows": differing, "sensitivity": control,
             "invariant": not differing and bool(control["caught"]), "timings": timings}

@@ -50,6 +50,7 @@ class DecodeSettings:
     # computed once, alone, and its KV cache copied into every batch before the prompts are prefilled
     prefix: str = "none"
     compiled: bool = False  # the model run through torch.compile (dynamic shapes) instead of eagerly
+    tf32: bool | None = None  # a GPU's TF32 for float32 matmuls and convolutions (None: PyTorch's default)
 
     def key(self) -> str:
         """A stable text naming these settings (equal settings, equal keys)."""
@@ -87,6 +88,8 @@ class DecodeSettings:
             words.append(f"shared prefix {self.prefix}")
         if self.compiled:
             words.append("torch.compile")
+        if self.tf32 is not None:
+            words.append(f"TF32 {'on' if self.tf32 else 'off'}")
         if self.temperature:
             words.append(f"sampled at temperature {self.temperature:g}")
         if self.teacher_forced:

@@ -73,6 +73,8 @@ def inference(d: InferenceGridDocument, console: Console = out) -> None:
     baselines = [f"{row['row']}: {row['baseline']}" for row in d["rows"] if row["baseline"] != "reference"]
     if baselines:
         console.print("baselines other than the reference: " + "; ".join(baselines), highlight=False)
+    for name, why in (d.get("rows_left_out") or {}).items():
+        console.print(f"row left out here: {name} ({why})", highlight=False)
     if p.get("shared_prefix_tokens"):
         console.print(f"the prefix-reuse row's shared prefix: {p['shared_prefix_tokens']} seeded random tokens before "
                       f"every prompt", highlight=False)

@@ -88,8 +88,17 @@ def _mode(mode: str, replaced: dict[str, int]) -> Iterator[None]:
         replaced[name] = replaced.get(name, 0) + count
 
 
+def _set_tf32(settings: DecodeSettings, process_default: tuple[bool, bool]) -> None:
+    """TF32 for cuBLAS's float32 products and cuDNN's convolutions as the settings ask, else as the
+    process began (PyTorch's defaults); the flags exist, and do nothing, on a CPU."""
+    matmul, cudnn = (settings.tf32, settings.tf32) if settings.tf32 is not None else process_default
+    torch.backends.cuda.matmul.allow_tf32 = matmul
+    torch.backends.cudnn.allow_tf32 = cudnn
+
+
 def _locate(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch.nn.Module,
-            item: tuple[int, int, int, int], device: torch.device) -> dict[str, Any]:
+            item: tuple[int, int, int, int], device: torch.device,
+            process_tf32: tuple[bool, bool]) -> dict[str, Any]:
     """Both settings of ``item`` re-decoded up to its step with a probe on the prompt's token; the first
     module whose row differs (detprof.backends.torch.inference.locate), or None. A compiled side is
     probed with a graph break at every module (the finding says so)."""
@@ -98,6 +107,7 @@ def _locate(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch
     for index in (first, second):
         settings = spec.settings[index]
         torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
+        _set_tf32(settings, process_tf32)
         model = _model_for(models, base, settings)
         probe = RowProbe(getattr(model, "_orig_mod", model), compiled=settings.compiled)
         try:
@@ -133,8 +143,10 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         replaced: dict[str, int] = {}
         warned = ExitStack()  # the ops that warned they have no deterministic implementation (deterministic mode)
         nondeterministic = warned.enter_context(capture_nondeterministic_ops()) if switches else set()
+        process_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
         for index, settings in enumerate(spec.settings if not spec.locate else ()):  # locating decodes its own
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
+            _set_tf32(settings, process_tf32)
             model = _model_for(models, base, settings)
             with _mode(spec.mode, replaced):
                 if settings.teacher_forced:
@@ -159,7 +171,7 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
             outputs.append({"key": settings.key(), "tokens": decoded.tokens.tolist(), "logits_file": name,
                             "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s, "step_s": decoded.step_s,
                             "prompt_tokens": [len(p) for p in spec.prompts], "compiled": compiled})
-        located = [_locate(spec, models, base, item, device) for item in spec.locate]
+        located = [_locate(spec, models, base, item, device, process_tf32) for item in spec.locate]
         warned.close()
         if switches:
             switches = read_switches(compiled=compiling)  # after decoding: did they hold?
