@@ -242,8 +242,9 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     overhead("vit-b16", "vit-b16", pairs=1 if dry_run else None)
     overhead("aa-resnet50", "resnet50", ("default", "default"), profile=False)
     # 4b. Inference: is greedy decoding of gpt2-small batch invariant on this GPU (the batch, position
-    #     and padding rows, and TF32 against the default, the first differing module of each), and what detprof's batch-invariant
-    #     mode costs at batch 8 (three pairs). The dry run decodes a tiny Qwen2 config instead.
+    #     and padding rows, and TF32 against the default, the first differing module of each), and what
+    #     detprof's batch-invariant mode costs at batch 8 (three pairs). The dry run decodes a tiny
+    #     Qwen2 config instead.
     model = (["--config", str(REPO / "tests" / "data" / "inference" / "tiny-qwen2")] if dry_run
              else ["--arch", "gpt2-small"])
     built = PARAMS_M["tiny-qwen2" if dry_run else "gpt2-small"] / 100 * cost.per_100m_params_s
@@ -252,9 +253,9 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
     # the reference and TF32 (each prompt alone), batches of 4 and 8, the batch reversed, two paddings:
     # 5 x 8 + 2 + 1 + 2 (a CPU dry run leaves the TF32 row out)
     grid_steps = (5 * prompts + 5) * tokens
-    command("infer gpt2-small batch", [*detprof, "infer", *model, "--rows", "batch,position,padding,tf32", "--locate-op",
-                                       "--prompts", str(prompts), "--new-tokens", str(tokens), *sizes.device,
-                                       "--db", str(db), "--json"],
+    command("infer gpt2-small batch", [*detprof, "infer", *model, "--rows", "batch,position,padding,tf32",
+                                       "--locate-op", "--prompts", str(prompts), "--new-tokens", str(tokens),
+                                       *sizes.device, "--db", str(db), "--json"],
             cost.python_start_s + 2 * infer_process + grid_steps * cost.decode_step_s, 2,
             result="infer-gpt2-small-batch.json", finding=True)
     cost_pairs = 2 if dry_run else 3  # the dry run's two pairs give ratios without an interval (exit 3)
