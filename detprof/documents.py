@@ -314,6 +314,7 @@ class InferenceRunResult(TypedDict, total=False):
     located: list[dict[str, Any]]  # --locate-op: baseline, other, prompt, step, modules_compared, op (or None)
     switches: dict[str, Any]  # deterministic mode: the switches as torch read them after decoding ({} otherwise)
     nondeterministic_ops: list[str]  # deterministic mode: the ops that warned they have no deterministic kernel
+    recorded: list[dict[str, Any]]  # a spec's record: each module call's name, kind, ops (rows in records.npz)
 
 
 class AdviseDocument(StoredVerdict, total=False):

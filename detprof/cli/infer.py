@@ -55,11 +55,11 @@ def infer(
                                                  "(default), float16."),
     attention: str | None = typer.Option(None, help="The attention row's implementations, compared with sdpa: eager "
                                                     "(default)."),
-    locate_op: bool = typer.Option(False, "--locate-op", help="For each differing configuration (but the run "
-                                                              "row's), decode its first differing prompt again in "
-                                                              "both settings and name the first module whose output "
-                                                              "for that token differs while its input matched, with "
-                                                              "its ops."),
+    locate_op: bool = typer.Option(False, "--locate-op", help="For each differing configuration, decode its first "
+                                                              "differing prompt again in both settings (the run "
+                                                              "row: in two new processes) and name the first module "
+                                                              "whose output for that token differs while its input "
+                                                              "matched, with its ops."),
     cost: bool = typer.Option(False, "--cost", help="Instead of the grid: what the batch-invariant mode (or the "
                                                     "modes of --mode) costs, as rounds of fresh processes (default "
                                                     "and each mode, the order rotated) decoding the same batch; "

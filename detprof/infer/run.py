@@ -28,6 +28,7 @@ from detprof.documents import DOCUMENT_VERSION, InferenceCell, InferenceGridDocu
 from detprof.errors import ArgumentError, DetprofError, require
 from detprof.gpus import select_device
 from detprof.infer.compare import Decoding, compare, one_ulp_control, worst
+from detprof.infer.divergence import RECORDS_FILE, first_divergent_module, load_records
 from detprof.infer.prompts import (
     MAX_PROMPT_TOKENS,
     MAX_PROMPTS,
@@ -283,16 +284,17 @@ def prepare(arch: str | None, config: str | None, vocab: int | None, model: str 
 
 def _locate(spec: InferenceSpec, grid: list[InferenceRow], rows: tuple[Row, ...], options: GridOptions,
             folder: Path, uuid: str | None, timeout_s: float, say: Callable[[str], None]) -> None:
-    """Name the first differing module of each differing cell of a one-process row (sets its ``op``).
-    A differing cell that cannot be located says why (``not_located``): a fresh-process row's would
-    need both processes recorded."""
+    """Name the first differing module of each differing cell (sets its ``op``): a one-process row's
+    two settings are probed in one more process; a fresh-process row's (the run row) are recorded
+    in two new processes and compared here. When those two recorded the token alike, the
+    difference did not recur, and the cell says so (``not_located``)."""
     wanted: list[tuple[InferenceCell, DecodeSettings, DecodeSettings]] = []
     for row, document_row in zip(rows, grid, strict=True):
         for settings, cell in zip(row.configurations(options), document_row["cells"], strict=True):
             if not cell.get("first_difference"):
                 continue
             if row.fresh_process:
-                cell["not_located"] = "its two sides ran in different processes; locating needs both recorded"
+                _locate_across_processes(spec, cell, settings, folder, uuid, timeout_s, say)
             else:
                 wanted.append((cell, row.baseline(options), settings))
     if not wanted:
@@ -305,6 +307,25 @@ def _locate(spec: InferenceSpec, grid: list[InferenceRow], rows: tuple[Row, ...]
     located = run_process(spec.but(settings=needed, locate=items, keep_logits=False), folder, uuid, timeout_s)
     for (cell, _, _), finding in zip(wanted, located["located"], strict=True):
         cell["op"] = finding["op"]
+
+
+def _locate_across_processes(spec: InferenceSpec, cell: InferenceCell, settings: DecodeSettings, folder: Path,
+                             uuid: str | None, timeout_s: float, say: Callable[[str], None]) -> None:
+    """The run row's cell: its first differing token recorded in two new processes, then compared."""
+    first = cell["first_difference"] or {}
+    say(f"record prompt {first['prompt']}'s token {first['step']} in two new processes (the run row)")
+    recordings = []
+    for side in ("a", "b"):
+        place = folder / f"record-{side}"
+        ran = run_process(spec.but(settings=(settings,), record=(0, first["prompt"], first["step"]), locate=(),
+                                   keep_logits=False), place, uuid, timeout_s)
+        recordings.append(load_records(ran["recorded"], place / RECORDS_FILE))
+    found = first_divergent_module(*recordings)
+    if found is None:
+        cell["not_located"] = ("two new processes recorded that token bit for bit alike: the run-to-run difference "
+                               "did not recur")
+    else:
+        cell["op"] = {**found, "probed": "recorded in two new processes, where the difference recurred"}
 
 
 def run_inference_grid(arch: str | None = None, config: str | None = None, vocab: int | None = None,

@@ -146,6 +146,8 @@ class InferenceSpec:
     # --locate-op: (baseline settings index, other settings index, prompt, step) to re-decode with a probe
     locate: tuple[tuple[int, int, int, int], ...] = ()
     shared_prefix: tuple[int, ...] = ()  # token ids before every prompt of a settings whose prefix is not "none"
+    # --locate-op across processes: (settings index, prompt, step) to re-decode with a probe, saving its rows
+    record: tuple[int, int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""
@@ -156,6 +158,7 @@ class InferenceSpec:
         data["scores"] = list(self.scores)
         data["locate"] = [list(item) for item in self.locate]
         data["shared_prefix"] = list(self.shared_prefix)
+        data["record"] = list(self.record) if self.record is not None else None
         return data
 
     @classmethod
@@ -168,7 +171,8 @@ class InferenceSpec:
                       "uniforms": tuple(tuple(float(u) for u in row) for row in data.get("uniforms", ())),
                       "scores": tuple(None if i is None else int(i) for i in data.get("scores", ())),
                       "locate": tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in data.get("locate", ())),
-                      "shared_prefix": tuple(int(t) for t in data.get("shared_prefix", ()))})
+                      "shared_prefix": tuple(int(t) for t in data.get("shared_prefix", ())),
+                      "record": tuple(int(i) for i in data["record"]) if data.get("record") is not None else None})
 
     def but(self, **changes: Any) -> InferenceSpec:
         """The same spec with ``changes`` (field names checked)."""

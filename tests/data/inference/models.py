@@ -10,6 +10,8 @@ never moves): ``batch_dependent`` the batch size, ``length_dependent`` the token
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -84,6 +86,37 @@ class Unpooling(Lookup):
 
 def unpooling(vocab: int) -> Lookup:
     return Unpooling(vocab)
+
+
+class Offset(Lookup):
+    """The lookup plus ``offset`` on every logit."""
+
+    def __init__(self, vocab: int, offset: float) -> None:
+        super().__init__(vocab)
+        self.offset = offset
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: object = None,
+                use_cache: bool = False) -> SimpleNamespace:
+        out = super().forward(input_ids, attention_mask, position_ids, past_key_values, use_cache)
+        out.logits = out.logits + self.offset
+        return out
+
+
+def run_dependent(vocab: int) -> Lookup:
+    """The lookup plus 1e-3 times a number from the operating system's entropy pool, drawn when the model
+    is built: each process decodes alike all through, and no two processes alike."""
+    return Offset(vocab, 1e-3 * int.from_bytes(os.urandom(4), "little") / 2**32)
+
+
+def differs_in_one_process(vocab: int) -> Lookup:
+    """1e-3 added in the third process that builds it (counted in the file DETPROF_TEST_COUNTER names: the
+    probe of the model, the grid's first process, its second, then any others), so the run row differs
+    and two later processes agree."""
+    counter = Path(os.environ["DETPROF_TEST_COUNTER"])
+    built = int(counter.read_text()) if counter.exists() else 0
+    counter.write_text(str(built + 1))
+    return Offset(vocab, 1e-3 if built == 2 else 0.0)
 
 
 def no_cache(vocab: int) -> nn.Module:

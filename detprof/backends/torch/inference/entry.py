@@ -17,10 +17,11 @@ import torch
 from detprof.backends.torch.compiled import compile_module
 from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
-from detprof.backends.torch.inference.locate import ProbeAt, RowProbe, first_divergent_module
+from detprof.backends.torch.inference.locate import ProbeAt, RowProbe
 from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
 from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, read_switches
 from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
+from detprof.infer.divergence import RECORDS_FILE, ModuleRow, first_divergent_module, save_records
 from detprof.infer.spec import DecodeSettings, InferenceSpec
 from detprof.modes import toggles_for
 
@@ -96,27 +97,32 @@ def _set_tf32(settings: DecodeSettings, process_default: tuple[bool, bool]) -> N
     torch.backends.cudnn.allow_tf32 = cudnn
 
 
+def _probed(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch.nn.Module, index: int,
+            prompt: int, step: int, device: torch.device, process_tf32: tuple[bool, bool]) -> list[ModuleRow]:
+    """Settings ``index`` re-decoded up to ``step`` with a probe on prompt ``prompt``'s token: the rows
+    of every module call of that forward (detprof.backends.torch.inference.locate)."""
+    settings = spec.settings[index]
+    torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
+    _set_tf32(settings, process_tf32)
+    model = _model_for(models, base, settings)
+    probe = RowProbe(getattr(model, "_orig_mod", model), compiled=settings.compiled)
+    try:
+        with _mode(spec.mode, {}):
+            decode(model, spec.prompts, step + 1, settings, spec.pad_token, device, spec.uniforms,
+                   ProbeAt(probe, prompt, step), spec.shared_prefix)
+    finally:
+        probe.remove()
+    return probe.records
+
+
 def _locate(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch.nn.Module,
             item: tuple[int, int, int, int], device: torch.device,
             process_tf32: tuple[bool, bool]) -> dict[str, Any]:
-    """Both settings of ``item`` re-decoded up to its step with a probe on the prompt's token; the first
-    module whose row differs (detprof.backends.torch.inference.locate), or None. A compiled side is
-    probed with a graph break at every module (the finding says so)."""
+    """Both settings of ``item`` probed (``_probed``); the first module whose row differs
+    (detprof.infer.divergence), or None. A compiled side is probed with a graph break at every
+    module (the finding says so)."""
     first, second, prompt, step = item
-    sides = []
-    for index in (first, second):
-        settings = spec.settings[index]
-        torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
-        _set_tf32(settings, process_tf32)
-        model = _model_for(models, base, settings)
-        probe = RowProbe(getattr(model, "_orig_mod", model), compiled=settings.compiled)
-        try:
-            with _mode(spec.mode, {}):
-                decode(model, spec.prompts, step + 1, settings, spec.pad_token, device, spec.uniforms,
-                       ProbeAt(probe, prompt, step), spec.shared_prefix)
-        finally:
-            probe.remove()
-        sides.append(probe.records)
+    sides = [_probed(spec, models, base, index, prompt, step, device, process_tf32) for index in (first, second)]
     found = first_divergent_module(sides[0], sides[1])
     if found is not None and (spec.settings[first].compiled or spec.settings[second].compiled):
         found["probed"] = ("compiled with a graph break at every module: Inductor fused ops within a module only; "
@@ -144,7 +150,8 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         warned = ExitStack()  # the ops that warned they have no deterministic implementation (deterministic mode)
         nondeterministic = warned.enter_context(capture_nondeterministic_ops()) if switches else set()
         process_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        for index, settings in enumerate(spec.settings if not spec.locate else ()):  # locating decodes its own
+        locating = bool(spec.locate) or spec.record is not None
+        for index, settings in enumerate(spec.settings if not locating else ()):  # locating decodes its own
             torch.set_num_threads(settings.threads or spec.threads or torch.get_num_threads())
             _set_tf32(settings, process_tf32)
             model = _model_for(models, base, settings)
@@ -172,12 +179,15 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
                             "prefill_s": decoded.prefill_s, "decode_s": decoded.decode_s, "step_s": decoded.step_s,
                             "prompt_tokens": [len(p) for p in spec.prompts], "compiled": compiled})
         located = [_locate(spec, models, base, item, device, process_tf32) for item in spec.locate]
+        recorded = save_records(_probed(spec, models, base, *spec.record, device, process_tf32),
+                                Path(out_path).parent / RECORDS_FILE) if spec.record is not None else []
         warned.close()
         if switches:
             switches = read_switches(compiled=compiling)  # after decoding: did they hold?
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
                           "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located,
-                          "switches": switches, "nondeterministic_ops": sorted(nondeterministic)})
+                          "switches": switches, "nondeterministic_ops": sorted(nondeterministic),
+                          "recorded": recorded})
         return 0
     except torch.OutOfMemoryError as error:
         _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})

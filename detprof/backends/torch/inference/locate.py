@@ -17,25 +17,15 @@ dispatch mode would make Dynamo run the model eagerly).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
-
-@dataclass
-class ModuleRow:
-    """One module call in the armed forward: its name and class, the token's input and output rows
-    (None when no tensor of the module had the batch's shape), and the ops it ran itself."""
-
-    name: str
-    kind: str
-    input: torch.Tensor | None = None
-    output: torch.Tensor | None = None
-    ops: list[str] = field(default_factory=list)
-
+from detprof.infer.divergence import ModuleRow
 
 # Ops that only re-describe memory (no arithmetic): left out of a module's ops, which name what computes.
 VIEW_OPS = frozenset({"aten::view", "aten::t", "aten::_unsafe_view", "aten::reshape", "aten::transpose",
@@ -99,7 +89,7 @@ class RowProbe:
         for handle in self._handles:
             handle.remove()
 
-    def _row(self, value: Any) -> torch.Tensor | None:
+    def _row(self, value: Any) -> np.ndarray | None:
         assert self.target is not None
         row, column, batch, tokens = self.target
         leaves = pytree.tree_leaves(value)
@@ -109,10 +99,10 @@ class RowProbe:
                    and leaf.dim() >= 2 and leaf.shape[0] == batch]
         for leaf in tensors:
             if leaf.shape[1] == tokens:
-                return leaf[row, column].detach().float().cpu().clone()
+                return leaf[row, column].detach().float().cpu().numpy().copy()
         for leaf in tensors:  # the last column's logits alone (logits_to_keep=1), as (batch, 1, vocabulary)
             if leaf.dim() == 3 and leaf.shape[1] == 1 and column == tokens - 1:
-                return leaf[row, 0].detach().float().cpu().clone()
+                return leaf[row, 0].detach().float().cpu().numpy().copy()
         return None
 
     def _enter(self, label: str, module: torch.nn.Module, inputs: Any) -> None:
@@ -135,45 +125,3 @@ class ProbeAt:
     probe: RowProbe
     prompt: int
     step: int
-
-
-def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return a.shape == b.shape and bool((a.view(torch.int32) == b.view(torch.int32)).all())
-
-
-def first_divergent_module(baseline: list[ModuleRow], other: list[ModuleRow]) -> dict[str, Any] | None:
-    """The first module call to finish (in the baseline's order, matched by name and occurrence) whose
-    output row differs, so the innermost first: ``root-cause`` when its input row matched,
-    ``input-differs`` when it did not; with its ops and the largest |difference| of its output.
-    None when every output matched."""
-    seen: dict[str, int] = {}
-    others: dict[tuple[str, int], ModuleRow] = {}
-    for record in other:
-        others[(record.name, seen.get(record.name, 0))] = record
-        seen[record.name] = seen.get(record.name, 0) + 1
-    seen.clear()
-    for record in baseline:
-        key = (record.name, seen.get(record.name, 0))
-        seen[record.name] = key[1] + 1
-        match = others.get(key)
-        if match is None or record.output is None or _same(record.output, match.output):
-            continue
-        difference = (record.output.double() - match.output.double()).abs().max() if match.output is not None \
-            and match.output.shape == record.output.shape else None
-        found: dict[str, Any] = {"module": record.name, "module_type": record.kind, "ops": record.ops,
-                                 "kind": "root-cause" if _same(record.input, match.input) else "input-differs",
-                                 "max_abs_diff": float(difference) if difference is not None else None}
-        if found["kind"] == "input-differs":  # made between modules: by the ops of the module holding it
-            holder = _holder(baseline, record.name)
-            if holder is not None:
-                found["arose_in"] = {"module": holder.name, "module_type": holder.kind, "ops": holder.ops}
-        return found
-    return None
-
-
-def _holder(records: list[ModuleRow], name: str) -> ModuleRow | None:
-    """The innermost module holding module ``name`` (the model itself for a top-level one)."""
-    holders = [r for r in records if r.name != name and (r.name == "(model)" or name.startswith(r.name + "."))]
-    return max(holders, key=lambda r: -1 if r.name == "(model)" else len(r.name), default=None)
