@@ -30,8 +30,9 @@ def infer(
     num_classes: int | None = typer.Option(None, help="The vocabulary of --arch (default the arch's own) or of "
                                                       "--model (required there)."),
     rows: str | None = typer.Option(None, help=f"The grid's rows: some of {', '.join(ROW_NAMES)}, or all (default "
-                                               f"all but {', '.join(n for n in ROW_NAMES if n not in DEFAULT_ROWS)}: "
-                                               f"compiling takes minutes on a CPU)."),
+                                               f"all but {', '.join(n for n in ROW_NAMES if n not in DEFAULT_ROWS)}, "
+                                               f"which compiles for minutes on a CPU, and those whose factor this "
+                                               f"device lacks: threads on a GPU, tf32 on a CPU)."),
     prompts: int = typer.Option(8, help="Seeded random prompts to decode."),
     prompt_tokens: str = typer.Option("8,32", help="Their lengths, MIN,MAX tokens (each drawn uniformly)."),
     prompts_file: str | None = typer.Option(None, help="Prompts to decode instead: token ids (a JSON list of lists, "
@@ -161,7 +162,7 @@ def infer(
                               attentions=defaults.attentions if attention is None else tuple(comma_parts(attention)))
         with progress_once_valid("infer") as show:
             document = run_inference_grid(arch, config, num_classes, model,
-                                          parse_names(rows) if rows is not None else DEFAULT_ROWS, options, choice,
+                                          parse_names(rows) if rows is not None else None, options, choice,
                                           16 if new_tokens is None else new_tokens, seed, threads, gpu, timeout,
                                           mode, locate_op,
                                           on_progress=show)

@@ -329,7 +329,7 @@ def _locate_across_processes(spec: InferenceSpec, cell: InferenceCell, settings:
 
 
 def run_inference_grid(arch: str | None = None, config: str | None = None, vocab: int | None = None,
-                       model: str | None = None, rows: Sequence[str] = DEFAULT_ROWS,
+                       model: str | None = None, rows: Sequence[str] | None = None,
                        options: GridOptions | None = None,
                        prompts: PromptChoice | None = None, new_tokens: int = 16, seed: int = 0,
                        threads: int | None = None, gpu: str | None = "cpu", timeout_s: float = RUN_TIMEOUT_S,
@@ -341,7 +341,8 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     attention mask, position ids and a Hugging Face cache, and returns ``logits``):
     per row, per configuration, the prompts that kept every token, the bitwise-equal logits, the
     first divergent token, the largest |logit difference| and the argmax flips. ``rows``: row
-    names (detprof.infer.rows), or ("all",); by default every row but compile. Every value is
+    names (detprof.infer.rows), or ("all",); by default every row but compile whose factor exists
+    on this kind of device (a row named that does not is left out, and the document says so). Every value is
     checked before a process starts (ArgumentError); ``threads`` is the reference's CPU thread
     count (default detprof's), the threads row compares it with the other of 1 and 2. ``mode``:
     default, or batch-invariant (every configuration decoded under detprof's fixed-order ops).
@@ -349,7 +350,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     its first differing prompt again with both settings up to the first step whose logits differ,
     and names the first module whose row for that token differs (its ``op``)."""
     require(mode in INFERENCE_MODES, f"--mode {mode!r} is not accepted; use one of {', '.join(INFERENCE_MODES)}")
-    chosen_rows = _require_rows(rows)
+    chosen_rows = _require_rows(rows if rows is not None else DEFAULT_ROWS)
     names = {row.name for row in chosen_rows}
     given_options = options or GridOptions()
     extra_tokens = (given_options.padding if "padding" in names else 0) + \
@@ -364,6 +365,8 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     left_out = {row.name: f"its factor exists on a {row.device.upper() if row.device == 'cpu' else 'GPU'} only"
                 for row in chosen_rows if not row.runs_on(prepared.gpu_uuid is not None) and row.device}
     chosen_rows = tuple(row for row in chosen_rows if row.name not in left_out)
+    if rows is None:  # the default rows of this kind of device: none was asked for and left out
+        left_out = {}
     require(bool(chosen_rows), f"--rows {','.join(left_out)} cannot run on {prepared.device_name}: "
                                f"{'; '.join(f'{name}: {why}' for name, why in left_out.items())}")
 
