@@ -403,6 +403,27 @@ def test_locate_op_records_the_run_row_in_two_new_processes(tmp_path: Path,
 
 
 @pytest.mark.slow
+def test_the_position_and_attention_rows_see_what_they_change_and_pass_what_they_do_not(tmp_path: Path) -> None:
+    """Known answers and negative controls for the two rows the lookup models above cannot fail: a
+    model adding 1e-3 times a prompt's row in its batch fails the position row (the batch of 4
+    reversed moves rows 0-3 to 3-0: up to 0.003); a lookup with an attention switch passes the
+    attention row, and the same adding 1e-3 under eager attention fails it by exactly that."""
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:position_dependent", "--num-classes", "64",
+                           "--rows", "position")
+    cell = document["rows"][0]["cells"][0]
+    assert code == 1 and cell["verdict"] == LOGITS_DIFFER
+    assert cell["max_abs_logit_diff"] == pytest.approx(3e-3, rel=1e-4)
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:attention_switch", "--num-classes", "64",
+                           "--rows", "attention")
+    assert code == 0 and document["rows"][0]["verdict"] == BITWISE
+    code, document = _grid(tmp_path, "--model", f"{MODELS}:attention_dependent", "--num-classes", "64",
+                           "--rows", "attention")
+    cell = document["rows"][0]["cells"][0]
+    assert code == 1 and cell["label"] == "eager attention"
+    assert cell["max_abs_logit_diff"] == pytest.approx(1e-3, rel=1e-4)
+
+
+@pytest.mark.slow
 def test_a_row_whose_factor_this_device_lacks_is_left_out_and_said_to_be(tmp_path: Path) -> None:
     """TF32 is a GPU's factor: on a CPU the tf32 row is left out, named in the document with why, and the
     other rows asked for run; the threads row, a CPU's factor, runs here."""

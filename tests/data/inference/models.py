@@ -119,6 +119,51 @@ def differs_in_one_process(vocab: int) -> Lookup:
     return Offset(vocab, 1e-3 if built == 2 else 0.0)
 
 
+class PositionDependent(Lookup):
+    """The lookup plus 1e-3 times each prompt's row in its batch."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: object = None,
+                use_cache: bool = False) -> SimpleNamespace:
+        out = super().forward(input_ids, attention_mask, position_ids, past_key_values, use_cache)
+        rows = torch.arange(input_ids.shape[0], dtype=out.logits.dtype)[:, None, None]
+        out.logits = out.logits + 1e-3 * rows
+        return out
+
+
+def position_dependent(vocab: int) -> Lookup:
+    return PositionDependent(vocab)
+
+
+class SwitchesAttention(Lookup):
+    """The lookup with a Hugging Face style attention switch (``set_attn_implementation``), plus
+    ``per_eager`` on every logit under eager attention."""
+
+    def __init__(self, vocab: int, per_eager: float) -> None:
+        super().__init__(vocab)
+        self.attention = "sdpa"
+        self.per_eager = per_eager
+
+    def set_attn_implementation(self, name: str) -> None:
+        self.attention = name
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: object = None,
+                use_cache: bool = False) -> SimpleNamespace:
+        out = super().forward(input_ids, attention_mask, position_ids, past_key_values, use_cache)
+        if self.attention == "eager":
+            out.logits = out.logits + self.per_eager
+        return out
+
+
+def attention_switch(vocab: int) -> Lookup:
+    return SwitchesAttention(vocab, 0.0)
+
+
+def attention_dependent(vocab: int) -> Lookup:
+    return SwitchesAttention(vocab, 1e-3)
+
+
 def no_cache(vocab: int) -> nn.Module:
     """A model whose forward takes no cache: detprof infer must refuse it in one line."""
     return nn.Embedding(vocab, vocab)
