@@ -315,7 +315,7 @@ def plan(dry_run: bool, db: Path, results: Path) -> list[Step]:
 
 
 # The GPU tests that take one or two short processes each (tests/test_gpu.py), not all ~33.
-FAST_GPU_TESTS = "nvml or overhead_on_cuda"
+FAST_GPU_TESTS = "nvml or overhead_on_cuda or tf32_row"
 
 
 class Campaign:

@@ -112,3 +112,17 @@ def test_audit_and_ablation_on_the_gpu(tmp_path: Path) -> None:
                                  "no-benchmark,tf32-off", *SMALL_RUN, "--db", str(tmp_path / "a.sqlite"), "--json"])
     assert result.exit_code == 0, result.stderr
     assert [row["mode"] for row in json.loads(result.stdout)["steps"]] == ["no-benchmark", "tf32-off"]
+
+
+def test_the_tf32_row_runs_on_the_gpu_and_sees_a_float32_product(tmp_path: Path) -> None:
+    """Known answer: a lookup followed by a float32 product differs with TF32 on (its inputs rounded to 10
+    mantissa bits); control: the lookup alone, no product, is bitwise equal either way."""
+    models = Path(__file__).parent / "data" / "inference" / "models.py"
+    for model, verdict in (("tf32_sensitive", "logits differ"), ("lookup", "bitwise")):
+        result = runner.invoke(app, ["infer", "--model", f"{models}:{model}", "--num-classes", "64", "--rows", "tf32",
+                                     "--prompts", "4", "--new-tokens", "4", "--gpu", "0",
+                                     "--db", str(tmp_path / "i.sqlite"), "--json"])
+        assert result.exit_code in (0, 1), result.stderr
+        document = json.loads(result.stdout)
+        assert [row["row"] for row in document["rows"]] == ["tf32"] and document["rows_left_out"] == {}
+        assert document["rows"][0]["verdict"] in ((verdict, "tokens differ") if verdict != "bitwise" else (verdict,))

@@ -164,6 +164,26 @@ def attention_dependent(vocab: int) -> Lookup:
     return SwitchesAttention(vocab, 1e-3)
 
 
+class MatmulHead(Lookup):
+    """The lookup's logits times a fixed 64 x 64 matrix in float32: TF32 rounds the product's inputs to
+    10 mantissa bits, so on a GPU with TF32 on, the logits differ."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__(vocab)
+        self.head = nn.Linear(vocab, vocab, bias=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: object = None,
+                use_cache: bool = False) -> SimpleNamespace:
+        out = super().forward(input_ids, attention_mask, position_ids, past_key_values, use_cache)
+        out.logits = self.head(out.logits)
+        return out
+
+
+def tf32_sensitive(vocab: int) -> Lookup:
+    return MatmulHead(vocab)
+
+
 def no_cache(vocab: int) -> nn.Module:
     """A model whose forward takes no cache: detprof infer must refuse it in one line."""
     return nn.Embedding(vocab, vocab)
