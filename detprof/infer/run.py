@@ -362,7 +362,7 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
     require(not {"batch", "position"} & names or max(options.batch_sizes) <= len(prepared.prompts),
             f"--batch-sizes {','.join(map(str, options.batch_sizes))} is not accepted with {len(prepared.prompts)} "
             f"prompts; a batch cannot hold more prompts than there are (give more --prompts)")
-    left_out = {row.name: f"its factor exists on a {row.device.upper() if row.device == 'cpu' else 'GPU'} only"
+    left_out = {row.name: f"its factor exists on a {row.device.upper()} only"
                 for row in chosen_rows if not row.runs_on(prepared.gpu_uuid is not None) and row.device}
     chosen_rows = tuple(row for row in chosen_rows if row.name not in left_out)
     if rows is None:  # the default rows of this kind of device: none was asked for and left out

@@ -32,9 +32,17 @@ def apply_toggles(toggles: Toggles, compiled: bool = False) -> dict[str, object]
     torch.backends.cudnn.benchmark = toggles.cudnn_benchmark
     torch.utils.deterministic.fill_uninitialized_memory = toggles.fill_uninitialized_memory  # type: ignore[attr-defined]
     if toggles.allow_tf32 is not None:
-        torch.backends.cudnn.allow_tf32 = toggles.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = toggles.allow_tf32
+        set_tf32(matmul=toggles.allow_tf32, cudnn=toggles.allow_tf32)
     return read_switches(compiled)
+
+
+def set_tf32(matmul: bool, cudnn: bool) -> None:
+    """TF32 for cuBLAS's float32 matrix products and for cuDNN's convolutions (the flags exist, and
+    do nothing, on a CPU)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = matmul
+    torch.backends.cudnn.allow_tf32 = cudnn
 
 
 # The switches of read_switches a mode sets, whose change by the user's code is what "the mode did

@@ -16,7 +16,6 @@ prompts' own tokens, padded after the prefix.
 from __future__ import annotations
 
 import copy
-import inspect
 import time
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 from detprof.backends.torch.inference.locate import ProbeAt
-from detprof.backends.torch.inference.models import cache_keyword
+from detprof.backends.torch.inference.models import cache_keyword, keeps_last_logits
 from detprof.infer.spec import DecodeSettings
 
 
@@ -86,11 +85,6 @@ def _forward(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions:
         arguments["logits_to_keep"] = 1
     out = model(**arguments)
     return out.logits, (getattr(out, keyword, None) if cache is not None else None)
-
-
-def keeps_last_logits(model: nn.Module) -> bool:
-    """Whether the model's forward takes ``logits_to_keep`` (Hugging Face's causal LMs do)."""
-    return "logits_to_keep" in inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
 
 
 def _new_cache(model: nn.Module) -> object:

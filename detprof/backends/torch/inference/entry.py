@@ -19,7 +19,7 @@ from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
 from detprof.backends.torch.inference.locate import ProbeAt, RowProbe
 from detprof.backends.torch.inference.models import DTYPES, build_model, describe_model, set_attention
-from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, read_switches
+from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, read_switches, set_tf32
 from detprof.documents import DOCUMENT_VERSION, InferenceRunResult, write_json_whole
 from detprof.infer.divergence import RECORDS_FILE, ModuleRow, first_divergent_module, save_records
 from detprof.infer.spec import DecodeSettings, InferenceSpec
@@ -93,8 +93,7 @@ def _set_tf32(settings: DecodeSettings, process_default: tuple[bool, bool]) -> N
     """TF32 for cuBLAS's float32 products and cuDNN's convolutions as the settings ask, else as the
     process began (PyTorch's defaults); the flags exist, and do nothing, on a CPU."""
     matmul, cudnn = (settings.tf32, settings.tf32) if settings.tf32 is not None else process_default
-    torch.backends.cuda.matmul.allow_tf32 = matmul
-    torch.backends.cudnn.allow_tf32 = cudnn
+    set_tf32(matmul=matmul, cudnn=cudnn)
 
 
 def _probed(spec: InferenceSpec, models: dict[str, torch.nn.Module], base: torch.nn.Module, index: int,

@@ -11,6 +11,7 @@ is downloaded and no code from a folder is run.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from pathlib import Path
@@ -62,7 +63,7 @@ def build_model(source: ModelSource, seed: int, attention: str) -> nn.Module:
         built = referenced_function(source.model, "--model")(source.vocab)
         if not isinstance(built, nn.Module):
             raise TypeError(f"it returned {type(built).__name__}, not an nn.Module")
-        if not {"cache", "past_key_values"} & set(inspect.signature(built.forward).parameters):
+        if not {"cache", "past_key_values"} & forward_parameters(built):
             raise TypeError("its forward takes no cache (or past_key_values); detprof infer decodes through a KV "
                             "cache as Hugging Face models take it")
         return built.float().eval()
@@ -89,11 +90,27 @@ def describe_model(model: nn.Module) -> dict[str, Any]:
             "model_type": str(getattr(config, "model_type", ""))}
 
 
+def forward_parameters(model: nn.Module) -> frozenset[str]:
+    """The parameter names of a model's forward (a compiled model's own module's), read once per
+    forward function: decoding asks at every step, inside the timed loop."""
+    forward = getattr(model, "_orig_mod", model).forward
+    return _parameters_of(getattr(forward, "__func__", forward))
+
+
+@functools.lru_cache(maxsize=64)
+def _parameters_of(function: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
+
+
 def cache_keyword(model: nn.Module) -> str:
     """The keyword a model's forward takes its KV cache by: ``cache`` in transformers 5.x, where
-    ``past_key_values`` is deprecated, ``past_key_values`` before (a compiled model's own module's)."""
-    parameters = inspect.signature(getattr(model, "_orig_mod", model).forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    ``past_key_values`` is deprecated, ``past_key_values`` before."""
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
+
+
+def keeps_last_logits(model: nn.Module) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (Hugging Face's causal LMs do)."""
+    return "logits_to_keep" in forward_parameters(model)
 
 
 def set_attention(model: nn.Module, attention: str) -> None:
