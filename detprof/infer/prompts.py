@@ -70,9 +70,10 @@ def _parsed(path: str, file: Path) -> list[object]:
     return data
 
 
-def _tokenized(path: str, texts: list[str], tokenizer: str | None) -> list[list[int]]:
-    """Each text's token ids from ``tokenizer`` (special tokens added, as a tokenizer's own call adds
-    them); ArgumentError when there is no tokenizer or it cannot be read."""
+def _tokenized(path: str, texts: list[str], tokenizer: str | None) -> tuple[list[list[int]], Path]:
+    """(each text's token ids, the tokenizer.json that made them) from ``tokenizer`` (special tokens
+    added, as a tokenizer's own call adds them); ArgumentError when there is no tokenizer or it
+    cannot be read."""
     require(tokenizer is not None, f"--prompts-file {path!r} holds text; give --tokenizer (a folder holding "
                                    f"{TOKENIZER_FILE}, or the file; a --config folder's own is used when it has one), "
                                    f"or token ids")
@@ -87,7 +88,7 @@ def _tokenized(path: str, texts: list[str], tokenizer: str | None) -> list[list[
         loaded = Tokenizer.from_file(str(file))
     except Exception as error:  # tokenizers raises its own Exception for a damaged file
         raise ArgumentError(f"--tokenizer {tokenizer!r}: {file.name} cannot be read ({str(error)[:200]})") from None
-    return [list(loaded.encode(text, add_special_tokens=True).ids) for text in texts]
+    return [list(loaded.encode(text, add_special_tokens=True).ids) for text in texts], file
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,11 @@ def read_prompts(path: str, vocab: int, tokenizer: str | None = None) -> PromptF
     require(file.is_file(), f"--prompts-file {path!r} is not a file")
     data = _parsed(path, file)
     require(len(data) <= MAX_PROMPTS, f"--prompts-file {path!r} holds {len(data)} prompts; at most {MAX_PROMPTS}")
-    tokenized = all(isinstance(p, str) for p in data)
-    if tokenized:
+    used: Path | None = None  # the tokenizer.json of a text file
+    if all(isinstance(p, str) for p in data):
         require(all(str(p).strip() for p in data), f"--prompts-file {path!r} has an empty prompt")
-        data = list(_tokenized(path, [str(p) for p in data], tokenizer))
+        ids, used = _tokenized(path, [str(p) for p in data], tokenizer)
+        data = list(ids)
     require(all(isinstance(p, list) and p for p in data),
             f"--prompts-file {path!r} holds no prompts; use a list of non-empty lists of token ids or of strings")
     prompts: list[list[object]] = [p for p in data if isinstance(p, list)]
@@ -123,8 +125,7 @@ def read_prompts(path: str, vocab: int, tokenizer: str | None = None) -> PromptF
         bad = next((t for t in prompt if type(t) is not int or not 0 <= t < vocab), None)  # type: ignore[operator]
         require(bad is None, f"--prompts-file {path!r}: prompt {number} has {bad!r}, not a token id from 0 to "
                              f"{vocab - 1}" + (" (the tokenizer's vocabulary is larger than the model's)"
-                                               if tokenized else ""))
+                                               if used else ""))
         require(len(prompt) <= MAX_PROMPT_TOKENS,
                 f"--prompts-file {path!r}: prompt {number} has {len(prompt)} tokens; at most {MAX_PROMPT_TOKENS}")
-    return PromptFile(tuple(tuple(int(t) for t in p) for p in prompts),  # type: ignore[call-overload]
-                      tokenizer_file(tokenizer) if tokenized and tokenizer else None)
+    return PromptFile(tuple(tuple(int(t) for t in p) for p in prompts), used)  # type: ignore[call-overload]
