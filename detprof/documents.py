@@ -581,6 +581,8 @@ class CheckRunResult(TypedDict, total=False):
     nondeterministic: list[dict[str, Any]]
     switched_off: dict[str, Any] | None  # audit: the first op run with deterministic algorithms turned off
     ops_per_step: list[int]  # audit: the ops each audited step dispatched
+    environment: dict[str, Any]  # a record's run: what could change its bits (backends' environment fingerprint)
+    learning_rate: list[float]  # a record's run: each parameter group's learning rate, as it trained
 
 
 class WatchRecord(TypedDict, total=False):

@@ -196,8 +196,8 @@ def test_trace_commands_import_no_torch_pandas_numpy_or_scipy(shared_traces: Pat
     (["kernels", "--top", "abc"], "detprof: error: --top 'abc' is not accepted; use an integer"),
     (["overhead", "--precision", "x"], "detprof: error: --precision 'x' is not accepted; use a number"),
     (["overhead", "--nosuchflag"], "detprof: error: detprof overhead: no such option: --nosuchflag"),
-    (["nosuchcommand"], "detprof: error: no such command 'nosuchcommand'. Commands: advise, audit, check, db, diff, "
-                        "gpus"),
+    (["nosuchcommand"], "detprof: error: no such command 'nosuchcommand'. Commands: advise, audit, check, compare, db, "
+                        "diff, gpus"),
     (["db", "nosuch"], "detprof: error: detprof db: no such command 'nosuch'. Commands: export, merge."),
     (["db", "merge", "--nope"], "detprof: error: detprof db merge: no such option: --nope"),
     (["zoo", "extra"], "detprof: error: detprof zoo: got unexpected extra argument"),

@@ -46,6 +46,8 @@ class CheckSideSpec:
     checkpoint: str | None = None  # ... into this folder
     resume_from: str | None = None  # the restart gate: go on from the checkpoint in this folder
     batch_sizes: tuple[int, ...] = ()  # batch_invariance: the batch sizes compared with 1
+    learning_rate: float | None = None  # the optimizer's learning rate instead of the workload's own
+    record: bool = False  # detprof record: also a weight sketch per step and the environment fingerprint
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.gates) - GATE_FIELDS)

@@ -1,4 +1,5 @@
-"""The verdict kinds, declared once: check, batch invariance, audit, advise and the inference grid. Each is a row of
+"""The verdict kinds, declared once: check, batch invariance, audit, advise, the inference grid, and
+records and their comparisons. Each is a row of
 ``VERDICTS``: how its document reads as an outcome (exit code and words: 0 passes, 1 fails, 3 a
 check that could not have seen a difference), the device and modes it is stored under, and what
 the report's Reproducibility section says it found. The command line's exit code, the store
@@ -142,6 +143,44 @@ def _invariance_findings(summary: Document) -> list[str]:
     return [f"batch {r['batch_size']}: {100 * r['fraction_equal']:.1f}% bitwise equal" for r in summary.get("rows", [])]
 
 
+def _record_outcome(document: Document) -> tuple[int, str]:
+    return 0, f"recorded {document['steps']} step(s)"
+
+
+def _record_findings(summary: Document) -> list[str]:
+    record = summary["record"]
+    last = record["steps"][-1].get("loss") if record["steps"] else None
+    loss = f", last loss {float.fromhex(last):.6g}" if last else ""
+    ops = record["configuration"].get("ops_at") or []
+    return [f"{len(record['steps'])} step(s) in {record['configuration']['mode']} mode{loss}"
+            + (f"; ops of step {', '.join(map(str, ops))}" if ops else "")]
+
+
+def _compare_outcome(document: Document) -> tuple[int, str]:
+    from detprof.records.compare import EXIT_CODES
+
+    verdict = document["verdict"]
+    divergence = document.get("first_divergence")
+    if verdict == "differ" and divergence:
+        return EXIT_CODES[verdict], f"records differ from step {divergence['step']}"
+    return EXIT_CODES[verdict], "records bitwise equal" if verdict == "equal" else str(verdict)
+
+
+def _compare_findings(summary: Document) -> list[str]:
+    findings = []
+    divergence = summary.get("first_divergence")
+    if divergence:
+        findings.append(f"first divergent step {divergence['step']}, parameter {divergence['parameter'] or '—'}")
+        op = divergence.get("op")
+        if op:
+            findings.append(f"first divergent op {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
+                            f"({op['kind']})")
+    findings += [f"{row['field']}: {row['a']} vs {row['b']}" for row in summary.get("configuration_differences", [])]
+    findings += [f"{row['factor']}: {row['a']} vs {row['b']}" for row in summary.get("environment_differences", [])
+                 if row["relevant"]][:3]
+    return findings
+
+
 VERDICTS: dict[str, VerdictKind] = {kind.name: kind for kind in (
     VerdictKind("check", _check_outcome, _check_findings),
     VerdictKind("batch-invariance", _invariance_outcome, _invariance_findings),
@@ -152,6 +191,8 @@ VERDICTS: dict[str, VerdictKind] = {kind.name: kind for kind in (
     VerdictKind("inference-cost", _cost_outcome, _cost_findings, modes=lambda d: list(d["modes"])),
     VerdictKind("inference-mismatch", _mismatch_outcome, _mismatch_findings,
                 modes=lambda d: sorted({row["mode"] for row in d["pairs"]})),
+    VerdictKind("record", _record_outcome, _record_findings),
+    VerdictKind("compare", _compare_outcome, _compare_findings, modes=lambda d: list(d["modes"])),
 )}
 VERDICT_KINDS = tuple(VERDICTS)
 

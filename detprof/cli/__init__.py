@@ -12,6 +12,7 @@ from detprof.cli import (  # noqa: F401 (commands)
     inventory,
     kernels,
     overhead,
+    records,
     report,
     stability,
     store,

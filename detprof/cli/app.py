@@ -53,8 +53,8 @@ def _report_stop(result: int, chain: list[BaseException]) -> None:
 
 # How --help lists the commands: in the order a user meets them (the modules register them in
 # another order).
-COMMAND_ORDER = ("overhead", "kernels", "diff", "import", "report", "stability", "check", "audit", "advise", "infer",
-                 "sweep", "db", "runs", "gpus", "zoo")
+COMMAND_ORDER = ("overhead", "kernels", "diff", "import", "report", "stability", "check", "audit", "advise", "record",
+                 "compare", "infer", "sweep", "db", "runs", "gpus", "zoo")
 
 
 class OneLineErrors(TyperGroup):

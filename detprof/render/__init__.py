@@ -24,6 +24,7 @@ RENDERERS = {
     "check": "check:check", "batch-invariance": "check:batch_invariance", "audit": "check:audit",
     "advise": "check:advice", "inference": "infer:inference",
     "inference-cost": "infer:inference_cost", "inference-mismatch": "infer:inference_mismatch",
+    "record": "records:record", "compare": "records:comparison",
     "sweep": "sweep:sweep", "probe": "sweep:probes",
     "stability": "stability:stability",
     "runs": "inventory:runs", "gpus": "inventory:gpus", "zoo": "inventory:zoo", "merge": "inventory:merged",

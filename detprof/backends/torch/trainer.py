@@ -17,9 +17,11 @@ import torch
 
 from detprof.backends.torch.checkpoint import load_checkpoint, save_checkpoint
 from detprof.backends.torch.digests import one_ulp_control
+from detprof.backends.torch.environment import environment_fingerprint
 from detprof.backends.torch.gates import TRAINING_CHANGES
 from detprof.backends.torch.observe import SwitchCalls, observe_step, tensor_state
-from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, switches_set
+from detprof.backends.torch.sketch import weight_sketch
+from detprof.backends.torch.switches import apply_toggles, capture_nondeterministic_ops, read_switches, switches_set
 from detprof.backends.torch.training import Training, build_training, example_slice, main_output
 from detprof.check.spec import CheckSideSpec
 from detprof.documents import CheckRunResult, write_result
@@ -49,6 +51,9 @@ def _setup(spec: CheckSideSpec) -> tuple[Training, dict[str, object], SwitchCall
     for field, change in TRAINING_CHANGES.items():  # the check gates that change the training itself
         if spec.gate(field) is not None:
             change(training, spec.gate(field), spec)
+    if spec.learning_rate is not None:  # a record's own learning rate, in every parameter group
+        for group in training.optimizer.param_groups:
+            group["lr"] = spec.learning_rate
     return training, applied, calls
 
 
@@ -115,6 +120,8 @@ def _train_rank(spec: CheckSideSpec, out_path: str, rank: int = 0, store: str | 
             if rank:
                 continue  # the other ranks train; rank 0 records
             steps.append(observed(loss))
+            if spec.record:
+                steps[-1]["sketch"] = weight_sketch(list(model.parameters()))
             if control is None:
                 control = one_ulp_control(list(model.parameters()), names, scheme)
         if spec.save_at and not rank:
@@ -125,6 +132,9 @@ def _train_rank(spec: CheckSideSpec, out_path: str, rank: int = 0, store: str | 
     torch.save(state, out_path + ".pt")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     extra: CheckRunResult = {}  # typed, so that a field the result does not declare fails here
+    if spec.record:
+        extra["environment"] = environment_fingerprint(device, read_switches(compiled))
+        extra["learning_rate"] = [float(group["lr"]) for group in training.optimizer.param_groups]
     if store is not None:
         from detprof.backends.torch.distributed import gpu_topology, nccl_environment
 

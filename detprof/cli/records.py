@@ -1,0 +1,109 @@
+"""``detprof record`` and ``detprof compare``: a training's digests kept as a portable file, and two
+such files compared, on this machine or across machines, versions, devices and modes."""
+
+from __future__ import annotations
+
+import typer
+
+from detprof.check.limits import RUN_TIMEOUT_S
+from detprof.cli.app import app
+from detprof.cli.check import stored_verdict
+from detprof.cli.common import DB_HELP, GPU_OPTION, JSON_OPTION, emit, user_errors, workload_options
+from detprof.errors import require
+from detprof.modes import MODES
+from detprof.render.progress import progress_once_valid
+from detprof.workload import WorkloadRequest
+
+
+def parse_ops_at(text: str) -> tuple[int, ...]:
+    """``--ops-at``: step numbers separated by commas, or ``none``."""
+    if text.strip().lower() == "none":
+        return ()
+    parts = [part.strip() for part in text.split(",")]
+    require(all(part.isdigit() for part in parts), f"--ops-at {text!r} is not accepted; use step numbers separated "
+                                                   "by commas (1,5), or none")
+    return tuple(int(part) for part in parts)
+
+
+@app.command()
+@workload_options
+def record(
+    request: WorkloadRequest,
+    out: str | None = typer.Option(None, "--out", "-o", help="The record file to write (.json, or .json.gz "
+                                                             "compressed; default: ARCH.record.json here)."),
+    mode: str = typer.Option("deterministic", help=f"The mode it trains in. Known: {', '.join(MODES)}."),
+    gpu: str = GPU_OPTION,
+    steps: int = typer.Option(3, help="Training steps recorded (1 to 1000; SGD on one synthetic batch)."),
+    seed: int = typer.Option(0, help="Seed for weights and data."),
+    lr: float | None = typer.Option(None, "--lr", help="The optimizer's learning rate (default: the workload's "
+                                                       "own)."),
+    ops_at: str = typer.Option("1", help="Steps whose every op is recorded with its module, pass and digests, so that "
+                                         "a comparison can name the first op that differs (each in a further "
+                                         "process), or none."),
+    threads: int | None = typer.Option(None, help="CPU intra-op threads (default 1)."),
+    golden: str | None = typer.Option(None, help="A golden record to compare this one with (exit 1 when they "
+                                                 "differ)."),
+    refresh: bool = typer.Option(False, "--refresh", help="With --golden: write this record there instead of "
+                                                          "comparing."),
+    timeout: float = typer.Option(RUN_TIMEOUT_S, help="Seconds each process may take before it is killed."),
+    db: str | None = typer.Option(None, help=DB_HELP + " The record is stored as a run (kind record)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Record a training: every parameter's and buffer's digest after each step, the losses, the ops
+    of chosen steps, and the environment, in one small file to commit or compare later.
+
+    Exit 0 when recorded (with --golden: when it equals the golden record), 1 when it differs from
+    the golden record, 3 when that comparison could not have seen a difference, 2 for bad input
+    (a golden record that is missing without --refresh among it). See docs/records.md.
+    """
+    from detprof.check.record import check_verdict_store
+    from detprof.records.compare import EXIT_CODES
+    from detprof.records.format import write_record
+    from detprof.records.golden import against_golden, require_golden
+    from detprof.records.make import check_record_options, make_record
+    from detprof.records.stored import record_document
+
+    with user_errors():
+        op_steps = parse_ops_at(ops_at)
+        check_record_options(steps, op_steps, lr, seed, threads)
+        require(not refresh or bool(golden),
+                "--refresh is not accepted without --golden; give the golden record's path")
+        known_golden = require_golden(golden, refresh) if golden else None
+        check_verdict_store(db)
+        target = out or f"{(request.arch or request.model or request.workload or 'record').split(':')[-1]}.record.json"
+        with progress_once_valid("record") as show:
+            made = make_record(request, mode, gpu, steps, seed, lr, op_steps, threads, timeout, on_progress=show)
+        write_record(made, target)
+        document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
+        code = 0
+        if golden:
+            document["golden"] = against_golden(made, golden, refresh, known_golden)
+            comparison = document["golden"]["comparison"]
+            code = EXIT_CODES[comparison["verdict"]] if comparison else 0
+    emit("record", document, json_output)
+    raise typer.Exit(code)
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., metavar="A", help="A record: its file, or run:ID for one stored in --db."),
+    b: str = typer.Argument(..., metavar="B", help="The record to compare it with (a file, or run:ID)."),
+    db: str | None = typer.Option(None, help=DB_HELP + " The comparison is stored as a run (kind compare)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Are two records bitwise equal? If not: the first divergent step, parameter and op, how far apart
+    they ended, and what about how or where they were made could explain it, most likely first.
+
+    Exit 0 when equal, 1 when they differ, 3 when the comparison could not have seen a difference,
+    2 for bad input (a record of another workload, of a newer format, or damaged).
+    """
+    from detprof.records.compare import EXIT_CODES, compare_records
+    from detprof.records.stored import comparison_document, load_record
+
+    with user_errors():
+        record_a, label_a = load_record(a, db)
+        record_b, label_b = load_record(b, db)
+        comparison = comparison_document(compare_records(record_a, record_b, (label_a, label_b)))
+        document = stored_verdict("compare", comparison, db)  # type: ignore[type-var]
+    emit("compare", document, json_output)
+    raise typer.Exit(EXIT_CODES[comparison["verdict"]])

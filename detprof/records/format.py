@@ -1,0 +1,149 @@
+"""The record file: one training's digests, losses and environment, small enough to commit.
+
+A record is JSON (gzip-compressed when its name ends in ``.gz``), a document of format
+``detprof-record`` and a ``format_version``. Version 1 holds (docs/records.md describes each field):
+
+- ``workload``: the network and its synthetic input, as detprof's workload spells it; two records
+  are comparable only when these are equal (``identity``);
+- ``configuration``: how it was trained (mode, seed, steps, learning rate, device, threads,
+  compiled), which may differ between two comparable records;
+- ``digest_scheme`` and, per parameter and buffer, a 128-bit digest before the first step
+  (``initial``) and after every step (``steps``: ``loss`` as the exact bits of a float in hex,
+  ``params``, ``buffers``, ``nonfinite``, ``threads`` and ``sketch``: SKETCH_BUCKETS float64 sums
+  of the parameters' count sketch, in base64, from which the distance of two records' weights is
+  estimated);
+- ``ops``: per chosen step, every op of the step with its module, pass, and the digests of what it
+  read and wrote;
+- ``ulp_control``: step 1's digests with one element moved by one ulp (the comparison's control);
+- ``environment``: versions, GPU, CPU, BLAS, threads, switches and variables, as the run read them.
+
+Pure Python and numpy: the parent reads, writes and compares records without a framework.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import math
+import zlib
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+
+from detprof.errors import ArgumentError
+
+FORMAT = "detprof-record"
+FORMAT_VERSION = 1
+SKETCH_BUCKETS = 128  # element i of the parameters goes into bucket i mod 128 ...
+SKETCH_PERIOD = 1_000_003  # ... with the sign of position i mod SKETCH_PERIOD (a prime) of the sign pattern:
+SPLITMIX64 = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # the top bit of SplitMix64(position)
+# The fields every record of this version has; a file without one is damaged, not a record.
+REQUIRED = ("format", "format_version", "workload", "configuration", "digest_scheme", "parameters", "buffers",
+            "steps", "environment")
+# Workload fields that do not make two records incomparable: how it ran, not what it is.
+RUN_FIELDS = frozenset({"compiled"})
+
+
+class Record(TypedDict, total=False):
+    """A record as read and written (see the module docstring)."""
+
+    format: str
+    format_version: int
+    created_at: str
+    detprof: str
+    framework: str
+    workload: dict[str, Any]
+    configuration: dict[str, Any]
+    digest_scheme: str
+    parameters: list[str]
+    buffers: list[str]
+    initial: dict[str, Any] | None
+    steps: list[dict[str, Any]]
+    ops: dict[str, list[dict[str, Any]]]
+    ulp_control: dict[str, Any] | None
+    nondeterministic_ops: list[str]
+    environment: dict[str, Any]
+
+
+class RecordError(ArgumentError):
+    """A file that is not a record this detprof can read: missing, damaged, another format, or a
+    newer version. Its message is one line naming the file."""
+
+
+def write_record(record: Record, path: str | Path) -> Path:
+    """Write ``record`` to ``path`` (gzip when it ends in .gz), whole or not at all: a temporary file
+    beside it is renamed over it. Returns the path."""
+    target = Path(path)
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    data = gzip.compress(text.encode(), mtime=0) if target.name.endswith(".gz") else text.encode()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
+def read_record(path: str | Path, label: str | None = None) -> Record:
+    """The record at ``path``, checked; RecordError in one line (naming ``label`` or the path) when
+    it is missing, not a record, damaged, or of a newer format version."""
+    shown = label or str(path)
+    source = Path(path)
+    if not source.is_file():
+        raise RecordError(f"record {shown!r} is not accepted: {'it is a folder' if source.is_dir() else 'no such file'}"
+                          "; give a file `detprof record` wrote")
+    raw = source.read_bytes()
+    try:
+        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+        document = json.loads(text)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = " ".join(str(error).split())[:120]
+        raise RecordError(f"record {shown!r} is damaged: {reason}; record it again or restore it from git") from None
+    return check_record(document, shown)
+
+
+def check_record(document: Any, shown: str) -> Record:
+    """``document`` as a Record when it is one of a version this detprof reads; RecordError otherwise."""
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise RecordError(f"record {shown!r} is not a detprof record (no \"format\": \"{FORMAT}\"); give a file "
+                          "`detprof record` wrote")
+    version = document.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordError(f"record {shown!r} is damaged: format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        raise RecordError(f"record {shown!r} has format version {version}, newer than this detprof reads "
+                          f"(up to {FORMAT_VERSION}); upgrade detprof to compare it")
+    missing = [name for name in REQUIRED if name not in document]
+    if missing:
+        raise RecordError(f"record {shown!r} is damaged: it has no {', '.join(missing)}")
+    steps = document["steps"]
+    count = len(document["parameters"])
+    if not isinstance(steps, list) or any(not isinstance(step, dict) or len(step.get("params") or []) != count
+                                          for step in steps):
+        raise RecordError(f"record {shown!r} is damaged: a step does not hold one digest per parameter")
+    return document  # type: ignore[return-value]  # checked above
+
+
+def identity(record: Record) -> dict[str, Any]:
+    """What a record is of: its framework and workload without the fields of how it ran (RUN_FIELDS)."""
+    workload = {k: v for k, v in record["workload"].items() if k not in RUN_FIELDS}
+    return {"framework": record.get("framework", "pytorch"), **workload}
+
+
+def sketch_values(encoded: str | None) -> np.ndarray | None:
+    """A step's sketch as SKETCH_BUCKETS float64 values; None when the step has none."""
+    if not encoded:
+        return None
+    values = np.frombuffer(base64.b64decode(encoded), dtype="<f8")
+    return values if values.size == SKETCH_BUCKETS else None
+
+
+def sketch_distance(a: str | None, b: str | None) -> float | None:
+    """Estimated L2 distance between two records' parameters at one step, from their sketches
+    (within about 6%, one standard deviation, with SKETCH_BUCKETS 128); None when either has none."""
+    values_a, values_b = sketch_values(a), sketch_values(b)
+    if values_a is None or values_b is None:
+        return None
+    distance = float(np.sqrt(np.sum((values_a - values_b) ** 2)))
+    return distance if math.isfinite(distance) else math.inf

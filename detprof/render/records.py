@@ -1,0 +1,122 @@
+"""Records and their comparisons for people: what a record holds, and where two records parted,
+how far apart they ended, and what about how or where they were made could explain it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from detprof.render.check import OP_MEANINGS
+from detprof.render.console import out, printable
+from detprof.render.tables import grid
+
+VERDICT_MARKUP = {"equal": "[green]bitwise equal[/]", "differ": "[red]differ[/]",
+                  "inconclusive": "[yellow]inconclusive[/]: this comparison could not have seen a difference"}
+
+
+def _workload_line(workload: dict[str, Any]) -> str:
+    name = workload.get("workload_ref") or workload.get("model_ref") or workload["arch"]
+    size = (f"sequence {workload['sequence_length']}" if workload.get("sequence_length")
+            else f"{workload.get('image_size')}x{workload.get('image_size')}")
+    return f"{name}, batch {workload['batch_size']}, {size}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "—"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "(none)"
+    return "—" if value is None else str(value)
+
+
+def record(d: dict[str, Any], console: Console = out) -> None:
+    """A record document (``record --json``): what was recorded, in what environment, and where."""
+    rec = d["record"]
+    conf, env = rec["configuration"], rec["environment"]
+    gpu = env.get("gpu") or {}
+    console.print(f"{printable(_workload_line(rec['workload']))}: recorded {len(rec['steps'])} step(s) in "
+                  f"{conf['mode']} mode on {printable(str(conf['device_name']))}", highlight=False)
+    last = rec["steps"][-1].get("loss") if rec["steps"] else None
+    rows = [["seed, learning rate", f"{conf['seed']}, {_value(conf['learning_rate'])}"
+                                    + ("" if conf.get("learning_rate_given") else " (the workload's own)")],
+            ["threads", str(conf["threads"])],
+            ["tensors", f"{len(rec['parameters'])} parameters and {len(rec['buffers'])} buffers, digested before "
+                        f"the first step and after every step ({rec['digest_scheme']} scheme)"],
+            ["last loss", f"{float.fromhex(last):.9g}" if last else "—"],
+            ["ops recorded", ", ".join(f"step {step}: {len(ops)} ops" for step, ops in rec.get("ops", {}).items())
+             or "none (--ops-at none)"],
+            ["torch", str(env.get("torch"))],
+            ["device", f"{gpu.get('name')} ({gpu.get('architecture')}), CUDA {env.get('cuda')}, cuDNN "
+                       f"{env.get('cudnn')}" if gpu else f"{env.get('cpu')}, ATen CPU capability "
+                                                          f"{env.get('aten_cpu_capability')}"],
+            ["BLAS", str(env.get("blas") or "—")]]
+    if rec.get("nondeterministic_ops"):
+        rows.append(["ops without a deterministic kernel", ", ".join(rec["nondeterministic_ops"])])
+    if d.get("file"):
+        rows.append(["written to", str(d["file"])])
+    if d.get("run_id") is not None:
+        rows.append(["stored as", f"run {d['run_id']} (compare it as run:{d['run_id']})"])
+    console.print(grid("record", ["what", "found"], rows, text={0, 1}, console=console))
+    golden = d.get("golden")
+    if golden:
+        console.print(f"golden {printable(golden['file'])}: {golden['action']}", highlight=False)
+        if golden.get("comparison"):
+            comparison(golden["comparison"], console)
+
+
+def comparison(d: dict[str, Any], console: Console = out) -> None:
+    """A comparison document (``compare --json``): the verdict, the first divergence, its growth, and
+    the configuration and environment differences, ranked."""
+    a, b = d["labels"]
+    console.print(f"{printable(a)} vs {printable(b)}: {printable(_workload_line(d['workload']))}, "
+                  f"{d['steps_compared']} step(s) compared: {VERDICT_MARKUP[d['verdict']]}", highlight=False)
+    for reason in d.get("verdict_reasons") or []:
+        console.print(f"  {printable(reason)}", highlight=False)
+    divergence = d.get("first_divergence")
+    if divergence:
+        rows = _divergence_rows(divergence, d.get("op_note"))
+        console.print(grid("where they part", ["what", "found"], rows, text={0, 1}, console=console))
+    if d.get("growth"):
+        rows = [[str(row["step"]), f"{row['parameters_differing']} of {row['parameters']}",
+                 "—" if row["loss_diff"] is None else f"{row['loss_diff']:.3g}",
+                 "—" if row["weight_distance"] is None else f"{row['weight_distance']:.3g}"]
+                for row in d["growth"]]
+        console.print(grid("how far apart, step by step", ["step", "parameters differing", "|Δ loss|",
+                                                           "‖Δ weights‖ (est. ±6%)"], rows, text=set(),
+                           console=console))
+    configuration = d.get("configuration_differences") or []
+    environment = d.get("environment_differences") or []
+    if configuration or environment:
+        rows = [[str(rank), f"{row['field']} (configuration)", _value(row["a"]), _value(row["b"]), "what was asked"]
+                for rank, row in enumerate(configuration, start=1)]
+        rows += [[str(rank), row["factor"], _value(row["a"]), _value(row["b"]),
+                  row["why"] + ("" if row["relevant"] else " (not this device's)")]
+                 for rank, row in enumerate(environment, start=len(rows) + 1)]
+        console.print(grid("what differs in how they were made, most likely cause first",
+                           ["#", "factor", a, b, "why it matters"], rows, text={1, 2, 3, 4}, console=console))
+    elif d["verdict"] == "differ":
+        console.print("the records were made alike: no configuration or environment difference explains it",
+                      highlight=False)
+
+
+def _divergence_rows(divergence: dict[str, Any], op_note: str | None) -> list[list[str]]:
+    if divergence.get("structure"):
+        return [["models", f"their {divergence['structure']} differ (first: {divergence['parameter']}): the code "
+                           "built another model"]]
+    loss = "loss differs" if divergence["loss_differs"] else "loss equal"
+    step = ("0: the weights differ before the first step" if divergence["step"] == 0
+            else f"{divergence['step']} ({loss})")
+    rows = [["first divergent step", step],
+            ["first parameter", f"{divergence['parameter'] or '—'} (module order; "
+                                f"{divergence['parameters_differing']} differ at that step)"]]
+    op = divergence.get("op")
+    if op:
+        rows.append(["first divergent op", f"{op['op'] or '—'} in {op['module'] or '(no module)'}, {op['phase']}, "
+                                           f"op {op['index'] + 1} of {divergence['ops_recorded']}: "
+                                           f"{OP_MEANINGS.get(op['kind'], op['kind'])}"])
+    elif "op" in divergence:
+        rows.append(["first divergent op", "none: every recorded op of the step matched"])
+    elif op_note:
+        rows.append(["first divergent op", op_note])
+    return rows
