@@ -98,6 +98,7 @@ class OverheadDocument(TypedDict):
     expected_nondeterministic_ops: list[str]
     failed_jobs: list[FailedJob]
     environment: dict[str, Any]
+    tax_gate: NotRequired[dict[str, Any]]  # overhead --max-tax: detprof.ci.tax.TaxVerdict.as_dict() (not stored)
     command: str
     trace_dir: str | None
 

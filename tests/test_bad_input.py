@@ -25,6 +25,9 @@ BAD = {
     "audit": (["audit", "--arch", "nope"], "unknown arch 'nope'"),
     "advise": (["advise", "--arch", "nope"], "unknown arch 'nope'"),
     "infer": (["infer", "--rows", "batch,nope"], "--rows 'batch,nope' is not accepted"),
+    "record": (["record", "--arch", "small-cnn", "--ops-at", "4"], "--ops-at 4 is not accepted; use steps from 1 to 3"),
+    "compare": (["compare", str(Path(__file__).parent / "data" / "records" / "small-cnn.json"), "missing.json"],
+                "record 'missing.json' is not accepted: no such file"),
     "sweep": (["sweep", "missing.toml"], "missing.toml"),
     "runs": (["runs", "--db", "missing.sqlite"], "no results database at 'missing.sqlite'"),
     "gpus": (["gpus", "--nope"], "no such option: --nope"),
@@ -111,6 +114,16 @@ LIMITS = [
     (["overhead", "--arch", "small-cnn", "--input-shape", "3,\u00b2,4"], "--input-shape '3,\u00b2,4' is not accepted"),
     (["diff", "\u00b2", "1"], "'\u00b2' is neither a run id"),
     (["check", "--arch", "small-cnn", "--workers", "\u0663"], "--workers '\u0663' is not accepted"),
+    (["record", "--steps", "1001"], "--steps 1001 is not accepted; use 1 to 1000"),
+    (["record", "--lr", "-0.1"], "--lr -0.1 is not accepted; use a learning rate above 0"),
+    (["record", "--lr", "nan"], "--lr nan is not accepted"),
+    (["record", "--ops-at", "1,x"], "--ops-at '1,x' is not accepted; use step numbers"),
+    (["record", "--refresh"], "--refresh is not accepted without --golden"),
+    (["record", "--golden", "missing-golden.json"], "golden record 'missing-golden.json' does not exist; run with "
+                                                    "--refresh"),
+    (["overhead", "--max-tax", "0"], "--max-tax 0 is not accepted; use a ratio of step times above 0"),
+    (["overhead", "--max-tax", "1.35", "--inconclusive", "maybe"], "--inconclusive 'maybe' is not accepted"),
+    (["overhead", "--inconclusive", "pass"], "--inconclusive is not accepted without --max-tax"),
 ]
 
 
@@ -207,6 +220,9 @@ BEFORE_ANY_FRAMEWORK = [
     ["infer", "--arch", "resnet18"], ["infer", "--config", "missing-folder"], ["infer", "--batch-sizes", "1,8"],
     ["infer", "--model", "tests/data/inference/models.py:lookup"], ["infer", "--dtypes", "float64"],
     ["infer", "--prompts-file", "tests/data/inference/prompts.txt"],
+    ["record", "--arch", "resnet19"], ["record", "--ops-at", "9"], ["record", "--golden", "missing.json"],
+    ["compare", "tests/data/records/small-cnn.json", "tests/data/records/README.md"],
+    ["overhead", "--max-tax", "-1"],
 ]
 
 

@@ -22,7 +22,7 @@ from detprof.cli.common import (
 from detprof.errors import require
 from detprof.modes import ABLATION, MODES
 from detprof.render import overhead as show
-from detprof.render.console import status_line
+from detprof.render.console import print_text, status_line
 from detprof.render.progress import progress_once_valid
 from detprof.workload import WorkloadRequest
 
@@ -57,9 +57,17 @@ def overhead(
     seed: int = typer.Option(0, help="Seed for weights and synthetic data (same for every job)."),
     job_timeout: float = typer.Option(1800.0, help="Seconds before a job is killed and recorded as timed out."),
     db: str | None = DB_OPTION,
+    max_tax: float | None = typer.Option(None, help="The tax gate: exit 0 when the ratio's 95% CI is at or under "
+                                                    "this ratio (1.35: at most 35% slower), 1 when it is over it, 3 "
+                                                    "when the CI holds it (see --inconclusive)."),
+    inconclusive: str = typer.Option("fail", help="With --max-tax: what a CI that holds the limit counts as, pass or "
+                                                  "fail (it is reported as inconclusive either way)."),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """Default vs deterministic: step time, kernel time, memory, and the ratio with a 95% CI."""
+    """Default vs deterministic: step time, kernel time, memory, and the ratio with a 95% CI.
+
+    With --max-tax, a gate on that ratio: pass when the CI's upper bound is at or under the limit,
+    fail when its lower bound is over it, inconclusive otherwise."""
     from detprof.cli.lists import parse_modes
     from detprof.gpus import select_device
     from detprof.modes import DEFAULT_MODE_PAIR
@@ -76,6 +84,11 @@ def overhead(
         _ablation(request, gpu, db, json_output, ablate_modes, measurement)
         return
     with user_errors():
+        if max_tax is not None or inconclusive != "fail":
+            from detprof.ci.tax import require_limit
+
+            require(max_tax is not None, "--inconclusive is not accepted without --max-tax; give the limit")
+            require_limit(float(max_tax), inconclusive)  # type: ignore[arg-type]  # given, as just required
         device = select_device(gpu)
         # Every value, and the database, checked before the plan says what will run.
         config = build_config(request, device, modes=parse_modes(modes) if modes else DEFAULT_MODE_PAIR, **measurement)
@@ -94,7 +107,17 @@ def overhead(
 
         with user_errors():
             document = measure_and_store(config, device, db=db, on_job_done=advance, command=invoked_command())
+    gate = None
+    if max_tax is not None:
+        from detprof.ci.tax import judge_document
+
+        gate = judge_document(dict(document), max_tax, inconclusive)
+        document["tax_gate"] = gate.as_dict()
     emit("overhead", document, json_output)
+    if gate is not None:
+        if not json_output:
+            print_text(f"{gate.sentence}\n")
+        raise typer.Exit(gate.exit_code)
     if document["ratio"] is None:
         status_line(f"detprof: run {document['run_id']} stored, but no ratio: every job of at least one mode failed")
         raise typer.Exit(1)

@@ -70,10 +70,11 @@ def _structure_divergence(a: Record, b: Record) -> dict[str, Any] | None:
     """Step 0 when the two models' parameters or buffers are not the same list (edited code)."""
     for kind in ("parameters", "buffers"):
         if a[kind] != b[kind]:  # type: ignore[literal-required]
-            first = next((x for x, y in zip(a[kind], b[kind], strict=False) if x != y),  # type: ignore[literal-required]
-                         None)
-            return {"step": 0, "structure": kind, "parameter": first, "loss_differs": False,
-                    "parameters_differing": None}
+            pairs = zip(a[kind], b[kind], strict=False)  # type: ignore[literal-required]
+            first = next(((x, y) for x, y in pairs if x != y), None)
+            return {"step": 0, "structure": kind, "parameter": first[0] if first else None,
+                    "other": first[1] if first else None, "loss_differs": False, "parameters_differing": None,
+                    "counts": [len(a[kind]), len(b[kind])]}  # type: ignore[literal-required]
     return None
 
 

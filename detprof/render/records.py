@@ -69,7 +69,7 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
     """A comparison document (``compare --json``): the verdict, the first divergence, its growth, and
     the configuration and environment differences, ranked."""
     a, b = d["labels"]
-    console.print(f"{printable(a)} vs {printable(b)}: {printable(_workload_line(d['workload']))}, "
+    console.print(f"A {printable(a)} vs B {printable(b)}: {printable(_workload_line(d['workload']))}, "
                   f"{d['steps_compared']} step(s) compared: {VERDICT_MARKUP[d['verdict']]}", highlight=False)
     for reason in d.get("verdict_reasons") or []:
         console.print(f"  {printable(reason)}", highlight=False)
@@ -82,8 +82,8 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
                  "—" if row["loss_diff"] is None else f"{row['loss_diff']:.3g}",
                  "—" if row["weight_distance"] is None else f"{row['weight_distance']:.3g}"]
                 for row in d["growth"]]
-        console.print(grid("how far apart, step by step", ["step", "parameters differing", "|Δ loss|",
-                                                           "‖Δ weights‖ (est. ±6%)"], rows, text=set(),
+        console.print(grid("how far apart, step by step (the weights' L2 distance estimated from their sketches, "
+                           "±6%)", ["step", "parameters differing", "|Δ loss|", "‖Δ weights‖"], rows, text=set(),
                            console=console))
     configuration = d.get("configuration_differences") or []
     environment = d.get("environment_differences") or []
@@ -94,7 +94,7 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
                   row["why"] + ("" if row["relevant"] else " (not this device's)")]
                  for rank, row in enumerate(environment, start=len(rows) + 1)]
         console.print(grid("what differs in how they were made, most likely cause first",
-                           ["#", "factor", a, b, "why it matters"], rows, text={1, 2, 3, 4}, console=console))
+                           ["#", "factor", "A", "B", "why it matters"], rows, text={1, 2, 3, 4}, console=console))
     elif d["verdict"] == "differ":
         console.print("the records were made alike: no configuration or environment difference explains it",
                       highlight=False)
@@ -102,8 +102,8 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
 
 def _divergence_rows(divergence: dict[str, Any], op_note: str | None) -> list[list[str]]:
     if divergence.get("structure"):
-        return [["models", f"their {divergence['structure']} differ (first: {divergence['parameter']}): the code "
-                           "built another model"]]
+        return [["models", f"their {divergence['structure']} differ ({divergence['parameter']} vs "
+                           f"{divergence['other']}): the code built another model"]]
     loss = "loss differs" if divergence["loss_differs"] else "loss equal"
     step = ("0: the weights differ before the first step" if divergence["step"] == 0
             else f"{divergence['step']} ({loss})")

@@ -1,0 +1,184 @@
+"""Records and their comparison: the file format and its refusals, the comparison of bits with its
+known answers (a changed learning rate, ATen's CPU capability, a one-digest change, a NaN) and
+negative controls, the ranking of environment differences, the weight sketch, and records kept
+in the store, carried by `db merge` and moved between folders.
+
+The records in tests/data/records are real, made on this project's 2-core CPU machine with
+`detprof record --arch small-cnn --gpu cpu` (torch 2.13.0, ATen capability AVX512): the machine's
+own, under ATEN_CPU_CAPABILITY=avx2 and =default, and with --lr 0.02.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detprof.records.compare import compare_records
+from detprof.records.explain import ranked_differences
+from detprof.records.format import FORMAT_VERSION, RecordError, read_record, sketch_distance, write_record
+
+RECORDS = Path(__file__).parent / "data" / "records"
+
+
+def record(name: str) -> dict:
+    return dict(read_record(RECORDS / f"{name}.json"))
+
+
+def test_a_record_compared_with_itself_is_bitwise_equal_and_its_control_was_caught() -> None:
+    comparison = compare_records(record("small-cnn"), record("small-cnn"))
+    assert comparison["verdict"] == "equal" and comparison["first_divergence"] is None
+    assert comparison["sensitivity"]["detected"] and comparison["steps_compared"] == 3
+    assert comparison["configuration_differences"] == comparison["environment_differences"] == []
+
+
+def test_a_changed_learning_rate_parts_at_step_1_at_the_first_parameter() -> None:
+    comparison = compare_records(record("small-cnn"), record("small-cnn-lr0.02"))
+    divergence = comparison["first_divergence"]
+    assert comparison["verdict"] == "differ"
+    assert (divergence["step"], divergence["parameter"]) == (1, "features.0.weight")
+    assert divergence["op"]["phase"] == "optimizer"  # both records hold step 1's ops: the optimizer's update
+    assert comparison["configuration_differences"][0] == {"field": "learning_rate", "a": 0.01, "b": 0.02}
+    growth = comparison["growth"]
+    assert [row["step"] for row in growth] == [1, 2, 3]
+    assert growth[0]["loss_diff"] == 0.0 and growth[-1]["loss_diff"] > 0  # the loss parts a step later
+    distances = [row["weight_distance"] for row in growth]
+    assert distances == sorted(distances) and distances[0] > 0  # the weights drift further apart
+
+
+def test_aten_cpu_capability_is_named_first_with_the_first_op_it_changed() -> None:
+    comparison = compare_records(record("small-cnn"), record("small-cnn-aten-avx2"))
+    divergence = comparison["first_divergence"]
+    assert divergence["step"] == 1
+    assert divergence["op"]["op"] == "aten::_log_softmax" and divergence["op"]["kind"] == "root-cause"
+    first = comparison["environment_differences"][0]
+    assert (first["factor"], first["a"], first["b"]) == ("ATen CPU capability", "AVX512", "AVX2")
+    assert comparison["configuration_differences"] == []
+    # ATEN_CPU_CAPABILITY=default changes the initial weights already: no step is to blame, no op named
+    before = compare_records(record("small-cnn"), record("small-cnn-aten-default"))
+    assert before["first_divergence"]["step"] == 0 and "op" not in before["first_divergence"]
+    assert before["environment_differences"][0]["b"] == "DEFAULT"
+
+
+def test_one_changed_digest_is_found_at_its_step_and_parameter() -> None:
+    a, b = record("small-cnn"), record("small-cnn")
+    b["steps"][1]["params"][4] = b["steps"][1]["params"][4][:-1] + ("0" if b["steps"][1]["params"][4][-1] != "0"
+                                                                     else "1")
+    comparison = compare_records(a, b)
+    divergence = comparison["first_divergence"]
+    assert (divergence["step"], divergence["parameter"], divergence["parameters_differing"]) == \
+        (2, a["parameters"][4], 1)
+    assert "no op record of step 2" in comparison["op_note"]  # only step 1's ops were recorded
+
+
+def test_a_nan_in_both_records_is_inconclusive_not_equal() -> None:
+    a = record("small-cnn")
+    a["steps"][2]["loss"] = "nan"
+    a["steps"][2]["nonfinite"] = ["classifier.1.weight"]
+    comparison = compare_records(a, copy.deepcopy(a))
+    assert comparison["verdict"] == "inconclusive"
+    assert "NaN" in comparison["verdict_reasons"][0]
+
+
+def test_a_comparison_that_misses_its_1_ulp_control_is_inconclusive() -> None:
+    a = record("small-cnn")
+    a["ulp_control"] = {**a["ulp_control"], "params": a["steps"][0]["params"]}  # a control that changed nothing
+    assert compare_records(a, record("small-cnn"))["verdict"] == "inconclusive"
+
+
+def test_models_with_other_parameters_differ_at_step_0() -> None:
+    a, b = record("small-cnn"), record("small-cnn")
+    b["parameters"] = [*b["parameters"][:-1], "classifier.renamed"]
+    divergence = compare_records(a, b)["first_divergence"]
+    assert divergence["structure"] == "parameters"
+    assert (divergence["parameter"], divergence["other"]) == ("classifier.3.bias", "classifier.renamed")
+
+
+def test_records_of_other_workloads_formats_or_damaged_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    other = record("small-cnn")
+    other["workload"] = {**other["workload"], "batch_size": 8}
+    with pytest.raises(RecordError, match=r"different workloads \(batch_size 16 vs 8\)"):
+        compare_records(record("small-cnn"), other)
+    newer = {**record("small-cnn"), "format_version": FORMAT_VERSION + 1}
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    (tmp_path / "damaged.json").write_text((RECORDS / "small-cnn.json").read_text()[:5000])
+    (tmp_path / "damaged.json.gz").write_bytes(gzip.compress((RECORDS / "small-cnn.json").read_bytes())[:3000])
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
+    no_steps = record("small-cnn")
+    del no_steps["steps"]
+    (tmp_path / "no-steps.json").write_text(json.dumps(no_steps))
+    expected = {"newer.json": "has format version 2, newer than this detprof reads (up to 1)",
+                "damaged.json": "is damaged", "damaged.json.gz": "is damaged", "other.json": "is not a detprof record",
+                "no-steps.json": "is damaged: it has no steps", "missing.json": "no such file"}
+    for name, words in expected.items():
+        with pytest.raises(RecordError) as raised:
+            read_record(tmp_path / name)
+        assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_gzipped_record_reads_back_whole(tmp_path: Path) -> None:
+    original = record("small-cnn")
+    path = write_record(original, tmp_path / "r.json.gz")  # type: ignore[arg-type]
+    assert path.read_bytes()[:2] == b"\x1f\x8b" and read_record(path) == original
+
+
+def test_environment_differences_of_another_device_rank_after_this_devices() -> None:
+    a = {"torch": "2.13.0", "cuda": "12.8", "threads": 1, "aten_cpu_capability": "AVX512"}
+    b = {"torch": "2.13.0", "cuda": "13.0", "threads": 2, "aten_cpu_capability": "AVX512"}
+    ranked = ranked_differences(a, b, {"cpu"})
+    assert [row["factor"] for row in ranked] == ["CPU threads", "CUDA version"]
+    assert [row["relevant"] for row in ranked] == [True, False]
+    assert [row["factor"] for row in ranked_differences(a, b, {"cuda"})] == ["CUDA version", "CPU threads"]
+    assert ranked_differences(a, dict(a), {"cpu"}) == []  # negative control
+
+
+def test_the_weight_sketch_estimates_the_distance_of_two_weight_sets() -> None:
+    torch = pytest.importorskip("torch")
+    from detprof.backends.torch.sketch import weight_sketch
+
+    generator = torch.Generator().manual_seed(0)
+    weights = [torch.randn(300, 700, generator=generator), torch.randn(50, generator=generator)]
+    ratios = []
+    for _ in range(12):
+        noise = [1e-6 * torch.randn(w.shape, generator=generator) for w in weights]
+        moved = [w + n for w, n in zip(weights, noise, strict=True)]
+        true = float(torch.sqrt(sum(((m.double() - w.double()) ** 2).sum() for m, w in zip(moved, weights,
+                                                                                           strict=True))))
+        ratios.append(sketch_distance(weight_sketch(weights), weight_sketch(moved)) / true)
+    assert 0.9 < float(np.mean(ratios)) < 1.1 and max(abs(r - 1) for r in ratios) < 0.3
+    shifted = [w + 1e-6 for w in weights]  # a constant shift too: a structured difference
+    true = 1e-6 * np.sqrt(sum(w.numel() for w in weights))
+    assert abs(sketch_distance(weight_sketch(weights), weight_sketch(shifted)) / true - 1) < 0.3
+    assert sketch_distance(weight_sketch(weights), weight_sketch([w.clone() for w in weights])) == 0.0
+
+
+def test_a_stored_record_survives_db_merge_and_a_moved_file_compares_equal(tmp_path: Path) -> None:
+    from detprof.check.record import store_verdict
+    from detprof.errors import DetprofError
+    from detprof.records.stored import comparison_document, load_record, record_document
+    from detprof.store.transfer import merge_store
+
+    original = read_record(RECORDS / "small-cnn.json")
+    first, second = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    store_verdict("record", record_document(original, "small-cnn.json"), str(second))  # run 1 there
+    store_verdict("record", record_document(read_record(RECORDS / "small-cnn-lr0.02.json"), None), str(first))
+    run_id = store_verdict("record", record_document(original, "small-cnn.json"), str(first))
+    assert run_id == 2
+    merged = merge_store(str(second), first)
+    assert merged["runs_added"] == 2
+    carried = [load_record(f"run:{n}", str(second))[0] for n in (1, 2, 3)]
+    assert [compare_records(original, r)["verdict"] for r in carried] == ["equal", "differ", "equal"]
+    moved = tmp_path / "elsewhere" / "deeper"
+    moved.mkdir(parents=True)
+    shutil.copy(RECORDS / "small-cnn.json", moved / "golden.json")
+    assert compare_records(original, read_record(moved / "golden.json"))["verdict"] == "equal"
+    with pytest.raises(DetprofError, match="no run with id 9"):
+        load_record("run:9", str(second))
+    compared = store_verdict("compare", comparison_document(compare_records(original, original)), str(second))
+    with pytest.raises(RecordError, match=f"run {compared} is a compare run, not a record"):
+        load_record(f"run:{compared}", str(second))
