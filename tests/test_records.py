@@ -182,3 +182,68 @@ def test_a_stored_record_survives_db_merge_and_a_moved_file_compares_equal(tmp_p
     compared = store_verdict("compare", comparison_document(compare_records(original, original)), str(second))
     with pytest.raises(RecordError, match=f"run {compared} is a compare run, not a record"):
         load_record(f"run:{compared}", str(second))
+
+
+def _cli(args: list[str], cwd: Path, **environment: str) -> tuple[int, dict]:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "detprof.cli", *args, "--json"], capture_output=True, text=True,
+                          cwd=cwd, timeout=600, env={**os.environ, **environment})
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_small_cnn_records_from_fresh_processes_are_equal_and_a_changed_lr_is_named(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.sqlite")
+    code, first = _cli(["record", "--arch", "small-cnn", "--gpu", "cpu", "-o", "a.json", "--db", db], tmp_path)
+    assert code == 0 and first["file"] == "a.json" and first["run_id"] == 1
+    environment = first["record"]["environment"]
+    assert environment["threads"] == 1 and environment["torch"] and environment["aten_cpu_capability"]
+    assert first["record"]["configuration"]["learning_rate"] == 0.01  # the workload's own, read back
+    code, golden = _cli(["record", "--arch", "small-cnn", "--gpu", "cpu", "-o", "b.json", "--golden", "a.json",
+                         "--db", db], tmp_path)
+    assert code == 0 and golden["golden"]["comparison"]["verdict"] == "equal"
+    code, changed = _cli(["record", "--arch", "small-cnn", "--gpu", "cpu", "--lr", "0.02", "-o", "c.json",
+                          "--golden", "a.json", "--db", db], tmp_path)
+    divergence = changed["golden"]["comparison"]["first_divergence"]
+    assert code == 1 and (divergence["step"], divergence["parameter"]) == (1, "features.0.weight")
+    code, compared = _cli(["compare", "run:1", "b.json", "--db", db], tmp_path)
+    assert code == 0 and compared["verdict"] == "equal" and compared["run_id"] == 4
+    runs = _cli(["runs", "--db", db], tmp_path)[1]["runs"]
+    assert [run["kind"] for run in runs] == ["compare", "record", "record", "record"]
+    code, refreshed = _cli(["record", "--arch", "small-cnn", "--gpu", "cpu", "--lr", "0.02", "--golden", "g.json",
+                            "--refresh", "--ops-at", "none", "--db", db], tmp_path)
+    assert code == 0 and refreshed["golden"]["action"] == "written" and (tmp_path / "g.json").is_file()
+    assert read_record(tmp_path / "g.json")["ops"] == {}
+
+
+@pytest.mark.slow
+def test_gpt2_small_records_from_fresh_processes_are_equal_and_a_changed_lr_is_named() -> None:
+    from detprof.records.make import make_record
+    from detprof.workload import WorkloadRequest
+
+    tiny = WorkloadRequest(arch="gpt2-small", batch_size=2, sequence_length=16, num_classes=512)
+    first, second = (make_record(tiny, gpu="cpu", steps=2, ops_at=()) for _ in range(2))
+    assert compare_records(first, second)["verdict"] == "equal"
+    changed = compare_records(first, make_record(tiny, gpu="cpu", steps=2, ops_at=(), learning_rate=0.02))
+    divergence = changed["first_divergence"]
+    assert (divergence["step"], divergence["parameter"]) == (1, first["parameters"][0])
+    assert changed["op_note"].startswith("no op record of step 1")
+
+
+@pytest.mark.slow
+def test_records_under_two_aten_cpu_capabilities_rank_the_capability_first(tmp_path: Path) -> None:
+    from detprof.records.make import make_record
+    from detprof.workload import WorkloadRequest
+
+    own = make_record(WorkloadRequest(arch="small-cnn"), gpu="cpu", steps=1)
+    if own["environment"]["aten_cpu_capability"] == "DEFAULT":
+        pytest.skip("this CPU's capability is ATen's default: there is no second one to compare")
+    code, capped = _cli(["record", "--arch", "small-cnn", "--gpu", "cpu", "--steps", "1", "-o", "d.json"], tmp_path,
+                        ATEN_CPU_CAPABILITY="default")
+    comparison = compare_records(own, capped["record"])
+    first = comparison["environment_differences"][0]
+    assert code == 0 and first["factor"] == "ATen CPU capability" and first["b"] == "DEFAULT"
+    assert comparison["configuration_differences"] == []
