@@ -98,7 +98,6 @@ class OverheadDocument(TypedDict):
     expected_nondeterministic_ops: list[str]
     failed_jobs: list[FailedJob]
     environment: dict[str, Any]
-    tax_gate: NotRequired[dict[str, Any]]  # overhead --max-tax: detprof.ci.tax.TaxVerdict.as_dict() (not stored)
     command: str
     trace_dir: str | None
 
@@ -584,6 +583,51 @@ class CheckRunResult(TypedDict, total=False):
     ops_per_step: list[int]  # audit: the ops each audited step dispatched
     environment: dict[str, Any]  # a record's run: what could change its bits (backends' environment fingerprint)
     learning_rate: list[float]  # a record's run: each parameter group's learning rate, as it trained
+
+
+# A comparison of records (detprof.records.compare): its verdicts and their exit codes.
+RECORDS_EQUAL, RECORDS_DIFFER, RECORDS_INCONCLUSIVE = "equal", "differ", "inconclusive"
+COMPARISON_EXIT_CODES = {RECORDS_EQUAL: 0, RECORDS_DIFFER: 1, RECORDS_INCONCLUSIVE: 3}
+
+
+class RecordRunDocument(TypedDict, total=False):
+    """``record --json``, and the summary a record is stored under (kind record): the record whole
+    (detprof.records.format), with the fields every stored run carries."""
+
+    document_version: int
+    workload: dict[str, Any]
+    framework: str
+    mode: str
+    device: dict[str, str]  # kind, name
+    steps: int
+    file: str | None  # where it was written; None from the API
+    record: dict[str, Any]  # detprof.records.format.Record
+    golden: dict[str, Any]  # --golden: file, action (compared, written, refreshed), comparison
+    run_id: int | None
+    store_error: str
+
+
+class ComparisonDocument(TypedDict, total=False):
+    """``compare --json``, and the summary it is stored under (kind compare)."""
+
+    document_version: int
+    labels: list[str]  # how A and B were named: their files, or run:ID
+    verdict: str  # equal, differ or inconclusive
+    verdict_reasons: list[str]
+    workload: dict[str, Any]
+    framework: str
+    steps_compared: int
+    first_divergence: dict[str, Any] | None  # step, parameter, parameters_differing, loss_differs, op, ...
+    op_note: str | None  # why no op is named at the first divergent step
+    sensitivity: dict[str, Any] | None  # record A's 1-ulp control, and whether it was detected
+    growth: list[dict[str, Any]]  # per step from the first divergent one: parameters differing, losses, distance
+    configuration_differences: list[dict[str, Any]]  # field, a, b
+    environment_differences: list[dict[str, Any]]  # factor, path, a, b, why, relevant; most likely cause first
+    records: list[dict[str, Any]]  # per record: created_at, detprof, configuration, torch, device, steps
+    device: dict[str, str]
+    modes: list[str]
+    run_id: int | None
+    store_error: str
 
 
 class WatchRecord(TypedDict, total=False):

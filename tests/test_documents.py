@@ -20,6 +20,7 @@ TYPES: dict[str, Any] = {
     "diff": documents.DiffDocument, "import": documents.ImportDocument, "runs": documents.RunsDocument,
     "gpus": documents.GpusDocument, "merge": documents.MergeDocument, "report": documents.ReportDocument,
     "sweep": documents.SweepDocument, "probe": documents.ProbeDocument, "stability": documents.StabilityDocument,
+    "record": documents.RecordRunDocument, "compare": documents.ComparisonDocument,
 }
 
 

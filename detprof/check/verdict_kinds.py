@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from detprof.documents import IDENTICAL, NOT_IDENTICAL
+from detprof.documents import COMPARISON_EXIT_CODES, IDENTICAL, NOT_IDENTICAL, RECORDS_DIFFER, RECORDS_EQUAL
 
 Document = Mapping[str, Any]
 
@@ -157,13 +157,11 @@ def _record_findings(summary: Document) -> list[str]:
 
 
 def _compare_outcome(document: Document) -> tuple[int, str]:
-    from detprof.records.compare import EXIT_CODES
-
     verdict = document["verdict"]
     divergence = document.get("first_divergence")
-    if verdict == "differ" and divergence:
-        return EXIT_CODES[verdict], f"records differ from step {divergence['step']}"
-    return EXIT_CODES[verdict], "records bitwise equal" if verdict == "equal" else str(verdict)
+    if verdict == RECORDS_DIFFER and divergence:
+        return COMPARISON_EXIT_CODES[verdict], f"records differ from step {divergence['step']}"
+    return COMPARISON_EXIT_CODES[verdict], "records bitwise equal" if verdict == RECORDS_EQUAL else str(verdict)
 
 
 def _compare_findings(summary: Document) -> list[str]:

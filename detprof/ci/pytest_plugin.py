@@ -48,10 +48,6 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "detprof_golden")
 
 
-class DetprofFailure(AssertionError):
-    """A reproducibility test's failure, its message in the words of detprof's comparison."""
-
-
 @contextmanager
 def _as_test_failures() -> Iterator[None]:
     """detprof's own errors (a bad value, a missing golden record) as a failed test in one line."""
@@ -117,6 +113,14 @@ def describe_comparison(comparison: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _shown(path: Path, root: Path) -> str:
+    """A golden record's path as a reader finds it: relative to pytest's root folder when under it."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def golden_path(node: pytest.Item, name: str | None = None) -> Path:
     """Where a test's golden record lives: ``name`` beside the test file, or
     ``golden/<test file's stem>/<test name>.json`` there (the name's unsafe characters as _)."""
@@ -161,13 +165,13 @@ def detprof_golden(request: pytest.FixtureRequest, detprof_record: Callable[...,
         with _as_test_failures():
             known = require_golden(path, refresh, REFRESH_OPTION)  # before anything is measured
             made = record if record is not None else detprof_record(**options)
-            outcome = against_golden(made, path, refresh, known)
+            outcome = against_golden(made, path, refresh, known, _shown(path, request.config.rootpath))
         comparison = outcome["comparison"]
         if comparison is None:
             request.node.user_properties.append(("detprof_golden", f"{outcome['action']} {path}"))
             return None
         if comparison["verdict"] != EQUAL:
-            raise DetprofFailure(describe_comparison(comparison))
+            pytest.fail(describe_comparison(comparison), pytrace=False)
         return comparison  # type: ignore[no-any-return]
 
     return golden
@@ -199,7 +203,7 @@ def detprof_check(request: pytest.FixtureRequest) -> Callable[..., Any]:
                 document = run_check(_request(chosen), chosen.get("mode", "deterministic"), chosen.get("gpu", "cpu"),
                                      gates, int(chosen.get("steps", 10)), int(chosen.get("seed", 0)), locate)
         if EXIT_CODES[document["verdict"]] != 0:
-            raise DetprofFailure(_describe_check(dict(document)))
+            pytest.fail(_describe_check(dict(document)), pytrace=False)
         return dict(document)
 
     return check
@@ -246,7 +250,7 @@ def detprof_tax(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             verdict = judge_document(_MEASURED[key], limit, inconclusive)
         request.node.user_properties.append(("detprof_tax", verdict.sentence))
         if not verdict.passed:
-            raise DetprofFailure(verdict.sentence)
+            pytest.fail(verdict.sentence, pytrace=False)
         if verdict.outcome == INCONCLUSIVE:
             warnings.warn(verdict.sentence, pytest.PytestWarning, stacklevel=2)
         return verdict

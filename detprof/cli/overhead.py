@@ -112,8 +112,8 @@ def overhead(
         from detprof.ci.tax import judge_document
 
         gate = judge_document(dict(document), max_tax, inconclusive)
-        document["tax_gate"] = gate.as_dict()
-    emit("overhead", document, json_output)
+    # under --json the gate's verdict is one more field of the document (the stored run has none)
+    emit("overhead", {**document, "tax_gate": gate.as_dict()} if gate else document, json_output)
     if gate is not None:
         if not json_output:
             print_text(f"{gate.sentence}\n")

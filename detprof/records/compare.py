@@ -13,11 +13,19 @@ import math
 from typing import Any
 
 from detprof.check.compare import first_divergence, first_divergent_op, nonfinite_steps, sensitivity
+from detprof.documents import (
+    COMPARISON_EXIT_CODES,
+    DOCUMENT_VERSION,
+    RECORDS_DIFFER,
+    RECORDS_EQUAL,
+    RECORDS_INCONCLUSIVE,
+    ComparisonDocument,
+)
 from detprof.records.explain import ranked_differences
 from detprof.records.format import Record, RecordError, identity, sketch_distance
 
-EQUAL, DIFFER, INCONCLUSIVE = "equal", "differ", "inconclusive"
-EXIT_CODES = {EQUAL: 0, DIFFER: 1, INCONCLUSIVE: 3}
+EQUAL, DIFFER, INCONCLUSIVE = RECORDS_EQUAL, RECORDS_DIFFER, RECORDS_INCONCLUSIVE
+EXIT_CODES = COMPARISON_EXIT_CODES
 # Configuration fields shown when two records were made differently (the rest is bookkeeping).
 CONFIGURATION_FIELDS = ("mode", "seed", "learning_rate", "device", "device_name", "threads", "compiled", "steps")
 
@@ -78,7 +86,7 @@ def _structure_divergence(a: Record, b: Record) -> dict[str, Any] | None:
     return None
 
 
-def compare_records(a: Record, b: Record, labels: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
+def compare_records(a: Record, b: Record, labels: tuple[str, str] = ("A", "B")) -> ComparisonDocument:
     """Compare two records (see the module docstring). Returns the comparison document: ``verdict``
     (equal, differ or inconclusive, with ``verdict_reasons``), ``steps_compared``,
     ``first_divergence`` (step, parameter, how many differ, and ``op`` when both records hold that
@@ -115,7 +123,8 @@ def compare_records(a: Record, b: Record, labels: tuple[str, str] = ("A", "B")) 
     if len(a["steps"]) != len(b["steps"]):
         reasons.append(f"the records hold {len(a['steps'])} and {len(b['steps'])} steps: {steps} compared")
     devices = {a["configuration"].get("device", "cpu"), b["configuration"].get("device", "cpu")}
-    return {"labels": list(labels), "verdict": verdict, "verdict_reasons": reasons, "workload": a["workload"],
+    return {"document_version": DOCUMENT_VERSION, "labels": list(labels), "verdict": verdict,
+            "verdict_reasons": reasons, "workload": a["workload"],
             "framework": a.get("framework", "pytorch"), "steps_compared": steps, "first_divergence": divergence,
             "op_note": op_note, "sensitivity": control,
             "growth": growth(a, b, divergence["step"], steps) if divergence and not divergence.get("structure")

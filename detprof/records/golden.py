@@ -24,10 +24,12 @@ def require_golden(path: str | Path, refresh: bool, refresh_option: str = "--ref
     return read_record(golden, label=str(path))
 
 
-def against_golden(record: Record, path: str | Path, refresh: bool, golden: Record | None = None) -> dict[str, Any]:
+def against_golden(record: Record, path: str | Path, refresh: bool, golden: Record | None = None,
+                   label: str | None = None) -> dict[str, Any]:
     """Compare ``record`` with the golden record at ``path``, or with ``refresh`` write it there.
     Returns {file, action: compared, written or refreshed, comparison: the comparison document
-    (compared only)}; ``golden`` is the record require_golden read, when it was read already."""
+    (compared only)}; ``golden`` is the record require_golden read, when it was read already, and
+    ``label`` how the comparison names it (default: ``path``)."""
     target = Path(path)
     if refresh:
         existed = target.exists()
@@ -35,4 +37,4 @@ def against_golden(record: Record, path: str | Path, refresh: bool, golden: Reco
         return {"file": str(path), "action": "refreshed" if existed else "written", "comparison": None}
     golden = golden or read_record(target, label=str(path))
     return {"file": str(path), "action": "compared",
-            "comparison": compare_records(golden, record, (f"golden {path}", "this run"))}
+            "comparison": compare_records(golden, record, (f"golden {label or path}", "this run"))}

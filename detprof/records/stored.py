@@ -4,8 +4,7 @@ stored one back (``run:ID``) as it reads a file."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from detprof.documents import DOCUMENT_VERSION, ComparisonDocument, RecordRunDocument
 from detprof.errors import require
 from detprof.records.format import Record, RecordError, check_record, read_record
 from detprof.store import StoreLike
@@ -13,23 +12,24 @@ from detprof.store import StoreLike
 RUN_PREFIX = "run:"
 
 
-def record_document(record: Record, file: str | None) -> dict[str, Any]:
+def record_document(record: Record, file: str | None) -> RecordRunDocument:
     """The document a record is stored (and printed under --json) as: the record whole, with the
     fields every stored run carries (workload, mode, device) and the file it was written to."""
     configuration = record["configuration"]
-    return {"workload": record["workload"], "framework": record.get("framework", "pytorch"),
+    return {"document_version": DOCUMENT_VERSION, "workload": record["workload"],
+            "framework": record.get("framework", "pytorch"),
             "mode": configuration["mode"],
             "device": {"kind": configuration["device"], "name": configuration["device_name"]},
-            "steps": len(record["steps"]), "file": file, "record": record}
+            "steps": len(record["steps"]), "file": file, "record": dict(record)}
 
 
-def comparison_document(comparison: dict[str, Any]) -> dict[str, Any]:
+def comparison_document(comparison: ComparisonDocument) -> ComparisonDocument:
     """A comparison with the fields every stored run carries (device, its records' modes)."""
     configurations = [summary["configuration"] for summary in comparison["records"]]
     kinds = sorted({c["device"] for c in configurations})
     names = sorted({str(c["device_name"]) for c in configurations})
     return {**comparison, "device": {"kind": "cuda" if "cuda" in kinds else "cpu", "name": " vs ".join(names)},
-            "modes": sorted({c["mode"] for c in configurations})}
+            "modes": sorted({str(c["mode"]) for c in configurations})}
 
 
 def load_record(operand: str, db: StoreLike = None) -> tuple[Record, str]:

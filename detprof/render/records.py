@@ -93,7 +93,9 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
         rows += [[str(rank), row["factor"], _value(row["a"]), _value(row["b"]),
                   row["why"] + ("" if row["relevant"] else " (not this device's)")]
                  for rank, row in enumerate(environment, start=len(rows) + 1)]
-        console.print(grid("what differs in how they were made, most likely cause first",
+        title = ("what differs in how they were made, most likely cause first" if d["verdict"] != "equal" else
+                 "what differs in how they were made (it changed no bit here)")
+        console.print(grid(title,
                            ["#", "factor", "A", "B", "why it matters"], rows, text={1, 2, 3, 4}, console=console))
     elif d["verdict"] == "differ":
         console.print("the records were made alike: no configuration or environment difference explains it",
