@@ -662,6 +662,8 @@ class WatchRecord(TypedDict, total=False):
     exit_code: int | None
     detail: Any
     switch_calls: list[Any]
+    sketch: str  # a record's run: the stepper's weight sketch after the step (detprof.records.format)
+    environment: dict[str, Any]  # a record's run, in the ended record: the environment fingerprint
 
 
 class ProbeResult(TypedDict, total=False):

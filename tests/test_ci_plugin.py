@@ -132,3 +132,31 @@ def test_the_example_workflow_passes_on_its_committed_golden_record(pytester: py
         monkeypatch.setenv(name, value)
     result = pytester.runpytest_subprocess(*command[3:])
     result.assert_outcomes(passed=2)
+
+
+CHECK_TESTS = '''
+import pytest
+
+MODELS = {models!r}
+
+pytestmark = pytest.mark.detprof(steps=2, input_shape=(3, 16, 16), batch_size=4)
+
+
+def test_a_deterministic_model(detprof_check):
+    document = detprof_check(model=MODELS + ":unpool_net", mode="default")
+    assert document["verdict"] == "identical"
+
+
+def test_unseeded_noise(detprof_check):
+    detprof_check(model=MODELS + ":noise_at_known_op_net")
+'''
+
+
+def test_the_check_fixture_passes_a_reproducible_model_and_names_the_op_of_one_that_is_not(
+        pytester: pytest.Pytester) -> None:
+    models = str(REPO / "tests" / "data" / "models" / "check_models.py")
+    pytester.makepyfile(test_check=CHECK_TESTS.format(models=models))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*detprof check: not identical*", "*first divergent step 1*",
+                                 "*first divergent op: aten::randn* in body.noise*root-cause*"])

@@ -247,3 +247,22 @@ def test_records_under_two_aten_cpu_capabilities_rank_the_capability_first(tmp_p
     first = comparison["environment_differences"][0]
     assert code == 0 and first["factor"] == "ATen CPU capability" and first["b"] == "DEFAULT"
     assert comparison["configuration_differences"] == []
+
+
+@pytest.mark.slow
+def test_a_scripts_records_are_equal_across_interpreters_and_a_changed_argument_is_named() -> None:
+    from detprof.records.make import make_script_record
+
+    script = str(Path(__file__).parents[1] / "examples" / "scripts" / "train_loop.py")
+    first = make_script_record(script, steps=2, ops_at=(), threads=1)
+    again = make_script_record(script, steps=2, threads=1)  # ops at step 1: one record holds them, not both
+    assert first["workload"] == {"arch": "train_loop.py", "script": "train_loop.py"}
+    assert first["digest_scheme"] == "device" and first["environment"]["threads"] == 1
+    assert all(step.get("sketch") for step in first["steps"]) and len(again["ops"]["1"]) > 0
+    same = compare_records(first, again)
+    assert same["verdict"] == "equal" and same["configuration_differences"] == []
+    changed = compare_records(again, make_script_record(script, ["--lr", "0.1"], steps=2, threads=1))
+    divergence = changed["first_divergence"]
+    assert (divergence["step"], divergence["parameter"]) == (1, "0.weight")
+    assert changed["configuration_differences"][0] == {"field": "arguments", "a": [], "b": ["--lr", "0.1"]}
+    assert changed["growth"][-1]["weight_distance"] > 0

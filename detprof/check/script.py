@@ -49,12 +49,17 @@ class ScriptError(DetprofError):
     """A ``--script`` that cannot be checked: missing, failing, or never stepping an optimizer."""
 
 
+CHECK_SCRIPT_OPTIONS = "--steps, --mode, --threads, --timeout and --locate-op"
+
+
 def require_script_alone(script: str | None, arguments: Sequence[str], request: Any = None,
-                         gates: Mapping[str, Pair] | None = None, **options: Any) -> None:
+                         gates: Mapping[str, Pair] | None = None, applies: str = CHECK_SCRIPT_OPTIONS,
+                         **options: Any) -> None:
     """Raise ArgumentError when script arguments come without ``--script``, or ``--script`` with an
     option of detprof's own trainings (a workload option, a gate other than threads, or one of
     ``options`` set: batch_invariance, a framework other than pytorch, a seed other than 0, a gpu
-    other than auto); the script decides those itself."""
+    other than auto, a learning rate); the script decides those itself. ``applies`` names the
+    options that do apply, for the refusal."""
     if script is None:
         raise ArgumentError(f"arguments after -- go to a --script; {shlex.join(arguments)!r} has none to go to "
                             "(give --script train.py)")
@@ -66,8 +71,10 @@ def require_script_alone(script: str | None, arguments: Sequence[str], request: 
         given.append("--seed")
     if options.get("gpu") not in (None, "auto"):
         given.append("--gpu")
+    if options.get("lr") is not None:
+        given.append("--lr")
     require(not given, f"--script runs your script as it is; drop {', '.join(given)} (the script decides its model, "
-                       "data, seeds, device and training; --steps, --mode, --threads, --timeout and --locate-op apply)")
+                       f"data, seeds, device and training; {applies} apply)")
 
 
 def check_script_path(script: str) -> Path:
@@ -133,7 +140,7 @@ def as_check_run(records: list[dict[str, Any]], label: str, script: str, log_tai
     started = records[0] if records and "started" in records[0] else {}
     common = {"threads": started.get("threads"), "torch": started.get("torch"), "ended": end["ended"],
               "switches_set": started.get("switches_set"), "switch_calls": end.get("switch_calls") or [],
-              "child_steps": sum(1 for r in records if "child_step" in r)}
+              "child_steps": sum(1 for r in records if "child_step" in r), "environment": end.get("environment")}
     if end["ended"] == "located":
         return common  # a re-run that recorded the ops of one step: its ops are what counts
     if not steps:
@@ -150,7 +157,8 @@ def as_check_run(records: list[dict[str, Any]], label: str, script: str, log_tai
     placed = [{"loss": r.get("loss"), "params": _placed(len(all_names), slots[r["key"]], r["params"]),
                "buffers": _placed(len(all_buffers), buffer_slots[r["key"]], r.get("buffers") or []),
                "nonfinite": r.get("nonfinite") or [], "threads": r.get("threads"),
-               **({"switches_changed": r["switches_changed"]} if r.get("switches_changed") else {})} for r in ordered]
+               **({"switches_changed": r["switches_changed"]} if r.get("switches_changed") else {}),
+               **({"sketch": r["sketch"]} if r.get("sketch") else {})} for r in ordered]
     initial_records = {r["initial"]: r for r in records if "initial" in r}
     initial = {"params": [NO_STEP] * len(all_names), "buffers": [NO_STEP] * len(all_buffers)}
     for key, record in initial_records.items():
@@ -181,7 +189,7 @@ def _keep_log(log: Path, label: str) -> Path | None:
     return target
 
 
-def _run_watched(backend: Backend, spec: ScriptSideSpec, label: str, script: str, timeout_s: float) -> dict[str, Any]:
+def run_watched(backend: Backend, spec: ScriptSideSpec, label: str, script: str, timeout_s: float) -> dict[str, Any]:
     """Run the script once, watched, in a private folder of its own that is gone before the next run
     starts (so that no run can read another's records); its check run, with ``state`` (name to
     numpy array) when it wrote its final parameters, or ``ops`` for a recording run."""
@@ -263,7 +271,7 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
         if on_progress:
             on_progress(f"run {label}: {command}, up to {steps} optimizer steps, PYTHONHASHSEED={seed}")
         side = ScriptSideSpec(str(path), tuple(arguments), steps, None if mode == AS_IS else mode, count, seed)
-        runs.append(_run_watched(backend, side, label, script, timeout_s))
+        runs.append(run_watched(backend, side, label, script, timeout_s))
     divergence = _divergence(runs[0], runs[1])
     if divergence and locate_op and divergence.get("parameter") and divergence["step"] >= 1:
         records = []
@@ -272,7 +280,7 @@ def run_script_check(script: str, arguments: Sequence[str] = (), steps: int = 10
                 on_progress(f"run {label} again, recording every op of step {divergence['step']}")
             side = ScriptSideSpec(str(path), tuple(arguments), steps, None if mode == AS_IS else mode, count, seed,
                                   locate_step=divergence["step"])
-            records.append(_run_watched(backend, side, label, script, timeout_s))
+            records.append(run_watched(backend, side, label, script, timeout_s))
         divergence["op"] = first_divergent_op(records[0]["ops"], records[1]["ops"])
         divergence["ops_recorded"] = len(records[0]["ops"])
     states = [run.get("state") for run in runs]

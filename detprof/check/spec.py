@@ -82,7 +82,8 @@ class CheckSideSpec:
 class ScriptSideSpec:
     """One watched run of a user's script (check --script): the script and its arguments, the
     optimizer steps compared, the mode applied first (None: as it is), its CPU threads (None: what
-    the script sets), its PYTHONHASHSEED, and the step whose ops are recorded (None: no recording)."""
+    the script sets), its PYTHONHASHSEED, the step whose ops are recorded (None: no recording), and
+    whether it is a record's run (detprof.records)."""
 
     script: str
     arguments: tuple[str, ...]
@@ -91,6 +92,8 @@ class ScriptSideSpec:
     threads: int | None
     pythonhashseed: str
     locate_step: int | None = None
+    record: bool = False  # detprof record --script: digests of the device scheme, a weight sketch per step,
+    # and the environment fingerprint at the end
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""

@@ -31,7 +31,7 @@ import pytest
 REFRESH_OPTION = "--detprof-refresh"
 MARKER = "detprof"
 # Keywords of the fixtures and marker that are not a workload's own fields.
-RECORD_KEYWORDS = ("steps", "seed", "lr", "mode", "ops_at", "threads", "gpu")
+RECORD_KEYWORDS = ("steps", "seed", "lr", "mode", "ops_at", "threads", "gpu", "script", "arguments")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,14 +134,19 @@ def golden_path(node: pytest.Item, name: str | None = None) -> Path:
 @pytest.fixture
 def detprof_record(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """A function that records a training in fresh processes and returns the record; its keywords
-    (arch, steps, seed, lr, mode, ops_at, threads, gpu and the workload's fields) default to the
-    test's ``detprof`` marker's."""
+    (arch, steps, seed, lr, mode, ops_at, threads, gpu and the workload's fields, or script and
+    arguments for a training script run as it is) default to the test's ``detprof`` marker's."""
 
-    def record(**options: Any) -> Any:
-        from detprof.records.make import make_record
+    def record(script: str | None = None, arguments: tuple[str, ...] = (), **options: Any) -> Any:
+        from detprof.records.make import make_record, make_script_record
 
         chosen = {**_marker_options(request.node), **options}
+        script = script or chosen.pop("script", None)
         with _as_test_failures():
+            if script is not None:
+                return make_script_record(script, tuple(arguments or chosen.get("arguments", ())),
+                                          int(chosen.get("steps", 3)), chosen.get("mode"), chosen.get("threads"),
+                                          tuple(chosen.get("ops_at", (1,))))
             return make_record(_request(chosen), mode=chosen.get("mode", "deterministic"),
                                gpu=chosen.get("gpu", "cpu"), steps=int(chosen.get("steps", 3)),
                                seed=int(chosen.get("seed", 0)), learning_rate=chosen.get("lr"),

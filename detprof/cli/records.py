@@ -3,11 +3,13 @@ such files compared, on this machine or across machines, versions, devices and m
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from detprof.check.limits import RUN_TIMEOUT_S
 from detprof.cli.app import app
-from detprof.cli.check import stored_verdict
+from detprof.cli.check import SCRIPT_ARGUMENTS, stored_verdict
 from detprof.cli.common import DB_HELP, GPU_OPTION, JSON_OPTION, emit, user_errors, workload_options
 from detprof.errors import require
 from detprof.modes import MODES
@@ -29,9 +31,15 @@ def parse_ops_at(text: str) -> tuple[int, ...]:
 @workload_options
 def record(
     request: WorkloadRequest,
+    script_args: list[str] | None = SCRIPT_ARGUMENTS,
+    script: str | None = typer.Option(None, help="Your own training script instead of --arch: run it once "
+                                                 "(python SCRIPT SCRIPT_ARGS) in a new interpreter, watched as "
+                                                 "check --script watches it, and record its optimizer steps. This "
+                                                 "runs your code."),
     out: str | None = typer.Option(None, "--out", "-o", help="The record file to write (.json, or .json.gz "
                                                              "compressed; default: ARCH.record.json here)."),
-    mode: str = typer.Option("deterministic", help=f"The mode it trains in. Known: {', '.join(MODES)}."),
+    mode: str | None = typer.Option(None, help=f"The mode it trains in (default deterministic; with --script, as-is: "
+                                               f"the script's own switches). Known: {', '.join(MODES)}."),
     gpu: str = GPU_OPTION,
     steps: int = typer.Option(3, help="Training steps recorded (1 to 1000; SGD on one synthetic batch)."),
     seed: int = typer.Option(0, help="Seed for weights and data."),
@@ -60,19 +68,31 @@ def record(
     from detprof.records.compare import EXIT_CODES
     from detprof.records.format import write_record
     from detprof.records.golden import against_golden, require_golden
-    from detprof.records.make import check_record_options, make_record
+    from detprof.records.make import check_record_options, make_record, make_script_record
     from detprof.records.stored import record_document
 
     with user_errors():
         op_steps = parse_ops_at(ops_at)
+        if script is not None or script_args:
+            from detprof.check.script import check_script_path, require_script_alone
+
+            require_script_alone(script, script_args or [], request, seed=seed, gpu=gpu, lr=lr,
+                                 applies="--steps, --mode, --threads, --ops-at, --golden and --timeout")
+            check_script_path(str(script))
         check_record_options(steps, op_steps, lr, seed, threads)
         require(not refresh or bool(golden),
                 "--refresh is not accepted without --golden; give the golden record's path")
         known_golden = require_golden(golden, refresh) if golden else None
         check_verdict_store(db)
-        target = out or f"{(request.arch or request.model or request.workload or 'record').split(':')[-1]}.record.json"
+        named = Path(script).stem if script else (request.arch or request.model or request.workload or "record")
+        target = out or f"{named.split(':')[-1]}.record.json"
         with progress_once_valid("record") as show:
-            made = make_record(request, mode, gpu, steps, seed, lr, op_steps, threads, timeout, on_progress=show)
+            if script is not None:
+                made = make_script_record(script, script_args or [], steps, mode, threads, op_steps, timeout,
+                                          on_progress=show)
+            else:
+                made = make_record(request, mode or "deterministic", gpu, steps, seed, lr, op_steps, threads,
+                                   timeout, on_progress=show)
         write_record(made, target)
         document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
         code = 0

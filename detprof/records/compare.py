@@ -27,7 +27,8 @@ from detprof.records.format import Record, RecordError, identity, sketch_distanc
 EQUAL, DIFFER, INCONCLUSIVE = RECORDS_EQUAL, RECORDS_DIFFER, RECORDS_INCONCLUSIVE
 EXIT_CODES = COMPARISON_EXIT_CODES
 # Configuration fields shown when two records were made differently (the rest is bookkeeping).
-CONFIGURATION_FIELDS = ("mode", "seed", "learning_rate", "device", "device_name", "threads", "compiled", "steps")
+CONFIGURATION_FIELDS = ("mode", "seed", "learning_rate", "arguments", "pythonhashseed", "device", "device_name",
+                        "threads", "compiled", "steps")
 
 
 def require_comparable(a: Record, b: Record, labels: tuple[str, str]) -> None:

@@ -11,7 +11,8 @@ a process of its own that records every op of that step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,3 +103,58 @@ def make_record(request: WorkloadRequest | None = None, mode: str = "determinist
             "digest_scheme": DIGEST_SCHEME, "parameters": run["parameters"], "buffers": run.get("buffers") or [],
             "initial": run.get("initial"), "steps": run["steps"], "ops": ops, "ulp_control": run.get("ulp_control"),
             "nondeterministic_ops": run.get("nondeterministic_ops") or [], "environment": run.get("environment") or {}}
+
+
+DEFAULT_SCRIPT_HASH_SEED = "0"  # PYTHONHASHSEED of a script's record when the environment fixes none
+
+
+def make_script_record(script: str, arguments: Sequence[str] = (), steps: int = DEFAULT_RECORD_STEPS,
+                       mode: str | None = None, threads: int | None = None, ops_at: Iterable[int] = (1,),
+                       timeout_s: float = RUN_TIMEOUT_S,
+                       on_progress: Callable[[str], None] | None = None) -> Record:
+    """Run ``script`` with ``arguments`` in a new interpreter, watched as ``check --script`` watches it,
+    up to ``steps`` optimizer steps, and return its record; each step of ``ops_at`` is recorded op by
+    op in a further run. ``mode`` applies a mode's switches first (None: the script's own);
+    ``threads`` sets its CPU threads before it starts (None: what it sets). PYTHONHASHSEED is the
+    environment's, or DEFAULT_SCRIPT_HASH_SEED, the same for every record. A record of a script is
+    of its file's name: its arguments are part of how it ran, so records with other arguments compare."""
+    import os
+    from pathlib import Path
+
+    from detprof.check.run import require_timeout
+    from detprof.check.script import check_script_path, run_watched
+    from detprof.check.spec import ScriptSideSpec
+    from detprof.parse import is_whole_number
+
+    backend = backend_for("pytorch")
+    path = check_script_path(script)
+    op_steps = check_record_options(steps, ops_at, None, 0, threads)
+    require_timeout(timeout_s)
+    if mode is not None:
+        backend.check_modes([mode], "--mode")
+    fixed = os.environ.get("PYTHONHASHSEED", "").strip()
+    seed = fixed if is_whole_number(fixed) else DEFAULT_SCRIPT_HASH_SEED
+    side = ScriptSideSpec(str(path), tuple(arguments), steps, mode, threads, seed, record=True)
+    if on_progress:
+        on_progress(f"recording up to {steps} optimizer step(s) of {Path(script).name} (PYTHONHASHSEED={seed})")
+    run = run_watched(backend, side, "A", script, timeout_s)
+    ops: dict[str, list[dict[str, Any]]] = {}
+    for step in op_steps:
+        if step > len(run["steps"]):
+            continue  # the script stopped sooner: there is no such step to record
+        if on_progress:
+            on_progress(f"recording every op of step {step} in a new run")
+        ops[str(step)] = run_watched(backend, replace(side, locate_step=step), "A", script, timeout_s)["ops"]
+    device = str(run.get("device") or "cpu")
+    configuration = {"mode": mode or "as-is", "seed": None, "steps": len(run["steps"]), "learning_rate": None,
+                     "learning_rate_given": False, "device": "cpu" if device == "cpu" else "cuda",
+                     "device_name": device, "threads": run.get("threads"), "compiled": False,
+                     "ops_at": sorted(int(k) for k in ops), "arguments": list(arguments), "pythonhashseed": seed,
+                     "steps_asked": steps, "ended": run.get("ended")}
+    return {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "detprof": detprof_version(),
+            "framework": backend.name, "workload": {"arch": Path(script).name, "script": Path(script).name},
+            "configuration": configuration, "digest_scheme": str(run.get("scheme") or DIGEST_SCHEME),
+            "parameters": run["parameters"], "buffers": run.get("buffers") or [], "initial": run.get("initial"),
+            "steps": run["steps"], "ops": ops, "ulp_control": run.get("ulp_control"), "nondeterministic_ops": [],
+            "environment": run.get("environment") or {}}

@@ -3,6 +3,7 @@ how far apart they ended, and what about how or where they were made could expla
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +17,8 @@ VERDICT_MARKUP = {"equal": "[green]bitwise equal[/]", "differ": "[red]differ[/]"
 
 
 def _workload_line(workload: dict[str, Any]) -> str:
+    if workload.get("script"):
+        return f"script {workload['script']}"
     name = workload.get("workload_ref") or workload.get("model_ref") or workload["arch"]
     size = (f"sequence {workload['sequence_length']}" if workload.get("sequence_length")
             else f"{workload.get('image_size')}x{workload.get('image_size')}")
@@ -30,6 +33,13 @@ def _value(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
+def _asked(field: str, value: Any) -> str:
+    """A configuration value as it was given: a script's arguments as a command line."""
+    if field == "arguments":
+        return shlex.join(value or []) or "(none)"
+    return _value(value)
+
+
 def record(d: dict[str, Any], console: Console = out) -> None:
     """A record document (``record --json``): what was recorded, in what environment, and where."""
     rec = d["record"]
@@ -38,9 +48,16 @@ def record(d: dict[str, Any], console: Console = out) -> None:
     console.print(f"{printable(_workload_line(rec['workload']))}: recorded {len(rec['steps'])} step(s) in "
                   f"{conf['mode']} mode on {printable(str(conf['device_name']))}", highlight=False)
     last = rec["steps"][-1].get("loss") if rec["steps"] else None
-    rows = [["seed, learning rate", f"{conf['seed']}, {_value(conf['learning_rate'])}"
-                                    + ("" if conf.get("learning_rate_given") else " (the workload's own)")],
-            ["threads", str(conf["threads"])],
+    if rec["workload"].get("script"):
+        rows = [["arguments", _asked("arguments", conf.get("arguments"))],
+                ["PYTHONHASHSEED", str(conf.get("pythonhashseed"))],
+                ["steps", f"{len(rec['steps'])} optimizer step(s) of {conf.get('steps_asked')} asked; the script "
+                          + {"steps": "was stopped there", "returned": "ended by itself"}.get(conf.get("ended"),
+                                                                                            str(conf.get("ended")))]]
+    else:
+        rows = [["seed, learning rate", f"{conf['seed']}, {_value(conf['learning_rate'])}"
+                                        + ("" if conf.get("learning_rate_given") else " (the workload's own)")]]
+    rows += [["threads", str(conf["threads"])],
             ["tensors", f"{len(rec['parameters'])} parameters and {len(rec['buffers'])} buffers, digested before "
                         f"the first step and after every step ({rec['digest_scheme']} scheme)"],
             ["last loss", f"{float.fromhex(last):.9g}" if last else "—"],
@@ -88,8 +105,8 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
     configuration = d.get("configuration_differences") or []
     environment = d.get("environment_differences") or []
     if configuration or environment:
-        rows = [[str(rank), f"{row['field']} (configuration)", _value(row["a"]), _value(row["b"]), "what was asked"]
-                for rank, row in enumerate(configuration, start=1)]
+        rows = [[str(rank), f"{row['field']} (configuration)", _asked(row["field"], row["a"]),
+                 _asked(row["field"], row["b"]), "what was asked"] for rank, row in enumerate(configuration, start=1)]
         rows += [[str(rank), row["factor"], _value(row["a"]), _value(row["b"]),
                   row["why"] + ("" if row["relevant"] else " (not this device's)")]
                  for rank, row in enumerate(environment, start=len(rows) + 1)]

@@ -40,8 +40,11 @@ import torch
 
 from detprof import marker
 from detprof.backends.torch.digests import one_ulp_control, tensor_digests
+from detprof.backends.torch.environment import environment_fingerprint
 from detprof.backends.torch.observe import SwitchCalls, observe_step
 from detprof.backends.torch.oprecord import OpRecorder, global_module_tracking, resolve_module_labels, user_source
+from detprof.backends.torch.sketch import weight_sketch
+from detprof.backends.torch.switches import read_switches
 from detprof.backends.torch.watched import WatchedRun
 
 UNNAMED = "group {group}, tensor {index} ({shape})"
@@ -118,7 +121,8 @@ class StepWatch:
         self.per_thread: dict[str, int] = {}
         self.model: torch.nn.Module | None = None
         self.count = 0
-        self.scheme = "host"
+        # a record's digests are the device scheme's on every device, so that a CPU's compares with a GPU's
+        self.scheme = "device" if run.spec.record else "host"
         self.device = "cpu"  # where the first tracked parameter lives, as check names devices
         self.recorder: OpRecorder | None = None
         self.tracking: Any = None
@@ -278,6 +282,8 @@ class StepWatch:
                        "loss": ",".join(losses) if losses else None})
         if self.count == 1:
             record["ulp_control"] = one_ulp_control(stepper.params, stepper.names, self.scheme)
+        if self.run.spec.record:
+            record["sketch"] = weight_sketch(stepper.params)
         self.write(record)
         if self.locate_step is not None and self.count + 1 == self.locate_step:
             self.start_recording()
@@ -307,8 +313,12 @@ class StepWatch:
             if self.steppers and how not in ("located", "watch-failed", "refused"):
                 torch.save({name: p.detach().cpu().clone() for stepper in self.steppers.values()
                             for name, p in zip(stepper.names, stepper.params, strict=True)}, self.run.state)
-            self.write({"ended": how, "steps": self.count, "error": error, "exit_code": exit_code, "detail": detail,
-                        "switch_calls": self.calls.since(0)})
+            ended: dict[str, Any] = {"ended": how, "steps": self.count, "error": error, "exit_code": exit_code,
+                                     "detail": detail, "switch_calls": self.calls.since(0)}
+            if self.run.spec.record and self.steppers:  # read as the script left them
+                first = next(iter(self.steppers.values())).params[0]
+                ended["environment"] = environment_fingerprint(first.device, read_switches())
+            self.write(ended)
             self.records.close()
             sys.stdout.flush()
             sys.stderr.flush()
