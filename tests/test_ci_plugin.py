@@ -159,4 +159,4 @@ def test_the_check_fixture_passes_a_reproducible_model_and_names_the_op_of_one_t
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*detprof check: not identical*", "*first divergent step 1*",
-                                 "*first divergent op: aten::randn* in body.noise*root-cause*"])
+                                 "*first divergent op aten::randn* in body.noise*root-cause*"])

@@ -107,17 +107,25 @@ def _mismatch_findings(summary: Document) -> list[str]:
             + (" (bitwise equal)" if row["bitwise_equal"] else "") for row in summary.get("pairs", [])]
 
 
-def _check_findings(summary: Document) -> list[str]:
-    findings = []
-    divergence = summary.get("first_divergence")
-    if divergence:
-        findings.append(f"first divergent step {divergence['step']}, parameter {divergence['parameter'] or '—'}")
-        op = divergence.get("op")
-        if op:
-            findings.append(f"first divergent op {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
-                            f"({op['kind']})")
-    findings.append(f"max |weight difference| {summary.get('max_abs_diff', 0):.3g}")
+def op_words(op: Mapping[str, Any]) -> str:
+    """A located op in words: its name, module, pass and kind (root-cause, input-differs, ...)."""
+    return f"{op['op']} in {op['module'] or '(no module)'}, {op['phase']} ({op['kind']})"
+
+
+def divergence_findings(divergence: Mapping[str, Any] | None) -> list[str]:
+    """Where two runs or records parted, in words: the first divergent step and parameter, and the
+    first divergent op when one was located; [] when they did not part."""
+    if not divergence:
+        return []
+    findings = [f"first divergent step {divergence['step']}, parameter {divergence['parameter'] or '—'}"]
+    if divergence.get("op"):
+        findings.append(f"first divergent op {op_words(divergence['op'])}")
     return findings
+
+
+def _check_findings(summary: Document) -> list[str]:
+    return [*divergence_findings(summary.get("first_divergence")),
+            f"max |weight difference| {summary.get('max_abs_diff', 0):.3g}"]
 
 
 def _audit_findings(summary: Document) -> list[str]:
@@ -165,14 +173,7 @@ def _compare_outcome(document: Document) -> tuple[int, str]:
 
 
 def _compare_findings(summary: Document) -> list[str]:
-    findings = []
-    divergence = summary.get("first_divergence")
-    if divergence:
-        findings.append(f"first divergent step {divergence['step']}, parameter {divergence['parameter'] or '—'}")
-        op = divergence.get("op")
-        if op:
-            findings.append(f"first divergent op {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
-                            f"({op['kind']})")
+    findings = divergence_findings(summary.get("first_divergence"))
     findings += [f"{row['field']}: {row['a']} vs {row['b']}" for row in summary.get("configuration_differences", [])]
     findings += [f"{row['factor']}: {row['a']} vs {row['b']}" for row in summary.get("environment_differences", [])
                  if row["relevant"]][:3]

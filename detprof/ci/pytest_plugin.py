@@ -82,6 +82,8 @@ def _marker_options(node: pytest.Item) -> dict[str, Any]:
 def describe_comparison(comparison: dict[str, Any]) -> str:
     """A comparison in a few lines: the verdict, where the two records parted, how far apart they
     ended, and the first differences in how they were made."""
+    from detprof.check.verdict_kinds import op_words
+
     a, b = comparison["labels"]
     lines = [f"{a} vs {b}: {comparison['verdict']} ({comparison['steps_compared']} step(s) compared)"]
     lines += [f"  {reason}" for reason in comparison["verdict_reasons"]]
@@ -97,8 +99,7 @@ def describe_comparison(comparison: dict[str, Any]) -> str:
                          f"loss {'differs' if divergence['loss_differs'] else 'equal'}")
         op = divergence.get("op")
         if op:
-            lines.append(f"  first divergent op: {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
-                         f"({op['kind']})")
+            lines.append(f"  first divergent op {op_words(op)}")
         elif comparison.get("op_note"):
             lines.append(f"  {comparison['op_note']}")
     if comparison.get("growth"):
@@ -215,15 +216,10 @@ def detprof_check(request: pytest.FixtureRequest) -> Callable[..., Any]:
 
 
 def _describe_check(document: dict[str, Any]) -> str:
+    from detprof.check.verdict_kinds import divergence_findings
+
     lines = [f"detprof check: {document['verdict']}"] + [f"  {r}" for r in document.get("verdict_reasons") or []]
-    divergence = document.get("first_divergence")
-    if divergence:
-        lines.append(f"  first divergent step {divergence['step']}: parameter {divergence['parameter']}")
-        op = divergence.get("op")
-        if op:
-            lines.append(f"  first divergent op: {op['op']} in {op['module'] or '(no module)'}, {op['phase']} "
-                         f"({op['kind']})")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"  {line}" for line in divergence_findings(document.get("first_divergence"))])
 
 
 _MEASURED: dict[tuple[Any, ...], dict[str, Any]] = {}  # one overhead measurement per configuration and session
