@@ -40,6 +40,19 @@ def _asked(field: str, value: Any) -> str:
     return _value(value)
 
 
+def _asked_pair(row: dict[str, Any]) -> list[str]:
+    """A configuration difference's two values; of two scripts' arguments, only those one run had
+    and the other did not (a long command line differs in one flag, mostly)."""
+    if row["field"] != "arguments":
+        return [_asked(row["field"], row["a"]), _asked(row["field"], row["b"])]
+    a, b = list(row["a"] or []), list(row["b"] or [])
+    only_a, only_b = [x for x in a if x not in b], [x for x in b if x not in a]
+    if not only_a and not only_b:  # the same arguments in another order
+        return [_asked("arguments", a), _asked("arguments", b)]
+    return [f"only {shlex.join(only_a)}" if only_a else "(not these)", f"only {shlex.join(only_b)}" if only_b
+            else "(not these)"]
+
+
 def record(d: dict[str, Any], console: Console = out) -> None:
     """A record document (``record --json``): what was recorded, in what environment, and where."""
     rec = d["record"]
@@ -105,8 +118,8 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
     configuration = d.get("configuration_differences") or []
     environment = d.get("environment_differences") or []
     if configuration or environment:
-        rows = [[str(rank), f"{row['field']} (configuration)", _asked(row["field"], row["a"]),
-                 _asked(row["field"], row["b"]), "what was asked"] for rank, row in enumerate(configuration, start=1)]
+        rows = [[str(rank), f"{row['field']} (configuration)", *_asked_pair(row), "what was asked"]
+                for rank, row in enumerate(configuration, start=1)]
         rows += [[str(rank), row["factor"], _value(row["a"]), _value(row["b"]),
                   row["why"] + ("" if row["relevant"] else " (not this device's)")]
                  for rank, row in enumerate(environment, start=len(rows) + 1)]
