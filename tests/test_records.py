@@ -266,3 +266,49 @@ def test_a_scripts_records_are_equal_across_interpreters_and_a_changed_argument_
     assert (divergence["step"], divergence["parameter"]) == (1, "0.weight")
     assert changed["configuration_differences"][0] == {"field": "arguments", "a": [], "b": ["--lr", "0.1"]}
     assert changed["growth"][-1]["weight_distance"] > 0
+
+
+def test_a_damaged_record_is_refused_in_one_line_or_compared_never_a_traceback() -> None:
+    """Fields of a real record replaced at random by values of other types (a seeded search): each
+    result is refused as damaged, or compares and prints; no other exception escapes."""
+    import io
+    import random
+
+    from rich.console import Console
+
+    from detprof.records.format import check_record
+    from detprof.records.stored import comparison_document
+    from detprof.render import render
+
+    base, other = record("small-cnn"), record("small-cnn-aten-avx2")
+
+    def places(value: object, prefix: tuple = ()) -> list[tuple]:
+        found: list[tuple] = []
+        items = value.items() if isinstance(value, dict) else enumerate(value[:2]) if isinstance(value, list) else []
+        for key, inner in items:
+            found += [(*prefix, key), *places(inner, (*prefix, key))]
+        return found
+
+    paths = places(base)
+    chance = random.Random(0)
+    refused = compared = 0
+    for _ in range(150):
+        damaged = copy.deepcopy(base)
+        path = chance.choice(paths)
+        holder = damaged
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = chance.choice([None, 1, "x", [], {}, [1], {"a": 1}, -1.5, True, float("nan"), [[1]]])
+        try:
+            checked = check_record(damaged, "damaged.json")
+        except RecordError as error:
+            assert "\n" not in str(error)
+            refused += 1
+            continue
+        for pair in ((checked, other), (other, checked), (checked, checked)):
+            try:
+                render("compare", comparison_document(compare_records(*pair)), Console(file=io.StringIO()))
+            except RecordError:
+                pass
+        compared += 1
+    assert refused > 20 and compared > 20  # both ways were taken

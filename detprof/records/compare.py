@@ -9,6 +9,7 @@ record A's own 1-ulp control is run every time: a comparison that misses it is i
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -34,13 +35,18 @@ CONFIGURATION_FIELDS = ("mode", "seed", "learning_rate", "arguments", "pythonhas
 def require_comparable(a: Record, b: Record, labels: tuple[str, str]) -> None:
     """RecordError in one line when ``a`` and ``b`` are not of one workload or digest scheme."""
     id_a, id_b = identity(a), identity(b)
-    if id_a != id_b:
-        field = next(k for k in sorted(set(id_a) | set(id_b)) if id_a.get(k) != id_b.get(k))
+    if _canonical(id_a) != _canonical(id_b):  # as text: a NaN in a damaged record equals itself there
+        field = next((k for k in sorted(set(id_a) | set(id_b), key=str)
+                      if _canonical(id_a.get(k)) != _canonical(id_b.get(k))), "workload")
         raise RecordError(f"records {labels[0]!r} and {labels[1]!r} are of different workloads ({field} "
                           f"{id_a.get(field)!r} vs {id_b.get(field)!r}); compare two records of one workload")
     if a["digest_scheme"] != b["digest_scheme"]:
         raise RecordError(f"records {labels[0]!r} and {labels[1]!r} hash tensors differently "
                           f"({a['digest_scheme']} vs {b['digest_scheme']}); record both with one detprof")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _loss(step: dict[str, Any]) -> float | None:
@@ -138,7 +144,7 @@ def compare_records(a: Record, b: Record, labels: tuple[str, str] = ("A", "B")) 
 def _summary(record: Record) -> dict[str, Any]:
     """What a comparison says of each record: when and with what it was made."""
     environment = record["environment"]
-    gpu = environment.get("gpu") or {}
+    gpu = environment["gpu"] if isinstance(environment.get("gpu"), dict) else {}
     return {"created_at": record.get("created_at"), "detprof": record.get("detprof"),
             "configuration": record["configuration"], "torch": environment.get("torch"),
             "device": gpu.get("name") or environment.get("cpu"), "steps": len(record["steps"])}

@@ -69,8 +69,8 @@ def _value(environment: dict[str, Any], path: str) -> Any:
 def _other_variables(env_a: dict[str, Any], env_b: dict[str, Any]) -> list[str]:
     """Variables the records hold that no factor names (NCCL_* the table does not list, say)."""
     named = {factor.path.removeprefix("variables.") for factor in FACTORS if factor.path.startswith("variables.")}
-    names = set(env_a.get("variables") or {}) | set(env_b.get("variables") or {})
-    return sorted(names - named)
+    found = [variables for variables in (env_a.get("variables"), env_b.get("variables")) if isinstance(variables, dict)]
+    return sorted({str(name) for variables in found for name in variables} - named)
 
 
 def ranked_differences(env_a: dict[str, Any], env_b: dict[str, Any], devices: set[str]) -> list[dict[str, Any]]:
@@ -89,8 +89,8 @@ def ranked_differences(env_a: dict[str, Any], env_b: dict[str, Any], devices: se
         if isinstance(a, dict) and isinstance(b, dict):  # name the keys that differ, not the whole dict
             keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             a, b = {k: a.get(k) for k in keys}, {k: b.get(k) for k in keys}
-        elif isinstance(a, list) and isinstance(b, list):
-            a, b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        elif isinstance(a, list) and isinstance(b, list):  # the items one has and the other has not
+            a, b = [x for x in a if x not in b], [x for x in b if x not in a]
         found.append({"factor": factor.label, "path": factor.path, "a": a, "b": b, "why": factor.why,
                       "relevant": relevant})
     return sorted(found, key=lambda row: not row["relevant"])  # stable: the table's order within each

@@ -117,12 +117,56 @@ def check_record(document: Any, shown: str) -> Record:
     missing = [name for name in REQUIRED if name not in document]
     if missing:
         raise RecordError(f"record {shown!r} is damaged: it has no {', '.join(missing)}")
-    steps = document["steps"]
-    count = len(document["parameters"])
-    if not isinstance(steps, list) or any(not isinstance(step, dict) or len(step.get("params") or []) != count
-                                          for step in steps):
-        raise RecordError(f"record {shown!r} is damaged: a step does not hold one digest per parameter")
+    problem = _shape_problem(document)
+    if problem:
+        raise RecordError(f"record {shown!r} is damaged: {problem}")
     return document  # type: ignore[return-value]  # checked above
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _digests(step: Any, count: int, buffers: int) -> bool:
+    """True when ``step`` holds one digest (text) per parameter and none or one per buffer."""
+    return (isinstance(step, dict) and _strings(step.get("params")) and len(step["params"]) == count
+            and (step.get("buffers") in (None, []) or (_strings(step["buffers"]) and len(step["buffers"]) == buffers))
+            and (step.get("loss") is None or isinstance(step["loss"], str)))
+
+
+def _shape_problem(document: dict[str, Any]) -> str | None:
+    """What about a record's fields a comparison could not read (a wrong type, a missing digest), in
+    words; None when every field it reads has its shape."""
+    for name in ("workload", "configuration", "environment"):
+        if not isinstance(document[name], dict):
+            return f"{name} is not an object"
+    if not isinstance(document["workload"].get("arch"), str):
+        return "its workload names no arch or script"
+    configuration = document["configuration"]
+    if not all(isinstance(configuration.get(name), str) for name in ("mode", "device", "device_name")):
+        return "its configuration does not name its mode, device and device name"
+    if not _strings(document["parameters"]) or not _strings(document["buffers"]):
+        return "parameters and buffers are not lists of names"
+    count, buffers = len(document["parameters"]), len(document["buffers"])
+    steps = document["steps"]
+    if not isinstance(steps, list) or not all(_digests(step, count, buffers) for step in steps):
+        return "a step does not hold one digest per parameter"
+    initial = document.get("initial")
+    if initial is not None and not _digests(initial, count, buffers):
+        return "its initial digests do not match its parameters"
+    ops = document.get("ops") or {}
+    op_fields = ("index", "op", "phase", "module")
+    if not isinstance(ops, dict) or not all(
+            isinstance(recorded, list) and all(isinstance(op, dict) and all(k in op for k in op_fields)
+                                               and isinstance(op["index"], int) for op in recorded)
+            for recorded in ops.values()):
+        return "its ops are not lists of recorded ops"
+    control = document.get("ulp_control")
+    if control is not None and not (isinstance(control, dict) and _strings(control.get("params"))
+                                    and len(control["params"]) == count and isinstance(control.get("parameter"), str)
+                                    and isinstance(control.get("index", 0), int)):
+        return "its 1-ulp control does not hold one digest per parameter"
+    return None
 
 
 def identity(record: Record) -> dict[str, Any]:
@@ -133,10 +177,15 @@ def identity(record: Record) -> dict[str, Any]:
 
 def sketch_values(encoded: str | None) -> np.ndarray | None:
     """A step's sketch as SKETCH_BUCKETS float64 values; None when the step has none."""
-    if not encoded:
+    if not encoded or not isinstance(encoded, str):
         return None
-    values = np.frombuffer(base64.b64decode(encoded), dtype="<f8")
-    return values if values.size == SKETCH_BUCKETS else None
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except ValueError:  # binascii.Error: not base64 (a damaged record)
+        return None
+    if len(raw) != 8 * SKETCH_BUCKETS:
+        return None
+    return np.frombuffer(raw, dtype="<f8")
 
 
 def sketch_distance(a: str | None, b: str | None) -> float | None:

@@ -19,10 +19,10 @@ VERDICT_MARKUP = {"equal": "[green]bitwise equal[/]", "differ": "[red]differ[/]"
 def _workload_line(workload: dict[str, Any]) -> str:
     if workload.get("script"):
         return f"script {workload['script']}"
-    name = workload.get("workload_ref") or workload.get("model_ref") or workload["arch"]
+    name = workload.get("workload_ref") or workload.get("model_ref") or workload.get("arch")
     size = (f"sequence {workload['sequence_length']}" if workload.get("sequence_length")
             else f"{workload.get('image_size')}x{workload.get('image_size')}")
-    return f"{name}, batch {workload['batch_size']}, {size}"
+    return f"{name}, batch {workload.get('batch_size')}, {size}"
 
 
 def _value(value: Any) -> str:
