@@ -312,3 +312,18 @@ def test_a_damaged_record_is_refused_in_one_line_or_compared_never_a_traceback()
                 pass
         compared += 1
     assert refused > 20 and compared > 20  # both ways were taken
+
+
+def test_a_record_path_that_cannot_be_written_is_named_in_one_line(tmp_path: Path) -> None:
+    from detprof.records.format import require_writable
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.json").write_text("{}")
+    with pytest.raises(RecordError, match="it is a folder"):
+        require_writable(tmp_path / "folder")
+    with pytest.raises(RecordError, match="is a file, not a folder"):
+        require_writable(tmp_path / "file.json" / "record.json", "--golden")
+    require_writable(tmp_path / "new" / "deeper" / "record.json")  # a folder to be made is fine
+    with pytest.raises(RecordError, match="could not be written to '/proc/detprof-record.json'") as raised:
+        write_record(record("small-cnn"), "/proc/detprof-record.json")  # type: ignore[arg-type]
+    assert "\n" not in str(raised.value)

@@ -66,7 +66,7 @@ def record(
     """
     from detprof.check.record import check_verdict_store
     from detprof.records.compare import EXIT_CODES
-    from detprof.records.format import write_record
+    from detprof.records.format import RecordError, require_writable, write_record
     from detprof.records.golden import against_golden, require_golden
     from detprof.records.make import check_record_options, make_record, make_script_record
     from detprof.records.stored import record_document
@@ -85,7 +85,10 @@ def record(
         known_golden = require_golden(golden, refresh) if golden else None
         check_verdict_store(db)
         named = Path(script).stem if script else (request.arch or request.model or request.workload or "record")
-        target = out or f"{named.split(':')[-1]}.record.json"
+        target = out or f"{Path(named.split(':')[-1]).stem}.record.json"
+        require_writable(target)
+        if golden and refresh:
+            require_writable(golden, "--golden")
         with progress_once_valid("record") as show:
             if script is not None:
                 made = make_script_record(script, script_args or [], steps, mode, threads, op_steps, timeout,
@@ -93,8 +96,14 @@ def record(
             else:
                 made = make_record(request, mode or "deterministic", gpu, steps, seed, lr, op_steps, threads,
                                    timeout, on_progress=show)
-        write_record(made, target)
+        # stored first: a file that cannot be written (a full disk) loses nothing the store has
         document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
+        try:
+            write_record(made, target)
+        except RecordError as error:
+            stored = f"; it is stored as run {document['run_id']} (compare it as run:{document['run_id']})" \
+                if document.get("run_id") is not None else ""
+            raise RecordError(f"{error}{stored}") from None
         code = 0
         if golden:
             document["golden"] = against_golden(made, golden, refresh, known_golden)

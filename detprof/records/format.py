@@ -72,6 +72,18 @@ class RecordError(ArgumentError):
     newer version. Its message is one line naming the file."""
 
 
+def require_writable(path: str | Path, option: str = "--out") -> None:
+    """RecordError in one line, before anything runs, when a record could never be written to
+    ``path``: a folder, or a path under a file."""
+    target = Path(path)
+    if target.is_dir():
+        raise RecordError(f"{option} {str(path)!r} is not accepted: it is a folder; give a file name (.json or "
+                          ".json.gz)")
+    parent = next((p for p in target.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise RecordError(f"{option} {str(path)!r} is not accepted: {str(parent)!r} is a file, not a folder")
+
+
 def write_record(record: Record, path: str | Path) -> Path:
     """Write ``record`` to ``path`` (gzip when it ends in .gz), whole or not at all: a temporary file
     beside it is renamed over it. Returns the path."""
@@ -80,8 +92,12 @@ def write_record(record: Record, path: str | Path) -> Path:
     data = gzip.compress(text.encode(), mtime=0) if target.name.endswith(".gz") else text.encode()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    partial.write_bytes(data)
-    partial.replace(target)
+    try:
+        partial.write_bytes(data)
+        partial.replace(target)
+    except OSError as error:  # a full disk, a read-only folder: said in one line, the partial file removed
+        partial.unlink(missing_ok=True)
+        raise RecordError(f"the record could not be written to {str(path)!r}: {error.strerror or error}") from None
     return target
 
 
