@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 GOLDEN_TESTS = '''
 import pytest
 
-pytestmark = pytest.mark.detprof(arch="small-cnn", steps=2, ops_at=(1,))
+pytestmark = pytest.mark.detprof(arch="small-cnn", steps=1, ops_at=(1,))
 
 
 def test_same(detprof_golden):
