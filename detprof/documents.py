@@ -315,6 +315,7 @@ class InferenceRunResult(TypedDict, total=False):
     switches: dict[str, Any]  # deterministic mode: the switches as torch read them after decoding ({} otherwise)
     nondeterministic_ops: list[str]  # deterministic mode: the ops that warned they have no deterministic kernel
     recorded: list[dict[str, Any]]  # a spec's record: each module call's name, kind, ops (rows in records.npz)
+    environment: dict[str, Any]  # the environment fingerprint (detprof.backends.torch.environment), for records
 
 
 class AdviseDocument(StoredVerdict, total=False):
@@ -613,6 +614,7 @@ class ComparisonDocument(TypedDict, total=False):
     document_version: int
     labels: list[str]  # how A and B were named: their files, or run:ID
     verdict: str  # equal, differ or inconclusive
+    subject: str  # training (steps and parameters) or decoding (tokens and prompts)
     verdict_reasons: list[str]
     workload: dict[str, Any]
     framework: str

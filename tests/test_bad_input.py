@@ -124,6 +124,8 @@ LIMITS = [
     (["overhead", "--max-tax", "0"], "--max-tax 0 is not accepted; use a ratio of step times above 0"),
     (["overhead", "--max-tax", "1.35", "--inconclusive", "maybe"], "--inconclusive 'maybe' is not accepted"),
     (["overhead", "--inconclusive", "pass"], "--inconclusive is not accepted without --max-tax"),
+    (["infer", "--record", "r.json", "--rows", "batch"], "--record decodes the reference once; drop --rows"),
+    (["infer", "--record", "r.json", "--cost"], "--record decodes the reference once; drop --cost"),
 ]
 
 

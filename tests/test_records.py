@@ -327,3 +327,51 @@ def test_a_record_path_that_cannot_be_written_is_named_in_one_line(tmp_path: Pat
     with pytest.raises(RecordError, match="could not be written to '/proc/detprof-record.json'") as raised:
         write_record(record("small-cnn"), "/proc/detprof-record.json")  # type: ignore[arg-type]
     assert "\n" not in str(raised.value)
+
+
+def test_the_parents_sketch_of_an_array_is_the_backends_sketch_of_the_same_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    import base64
+
+    from detprof.backends.torch.sketch import weight_sketch
+    from detprof.records.format import array_sketch
+
+    generator = torch.Generator().manual_seed(1)
+    tensors = [torch.randn(1500, 700, generator=generator), torch.randn(33, generator=generator)]  # past one period
+    flat = np.concatenate([t.numpy().ravel() for t in tensors])
+    ours, theirs = (np.frombuffer(base64.b64decode(text), "<f8")
+                    for text in (array_sketch(flat), weight_sketch(tensors)))
+    assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+INFERENCE_MODELS = str(Path(__file__).parent / "data" / "inference" / "models.py")
+
+
+@pytest.mark.slow
+def test_decoding_records_are_equal_across_processes_and_a_run_dependent_model_parts_at_token_1(
+        tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from detprof.infer.run import PromptChoice
+    from detprof.records.inference import make_inference_record
+
+    prompts = PromptChoice(count=3, shortest=4, longest=9)
+
+    def recorded(name: str, **options: object) -> dict:
+        return dict(make_inference_record(model=f"{INFERENCE_MODELS}:{name}", vocab=64, prompts=prompts,
+                                          new_tokens=4, **options))  # type: ignore[arg-type]
+
+    lookup = recorded("lookup")
+    assert lookup["digest_scheme"] == "logits-blake2b" and len(lookup["steps"]) == 4
+    assert lookup["environment"]["aten_cpu_capability"] and lookup["parameters"] == ["prompt 0", "prompt 1",
+                                                                                     "prompt 2"]
+    same = compare_records(lookup, recorded("lookup"))
+    assert same["verdict"] == "equal" and same["subject"] == "decoding" and same["sensitivity"]["detected"]
+    other_mode = compare_records(lookup, recorded("lookup", mode="batch-invariant"))  # the same bits, told apart
+    assert other_mode["verdict"] == "equal" and other_mode["configuration_differences"][0]["field"] == "mode"
+    parted = compare_records(recorded("run_dependent"), recorded("run_dependent"))  # an offset drawn per process
+    divergence = parted["first_divergence"]
+    assert (divergence["step"], divergence["parameter"], divergence["parameters_differing"]) == (1, "prompt 0", 3)
+    assert parted["growth"][0]["tokens_differing"] == 0 and parted["growth"][0]["weight_distance"] > 0
+    assert parted["op_note"].startswith("an inference record holds no op record")
+    path = write_record(lookup, tmp_path / "decoding.json.gz")  # type: ignore[arg-type]
+    assert compare_records(lookup, read_record(path))["verdict"] == "equal"

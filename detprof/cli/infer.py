@@ -3,12 +3,14 @@ invariant here, row by row (detprof.infer). The grid is stored as a run (kind in
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 import typer
 
 from detprof.check.limits import RUN_TIMEOUT_S
 from detprof.cli.app import app
-from detprof.cli.check import conclude
-from detprof.cli.common import DB_HELP, JSON_OPTION, user_errors
+from detprof.cli.check import conclude, stored_verdict
+from detprof.cli.common import DB_HELP, JSON_OPTION, emit, user_errors
 from detprof.cli.lists import comma_parts, parse_batch_sizes, parse_mapping, parse_names, parse_range
 from detprof.errors import require
 from detprof.infer.rows import DEFAULT_ROWS, ROW_NAMES, GridOptions
@@ -74,6 +76,10 @@ def infer(
                                                   "attention, cache (default dtype=bfloat16,batch=8,cache=on)."),
     trainer: str | None = typer.Option(None, help="With --compare: the trainer, NAME=VALUE pairs of dtype, "
                                                   "micro-batch, attention (default dtype=float32,micro-batch=4)."),
+    record: str | None = typer.Option(None, help="Instead of the grid: decode the reference (each prompt alone, "
+                                                 "unpadded, KV cache, SDPA, float32) once and write it as a record "
+                                                 "to this file (.json or .json.gz), to compare with `detprof "
+                                                 "compare` (docs/records.md)."),
     threads: int | None = typer.Option(None, help=f"CPU intra-op threads of the reference (default: {CPU_THREADS}); "
                                                   f"the threads row compares it with the other of 1 and 2."),
     mode: str = typer.Option("default", help="default (PyTorch's own ops); deterministic (the training mode's "
@@ -123,6 +129,14 @@ def infer(
         require(compare in (None, "sampler,trainer"),
                 f"--compare {compare!r} is not accepted; use sampler,trainer")
         require(not (cost and compare), "--cost and --compare are alternatives; give one")
+        if record is not None:
+            from detprof.records.format import require_writable
+
+            given = [option for option, value in {**grid_only, "--pairs": pairs, "--batch-sizes": batch_sizes,
+                                                  "--cost": True if cost else None, "--compare": compare}.items()
+                     if value is not None]
+            require(not given, f"--record decodes the reference once; drop {', '.join(given)}")
+            require_writable(record, "--record")
         require(compare is not None or (sampler is None and trainer is None),
                 "--sampler and --trainer are options of --compare sampler,trainer")
         if compare:
@@ -142,6 +156,9 @@ def infer(
                                                16 if new_tokens is None else new_tokens, seed, threads, gpu, timeout,
                                                on_progress=show)
             conclude("inference-mismatch", compared, db, json_output)
+        if record is not None:
+            _record(arch, config, num_classes, model, choice, new_tokens, seed, threads, gpu, timeout, mode, record, db,
+                    json_output)
         if cost:
             from detprof.infer.cost import DEFAULT_COST_BATCH_SIZES, DEFAULT_PAIRS, run_inference_cost
 
@@ -167,3 +184,23 @@ def infer(
                                           mode, locate_op,
                                           on_progress=show)
     conclude("inference", document, db, json_output)
+
+
+def _record(arch: str | None, config: str | None, vocab: int | None, model: str | None, choice: Any,
+            new_tokens: int | None, seed: int, threads: int | None, gpu: str, timeout: float, mode: str, target: str,
+            db: str | None, json_output: bool) -> NoReturn:
+    """``infer --record FILE``: the reference decoding as a record, stored (kind record) and written."""
+    from detprof.records.format import RecordError, write_record
+    from detprof.records.inference import make_inference_record
+    from detprof.records.stored import record_document
+
+    with progress_once_valid("infer --record") as show:
+        made = make_inference_record(arch, config, vocab, model, choice, 16 if new_tokens is None else new_tokens,
+                                     seed, threads, gpu, timeout, mode, on_progress=show)
+    document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
+    try:
+        write_record(made, target)
+    except RecordError as error:
+        raise RecordError(f"{error}; it is stored as run {document.get('run_id')}") from None
+    emit("record", document, json_output)
+    raise typer.Exit(0)

@@ -171,7 +171,7 @@ def _unique(settings: list[DecodeSettings]) -> tuple[DecodeSettings, ...]:
     return tuple(dict.fromkeys(settings))
 
 
-def _decodings(result: dict[str, Any], folder: Path) -> dict[str, Decoding]:
+def read_decodings(result: dict[str, Any], folder: Path) -> dict[str, Decoding]:
     """Each settings key's Decoding, the logits read from the files the process wrote."""
     return {output["key"]: Decoding(np.asarray(output["tokens"], dtype=np.int64),
                                     np.load(folder / output["logits_file"]))
@@ -381,14 +381,14 @@ def run_inference_grid(arch: str | None = None, config: str | None = None, vocab
         say(f"decode {len(spec.prompts)} prompts x {new_tokens} tokens under {len(spec.settings)} configurations "
             f"({prepared.source.describe()})")
         first = run_process(spec, Path(scratch, "first"), uuid, timeout_s)
-        sides = {"first": _decodings(first, Path(scratch, "first"))}
+        sides = {"first": read_decodings(first, Path(scratch, "first"))}
         compiled = {output["key"]: output["compiled"] for output in first["outputs"] if output.get("compiled")}
         timings = [{"label": s.label(), "process": "first", "prefill_s": o["prefill_s"], "decode_s": o["decode_s"]}
                    for s, o in zip(spec.settings, first["outputs"], strict=True)]
         if any(row.fresh_process for row in chosen_rows):
             say("decode the reference again in a new process (the run row)")
             second = run_process(spec.but(settings=(REFERENCE,)), Path(scratch, "second"), uuid, timeout_s)
-            sides["second"] = _decodings(second, Path(scratch, "second"))
+            sides["second"] = read_decodings(second, Path(scratch, "second"))
             timings.append({"label": REFERENCE.label(), "process": "second",
                             "prefill_s": second["outputs"][0]["prefill_s"],
                             "decode_s": second["outputs"][0]["decode_s"]})

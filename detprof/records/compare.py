@@ -45,6 +45,12 @@ def require_comparable(a: Record, b: Record, labels: tuple[str, str]) -> None:
                           f"({a['digest_scheme']} vs {b['digest_scheme']}); record both with one detprof")
 
 
+def is_inference(record: Record) -> bool:
+    """True for a record of a decoding (detprof.records.inference): its steps are tokens, its
+    parameters prompts."""
+    return record["workload"].get("kind") == "inference"
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -69,9 +75,12 @@ def growth(a: Record, b: Record, start: int, steps: int) -> list[dict[str, Any]]
         loss_a, loss_b = _loss(step_a), _loss(step_b)
         loss_diff = abs(loss_a - loss_b) if loss_a is not None and loss_b is not None else None
         distance = 0.0 if differing == 0 else sketch_distance(step_a.get("sketch"), step_b.get("sketch"))
-        rows.append({"step": number, "parameters_differing": differing, "parameters": len(names), "loss_a": loss_a,
-                     "loss_b": loss_b, "loss_diff": loss_diff if loss_diff is None or math.isfinite(loss_diff)
-                     else math.inf, "weight_distance": distance})
+        row = {"step": number, "parameters_differing": differing, "parameters": len(names), "loss_a": loss_a,
+               "loss_b": loss_b, "loss_diff": loss_diff if loss_diff is None or math.isfinite(loss_diff) else math.inf,
+               "weight_distance": distance}
+        if isinstance(step_a.get("tokens"), list) and isinstance(step_b.get("tokens"), list):  # a decoding's
+            row["tokens_differing"] = sum(x != y for x, y in zip(step_a["tokens"], step_b["tokens"], strict=False))
+        rows.append(row)
     return rows
 
 
@@ -112,6 +121,9 @@ def compare_records(a: Record, b: Record, labels: tuple[str, str] = ("A", "B")) 
         if ops_a is not None and ops_b is not None:
             divergence["op"] = first_divergent_op(ops_a, ops_b)
             divergence["ops_recorded"] = len(ops_a)
+        elif is_inference(a):
+            op_note = (f"an inference record holds no op record; `detprof infer --locate-op` names the module where "
+                       f"a row of the grid parts at token {key}")
         else:
             op_note = (f"no op record of step {key} in {'either record' if ops_a is None and ops_b is None else 'one'}:"
                        f" record both with --ops-at {key} to name the op")
@@ -131,6 +143,7 @@ def compare_records(a: Record, b: Record, labels: tuple[str, str] = ("A", "B")) 
         reasons.append(f"the records hold {len(a['steps'])} and {len(b['steps'])} steps: {steps} compared")
     devices = {a["configuration"].get("device", "cpu"), b["configuration"].get("device", "cpu")}
     return {"document_version": DOCUMENT_VERSION, "labels": list(labels), "verdict": verdict,
+            "subject": "decoding" if is_inference(a) else "training",
             "verdict_reasons": reasons, "workload": a["workload"],
             "framework": a.get("framework", "pytorch"), "steps_compared": steps, "first_divergence": divergence,
             "op_note": op_note, "sensitivity": control,

@@ -191,6 +191,33 @@ def identity(record: Record) -> dict[str, Any]:
     return {"framework": record.get("framework", "pytorch"), **workload}
 
 
+def sign_pattern() -> np.ndarray:
+    """The sketch's [SKETCH_PERIOD] signs, +1.0 and -1.0: the top bit of SplitMix64(position), in
+    unsigned 64-bit arithmetic (the same on every machine)."""
+    gamma, first, second = (np.uint64(value) for value in SPLITMIX64)
+    with np.errstate(over="ignore"):
+        x = np.arange(SKETCH_PERIOD, dtype=np.uint64) + gamma
+        x = (x ^ (x >> np.uint64(30))) * first
+        x = (x ^ (x >> np.uint64(27))) * second
+        x = x ^ (x >> np.uint64(31))
+    return 1.0 - 2.0 * (x >> np.uint64(63)).astype(np.float64)
+
+
+def array_sketch(values: np.ndarray, pattern: np.ndarray | None = None) -> str:
+    """The count sketch of ``values`` (flattened, as float64) in base64, as the torch backend's
+    weight_sketch computes it for parameters: element i into bucket i mod SKETCH_BUCKETS with the
+    sign of pattern position i mod SKETCH_PERIOD. ``pattern``: sign_pattern(), when made already."""
+    signs = sign_pattern() if pattern is None else pattern
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    sums = np.zeros(SKETCH_BUCKETS, dtype=np.float64)
+    for start in range(0, flat.size, SKETCH_PERIOD):
+        part = flat[start:start + SKETCH_PERIOD] * signs[:min(SKETCH_PERIOD, flat.size - start)]
+        lead = start % SKETCH_BUCKETS
+        padded = np.concatenate([np.zeros(lead), part, np.zeros(-(lead + part.size) % SKETCH_BUCKETS)])
+        sums += padded.reshape(-1, SKETCH_BUCKETS).sum(axis=0)
+    return base64.b64encode(sums.astype("<f8").tobytes()).decode("ascii")
+
+
 def sketch_values(encoded: str | None) -> np.ndarray | None:
     """A step's sketch as SKETCH_BUCKETS float64 values; None when the step has none."""
     if not encoded or not isinstance(encoded, str):

@@ -19,6 +19,8 @@ VERDICT_MARKUP = {"equal": "[green]bitwise equal[/]", "differ": "[red]differ[/]"
 def _workload_line(workload: dict[str, Any]) -> str:
     if workload.get("script"):
         return f"script {workload['script']}"
+    if workload.get("kind") == "inference":
+        return f"{workload.get('arch')} decoding ({workload.get('source')})"
     name = workload.get("workload_ref") or workload.get("model_ref") or workload.get("arch")
     size = (f"sequence {workload['sequence_length']}" if workload.get("sequence_length")
             else f"{workload.get('image_size')}x{workload.get('image_size')}")
@@ -58,10 +60,17 @@ def record(d: dict[str, Any], console: Console = out) -> None:
     rec = d["record"]
     conf, env = rec["configuration"], rec["environment"]
     gpu = env.get("gpu") or {}
-    console.print(f"{printable(_workload_line(rec['workload']))}: recorded {len(rec['steps'])} step(s) in "
-                  f"{conf['mode']} mode on {printable(str(conf['device_name']))}", highlight=False)
+    decoding = rec["workload"].get("kind") == "inference"
+    console.print(f"{printable(_workload_line(rec['workload']))}: recorded {len(rec['steps'])} "
+                  f"{'new token' if decoding else 'step'}(s) in {conf['mode']} mode on "
+                  f"{printable(str(conf['device_name']))}", highlight=False)
     last = rec["steps"][-1].get("loss") if rec["steps"] else None
-    if rec["workload"].get("script"):
+    if decoding:
+        prompts = conf.get("prompts") or {}
+        rows = [["decoding", f"{prompts.get('count')} prompts of {prompts.get('min_tokens')}-"
+                             f"{prompts.get('max_tokens')} tokens ({prompts.get('source')}), {len(rec['steps'])} new "
+                             f"tokens each, {conf.get('settings')}"]]
+    elif rec["workload"].get("script"):
         rows = [["arguments", _asked("arguments", conf.get("arguments"))],
                 ["PYTHONHASHSEED", str(conf.get("pythonhashseed"))],
                 ["steps", f"{len(rec['steps'])} optimizer step(s) of {conf.get('steps_asked')} asked; the script "
@@ -71,8 +80,9 @@ def record(d: dict[str, Any], console: Console = out) -> None:
         rows = [["seed, learning rate", f"{conf['seed']}, {_value(conf['learning_rate'])}"
                                         + ("" if conf.get("learning_rate_given") else " (the workload's own)")]]
     rows += [["threads", str(conf["threads"])],
-            ["tensors", f"{len(rec['parameters'])} parameters and {len(rec['buffers'])} buffers, digested before "
-                        f"the first step and after every step ({rec['digest_scheme']} scheme)"],
+            ["digested", f"each prompt's logits at every new token ({rec['digest_scheme']})" if decoding else
+             f"{len(rec['parameters'])} parameters and {len(rec['buffers'])} buffers, before the first step and "
+             f"after every step ({rec['digest_scheme']} scheme)"],
             ["last loss", f"{float.fromhex(last):.9g}" if last else "—"],
             ["ops recorded", ", ".join(f"step {step}: {len(ops)} ops" for step, ops in rec.get("ops", {}).items())
              or "none (--ops-at none)"],
@@ -81,6 +91,8 @@ def record(d: dict[str, Any], console: Console = out) -> None:
                        f"{env.get('cudnn')}" if gpu else f"{env.get('cpu')}, ATen CPU capability "
                                                           f"{env.get('aten_cpu_capability')}"],
             ["BLAS", str(env.get("blas") or "—")]]
+    if decoding:  # a decoding has no loss, and its record no op record
+        rows = [row for row in rows if row[0] not in ("last loss", "ops recorded")]
     if rec.get("nondeterministic_ops"):
         rows.append(["ops without a deterministic kernel", ", ".join(rec["nondeterministic_ops"])])
     if d.get("file"):
@@ -99,22 +111,27 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
     """A comparison document (``compare --json``): the verdict, the first divergence, its growth, and
     the configuration and environment differences, ranked."""
     a, b = d["labels"]
+    words = WORDS[d.get("subject") or "training"]
     console.print(f"A {printable(a)} vs B {printable(b)}: {printable(_workload_line(d['workload']))}, "
-                  f"{d['steps_compared']} step(s) compared: {VERDICT_MARKUP[d['verdict']]}", highlight=False)
+                  f"{d['steps_compared']} {words['step']}(s) compared: {VERDICT_MARKUP[d['verdict']]}", highlight=False)
     for reason in d.get("verdict_reasons") or []:
         console.print(f"  {printable(reason)}", highlight=False)
     divergence = d.get("first_divergence")
     if divergence:
-        rows = _divergence_rows(divergence, d.get("op_note"))
+        rows = _divergence_rows(divergence, d.get("op_note"), words)
         console.print(grid("where they part", ["what", "found"], rows, text={0, 1}, console=console))
     if d.get("growth"):
+        decoding = d.get("subject") == "decoding"
         rows = [[str(row["step"]), f"{row['parameters_differing']} of {row['parameters']}",
+                 str(row.get("tokens_differing", "—")) if decoding else
                  "—" if row["loss_diff"] is None else f"{row['loss_diff']:.3g}",
                  "—" if row["weight_distance"] is None else f"{row['weight_distance']:.3g}"]
                 for row in d["growth"]]
-        console.print(grid("how far apart, step by step (the weights' L2 distance estimated from their sketches, "
-                           "±6%)", ["step", "parameters differing", "|Δ loss|", "‖Δ weights‖"], rows, text=set(),
-                           console=console))
+        console.print(grid(f"how far apart, {words['step']} by {words['step']} (the {words['values']}' L2 distance "
+                           "estimated from their sketches, ±6%)",
+                           [words["step"], f"{words['parameters']} differing",
+                            "tokens differing" if decoding else "|Δ loss|", f"‖Δ {words['values']}‖"], rows,
+                           text=set(), console=console))
     configuration = d.get("configuration_differences") or []
     environment = d.get("environment_differences") or []
     if configuration or environment:
@@ -132,16 +149,27 @@ def comparison(d: dict[str, Any], console: Console = out) -> None:
                       highlight=False)
 
 
-def _divergence_rows(divergence: dict[str, Any], op_note: str | None) -> list[list[str]]:
+# How a comparison names its steps and what is digested at each: a training's, or a decoding's.
+WORDS = {"training": {"step": "step", "parameter": "parameter", "parameters": "parameters", "values": "weights",
+                      "order": "module order"},
+         "decoding": {"step": "token", "parameter": "prompt", "parameters": "prompts (logits)", "values": "logits",
+                      "order": "prompt order"}}
+
+
+def _divergence_rows(divergence: dict[str, Any], op_note: str | None,
+                     words: dict[str, str] = WORDS["training"]) -> list[list[str]]:
     if divergence.get("structure"):
         return [["models", f"their {divergence['structure']} differ ({divergence['parameter']} vs "
                            f"{divergence['other']}): the code built another model"]]
-    loss = "loss differs" if divergence["loss_differs"] else "loss equal"
-    step = ("0: the weights differ before the first step" if divergence["step"] == 0
-            else f"{divergence['step']} ({loss})")
-    rows = [["first divergent step", step],
-            ["first parameter", f"{divergence['parameter'] or '—'} (module order; "
-                                f"{divergence['parameters_differing']} differ at that step)"]]
+    if words is WORDS["decoding"]:
+        step = f"{divergence['step']} (the logits new token {divergence['step']} was chosen from)"
+    else:
+        loss = "loss differs" if divergence["loss_differs"] else "loss equal"
+        step = ("0: the weights differ before the first step" if divergence["step"] == 0
+                else f"{divergence['step']} ({loss})")
+    rows = [[f"first divergent {words['step']}", step],
+            [f"first {words['parameter']}", f"{divergence['parameter'] or '—'} ({words['order']}; "
+                                            f"{divergence['parameters_differing']} differ at that {words['step']})"]]
     op = divergence.get("op")
     if op:
         rows.append(["first divergent op", f"{op['op'] or '—'} in {op['module'] or '(no module)'}, {op['phase']}, "

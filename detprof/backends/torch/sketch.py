@@ -4,7 +4,8 @@ estimates how far two records' weights are apart without either keeping them
 
 Element ``i`` of the parameters, numbered across them in their order, is added into bucket
 ``i mod SKETCH_BUCKETS`` with the sign ``sign_pattern()[i mod SKETCH_PERIOD]``: the top bit of
-SplitMix64 of its position in the pattern. The sketch is linear, so the difference of two
+SplitMix64 of its position in the pattern (detprof.records.format.sign_pattern, which also sketches
+arrays the parent holds). The sketch is linear, so the difference of two
 sketches is the sketch of the weights' difference, and its squared norm estimates the squared L2
 distance without bias (the distance to about 6%, one standard deviation). The pattern is built in
 unsigned 64-bit numpy arithmetic, the same on every machine, so a GPU's record and a CPU's sign
@@ -16,33 +17,25 @@ from __future__ import annotations
 import base64
 import functools
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from detprof.records.format import SKETCH_BUCKETS, SKETCH_PERIOD, SPLITMIX64
+from detprof.records.format import SKETCH_BUCKETS, SKETCH_PERIOD, sign_pattern
 
 _CHUNK = 1 << 22  # elements widened to float64 per pass: bounds the temporaries at 32 MiB
 
 
 @functools.cache
-def sign_pattern(device: str) -> torch.Tensor:
-    """[SKETCH_PERIOD] float64 of +1 and -1 on ``device``: the top bit of SplitMix64(position)."""
-    gamma, first, second = (np.uint64(value) for value in SPLITMIX64)
-    with np.errstate(over="ignore"):
-        x = np.arange(SKETCH_PERIOD, dtype=np.uint64) + gamma
-        x = (x ^ (x >> np.uint64(30))) * first
-        x = (x ^ (x >> np.uint64(27))) * second
-        x = x ^ (x >> np.uint64(31))
-    signs = 1.0 - 2.0 * (x >> np.uint64(63)).astype(np.float64)
-    return torch.from_numpy(signs).to(device)
+def _pattern(device: str) -> torch.Tensor:
+    """The sketch's signs (detprof.records.format.sign_pattern) on ``device``."""
+    return torch.from_numpy(sign_pattern()).to(device)
 
 
 def weight_sketch(parameters: list[torch.Tensor]) -> str:
     """The count sketch of ``parameters`` (the floating ones, as float64), as base64 of
     SKETCH_BUCKETS little-endian float64 values."""
     device = parameters[0].device if parameters else torch.device("cpu")
-    pattern = sign_pattern(str(device))
+    pattern = _pattern(str(device))
     sums = torch.zeros(SKETCH_BUCKETS, dtype=torch.float64, device=device)
     number = 0  # the global position of the next element
     with torch.no_grad():

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from detprof.backends.torch.compiled import compile_module
+from detprof.backends.torch.environment import environment_fingerprint
 from detprof.backends.torch.inference.decode import decode, score
 from detprof.backends.torch.inference.invariant import BatchInvariantOps
 from detprof.backends.torch.inference.locate import ProbeAt, RowProbe
@@ -186,7 +187,9 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
                           "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located,
                           "switches": switches, "nondeterministic_ops": sorted(nondeterministic),
-                          "recorded": recorded})
+                          "recorded": recorded,
+                          # what a record keeps of where it decoded (detprof.records), read after decoding
+                          "environment": environment_fingerprint(device, read_switches(compiled=compiling))})
         return 0
     except torch.OutOfMemoryError as error:
         _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})
