@@ -375,3 +375,24 @@ def test_decoding_records_are_equal_across_processes_and_a_run_dependent_model_p
     assert parted["op_note"].startswith("an inference record holds no op record")
     path = write_record(lookup, tmp_path / "decoding.json.gz")  # type: ignore[arg-type]
     assert compare_records(lookup, read_record(path))["verdict"] == "equal"
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda r: r["workload"].update(batch_size=8), "are of different workloads (batch_size 16 vs 8)"),
+    (lambda r: r.update(format_version=FORMAT_VERSION + 1), "newer than this detprof reads"),
+    (lambda r: r.pop("environment"), "is damaged: it has no environment"),
+])
+def test_compare_refuses_in_one_line_with_exit_2_and_a_json_error(change: object, words: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detprof.cli import app
+
+    other = record("small-cnn")
+    change(other)  # type: ignore[operator]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    args = ["compare", str(RECORDS / "small-cnn.json"), str(tmp_path / "other.json"), "--db", str(tmp_path / "r.db")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    as_json = CliRunner().invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 2 and words in json.loads(as_json.stdout)["error"]["message"]
+    assert not (tmp_path / "r.db").exists()  # refused before anything was stored
