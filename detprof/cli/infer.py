@@ -3,14 +3,12 @@ invariant here, row by row (detprof.infer). The grid is stored as a run (kind in
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
-
 import typer
 
 from detprof.check.limits import RUN_TIMEOUT_S
 from detprof.cli.app import app
-from detprof.cli.check import conclude, stored_verdict
-from detprof.cli.common import DB_HELP, JSON_OPTION, emit, user_errors
+from detprof.cli.check import conclude
+from detprof.cli.common import DB_HELP, JSON_OPTION, user_errors
 from detprof.cli.lists import comma_parts, parse_batch_sizes, parse_mapping, parse_names, parse_range
 from detprof.errors import require
 from detprof.infer.rows import DEFAULT_ROWS, ROW_NAMES, GridOptions
@@ -157,8 +155,10 @@ def infer(
                                                on_progress=show)
             conclude("inference-mismatch", compared, db, json_output)
         if record is not None:
-            _record(arch, config, num_classes, model, choice, new_tokens, seed, threads, gpu, timeout, mode, record, db,
-                    json_output)
+            from detprof.cli.records import record_decoding
+
+            record_decoding(arch, config, num_classes, model, choice, new_tokens, seed, threads, gpu, timeout, mode,
+                            record, db, json_output)
         if cost:
             from detprof.infer.cost import DEFAULT_COST_BATCH_SIZES, DEFAULT_PAIRS, run_inference_cost
 
@@ -185,22 +185,3 @@ def infer(
                                           on_progress=show)
     conclude("inference", document, db, json_output)
 
-
-def _record(arch: str | None, config: str | None, vocab: int | None, model: str | None, choice: Any,
-            new_tokens: int | None, seed: int, threads: int | None, gpu: str, timeout: float, mode: str, target: str,
-            db: str | None, json_output: bool) -> NoReturn:
-    """``infer --record FILE``: the reference decoding as a record, stored (kind record) and written."""
-    from detprof.records.format import RecordError, write_record
-    from detprof.records.inference import make_inference_record
-    from detprof.records.stored import record_document
-
-    with progress_once_valid("infer --record") as show:
-        made = make_inference_record(arch, config, vocab, model, choice, 16 if new_tokens is None else new_tokens,
-                                     seed, threads, gpu, timeout, mode, on_progress=show)
-    document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
-    try:
-        write_record(made, target)
-    except RecordError as error:
-        raise RecordError(f"{error}; it is stored as run {document.get('run_id')}") from None
-    emit("record", document, json_output)
-    raise typer.Exit(0)

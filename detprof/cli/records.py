@@ -4,6 +4,7 @@ such files compared, on this machine or across machines, versions, devices and m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 
@@ -136,3 +137,23 @@ def compare(
         document = stored_verdict("compare", comparison, db)  # type: ignore[type-var]
     emit("compare", document, json_output)
     raise typer.Exit(EXIT_CODES[comparison["verdict"]])
+
+
+def record_decoding(arch: str | None, config: str | None, vocab: int | None, model: str | None, choice: Any,
+                    new_tokens: int | None, seed: int, threads: int | None, gpu: str, timeout: float, mode: str,
+                    target: str, db: str | None, json_output: bool) -> NoReturn:
+    """``infer --record FILE``: the reference decoding as a record, stored (kind record) and written."""
+    from detprof.records.format import RecordError, write_record
+    from detprof.records.inference import make_inference_record
+    from detprof.records.stored import record_document
+
+    with progress_once_valid("infer --record") as show:
+        made = make_inference_record(arch, config, vocab, model, choice, 16 if new_tokens is None else new_tokens,
+                                     seed, threads, gpu, timeout, mode, on_progress=show)
+    document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
+    try:
+        write_record(made, target)
+    except RecordError as error:
+        raise RecordError(f"{error}; it is stored as run {document.get('run_id')}") from None
+    emit("record", document, json_output)
+    raise typer.Exit(0)
