@@ -396,3 +396,13 @@ def test_compare_refuses_in_one_line_with_exit_2_and_a_json_error(change: object
     as_json = CliRunner().invoke(app, [*args, "--json"])
     assert as_json.exit_code == 2 and words in json.loads(as_json.stdout)["error"]["message"]
     assert not (tmp_path / "r.db").exists()  # refused before anything was stored
+
+
+def test_a_compiled_record_is_compared_and_said_to_hold_no_op_record() -> None:
+    a, b = record("small-cnn"), record("small-cnn-lr0.02")
+    b["configuration"] = {**b["configuration"], "compiled": True}
+    b["workload"] = {**b["workload"], "compiled": True}  # how it ran, not what: still comparable
+    b["ops"] = {}
+    comparison = compare_records(a, b)
+    assert comparison["verdict"] == "differ" and "Inductor replaces the eager ops" in comparison["op_note"]
+    assert {"field": "compiled", "a": False, "b": True} in comparison["configuration_differences"]

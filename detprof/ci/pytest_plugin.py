@@ -1,7 +1,7 @@
 """detprof's pytest plugin, registered through the ``pytest11`` entry point when detprof is
 installed. It does nothing until a test asks for one of its fixtures:
 
-- ``detprof_record(arch=..., steps=3, seed=0, lr=None, mode="deterministic", ops_at=(1,), **workload)``
+- ``detprof_record(arch=..., steps=3, seed=0, lr=None, mode="deterministic", ops_at=None, **workload)``
   records a training in fresh processes and returns the record (detprof.records);
 - ``detprof_golden(record=None, name=None, **options)`` compares a record (made from the test's
   ``detprof`` marker and ``options`` when not given) with the golden record committed beside the
@@ -151,7 +151,7 @@ def detprof_record(request: pytest.FixtureRequest) -> Callable[..., Any]:
             return make_record(_request(chosen), mode=chosen.get("mode", "deterministic"),
                                gpu=chosen.get("gpu", "cpu"), steps=int(chosen.get("steps", 3)),
                                seed=int(chosen.get("seed", 0)), learning_rate=chosen.get("lr"),
-                               ops_at=tuple(chosen.get("ops_at", (1,))), threads=chosen.get("threads"))
+                               ops_at=chosen.get("ops_at"), threads=chosen.get("threads"))
 
     return record
 

@@ -46,9 +46,10 @@ def record(
     seed: int = typer.Option(0, help="Seed for weights and data."),
     lr: float | None = typer.Option(None, "--lr", help="The optimizer's learning rate (default: the workload's "
                                                        "own)."),
-    ops_at: str = typer.Option("1", help="Steps whose every op is recorded with its module, pass and digests, so that "
-                                         "a comparison can name the first op that differs (each in a further "
-                                         "process), or none."),
+    ops_at: str | None = typer.Option(None, help="Steps whose every op is recorded with its module, pass and "
+                                                 "digests, so that a comparison can name the first op that differs "
+                                                 "(each in a further process), or none (default: 1; none with "
+                                                 "--compile, whose ops Inductor replaces)."),
     threads: int | None = typer.Option(None, help="CPU intra-op threads (default 1)."),
     golden: str | None = typer.Option(None, help="A golden record to compare this one with (exit 1 when they "
                                                  "differ)."),
@@ -73,7 +74,7 @@ def record(
     from detprof.records.stored import record_document
 
     with user_errors():
-        op_steps = parse_ops_at(ops_at)
+        op_steps = parse_ops_at(ops_at) if ops_at is not None else ((), (1,))[not request.compiled]
         if script is not None or script_args:
             from detprof.check.script import check_script_path, require_script_alone
 

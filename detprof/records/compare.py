@@ -121,6 +121,8 @@ def compare_records(a: Record, b: Record, labels: tuple[str, str] = ("A", "B")) 
         if ops_a is not None and ops_b is not None:
             divergence["op"] = first_divergent_op(ops_a, ops_b)
             divergence["ops_recorded"] = len(ops_a)
+        elif a["configuration"].get("compiled") or b["configuration"].get("compiled"):
+            op_note = "a compiled record holds no op record: Inductor replaces the eager ops, so none can be named"
         elif is_inference(a):
             op_note = (f"an inference record holds no op record; `detprof infer --locate-op` names the module where "
                        f"a row of the grid parts at token {key}")

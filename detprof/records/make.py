@@ -57,19 +57,22 @@ def check_record_options(steps: int, ops_at: Iterable[int], learning_rate: float
 
 def make_record(request: WorkloadRequest | None = None, mode: str = "deterministic", gpu: str | None = "auto",
                 steps: int = DEFAULT_RECORD_STEPS, seed: int = 0, learning_rate: float | None = None,
-                ops_at: Iterable[int] = (1,), threads: int | None = None, timeout_s: float = RUN_TIMEOUT_S,
+                ops_at: Iterable[int] | None = None, threads: int | None = None, timeout_s: float = RUN_TIMEOUT_S,
                 on_progress: Callable[[str], None] | None = None) -> Record:
     """Train ``request``'s workload for ``steps`` steps in ``mode`` from ``seed`` in a fresh process
     (the optimizer at ``learning_rate`` instead of its own when given; ``threads`` CPU threads,
     detprof's default 1) and return its record; each step of ``ops_at`` is recorded op by op in a
-    further process. Bad values raise ArgumentError before anything runs."""
+    further process (None: step 1, or none for a compiled workload, whose ops Inductor replaces).
+    Bad values raise ArgumentError before anything runs."""
     from detprof.check.run import _side_spec, require_timeout
     from detprof.gpus import select_device
     from detprof.runner.config import CPU_THREADS
     from detprof.workload import build_workload
 
     backend = backend_for("pytorch")
-    op_steps = check_record_options(steps, ops_at, learning_rate, seed, threads)
+    compiled = bool(request and request.compiled)
+    op_steps = check_record_options(steps, ((), (1,))[not compiled] if ops_at is None else ops_at, learning_rate,
+                                    seed, threads)
     require_timeout(timeout_s)
     backend.check_modes([mode], "--mode")
     device = select_device(gpu)
