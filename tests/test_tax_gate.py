@@ -40,7 +40,8 @@ def test_inconclusive_counts_as_chosen_and_says_so() -> None:
 def test_no_interval_is_inconclusive() -> None:
     verdict = judge_document({"ratio": 1.02, "ratio_ci": None}, 100.0)
     assert verdict.outcome == INCONCLUSIVE and "no confidence interval" in verdict.sentence
-    assert judge_document({"ratio": None, "ratio_ci": [None, None]}, 2.0).outcome == INCONCLUSIVE
+    unmeasured = judge_document({"ratio": None, "ratio_ci": [None, None]}, 2.0)
+    assert unmeasured.outcome == INCONCLUSIVE and "no ratio was measured" in unmeasured.sentence
     assert judge_document({"ratio": 1.0, "ratio_ci": [0.99, 1.01]}, 2.0).as_dict()["ci"] == [0.99, 1.01]
 
 

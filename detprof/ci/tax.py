@@ -64,13 +64,14 @@ def judge_tax(ratio: float | None, ci: tuple[float | None, float | None] | list[
     module docstring); ``inconclusive`` says what an inconclusive outcome counts as."""
     require_limit(limit, inconclusive)
     low, high = (ci[0], ci[1]) if ci else (None, None)
-    shown = f"x{ratio:.3f}" if ratio is not None else "no ratio"
-    if low is None or high is None:
-        outcome, why = INCONCLUSIVE, f"{shown} has no confidence interval (too few pairs)"
-        interval = None
+    interval = None
+    if ratio is None:
+        outcome, why = INCONCLUSIVE, "no ratio was measured (every job of a mode failed)"
+    elif low is None or high is None:
+        outcome, why = INCONCLUSIVE, f"x{ratio:.3f} has no confidence interval (too few pairs)"
     else:
         interval = (float(low), float(high))
-        span = f"{shown} (95% CI {low:.3f}-{high:.3f})"
+        span = f"x{ratio:.3f} (95% CI {low:.3f}-{high:.3f})"
         if high <= limit:
             outcome, why = PASS, f"{span} is under the limit x{limit:g}"
         elif low > limit:
