@@ -406,3 +406,18 @@ def test_a_compiled_record_is_compared_and_said_to_hold_no_op_record() -> None:
     comparison = compare_records(a, b)
     assert comparison["verdict"] == "differ" and "Inductor replaces the eager ops" in comparison["op_note"]
     assert {"field": "compiled", "a": False, "b": True} in comparison["configuration_differences"]
+
+
+def test_records_of_your_code_in_two_folders_are_of_one_workload() -> None:
+    from detprof.records.format import identity
+
+    here, there = record("small-cnn"), record("small-cnn")
+    here["workload"] = {**here["workload"], "model_ref": "/home/me/project/models/net.py:build"}
+    there["workload"] = {**there["workload"], "model_ref": "checkout/models/net.py:build"}
+    assert identity(here) == identity(there)  # type: ignore[arg-type]
+    assert compare_records(here, there)["verdict"] == "equal"  # type: ignore[arg-type]
+    other = {**there, "workload": {**there["workload"], "model_ref": "checkout/models/net.py:build_wider"}}
+    with pytest.raises(RecordError, match="different workloads"):
+        compare_records(here, other)  # type: ignore[arg-type]
+    module = {**there, "workload": {**there["workload"], "model_ref": "mypackage.models:build"}}
+    assert identity(module)["model_ref"] == "mypackage.models:build"  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ import gzip
 import json
 import math
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, TypedDict
 
 import numpy as np
@@ -185,9 +185,25 @@ def _shape_problem(document: dict[str, Any]) -> str | None:
     return None
 
 
+# Workload fields that name the user's code by a path: compared by file name, so that a record made
+# in another folder (a CI runner's checkout, a moved repository) is of the same workload.
+PATH_FIELDS = ("model_ref", "workload_ref")
+DESCRIPTIVE_FIELDS = frozenset({"source"})  # a decoding's model in words, holding paths: not its identity
+
+
+def _by_file_name(reference: Any) -> Any:
+    """``path/to/net.py:build`` as ``net.py:build``; an importable module's reference as it is."""
+    if not isinstance(reference, str) or ":" not in reference:
+        return reference
+    module, function = reference.rsplit(":", 1)
+    return f"{PurePath(module).name}:{function}" if module.endswith(".py") else reference
+
+
 def identity(record: Record) -> dict[str, Any]:
-    """What a record is of: its framework and workload without the fields of how it ran (RUN_FIELDS)."""
-    workload = {k: v for k, v in record["workload"].items() if k not in RUN_FIELDS}
+    """What a record is of: its framework and workload without the fields of how it ran (RUN_FIELDS)
+    or of words (DESCRIPTIVE_FIELDS), the user's code named by its file's name (PATH_FIELDS)."""
+    workload = {k: _by_file_name(v) if k in PATH_FIELDS else v for k, v in record["workload"].items()
+                if k not in RUN_FIELDS | DESCRIPTIVE_FIELDS}
     return {"framework": record.get("framework", "pytorch"), **workload}
 
 
