@@ -148,6 +148,7 @@ class InferenceSpec:
     shared_prefix: tuple[int, ...] = ()  # token ids before every prompt of a settings whose prefix is not "none"
     # --locate-op across processes: (settings index, prompt, step) to re-decode with a probe, saving its rows
     record: tuple[int, int, int] | None = None
+    fingerprint: bool = False  # infer --record: read the environment fingerprint (nvidia-smi on a GPU) once decoded
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-able dict."""

@@ -71,7 +71,7 @@ def make_inference_record(arch: str | None = None, config: str | None = None, vo
     require(mode in INFERENCE_MODES, f"--mode {mode!r} is not accepted; use one of {', '.join(INFERENCE_MODES)}")
     prepared = prepare(arch, config, vocab, model, prompts or PromptChoice(), new_tokens, seed, threads, gpu,
                        timeout_s, extra_tokens=0)
-    spec = prepared.spec((REFERENCE,), mode=mode)
+    spec = prepared.spec((REFERENCE,), mode=mode, fingerprint=True)
     with tempfile.TemporaryDirectory(prefix="detprof-record-") as scratch:
         prepared.probe(Path(scratch, "probe"), timeout_s)
         if on_progress:

@@ -184,12 +184,13 @@ def decode_settings(raw: dict[str, Any], out_path: str) -> int:
         warned.close()
         if switches:
             switches = read_switches(compiled=compiling)  # after decoding: did they hold?
-        _write(out_path, {"outputs": outputs, "model": describe_model(base), "version": _versions(),
-                          "threads": spec.threads, "mode": spec.mode, "replaced_ops": replaced, "located": located,
-                          "switches": switches, "nondeterministic_ops": sorted(nondeterministic),
-                          "recorded": recorded,
-                          # what a record keeps of where it decoded (detprof.records), read after decoding
-                          "environment": environment_fingerprint(device, read_switches(compiled=compiling))})
+        result: InferenceRunResult = {
+            "outputs": outputs, "model": describe_model(base), "version": _versions(), "threads": spec.threads,
+            "mode": spec.mode, "replaced_ops": replaced, "located": located, "switches": switches,
+            "nondeterministic_ops": sorted(nondeterministic), "recorded": recorded}
+        if spec.fingerprint:  # what a record keeps of where it decoded (detprof.records), read after decoding
+            result["environment"] = environment_fingerprint(device, read_switches(compiled=compiling))
+        _write(out_path, result)
         return 0
     except torch.OutOfMemoryError as error:
         _write(out_path, {"error": f"out of memory: {error}"[:2000], "status": "oom"})
