@@ -72,6 +72,27 @@ class RecordError(ArgumentError):
     newer version. Its message is one line naming the file."""
 
 
+def detprof_version() -> str:
+    """This detprof's version, or "source" when it runs from a tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("detprof")
+    except PackageNotFoundError:
+        return "source"
+
+
+def new_record(**fields: Any) -> Record:
+    """A record of ``fields`` (a Record's own), stamped with the format, its version, the time it was
+    made (UTC) and this detprof's version."""
+    from datetime import UTC, datetime
+
+    stamped: Record = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                       "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "detprof": detprof_version()}
+    stamped.update(fields)  # type: ignore[typeddict-item]  # a Record's own fields, as the makers pass them
+    return stamped
+
+
 def require_writable(path: str | Path, option: str = "--out") -> None:
     """RecordError in one line, before anything runs, when a record could never be written to
     ``path``: a folder, or a path under a file."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,7 @@ from detprof.infer.compare import Decoding
 from detprof.infer.rows import REFERENCE
 from detprof.infer.run import PromptChoice, prepare, read_decodings, run_process
 from detprof.infer.spec import INFERENCE_MODES
-from detprof.records.format import FORMAT, FORMAT_VERSION, Record, array_sketch, sign_pattern
-from detprof.records.make import detprof_version
+from detprof.records.format import Record, array_sketch, new_record, sign_pattern
 
 LOGITS_SCHEME = "logits-blake2b"  # each prompt's float32 logits at a token, hashed by BLAKE2b (128 bits)
 INFERENCE_KIND = "inference"
@@ -86,10 +84,8 @@ def make_inference_record(arch: str | None = None, config: str | None = None, vo
                      "device_name": prepared.device_name, "threads": environment.get("threads", spec.threads),
                      "compiled": False, "ops_at": [], "settings": REFERENCE.label(),
                      "prompts": {**prepared.prompt_summary(), "ids_blake2b": ids}}
-    return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "detprof": detprof_version(),
-            "framework": "pytorch", "workload": {**prepared.workload(result["model"]), "kind": INFERENCE_KIND},
-            "configuration": configuration, "digest_scheme": LOGITS_SCHEME,
-            "parameters": [f"prompt {p}" for p in range(len(prepared.prompts))], "buffers": [], "initial": None,
-            "steps": decoding_steps(decoding), "ops": {}, "ulp_control": ulp_control(decoding),
-            "nondeterministic_ops": result.get("nondeterministic_ops") or [], "environment": environment}
+    return new_record(framework="pytorch", workload={**prepared.workload(result["model"]), "kind": INFERENCE_KIND},
+                      configuration=configuration, digest_scheme=LOGITS_SCHEME,
+                      parameters=[f"prompt {p}" for p in range(len(prepared.prompts))], buffers=[], initial=None,
+                      steps=decoding_steps(decoding), ops={}, ulp_control=ulp_control(decoding),
+                      nondeterministic_ops=result.get("nondeterministic_ops") or [], environment=environment)

@@ -13,28 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from detprof.backend import backend_for
 from detprof.check.limits import RUN_TIMEOUT_S
 from detprof.errors import require
-from detprof.records.format import FORMAT, FORMAT_VERSION, Record
+from detprof.records.format import Record, new_record
 from detprof.workload import WorkloadRequest
 
 DEFAULT_RECORD_STEPS = 3
 MAX_RECORD_STEPS = 1000  # a record keeps every step's digests: a golden file stays small
 DIGEST_SCHEME = "device"  # exact on every device (detprof.backends.torch.digests)
-
-
-def detprof_version() -> str:
-    """This detprof's version, or "source" when it runs from a tree that was never installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("detprof")
-    except PackageNotFoundError:
-        return "source"
 
 
 def check_record_options(steps: int, ops_at: Iterable[int], learning_rate: float | None, seed: int,
@@ -100,12 +89,11 @@ def make_record(request: WorkloadRequest | None = None, mode: str = "determinist
                      "learning_rate_given": learning_rate is not None, "device": device.kind,
                      "device_name": run["device"], "threads": run["threads"], "compiled": workload.compiled,
                      "ops_at": list(op_steps)}
-    return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "detprof": detprof_version(),
-            "framework": backend.name, "workload": workload.as_dict(), "configuration": configuration,
-            "digest_scheme": DIGEST_SCHEME, "parameters": run["parameters"], "buffers": run.get("buffers") or [],
-            "initial": run.get("initial"), "steps": run["steps"], "ops": ops, "ulp_control": run.get("ulp_control"),
-            "nondeterministic_ops": run.get("nondeterministic_ops") or [], "environment": run.get("environment") or {}}
+    return new_record(framework=backend.name, workload=workload.as_dict(), configuration=configuration,
+                      digest_scheme=DIGEST_SCHEME, parameters=run["parameters"], buffers=run.get("buffers") or [],
+                      initial=run.get("initial"), steps=run["steps"], ops=ops, ulp_control=run.get("ulp_control"),
+                      nondeterministic_ops=run.get("nondeterministic_ops") or [],
+                      environment=run.get("environment") or {})
 
 
 DEFAULT_SCRIPT_HASH_SEED = "0"  # PYTHONHASHSEED of a script's record when the environment fixes none
@@ -154,10 +142,8 @@ def make_script_record(script: str, arguments: Sequence[str] = (), steps: int = 
                      "device_name": device, "threads": run.get("threads"), "compiled": False,
                      "ops_at": sorted(int(k) for k in ops), "arguments": list(arguments), "pythonhashseed": seed,
                      "steps_asked": steps, "ended": run.get("ended")}
-    return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "detprof": detprof_version(),
-            "framework": backend.name, "workload": {"arch": Path(script).name, "script": Path(script).name},
-            "configuration": configuration, "digest_scheme": str(run.get("scheme") or DIGEST_SCHEME),
-            "parameters": run["parameters"], "buffers": run.get("buffers") or [], "initial": run.get("initial"),
-            "steps": run["steps"], "ops": ops, "ulp_control": run.get("ulp_control"), "nondeterministic_ops": [],
-            "environment": run.get("environment") or {}}
+    return new_record(framework=backend.name, workload={"arch": Path(script).name, "script": Path(script).name},
+                      configuration=configuration, digest_scheme=str(run.get("scheme") or DIGEST_SCHEME),
+                      parameters=run["parameters"], buffers=run.get("buffers") or [], initial=run.get("initial"),
+                      steps=run["steps"], ops=ops, ulp_control=run.get("ulp_control"), nondeterministic_ops=[],
+                      environment=run.get("environment") or {})
