@@ -18,6 +18,23 @@ from detprof.render.progress import progress_once_valid
 from detprof.workload import WorkloadRequest
 
 
+def stored_and_written(made: Any, target: str, db: str | None) -> Any:
+    """Store a record as a run (kind record), then write its file; the stored document. Stored first:
+    a file that cannot be written (a full disk) loses nothing the store has, and the error names the
+    run that kept it."""
+    from detprof.records.format import RecordError, write_record
+    from detprof.records.stored import record_document
+
+    document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
+    try:
+        write_record(made, target)
+    except RecordError as error:
+        stored = f"; it is stored as run {document['run_id']} (compare it as run:{document['run_id']})" \
+            if document.get("run_id") is not None else ""
+        raise RecordError(f"{error}{stored}") from None
+    return document
+
+
 def parse_ops_at(text: str) -> tuple[int, ...]:
     """``--ops-at``: step numbers separated by commas, or ``none``."""
     if text.strip().lower() == "none":
@@ -68,10 +85,9 @@ def record(
     """
     from detprof.check.record import check_verdict_store
     from detprof.records.compare import EXIT_CODES
-    from detprof.records.format import RecordError, require_writable, write_record
+    from detprof.records.format import require_writable
     from detprof.records.golden import against_golden, require_golden
     from detprof.records.make import check_record_options, make_record, make_script_record
-    from detprof.records.stored import record_document
 
     with user_errors():
         op_steps = parse_ops_at(ops_at) if ops_at is not None else ((), (1,))[not request.compiled]
@@ -98,14 +114,7 @@ def record(
             else:
                 made = make_record(request, mode or "deterministic", gpu, steps, seed, lr, op_steps, threads,
                                    timeout, on_progress=show)
-        # stored first: a file that cannot be written (a full disk) loses nothing the store has
-        document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
-        try:
-            write_record(made, target)
-        except RecordError as error:
-            stored = f"; it is stored as run {document['run_id']} (compare it as run:{document['run_id']})" \
-                if document.get("run_id") is not None else ""
-            raise RecordError(f"{error}{stored}") from None
+        document = stored_and_written(made, target, db)
         code = 0
         if golden:
             document["golden"] = against_golden(made, golden, refresh, known_golden)
@@ -144,17 +153,10 @@ def record_decoding(arch: str | None, config: str | None, vocab: int | None, mod
                     new_tokens: int | None, seed: int, threads: int | None, gpu: str, timeout: float, mode: str,
                     target: str, db: str | None, json_output: bool) -> NoReturn:
     """``infer --record FILE``: the reference decoding as a record, stored (kind record) and written."""
-    from detprof.records.format import RecordError, write_record
     from detprof.records.inference import make_inference_record
-    from detprof.records.stored import record_document
 
     with progress_once_valid("infer --record") as show:
         made = make_inference_record(arch, config, vocab, model, choice, 16 if new_tokens is None else new_tokens,
                                      seed, threads, gpu, timeout, mode, on_progress=show)
-    document = stored_verdict("record", record_document(made, target), db)  # type: ignore[type-var]
-    try:
-        write_record(made, target)
-    except RecordError as error:
-        raise RecordError(f"{error}; it is stored as run {document.get('run_id')}") from None
-    emit("record", document, json_output)
+    emit("record", stored_and_written(made, target, db), json_output)
     raise typer.Exit(0)
