@@ -74,7 +74,7 @@ def require_steps(steps: int) -> None:
     require(1 <= steps <= MAX_STEPS, f"--steps {steps} is not accepted; use 1 to {MAX_STEPS:,}")
 
 
-def _side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int | None, seed: int,
+def side_spec(workload: Workload, mode: str, device: DeviceChoice, threads: int | None, seed: int,
                steps: int, framework: str = "pytorch", **more: Any) -> CheckSideSpec:
     """What one check run is told: the workload, the mode and its toggles, device, threads (none on a
     GPU), seed, steps, and ``more`` (CheckSideSpec's other fields)."""
@@ -122,7 +122,7 @@ def run_check(request: WorkloadRequest | None = None, mode: str = "deterministic
     digest = "device" if any(dev.kind == "cuda" for dev in sides_devices) else "host"
     side_gates = [{GATE_BY_NAME[name].side_field: pair[side] for name, pair in settled.items()
                    if GATE_BY_NAME[name].side_field in GATE_FIELDS} for side in (0, 1)]
-    specs = [_side_spec(workload_of_side, mode, dev, t, seed, steps, framework, digest=digest,
+    specs = [side_spec(workload_of_side, mode, dev, t, seed, steps, framework, digest=digest,
                         inductor_fallback_random="compile" in settled, gates=gates_of_side)
              for workload_of_side, dev, t, gates_of_side in zip(side_workloads, sides_devices, side_threads,
                                                                  side_gates, strict=True)]
@@ -213,7 +213,7 @@ def run_batch_invariance(request: WorkloadRequest | None = None, mode: str = "de
     device = select_device(gpu)
     workload = build_workload(replace(request or WorkloadRequest(), batch_size=None), device, backend.name)
     side_threads = CPU_THREADS if threads is None else threads
-    spec = _side_spec(workload, mode, device, side_threads, seed, 0, backend.name, batch_sizes=tuple(batch_sizes),
+    spec = side_spec(workload, mode, device, side_threads, seed, 0, backend.name, batch_sizes=tuple(batch_sizes),
                       entry="batch_invariance")
     result = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)
     return {"document_version": DOCUMENT_VERSION, "workload": workload.as_dict(), "mode": mode,
@@ -267,7 +267,7 @@ def run_audit(request: WorkloadRequest | None = None, gpu: str | None = "auto", 
     workload = build_workload(request or WorkloadRequest(), device, backend.name)
     from detprof.kernels import diff_tables  # pandas and scipy: only once every value has been checked
     from detprof.runner.launcher import measure_overhead
-    spec = _side_spec(workload, "deterministic", device, CPU_THREADS, 0, steps, backend.name, entry="audit_step")
+    spec = side_spec(workload, "deterministic", device, CPU_THREADS, 0, steps, backend.name, entry="audit_step")
     if on_progress:
         on_progress(f"audit: {steps} step(s) in deterministic mode, then one profiled step per mode")
     audit = backend.run_check_side(spec, device.gpu.uuid if device.gpu else None, timeout_s)

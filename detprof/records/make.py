@@ -53,7 +53,7 @@ def make_record(request: WorkloadRequest | None = None, mode: str = "determinist
     detprof's default 1) and return its record; each step of ``ops_at`` is recorded op by op in a
     further process (None: step 1, or none for a compiled workload, whose ops Inductor replaces).
     Bad values raise ArgumentError before anything runs."""
-    from detprof.check.run import _side_spec, require_timeout
+    from detprof.check.run import side_spec, require_timeout
     from detprof.gpus import select_device
     from detprof.runner.config import CPU_THREADS
     from detprof.workload import build_workload
@@ -69,7 +69,7 @@ def make_record(request: WorkloadRequest | None = None, mode: str = "determinist
     require(not (op_steps and workload.compiled), "--ops-at records the eager ops of a step, which compiled "
                                                   "code replaces with Inductor's kernels; add --ops-at none or drop "
                                                   "--compile")
-    spec = _side_spec(workload, mode, device, threads or CPU_THREADS, seed, steps, backend.name,
+    spec = side_spec(workload, mode, device, threads or CPU_THREADS, seed, steps, backend.name,
                       digest=DIGEST_SCHEME, learning_rate=learning_rate, record=True,
                       inductor_fallback_random=workload.compiled)
     uuid = device.gpu.uuid if device.gpu else None
