@@ -53,7 +53,7 @@ def make_record(request: WorkloadRequest | None = None, mode: str = "determinist
     detprof's default 1) and return its record; each step of ``ops_at`` is recorded op by op in a
     further process (None: step 1, or none for a compiled workload, whose ops Inductor replaces).
     Bad values raise ArgumentError before anything runs."""
-    from detprof.check.run import side_spec, require_timeout
+    from detprof.check.run import require_timeout, side_spec
     from detprof.gpus import select_device
     from detprof.runner.config import CPU_THREADS
     from detprof.workload import build_workload
